@@ -27,20 +27,29 @@ class Sample:
     image_path2: Path | None = None
     prompts: Any = None
     meta: dict[str, Any] = field(default_factory=dict)
+    _decoded: dict[int, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     def load_image(self) -> np.ndarray:
-        from harness.imageio import read_rgb
-
-        if self.image_path is None:
-            raise ValueError(f"sample {self.sample_id} has no image")
-        return read_rgb(self.image_path)
+        """(H, W, 3) uint8 RGB; decoded once, so the runner can decode before timing the model."""
+        return self._load(0, self.image_path)
 
     def load_image2(self) -> np.ndarray:
+        return self._load(1, self.image_path2)
+
+    def preload(self) -> None:
+        """Decode the images now (the runner keeps decoding time out of model latency)."""
+        for slot, path in ((0, self.image_path), (1, self.image_path2)):
+            if path is not None:
+                self._load(slot, path)
+
+    def _load(self, slot: int, path: Path | None) -> np.ndarray:
         from harness.imageio import read_rgb
 
-        if self.image_path2 is None:
-            raise ValueError(f"sample {self.sample_id} has no second image")
-        return read_rgb(self.image_path2)
+        if path is None:
+            raise ValueError(f"sample {self.sample_id} has no image {slot + 1}")
+        if slot not in self._decoded:
+            self._decoded[slot] = read_rgb(path)
+        return self._decoded[slot]
 
 
 # --------------------------------------------------------------------------------------------- keypoints
