@@ -1,0 +1,18 @@
+"""Shared fixtures: an isolated cache for embedded datasets, so tests never touch the user's ~/.cache."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def bench_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cache per test session (per xdist worker), generated on first use like a user's would be."""
+    shared = os.environ.get("BENCH_TEST_CACHE")  # set to reuse generated datasets across sessions locally
+    path = Path(shared) if shared else tmp_path_factory.getbasetemp() / "bench-cache"
+    os.environ["BENCH_CACHE"] = str(path)
+    return path

@@ -1,0 +1,79 @@
+"""Gate and leaderboard on records shaped exactly like the ones `bench run` writes."""
+import pandas as pd
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from harness.cli import main
+from harness.gate import load_baselines, run_gate
+from harness.errors import DataError
+from harness.leaderboard import update_leaderboard
+from harness.reports import latest_records, write_report
+
+
+def record(model: str, ap: float, finished: str, limit=None) -> dict:
+    return {
+        "run_id": f"{finished}_{model}", "task": "keypoints",
+        "dataset": {"name": "coco-mini", "split": "val", "root": "/x", "fingerprint": "f", "size": 10},
+        "model": {"name": model, "fingerprint": "m", "checkpoint": None, "input_size": None, "parameters": 1},
+        "limit": limit, "samples": 10, "metrics": {"AP": ap, "MPJPE": 3.0}, "higher_is_better": {},
+        "per_class": {"PCK": {"nose": 0.5}}, "curves": {}, "settings": {"maxDets": 20},
+        "throughput": {"images_per_s": 100.0, "latency_p50_ms": 1.0},
+        "provenance": {"git_sha": "abc", "device": "cpu"}, "started_utc": finished, "finished_utc": finished,
+    }
+
+
+def write_baselines(path, entries):
+    path.write_text(yaml.safe_dump({"baselines": entries}))
+    return path
+
+
+BASE = {"task": "keypoints", "dataset": "coco-mini", "metric": "AP", "tolerance": 0.02, "direction": "higher"}
+
+
+def test_gate_uses_the_latest_run_and_names_each_regression(tmp_path):
+    reports = tmp_path / "reports"
+    write_report(reports / "r1", record("heatmap", 0.70, "2026-01-01T00:00:00Z"), [])
+    write_report(reports / "r2", record("heatmap", 0.60, "2026-01-02T00:00:00Z"), [])
+    write_report(reports / "r3", record("regression", 0.50, "2026-01-01T00:00:00Z"), [])
+    baselines = write_baselines(tmp_path / "b.yaml", [
+        {**BASE, "model": "heatmap", "expected": 0.70},
+        {**BASE, "model": "regression", "expected": 0.51},
+        {**BASE, "model": "regression", "metric": "MPJPE", "expected": 2.0, "direction": "lower", "tolerance": 0.5},
+        {**BASE, "model": "soft-argmax", "expected": 0.6},
+    ])
+    checks = run_gate(load_baselines(baselines), reports)
+    assert [c.passed for c in checks] == [False, True, False, False]
+    assert checks[0].actual == 0.60 and "no result found" in checks[3].describe()
+    result = CliRunner().invoke(main, ["gate", "--baselines", str(baselines), "--reports-dir", str(reports)])
+    assert result.exit_code == 1
+    assert "regression: keypoints/coco-mini/heatmap AP: 0.6000 vs expected 0.7000" in result.output
+    assert "3 of 4 checks failed" in result.output
+
+
+def test_limited_runs_are_only_compared_with_limited_baselines(tmp_path):
+    reports = tmp_path / "reports"
+    write_report(reports / "full", record("heatmap", 0.70, "2026-01-01T00:00:00Z"), [])
+    write_report(reports / "smoke", record("heatmap", 0.40, "2026-01-02T00:00:00Z", limit=8), [])
+    baselines = write_baselines(tmp_path / "b.yaml", [
+        {**BASE, "model": "heatmap", "expected": 0.70},
+        {**BASE, "model": "heatmap", "expected": 0.41, "limit": 8},
+    ])
+    assert all(check.passed for check in run_gate(load_baselines(baselines), reports))
+    assert len(latest_records(reports)) == 2
+
+
+def test_malformed_baselines_are_one_line_errors(tmp_path):
+    with pytest.raises(DataError, match=r"baselines\[0\]: missing tolerance"):
+        load_baselines(write_baselines(tmp_path / "b.yaml", [{k: v for k, v in {**BASE, "model": "m", "expected": 1}.items() if k != "tolerance"}]))
+    with pytest.raises(DataError, match="direction must be"):
+        load_baselines(write_baselines(tmp_path / "c.yaml", [{**BASE, "model": "m", "expected": 1, "direction": "up"}]))
+
+
+def test_leaderboard_keeps_one_row_per_model_and_dataset_sorted_by_headline(tmp_path):
+    for model, ap, when in (("a", 0.3, "1"), ("b", 0.6, "1"), ("a", 0.9, "2")):
+        update_leaderboard(tmp_path, "keypoints", record(model, ap, when), ("AP", "MPJPE"), "AP", True)
+    table = pd.read_csv(tmp_path / "keypoints.csv")
+    assert table["model"].tolist() == ["a", "b"] and table["AP"].tolist() == [0.9, 0.6]
+    html = (tmp_path / "keypoints.html").read_text()
+    assert html.index(">a<") < html.index(">b<") and "0.9000" in html
