@@ -276,12 +276,17 @@ def paired_people(sample: Any, prediction: Any) -> tuple[np.ndarray, np.ndarray,
     predicted = np.asarray(prediction.keypoints, dtype=np.float64)
     if gt.ndim != 3 or gt.shape[-1] < 3:
         raise DataError(f"item {item!r}: ground-truth keypoints must be (N, K, 3), got {gt.shape}")
+    keep = ~np.asarray(target.iscrowd, dtype=bool).reshape(-1) & (np.asarray(target.num_keypoints).reshape(-1) > 0)
+    if predicted.ndim == 3 and predicted.shape[0] == int(keep.sum()) != gt.shape[0]:
+        predicted_all = np.zeros((gt.shape[0], *predicted.shape[1:]))  # one prediction per scoreable person
+        predicted_all[keep] = predicted
+        predicted = predicted_all
     if predicted.ndim != 3 or predicted.shape[:2] != gt.shape[:2] or predicted.shape[-1] < 2:
         raise PredictionError(
             f"item {item!r}: predicted keypoints {predicted.shape} do not pair one-to-one with the "
-            f"ground-truth people {gt.shape[:2]} (prediction i is scored against person i)"
+            f"ground-truth people {gt.shape[:2]} (prediction i is scored against person i, or against the i-th "
+            "non-crowd person with labelled keypoints)"
         )
-    keep = ~np.asarray(target.iscrowd, dtype=bool).reshape(-1) & (np.asarray(target.num_keypoints).reshape(-1) > 0)
     labelled = gt[keep, :, 2] > 0
     coords = predicted[keep, :, :2]
     if not np.all(np.isfinite(coords[labelled])):
@@ -332,12 +337,13 @@ class PCKMetric(Metric):
         else:  # nothing seen yet
             per_joint, mean = np.empty(0), float("nan")
         names = _joint_names(per_joint.size, self.joint_names)
+        key = f"PCK@{self.alpha:g}"
         return MetricResult(
-            metrics={"PCK": mean},
-            per_class={"PCK": {name: float(v) for name, v in zip(names, per_joint)}},
+            metrics={key: mean},
+            per_class={key: {name: float(v) for name, v in zip(names, per_joint)}},
             settings={"alpha": self.alpha, "normaliser": "max(w, h) of the GT box", "comparison": "<",
                       "mean": "over joints of per-joint accuracy", "convention": "mmpose PCKAccuracy"},
-            higher_is_better={"PCK": True},
+            higher_is_better={key: True},
         )
 
 

@@ -22,8 +22,8 @@ class KeypointsTask(Task):
     def metrics(self, dataset: DatasetInfo) -> list[Metric]:
         return [
             METRICS.get("coco_keypoints")(categories=dataset.categories(), sigmas=dataset.sigmas),
-            METRICS.get("pck")(alpha=0.2, keypoint_names=dataset.keypoint_names),
-            METRICS.get("mpjpe")(keypoint_names=dataset.keypoint_names),
+            METRICS.get("pck")(alpha=0.2, joint_names=dataset.keypoint_names),
+            METRICS.get("mpjpe")(),
         ]
 
     def to_records(self, sample: Sample, prediction: KeypointsPrediction, dataset: DatasetInfo) -> list[dict[str, Any]]:

@@ -65,8 +65,20 @@ def test_pck_wrapper_uses_box_long_side_and_skips_crowds():
     metric = METRICS.get("pck")(alpha=0.1)
     metric.update([sample], [prediction(pred)])
     result = metric.compute()
-    assert result.per_class["PCK"] == {"0": 1.0, "1": 0.0}  # 9/100 < .1, 11/100 not
-    assert result.metrics["PCK"] == 0.5
+    assert result.per_class["PCK@0.1"] == {"0": 1.0, "1": 0.0}  # 9/100 < .1, 11/100 not
+    assert result.metrics["PCK@0.1"] == 0.5
+
+
+def test_predictions_for_the_prompted_people_pair_with_them_in_order():
+    gt = np.array([[[0.0, 0], [0, 0]], [[5.0, 5], [6, 6]], [[50.0, 50], [60, 60]]])
+    labelled = np.ones((3, 2), dtype=bool)
+    sample = keypoint_sample("im", gt, labelled, [[0, 0, 9, 9], [0, 0, 100, 100], [0, 0, 100, 100]],
+                             crowd=[True, False, False])
+    metric = METRICS.get("pck")(alpha=0.1)
+    metric.update([sample], [prediction(gt[1:] + 1.0)])  # one prediction per non-crowd person
+    assert metric.compute().metrics["PCK@0.1"] == 1.0
+    with pytest.raises(PredictionError, match="do not pair one-to-one"):
+        metric.update([sample], [prediction(gt[:1])])
 
 
 def test_pairing_errors_name_the_item():
@@ -281,6 +293,6 @@ def test_perfect_predictions(spec):
     pck_metric.update(samples, perfect)
     mpjpe_metric.update(samples, perfect)
     if mpjpe_metric.joints:
-        assert pck_metric.compute().metrics["PCK"] == 1.0
+        assert pck_metric.compute().metrics["PCK@0.05"] == 1.0
         assert mpjpe_metric.compute().metrics["MPJPE"] == 0.0
         assert mpjpe_metric.compute().metrics["PA-MPJPE"] == pytest.approx(0.0, abs=1e-9)
