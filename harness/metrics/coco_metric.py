@@ -64,16 +64,24 @@ class _CocoMetric(Metric):
         self.items.extend(batch)  # all or nothing: a bad item leaves the state untouched
 
     def _check(self, image_id: Any, prediction: Any) -> None:
+        """Shapes and finiteness, per image, so a bad prediction is named by its image rather than by its
+        position in the results list built later."""
         scores = np.asarray(prediction.scores, dtype=np.float64).reshape(-1)
-        count = len(scores)
         _finite(scores, image_id, "score")
-        if prediction.boxes is not None and len(prediction.boxes):
-            boxes = np.asarray(prediction.boxes, dtype=np.float64)
-            if boxes.shape != (count, 4):
-                raise PredictionError(f"image {image_id!r}: boxes have shape {boxes.shape}, expected ({count}, 4)")
-            _finite(boxes, image_id, "box")
-            if np.any(boxes[:, 2:] < 0):
-                raise PredictionError(f"image {image_id!r}: a box has a negative width or height")
+        labels = getattr(prediction, "labels", None)
+        if labels is not None and np.asarray(labels).reshape(-1).shape != scores.shape:
+            raise PredictionError(f"image {image_id!r}: {np.asarray(labels).size} labels for {len(scores)} scores")
+
+    @staticmethod
+    def _check_boxes(image_id: Any, boxes: Any, count: int) -> None:
+        boxes = np.asarray(boxes if boxes is not None else np.zeros((0, 4)), dtype=np.float64)
+        if count == 0 and boxes.size == 0:
+            return
+        if boxes.shape != (count, 4):
+            raise PredictionError(f"image {image_id!r}: boxes have shape {boxes.shape}, expected ({count}, 4)")
+        _finite(boxes, image_id, "box")
+        if np.any(boxes[:, 2:] < 0):
+            raise PredictionError(f"image {image_id!r}: a box has a negative width or height")
 
     # ----------------------------------------------------------------------------------------- compute
     def compute(self) -> MetricResult:
@@ -159,6 +167,10 @@ class CocoBoxMetric(_CocoMetric):
     name = "coco_bbox"
     iou_type = "bbox"
 
+    def _check(self, image_id: Any, prediction: DetectionPrediction) -> None:
+        super()._check(image_id, prediction)
+        self._check_boxes(image_id, prediction.boxes, len(np.asarray(prediction.scores).reshape(-1)))
+
     def _annotations(self, target: DetectionTarget, ids: list[Any]) -> list[dict[str, Any]]:
         return _detection_annotations(target, ids, with_masks=False)
 
@@ -230,6 +242,8 @@ class CocoKeypointsMetric(_CocoMetric):
         super()._check(image_id, prediction)
         keypoints = np.asarray(prediction.keypoints, dtype=np.float64)
         count = len(np.asarray(prediction.scores).reshape(-1))
+        if self.result_area == "bbox":
+            self._check_boxes(image_id, prediction.boxes, count)
         expected = len(self.sigmas) if self.sigmas is not None else 17
         if count and (keypoints.ndim != 3 or keypoints.shape[0] != count or keypoints.shape[1] != expected
                       or keypoints.shape[2] < 2):

@@ -166,3 +166,19 @@ def test_update_rejects_bad_items() -> None:
         boxes.update([Sample(sample_id=5, image_path=None, target=_detection_samples(_instances())[0].target)],
                      predictions[:1])
     assert metric.items == []
+
+
+@pytest.mark.parametrize("boxes, labels, message", [
+    ([[0, 0, np.inf, 5]], [1], "image 1: a box is NaN or infinite"),
+    ([[0, 0, -2, 5]], [1], "image 1: a box has a negative width or height"),
+    ([[0, 0, 2, 5, 1]], [1], r"image 1: boxes have shape \(1, 5\), expected \(1, 4\)"),
+    ([[0, 0, 2, 5]], [1, 2], "image 1: 2 labels for 1 scores"),
+])
+def test_box_metric_rejects_bad_boxes(boxes: list, labels: list, message: str) -> None:
+    target = DetectionTarget(image_id=1, width=10, height=10, boxes=np.zeros((0, 4)), labels=np.zeros(0, int),
+                             areas=np.zeros(0), iscrowd=np.zeros(0, bool))
+    prediction = DetectionPrediction(boxes=np.array(boxes, dtype=float), scores=np.array([0.5]),
+                                     labels=np.array(labels))
+    metric = METRICS.get("coco_bbox")(categories=[{"id": 1, "name": "thing"}])
+    with pytest.raises(PredictionError, match=message):
+        metric.update([Sample(sample_id=1, image_path=None, target=target)], [prediction])

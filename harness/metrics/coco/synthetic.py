@@ -126,10 +126,11 @@ def synthetic_boxes(
     return gt, results
 
 
-def _polygon_in_box(rng: np.random.Generator, box: np.ndarray, vertices: int = 10) -> list[float]:
+def _polygon_in_box(rng: np.random.Generator, box: np.ndarray, roughness: float, vertices: int = 12) -> list[float]:
+    """A roughly elliptical polygon filling the box; detections use a smoother one, so mask IoU follows box IoU."""
     x, y, w, h = box
-    angles = np.sort(rng.uniform(0, 2 * np.pi, vertices))
-    radius = rng.uniform(0.6, 1.0, vertices)
+    angles = np.linspace(0, 2 * np.pi, vertices, endpoint=False) + rng.uniform(0, 0.3)
+    radius = 1.0 - rng.uniform(0, roughness, vertices)
     px = x + w / 2 + np.cos(angles) * radius * w / 2
     py = y + h / 2 + np.sin(angles) * radius * h / 2
     return [float(v) for v in np.round(np.stack([px, py], axis=1).reshape(-1), 2)]
@@ -152,7 +153,7 @@ def synthetic_masks(
     sizes = {image["id"]: (image["height"], image["width"]) for image in gt["images"]}
     for ann in gt["annotations"]:
         h, w = sizes[ann["image_id"]]
-        polygon = _polygon_in_box(rng, np.array(ann["bbox"]))
+        polygon = _polygon_in_box(rng, np.array(ann["bbox"]), roughness=0.3)
         if ann["iscrowd"]:
             rle = mask_utils.merge(mask_utils.frPyObjects([polygon], h, w))
             mask = mask_utils.decode(rle)
@@ -168,7 +169,7 @@ def synthetic_masks(
     results = []
     for res in box_results:
         h, w = sizes[res["image_id"]]
-        polygon = _polygon_in_box(rng, np.array(res["bbox"]))
+        polygon = _polygon_in_box(rng, np.array(res["bbox"]), roughness=0.1)
         rle = mask_utils.merge(mask_utils.frPyObjects([polygon], h, w))
         rle["counts"] = rle["counts"].decode("ascii")
         out = {"image_id": res["image_id"], "category_id": res["category_id"], "segmentation": rle, "score": res["score"]}
@@ -228,7 +229,7 @@ def synthetic_keypoints(
         dets = []
         for box, truth in poses:
             for _ in range(int(rng.choice([0, 1, 1, 2]))):
-                scale = rng.choice([0.02, 0.05, 0.1]) * max(box[2], box[3])
+                scale = rng.choice([0.005, 0.02, 0.05]) * np.sqrt(box[2] * box[3])
                 dets.append(truth + rng.normal(0, scale, truth.shape))
         while len(dets) < dets_per_image and rng.random() < 0.8:
             box = _random_boxes(rng, 1, width, height)[0]

@@ -6,6 +6,11 @@ Rules carried over from ``COCO.loadRes`` / ``COCOeval._prepare`` (facts, not cod
 - results: the branch is chosen by the *first* result.  If it has a non-empty ``bbox``, every result's area is
   w*h of its box; else if it has a ``segmentation``, the area is the mask area (and a missing box is the mask's
   bounding box); else the area and box are the extent of the keypoints.  Result ids are 1..N in list order.
+
+Deliberately stricter than pycocotools (it would produce a number, but not a meaningful one): results for
+unknown images or categories, non-finite numbers, negative box sizes, mask sizes that differ from the image,
+duplicate ids and segm results without a ``segmentation`` (pycocotools would score their box as a polygon) are
+errors.  A missing ``iscrowd`` means 0 (pycocotools would raise a KeyError).
 """
 from __future__ import annotations
 
@@ -82,10 +87,10 @@ def load_ground_truth(
 
     ann_images = v.column(annotations, "image_id", where, DataError, path)
     image = image_index.lookup(ann_images)
-    _known(image, ann_images, "image_id", "is not in 'images'", where, path)
+    v.check_known(image, ann_images, "image_id", where, DataError, path, "is not in 'images'")
     ann_categories = v.column(annotations, "category_id", where, DataError, path)
     category = category_index.lookup(ann_categories)
-    _known(category, ann_categories, "category_id", "is not in 'categories'", where, path)
+    v.check_known(category, ann_categories, "category_id", where, DataError, path, "is not in 'categories'")
 
     area = v.numbers(v.column(annotations, "area", where, DataError, path), "area", where, DataError, path)
     crowd_raw = v.optional_column(annotations, "iscrowd", 0)
@@ -137,13 +142,6 @@ def _image_sizes(images: Sequence[Any], path) -> np.ndarray:
     heights = v.numbers(v.column(images, "height", where, DataError, path), "height", where, DataError, path)
     widths = v.numbers(v.column(images, "width", where, DataError, path), "width", where, DataError, path)
     return np.stack([heights, widths], axis=1).reshape(-1, 2)
-
-
-def _known(index: np.ndarray, values: Sequence[Any], key: str, text: str, where, path) -> None:
-    unknown = index < 0
-    if unknown.any():
-        i = int(np.flatnonzero(unknown)[0])
-        raise DataError(f"{where(i)}: {key} {values[i]!r} {text}", path)
 
 
 def _area_branch(first: Any) -> str:

@@ -172,24 +172,11 @@ class IdIndex:
         return out
 
 
-def check_known(index: np.ndarray, values: Sequence[Any], key: str, where: Where, error: ErrorType, path) -> None:
+def check_known(
+    index: np.ndarray, values: Sequence[Any], key: str, where: Where, error: ErrorType, path,
+    text: str = "is not in the ground truth",
+) -> None:
     unknown = index < 0
     if unknown.any():
         i = int(np.flatnonzero(unknown)[0])
-        raise error(f"{where(i)}: {key} {_short(values[i])} is not in the ground truth", path)
-
-
-__all__ = [
-    "DataError",
-    "IdIndex",
-    "PredictionError",
-    "annotation_where",
-    "check_known",
-    "check_nonnegative_size",
-    "column",
-    "numbers",
-    "optional_column",
-    "require_list",
-    "result_where",
-    "unique_ids",
-]
+        raise error(f"{where(i)}: {key} {_short(values[i])} {text}", path)
