@@ -67,7 +67,7 @@ def faster_coco_eval(
 def xtcocotools_available() -> bool:
     try:
         import xtcocotools.cocoeval  # noqa: F401
-    except ImportError:
+    except Exception:  # not installed, or a binary wheel built against another numpy
         return False
     return True
 

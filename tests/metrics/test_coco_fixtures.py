@@ -156,3 +156,12 @@ def test_keypoints_fixture_matches_references(person_keypoints: dict, seed: int,
 def test_keypoints_fixture_has_unlabelled_people(person_keypoints: dict) -> None:
     """The fixture exercises the num_keypoints == 0 rule (those people are ignored)."""
     assert sum(a["num_keypoints"] == 0 for a in person_keypoints["annotations"]) == 2
+
+
+def test_inputs_are_not_modified(instances: dict) -> None:
+    """pycocotools writes into the dicts it is given (ids, areas, RLEs); ours only reads them."""
+    results = _results("segm")
+    before = json.dumps([instances, results], sort_keys=True)
+    evaluate_coco(instances, results, "segm")
+    evaluate_coco(instances, _results("bbox"), "bbox")
+    assert json.dumps([instances, results], sort_keys=True) == before
