@@ -96,12 +96,13 @@ class _CocoMetric(Metric):
         use_given_ids = all(t.ann_ids is not None and len(t.ann_ids) == len(t.boxes) for t, _ in self.items)
         next_id = 1
         for target, prediction in self.items:
-            images.append({"id": target.image_id, "width": int(target.width), "height": int(target.height)})
+            image_id = _plain(target.image_id)
+            images.append({"id": image_id, "width": int(target.width), "height": int(target.height)})
             count = len(target.boxes)
             ids = [_plain(i) for i in target.ann_ids] if use_given_ids else list(range(next_id, next_id + count))
             next_id += count
             annotations.extend(self._annotations(target, ids))
-            results.extend(self._results(target.image_id, prediction))
+            results.extend(self._results(image_id, prediction))
         return {"images": images, "annotations": annotations, "categories": list(self.categories)}, results
 
     def _eval_kwargs(self) -> dict[str, Any]:
@@ -152,7 +153,7 @@ def _detection_annotations(target: DetectionTarget, ids: list[Any], with_masks: 
         raise DataError(f"image {target.image_id!r}: mask evaluation needs one segmentation per object")
     out = []
     for i, (ann_id, box, label, area, is_crowd) in enumerate(zip(ids, boxes, labels, areas, crowd)):
-        ann = {"id": ann_id, "image_id": target.image_id, "category_id": label, "bbox": box, "area": area,
+        ann = {"id": ann_id, "image_id": _plain(target.image_id), "category_id": label, "bbox": box, "area": area,
                "iscrowd": is_crowd}
         if with_masks:
             ann["segmentation"] = target.masks[i]
@@ -266,7 +267,7 @@ class CocoKeypointsMetric(_CocoMetric):
         crowd = np.asarray(target.iscrowd).astype(int).tolist()
         labelled = np.asarray(target.num_keypoints).astype(int).tolist()
         return [
-            {"id": i, "image_id": target.image_id, "category_id": category_id, "bbox": b, "area": a,
+            {"id": i, "image_id": _plain(target.image_id), "category_id": category_id, "bbox": b, "area": a,
              "iscrowd": c, "keypoints": k, "num_keypoints": n}
             for i, b, a, c, k, n in zip(ids, boxes, areas, crowd, keypoints, labelled)
         ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 from typing import Any, Callable
 
+import numpy as np
 import pytest
 
 from harness.errors import DataError, PredictionError
@@ -192,3 +193,15 @@ def test_bad_settings() -> None:
         evaluate_coco(_gt(), _keypoint_results(), "keypoints", sigmas=[0.1, -1])
     with pytest.raises(ValueError, match="use_cats=False"):
         evaluate_coco(_gt(), _keypoint_results(), "keypoints", use_cats=False)
+
+
+def test_boolean_iscrowd_reads_as_integer() -> None:
+    gt = _gt()
+    gt["annotations"][1]["iscrowd"] = 1
+    as_int = evaluate_coco(copy.deepcopy(gt), _results(), "bbox")
+    for ann in gt["annotations"]:
+        ann["iscrowd"] = bool(ann["iscrowd"])
+    as_bool = evaluate_coco(gt, _results(), "bbox")
+    assert as_bool.metrics == as_int.metrics
+    assert np.isnan(as_bool.per_category["AP"]["car"])  # the crowd flag counted: no scoreable car is left
+    assert evaluate_coco(_gt(), _results(), "bbox").per_category["AP"]["car"] > 0.99

@@ -182,3 +182,27 @@ def test_box_metric_rejects_bad_boxes(boxes: list, labels: list, message: str) -
     metric = METRICS.get("coco_bbox")(categories=[{"id": 1, "name": "thing"}])
     with pytest.raises(PredictionError, match=message):
         metric.update([Sample(sample_id=1, image_path=None, target=target)], [prediction])
+
+
+def test_keypoints_task_metric_on_the_dataset_reader() -> None:
+    """End to end with the harness's own reader and the metric list the keypoints task builds."""
+    from harness.datasets.coco_keypoints import CocoKeypoints
+    from harness.tasks import TASKS
+
+    folder = DATA / "coco-keypoints"
+    dataset = CocoKeypoints(folder / "test_coco.json", folder)
+    metric = TASKS.get("keypoints")().metrics(dataset.info)[0]
+    assert metric.name == "coco_keypoints"
+    samples = list(dataset)
+    predictions = []
+    for sample in samples:
+        keep = ~sample.target.iscrowd & (sample.target.num_keypoints > 0)
+        predictions.append(KeypointsPrediction(keypoints=sample.target.keypoints[keep],
+                                               scores=np.linspace(1, 0.5, int(keep.sum())),
+                                               boxes=sample.target.boxes[keep]))
+    metric.update(samples, predictions)
+    result = metric.compute()
+    assert abs(result.metrics["AP"] - 1) < 1e-12 and result.metrics["AR"] == 1.0
+    gt, results = metric.coco_dicts()
+    np.testing.assert_allclose(list(result.metrics.values()), pycocotools_eval(gt, results, "keypoints").stats,
+                               atol=1e-12, rtol=0)
