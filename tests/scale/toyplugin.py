@@ -214,3 +214,19 @@ class ToyHungry(ToyLinear):
         hungry = _HungryLinear(4, 3, bias=False)
         hungry.load_state_dict(self.module.state_dict())
         self.module = hungry
+
+
+@ADAPTERS.register("toy-rank1-fails")
+class ToyRankOneFails(ToyLinear):
+    """Fails with a user error on rank 1 only: the other ranks must not wait for it forever."""
+
+    runs_by_default = False
+
+    def predict(self, samples):
+        import os
+
+        from harness.errors import PredictionError
+
+        if os.environ.get("RANK") == "1":
+            raise PredictionError(f"bad prediction for sample {samples[0].sample_id}")
+        return super().predict(samples)
