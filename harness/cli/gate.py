@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from harness.cli import main
+from harness.cli.output import wide_console
 
 
 @main.command("gate")
@@ -46,15 +47,6 @@ def gate_command(baselines: Path, reports_dir: Path, update: bool) -> None:
     if failures:
         raise GateFailure(f"{len(failures)} of {len(checks)} checks failed")
     console().print(f"[green]all {len(checks)} checks passed[/green]")
-
-
-def wide_console():
-    """The shared console on a terminal; a 200-column one in CI logs, where 80 columns would wrap the table."""
-    from rich.console import Console
-
-    from harness.console import console
-
-    return console() if console().is_terminal else Console(width=200)
 
 
 def _update(baselines: Path, reports_dir: Path) -> None:
