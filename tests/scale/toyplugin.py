@@ -230,3 +230,16 @@ class ToyRankOneFails(ToyLinear):
         if os.environ.get("RANK") == "1":
             raise PredictionError(f"bad prediction for sample {samples[0].sample_id}")
         return super().predict(samples)
+
+
+@ADAPTERS.register("toy-noisy")
+class ToyNoisy(ToyLinear):
+    """Same layer with perturbed weights: a second, worse model for leaderboards."""
+
+    runs_by_default = False
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        noise = np.random.default_rng(11).normal(0.0, 1.5, CENTERS.shape)
+        with torch.no_grad():
+            self.module.weight.add_(torch.tensor(noise, dtype=torch.float32))
