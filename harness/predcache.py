@@ -1,6 +1,6 @@
 """Per-sample prediction cache, so re-scoring or resuming a run never calls the model twice for one image.
 
-Layout: ``<root>/<adapter fingerprint>/<dataset fingerprint>-<device kind>/chunk-<hash>.npz``.  The adapter
+Layout: ``<root>/<adapter fingerprint>/<dataset fingerprint>-<device kind>/chunk-<hash>.pred``.  The adapter
 fingerprint covers name, options and a hash of the weights; the dataset fingerprint covers the ground truth; the
 device kind (``cpu``/``cuda``) keeps GPU and CPU numbers apart.  Each model call becomes one chunk file, named by
 a hash of the sample ids it holds, written to a temporary name and renamed into place: a killed run leaves whole
@@ -51,7 +51,7 @@ class PredictionCache:
         self.hits = 0
         self.writes = 0
         if self.directory.is_dir():
-            for path in sorted(self.directory.glob("chunk-*.npz")):
+            for path in sorted(self.directory.glob("chunk-*.pred")):
                 self._index(path)
 
     def _index(self, path: Path) -> None:
@@ -103,8 +103,8 @@ class PredictionCache:
         header = {"version": FORMAT_VERSION, "ids": ids, "seconds": float(seconds), "batch_size": len(ids)}
         payload = safecodec.dumps(header, list(predictions))
         self.directory.mkdir(parents=True, exist_ok=True)
-        path = self.directory / f"chunk-{name}.npz"
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=self.directory)
+        path = self.directory / f"chunk-{name}.pred"
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pred", dir=self.directory)
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(payload)

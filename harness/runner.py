@@ -9,6 +9,7 @@ into fresh metrics and scores them.  A single process is simply one shard.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -17,6 +18,7 @@ from harness.datasets.base import Dataset
 from harness.errors import BenchError
 from harness.metrics.base import Metric, MetricResult
 from harness.predcache import MISSING, PredictionCache
+from harness.safecodec import CodecError
 from harness.tasks.base import Task
 from harness.throughput import LatencyRecorder
 
@@ -114,7 +116,11 @@ def run_shard(
                     f"model {adapter.name!r} returned {len(fresh)} predictions for a batch of {len(todo)}"
                 )
             if cache is not None:
-                cache.put([sample.sample_id for sample in todo], fresh, recorder.batch_seconds[-1])
+                try:
+                    cache.put([sample.sample_id for sample in todo], fresh, recorder.batch_seconds[-1])
+                except CodecError as exc:  # e.g. a prediction type nobody registered: run on, uncached
+                    warnings.warn(f"prediction cache disabled for {adapter.name!r}: {exc}", stacklevel=2)
+                    cache = None
             for slot, prediction in zip(missing, fresh):
                 predictions[slot] = prediction
             predicted += len(todo)

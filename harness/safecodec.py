@@ -1,22 +1,24 @@
 """Predictions to disk and back without pickle: a JSON tree that names whitelisted dataclasses, plus raw arrays.
 
 Unpickling a cache file would run whatever code its author put there, and cache folders get copied between
-machines.  This codec can only ever rebuild plain JSON values, numpy arrays of non-object dtype (stored as
-``.npz`` members and read with ``allow_pickle=False``), ``bytes`` (RLE counts) and instances of dataclasses that
-were registered here by name.  Every dataclass in ``harness.structures`` is registered; a task with its own
-prediction type registers it with ``@register_prediction_type``.
+machines.  This codec can only ever rebuild plain JSON values, numpy arrays of plain dtypes (raw bytes plus
+dtype and shape; object and record dtypes are refused both ways), ``bytes`` (RLE counts) and instances of
+dataclasses registered here by name; no pickle is involved anywhere.  Every dataclass in ``harness.structures``
+is registered; a task with its own prediction type registers it with ``@register_prediction_type``.
 """
 from __future__ import annotations
 
 import base64
 import dataclasses
-import io
 import json
-from typing import Any, Callable, TypeVar
+import struct
+import zlib
+from typing import Any, BinaryIO, Callable, TypeVar
 
 import numpy as np
 
 T = TypeVar("T")
+_ALLOWED_KINDS = set("biufcmMSU")  # numbers, bools, times, fixed-width strings: never objects or records
 _TYPES: dict[str, type] = {}
 _ARRAY, _BYTES, _DATACLASS, _TUPLE, _DICT = "__array__", "__bytes__", "__dataclass__", "__tuple__", "__dict__"
 
@@ -57,8 +59,8 @@ def encode(value: Any, arrays: list[np.ndarray]) -> Any:
     if isinstance(value, np.generic):
         return encode(value.item(), arrays)
     if isinstance(value, np.ndarray):
-        if value.dtype.hasobject:
-            raise CodecError("arrays of Python objects cannot be stored; use a numeric dtype or a list")
+        if value.dtype.kind not in _ALLOWED_KINDS or value.dtype.fields is not None:
+            raise CodecError(f"arrays of dtype {value.dtype} (objects, records) cannot be stored; use a numeric dtype")
         arrays.append(np.ascontiguousarray(value))
         return {_ARRAY: len(arrays) - 1}
     if isinstance(value, (bytes, bytearray)):
@@ -104,27 +106,78 @@ def decode(tree: Any, arrays: Callable[[int], np.ndarray]) -> Any:
     raise CodecError("malformed entry in stored predictions")
 
 
-def dumps(header: dict[str, Any], values: list[Any]) -> bytes:
-    """One ``.npz`` holding ``header`` (JSON) and ``values`` (any encodable objects)."""
+MAGIC = b"BENCHPRED1\n"
+
+
+def dumps(header: dict[str, Any], values: list[Any], level: int = 1) -> bytes:
+    """``header`` and ``values`` as one blob: magic, JSON length, JSON, zlib-compressed concatenated array bytes.
+
+    One compressed buffer instead of one archive member per array keeps a chunk of a few hundred small arrays
+    cheap to write and read; zlib level 1 shrinks label maps several-fold at little cost.
+    """
     arrays: list[np.ndarray] = []
     trees = [encode(value, arrays) for value in values]
-    meta = json.dumps({"header": header, "values": trees}, allow_nan=True).encode("utf-8")
-    members = {"meta": np.frombuffer(meta, dtype=np.uint8)}
-    members.update({f"a{index}": array for index, array in enumerate(arrays)})
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, **members)
-    return buffer.getvalue()
+    layout, offset = [], 0
+    for array in arrays:
+        layout.append({"dtype": array.dtype.str, "shape": list(array.shape), "offset": offset})
+        offset += array.nbytes
+    meta = json.dumps({"header": header, "values": trees, "arrays": layout}, allow_nan=True).encode("utf-8")
+    payload = zlib.compress(b"".join(array.tobytes() for array in arrays), level)
+    return MAGIC + struct.pack("<Q", len(meta)) + meta + payload
+
+
+def _read_meta(handle: BinaryIO) -> dict[str, Any]:
+    if handle.read(len(MAGIC)) != MAGIC:
+        raise CodecError("not a bench prediction file")
+    (length,) = struct.unpack("<Q", handle.read(8))
+    raw = handle.read(length)
+    if len(raw) != length:
+        raise CodecError("truncated prediction file")
+    return json.loads(raw.decode("utf-8"))
+
+
+def _open(source: Any) -> BinaryIO:
+    return source if hasattr(source, "read") else open(source, "rb")
 
 
 def read_header(source: Any) -> dict[str, Any]:
-    """Only the header of a file written by ``dumps`` (cheap: the arrays stay on disk)."""
-    with np.load(source, allow_pickle=False) as archive:
-        return json.loads(archive["meta"].tobytes().decode("utf-8"))["header"]
+    """Only the header of a file written by ``dumps`` (cheap: the arrays are not read)."""
+    handle = _open(source)
+    try:
+        return _read_meta(handle)["header"]
+    finally:
+        if handle is not source:
+            handle.close()
 
 
 def loads(source: Any) -> tuple[dict[str, Any], list[Any]]:
     """Header and values of a file written by ``dumps``; ``source`` is a path or a binary file object."""
-    with np.load(source, allow_pickle=False) as archive:
-        meta = json.loads(archive["meta"].tobytes().decode("utf-8"))
-        values = [decode(tree, lambda i: archive[f"a{i}"]) for tree in meta["values"]]
+    handle = _open(source)
+    try:
+        meta = _read_meta(handle)
+        try:
+            payload = zlib.decompress(handle.read())
+        except zlib.error as exc:
+            raise CodecError(f"damaged array data ({exc})") from None
+    finally:
+        if handle is not source:
+            handle.close()
+    arrays = [_array(entry, payload) for entry in meta["arrays"]]
+    values = [decode(tree, lambda i: arrays[i]) for tree in meta["values"]]
     return meta["header"], values
+
+
+def _array(entry: dict[str, Any], payload: bytes) -> np.ndarray:
+    try:
+        dtype = np.dtype(str(entry["dtype"]))
+    except TypeError:
+        raise CodecError(f"unknown dtype {entry['dtype']!r}") from None
+    if dtype.kind not in _ALLOWED_KINDS or dtype.fields is not None:
+        raise CodecError(f"refusing stored dtype {entry['dtype']!r}")
+    shape = tuple(int(n) for n in entry["shape"])
+    count = int(np.prod(shape, dtype=np.int64))
+    start = int(entry["offset"])
+    end = start + count * dtype.itemsize
+    if start < 0 or end > len(payload):
+        raise CodecError("array data out of range")
+    return np.frombuffer(payload, dtype=dtype, count=count, offset=start).reshape(shape).copy()

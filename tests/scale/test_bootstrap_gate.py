@@ -99,3 +99,24 @@ def test_a_drop_inside_the_confidence_interval_is_not_a_regression(tmp_path):
     assert not Check(baseline, 0.77, "r").passed
     assert Check(baseline, 0.77, "r", confidence=(0.70, 0.84)).passed  # half-width 0.07 > drop 0.03
     assert not Check(baseline, 0.72, "r", confidence=(0.70, 0.84)).passed
+
+
+def test_a_slow_metric_gets_fewer_resamples_within_the_budget():
+    import time
+
+    class Slow(toyplugin.ToyAccuracy):
+        name = "slow"
+
+        def compute(self):
+            time.sleep(0.01)
+            return super().compute()
+
+    rng = np.random.default_rng(0)
+    metric = Slow()
+    metric.update([toyplugin.Sample(sample_id=i, image_path=None, target=toyplugin.ToyTarget(int(l)))
+                   for i, l in enumerate(rng.integers(0, 3, 30))],
+                  [toyplugin.ToyPrediction(s) for s in rng.dirichlet([1, 1, 1], 30)])
+    intervals, settings_ = confidence_intervals([metric], 30, 500, seed=0, budget_seconds=0.25)
+    assert 20 <= settings_["resamples_used"]["slow"] <= 25 and "accuracy" in intervals  # >= 10 ms per compute
+    full, _ = confidence_intervals([filled_accuracy([0, 1], [[1, 0, 0], [0, 1, 0]])], 2, 50, seed=0)
+    assert set(full) == {"accuracy", "brier"}

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import io
 import json
-import zipfile
+import struct
+import zlib
 from dataclasses import replace
 
 import numpy as np
@@ -75,30 +76,31 @@ def test_codec_refuses_unregistered_types_and_object_arrays():
         safecodec.dumps({}, [Secret()])
     with pytest.raises(safecodec.CodecError, match="objects"):
         safecodec.dumps({}, [np.array([{}], dtype=object)])
-    forged = json.dumps({"header": {}, "values": [{"__dataclass__": "os._wrap_close", "fields": {}}]}).encode()
-    buffer = io.BytesIO()
-    np.savez(buffer, meta=np.frombuffer(forged, np.uint8))
-    buffer.seek(0)
+    with pytest.raises(safecodec.CodecError, match="records"):
+        safecodec.dumps({}, [np.zeros(2, dtype=[("a", "i4"), ("b", "O")])])
+    forged = json.dumps({"header": {}, "values": [{"__dataclass__": "os._wrap_close", "fields": {}}], "arrays": []}).encode()
+    blob = safecodec.MAGIC + struct.pack("<Q", len(forged)) + forged + zlib.compress(b"")
     with pytest.raises(safecodec.CodecError, match="not a registered prediction type"):
-        safecodec.loads(buffer)
+        safecodec.loads(io.BytesIO(blob))
+    with pytest.raises(safecodec.CodecError, match="not a bench prediction file"):
+        safecodec.loads(io.BytesIO(b"\x80\x04pickle"))
 
 
-def test_a_pickled_payload_in_the_cache_is_never_loaded(tmp_path):
+def test_a_forged_object_array_in_the_cache_is_refused_and_recomputed(tmp_path):
     cache = PredictionCache(tmp_path, "model", "data", "cpu")
     chunk = cache.put([1, 2], [toyplugin.ToyPrediction(np.ones(3)), toyplugin.ToyPrediction(np.zeros(3))], 0.01)
-    # Replace the array member with a pickled object array: np.load(allow_pickle=False) must refuse it.
-    with zipfile.ZipFile(chunk) as archive:
-        members = {name: archive.read(name) for name in archive.namelist()}
-    payload = io.BytesIO()
-    np.save(payload, np.array([object()], dtype=object), allow_pickle=True)
-    members["a0.npy"] = payload.getvalue()
-    with zipfile.ZipFile(chunk, "w") as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
+    blob = chunk.read_bytes()
+    forged = blob.replace(b'"dtype": "<f8"', b'"dtype": "|O8"', 1)
+    assert forged != blob
+    chunk.write_bytes(forged)
     fresh = PredictionCache(tmp_path, "model", "data", "cpu")
-    with pytest.warns(UserWarning, match="unreadable prediction cache chunk.*allow_pickle=False"):
+    assert fresh.chunk_of(1) == chunk  # the header is fine; the arrays are what is refused
+    with pytest.warns(UserWarning, match="unreadable prediction cache chunk.*refusing stored dtype"):
         assert fresh.get(1, MISSING) is MISSING
     assert fresh.get(2, MISSING) is MISSING  # the whole chunk is dropped, so it is recomputed
+    chunk.write_bytes(blob[:-5])  # truncated
+    with pytest.warns(UserWarning, match="damaged array data"):
+        assert PredictionCache(tmp_path, "model", "data", "cpu").get(1, MISSING) is MISSING
 
 
 def test_int_and_str_ids_do_not_collide(tmp_path):
@@ -151,3 +153,19 @@ def read_predictions(record):
     from pathlib import Path
 
     return json.loads((Path(record["run_dir"]) / "predictions.json").read_text())
+
+
+def test_an_unregistered_prediction_type_runs_uncached_with_a_warning(tmp_path, calls, monkeypatch):
+    from dataclasses import dataclass
+
+    @dataclass
+    class Unregistered:
+        scores: np.ndarray
+
+    original = toyplugin.ToyLinear.predict
+    monkeypatch.setattr(toyplugin.ToyLinear, "predict",
+                        lambda self, samples: [Unregistered(p.scores) for p in original(self, samples)])
+    with pytest.warns(UserWarning, match="prediction cache disabled for 'toy-linear': .*Unregistered is not a registered"):
+        record = run_models(toy_config(tmp_path, limit=20))[0]
+    assert record["samples"] == 20 and sum(calls) == 20
+    assert not list((tmp_path / "cache").rglob("chunk-*"))
