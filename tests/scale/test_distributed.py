@@ -42,10 +42,12 @@ def only_record(reports: Path) -> tuple[dict, list]:
 
 
 def test_two_processes_score_exactly_like_one(tmp_path):
-    common = ["run", "--task", "toy", "--limit", "45", "--batch-size", "8", "--bootstrap", "50", "--no-cache"]
-    done = torchrun(tmp_path, *common, "--reports-dir", str(tmp_path / "two"), "--leaderboards-dir", str(tmp_path / "lb2"))
+    common = ["run", "--task", "toy", "--limit", "45", "--batch-size", "8", "--bootstrap", "50"]
+    cache = ["--cache-dir", str(tmp_path / "cache")]
+    done = torchrun(tmp_path, *common, *cache, "--reports-dir", str(tmp_path / "two"), "--leaderboards-dir", str(tmp_path / "lb2"))
     assert done.returncode == 0, done.stderr[-3000:]
-    single = CliRunner().invoke(main, [*common, "--reports-dir", str(tmp_path / "one"), "--leaderboards-dir", str(tmp_path / "lb1")])
+    single = CliRunner().invoke(main, [*common, "--no-cache", "--reports-dir", str(tmp_path / "one"),
+                                       "--leaderboards-dir", str(tmp_path / "lb1")])
     assert single.exit_code == 0, single.output
     two, two_predictions = only_record(tmp_path / "two")
     one, one_predictions = only_record(tmp_path / "one")
@@ -56,6 +58,15 @@ def test_two_processes_score_exactly_like_one(tmp_path):
     assert two["throughput"]["predicted_samples"] == 45
     assert two["provenance"]["world_size"] == 2 and one["provenance"]["world_size"] == 1
     assert done.stdout.count("wrote") == 1  # rank 0 alone reports
+
+    # Each rank wrote its own chunks; one process re-scoring from them predicts nothing and agrees exactly.
+    assert len(list((tmp_path / "cache").rglob("chunk-*.pred"))) == 6  # 22 + 23 samples in batches of 8
+    rescored = CliRunner().invoke(main, [*common, *cache, "--reports-dir", str(tmp_path / "again")])
+    assert rescored.exit_code == 0, rescored.output
+    again, again_predictions = only_record(tmp_path / "again")
+    assert again["throughput"]["predicted_samples"] == 0 and again["throughput"]["cached_samples"] == 45
+    assert again["metrics"] == one["metrics"] and again["confidence"] == one["confidence"]
+    assert again_predictions == one_predictions
 
 
 def test_a_failing_rank_stops_every_rank_with_one_line(tmp_path):
