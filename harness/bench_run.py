@@ -21,7 +21,7 @@ from harness.datasets import DATASETS
 from harness.datasets.base import Dataset
 from harness.errors import BenchError
 from harness.leaderboard import update_leaderboard
-from harness.predcache import PredictionCache, default_cache_dir
+from harness.predcache import PredictionCache, code_fingerprint, default_cache_dir
 from harness.provenance import provenance, utc_now
 from harness.reports import iter_records, make_run_id, write_report
 from harness.runner import finish, run_shard, sample_indices
@@ -135,7 +135,8 @@ def run_models(config: RunConfig, progress: Callable[[str, int], Callable[[int],
         on_batch = progress(adapter.name, len(shard_indices)) if progress and context.is_main else None
         cache = None
         if config.cache:
-            cache = PredictionCache(config.cache_dir or default_cache_dir(), adapter.fingerprint(), fingerprint, adapter.device)
+            cache = PredictionCache(config.cache_dir or default_cache_dir(), adapter.fingerprint(), fingerprint,
+                                    adapter.device, code_fingerprint(adapter))
         failure: Exception | None = None
         try:
             _, shard = run_shard(task, dataset, adapter, indices=shard_indices, batch_size=config.batch_size,

@@ -1,8 +1,10 @@
 """Per-sample prediction cache, so re-scoring or resuming a run never calls the model twice for one image.
 
-Layout: ``<root>/<adapter fingerprint>/<dataset fingerprint>-<device kind>/chunk-<hash>.pred``.  The adapter
-fingerprint covers name, options and a hash of the weights; the dataset fingerprint covers the ground truth; the
-device kind (``cpu``/``cuda``) keeps GPU and CPU numbers apart.  Each model call becomes one chunk file, named by
+Layout: ``<root>/<adapter fingerprint>/<dataset fingerprint>-<device kind>-<code>/chunk-<hash>.pred``.  The
+adapter fingerprint covers name, options and a hash of the weights; the dataset fingerprint covers the ground
+truth; the device kind (``cpu``/``cuda``) keeps GPU and CPU numbers apart; ``code`` hashes the adapter package's
+source and the versions of the libraries models run on, so a fixed preprocessing bug or a new torch never
+serves stale predictions (metric code is deliberately not part of it: re-scoring is what the cache is for).  Each model call becomes one chunk file, named by
 a hash of the sample ids it holds, written to a temporary name and renamed into place: a killed run leaves whole
 chunks or nothing, every process (rank) writes only its own files, and no lock or database is involved.  Chunks
 also keep the call's wall time, so a resumed or re-scored run still reports the throughput it was measured at.
@@ -43,8 +45,9 @@ class CachedTiming:
 class PredictionCache:
     """Reads every chunk's index at start-up; decodes a chunk only when one of its samples is asked for."""
 
-    def __init__(self, root: Path, adapter_fingerprint: str, dataset_fingerprint: str, device: str) -> None:
-        self.directory = Path(root) / adapter_fingerprint / f"{dataset_fingerprint}-{device_kind(device)}"
+    def __init__(self, root: Path, adapter_fingerprint: str, dataset_fingerprint: str, device: str, code: str = "") -> None:
+        self.directory = Path(root) / adapter_fingerprint / "-".join(
+            part for part in (dataset_fingerprint, device_kind(device), code) if part)
         self._where: dict[str, Path] = {}
         self._timing: dict[Path, CachedTiming] = {}
         self._decoded: dict[Path, dict[str, Any]] = {}
@@ -117,6 +120,24 @@ class PredictionCache:
         self._timing[path] = CachedTiming(float(seconds), len(ids))
         self.writes += 1
         return path
+
+
+def code_fingerprint(adapter: Any) -> str:
+    """Hash of every loaded module of the adapter's top-level package, plus model library versions."""
+    import sys
+
+    from harness.provenance import package_versions
+
+    top = type(adapter).__module__.split(".")[0]
+    digest = hashlib.sha256(json.dumps(sorted(package_versions().items())).encode())
+    files = sorted({getattr(module, "__file__", None) for name, module in list(sys.modules.items())
+                    if (name == top or name.startswith(top + ".")) and getattr(module, "__file__", None)})
+    for file in files:
+        try:
+            digest.update(file.encode() + b"\0" + Path(file).read_bytes())
+        except OSError:
+            digest.update(file.encode())
+    return digest.hexdigest()[:12]
 
 
 def default_cache_dir() -> Path:

@@ -169,3 +169,23 @@ def test_an_unregistered_prediction_type_runs_uncached_with_a_warning(tmp_path, 
         record = run_models(toy_config(tmp_path, limit=20))[0]
     assert record["samples"] == 20 and sum(calls) == 20
     assert not list((tmp_path / "cache").rglob("chunk-*"))
+
+
+def test_changing_the_adapter_code_changes_the_cache_key(tmp_path, monkeypatch):
+    import importlib
+    import sys
+
+    from harness.predcache import code_fingerprint
+
+    package = tmp_path / "myadapters"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "model.py").write_text("class M:\n    scale = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module("myadapters.model")
+    before = code_fingerprint(module.M())
+    assert code_fingerprint(module.M()) == before
+    (package / "model.py").write_text("class M:\n    scale = 2  # a preprocessing fix\n")
+    assert code_fingerprint(module.M()) != before
+    for name in ("myadapters.model", "myadapters"):
+        sys.modules.pop(name, None)
