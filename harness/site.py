@@ -221,7 +221,11 @@ def _copy_run_page(record: dict[str, Any], runs_dir: Path) -> None:
 def _throughput_table(leaderboards_dir: Path | None) -> dict[str, Any] | None:
     if leaderboards_dir is None or not (Path(leaderboards_dir) / "throughput.csv").is_file():
         return None
-    table = pd.read_csv(Path(leaderboards_dir) / "throughput.csv", dtype=str).fillna("")
+    table = pd.read_csv(Path(leaderboards_dir) / "throughput.csv")
+    for column in table.columns:
+        if pd.api.types.is_float_dtype(table[column]):
+            table[column] = table[column].map(lambda v: "" if pd.isna(v) else f"{v:.4g}")
+    table = table.astype(str).replace({"nan": "", "<NA>": ""})
     columns = [c for c in ("task", "model", "mode", "device_name", "precision", "channels_last", "compile", "batch_size",
                            "effective_batch_size", "images_per_s", "latency_p50_ms", "latency_p99_ms", "peak_memory_mb",
                            "parameters", "gflops_per_image") if c in table.columns]

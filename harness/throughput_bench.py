@@ -283,4 +283,4 @@ def update_throughput_csv(path: Path, rows: list[dict[str, Any]]) -> None:
         table = new
     table = table.sort_values(["task", "model", "device", "precision", "mode", "channels_last", "compile", "batch_size"],
                               kind="mergesort")
-    atomic_write_text(path, table.to_csv(index=False, float_format="%.6g"))
+    atomic_write_text(path, table.to_csv(index=False))
