@@ -1,5 +1,6 @@
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,9 +10,7 @@ from harness.datasets.coco_keypoints import CocoKeypoints, open_coco_keypoints
 from harness.errors import DataError
 from harness.keypoint_meta import COCO_KEYPOINT_NAMES, COCO_SIGMAS
 
-from tests.conftest import DATA
-
-FIXTURE = DATA / "coco-keypoints"
+FIXTURE = Path(__file__).parents[1] / "data" / "coco-keypoints"
 
 
 def fixture_dataset() -> CocoKeypoints:
