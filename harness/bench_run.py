@@ -171,7 +171,8 @@ def _score_and_write(config: RunConfig, task: Task, dataset: Dataset, fingerprin
         "metrics": evaluation.result.metrics,
         "confidence": {name: intervals[name] for name in evaluation.result.metrics if name in intervals},
         "bootstrap": bootstrap,
-        "higher_is_better": {name: task.higher_is_better(name) for name in evaluation.result.metrics},
+        "higher_is_better": {name: evaluation.result.higher_is_better.get(name, task.higher_is_better(name))
+                             for name in evaluation.result.metrics},
         "per_class": evaluation.result.per_class,
         "curves": evaluation.result.curves,
         "settings": evaluation.result.settings,

@@ -36,8 +36,10 @@ class _CocoMetric(Metric):
         *,
         max_dets: Sequence[int] | None = None,
         use_cats: bool = True,
+        key_prefix: str = "",
     ) -> None:
         super().__init__()
+        self.key_prefix = key_prefix  # e.g. "bbox/" when a task reports box and mask AP side by side
         self.categories = [{"id": c["id"], "name": str(c.get("name", c["id"]))} for c in categories]
         if not self.categories:
             raise ValueError(f"{self.name}: give at least one category")
@@ -123,12 +125,13 @@ class _CocoMetric(Metric):
         }
         settings = result.params.settings()
         settings.update(self._notes())
+        prefix = self.key_prefix
         return MetricResult(
-            metrics=dict(result.metrics),
-            per_class=result.per_category,
-            curves=curves,
-            settings=settings,
-            higher_is_better={name: True for name in result.metrics},
+            metrics={prefix + name: value for name, value in result.metrics.items()},
+            per_class={prefix + name: table for name, table in result.per_category.items()},
+            curves={prefix + name: curve for name, curve in curves.items()},
+            settings={prefix + name: value for name, value in settings.items()},
+            higher_is_better={prefix + name: True for name in result.metrics},
         )
 
     def _notes(self) -> dict[str, Any]:

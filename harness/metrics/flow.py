@@ -97,7 +97,7 @@ def report(values: dict[str, float], px_convention: PxConvention = "accuracy") -
     prefix = "acc" if px_convention == "accuracy" else "err"
     out = {"EPE": values["EPE"]}
     out.update({f"{n}px": values[f"{prefix}{n}"] for n in PX_THRESHOLDS})
-    out["Fl"] = values["Fl"]
+    out["Fl-all"] = values["Fl"]
     out.update({key: values[key] for key in values if key.startswith("EPE_")})
     return out
 

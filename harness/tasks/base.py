@@ -31,4 +31,5 @@ class Task(ABC):
         """The prediction in the dataset's native results format (e.g. COCO results entries)."""
 
     def higher_is_better(self, metric: str) -> bool:
-        return metric.split("/")[0] not in self.lower_is_better
+        """``bbox/AP`` and ``AP`` share a direction: only the last path component names the quantity."""
+        return metric.rsplit("/", 1)[-1] not in self.lower_is_better

@@ -105,7 +105,7 @@ def test_epe_px_and_fl_closed_form():
     assert (metrics["1px"], metrics["3px"], metrics["5px"]) == (0.5, 0.75, 0.75)  # EPE < N
     errors = flow_metrics([pred], [gt], px_convention="error-rate")
     assert (errors["1px"], errors["3px"], errors["5px"]) == (0.5, 0.25, 0.0)  # EPE > N: 5 > 5 is false
-    assert metrics["Fl"] == 0.25
+    assert metrics["Fl-all"] == 0.25
     assert metrics["EPE_s10-40"] == metrics["EPE"] and math.isnan(metrics["EPE_s0-10"])
 
 
@@ -115,7 +115,7 @@ def test_fl_needs_both_conditions():
     pred[0, 0, 0] += 4.0  # EPE 4 > 3 but 4 % of |gt|: not an outlier
     pred[0, 1, 0] += 6.0  # 6 % of |gt|: outlier
     gt[0, 2] = 0.0  # |gt| = 0 and EPE 100: outlier
-    assert flow_metrics([pred], [gt])["Fl"] == pytest.approx(2 / 3)
+    assert flow_metrics([pred], [gt])["Fl-all"] == pytest.approx(2 / 3)
 
 
 def test_valid_mask_speed_bands_and_matched_regions():
@@ -213,4 +213,4 @@ def test_perfect_predictions(spec):
     metric.update(samples, [FlowPrediction(s.target.flow.copy()) for s in samples])
     m = metric.compute().metrics
     if metric.denominators[0]:
-        assert m["EPE"] == 0.0 and m["Fl"] == 0.0 and m["1px"] == 1.0
+        assert m["EPE"] == 0.0 and m["Fl-all"] == 0.0 and m["1px"] == 1.0
