@@ -1,0 +1,121 @@
+"""``bench eval``: score prediction files against ground-truth files, no model involved.
+
+Useful to check a number someone published from their own results file, or to score a model that runs
+outside the harness, with the same evaluator code and dialect names as ``bench run``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import click
+
+from harness.cli import main
+
+#: per-class tables longer than this are written to --json only
+MAX_TABLE_ROWS = 40
+
+
+@main.command("eval")
+@click.option("--task", "task_name", required=True,
+              help="detection, instance, keypoints (COCO json), semantic (PNG folders), flow (.flo folders), mpii.")
+@click.option("--gt", "gt_path", required=True, type=click.Path(path_type=Path), help="Ground-truth file or folder.")
+@click.option("--pred", "pred_path", required=True, type=click.Path(path_type=Path), help="Prediction file or folder.")
+@click.option("--dataset", "dataset_name", default=None, help="Preset: ade20k, voc, cityscapes (semantic), sintel (flow).")
+@click.option("--dialect", default=None,
+              help="Convention to reproduce: pycocotools|detectron2|mmdet (COCO), ade20k-devkit|mmseg (semantic), "
+                   "pixels|per-image (flow), official|mmpose (mpii). Default: the official one.")
+@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Write the result as JSON here.")
+@click.option("--max-dets", default=None, help="COCO maxDets: coco, mmdet (100,300,1000) or a list like 1,10,100.")
+@click.option("--iou-type", type=click.Choice(["bbox", "segm", "keypoints"]), default=None,
+              help="COCO iou type (default: by task), e.g. bbox for the boxes of instance results.")
+@click.option("--sigmas", default=None, help="COCO keypoints: comma-separated OKS sigmas for a non-COCO-17 skeleton.")
+@click.option("--num-classes", type=click.IntRange(min=1), default=None, help="Semantic without a preset: classes.")
+@click.option("--ignore-index", type=int, default=None, help="Semantic without a preset: ignore label (default 255).")
+@click.option("--reduce-zero-label", is_flag=True, help="Semantic without a preset: label 0 is ignored, k is class k-1.")
+@click.option("--ids", type=click.Path(path_type=Path), default=None,
+              help="Semantic: score only the ids listed in this file (e.g. VOC ImageSets/Segmentation/val.txt).")
+@click.option("--split", default=None, help="Cityscapes: split folder under gtFine (default val).")
+@click.option("--prediction-ids", type=click.Choice(["label_id", "train_id"]), default=None,
+              help="Cityscapes: what prediction PNGs hold (default label_id, the official encoding).")
+@click.option("--headboxes", type=click.Path(path_type=Path), default=None,
+              help="MPII with json ground truth: mpii_gt_val.mat (headboxes_src) or a json list of boxes.")
+@click.option("--allow-missing", is_flag=True, help="MPII: count NaN/missing predictions as wrong (official toolkit).")
+@click.option("--px-convention", type=click.Choice(["accuracy", "error-rate"]), default=None,
+              help="Flow: 1px/3px/5px as EPE < N (default) or EPE > N.")
+def eval_command(task_name: str, gt_path: Path, pred_path: Path, dataset_name: str | None, dialect: str | None,
+                 json_out: Path | None, **options: Any) -> None:
+    """Score prediction files against ground truth and print the official numbers."""
+    from harness.console import console
+    from harness.file_eval import FILE_EVALUATORS
+    from harness.file_eval.base import EvalRequest, json_safe
+    from harness.jsonio import atomic_write_json
+
+    evaluator = FILE_EVALUATORS.get(task_name)
+    given = {name: (None if value is False else value) for name, value in options.items()}
+    request = EvalRequest(task_name, gt_path, pred_path, dataset_name, dialect, given, tracker=_progress)
+    evaluator.check(request)
+    result = evaluator.run(request)
+    record = {
+        "task": task_name,
+        "metrics": result.metrics,
+        "per_class": result.per_class,
+        "settings": result.settings,
+        "higher_is_better": result.higher_is_better,
+    }
+    out = console()
+    out.print(_metrics_table(record, dataset_name))
+    per_class = _per_class_table(result.per_class)
+    if per_class is not None:
+        out.print(per_class)
+    for note in result.settings.get("notes", []):
+        out.print(f"[yellow]note:[/yellow] {note}")
+    if json_out is not None:
+        atomic_write_json(json_out, json_safe(record))
+        out.print(f"[dim]wrote {json_out}[/dim]")
+
+
+def _progress(items: Sequence[Any], label: str) -> Iterable[Any]:
+    from harness.console import progress_bar
+
+    with progress_bar() as bar:
+        yield from bar.track(items, description=label, total=len(items))
+
+
+def _number(value: Any) -> str:
+    return "nan" if value is None or value != value else f"{value:.4f}"
+
+
+def _metrics_table(record: dict[str, Any], dataset: str | None):
+    from rich.table import Table
+
+    settings = record["settings"]
+    where = f" on {dataset}" if dataset else ""
+    convention = settings.get("dialect")
+    title = f"{record['task']}{where}" + (f" ({convention})" if convention else "")
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name, value in record["metrics"].items():
+        table.add_row(name, _number(value))
+    return table
+
+
+def _per_class_table(per_class: dict[str, dict[str, float]]):
+    from rich.table import Table
+
+    if not per_class:
+        return None
+    names: list[str] = []
+    for values in per_class.values():
+        names.extend(name for name in values if name not in names)
+    if len(names) > MAX_TABLE_ROWS:
+        return None
+    table = Table(title="per class")
+    table.add_column("class")
+    for metric in per_class:
+        table.add_column(metric, justify="right")
+    for name in names:
+        cells = (_number(values[name]) if name in values else "" for values in per_class.values())
+        table.add_row(name, *cells)
+    return table

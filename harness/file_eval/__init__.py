@@ -1,0 +1,8 @@
+"""Scoring prediction files against ground-truth files, with no model in the loop (``bench eval``).
+
+One module per format family (COCO json, label-map folders, .flo folders, MPII arrays); each registers a
+``FileEvaluator`` under the task names it scores, so adding a format touches one file.
+"""
+from harness.registry import Registry
+
+FILE_EVALUATORS: Registry = Registry("file-evaluation task", ("harness.file_eval",))

@@ -1,0 +1,133 @@
+"""A COCO results json scored against a COCO annotation file: boxes, masks or keypoints (COCOeval semantics).
+
+Tasks map to iou types (detection -> bbox, instance -> segm, keypoints -> keypoints; ``--iou-type`` overrides,
+e.g. box AP of instance-segmentation results).  Dialects:
+
+* ``pycocotools`` (default): the file as COCOeval sees it.  A segm result that carries ``bbox`` then gets the
+  box area (``loadRes`` looks at ``bbox`` first), which moves APs/APm/APl.
+* ``detectron2`` and ``mmdet``: both drop ``bbox`` from segm results before evaluating, so areas are mask areas;
+  ``mmdet`` also sets maxDets to (100, 300, 1000), so its AP50/AP75/APs/m/l use up to 1000 detections.
+
+``--max-dets`` overrides the limits (``coco``, ``mmdet`` or a list such as ``1,10,100``).  Validation (unknown
+image or category ids, NaN scores, negative box sizes) is the evaluator's, and names the result.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from harness.errors import BenchError, DataError, PredictionError
+from harness.file_eval import FILE_EVALUATORS
+from harness.file_eval.base import EvalRequest, FileEvaluator, require_file
+from harness.jsonio import read_json
+from harness.metrics.base import MetricResult
+
+IOU_TYPE_OF_TASK = {"detection": "bbox", "instance": "segm", "keypoints": "keypoints"}
+DIALECTS = ("pycocotools", "detectron2", "mmdet")
+DROPS_SEGM_BBOX = ("detectron2", "mmdet")
+
+
+def parse_max_dets(text: str | None, dialect: str) -> tuple[int, ...] | None:
+    """None means the evaluator's default for the iou type."""
+    from harness.metrics.coco import MMDET_MAX_DETS
+
+    if text is None:
+        return MMDET_MAX_DETS if dialect == "mmdet" else None
+    if text == "coco":
+        return None
+    if text == "mmdet":
+        return MMDET_MAX_DETS
+    try:
+        values = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise BenchError(f"--max-dets must be coco, mmdet or integers such as 1,10,100 (got {text!r})") from None
+    if any(value < 1 for value in values):
+        raise BenchError(f"--max-dets must be positive (got {text!r})")
+    return values
+
+
+def parse_sigmas(text: str) -> list[float]:
+    try:
+        values = [float(part) for part in text.split(",")]
+    except ValueError:
+        raise BenchError(f"--sigmas must be comma-separated numbers (got {text!r})") from None
+    if not values or any(not (value > 0 and value < float("inf")) for value in values):
+        raise BenchError(f"--sigmas must be positive finite numbers (got {text!r})")
+    return values
+
+
+def _keypoint_sigmas(gt: Any, text: str | None, path: Path) -> list[float] | None:
+    """The sigmas for the keypoint categories, or None for COCO-17; refuses a skeleton without sigmas."""
+    sigmas = parse_sigmas(text) if text is not None else None
+    counts = set()
+    for category in gt.get("categories", []) if isinstance(gt, dict) else []:
+        if isinstance(category, dict) and isinstance(category.get("keypoints"), list):
+            counts.add(len(category["keypoints"]))
+    if len(counts) > 1:
+        raise DataError(f"categories define different keypoint counts {sorted(counts)}", path)
+    count = counts.pop() if counts else None
+    if sigmas is None and count not in (None, 17):
+        raise DataError(f"categories define {count} keypoints; COCO-17 sigmas do not fit, pass --sigmas "
+                        f"with {count} values", path)
+    if sigmas is not None and count is not None and len(sigmas) != count:
+        raise BenchError(f"--sigmas has {len(sigmas)} values, the categories in {path} define {count} keypoints")
+    return sigmas
+
+
+def evaluate_coco_files(request: EvalRequest) -> MetricResult:
+    from harness.metrics.coco import evaluate_coco
+
+    iou_type = request.option("iou_type") or IOU_TYPE_OF_TASK[request.task]
+    dialect = request.dialect or "pycocotools"
+    if iou_type == "keypoints" and dialect != "pycocotools":
+        raise BenchError(f"--dialect {dialect} applies to boxes and masks; keypoints use pycocotools")
+    if iou_type != "keypoints" and request.option("sigmas") is not None:
+        raise BenchError("--sigmas applies to keypoints")
+    gt = read_json(require_file(request.gt, "ground-truth"))
+    results = read_json(require_file(request.pred, "prediction", PredictionError))
+    sigmas = _keypoint_sigmas(gt, request.option("sigmas"), request.gt) if iou_type == "keypoints" else None
+    max_dets = parse_max_dets(request.option("max_dets"), dialect)
+
+    notes = []
+    segm_area = None
+    if iou_type == "segm" and isinstance(results, list):
+        with_box = sum(1 for result in results if isinstance(result, dict) and "bbox" in result)
+        if dialect in DROPS_SEGM_BBOX:
+            results = [{k: v for k, v in r.items() if k != "bbox"} if isinstance(r, dict) else r for r in results]
+            segm_area = "mask area ('bbox' dropped from results, as detectron2 and mmdet do)"
+        elif with_box and isinstance(results[0], dict) and results[0].get("bbox", []) != []:
+            segm_area = "w*h of each result's 'bbox' (pycocotools loadRes)"
+            notes.append(f"{with_box} segm results carry 'bbox', so pycocotools uses box areas for APs/APm/APl; "
+                         "--dialect detectron2 or mmdet drops them")
+        else:
+            segm_area = "mask area"
+
+    try:
+        evaluation = evaluate_coco(gt, results, iou_type, sigmas=sigmas, max_dets=max_dets,
+                                   gt_path=request.gt, results_path=request.pred)
+    except ValueError as exc:  # parameter problems (e.g. fewer than three maxDets for boxes)
+        raise BenchError(str(exc)) from None
+    settings = evaluation.params.settings()
+    settings["max_dets_dialect"] = settings.pop("dialect")
+    settings.update(dialect=dialect, ground_truth=str(request.gt), predictions=str(request.pred),
+                    images=len(gt.get("images", [])), results=len(results))
+    if segm_area is not None:
+        settings["segm_area"] = segm_area
+    if notes:
+        settings["notes"] = notes
+    return MetricResult(
+        metrics=dict(evaluation.metrics),
+        per_class=evaluation.per_category,
+        settings=settings,
+        higher_is_better={name: True for name in evaluation.metrics},
+    )
+
+
+_COCO = FileEvaluator(
+    run=evaluate_coco_files,
+    options=frozenset({"max_dets", "iou_type", "sigmas"}),
+    dialects=DIALECTS,
+    summary="COCO results json against a COCO annotation file",
+)
+for _task in IOU_TYPE_OF_TASK:
+    FILE_EVALUATORS.register(_task)(_COCO)
