@@ -56,11 +56,6 @@ def _read_prediction(path: Path) -> np.ndarray:
         raise PredictionError(str(exc).removeprefix(f"{path}: "), path) from None
 
 
-def _public_name(name: str) -> str:
-    """KITTI's name for the outlier rate over all valid pixels."""
-    return "Fl-all" if name == "Fl" else name
-
-
 def evaluate_flow_files(request: EvalRequest) -> MetricResult:
     from harness.metrics.flow import FlowMetric
 
@@ -92,8 +87,6 @@ def evaluate_flow_files(request: EvalRequest) -> MetricResult:
         except DataError as exc:
             raise DataError(str(exc), gt_path) from None
     result = metric.compute()
-    result.metrics = {_public_name(name): value for name, value in result.metrics.items()}
-    result.higher_is_better = {_public_name(name): value for name, value in result.higher_is_better.items()}
     if not masks:  # without occlusion/invalid masks there is no matched/unmatched split
         for name in ("EPE_matched", "EPE_unmatched"):
             result.metrics.pop(name, None)
