@@ -48,7 +48,7 @@ class Ade20k(SemanticDataset):
         image_dir, label_dir = self.root / "images" / split, self.root / "annotations" / split
         if not image_dir.is_dir():
             raise DataError(f"no images/{split}/ folder (is this {FOLDER}? splits: training, validation)", self.root)
-        self.missing_folders = set()
+        self.missing_folders: set[Path] = set()
         if not label_dir.is_dir():
             report(DataError(f"no annotations/{split}/ folder", self.root))
             self.missing_folders.add(label_dir)

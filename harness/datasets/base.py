@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Collection, Iterable, Iterator
 
 from harness.errors import BenchError
 from harness.structures import Sample
@@ -85,7 +85,7 @@ class Dataset(ABC):
 
     info: DatasetInfo
     #: folders a reader found missing and reported once; ``check`` drops the per-file problems they cause
-    missing_folders: set[Path] = set()
+    missing_folders: Collection[Path] = frozenset()
 
     @abstractmethod
     def __len__(self) -> int: ...
@@ -116,13 +116,13 @@ class Dataset(ABC):
 
         ``progress(n)`` is called after each sample, for a progress bar on big datasets.
         """
-        problems: list[str] = []
+        problems: dict[str, None] = {}  # ordered and without repeats (a frame shared by two flow pairs)
         hidden = tuple(f"{folder}/" for folder in self.missing_folders)
         for index in range(len(self)):
-            problems.extend(p for p in self.check_sample(index) if not (hidden and p.startswith(hidden)))
+            problems.update((p, None) for p in self.check_sample(index) if not (hidden and p.startswith(hidden)))
             if progress is not None:
                 progress(1)
-        return problems
+        return list(problems)
 
     def check_sample(self, index: int) -> list[str]:
         """Problems of one sample; readers with several files per sample override this to check each file."""

@@ -99,7 +99,7 @@ class Mpii(Dataset):
         self.image_dir = self.root / "images"
         if not self.annotation_file.is_file():
             raise DataError(f"no annotations/mpii_{split}.json (is this an MPII root? is the split right?)", self.root)
-        self.missing_folders = set()
+        self.missing_folders: set[Path] = set()
         if not self.image_dir.is_dir():
             report(DataError("folder images/ is missing", self.root))
             self.missing_folders.add(self.image_dir)

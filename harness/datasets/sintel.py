@@ -74,7 +74,7 @@ class Sintel(Dataset):
         if not pass_dir.is_dir():
             raise DataError(f"no {render_pass}/ folder (is this MPI-Sintel's training/ ? passes: clean, final)",
                             self.training)
-        self.missing_folders = set()
+        self.missing_folders: set[Path] = set()
         for folder in ("flow", *MASKS):
             if not (self.training / folder).is_dir():
                 report(DataError(f"folder {folder}/ is missing", self.training))

@@ -31,6 +31,7 @@ from harness.datasets import DATASETS
 from harness.datasets.base import Dataset, DatasetInfo, report, supports
 from harness.datasets.semantic import IGNORE, SemanticDataset, SemanticItem, apply_table, lookup_table
 from harness.errors import BenchError, DataError
+from harness.imageio import read_rgb
 from harness.structures import DetectionTarget, Sample, SemanticTarget
 
 VOC_CLASSES: list[str] = [
@@ -198,6 +199,16 @@ class VocDetection(_VocBase):
             ann_ids=np.arange(len(labels), dtype=np.int64),
         )
         return target, raw_boxes
+
+    def check_sample(self, index: int) -> list[str]:
+        """The XML and the image are checked apart, so a broken annotation does not hide a broken image."""
+        problems = []
+        for check in (lambda: self[index], lambda: read_rgb(self.image_path(self.ids[index]))):
+            try:
+                check()
+            except BenchError as exc:
+                problems.append(str(exc))
+        return problems
 
     def source_files(self) -> Iterable[Path]:
         return [self.annotation_path(i) for i in self.ids]

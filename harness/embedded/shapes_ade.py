@@ -15,7 +15,7 @@ from harness.datasets.ade20k_classes import ADE20K_CLASSES
 from harness.embedded.shapes import ObjectClass, Region, render_scene
 
 VERSION = 1
-SPLITS = {"training": ("ADE_train", 400, 41), "validation": ("ADE_val", 100, 42)}  # prefix, images, seed
+SPLITS = {"training": (400, 41, "ADE_train"), "validation": (100, 42, "ADE_val")}  # images, seed, file prefix
 SIZES = (128, 144, 160, 176, 192)
 
 
@@ -38,7 +38,7 @@ CLASSES = [
 
 def build_split(root: Path, split: str) -> None:
     base = root / "ADEChallengeData2016"
-    prefix, count, seed = SPLITS[split]
+    count, seed, prefix = SPLITS[split]
     rng = np.random.default_rng(seed)
     images, annotations = base / "images" / split, base / "annotations" / split
     images.mkdir(parents=True)
