@@ -14,7 +14,7 @@ import numpy as np
 from harness.datasets.ade20k_classes import ADE20K_CLASSES
 from harness.embedded.shapes import ObjectClass, Region, render_scene
 
-VERSION = 1
+VERSION = 2
 SPLITS = {"training": (400, 41, "ADE_train"), "validation": (100, 42, "ADE_val")}  # images, seed, file prefix
 SIZES = (128, 144, 160, 176, 192)
 
@@ -27,11 +27,11 @@ def ade_value(name: str) -> int:
 REGIONS = [Region(ade_value("ceiling"), (0.0, 0.0)), Region(ade_value("wall"), (0.12, 0.25)),
            Region(ade_value("floor"), (0.65, 0.8))]
 CLASSES = [
-    ObjectClass("painting", "square", ade_value("painting"), size=(16, 60), rows=(0.2, 0.6), upright=True),
-    ObjectClass("clock", "circle", ade_value("clock"), size=(12, 32), rows=(0.15, 0.5)),
-    ObjectClass("lamp", "triangle", ade_value("lamp"), size=(14, 40), rows=(0.2, 0.9), upright=True),
-    ObjectClass("plant", "cross", ade_value("plant"), size=(16, 56), rows=(0.55, 0.95)),
-    ObjectClass("vase", "ring", ade_value("vase"), size=(16, 36), rows=(0.5, 0.95)),
+    ObjectClass("painting", "square", ade_value("painting"), size=(16, 60), rows=(0.2, 0.6), upright=True, hue=0),
+    ObjectClass("clock", "circle", ade_value("clock"), size=(12, 32), rows=(0.15, 0.5), hue=72),
+    ObjectClass("lamp", "triangle", ade_value("lamp"), size=(14, 40), rows=(0.2, 0.9), upright=True, hue=144),
+    ObjectClass("plant", "cross", ade_value("plant"), size=(16, 56), rows=(0.55, 0.95), hue=216),
+    ObjectClass("vase", "ring", ade_value("vase"), size=(16, 36), rows=(0.5, 0.95), hue=288),
     ObjectClass("other", "bar", 0, size=(20, 60), weight=0.5),
 ]
 

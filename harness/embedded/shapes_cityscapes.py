@@ -15,7 +15,7 @@ import numpy as np
 
 from harness.embedded.shapes import ObjectClass, Region, render_scene
 
-VERSION = 1
+VERSION = 2
 WIDTH, HEIGHT = 192, 96
 SPLITS = {"train": (("aachen", "bochum"), 200, 31), "val": (("frankfurt",), 100, 32)}  # cities, frames per city, seed
 
@@ -25,12 +25,12 @@ PERSON, CAR, BICYCLE = 24, 26, 33
 REGIONS = [Region(SKY, (0.0, 0.0), (120, 170, 230)), Region(BUILDING, (0.12, 0.3)),
            Region(SIDEWALK, (0.5, 0.6)), Region(ROAD, (0.62, 0.72), (90, 90, 95))]
 CLASSES = [
-    ObjectClass("car", "square", CAR, size=(14, 44), rows=(0.6, 0.95), weight=2.0),
-    ObjectClass("person", "cross", PERSON, size=(12, 30), rows=(0.5, 0.9), upright=True, weight=1.5),
-    ObjectClass("bicycle", "ring", BICYCLE, size=(12, 24), rows=(0.6, 0.95)),
-    ObjectClass("traffic sign", "triangle", TRAFFIC_SIGN, size=(10, 20), rows=(0.15, 0.45), upright=True),
-    ObjectClass("pole", "bar", POLE, size=(30, 60), rows=(0.3, 0.55), upright=True),
-    ObjectClass("vegetation", "circle", VEGETATION, size=(16, 48), rows=(0.15, 0.5)),
+    ObjectClass("car", "square", CAR, size=(14, 44), rows=(0.6, 0.95), weight=2.0, hue=0),
+    ObjectClass("person", "cross", PERSON, size=(12, 30), rows=(0.5, 0.9), upright=True, weight=1.5, hue=60),
+    ObjectClass("bicycle", "ring", BICYCLE, size=(12, 24), rows=(0.6, 0.95), hue=300),
+    ObjectClass("traffic sign", "triangle", TRAFFIC_SIGN, size=(10, 20), rows=(0.15, 0.45), upright=True, hue=240),
+    ObjectClass("pole", "bar", POLE, size=(30, 60), rows=(0.3, 0.55), upright=True, hue=180),
+    ObjectClass("vegetation", "circle", VEGETATION, size=(16, 48), rows=(0.15, 0.5), hue=120),
 ]
 INSTANCE_CLASSES = {PERSON, CAR, BICYCLE}
 

@@ -17,14 +17,14 @@ from pycocotools import mask as mask_codec
 
 from harness.embedded.shapes import ObjectClass, Region, render_scene
 
-VERSION = 1
+VERSION = 2
 SPLITS = {"train": (400, 11), "val": (100, 12)}  # images, seed
 CLASSES = [
-    ObjectClass("circle", "circle", 1),
-    ObjectClass("square", "square", 2),
-    ObjectClass("triangle", "triangle", 3),
-    ObjectClass("cross", "cross", 4),
-    ObjectClass("ring", "ring", 5, size=(16.0, 80.0)),
+    ObjectClass("circle", "circle", 1, hue=0),
+    ObjectClass("square", "square", 2, hue=72),
+    ObjectClass("triangle", "triangle", 3, hue=144),
+    ObjectClass("cross", "cross", 4, hue=216),
+    ObjectClass("ring", "ring", 5, size=(16.0, 80.0), hue=288),
 ]
 SIZES = (128, 144, 160, 176, 192)
 

@@ -15,7 +15,7 @@ from PIL import Image
 from harness.embedded.shapes import Region, render_scene, visible_box
 from harness.embedded.shapes_coco import CLASSES, SIZES
 
-VERSION = 1
+VERSION = 2
 YEAR = "2012"
 SPLITS = {"train": (400, 21, 1), "val": (100, 22, 5001)}  # images, seed, first image number
 

@@ -1,3 +1,5 @@
+import shutil
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -107,7 +109,5 @@ def test_missing_split_and_gt_folders(tmp_path):
     with pytest.raises(DataError, match="no leftImg8bit/train/ folder"):
         DATASETS.get("cityscapes")(FIXTURE, "train", "semantic")
     broken = copy_tree(FIXTURE, tmp_path / "cs")
-    import shutil
-
     shutil.rmtree(broken / "gtFine")
     assert_problems(run_check("cityscapes", broken, "val", "semantic"), "no gtFine/val/ folder")
