@@ -4,7 +4,8 @@ Layout: ``images/*.jpg``, ``annotations/mpii_<split>.json`` (a list of people: `
 ``scale``, ``joints`` (16 x 2, 0-based pixels), ``joints_vis`` (16)), and, for PCKh, ``annotations/mpii_gt_<split>.mat``
 (the official ground truth: ``dataset_joints``, ``jnt_missing`` 16 x N, ``pos_gt_src`` 16 x 2 x N,
 ``headboxes_src`` 2 x 2 x N, 1-based, one column per person of the json in the same order).  Splits ``val``
-(default) and ``train``.
+(default) and ``train``.  The json is required: the .mat names no images, it only adds head boxes (without it,
+``head_boxes`` is None and PCKh cannot be computed).
 
 One sample per image (in order of first appearance in the json), holding all its people; ``ann_ids`` are the
 people's json indices = the .mat columns, so a metric can reproduce the official evaluation order.
