@@ -58,6 +58,28 @@ class Adapter(ABC):
     def predict(self, samples: Sequence[Sample]) -> list[Any]:
         """One prediction per sample, in order, of the task's prediction type (``harness.structures``)."""
 
+    def torch_module(self) -> Any:
+        """The ``torch.nn.Module`` doing the forward pass, for ``bench throughput``; None when there is none.
+
+        Returning a module lets the harness time the network alone (fp16/bf16, channels_last, torch.compile),
+        count its parameters and FLOPs; without one, throughput is timed through ``predict``.
+        """
+        return None
+
+    def example_input(self, batch_size: int) -> Any:
+        """A batch the module accepts (a tensor or a tuple of tensors), on the CPU.
+
+        Default: a random ``(batch, 3, H, W)`` float tensor at ``info().input_size``; override when the module
+        takes anything else.
+        """
+        import torch
+
+        size = self.info().input_size
+        if size is None:
+            raise BenchError(f"model {self.name!r} declares no input size; it must override example_input()")
+        generator = torch.Generator().manual_seed(0)
+        return torch.rand((batch_size, 3, *size), generator=generator)
+
     def weights_file(self) -> Path | None:
         """The file whose bytes define the model's behaviour (hashed into the fingerprint)."""
         return self.checkpoint

@@ -1,6 +1,8 @@
 """One ``bench run``: resolve names, evaluate each model, write its report, update the leaderboard.
 
-Kept apart from the CLI so suites, tests and torchrun workers run exactly the same code path.
+Kept apart from the CLI so suites, tests and torchrun workers run exactly the same code path.  Under torchrun
+(``WORLD_SIZE`` > 1) every rank evaluates its shard and rank 0 alone merges, scores and writes; a single process
+is the same path with one shard.
 """
 from __future__ import annotations
 
@@ -13,13 +15,16 @@ import numpy as np
 
 from adapters import ADAPTERS
 from adapters.base import Adapter
+from harness import distributed
+from harness.confidence import DEFAULT_BUDGET_SECONDS, DEFAULT_LEVEL, DEFAULT_RESAMPLES, confidence_intervals
 from harness.datasets import DATASETS
 from harness.datasets.base import Dataset
 from harness.errors import BenchError
 from harness.leaderboard import update_leaderboard
+from harness.predcache import PredictionCache, code_fingerprint, default_cache_dir
 from harness.provenance import provenance, utc_now
-from harness.reports import make_run_id, write_report
-from harness.runner import evaluate, sample_indices
+from harness.reports import iter_records, make_run_id, write_report
+from harness.runner import finish, run_shard, sample_indices
 from harness.tasks import TASKS
 from harness.tasks.base import Task
 
@@ -39,6 +44,22 @@ class RunConfig:
     seed: int = 0
     reports_dir: Path = Path("reports")
     leaderboards_dir: Path = Path("leaderboards")
+    #: reuse and store per-sample predictions (``--no-cache`` turns it off)
+    cache: bool = True
+    cache_dir: Path | None = None
+    #: bootstrap resamples for confidence intervals (0: none)
+    bootstrap: int = DEFAULT_RESAMPLES
+    confidence_level: float = DEFAULT_LEVEL
+    #: seconds the bootstrap may take per run; slow metrics get fewer resamples (recorded in metrics.json)
+    bootstrap_budget: float | None = DEFAULT_BUDGET_SECONDS
+    #: keep an existing report made with the same model, data and limit instead of running again (suites)
+    skip_existing: bool = False
+
+
+def get_task(name: str) -> Task:
+    """The registered task, instantiated (the registry holds classes)."""
+    entry = TASKS.get(name)
+    return entry() if isinstance(entry, type) else entry
 
 
 def default_models(task: str) -> list[str]:
@@ -59,7 +80,8 @@ def build_adapter(name: str, task: Task, config: RunConfig) -> Adapter:
         raise BenchError(f"model {name!r} is a {getattr(cls, 'task', '?')} model, not {task.name}")
     prefix, _, argument = name.partition(":")
     options = {"config": argument} if argument else {}
-    return cls(name, checkpoint=config.checkpoint, device=config.device, trust_checkpoint=config.trust_checkpoint, options=options)
+    device = distributed.context().device_for(config.device)
+    return cls(name, checkpoint=config.checkpoint, device=device, trust_checkpoint=config.trust_checkpoint, options=options)
 
 
 def seed_everything(seed: int) -> None:
@@ -70,9 +92,26 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def find_existing(reports_dir: Path, task: str, dataset: Dataset, adapter: Adapter, limit: int | None) -> dict[str, Any] | None:
+    """The newest report of this exact model (weights included) on this exact ground truth, if any."""
+    dataset_fp, model_fp = dataset.fingerprint(), adapter.fingerprint()
+    found = None
+    for record in iter_records(reports_dir):
+        if (record.get("task") == task and record.get("limit") == limit
+                and record["dataset"].get("name") == dataset.info.name and record["dataset"].get("fingerprint") == dataset_fp
+                and record["model"].get("name") == adapter.name and record["model"].get("fingerprint") == model_fp):
+            if found is None or record["finished_utc"] >= found["finished_utc"]:
+                found = record
+    return found
+
+
 def run_models(config: RunConfig, progress: Callable[[str, int], Callable[[int], None]] | None = None) -> list[dict[str, Any]]:
-    """Evaluate every requested model; returns the written records (metrics.json contents)."""
-    task: Task = TASKS.get(config.task)
+    """Evaluate every requested model; returns the written records (metrics.json contents) on rank 0.
+
+    Other ranks of a distributed run return an empty list: they only compute their shard.
+    """
+    context = distributed.context()
+    task = get_task(config.task)
     models = list(config.models) or default_models(task.name)
     if not models:
         raise BenchError(f"no models registered for task {task.name!r}")
@@ -80,39 +119,70 @@ def run_models(config: RunConfig, progress: Callable[[str, int], Callable[[int],
     dataset = open_dataset(task, config.dataset, config.data_root, config.split)
     fingerprint = dataset.fingerprint()
     indices = sample_indices(dataset, config.limit)
+    context.start(config.device)
     records = []
     for adapter in adapters:
         adapter.check_compatible(dataset.info)
+        if config.skip_existing:
+            existing = find_existing(config.reports_dir, task.name, dataset, adapter, config.limit)
+            if existing is not None:
+                if context.is_main:
+                    records.append({**existing, "skipped": True})
+                continue
         seed_everything(config.seed)
         started = utc_now()
-        on_batch = progress(adapter.name, len(indices)) if progress else None
-        evaluation = evaluate(task, dataset, adapter, indices=indices, batch_size=config.batch_size, on_batch=on_batch)
-        info = adapter.info()
-        run_id = make_run_id(task.name, dataset.info.name, adapter.name)
-        record = {
-            "run_id": run_id,
-            "task": task.name,
-            "dataset": {"name": dataset.info.name, "split": dataset.info.split, "root": str(dataset.info.root),
-                        "fingerprint": fingerprint, "size": len(dataset)},
-            "model": {"name": adapter.name, "fingerprint": adapter.fingerprint(),
-                      "checkpoint": str(adapter.weights_file()) if adapter.weights_file() else None,
-                      "input_size": info.input_size, "parameters": info.parameters},
-            "limit": config.limit,
-            "samples": evaluation.samples,
-            "metrics": evaluation.result.metrics,
-            "higher_is_better": {name: task.higher_is_better(name) for name in evaluation.result.metrics},
-            "per_class": evaluation.result.per_class,
-            "curves": evaluation.result.curves,
-            "settings": evaluation.result.settings,
-            "throughput": evaluation.throughput,
-            "provenance": provenance(config.device, config.seed),
-            "started_utc": started,
-            "finished_utc": utc_now(),
-        }
-        write_report(config.reports_dir / run_id, record, evaluation.records)
-        if config.limit is None:
-            update_leaderboard(config.leaderboards_dir, task.name, record, task.leaderboard_columns, task.headline,
-                               task.higher_is_better(task.headline))
-        record["run_dir"] = str(config.reports_dir / run_id)
-        records.append(record)
+        shard_indices = context.shard(indices)
+        on_batch = progress(adapter.name, len(shard_indices)) if progress and context.is_main else None
+        cache = None
+        if config.cache:
+            cache = PredictionCache(config.cache_dir or default_cache_dir(), adapter.fingerprint(), fingerprint,
+                                    adapter.device, code_fingerprint(adapter))
+        failure: Exception | None = None
+        try:
+            _, shard = run_shard(task, dataset, adapter, indices=shard_indices, batch_size=config.batch_size,
+                                 on_batch=on_batch, cache=cache)
+        except Exception as exc:  # exchanged first, so no rank waits forever in the gather below
+            failure = exc
+        context.raise_if_any_failed(failure)
+        shards = context.gather(shard)
+        if context.is_main:
+            records.append(_score_and_write(config, task, dataset, fingerprint, adapter, shards, started))
+        context.barrier()
     return records
+
+
+def _score_and_write(config: RunConfig, task: Task, dataset: Dataset, fingerprint: str, adapter: Adapter,
+                     shards: list, started: str) -> dict[str, Any]:
+    evaluation = finish(task, dataset, shards, adapter.device)
+    intervals, bootstrap = confidence_intervals(evaluation.metrics, evaluation.samples, config.bootstrap, config.seed,
+                                                config.confidence_level, config.bootstrap_budget)
+    info = adapter.info()
+    run_id = make_run_id(task.name, dataset.info.name, adapter.name)
+    record = {
+        "run_id": run_id,
+        "task": task.name,
+        "dataset": {"name": dataset.info.name, "split": dataset.info.split, "root": str(dataset.info.root),
+                    "fingerprint": fingerprint, "size": len(dataset)},
+        "model": {"name": adapter.name, "fingerprint": adapter.fingerprint(),
+                  "checkpoint": str(adapter.weights_file()) if adapter.weights_file() else None,
+                  "input_size": info.input_size, "parameters": info.parameters},
+        "limit": config.limit,
+        "samples": evaluation.samples,
+        "metrics": evaluation.result.metrics,
+        "confidence": {name: intervals[name] for name in evaluation.result.metrics if name in intervals},
+        "bootstrap": bootstrap,
+        "higher_is_better": {name: task.higher_is_better(name) for name in evaluation.result.metrics},
+        "per_class": evaluation.result.per_class,
+        "curves": evaluation.result.curves,
+        "settings": evaluation.result.settings,
+        "throughput": evaluation.throughput,
+        "provenance": {**provenance(config.device, config.seed), "world_size": len(shards)},
+        "started_utc": started,
+        "finished_utc": utc_now(),
+    }
+    write_report(config.reports_dir / run_id, record, evaluation.records)
+    if config.limit is None:
+        update_leaderboard(config.leaderboards_dir, task.name, record, task.leaderboard_columns, task.headline,
+                           task.higher_is_better(task.headline))
+    record["run_dir"] = str(config.reports_dir / run_id)
+    return record

@@ -5,9 +5,14 @@ A baseline entry::
     - {task: keypoints, dataset: coco-mini, model: heatmap, metric: AP, expected: 0.71, tolerance: 0.02,
        direction: higher, limit: 48}
 
-``direction`` says which way is better; only a move the wrong way by more than ``tolerance`` fails.  ``limit``
-(optional) matches runs made with ``--limit`` that many samples, so a CI smoke run is compared with a smoke
-baseline and never with the full-dataset number.
+``direction`` says which way is better; only a move the wrong way by more than ``max(tolerance, CI half-width)``
+fails, where the half-width comes from the run's bootstrap interval (``confidence`` in metrics.json): a drop that
+resampling the same images could produce is noise, not a regression.  ``limit`` (optional) matches runs made with
+``--limit`` that many samples, so a CI smoke run is compared with a smoke baseline and never with the
+full-dataset number.
+
+Baselines change only through ``bench gate --update``, which rewrites ``expected`` from the latest results and
+keeps every other field (tolerances, directions, limits) and the file's leading comment.
 """
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ from typing import Any
 import yaml
 
 from harness.errors import DataError
+from harness.jsonio import atomic_write_text
 from harness.reports import latest_records
 
 DEFAULT_BASELINES = Path("leaderboards/baselines.yaml")
@@ -44,28 +50,39 @@ class Check:
     baseline: Baseline
     actual: float | None
     run_id: str | None
+    confidence: tuple[float, float] | None = None
 
     @property
     def delta(self) -> float | None:
         return None if self.actual is None else self.actual - self.baseline.expected
 
     @property
+    def half_width(self) -> float | None:
+        return None if self.confidence is None else (self.confidence[1] - self.confidence[0]) / 2.0
+
+    @property
+    def allowed(self) -> float:
+        """The drop tolerated: the baseline's tolerance, or the run's CI half-width when that is wider."""
+        return max(self.baseline.tolerance, self.half_width or 0.0)
+
+    @property
     def passed(self) -> bool:
         if self.actual is None or self.actual != self.actual:
             return False
         worse_by = -self.delta if self.baseline.direction == "higher" else self.delta
-        return worse_by <= self.baseline.tolerance
+        return worse_by <= self.allowed
 
     def describe(self) -> str:
         b = self.baseline
         where = f"{b.task}/{b.dataset}/{b.model}{'' if b.limit is None else f' (limit {b.limit})'} {b.metric}"
         if self.actual is None:
             return f"{where}: no result found (run it first)"
+        ci = "" if self.half_width is None else f", CI half-width {self.half_width:.4f}"
         return (f"{where}: {self.actual:.4f} vs expected {b.expected:.4f} "
-                f"({self.delta:+.4f}, tolerance {b.tolerance}, {b.direction} is better)")
+                f"({self.delta:+.4f}, tolerance {b.tolerance}{ci}, {b.direction} is better)")
 
 
-def load_baselines(path: Path) -> list[Baseline]:
+def _read_entries(path: Path) -> tuple[dict, list]:
     if not path.is_file():
         raise DataError("baselines file not found", path)
     try:
@@ -75,6 +92,11 @@ def load_baselines(path: Path) -> list[Baseline]:
     entries = data.get("baselines") if isinstance(data, dict) else None
     if not isinstance(entries, list):
         raise DataError("expected a top-level 'baselines' list", path)
+    return data, entries
+
+
+def load_baselines(path: Path) -> list[Baseline]:
+    _, entries = _read_entries(path)
     baselines = []
     for index, entry in enumerate(entries):
         missing = [key for key in REQUIRED if not isinstance(entry, dict) or key not in entry]
@@ -92,5 +114,40 @@ def run_gate(baselines: list[Baseline], reports_dir: Path) -> list[Check]:
     for baseline in baselines:
         record: dict[str, Any] | None = latest.get(baseline.key())
         actual = None if record is None else record["metrics"].get(baseline.metric)
-        checks.append(Check(baseline, None if actual is None else float(actual), record and record["run_id"]))
+        interval = None if record is None else (record.get("confidence") or {}).get(baseline.metric)
+        checks.append(Check(baseline, None if actual is None else float(actual), record and record["run_id"],
+                            None if interval is None else (float(interval[0]), float(interval[1]))))
     return checks
+
+
+@dataclass
+class Update:
+    baseline: Baseline
+    new: float | None  # None: no result found, entry left as it was
+
+
+def update_baselines(path: Path, reports_dir: Path) -> list[Update]:
+    """Rewrite ``expected`` of every entry that has a latest result; everything else stays as written."""
+    data, entries = _read_entries(path)
+    baselines = load_baselines(path)
+    checks = run_gate(baselines, reports_dir)
+    updates = []
+    for entry, check in zip(entries, checks):
+        if check.actual is not None and check.actual == check.actual:
+            entry["expected"] = float(check.actual)
+        updates.append(Update(check.baseline, entry["expected"] if check.actual is not None else None))
+    text = path.read_text(encoding="utf-8")
+    header = "".join(line for line in _leading_comments(text))
+    body = yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=200)
+    atomic_write_text(path, header + body)
+    return updates
+
+
+def _leading_comments(text: str) -> list[str]:
+    lines = []
+    for line in text.splitlines(keepends=True):
+        if line.startswith("#") or not line.strip():
+            lines.append(line if line.endswith("\n") else line + "\n")
+        else:
+            break
+    return lines

@@ -2,16 +2,23 @@
 
 Images are decoded before the model's clock starts, so latency measures the adapter (preprocessing, forward,
 postprocessing) and not the disk.  Metrics see every batch in order and never depend on the batch size.
+
+The loop is split in two so that several processes can share one evaluation: ``run_shard`` predicts and feeds
+the metrics for some samples and returns a picklable ``ShardResult``; ``finish`` merges shards (in sample order)
+into fresh metrics and scores them.  A single process is simply one shard.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from adapters.base import Adapter
 from harness.datasets.base import Dataset
 from harness.errors import BenchError
-from harness.metrics.base import MetricResult
+from harness.metrics.base import Metric, MetricResult
+from harness.predcache import MISSING, PredictionCache
+from harness.safecodec import CodecError
 from harness.tasks.base import Task
 from harness.throughput import LatencyRecorder
 
@@ -25,6 +32,20 @@ class Evaluation:
     throughput: dict[str, Any]
     samples: int
     extra: dict[str, Any] = field(default_factory=dict)
+    metrics: list[Metric] = field(default_factory=list, repr=False)
+
+
+@dataclass
+class ShardResult:
+    """One process's share: metric states, prediction records and timings, in its samples' order."""
+
+    states: list[dict[str, Any]]
+    records: list[dict[str, Any]]
+    batch_seconds: list[float]
+    batch_sizes: list[int]
+    samples: int
+    predicted: int
+    cached: int
 
 
 def merge_results(results: Sequence[MetricResult]) -> MetricResult:
@@ -47,6 +68,122 @@ def sample_indices(dataset: Dataset, limit: int | None) -> list[int]:
     return list(range(count))
 
 
+def run_shard(
+    task: Task,
+    dataset: Dataset,
+    adapter: Adapter,
+    *,
+    indices: Sequence[int],
+    batch_size: int = 8,
+    on_batch: Callable[[int], None] | None = None,
+    cache: PredictionCache | None = None,
+) -> tuple[list[Metric], ShardResult]:
+    """Predict (or fetch from ``cache``) and score ``indices`` in order.
+
+    Cached samples are not sent to the model; the rest of each batch is, as one call, and stored as one chunk
+    right away, so an interruption loses at most the batch in flight.  Timings of cached chunks are replayed
+    in the order they are first used, so a fully cached re-run reports the throughput originally measured.
+    """
+    if batch_size < 1:
+        raise BenchError(f"batch size must be at least 1, got {batch_size}")
+    metrics = task.metrics(dataset.info)
+    recorder = LatencyRecorder(device=adapter.device)
+    records: list[dict[str, Any]] = []
+    replayed: set[Any] = set()
+    predicted = cached = 0
+    for start in range(0, len(indices), batch_size):
+        samples = [dataset[i] for i in indices[start : start + batch_size]]
+        predictions: list[Any] = [MISSING] * len(samples)
+        if cache is not None:
+            for slot, sample in enumerate(samples):
+                predictions[slot] = cache.get(sample.sample_id, MISSING)
+                chunk = cache.chunk_of(sample.sample_id) if predictions[slot] is not MISSING else None
+                if chunk is not None and chunk not in replayed:
+                    replayed.add(chunk)
+                    timing = cache.timing(chunk)
+                    recorder.batch_seconds.append(timing.seconds)
+                    recorder.batch_sizes.append(timing.batch_size)
+        missing = [slot for slot, prediction in enumerate(predictions) if prediction is MISSING]
+        cached += len(samples) - len(missing)
+        if missing:
+            todo = [samples[slot] for slot in missing]
+            for sample in todo:
+                sample.preload()
+            with recorder.measure(len(todo)):
+                fresh = adapter.predict(todo)
+            if len(fresh) != len(todo):
+                raise BenchError(
+                    f"model {adapter.name!r} returned {len(fresh)} predictions for a batch of {len(todo)}"
+                )
+            if cache is not None:
+                try:
+                    cache.put([sample.sample_id for sample in todo], fresh, recorder.batch_seconds[-1])
+                except CodecError as exc:  # e.g. a prediction type nobody registered: run on, uncached
+                    warnings.warn(f"prediction cache disabled for {adapter.name!r}: {exc}", stacklevel=2)
+                    cache = None
+            for slot, prediction in zip(missing, fresh):
+                predictions[slot] = prediction
+            predicted += len(todo)
+        for metric in metrics:
+            metric.update(samples, predictions)
+        for sample, prediction in zip(samples, predictions):
+            records.extend(task.to_records(sample, prediction, dataset.info))
+        if on_batch is not None:
+            on_batch(len(samples))
+    shard = ShardResult(
+        states=[metric.state_dict() for metric in metrics], records=records,
+        batch_seconds=list(recorder.batch_seconds), batch_sizes=list(recorder.batch_sizes),
+        samples=len(indices), predicted=predicted, cached=cached,
+    )
+    return metrics, shard
+
+
+def merge_shards(task: Task, dataset: Dataset, shards: Sequence[ShardResult]) -> list[Metric]:
+    """Fresh metrics holding every shard's state, folded in shard (= sample) order."""
+    metrics = task.metrics(dataset.info)
+    for shard in shards:
+        if len(shard.states) != len(metrics):
+            raise RuntimeError("shards disagree on the task's metrics")
+        for metric, state in zip(metrics, shard.states):
+            metric.merge_state(state)
+    return metrics
+
+
+def throughput_summary(shards: Sequence[ShardResult], device: str) -> dict[str, Any]:
+    """Latency percentiles over every rank's batches; images/s as the ranks' rates added up (they ran at once)."""
+    pooled = LatencyRecorder(device=device, warmup_batches=0)
+    rates = []
+    skipped = 0
+    for shard in shards:
+        recorder = LatencyRecorder(device=device, batch_seconds=list(shard.batch_seconds), batch_sizes=list(shard.batch_sizes))
+        summary = recorder.summary()
+        rates.append(summary["images_per_s"])
+        skip = summary.get("warmup_batches", 0)
+        skipped += skip
+        pooled.batch_seconds += shard.batch_seconds[skip:]
+        pooled.batch_sizes += shard.batch_sizes[skip:]
+    if len(shards) == 1:
+        summary = LatencyRecorder(device=device, batch_seconds=list(shards[0].batch_seconds),
+                                  batch_sizes=list(shards[0].batch_sizes)).summary()
+    else:
+        summary = pooled.summary()
+        summary["images_per_s"] = float(sum(rates))
+        summary["warmup_batches"] = skipped  # each rank's first batch
+        summary["per_rank_images_per_s"] = [float(rate) for rate in rates]
+    summary["world_size"] = len(shards)
+    summary["predicted_samples"] = sum(shard.predicted for shard in shards)
+    summary["cached_samples"] = sum(shard.cached for shard in shards)
+    return summary
+
+
+def finish(task: Task, dataset: Dataset, shards: Sequence[ShardResult], device: str) -> Evaluation:
+    metrics = merge_shards(task, dataset, shards)
+    result = merge_results([metric.compute() for metric in metrics])
+    records = [record for shard in shards for record in shard.records]
+    return Evaluation(result=result, records=records, throughput=throughput_summary(shards, device),
+                      samples=sum(shard.samples for shard in shards), metrics=metrics)
+
+
 def evaluate(
     task: Task,
     dataset: Dataset,
@@ -55,27 +192,11 @@ def evaluate(
     indices: Sequence[int],
     batch_size: int = 8,
     on_batch: Callable[[int], None] | None = None,
+    cache: PredictionCache | None = None,
 ) -> Evaluation:
-    if batch_size < 1:
-        raise BenchError(f"batch size must be at least 1, got {batch_size}")
-    metrics = task.metrics(dataset.info)
-    recorder = LatencyRecorder(device=adapter.device)
-    records: list[dict[str, Any]] = []
-    for start in range(0, len(indices), batch_size):
-        samples = [dataset[i] for i in indices[start : start + batch_size]]
-        for sample in samples:
-            sample.preload()
-        with recorder.measure(len(samples)):
-            predictions = adapter.predict(samples)
-        if len(predictions) != len(samples):
-            raise BenchError(
-                f"model {adapter.name!r} returned {len(predictions)} predictions for a batch of {len(samples)}"
-            )
-        for metric in metrics:
-            metric.update(samples, predictions)
-        for sample, prediction in zip(samples, predictions):
-            records.extend(task.to_records(sample, prediction, dataset.info))
-        if on_batch is not None:
-            on_batch(len(samples))
+    """Single-process evaluation: one shard, scored on the metrics that saw it."""
+    metrics, shard = run_shard(task, dataset, adapter, indices=indices, batch_size=batch_size, on_batch=on_batch,
+                               cache=cache)
     result = merge_results([metric.compute() for metric in metrics])
-    return Evaluation(result=result, records=records, throughput=recorder.summary(), samples=len(indices))
+    return Evaluation(result=result, records=shard.records, throughput=throughput_summary([shard], adapter.device),
+                      samples=shard.samples, metrics=metrics)

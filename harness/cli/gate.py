@@ -1,4 +1,7 @@
-"""``bench gate``: fail (exit 1) when a metric regressed beyond its baseline tolerance."""
+"""``bench gate``: fail (exit 1) when a metric regressed beyond its baseline tolerance (or its CI half-width).
+
+``bench gate --update`` is the only way baselines change: it rewrites the expected values from the latest results.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,33 +9,58 @@ from pathlib import Path
 import click
 
 from harness.cli import main
+from harness.cli.output import wide_console
 
 
 @main.command("gate")
 @click.option("--baselines", type=click.Path(path_type=Path), default=Path("leaderboards/baselines.yaml"), show_default=True)
 @click.option("--reports-dir", type=click.Path(path_type=Path), default=Path("reports"), show_default=True)
-def gate_command(baselines: Path, reports_dir: Path) -> None:
+@click.option("--update", is_flag=True, help="Rewrite the expected values from the latest results (tolerances kept).")
+def gate_command(baselines: Path, reports_dir: Path, update: bool) -> None:
     """Compare the latest results with the baselines and name every regression."""
+    from rich.markup import escape
     from rich.table import Table
 
     from harness.console import console
     from harness.errors import GateFailure
     from harness.gate import load_baselines, run_gate
 
+    if update:
+        _update(baselines, reports_dir)
+        return
     checks = run_gate(load_baselines(baselines), reports_dir)
     table = Table(title=f"gate: {baselines}")
-    for column in ("task", "dataset", "model", "limit", "metric", "expected", "actual", "delta", "tolerance", "result"):
+    for column in ("task", "dataset", "model", "limit", "metric", "expected", "actual", "delta", "CI", "tolerance",
+                   "allowed", "result"):
         table.add_column(column)
     for check in checks:
         b = check.baseline
+        ci = "" if check.confidence is None else escape(f"[{check.confidence[0]:.4f}, {check.confidence[1]:.4f}]")
         table.add_row(b.task, b.dataset, b.model, str(b.limit or ""), b.metric, f"{b.expected:.4f}",
                       "" if check.actual is None else f"{check.actual:.4f}",
-                      "" if check.delta is None else f"{check.delta:+.4f}", f"{b.tolerance}",
+                      "" if check.delta is None else f"{check.delta:+.4f}", ci, f"{b.tolerance}", f"{check.allowed:.4f}",
                       "[green]pass[/green]" if check.passed else "[red]FAIL[/red]")
-    console().print(table)
+    wide_console().print(table)
     failures = [check for check in checks if not check.passed]
     for check in failures:
         click.echo(f"regression: {check.describe()}", err=True)
     if failures:
         raise GateFailure(f"{len(failures)} of {len(checks)} checks failed")
     console().print(f"[green]all {len(checks)} checks passed[/green]")
+
+
+def _update(baselines: Path, reports_dir: Path) -> None:
+    from rich.table import Table
+
+    from harness.console import console
+    from harness.gate import update_baselines
+
+    updates = update_baselines(baselines, reports_dir)
+    table = Table(title=f"updated: {baselines}")
+    for column in ("task", "dataset", "model", "limit", "metric", "old", "new"):
+        table.add_column(column)
+    for item in updates:
+        b = item.baseline
+        table.add_row(b.task, b.dataset, b.model, str(b.limit or ""), b.metric, f"{b.expected:.4f}",
+                      "[yellow]no result: kept[/yellow]" if item.new is None else f"{item.new:.4f}")
+    wide_console().print(table)

@@ -1,6 +1,10 @@
-"""``bench run``: evaluate models on a dataset, write reports, update the leaderboard."""
+"""``bench run``: evaluate models on a dataset (or a suite of them), write reports, update the leaderboard.
+
+Under ``torchrun`` every rank runs this command; rank 0 alone prints and writes.
+"""
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 
 import click
@@ -9,7 +13,7 @@ from harness.cli import main, options
 
 
 @main.command("run")
-@options.TASK
+@click.option("--task", "task_name", default=None, help="Task name, e.g. keypoints, detection, semantic, flow.")
 @options.DATASET
 @options.DATA_ROOT
 @options.SPLIT
@@ -19,26 +23,70 @@ from harness.cli import main, options
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Evaluate only the first N samples (smoke run; not put on the leaderboard).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
 @options.DEVICE
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seeds torch/numpy and the bootstrap.")
 @click.option("--reports-dir", type=click.Path(path_type=Path), default=Path("reports"), show_default=True)
 @click.option("--leaderboards-dir", type=click.Path(path_type=Path), default=Path("leaderboards"), show_default=True)
+@click.option("--no-cache", is_flag=True, help="Neither reuse nor store per-sample predictions.")
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
+              help="Prediction cache folder (default: $BENCH_CACHE/predictions).")
+@click.option("--bootstrap", "bootstrap", type=click.IntRange(min=0), default=200, show_default=True,
+              help="Bootstrap resamples over images for confidence intervals (0: none).")
+@click.option("--bootstrap-budget", type=click.FloatRange(min=0), default=300.0, show_default=True,
+              help="Seconds the bootstrap may take; slow metrics get fewer resamples (at least 20, recorded).")
+@click.option("--suite", type=click.Path(path_type=Path), default=None,
+              help="YAML matrix of tasks x datasets x models; entries with a matching report are skipped.")
+@click.option("--force", is_flag=True, help="With --suite: run entries again even when their report exists.")
 def run_command(task_name, dataset_name, data_root, split, models, checkpoint, trust_checkpoint, limit, batch_size,
-                device, seed, reports_dir, leaderboards_dir) -> None:
+                device, seed, reports_dir, leaderboards_dir, no_cache, cache_dir, bootstrap, bootstrap_budget, suite, force) -> None:
     """Run models on a dataset and score them (default: all in-repo models on the embedded dataset)."""
+    from harness import distributed
     from harness.bench_run import RunConfig, run_models
     from harness.console import console, progress_bar, results_table
+    from harness.errors import BenchError
 
-    config = RunConfig(task=task_name, dataset=dataset_name, data_root=data_root, split=split, models=models,
+    if suite is None and task_name is None:
+        raise BenchError("give --task (or --suite FILE.yaml)")
+    if suite is not None and (task_name or dataset_name or models):
+        raise BenchError("--suite takes tasks, datasets and models from the file; drop --task/--dataset/--model")
+    config = RunConfig(task=task_name or "", dataset=dataset_name, data_root=data_root, split=split, models=models,
                        checkpoint=checkpoint, trust_checkpoint=trust_checkpoint, limit=limit, batch_size=batch_size,
-                       device=device, seed=seed, reports_dir=reports_dir, leaderboards_dir=leaderboards_dir)
-    with progress_bar() as progress:
+                       device=device, seed=seed, reports_dir=reports_dir, leaderboards_dir=leaderboards_dir,
+                       cache=not no_cache, cache_dir=cache_dir, bootstrap=bootstrap,
+                       bootstrap_budget=bootstrap_budget)
+    main_rank = distributed.context().is_main
+    with (progress_bar() if main_rank else nullcontext()) as progress:
         def track(model: str, total: int):
             task_id = progress.add_task(model, total=total)
             return lambda n: progress.advance(task_id, n)
 
-        records = run_models(config, progress=track)
-    console().print(results_table(records))
+        if progress is None:
+            track = None  # noqa: F811  (other ranks stay quiet)
+
+        if suite is not None:
+            from harness.suite import run_suite
+
+            def announce(entry, number, total):
+                if main_rank:
+                    progress.console.print(f"[bold]{number}/{total}[/bold] {entry.task} · {entry.dataset or 'default'} · "
+                                           f"{entry.model or 'default models'} [dim]({entry.where})[/dim]")
+
+            records = run_suite(suite, config, force=force, progress=track, announce=announce)
+        else:
+            records = run_models(config, progress=track)
+    if not main_rank:
+        return
+    fresh = [record for record in records if not record.get("skipped")]
+    for group in _by_table(fresh):
+        console().print(results_table(group))
     for record in records:
-        console().print(f"[dim]{record['model']['name']}: {record['run_dir']}/[/dim]")
+        status = "kept existing report" if record.get("skipped") else "wrote"
+        console().print(f"[dim]{record['model']['name']} on {record['dataset']['name']}: {status} {record['run_dir']}/[/dim]")
     if limit is not None:
         console().print("[dim]--limit run: reports written, leaderboard left unchanged[/dim]")
+
+
+def _by_table(records: list[dict]) -> list[list[dict]]:
+    groups: dict[tuple, list[dict]] = {}
+    for record in records:
+        groups.setdefault((record["task"], record["dataset"]["name"], record["samples"]), []).append(record)
+    return list(groups.values())

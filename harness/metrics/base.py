@@ -3,6 +3,14 @@
 State is declared with its reduction (``sum`` for counters and confusion matrices, ``cat`` for per-item lists),
 so merging the states of several ranks or resumed chunks is correct by construction and a metric never depends
 on how the data was batched or sharded.
+
+Confidence intervals come from resampling images: ``subset(positions)`` gives a metric whose state covers only
+those images (repeats allowed) and ``bootstrap`` recomputes on many such resamples.  The generic ``subset``
+works when every state is a ``cat`` list with one entry per sample (the order ``update`` saw them).  A metric
+with ``sum`` states (counters, confusion matrices) cannot be resampled from its totals: keep per-sample
+contributions in a ``cat`` state and sum them in ``compute`` (which also makes float sums independent of how
+the work was sharded), or override ``subset``/``bootstrap`` with something cheaper (COCO: resample the
+per-image match results and only redo the accumulation).
 """
 from __future__ import annotations
 
@@ -66,6 +74,49 @@ class Metric(ABC):
                 setattr(self, name, np.add(mine, theirs) if isinstance(mine, np.ndarray) else mine + theirs)
             else:
                 setattr(self, name, list(mine) + list(theirs))
+
+    def subset(self, positions: np.ndarray, n_samples: int) -> "Metric":
+        """A copy whose state holds only the samples at ``positions`` (0-based, repeats allowed).
+
+        ``n_samples`` is how many samples ``update`` has seen; the generic version needs every state to be a
+        ``cat`` list of exactly that length, and raises ``NotImplementedError`` otherwise.
+        """
+        if not self._reductions or any(reduce != "cat" for reduce in self._reductions.values()):
+            raise NotImplementedError(f"{type(self).__name__} has 'sum' states; it needs per-sample state to resample")
+        lengths = {name: len(getattr(self, name)) for name in self._reductions}
+        if any(length != n_samples for length in lengths.values()):
+            raise NotImplementedError(f"{type(self).__name__}: 'cat' states are not one entry per sample {lengths}")
+        clone = copy.copy(self)
+        for name in self._reductions:
+            values = getattr(self, name)
+            setattr(clone, name, [values[int(i)] for i in positions])
+        return clone
+
+    def bootstrap(
+        self, n_samples: int, n_resamples: int, seed: int, level: float = 0.95
+    ) -> dict[str, tuple[float, float]]:
+        """Percentile bootstrap intervals over images for every scalar this metric computes.
+
+        Resample ``n_samples`` images with replacement ``n_resamples`` times (numpy ``default_rng(seed)``, so
+        the same seed draws the same image sets for every metric), recompute, and take the
+        ``(1-level)/2`` and ``(1+level)/2`` percentiles, ignoring resamples where a value is undefined (NaN).
+        """
+        if n_samples < 1 or n_resamples < 1:
+            return {}
+        rng = np.random.default_rng(seed)
+        draws: dict[str, list[float]] = {}
+        for _ in range(n_resamples):
+            positions = rng.integers(0, n_samples, size=n_samples)
+            for name, value in self.subset(positions, n_samples).compute().metrics.items():
+                draws.setdefault(name, []).append(float(value))
+        intervals = {}
+        for name, values in draws.items():
+            array = np.asarray(values, dtype=np.float64)
+            array = array[np.isfinite(array)]
+            if array.size:
+                lo, hi = np.percentile(array, [50 * (1 - level), 50 * (1 + level)])
+                intervals[name] = (float(lo), float(hi))
+        return intervals
 
     @abstractmethod
     def update(self, samples: Sequence[Any], predictions: Sequence[Any]) -> None:

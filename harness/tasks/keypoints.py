@@ -22,19 +22,20 @@ class KeypointsTask(Task):
     def metrics(self, dataset: DatasetInfo) -> list[Metric]:
         return [
             METRICS.get("coco_keypoints")(categories=dataset.categories(), sigmas=dataset.sigmas),
-            METRICS.get("pck")(alpha=0.2, keypoint_names=dataset.keypoint_names),
-            METRICS.get("mpjpe")(keypoint_names=dataset.keypoint_names),
+            METRICS.get("pck")(alpha=0.2, joint_names=dataset.keypoint_names),
+            METRICS.get("mpjpe")(),
         ]
 
     def to_records(self, sample: Sample, prediction: KeypointsPrediction, dataset: DatasetInfo) -> list[dict[str, Any]]:
+        """COCO keypoint results.  No ``bbox`` key: pycocotools would then size each result by that box instead
+        of its keypoints' extent, and re-scoring the file would disagree with the run's APm/APl."""
         category_id = dataset.category_ids[0]
         return [
             {
                 "image_id": sample.sample_id,
                 "category_id": category_id,
-                "keypoints": [round(float(v), 3) for v in keypoints.reshape(-1)],
+                "keypoints": [float(v) for v in keypoints.reshape(-1)],
                 "score": float(score),
-                "bbox": [round(float(v), 3) for v in box],
             }
-            for keypoints, score, box in zip(prediction.keypoints, prediction.scores, prediction.boxes)
+            for keypoints, score in zip(prediction.keypoints, prediction.scores)
         ]

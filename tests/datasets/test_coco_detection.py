@@ -12,15 +12,26 @@ from harness.errors import DataError
 from tests.conftest import DATA
 from tests.datasets.checking import assert_clean, assert_problems, copy_tree, run_check
 
-FIXTURE = DATA / "coco"
+SOURCE = DATA / "coco" / "instances_val2014_100.json"
 
 
-def open_fixture(task="detection"):
-    return DATASETS.get("coco")(FIXTURE, "val2014", task)
+@pytest.fixture(scope="module")
+def coco_root(tmp_path_factory):
+    """The real val2014 annotation file arranged in the COCO layout (its images are not in the source)."""
+    root = tmp_path_factory.mktemp("coco")
+    (root / "annotations").mkdir()
+    (root / "val2014").mkdir()
+    (root / "annotations" / "instances_val2014.json").write_bytes(SOURCE.read_bytes())
+    return root
+
+
+@pytest.fixture
+def open_fixture(coco_root):
+    return lambda task="detection": DATASETS.get("coco")(coco_root, "val2014", task)
 
 
 @pytest.mark.parametrize("task", ["detection", "instance"])
-def test_real_instances_file_counts_classes_and_order(task):
+def test_real_instances_file_counts_classes_and_order(open_fixture, task):
     dataset = open_fixture(task)
     assert dataset.counts() == {"images": 100, "instances": 830, "crowd regions": 9, "classes": 80,
                                 "classes present": 70}
@@ -30,7 +41,7 @@ def test_real_instances_file_counts_classes_and_order(task):
     assert [dataset[i].sample_id for i in range(3)] == [42, 73, 74]  # sorted by image id, as pycocotools
 
 
-def test_real_targets_carry_boxes_labels_areas_and_segmentations():
+def test_real_targets_carry_boxes_labels_areas_and_segmentations(open_fixture):
     dataset = open_fixture("instance")
     first = dataset[0]
     assert first.image_path.name == "COCO_val2014_000000000042.jpg"
@@ -46,20 +57,20 @@ def test_real_targets_carry_boxes_labels_areas_and_segmentations():
     assert crowd_mask["size"] == [480, 640] and crowded.labels[crowded.iscrowd].tolist() == [55]
 
 
-def test_reading_samples_does_not_touch_images():
+def test_reading_samples_does_not_touch_images(open_fixture):
     dataset = open_fixture()  # the fixture ships no images: listing and targets must still work
     assert sum(len(sample.target.labels) for sample in dataset) == 839
 
 
-def test_check_lists_every_missing_image_not_just_the_first():
-    result = run_check("coco", FIXTURE, "val2014", "detection")
+def test_check_lists_every_missing_image_not_just_the_first(coco_root):
+    result = run_check("coco", coco_root, "val2014", "detection")
     assert result.exit_code == 1 and len(result.problems) == 100
     assert all(p.endswith(": image file is missing") for p in result.problems)
     assert "COCO_val2014_000000000042.jpg" in result.problems[0]
 
 
 def test_instance_task_validates_segmentations(tmp_path):
-    data = json.loads((FIXTURE / "annotations" / "instances_val2014.json").read_text())
+    data = json.loads(SOURCE.read_text())
     crowd = next(a for a in data["annotations"] if a["iscrowd"])
     crowd["segmentation"]["size"] = [10, 10]
     data["annotations"][0]["segmentation"] = [[1.0, 2.0]]
@@ -119,8 +130,8 @@ def test_check_is_clean_on_embedded_and_lists_every_planted_fault(bench_cache, t
     assert all("\n" not in p and str(broken) in p for p in result.problems)
 
 
-def test_unknown_task_and_missing_root_are_one_line_errors(tmp_path):
+def test_unknown_task_and_missing_root_are_one_line_errors(coco_root, tmp_path):
     result = run_check("coco", tmp_path / "nowhere", "val2017", "detection")
     assert_problems(result, "data root does not exist")
     with pytest.raises(Exception, match="serves tasks detection, instance and keypoints"):
-        DATASETS.get("coco")(FIXTURE, "val2014", "flow")
+        DATASETS.get("coco")(coco_root, "val2014", "flow")

@@ -1,0 +1,184 @@
+"""``evaluate_coco``: COCO AP/AR for boxes, masks and keypoints, equal to pycocotools' COCOeval by default.
+
+The pipeline is columnar end to end: load and validate the dicts into arrays (``tables``), sort everything
+into (image, category) groups (``grouping``), compute the overlaps of all same-group pairs (``ious``), match
+greedily for every group, IoU threshold and area range at once (``matching``), then build the precision and
+recall arrays (``accumulate``) and the summary (``summary``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from harness.metrics.coco.accumulate import accumulate
+from harness.metrics.coco.grouping import all_pairs, build_groups
+from harness.metrics.coco.ious import box_iou_pairs, mask_iou_blocks, oks
+from harness.metrics.coco.matching import greedy_match
+from harness.metrics.coco.params import CocoParams, make_params
+from harness.metrics.coco.summary import mean_over_valid, summarize, summary_names
+from harness.metrics.coco.tables import GroundTruthTable, ResultTable, load_ground_truth, load_results
+
+
+@dataclass
+class CocoEvalResult:
+    """Summary stats in COCOeval order, named metrics, per-category AP and the full precision/recall arrays.
+
+    ``precision`` is [T, R, K, A, M] and ``recall`` [T, K, A, M] exactly as ``COCOeval.eval`` (-1 where a
+    category has no non-ignored ground truth).  With ``use_cats=False`` K is 1 and per-category numbers are empty.
+    """
+
+    params: CocoParams
+    stats: np.ndarray
+    metrics: dict[str, float]
+    precision: np.ndarray
+    recall: np.ndarray
+    category_ids: list[Any]
+    category_names: list[str]
+    per_category: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def pr_curve(self, iou: float = 0.5, area: str = "all", max_dets: int | None = None) -> dict[str, Any]:
+        """Precision at the 101 recall points, averaged over categories that have ground truth.
+
+        Points where no category has ground truth are NaN.  ``max_dets`` defaults to the largest setting.
+        """
+        t = int(np.flatnonzero(np.isclose(self.params.iou_thresholds, iou, rtol=0, atol=1e-9))[0])
+        a = self.params.area_labels.index(area)
+        m = self.params.max_dets.index(self.params.max_dets[-1] if max_dets is None else max_dets)
+        curve = self.precision[t, :, :, a, m]  # (R, K)
+        valid = curve > -1
+        count = valid.sum(axis=1)
+        total = np.where(valid, curve, 0.0).sum(axis=1)
+        mean = np.divide(total, count, out=np.full(len(total), np.nan), where=count > 0)
+        return {
+            "iou": round(float(self.params.iou_thresholds[t]), 2),
+            "area": area,
+            "max_dets": int(self.params.max_dets[m]),
+            "recall": [float(r) for r in self.params.recall_thresholds],
+            "precision": [float(p) for p in mean],
+        }
+
+
+def evaluate_coco(
+    gt: dict[str, Any],
+    results: Sequence[dict[str, Any]],
+    iou_type: str,
+    *,
+    sigmas: Sequence[float] | np.ndarray | None = None,
+    max_dets: Sequence[int] | None = None,
+    use_cats: bool = True,
+    gt_path: str | Path | None = None,
+    results_path: str | Path | None = None,
+) -> CocoEvalResult:
+    """COCO evaluation of ``results`` (a COCO results list) against ``gt`` (a COCO annotation dict).
+
+    Defaults reproduce pycocotools' COCOeval.  ``max_dets=MMDET_MAX_DETS`` (100, 300, 1000) is mmdet's
+    dialect.  ``sigmas`` gives one OKS sigma per keypoint (COCO-17 by default).  ``gt_path``/``results_path``
+    only name the files in error messages.
+    """
+    params = make_params(iou_type, sigmas=sigmas, max_dets=max_dets, use_cats=use_cats)
+    num_keypoints = len(params.sigmas) if params.sigmas is not None else None
+    gt_table = load_ground_truth(gt, iou_type, num_keypoints, gt_path)
+    result_table = load_results(results, gt_table, iou_type, num_keypoints, results_path)
+    return evaluate_tables(gt_table, result_table, params)
+
+
+def evaluate_tables(gt: GroundTruthTable, dt: ResultTable, params: CocoParams) -> CocoEvalResult:
+    num_images, num_categories = len(gt.images), len(gt.categories)
+    groups = build_groups(
+        gt.image, gt.category, dt.image, dt.category, dt.score,
+        num_images, num_categories, params.max_dets[-1], params.use_cats,
+    )
+    g_rows, d_rows = groups.gt_order, groups.dt_order
+    lows = np.array([lo for lo, _ in params.area_ranges], dtype=np.float64)[:, None]
+    highs = np.array([hi for _, hi in params.area_ranges], dtype=np.float64)[:, None]
+    gt_area = gt.area[g_rows]
+    gt_crowd = gt.crowd[g_rows]
+    gt_ignored = gt.ignore[g_rows][None, :] | (gt_area[None, :] < lows) | (gt_area[None, :] > highs)
+    dt_area = dt.area[d_rows]
+    dt_outside = (dt_area[None, :] < lows) | (dt_area[None, :] > highs)
+
+    pair_det, pair_gt = all_pairs(groups)
+    pair_iou = _pair_overlaps(gt, dt, params, groups, pair_det, pair_gt)
+    matches = greedy_match(
+        pair_det, pair_gt, pair_iou, groups.dt_rank, gt_crowd, gt_ignored, params.iou_thresholds
+    )
+
+    if params.use_cats:
+        k_gt, k_dt, num_k = gt.category[g_rows], dt.category[d_rows], num_categories
+    else:
+        k_gt, k_dt, num_k = np.zeros(len(g_rows), np.int64), np.zeros(len(d_rows), np.int64), 1
+    num_positives = np.stack(
+        [np.bincount(k_gt[~gt_ignored[a]], minlength=num_k) for a in range(len(params.area_ranges))], axis=1
+    )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision, recall = accumulate(
+            dt_category=k_dt,
+            dt_score=dt.score[d_rows],
+            dt_rank=groups.dt_rank,
+            dt_outside=dt_outside,
+            matches=matches,
+            gt_ignored=gt_ignored,
+            gt_id_is_zero=gt.id_is_zero[g_rows],
+            num_positives=num_positives,
+            recall_thresholds=params.recall_thresholds,
+            max_dets=params.max_dets,
+        )
+    stats = summarize(params, precision, recall)
+    names = summary_names(params)
+    return CocoEvalResult(
+        params=params,
+        stats=stats,
+        metrics={name: float(value) for name, value in zip(names, stats)},
+        precision=precision,
+        recall=recall,
+        category_ids=list(gt.categories.ids) if params.use_cats else [-1],
+        category_names=list(gt.category_names) if params.use_cats else ["all"],
+        per_category=_per_category(params, precision, gt.category_names, gt.categories.ids) if params.use_cats else {},
+    )
+
+
+def _pair_overlaps(
+    gt: GroundTruthTable, dt: ResultTable, params: CocoParams, groups, pair_det: np.ndarray, pair_gt: np.ndarray
+) -> np.ndarray:
+    g_rows, d_rows = groups.gt_order, groups.dt_order
+    if params.iou_type == "bbox":
+        return box_iou_pairs(dt.bbox[d_rows[pair_det]], gt.bbox[g_rows[pair_gt]], gt.crowd[g_rows[pair_gt]])
+    if params.iou_type == "segm":
+        return mask_iou_blocks(
+            [dt.masks[i] for i in d_rows], [gt.masks[i] for i in g_rows], gt.crowd[g_rows],
+            groups.dt_bounds, groups.gt_bounds,
+        )
+    dt_xy = dt.keypoints[d_rows[pair_det]][:, :, :2]
+    gt_rows = g_rows[pair_gt]
+    return oks(dt_xy, gt.keypoints[gt_rows], gt.bbox[gt_rows], gt.area[gt_rows], params.sigmas)
+
+
+def _per_category(
+    params: CocoParams, precision: np.ndarray, names: list[str], ids: list[Any]
+) -> dict[str, dict[str, float]]:
+    """AP per category at area 'all' and the largest maxDets (detectron2's and mmdet's convention); NaN when
+    the category has no ground truth."""
+    labels = _unique_labels(names, ids)
+    out: dict[str, dict[str, float]] = {"AP": {}, "AP50": {}, "AP75": {}}
+    for k, label in enumerate(labels):
+        for key, t in (("AP", None), ("AP50", 0.5), ("AP75", 0.75)):
+            s = precision[:, :, k, 0, -1]
+            if t is not None:
+                s = s[np.where(t == params.iou_thresholds)[0]]
+            valid = s[s > -1]
+            out[key][label] = float(np.mean(valid)) if valid.size else float("nan")
+    return out
+
+
+def _unique_labels(names: list[str], ids: list[Any]) -> list[str]:
+    """Category names as keys; a name shared by several categories gets its id appended."""
+    counts: dict[str, int] = {}
+    for name in names:
+        counts[name] = counts.get(name, 0) + 1
+    return [name if counts[name] == 1 else f"{name} (id {cid})" for name, cid in zip(names, ids)]
+
+
+__all__ = ["CocoEvalResult", "evaluate_coco", "evaluate_tables", "mean_over_valid"]

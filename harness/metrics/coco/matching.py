@@ -1,0 +1,75 @@
+"""Greedy COCO matching for all images, categories, IoU thresholds and area ranges at once.
+
+pycocotools' ``evaluateImg`` walks each group's detections in score order; a detection takes the unused ground
+truth with the highest IoU >= min(t, 1 - 1e-10), ties going to the later ground truth, where ground truths are
+ordered regular-first-then-ignored and a detection that found a regular one never looks at the ignored ones;
+crowd ground truths can be taken again and again.  Equivalently: among the available candidates, prefer the
+regular tier, then the highest IoU, then the latest file position.
+
+Only the order *within* a group is sequential, so we step through detection ranks (0, 1, 2, ...) and handle
+rank r of every group together, for all T thresholds x A area ranges in one array.  Pairs below the lowest
+threshold can never match and are dropped before the loop, so each step touches only real candidates.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Matches:
+    """Ground truth taken by each candidate detection at each (threshold, area range); -1 when none."""
+
+    detections: np.ndarray  # (C,) positions (in the sorted detection view) of detections with any candidate
+    gt: np.ndarray  # (T, A, C) positions in the sorted ground-truth view, or -1
+
+
+def greedy_match(
+    pair_det: np.ndarray,
+    pair_gt: np.ndarray,
+    pair_iou: np.ndarray,
+    det_rank: np.ndarray,
+    gt_crowd: np.ndarray,
+    gt_ignored: np.ndarray,
+    iou_thresholds: np.ndarray,
+) -> Matches:
+    """Match candidate pairs ordered by (detection, ground truth); ``gt_ignored`` is (A, G) per area range."""
+    thresholds = np.minimum(iou_thresholds, 1 - 1e-10)
+    keep = pair_iou >= thresholds.min()
+    pair_det, pair_gt, pair_iou = pair_det[keep], pair_gt[keep], pair_iou[keep]
+    num_t, num_a, num_g = len(thresholds), gt_ignored.shape[0], gt_ignored.shape[1]
+
+    detections, pair_slot = np.unique(pair_det, return_inverse=True)
+    matched = np.full((num_t, num_a, len(detections)), -1, dtype=np.int64)
+    if len(detections) == 0:
+        return Matches(detections, matched)
+
+    by_rank = np.argsort(det_rank[pair_det], kind="stable")  # stays ordered by detection, then gt, within a rank
+    pair_slot, pair_gt, pair_iou = pair_slot[by_rank], pair_gt[by_rank], pair_iou[by_rank]
+    ranks = det_rank[pair_det[by_rank]]
+    rank_bounds = np.flatnonzero(np.diff(ranks)) + 1
+    taken = np.zeros((num_t, num_a, num_g), dtype=bool)
+    reusable = gt_crowd
+    thresholds_3d = thresholds[:, None, None]
+
+    for start, stop in zip(np.r_[0, rank_bounds], np.r_[rank_bounds, len(ranks)]):
+        slot, gt, iou = pair_slot[start:stop], pair_gt[start:stop], pair_iou[start:stop]
+        first = np.r_[True, slot[1:] != slot[:-1]]
+        seg_start = np.flatnonzero(first)
+        seg_of_pair = np.cumsum(first) - 1
+
+        valid = (iou >= thresholds_3d) & ~taken[:, :, gt]  # (T, A, P)
+        regular = valid & ~gt_ignored[:, gt]
+        has_regular = np.logical_or.reduceat(regular, seg_start, axis=2)
+        eligible = np.where(has_regular[:, :, seg_of_pair], regular, valid)
+        best = np.maximum.reduceat(np.where(eligible, iou, -np.inf), seg_start, axis=2)
+        winner = eligible & (iou == best[:, :, seg_of_pair])
+        choice = np.maximum.reduceat(np.where(winner, gt, -1), seg_start, axis=2)  # latest position wins ties
+
+        matched[:, :, slot[seg_start]] = choice
+        t_idx, a_idx, s_idx = np.nonzero(choice >= 0)
+        taken_gt = choice[t_idx, a_idx, s_idx]
+        single_use = ~reusable[taken_gt]
+        taken[t_idx[single_use], a_idx[single_use], taken_gt[single_use]] = True
+    return Matches(detections, matched)

@@ -1,0 +1,228 @@
+"""COCO ground truth and results as validated numpy columns, with pycocotools' loading rules applied.
+
+Rules carried over from ``COCO.loadRes`` / ``COCOeval._prepare`` (facts, not code):
+- ground truth: ``area`` is used as-is; a GT is ignored when ``iscrowd`` is set (any ``ignore`` field is
+  overwritten and so has no effect) and, for keypoints, when ``num_keypoints == 0``;
+- results: the branch is chosen by the *first* result.  If it has a non-empty ``bbox``, every result's area is
+  w*h of its box; else if it has a ``segmentation``, the area is the mask area (and a missing box is the mask's
+  bounding box); else the area and box are the extent of the keypoints.  Result ids are 1..N in list order.
+
+Deliberately stricter than pycocotools (it would produce a number, but not a meaningful one): results for
+unknown images or categories, non-finite numbers, negative box sizes, mask sizes that differ from the image,
+duplicate ids and segm results without a ``segmentation`` (pycocotools would score their box as a polygon) are
+errors.  A missing ``iscrowd`` means 0 (pycocotools would raise a KeyError).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from harness.errors import DataError, PredictionError
+from harness.metrics.coco import validate as v
+from harness.metrics.coco.masks import rle_areas, rle_boxes, segmentations_to_rles
+
+
+@dataclass
+class GroundTruthTable:
+    """One row per annotation, in file order (pycocotools keeps file order inside an image and category)."""
+
+    images: v.IdIndex
+    categories: v.IdIndex
+    category_names: list[str]
+    image: np.ndarray  # (N,) index into images.ids
+    category: np.ndarray  # (N,) index into categories.ids
+    crowd: np.ndarray  # (N,) bool
+    ignore: np.ndarray  # (N,) bool, before the area-range rule
+    area: np.ndarray  # (N,) float64, the annotation's own area field
+    id_is_zero: np.ndarray  # (N,) bool: pycocotools stores matches by GT id, so id 0 reads as "unmatched"
+    bbox: np.ndarray | None = None  # (N, 4)
+    keypoints: np.ndarray | None = None  # (N, K, 3)
+    masks: list[dict[str, Any]] | None = None
+    image_sizes: np.ndarray | None = None  # (n_images, 2) height, width in sorted-id order (segm only)
+
+    def __len__(self) -> int:
+        return len(self.image)
+
+
+@dataclass
+class ResultTable:
+    """One row per result, in list order."""
+
+    image: np.ndarray
+    category: np.ndarray
+    score: np.ndarray
+    area: np.ndarray
+    bbox: np.ndarray | None = None
+    keypoints: np.ndarray | None = None
+    masks: list[dict[str, Any]] | None = None
+
+    def __len__(self) -> int:
+        return len(self.image)
+
+
+def load_ground_truth(
+    gt: Any, iou_type: str, num_keypoints: int | None = None, path: str | Path | None = None
+) -> GroundTruthTable:
+    """Validate a COCO annotation dict (images, annotations, categories) into columns; DataError on problems."""
+    images = v.require_list(gt, "images", DataError, path, "ground truth")
+    annotations = v.require_list(gt, "annotations", DataError, path, "ground truth")
+    categories = v.require_list(gt, "categories", DataError, path, "ground truth")
+
+    image_ids = v.column(images, "id", lambda i: f"image #{i}", DataError, path)
+    v.unique_ids(image_ids, "image", DataError, path)
+    image_index = v.IdIndex(image_ids, "image", DataError, path)
+    category_ids = v.column(categories, "id", lambda i: f"category #{i}", DataError, path)
+    v.unique_ids(category_ids, "category", DataError, path)
+    category_index = v.IdIndex(category_ids, "category", DataError, path)
+    names_by_id = {c["id"]: str(c.get("name", c["id"])) for c in categories}
+    category_names = [names_by_id[cid] for cid in category_index.ids]
+
+    where = v.annotation_where(annotations)
+    ann_ids = v.column(annotations, "id", where, DataError, path)
+    v.unique_ids(ann_ids, "annotation", DataError, path)
+    id_is_zero = np.array([a == 0 and not isinstance(a, str) for a in ann_ids], dtype=bool)
+
+    ann_images = v.column(annotations, "image_id", where, DataError, path)
+    image = image_index.lookup(ann_images)
+    v.check_known(image, ann_images, "image_id", where, DataError, path, "is not in 'images'")
+    ann_categories = v.column(annotations, "category_id", where, DataError, path)
+    category = category_index.lookup(ann_categories)
+    v.check_known(category, ann_categories, "category_id", where, DataError, path, "is not in 'categories'")
+
+    area = v.numbers(v.column(annotations, "area", where, DataError, path), "area", where, DataError, path)
+    crowd_raw = [int(c) if isinstance(c, (bool, np.bool_)) else c for c in v.optional_column(annotations, "iscrowd", 0)]
+    crowd_values = v.numbers(crowd_raw, "iscrowd", where, DataError, path) if crowd_raw else np.zeros(0)
+    bad_crowd = (crowd_values != 0) & (crowd_values != 1)
+    if bad_crowd.any():
+        i = int(np.flatnonzero(bad_crowd)[0])
+        raise DataError(f"{where(i)}: iscrowd must be 0 or 1, got {crowd_raw[i]!r}", path)
+    crowd = crowd_values.astype(bool)
+    ignore = crowd.copy()
+
+    table = GroundTruthTable(
+        images=image_index,
+        categories=category_index,
+        category_names=category_names,
+        image=image,
+        category=category,
+        crowd=crowd,
+        ignore=ignore,
+        area=area,
+        id_is_zero=id_is_zero,
+    )
+    if iou_type in ("bbox", "keypoints"):
+        table.bbox = v.numbers(v.column(annotations, "bbox", where, DataError, path), "bbox", where, DataError, path, 4)
+        v.check_nonnegative_size(table.bbox, where, DataError, path)
+    if iou_type == "keypoints":
+        assert num_keypoints is not None
+        raw = v.column(annotations, "keypoints", where, DataError, path)
+        flat = v.numbers(raw, "keypoints", where, DataError, path, 3 * num_keypoints)
+        table.keypoints = flat.reshape(len(flat), num_keypoints, 3)
+        labelled = v.numbers(
+            v.column(annotations, "num_keypoints", where, DataError, path), "num_keypoints", where, DataError, path
+        )
+        table.ignore = crowd | (labelled == 0)
+    if iou_type == "segm" or all(isinstance(im, dict) and "height" in im and "width" in im for im in images):
+        sizes = _image_sizes(images, path)
+        table.image_sizes = np.empty_like(sizes)
+        table.image_sizes[image_index.lookup(image_ids)] = sizes  # rows in sorted-id order
+    if iou_type == "segm":
+        segmentations = v.column(annotations, "segmentation", where, DataError, path)
+        table.masks = segmentations_to_rles(segmentations, image, table.image_sizes, where, DataError, path)
+    return table
+
+
+def _image_sizes(images: Sequence[Any], path) -> np.ndarray:
+    def where(i: int) -> str:
+        return f"image #{i} (id {images[i].get('id', '?')})"
+
+    heights = v.numbers(v.column(images, "height", where, DataError, path), "height", where, DataError, path)
+    widths = v.numbers(v.column(images, "width", where, DataError, path), "width", where, DataError, path)
+    return np.stack([heights, widths], axis=1).reshape(-1, 2)
+
+
+def _area_branch(first: Any) -> str:
+    """Which branch of ``COCO.loadRes`` the results take (decided by the first result)."""
+    if not isinstance(first, dict):
+        raise PredictionError(f"result #0: expected an object, got {type(first).__name__}")
+    if "bbox" in first and not first["bbox"] == []:
+        return "bbox"
+    if "segmentation" in first:
+        return "segmentation"
+    if "keypoints" in first:
+        return "keypoints"
+    raise PredictionError("result #0: has none of 'bbox', 'segmentation' or 'keypoints'")
+
+
+def load_results(
+    results: Any,
+    gt: GroundTruthTable,
+    iou_type: str,
+    num_keypoints: int | None = None,
+    path: str | Path | None = None,
+) -> ResultTable:
+    """Validate a COCO results list into columns; PredictionError naming the result on problems."""
+    if not isinstance(results, (list, tuple)):
+        raise PredictionError(f"results must be a list of objects, got {type(results).__name__}", path)
+    where = v.result_where
+    n = len(results)
+    if n == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return ResultTable(
+            image=empty, category=empty, score=np.zeros(0), area=np.zeros(0), bbox=np.zeros((0, 4)),
+            keypoints=np.zeros((0, num_keypoints or 0, 3)), masks=[],
+        )
+    try:
+        branch = _area_branch(results[0])
+    except PredictionError as exc:
+        raise PredictionError(str(exc), path) from None
+
+    image_values = v.column(results, "image_id", where, PredictionError, path)
+    image = gt.images.lookup(image_values)
+    v.check_known(image, image_values, "image_id", where, PredictionError, path)
+    category_values = v.column(results, "category_id", where, PredictionError, path)
+    category = gt.categories.lookup(category_values)
+    v.check_known(category, category_values, "category_id", where, PredictionError, path)
+    score = v.numbers(v.column(results, "score", where, PredictionError, path), "score", where, PredictionError, path)
+
+    table = ResultTable(image=image, category=category, score=score, area=np.zeros(n))
+    if branch == "bbox":
+        raw = v.column(results, "bbox", where, PredictionError, path)
+        table.bbox = v.numbers(raw, "bbox", where, PredictionError, path, 4)
+        v.check_nonnegative_size(table.bbox, where, PredictionError, path)
+        table.area = table.bbox[:, 2] * table.bbox[:, 3]
+    if iou_type == "segm" or branch == "segmentation":
+        if gt.image_sizes is None:
+            raise PredictionError("mask results need the image sizes ('height', 'width') in the ground truth", path)
+        segmentations = v.column(results, "segmentation", where, PredictionError, path)
+        table.masks = segmentations_to_rles(segmentations, image, gt.image_sizes, where, PredictionError, path)
+    if branch == "segmentation":
+        table.area = rle_areas(table.masks)
+        if iou_type == "bbox":
+            table.bbox = _boxes_or_mask_boxes(results, table.masks, path)
+    if iou_type == "keypoints" or branch == "keypoints":
+        if num_keypoints is None:
+            raise ValueError("num_keypoints is needed to read keypoint results")
+        raw = v.column(results, "keypoints", where, PredictionError, path)
+        flat = v.numbers(raw, "keypoints", where, PredictionError, path, 3 * num_keypoints)
+        table.keypoints = flat.reshape(n, num_keypoints, 3)
+    if branch == "keypoints":
+        x, y = table.keypoints[:, :, 0], table.keypoints[:, :, 1]
+        x0, x1, y0, y1 = x.min(axis=1), x.max(axis=1), y.min(axis=1), y.max(axis=1)
+        table.area = (x1 - x0) * (y1 - y0)
+        table.bbox = np.stack([x0, y0, x1 - x0, y1 - y0], axis=1)
+    return table
+
+
+def _boxes_or_mask_boxes(results: Sequence[dict], masks: list, path) -> np.ndarray:
+    boxes = rle_boxes(masks)
+    given = [i for i, r in enumerate(results) if "bbox" in r and r["bbox"] != []]
+    if given:
+        values = [results[i]["bbox"] for i in given]
+        own = v.numbers(values, "bbox", lambda j: f"result #{given[j]}", PredictionError, path, 4)
+        v.check_nonnegative_size(own, lambda j: f"result #{given[j]}", PredictionError, path)
+        boxes[np.asarray(given)] = own
+    return boxes

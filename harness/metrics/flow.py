@@ -1,0 +1,215 @@
+"""Optical-flow errors: EPE, 1/3/5px, KITTI Fl, and the Sintel speed and matched/unmatched breakdowns.
+
+EPE is the per-pixel Euclidean distance between predicted and true flow (computed in float64).  Every number
+here is a ratio of a sum and a count over pixels, and the averaging unit is a named dialect:
+
+* ``pixels`` (default, RAFT on Sintel and the KITTI devkit's Fl): pooled over all valid pixels of the dataset.
+* ``per-image`` (ptlflow): each image's mean, then the mean over images (an image without pixels in a
+  breakdown region does not count for that region).
+* ``per-batch`` (mmflow): each ``update`` call's pooled mean, then the mean over calls; it depends on the
+  batch size, which is why it is not the default.
+
+1px/3px/5px are accuracies (EPE < N) in RAFT and ptlflow (``px_convention="accuracy"``, default) and error
+rates (EPE > N) in GMFlow (``"error-rate"``).  KITTI Fl: a valid pixel is an outlier when EPE > 3 and
+EPE / |flow_gt| > 0.05.  Sintel: s0-10 / s10-40 / s40+ split valid pixels by GT speed as [0, 10), [10, 40),
+[40, inf); "matched" pixels are neither occluded nor out of frame, "unmatched" are the other valid pixels.
+
+The state holds sums and counts only (or, for the other dialects, sums of per-unit means and unit counts).
+"""
+from __future__ import annotations
+
+from typing import Any, Literal, Sequence
+
+import numpy as np
+
+from harness.errors import DataError, PredictionError
+from harness.metrics import METRICS
+from harness.metrics.base import Metric, MetricResult
+from harness.structures import FlowPrediction, FlowTarget
+
+FlowAveraging = Literal["pixels", "per-image", "per-batch"]
+PxConvention = Literal["accuracy", "error-rate"]
+AVERAGINGS: tuple[str, ...] = ("pixels", "per-image", "per-batch")
+PX_CONVENTIONS: tuple[str, ...] = ("accuracy", "error-rate")
+PX_THRESHOLDS = (1, 3, 5)
+SPEED_BANDS = (("s0-10", 0.0, 10.0), ("s10-40", 10.0, 40.0), ("s40+", 40.0, np.inf))
+FL_EPE, FL_RATIO = 3.0, 0.05
+
+#: every quantity tracked: name -> (numerator kind, denominator region)
+QUANTITIES: tuple[str, ...] = (
+    "EPE", *(f"acc{n}" for n in PX_THRESHOLDS), *(f"err{n}" for n in PX_THRESHOLDS), "Fl",
+    *(f"EPE_{name}" for name, _, _ in SPEED_BANDS), "EPE_matched", "EPE_unmatched",
+)
+
+
+def endpoint_error(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """(H, W) float64 end-point error."""
+    difference = np.asarray(pred, dtype=np.float64) - np.asarray(gt, dtype=np.float64)
+    return np.sqrt(difference[..., 0] ** 2 + difference[..., 1] ** 2)
+
+
+def fl_outliers(epe: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """KITTI outliers: EPE > 3 px and EPE / |gt| > 5 %."""
+    gt = np.asarray(gt, dtype=np.float64)
+    magnitude = np.sqrt(gt[..., 0] ** 2 + gt[..., 1] ** 2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (epe > FL_EPE) & (epe / magnitude > FL_RATIO)
+
+
+def flow_sums(
+    pred: np.ndarray,
+    gt: np.ndarray,
+    valid: np.ndarray | None = None,
+    occluded: np.ndarray | None = None,
+    out_of_frame: np.ndarray | None = None,
+) -> dict[str, tuple[float, int]]:
+    """(sum, count) of every quantity for one image; each quantity's value is sum / count."""
+    epe = endpoint_error(pred, gt)
+    valid = np.ones(epe.shape, dtype=bool) if valid is None else np.asarray(valid, dtype=bool)
+    values = epe[valid]
+    count = int(values.size)
+    sums: dict[str, tuple[float, int]] = {"EPE": (float(values.sum()), count)}
+    for n in PX_THRESHOLDS:
+        sums[f"acc{n}"] = (float(np.count_nonzero(values < n)), count)
+        sums[f"err{n}"] = (float(np.count_nonzero(values > n)), count)
+    sums["Fl"] = (float(np.count_nonzero(fl_outliers(epe, gt)[valid])), count)
+    gt = np.asarray(gt, dtype=np.float64)
+    speed = np.sqrt(gt[..., 0] ** 2 + gt[..., 1] ** 2)[valid]
+    for name, low, high in SPEED_BANDS:
+        band = (speed >= low) & (speed < high)
+        sums[f"EPE_{name}"] = (float(values[band].sum()), int(np.count_nonzero(band)))
+    if occluded is None and out_of_frame is None:
+        sums["EPE_matched"] = (0.0, 0)
+        sums["EPE_unmatched"] = (0.0, 0)
+    else:
+        unmatched = np.zeros(epe.shape, dtype=bool)
+        for mask in (occluded, out_of_frame):
+            if mask is not None:
+                unmatched |= np.asarray(mask, dtype=bool)
+        unmatched = unmatched[valid]
+        sums["EPE_matched"] = (float(values[~unmatched].sum()), int(np.count_nonzero(~unmatched)))
+        sums["EPE_unmatched"] = (float(values[unmatched].sum()), int(np.count_nonzero(unmatched)))
+    return sums
+
+
+def report(values: dict[str, float], px_convention: PxConvention = "accuracy") -> dict[str, float]:
+    """Public metric names from tracked quantities: EPE, 1px/3px/5px in the chosen convention, Fl, breakdowns."""
+    prefix = "acc" if px_convention == "accuracy" else "err"
+    out = {"EPE": values["EPE"]}
+    out.update({f"{n}px": values[f"{prefix}{n}"] for n in PX_THRESHOLDS})
+    out["Fl"] = values["Fl"]
+    out.update({key: values[key] for key in values if key.startswith("EPE_")})
+    return out
+
+
+def flow_metrics(
+    preds: Sequence[np.ndarray],
+    gts: Sequence[np.ndarray],
+    valids: Sequence[np.ndarray | None] | None = None,
+    averaging: FlowAveraging = "pixels",
+    px_convention: PxConvention = "accuracy",
+) -> dict[str, float]:
+    """Functional entry point over lists of (H, W, 2) flows (one batch for ``per-batch``)."""
+    metric = FlowMetric(averaging=averaging, px_convention=px_convention)
+    valids = list(valids) if valids is not None else [None] * len(preds)
+    metric.add_batch([(p, FlowTarget(flow=g, valid=v), i) for i, (p, g, v) in enumerate(zip(preds, gts, valids))])
+    return metric.compute().metrics
+
+
+def _check_mask(mask: Any, shape: tuple[int, ...], name: str, item: Any) -> np.ndarray | None:
+    if mask is None:
+        return None
+    mask = np.asarray(mask)
+    if mask.shape != shape:
+        raise DataError(f"item {item!r}: {name} mask has shape {mask.shape}, flow {shape}")
+    return mask.astype(bool)
+
+
+@METRICS.register("flow")
+class FlowMetric(Metric):
+    """EPE, 1px/3px/5px, Fl and the Sintel breakdowns, with the averaging unit as a named dialect."""
+
+    name = "flow"
+
+    def __init__(self, averaging: FlowAveraging = "pixels", px_convention: PxConvention = "accuracy") -> None:
+        super().__init__()
+        if averaging not in AVERAGINGS:
+            raise ValueError(f"unknown flow averaging {averaging!r} (known: {', '.join(AVERAGINGS)})")
+        if px_convention not in PX_CONVENTIONS:
+            raise ValueError(f"unknown px convention {px_convention!r} (known: {', '.join(PX_CONVENTIONS)})")
+        self.averaging = averaging
+        self.px_convention = px_convention
+        size = len(QUANTITIES)
+        # pixels: sums of values and pixel counts; per-image / per-batch: sums of unit means and unit counts
+        self.add_state("numerators", np.zeros(size), reduce="sum")
+        self.add_state("denominators", np.zeros(size, dtype=np.int64), reduce="sum")
+
+    def update(self, samples: Sequence[Any], predictions: Sequence[Any]) -> None:
+        if len(samples) != len(predictions):
+            raise PredictionError(f"{len(predictions)} predictions for {len(samples)} samples")
+        batch = []
+        for sample, prediction in zip(samples, predictions):
+            if not isinstance(sample.target, FlowTarget):
+                raise DataError(f"item {sample.sample_id!r}: expected a FlowTarget, got {type(sample.target).__name__}")
+            if not isinstance(prediction, FlowPrediction):
+                raise PredictionError(
+                    f"item {sample.sample_id!r}: expected a FlowPrediction, got {type(prediction).__name__}"
+                )
+            batch.append((prediction.flow, sample.target, sample.sample_id))
+        self.add_batch(batch)
+
+    def add_batch(self, batch: Sequence[tuple[np.ndarray, FlowTarget, Any]]) -> None:
+        """Score (prediction flow, target, item name) triples as one batch."""
+        per_image = [self._image_sums(pred, target, item) for pred, target, item in batch]
+        if self.averaging == "per-batch" and per_image:
+            pooled = {key: (sum(s[key][0] for s in per_image), sum(s[key][1] for s in per_image))
+                      for key in QUANTITIES}
+            per_image = [pooled]
+        for sums in per_image:
+            for index, key in enumerate(QUANTITIES):
+                total, count = sums[key]
+                if self.averaging == "pixels":
+                    self.numerators[index] += total
+                    self.denominators[index] += count
+                elif count > 0:
+                    self.numerators[index] += total / count
+                    self.denominators[index] += 1
+
+    def _image_sums(self, pred: Any, target: FlowTarget, item: Any) -> dict[str, tuple[float, int]]:
+        gt = np.asarray(target.flow)
+        if gt.ndim != 3 or gt.shape[2] != 2:
+            raise DataError(f"item {item!r}: ground-truth flow must be (H, W, 2), got {gt.shape}")
+        pred = np.asarray(pred)
+        if pred.shape != gt.shape:
+            raise PredictionError(f"item {item!r}: predicted flow has shape {pred.shape}, ground truth {gt.shape}")
+        shape = gt.shape[:2]
+        valid = _check_mask(target.valid, shape, "valid", item)
+        occluded = _check_mask(target.occluded, shape, "occluded", item)
+        out_of_frame = _check_mask(target.out_of_frame, shape, "out_of_frame", item)
+        scored = np.ones(shape, dtype=bool) if valid is None else valid
+        if not np.all(np.isfinite(pred[scored])):
+            raise PredictionError(f"item {item!r}: predicted flow has non-finite values on valid pixels")
+        if not np.all(np.isfinite(gt[scored])):
+            raise DataError(f"item {item!r}: ground-truth flow has non-finite values on valid pixels")
+        return flow_sums(pred, gt, valid, occluded, out_of_frame)
+
+    def compute(self) -> MetricResult:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratios = self.numerators / self.denominators
+        values = {key: float(ratios[i]) for i, key in enumerate(QUANTITIES)}
+        metrics = report(values, self.px_convention)
+        better = {key: False for key in metrics}
+        if self.px_convention == "accuracy":
+            better.update({f"{n}px": True for n in PX_THRESHOLDS})
+        return MetricResult(
+            metrics=metrics,
+            settings={
+                "averaging": self.averaging,
+                "px_convention": self.px_convention,
+                "px_definition": "EPE < N" if self.px_convention == "accuracy" else "EPE > N",
+                "fl_definition": "EPE > 3 and EPE/|gt| > 0.05 on valid pixels",
+                "speed_bands": "[0,10) [10,40) [40,inf) px by |gt|",
+                "pixels": int(self.denominators[0]) if self.averaging == "pixels" else None,
+            },
+            higher_is_better=better,
+        )

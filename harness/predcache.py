@@ -1,0 +1,146 @@
+"""Per-sample prediction cache, so re-scoring or resuming a run never calls the model twice for one image.
+
+Layout: ``<root>/<adapter fingerprint>/<dataset fingerprint>-<device kind>-<code>/chunk-<hash>.pred``.  The
+adapter fingerprint covers name, options and a hash of the weights; the dataset fingerprint covers the ground
+truth; the device kind (``cpu``/``cuda``) keeps GPU and CPU numbers apart; ``code`` hashes the adapter package's
+source and the versions of the libraries models run on, so a fixed preprocessing bug or a new torch never
+serves stale predictions (metric code is deliberately not part of it: re-scoring is what the cache is for).  Each model call becomes one chunk file, named by
+a hash of the sample ids it holds, written to a temporary name and renamed into place: a killed run leaves whole
+chunks or nothing, every process (rank) writes only its own files, and no lock or database is involved.  Chunks
+also keep the call's wall time, so a resumed or re-scored run still reports the throughput it was measured at.
+Files are read with the pickle-free codec in ``harness.safecodec``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from harness import safecodec
+
+FORMAT_VERSION = 1
+MISSING = object()  # pass as ``default`` to tell a miss from a stored value
+
+
+def sample_key(sample_id: Any) -> str:
+    """JSON keeps ``7`` and ``"7"`` apart, so int and str ids never collide."""
+    return json.dumps(sample_id)
+
+
+def device_kind(device: str) -> str:
+    return device.split(":")[0]
+
+
+@dataclass
+class CachedTiming:
+    seconds: float
+    batch_size: int
+
+
+class PredictionCache:
+    """Reads every chunk's index at start-up; decodes a chunk only when one of its samples is asked for."""
+
+    def __init__(self, root: Path, adapter_fingerprint: str, dataset_fingerprint: str, device: str, code: str = "") -> None:
+        self.directory = Path(root) / adapter_fingerprint / "-".join(
+            part for part in (dataset_fingerprint, device_kind(device), code) if part)
+        self._where: dict[str, Path] = {}
+        self._timing: dict[Path, CachedTiming] = {}
+        self._decoded: dict[Path, dict[str, Any]] = {}
+        self.hits = 0
+        self.writes = 0
+        if self.directory.is_dir():
+            for path in sorted(self.directory.glob("chunk-*.pred")):
+                self._index(path)
+
+    def _index(self, path: Path) -> None:
+        try:
+            header = safecodec.read_header(path)
+            if header.get("version") != FORMAT_VERSION:
+                return
+            keys = [sample_key(sample_id) for sample_id in header["ids"]]
+        except Exception as exc:  # a damaged file only costs a recomputation
+            warnings.warn(f"{path}: unreadable prediction cache chunk ignored ({type(exc).__name__})", stacklevel=2)
+            return
+        for key in keys:
+            self._where[key] = path
+        self._timing[path] = CachedTiming(float(header["seconds"]), int(header["batch_size"]))
+
+    def __len__(self) -> int:
+        return len(self._where)
+
+    def chunk_of(self, sample_id: Any) -> Path | None:
+        return self._where.get(sample_key(sample_id))
+
+    def timing(self, chunk: Path) -> CachedTiming:
+        return self._timing[chunk]
+
+    def get(self, sample_id: Any, default: Any = None) -> Any:
+        key = sample_key(sample_id)
+        path = self._where.get(key)
+        if path is None:
+            return default
+        if path not in self._decoded:
+            try:
+                header, values = safecodec.loads(path)
+            except Exception as exc:
+                warnings.warn(f"{path}: unreadable prediction cache chunk ignored ({type(exc).__name__}: {exc})",
+                              stacklevel=2)
+                for stale in [k for k, p in self._where.items() if p == path]:
+                    del self._where[stale]
+                return default
+            if len(self._decoded) >= 4:  # chunks are used in order; keep memory bounded
+                self._decoded.pop(next(iter(self._decoded)))
+            self._decoded[path] = dict(zip((sample_key(i) for i in header["ids"]), values))
+        self.hits += 1
+        return self._decoded[path][key]
+
+    def put(self, sample_ids: Sequence[Any], predictions: Sequence[Any], seconds: float) -> Path:
+        """Store one model call's predictions as one chunk (atomically; an existing identical chunk is replaced)."""
+        ids = [sample_id.item() if hasattr(sample_id, "item") else sample_id for sample_id in sample_ids]
+        name = hashlib.sha256(json.dumps(ids).encode()).hexdigest()[:20]
+        header = {"version": FORMAT_VERSION, "ids": ids, "seconds": float(seconds), "batch_size": len(ids)}
+        payload = safecodec.dumps(header, list(predictions))
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self.directory / f"chunk-{name}.pred"
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pred", dir=self.directory)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(payload)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        for sample_id in ids:
+            self._where[sample_key(sample_id)] = path
+        self._timing[path] = CachedTiming(float(seconds), len(ids))
+        self.writes += 1
+        return path
+
+
+def code_fingerprint(adapter: Any) -> str:
+    """Hash of every loaded module of the adapter's top-level package, plus model library versions."""
+    import sys
+
+    from harness.provenance import package_versions
+
+    top = type(adapter).__module__.split(".")[0]
+    digest = hashlib.sha256(json.dumps(sorted(package_versions().items())).encode())
+    files = sorted({getattr(module, "__file__", None) for name, module in list(sys.modules.items())
+                    if (name == top or name.startswith(top + ".")) and getattr(module, "__file__", None)})
+    for file in files:
+        try:
+            digest.update(file.encode() + b"\0" + Path(file).read_bytes())
+        except OSError:
+            digest.update(file.encode())
+    return digest.hexdigest()[:12]
+
+
+def default_cache_dir() -> Path:
+    from harness.cache import cache_root
+
+    return cache_root() / "predictions"
