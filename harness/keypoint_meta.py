@@ -21,3 +21,25 @@ COCO_SKELETON_1BASED: list[list[int]] = [
 
 #: index pairs that swap under a horizontal flip
 COCO_FLIP_PAIRS: list[tuple[int, int]] = [(1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16)]
+
+#: the 16 MPII Human Pose joints in the dataset's (and mmpose's) index order
+MPII_KEYPOINT_NAMES: list[str] = [
+    "right_ankle", "right_knee", "right_hip", "left_hip", "left_knee", "left_ankle", "pelvis", "thorax",
+    "upper_neck", "head_top", "right_wrist", "right_elbow", "right_shoulder", "left_shoulder", "left_elbow",
+    "left_wrist",
+]
+
+#: the short names MPII's evaluation files use in ``dataset_joints`` (same order)
+MPII_JOINT_CODES: list[str] = [
+    "rank", "rkne", "rhip", "lhip", "lkne", "lank", "pelv", "thor", "neck", "head", "rwri", "relb", "rsho", "lsho",
+    "lelb", "lwri",
+]
+
+#: 0-based limbs of the MPII skeleton
+MPII_SKELETON: list[tuple[int, int]] = [
+    (0, 1), (1, 2), (2, 6), (3, 6), (3, 4), (4, 5), (6, 7), (7, 8), (8, 9), (7, 12), (12, 11), (11, 10), (7, 13),
+    (13, 14), (14, 15),
+]
+
+#: index pairs that swap under a horizontal flip
+MPII_FLIP_PAIRS: list[tuple[int, int]] = [(0, 5), (1, 4), (2, 3), (10, 15), (11, 14), (12, 13)]

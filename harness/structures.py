@@ -58,6 +58,7 @@ class KeypointsTarget:
     """All annotated people of one image, as COCO person_keypoints stores them.
 
     ``keypoints`` is (N, K, 3) with COCO visibility flags v (0 unlabelled, 1 labelled occluded, 2 visible).
+    ``head_boxes`` (N, 4) xywh is set by datasets scored with PCKh (MPII): the head size is 0.6 x its diagonal.
     """
 
     image_id: int
@@ -69,6 +70,7 @@ class KeypointsTarget:
     iscrowd: np.ndarray  # (N,) bool
     num_keypoints: np.ndarray  # (N,)
     ann_ids: np.ndarray  # (N,)
+    head_boxes: np.ndarray | None = None  # (N, 4) xywh
 
 
 @dataclass

@@ -8,11 +8,52 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Collection, Iterable, Iterator
 
+from harness.errors import BenchError
 from harness.structures import Sample
+
+_PROBLEM_SINK: ContextVar[list[str] | None] = ContextVar("bench_dataset_problems", default=None)
+
+
+@contextmanager
+def collecting_problems() -> Iterator[list[str]]:
+    """Inside this block readers record the layout problems they can step over instead of raising the first.
+
+    Reading for real must stop at the first problem (a wrong AP from a half-read dataset is worse than no AP),
+    but ``bench datasets check`` should list every problem at once; both go through ``report``.
+    """
+    sink: list[str] = []
+    token = _PROBLEM_SINK.set(sink)
+    try:
+        yield sink
+    finally:
+        _PROBLEM_SINK.reset(token)
+
+
+def report(problem: BenchError) -> None:
+    """Raise ``problem``, or record it and return when a ``collecting_problems`` block is active.
+
+    Callers must be able to carry on after it returns: skip the broken entry, treat a missing folder as absent.
+    """
+    sink = _PROBLEM_SINK.get()
+    if sink is None:
+        raise problem
+    sink.append(str(problem))
+
+
+def supports(*tasks: str) -> Callable[[Callable[..., "Dataset"]], Callable[..., "Dataset"]]:
+    """Declare the tasks a registered dataset factory can open (first = default), for ``bench datasets``."""
+
+    def mark(factory: Callable[..., "Dataset"]) -> Callable[..., "Dataset"]:
+        factory.tasks = tuple(tasks)  # type: ignore[attr-defined]
+        return factory
+
+    return mark
 
 
 @dataclass
@@ -43,6 +84,8 @@ class Dataset(ABC):
     """
 
     info: DatasetInfo
+    #: folders a reader found missing and reported once; ``check`` drops the per-file problems they cause
+    missing_folders: Collection[Path] = frozenset()
 
     @abstractmethod
     def __len__(self) -> int: ...
@@ -68,20 +111,32 @@ class Dataset(ABC):
                     digest.update(block)
         return digest.hexdigest()[:16]
 
-    def check(self) -> list[str]:
-        """Every problem found by loading every sample (one line each); empty when the layout is clean."""
-        from harness.errors import BenchError
+    def check(self, progress: Callable[[int], None] | None = None) -> list[str]:
+        """Every problem found by loading every sample (one line each); empty when the layout is clean.
 
-        problems: list[str] = []
+        ``progress(n)`` is called after each sample, for a progress bar on big datasets.
+        """
+        problems: dict[str, None] = {}  # ordered and without repeats (a frame shared by two flow pairs)
+        hidden = tuple(f"{folder}/" for folder in self.missing_folders)
         for index in range(len(self)):
-            try:
-                sample = self[index]
-                if sample.image_path is not None:
-                    sample.load_image()
-                if sample.image_path2 is not None:
-                    sample.load_image2()
-            except BenchError as exc:
-                problems.append(str(exc))
+            problems.update((p, None) for p in self.check_sample(index) if not (hidden and p.startswith(hidden)))
+            if progress is not None:
+                progress(1)
+        return list(problems)
+
+    def check_sample(self, index: int) -> list[str]:
+        """Problems of one sample; readers with several files per sample override this to check each file."""
+        problems: list[str] = []
+        try:
+            sample = self[index]
+        except BenchError as exc:
+            return [str(exc)]
+        for path, load in ((sample.image_path, sample.load_image), (sample.image_path2, sample.load_image2)):
+            if path is not None:
+                try:
+                    load()
+                except BenchError as exc:
+                    problems.append(str(exc))
         return problems
 
     def counts(self) -> dict[str, int]:

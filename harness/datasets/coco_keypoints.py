@@ -12,7 +12,7 @@ import numpy as np
 
 from harness.datasets import DATASETS
 from harness.datasets.base import Dataset, DatasetInfo
-from harness.datasets.coco_format import CocoIndex
+from harness.datasets.coco_format import CocoIndex, locate_coco
 from harness.errors import DataError
 from harness.keypoint_meta import COCO_KEYPOINT_NAMES, COCO_SIGMAS
 from harness.structures import KeypointsTarget, PersonBoxes, Sample
@@ -103,13 +103,5 @@ class CocoKeypoints(Dataset):
 
 def open_coco_keypoints(root: Path, split: str, name: str = "coco") -> CocoKeypoints:
     """Find the annotation file and image folder in a COCO download (``val2017/`` or ``images/val2017/``)."""
-    root = Path(root)
-    if not root.is_dir():
-        raise DataError("data root does not exist or is not a folder", root)
-    annotation_file = root / "annotations" / f"person_keypoints_{split}.json"
-    if not annotation_file.is_file():
-        raise DataError(f"no annotations/person_keypoints_{split}.json (is this a COCO root? is the split right?)", root)
-    for image_dir in (root / split, root / "images" / split):
-        if image_dir.is_dir():
-            return CocoKeypoints(annotation_file, image_dir, name=name, split=split)
-    raise DataError(f"no image folder {split}/ or images/{split}/", root)
+    annotation_file, image_dir = locate_coco(root, split, f"person_keypoints_{split}.json")
+    return CocoKeypoints(annotation_file, image_dir, name=name, split=split)

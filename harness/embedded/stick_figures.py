@@ -203,3 +203,7 @@ def write_split(root: Path, split: str, count: int, seed: int) -> None:
 def build(root: Path) -> None:
     for split, (count, seed) in SPLITS.items():
         write_split(root, split, count, seed)
+
+
+def build_split(root: Path, split: str) -> None:
+    write_split(root, split, *SPLITS[split])

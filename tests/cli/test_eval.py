@@ -579,7 +579,7 @@ def test_bad_flow_files_are_one_line_errors(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------ MPII
-MPII_JSON = DATA / "mpii" / "test_mpii.json"
+MPII_JSON = DATA / "mpii" / "annotations" / "mpii_val.json"
 #: error of each joint as a fraction of the head size, half-way between the thresholds of the 0.01 grid
 JOINT_FRACTIONS = np.array([0.045, 0.305, 0.625, 0.055, 0.455, 0.805, 0.205, 0.075, 0.045, 0.555, 0.305, 0.055, 0.155,
                             0.355, 0.955, 0.255])
