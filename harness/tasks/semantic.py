@@ -14,7 +14,7 @@ from harness.tasks.base import Task
 @TASKS.register("semantic")
 class SemanticTask(Task):
     name = "semantic"
-    default_dataset = "ade20k"
+    default_dataset = "voc"
     headline = "mIoU"
     leaderboard_columns = ("mIoU", "mAcc", "aAcc", "mDice", "iIoU")
 
