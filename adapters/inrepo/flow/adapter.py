@@ -1,0 +1,158 @@
+"""``horn-schunck``, ``lucas-kanade``, ``farneback``, ``flownet-s`` and ``zero-flow``: the in-repo flow models.
+
+Each predicts the flow from a sample's first frame to its second at the frames' size, (H, W, 2) float32 in
+pixels.  The classical methods have no weights; their parameters were chosen once on the embedded train split.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from adapters import ADAPTERS
+from adapters.base import Adapter, AdapterInfo
+from adapters.inrepo.checkpoints import default_weights
+from harness.errors import PredictionError
+from harness.structures import FlowPrediction, Sample
+
+TASK = "flow"
+#: the frame size of the embedded Sintel-layout pairs, at which ``bench throughput`` times the network
+EXAMPLE_SIZE = (64, 160)
+
+
+def frames(sample: Sample) -> tuple[np.ndarray, np.ndarray]:
+    first, second = sample.load_image(), sample.load_image2()
+    if first.shape != second.shape:
+        raise PredictionError(f"sample {sample.sample_id}: frames differ in size ({first.shape[1]}x{first.shape[0]} "
+                              f"vs {second.shape[1]}x{second.shape[0]})")
+    return first, second
+
+
+class ClassicalFlowAdapter(Adapter):
+    """A per-pair estimator ``method(frame1, frame2) -> (H, W, 2)``; no weights, no torch module."""
+
+    task = TASK
+    runs_by_default = True
+
+    def method(self) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+        raise NotImplementedError
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.estimator = self.method()
+
+    def info(self) -> AdapterInfo:
+        return AdapterInfo(name=self.name, task=TASK, parameters=0, extra={"method": repr(self.estimator)})
+
+    def fingerprint(self) -> str:
+        """The estimator's parameters stand in for weights (the name and options alone would not change with them)."""
+        import hashlib
+
+        return hashlib.sha256(f"{super().fingerprint()}|{self.estimator!r}".encode()).hexdigest()[:16]
+
+    def predict(self, samples: Sequence[Sample]) -> list[FlowPrediction]:
+        return [FlowPrediction(flow=np.asarray(self.estimator(*frames(s)), np.float32)) for s in samples]
+
+
+@ADAPTERS.register("horn-schunck")
+class HornSchunckAdapter(ClassicalFlowAdapter):
+    """Horn-Schunck (global smoothness, Jacobi iterations), coarse to fine with warping."""
+
+    def method(self):
+        from adapters.inrepo.flow.classical import HornSchunck
+
+        return HornSchunck()
+
+
+@ADAPTERS.register("lucas-kanade")
+class LucasKanadeAdapter(ClassicalFlowAdapter):
+    """Dense pyramidal Lucas-Kanade (local constant flow in a Gaussian window) with iterative warping."""
+
+    def method(self):
+        from adapters.inrepo.flow.classical import LucasKanade
+
+        return LucasKanade()
+
+
+@ADAPTERS.register("farneback")
+class FarnebackAdapter(ClassicalFlowAdapter):
+    """OpenCV's Farneback polynomial-expansion flow."""
+
+    def method(self):
+        from adapters.inrepo.flow.classical import Farneback
+
+        return Farneback()
+
+
+@ADAPTERS.register("zero-flow")
+class ZeroFlowAdapter(Adapter):
+    """The trivial baseline: nothing moves.  Its EPE is the mean ground-truth speed."""
+
+    task = TASK
+    runs_by_default = True
+
+    def info(self) -> AdapterInfo:
+        return AdapterInfo(name=self.name, task=TASK, parameters=0)
+
+    def predict(self, samples: Sequence[Sample]) -> list[FlowPrediction]:
+        return [FlowPrediction(flow=np.zeros((*frames(s)[0].shape[:2], 2), np.float32)) for s in samples]
+
+
+@ADAPTERS.register("flownet-s")
+class FlowNetSAdapter(Adapter):
+    """A small FlowNetS trained on the embedded Sintel-layout train split (both passes) with a multi-scale EPE loss."""
+
+    task = TASK
+    runs_by_default = True
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        from adapters.inrepo.checkpoints import load_into
+        from adapters.inrepo.flow.networks import FlowNetS
+
+        self.network = FlowNetS()
+        load_into(self.network, self.weights_file(), self.trust_checkpoint)
+        self.network.to(self.device).eval()
+
+    def weights_file(self) -> Path:
+        return self.checkpoint if self.checkpoint is not None else default_weights(TASK, "flownet-s")
+
+    def info(self) -> AdapterInfo:
+        parameters = sum(p.numel() for p in self.network.parameters())
+        return AdapterInfo(name=self.name, task=TASK, parameters=parameters,
+                           extra={"architecture": "FlowNetS (small)", "trained_on": "sintel-mini train (clean+final)"})
+
+    def predict(self, samples: Sequence[Sample]) -> list[FlowPrediction]:
+        """Pairs of one size run as one batch, edge-padded to a multiple of 16 and cropped back."""
+        import torch
+
+        from adapters.inrepo.flow.data import normalise
+        from adapters.inrepo.flow.networks import full_resolution
+
+        pairs = [frames(sample) for sample in samples]
+        predictions: list[FlowPrediction | None] = [None] * len(pairs)
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        for index, (first, _) in enumerate(pairs):
+            by_shape.setdefault(first.shape, []).append(index)
+        stride = self.network.stride
+        for (height, width, _), indices in by_shape.items():
+            padding = (0, -width % stride, 0, -height % stride)
+            batch = [torch.nn.functional.pad(normalise(np.stack([pairs[i][k] for i in indices])), padding,
+                                             mode="replicate").to(self.device) for k in (0, 1)]
+            with torch.inference_mode():
+                finest = self.network(*batch)[-1]
+                flow = full_resolution(finest, batch[0].shape[-2:])[:, :, :height, :width]
+            for index, field in zip(indices, flow.permute(0, 2, 3, 1).float().cpu().numpy()):
+                predictions[index] = FlowPrediction(flow=np.ascontiguousarray(field))
+        return predictions  # type: ignore[return-value]
+
+    def torch_module(self):
+        return self.network
+
+    def example_input(self, batch_size: int):
+        import torch
+
+        generator = torch.Generator().manual_seed(0)
+        return (torch.randn((batch_size, 3, *EXAMPLE_SIZE), generator=generator),
+                torch.randn((batch_size, 3, *EXAMPLE_SIZE), generator=generator))

@@ -1,0 +1,119 @@
+"""Train the in-repo FlowNetS on the embedded Sintel-layout train split (clean and final passes).
+
+``python -m adapters.inrepo.flow.train flownet-s`` rewrites ``adapters/weights/flow_flownet-s.pt``; the defaults
+(seed 0, the schedule below, one thread) reproduce the committed weights.  The classical methods and the zero-flow
+baseline have nothing to train.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+from adapters.inrepo.checkpoints import default_weights, save_compact
+from adapters.inrepo.training import FirstSamples, Schedule, StepCallback, TrainOutcome, optimise, torch_threads
+from harness.datasets.base import Dataset
+from harness.errors import BenchError
+
+TASK = "flow"
+CROP = (64, 128)
+#: loss weights of the flows at strides 16, 8, 4, 2; the full-resolution EPE is added with weight 1
+SCALE_WEIGHTS = (0.08, 0.16, 0.32, 0.5)
+SCHEDULES: dict[str, Schedule] = {"flownet-s": Schedule(steps=1000, batch_size=8, learning_rate=1.5e-3)}
+MODELS = tuple(SCHEDULES)
+
+
+def open_train_splits(data_root: Path | None = None, splits: tuple[str, ...] | None = None) -> list[Dataset]:
+    """The embedded ``train-clean`` and ``train-final`` splits unless a Sintel root (and its passes) is given."""
+    from harness.datasets import DATASETS
+
+    if splits is None:
+        splits = ("train-clean", "train-final") if data_root is None else ("clean", "final")
+    return [DATASETS.get("sintel")(data_root, split, TASK) for split in splits]
+
+
+def train(
+    model_name: str,
+    train_sets: list[Dataset] | None = None,
+    *,
+    out: Path | None = None,
+    steps: int | None = None,
+    batch_size: int | None = None,
+    seed: int = 0,
+    threads: int = 1,
+    limit: int | None = None,
+    on_step: StepCallback | None = None,
+) -> TrainOutcome:
+    """Fit ``model_name`` on the pairs of ``train_sets`` (default: the embedded train split, both passes).
+
+    ``steps`` and ``batch_size`` override the schedule (short smoke runs); ``limit`` keeps the first N pairs of each set.
+    """
+    import torch
+
+    from adapters.inrepo.flow.data import FlowPairs
+    from adapters.inrepo.flow.networks import FlowNetS, full_resolution, multiscale_epe
+
+    if model_name not in SCHEDULES:
+        raise BenchError(f"no trainer for flow model {model_name!r} (trainable: {', '.join(MODELS)}; the classical "
+                         "methods and zero-flow have no weights)")
+    began = time.perf_counter()
+    train_sets = train_sets if train_sets is not None else open_train_splits()
+    if limit is not None:
+        train_sets = [FirstSamples(dataset, limit) for dataset in train_sets]
+    data = FlowPairs.load(*train_sets)
+    if not len(data):
+        raise BenchError("the training split has no frame pairs")
+    schedule = SCHEDULES[model_name]
+    if steps is not None or batch_size is not None:
+        schedule = Schedule(steps or schedule.steps, batch_size or schedule.batch_size, schedule.learning_rate,
+                            schedule.weight_decay, schedule.warmup_steps)
+    with torch_threads(threads):
+        torch.manual_seed(seed)
+        rng = np.random.default_rng(seed)
+        network = FlowNetS()
+        order: list[int] = []
+
+        def loss_of_step(step: int):
+            while len(order) < schedule.batch_size:
+                order.extend(rng.permutation(len(data)).tolist())
+            indices = np.array(order[: schedule.batch_size])
+            del order[: schedule.batch_size]
+            first, second, target = data.batch(indices, rng, CROP)
+            flows = network(first, second)
+            finest = full_resolution(flows[-1], target.shape[-2:])
+            epe = torch.linalg.vector_norm(finest - target, dim=1).mean()
+            return epe + multiscale_epe(flows, target, SCALE_WEIGHTS)
+
+        losses = optimise(network, schedule, loss_of_step, on_step)
+    out = Path(out) if out is not None else default_weights(TASK, model_name)
+    save_compact(network.state_dict(), out)
+    epochs = schedule.steps * schedule.batch_size / len(data)
+    return TrainOutcome(model_name, out, epochs, schedule.steps, time.perf_counter() - began, losses)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m adapters.inrepo.flow.train", description=__doc__.split("\n\n")[0])
+    parser.add_argument("model", choices=MODELS)
+    parser.add_argument("--out", type=Path, default=None, help="weights file (default: the committed one)")
+    parser.add_argument("--steps", type=int, default=None, help="override the schedule's number of steps")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--data-root", type=Path, default=None, help="an MPI-Sintel root (default: the embedded pairs)")
+    parser.add_argument("--split", action="append", default=None,
+                        help="split to train on, repeatable (default: both passes of the embedded 'train')")
+    args = parser.parse_args(argv)
+
+    def report(step: int, total: int, loss: float) -> None:
+        if step == 1 or step % 50 == 0 or step == total:
+            print(f"step {step}/{total} loss {loss:.4f}", flush=True)
+
+    splits = tuple(args.split) if args.split else None
+    outcome = train(args.model, open_train_splits(args.data_root, splits), out=args.out, steps=args.steps,
+                    seed=args.seed, threads=args.threads, on_step=report)
+    print(f"saved {outcome.weights} ({outcome.steps} steps, {outcome.epochs:.1f} epochs, {outcome.seconds:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,135 @@
+"""``fcn``, ``unet``, ``aspp`` and ``majority-class``: the in-repo semantic segmentation models.
+
+They were trained on the embedded VOC-layout shapes (``python -m adapters.inrepo.semantic.train``), so they
+declare that dataset's classes and ``check_compatible`` refuses any other label space.  Predictions are label
+maps in the dataset's evaluation index space at the image's own size.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from adapters import ADAPTERS
+from adapters.base import Adapter, AdapterInfo, load_state_dict
+from adapters.inrepo.checkpoints import default_weights
+from harness.embedded.shapes_coco import CLASSES as SHAPE_CLASSES
+from harness.errors import BenchError
+from harness.structures import Sample, SemanticPrediction
+
+#: the embedded VOC-layout label space, background first (``class_names.txt`` of the generated devkit)
+CLASSES: list[str] = ["_background_", *(c.name for c in SHAPE_CLASSES)]
+TASK = "semantic"
+#: the size ``bench throughput`` times the network at: the middle of the embedded images' 128-192 px range
+EXAMPLE_SIZE = (160, 160)
+
+
+class SegmentationNetworkAdapter(Adapter):
+    """A network from ``networks.ARCHITECTURES`` with its committed (or the user's) weights."""
+
+    task = TASK
+    runs_by_default = True
+    architecture = ""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        from adapters.inrepo.checkpoints import load_into
+        from adapters.inrepo.semantic.networks import build_network
+
+        self.network = build_network(self.architecture, len(CLASSES))
+        load_into(self.network, self.weights_file(), self.trust_checkpoint)
+        self.network.to(self.device).eval()
+
+    def weights_file(self) -> Path:
+        return self.checkpoint if self.checkpoint is not None else default_weights(TASK, self.architecture)
+
+    def info(self) -> AdapterInfo:
+        parameters = sum(p.numel() for p in self.network.parameters())
+        return AdapterInfo(name=self.name, task=TASK, classes=list(CLASSES), parameters=parameters,
+                           extra={"architecture": self.architecture, "trained_on": "voc-mini 2012-train"})
+
+    def predict(self, samples: Sequence[Sample]) -> list[SemanticPrediction]:
+        """Images of one size go through the network together; each is edge-padded to a multiple of the network's stride."""
+        import torch
+
+        from adapters.inrepo.semantic.data import normalise
+
+        images = [sample.load_image() for sample in samples]
+        predictions: list[SemanticPrediction | None] = [None] * len(images)
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        for index, image in enumerate(images):
+            by_shape.setdefault(image.shape, []).append(index)
+        stride = self.network.stride
+        for (height, width, _), indices in by_shape.items():
+            batch = normalise(np.stack([images[i] for i in indices])).to(self.device)
+            pad_bottom, pad_right = -height % stride, -width % stride
+            if pad_bottom or pad_right:
+                batch = torch.nn.functional.pad(batch, (0, pad_right, 0, pad_bottom), mode="replicate")
+            with torch.inference_mode():
+                labels = self.network(batch)[:, :, :height, :width].argmax(dim=1)
+            for index, label_map in zip(indices, labels.to(torch.uint8).cpu().numpy()):
+                predictions[index] = SemanticPrediction(label_map=label_map)
+        return predictions  # type: ignore[return-value]
+
+    def torch_module(self):
+        return self.network
+
+    def example_input(self, batch_size: int):
+        import torch
+
+        generator = torch.Generator().manual_seed(0)
+        return torch.randn((batch_size, 3, *EXAMPLE_SIZE), generator=generator)
+
+
+@ADAPTERS.register("fcn")
+class FCNAdapter(SegmentationNetworkAdapter):
+    """Fully convolutional network: stride-8 backbone, 1x1 classifier, bilinear upsampling."""
+
+    architecture = "fcn"
+
+
+@ADAPTERS.register("unet")
+class UNetAdapter(SegmentationNetworkAdapter):
+    """U-Net: three poolings, a decoder with skip connections at every scale."""
+
+    architecture = "unet"
+
+
+@ADAPTERS.register("aspp")
+class ASPPAdapter(SegmentationNetworkAdapter):
+    """DeepLabv3-style: dilated backbone and an atrous spatial pyramid pooling head with image pooling."""
+
+    architecture = "aspp"
+
+
+@ADAPTERS.register("majority-class")
+class MajorityClassAdapter(Adapter):
+    """The trivial baseline: every pixel gets the class most frequent among the training split's pixels.
+
+    Its "weights" are the training class frequencies, committed like any other model's, so the baseline is
+    fixed by the training data rather than by whatever split it is run on.
+    """
+
+    task = TASK
+    runs_by_default = True
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        state = load_state_dict(self.weights_file(), self.trust_checkpoint)
+        frequencies = state.get("class_frequencies")
+        if frequencies is None or tuple(frequencies.shape) != (len(CLASSES),):
+            raise BenchError(f"expected 'class_frequencies' of shape ({len(CLASSES)},)", self.weights_file())
+        self.class_frequencies = frequencies.double().numpy()
+        self.majority = int(np.argmax(self.class_frequencies))
+
+    def weights_file(self) -> Path:
+        return self.checkpoint if self.checkpoint is not None else default_weights(TASK, "majority-class")
+
+    def info(self) -> AdapterInfo:
+        return AdapterInfo(name=self.name, task=TASK, classes=list(CLASSES), parameters=0,
+                           extra={"majority_class": CLASSES[self.majority]})
+
+    def predict(self, samples: Sequence[Sample]) -> list[SemanticPrediction]:
+        return [SemanticPrediction(label_map=np.full(sample.load_image().shape[:2], self.majority, np.uint8))
+                for sample in samples]

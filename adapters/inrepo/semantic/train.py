@@ -1,0 +1,127 @@
+"""Train the in-repo segmentation models on the embedded VOC-layout train split (or any semantic dataset).
+
+``python -m adapters.inrepo.semantic.train fcn`` rewrites ``adapters/weights/semantic_fcn.pt``; the defaults
+(seed 0, the schedule below, one thread) reproduce the committed weights.  ``majority-class`` "trains" by
+counting the split's labelled pixels per class.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+from adapters.inrepo.checkpoints import default_weights, save_compact
+from adapters.inrepo.training import FirstSamples, Schedule, StepCallback, TrainOutcome, optimise, torch_threads
+from harness.datasets.base import Dataset
+from harness.errors import BenchError
+
+TASK = "semantic"
+IGNORE = 255
+CROP = 128
+#: steps x batch of 128 px crops; each fits in a few minutes on two shared CPU cores
+SCHEDULES: dict[str, Schedule] = {
+    "fcn": Schedule(steps=700, batch_size=16, learning_rate=4e-3),
+    "unet": Schedule(steps=450, batch_size=12, learning_rate=4e-3),
+    "aspp": Schedule(steps=700, batch_size=16, learning_rate=4e-3),
+}
+MODELS = (*SCHEDULES, "majority-class")
+
+
+def open_train_split(data_root: Path | None = None, split: str | None = None, dataset: str = "voc") -> Dataset:
+    """The embedded ``train`` split unless a data root (and its split) is given."""
+    from harness.datasets import DATASETS
+
+    return DATASETS.get(dataset)(data_root, split or ("train" if data_root is None else None), TASK)
+
+
+def train(
+    model_name: str,
+    train_set: Dataset | None = None,
+    *,
+    out: Path | None = None,
+    steps: int | None = None,
+    batch_size: int | None = None,
+    seed: int = 0,
+    threads: int = 1,
+    limit: int | None = None,
+    on_step: StepCallback | None = None,
+) -> TrainOutcome:
+    """Fit ``model_name`` on ``train_set`` (default: the embedded train split) and save its weights to ``out``.
+
+    ``steps`` and ``batch_size`` override the schedule (short smoke runs); ``limit`` keeps the first N images.
+    """
+    import torch
+
+    from adapters.inrepo.semantic.adapter import CLASSES
+    from adapters.inrepo.semantic.data import SegmentationSet
+    from adapters.inrepo.semantic.networks import build_network
+
+    if model_name not in MODELS:
+        raise BenchError(f"no trainer for semantic model {model_name!r} (trainable: {', '.join(MODELS)})")
+    began = time.perf_counter()
+    train_set = train_set if train_set is not None else open_train_split()
+    if train_set.info.classes != CLASSES:
+        raise BenchError(f"the in-repo segmentation models predict {CLASSES}; dataset {train_set.info.name!r} has "
+                         f"{len(train_set.info.classes)} other classes")
+    if limit is not None:
+        train_set = FirstSamples(train_set, limit)
+    data = SegmentationSet.load(train_set)
+    if not len(data):
+        raise BenchError(f"dataset {train_set.info.name!r} split {train_set.info.split!r} has no images to train on")
+    out = Path(out) if out is not None else default_weights(TASK, model_name)
+    if model_name == "majority-class":
+        frequencies = data.class_frequencies(len(CLASSES))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"class_frequencies": torch.from_numpy(frequencies)}, out)
+        if on_step is not None:
+            on_step(1, 1, 0.0)
+        return TrainOutcome(model_name, out, 1.0, 1, time.perf_counter() - began)
+
+    schedule = SCHEDULES[model_name]
+    if steps is not None or batch_size is not None:
+        schedule = Schedule(steps or schedule.steps, batch_size or schedule.batch_size, schedule.learning_rate,
+                            schedule.weight_decay, schedule.warmup_steps)
+    with torch_threads(threads):
+        torch.manual_seed(seed)
+        rng = np.random.default_rng(seed)
+        network = build_network(model_name, len(CLASSES))
+        order: list[int] = []
+
+        def loss_of_step(step: int):
+            while len(order) < schedule.batch_size:  # epochs of a fresh permutation, consumed in batches
+                order.extend(rng.permutation(len(data)).tolist())
+            indices = np.array(order[: schedule.batch_size])
+            del order[: schedule.batch_size]
+            images, labels = data.batch(indices, rng, CROP)
+            return torch.nn.functional.cross_entropy(network(images), labels, ignore_index=IGNORE)
+
+        losses = optimise(network, schedule, loss_of_step, on_step)
+    save_compact(network.state_dict(), out)
+    epochs = schedule.steps * schedule.batch_size / len(data)
+    return TrainOutcome(model_name, out, epochs, schedule.steps, time.perf_counter() - began, losses)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m adapters.inrepo.semantic.train", description=__doc__.split("\n\n")[0])
+    parser.add_argument("model", choices=MODELS)
+    parser.add_argument("--out", type=Path, default=None, help="weights file (default: the committed one)")
+    parser.add_argument("--steps", type=int, default=None, help="override the schedule's number of steps")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--data-root", type=Path, default=None, help="a VOC devkit (default: the embedded shapes)")
+    parser.add_argument("--split", default=None, help="split to train on (default: the embedded 'train')")
+    args = parser.parse_args(argv)
+
+    def report(step: int, total: int, loss: float) -> None:
+        if step == 1 or step % 50 == 0 or step == total:
+            print(f"step {step}/{total} loss {loss:.4f}", flush=True)
+
+    outcome = train(args.model, open_train_split(args.data_root, args.split), out=args.out, steps=args.steps,
+                    seed=args.seed, threads=args.threads, on_step=report)
+    print(f"saved {outcome.weights} ({outcome.steps} steps, {outcome.epochs:.1f} epochs, {outcome.seconds:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,101 @@
+"""The optimisation loop the in-repo segmentation and flow networks share: AdamW, linear warm-up, cosine decay.
+
+It is deliberately plain and seeded end to end (initialisation, batch order, augmentation), with a fixed number
+of torch threads, so re-running a trainer with its defaults reproduces the committed weights on the same build.
+"""
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+from harness.datasets.base import Dataset
+from harness.structures import Sample
+
+#: ``on_step(step, total_steps, loss)``, for a progress bar
+StepCallback = Callable[[int, int, float], None]
+
+
+@dataclass(frozen=True)
+class Schedule:
+    steps: int
+    batch_size: int
+    learning_rate: float
+    weight_decay: float = 1e-4
+    warmup_steps: int = 30
+
+
+@dataclass
+class TrainOutcome:
+    model: str
+    weights: Path
+    epochs: float  # passes over the training split (fractional: training is counted in steps)
+    steps: int
+    seconds: float
+    losses: list[float] = field(default_factory=list)  # one per step
+
+
+@contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def cosine_with_warmup(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
+    warmup = max(min(warmup_steps, total_steps // 10), 1)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(total_steps - warmup, 1)
+        return 0.02 + 0.98 * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+    return factor
+
+
+def optimise(network, schedule: Schedule, loss_of_step: Callable[[int], "object"],
+             on_step: StepCallback | None = None) -> list[float]:
+    """Run ``schedule.steps`` steps; ``loss_of_step(step)`` draws a batch and returns the scalar loss tensor."""
+    import torch
+
+    optimiser = torch.optim.AdamW(network.parameters(), lr=schedule.learning_rate, weight_decay=schedule.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, cosine_with_warmup(schedule.steps, schedule.warmup_steps))
+    network.train()
+    losses = []
+    for step in range(schedule.steps):
+        loss = loss_of_step(step)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        scheduler.step()
+        losses.append(float(loss.item()))
+        if on_step is not None:
+            on_step(step + 1, schedule.steps, losses[-1])
+    network.eval()
+    return losses
+
+
+class FirstSamples(Dataset):
+    """The first ``count`` samples of a dataset, for smoke runs and tests."""
+
+    def __init__(self, dataset: Dataset, count: int) -> None:
+        self.dataset, self.count, self.info = dataset, min(count, len(dataset)), dataset.info
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index: int) -> Sample:
+        if not 0 <= index < self.count:
+            raise IndexError(index)
+        return self.dataset[index]
+
+    def source_files(self) -> Iterable[Path]:
+        return []
