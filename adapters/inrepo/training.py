@@ -61,7 +61,7 @@ def cosine_with_warmup(total_steps: int, warmup_steps: int) -> Callable[[int], f
     return factor
 
 
-def optimise(network, schedule: Schedule, loss_of_step: Callable[[int], "object"],
+def optimise(network, schedule: Schedule, loss_of_step: Callable[[int], object],
              on_step: StepCallback | None = None) -> list[float]:
     """Run ``schedule.steps`` steps; ``loss_of_step(step)`` draws a batch and returns the scalar loss tensor."""
     import torch

@@ -139,7 +139,8 @@ def test_every_method_beats_zero_flow_on_validation_pairs(adapters, val_set):
 
 
 def test_a_short_training_run_lowers_the_loss(val_set, tmp_path):
-    outcome = train("flownet-s", [FirstSamples(val_set, 4)], out=tmp_path / "flownet.pt", steps=40, batch_size=4, seed=1)
+    outcome = train("flownet-s", [FirstSamples(val_set, 4)], out=tmp_path / "flownet.pt", steps=40, batch_size=4,
+                    seed=1)
     assert len(outcome.losses) == 40
     assert np.mean(outcome.losses[-5:]) < 0.85 * np.mean(outcome.losses[:5])
     reloaded = ADAPTERS.get("flownet-s")("flownet-s", checkpoint=outcome.weights)
@@ -150,6 +151,12 @@ def test_a_checkpoint_of_another_model_is_refused_in_one_line():
     with pytest.raises(BenchError, match="does not fit FlowNetS") as error:
         ADAPTERS.get("flownet-s")("flownet-s", checkpoint=default_weights("semantic", "fcn"))
     assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("name", [*CLASSICAL, "zero-flow"])
+def test_weightless_models_refuse_a_checkpoint(name):
+    with pytest.raises(BenchError, match="has no weights"):
+        ADAPTERS.get(name)(name, checkpoint=default_weights("flow", "flownet-s"))
 
 
 def test_classical_methods_have_nothing_to_train():

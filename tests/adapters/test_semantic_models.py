@@ -122,6 +122,17 @@ def test_a_short_training_run_lowers_the_loss(val_set, tmp_path):
     assert reloaded.predict([image_sample(128, 128, 5)])[0].label_map.shape == (128, 128)
 
 
+def test_training_is_reproducible_from_its_seed(val_set, tmp_path):
+    subset = FirstSamples(val_set, 4)
+    states = []
+    for run in range(2):
+        outcome = train("aspp", subset, out=tmp_path / f"run{run}.pt", steps=3, batch_size=2, seed=7)
+        states.append(torch.load(outcome.weights, weights_only=True))
+    assert states[0].keys() == states[1].keys()
+    for key in states[0]:
+        assert torch.equal(states[0][key], states[1][key]), key
+
+
 def test_majority_class_training_counts_labelled_pixels(val_set, tmp_path):
     subset = FirstSamples(val_set, 4)
     outcome = train("majority-class", subset, out=tmp_path / "majority.pt")

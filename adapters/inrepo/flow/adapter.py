@@ -13,12 +13,18 @@ import numpy as np
 from adapters import ADAPTERS
 from adapters.base import Adapter, AdapterInfo
 from adapters.inrepo.checkpoints import default_weights
-from harness.errors import PredictionError
+from harness.errors import BenchError, PredictionError
 from harness.structures import FlowPrediction, Sample
 
 TASK = "flow"
 #: the frame size of the embedded Sintel-layout pairs, at which ``bench throughput`` times the network
 EXAMPLE_SIZE = (64, 160)
+
+
+def refuse_checkpoint(adapter: Adapter) -> None:
+    """A weightless model given --checkpoint would silently ignore it; say so instead."""
+    if adapter.checkpoint is not None:
+        raise BenchError(f"model {adapter.name!r} has no weights; drop --checkpoint", adapter.checkpoint)
 
 
 def frames(sample: Sample) -> tuple[np.ndarray, np.ndarray]:
@@ -40,6 +46,7 @@ class ClassicalFlowAdapter(Adapter):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        refuse_checkpoint(self)
         self.estimator = self.method()
 
     def info(self) -> AdapterInfo:
@@ -91,6 +98,10 @@ class ZeroFlowAdapter(Adapter):
 
     task = TASK
     runs_by_default = True
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        refuse_checkpoint(self)
 
     def info(self) -> AdapterInfo:
         return AdapterInfo(name=self.name, task=TASK, parameters=0)

@@ -27,7 +27,7 @@ class FlowPairs:
     flow: np.ndarray  # (N, H, W, 2) float32
 
     @classmethod
-    def load(cls, *datasets: Dataset) -> "FlowPairs":
+    def load(cls, *datasets: Dataset) -> FlowPairs:
         """All pairs of the datasets (e.g. the clean and final passes); their frames must share one size."""
         first, second, flow = [], [], []
         for dataset in datasets:

@@ -21,7 +21,7 @@ TASK = "flow"
 CROP = (64, 128)
 #: loss weights of the flows at strides 16, 8, 4, 2; the full-resolution EPE is added with weight 1
 SCALE_WEIGHTS = (0.08, 0.16, 0.32, 0.5)
-SCHEDULES: dict[str, Schedule] = {"flownet-s": Schedule(steps=1000, batch_size=8, learning_rate=1.5e-3)}
+SCHEDULES: dict[str, Schedule] = {"flownet-s": Schedule(steps=1400, batch_size=8, learning_rate=1.5e-3)}
 MODELS = tuple(SCHEDULES)
 
 
@@ -48,7 +48,8 @@ def train(
 ) -> TrainOutcome:
     """Fit ``model_name`` on the pairs of ``train_sets`` (default: the embedded train split, both passes).
 
-    ``steps`` and ``batch_size`` override the schedule (short smoke runs); ``limit`` keeps the first N pairs of each set.
+    ``steps`` and ``batch_size`` override the schedule (short smoke runs); ``limit`` keeps the first N pairs of
+    each set.
     """
     import torch
 

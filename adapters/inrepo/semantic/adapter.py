@@ -50,7 +50,7 @@ class SegmentationNetworkAdapter(Adapter):
                            extra={"architecture": self.architecture, "trained_on": "voc-mini 2012-train"})
 
     def predict(self, samples: Sequence[Sample]) -> list[SemanticPrediction]:
-        """Images of one size go through the network together; each is edge-padded to a multiple of the network's stride."""
+        """Images of one size go through the network together, edge-padded to a multiple of the network's stride."""
         import torch
 
         from adapters.inrepo.semantic.data import normalise
@@ -116,9 +116,11 @@ class MajorityClassAdapter(Adapter):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        import torch
+
         state = load_state_dict(self.weights_file(), self.trust_checkpoint)
         frequencies = state.get("class_frequencies")
-        if frequencies is None or tuple(frequencies.shape) != (len(CLASSES),):
+        if not isinstance(frequencies, torch.Tensor) or tuple(frequencies.shape) != (len(CLASSES),):
             raise BenchError(f"expected 'class_frequencies' of shape ({len(CLASSES)},)", self.weights_file())
         self.class_frequencies = frequencies.double().numpy()
         self.majority = int(np.argmax(self.class_frequencies))

@@ -28,7 +28,7 @@ class SegmentationSet:
     labels: list[np.ndarray]  # (H, W) uint8, 255 ignored
 
     @classmethod
-    def load(cls, dataset: Dataset) -> "SegmentationSet":
+    def load(cls, dataset: Dataset) -> SegmentationSet:
         images, labels = [], []
         for sample in dataset:
             images.append(sample.load_image())

@@ -93,7 +93,8 @@ class ASPP(nn.Module):
         self.branches = nn.ModuleList([conv_bn(in_channels, out_channels, kernel=1)])
         self.branches.extend(conv_bn(in_channels, out_channels, dilation=rate) for rate in rates)
         # no BatchNorm after pooling: a 1x1 map per image would make batch statistics of one value
-        self.pooling = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(in_channels, out_channels, 1), nn.ReLU(inplace=True))
+        self.pooling = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(in_channels, out_channels, 1),
+                                     nn.ReLU(inplace=True))
         self.project = conv_bn(out_channels * (len(rates) + 2), out_channels, kernel=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -20,11 +20,13 @@ from harness.errors import BenchError
 TASK = "semantic"
 IGNORE = 255
 CROP = 128
-#: steps x batch of 128 px crops; each fits in a few minutes on two shared CPU cores
+#: steps x batch of 128 px crops: about 3-3.5 minutes each on one thread with another job on the second core.
+#: Plain cross-entropy: weighting classes by frequency ** -0.5 raised FCN's mAcc (0.73 -> 0.82) but cut its mIoU
+#: (0.65 -> 0.60), turning background pixels around objects into false positives.
 SCHEDULES: dict[str, Schedule] = {
-    "fcn": Schedule(steps=700, batch_size=16, learning_rate=4e-3),
-    "unet": Schedule(steps=450, batch_size=12, learning_rate=4e-3),
-    "aspp": Schedule(steps=700, batch_size=16, learning_rate=4e-3),
+    "fcn": Schedule(steps=1000, batch_size=16, learning_rate=4e-3),
+    "unet": Schedule(steps=1000, batch_size=12, learning_rate=4e-3),
+    "aspp": Schedule(steps=1000, batch_size=16, learning_rate=4e-3),
 }
 MODELS = (*SCHEDULES, "majority-class")
 
@@ -104,7 +106,8 @@ def train(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m adapters.inrepo.semantic.train", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m adapters.inrepo.semantic.train",
+                                     description=__doc__.split("\n\n")[0])
     parser.add_argument("model", choices=MODELS)
     parser.add_argument("--out", type=Path, default=None, help="weights file (default: the committed one)")
     parser.add_argument("--steps", type=int, default=None, help="override the schedule's number of steps")
