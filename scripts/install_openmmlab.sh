@@ -36,7 +36,16 @@ fi
 # 3. The OpenMMLab packages themselves, without their declared deps (full mmcv, opencv-python, chumpy).
 $PIP --no-deps mmengine==0.10.7 mmcv-lite==2.1.0 mmdet==3.3.0 mmpose==1.3.2 mmsegmentation==1.2.2
 
-# 4. Prove the stack imports through our mmcv._ext stand-in.
+# 4. mmsegmentation's wheel ships its own test suite as a top-level `tests` package, which would shadow the
+#    project's tests/ (a regular package wins over a namespace package): remove exactly those files.
+"$PY" - <<'EOF'
+import importlib.metadata, pathlib, shutil
+dist = importlib.metadata.distribution("mmsegmentation")
+if any(str(f).startswith("tests/") for f in dist.files or []):
+    shutil.rmtree(pathlib.Path(dist.locate_file("tests")), ignore_errors=True)
+EOF
+
+# 5. Prove the stack imports through our mmcv._ext stand-in.
 cd "$ROOT"
 "$PY" -c "
 from adapters.openmmlab._ext_shim import install_ext_shim

@@ -21,6 +21,8 @@ from harness.structures import FlowPrediction, Sample
 FLOW_BUILDERS = ("raft_small", "raft_large")
 DEFAULT_FLOW_UPDATES = 32
 STRIDE = 8
+#: RAFT's correlation pyramid needs feature maps of at least 16 cells (16 x stride 8)
+MIN_SIDE = 128
 
 
 def centred_padding(height: int, width: int) -> tuple[int, int, int, int]:
@@ -51,6 +53,8 @@ class TorchvisionRAFT(TorchvisionAdapter):
             first, second = sample.load_image(), sample.load_image2()
             if first.shape != second.shape:
                 raise BenchError(f"sample {sample.sample_id}: frames differ in size {first.shape[:2]} vs {second.shape[:2]}")
+            if min(first.shape[:2]) < MIN_SIDE:
+                raise BenchError(f"sample {sample.sample_id}: RAFT needs frames of at least {MIN_SIDE} px a side, got {first.shape[:2]}")
             by_shape[first.shape].append(index)
         flows: dict[int, np.ndarray] = {}
         with torch.no_grad():
