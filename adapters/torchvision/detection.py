@@ -1,5 +1,5 @@
 """torchvision detectors: ``tv-fasterrcnn_*``, ``tv-retinanet_*``, ``tv-fcos_*``, ``tv-ssd*`` (detection),
-``tv-maskrcnn_*`` (instance) and ``tv-keypointrcnn_resnet50_fpn`` (keypoints, finds its own people).
+``tv-maskrcnn_*`` (instance) and ``tv-keypointrcnn_resnet50_fpn`` (keypoints, on the dataset's person boxes).
 
 The models take RGB floats in [0, 1] at any size and return boxes in original-image pixels.  Labels are COCO's
 91-slot indices (``labels.COCO_LABELS``): ``check_compatible`` requires the dataset's class names to be those
@@ -21,7 +21,7 @@ from adapters.torchvision.labels import COCO_LABEL_SLOTS, COCO_LABELS, PERSON_LA
 from harness.datasets.base import DatasetInfo
 from harness.errors import BenchError
 from harness.keypoint_meta import COCO_KEYPOINT_NAMES
-from harness.structures import DetectionPrediction, KeypointsPrediction, Sample
+from harness.structures import DetectionPrediction, KeypointsPrediction, PersonBoxes, Sample
 
 DETECTION_BUILDERS = (
     "fasterrcnn_resnet50_fpn", "fasterrcnn_resnet50_fpn_v2", "fasterrcnn_mobilenet_v3_large_fpn",
@@ -136,17 +136,23 @@ class TorchvisionInstanceSegmenter(TorchvisionDetector):
 
 
 class TorchvisionKeypointRCNN(TorchvisionDetectorBase):
-    """Finds people itself (ignores the dataset's person-box prompts); per-joint confidences are the raw
-    keypoint-heatmap logits torchvision returns, the person score is the box score (torchvision's reference)."""
+    """Top-down on the dataset's person boxes (``sample.prompts``), like every keypoints model here: the prompt
+    boxes go through the model's own resize into its keypoint RoI head, so there is one prediction per prompt and
+    its score is the prompt's.  Samples without prompts (or option ``use_prompts=False``) use the model's own
+    person detections, scored by the detector.  Per-joint confidences are the raw keypoint-heatmap logits
+    torchvision returns."""
 
     task = "keypoints"
     label_table = PERSON_LABELS
     label_slots = 2
     fixed_kwargs = {"num_classes": 2, "num_keypoints": len(COCO_KEYPOINT_NAMES)}
 
+    def use_prompts(self) -> bool:
+        return bool(self.options.get("use_prompts", True))
+
     def info(self) -> AdapterInfo:
-        return self.base_info(classes=self.classes(), keypoint_names=list(COCO_KEYPOINT_NAMES),
-                              extra={"boxes": "own person detections (prompts ignored)"})
+        boxes = "dataset prompts (GT boxes); own detections when a sample has none" if self.use_prompts() else "own detections"
+        return self.base_info(classes=self.classes(), keypoint_names=list(COCO_KEYPOINT_NAMES), extra={"boxes": boxes})
 
     def check_weights_meta(self, meta: dict[str, Any]) -> None:
         super().check_weights_meta(meta)
@@ -154,6 +160,17 @@ class TorchvisionKeypointRCNN(TorchvisionDetectorBase):
             raise BenchError(f"torchvision weights for {self.builder} list keypoints bench does not know")
 
     def predict(self, samples: Sequence[Sample]) -> list[KeypointsPrediction]:
+        prompted = [isinstance(s.prompts, PersonBoxes) and self.use_prompts() for s in samples]
+        predictions: dict[int, KeypointsPrediction] = {}
+        with_prompts = [i for i, p in enumerate(prompted) if p]
+        without = [i for i, p in enumerate(prompted) if not p]
+        if with_prompts:
+            predictions.update(zip(with_prompts, self.predict_on_prompts([samples[i] for i in with_prompts])))
+        if without:
+            predictions.update(zip(without, self.predict_own_people([samples[i] for i in without])))
+        return [predictions[i] for i in range(len(samples))]
+
+    def predict_own_people(self, samples: Sequence[Sample]) -> list[KeypointsPrediction]:
         predictions = []
         for output in self.forward(samples):
             keep, _ = self.kept(output)
@@ -164,6 +181,43 @@ class TorchvisionKeypointRCNN(TorchvisionDetectorBase):
                 scores=output["scores"][keep].astype(np.float64),
                 boxes=xyxy_to_xywh(output["boxes"][keep]),
             ))
+        return predictions
+
+    def predict_on_prompts(self, samples: Sequence[Sample]) -> list[KeypointsPrediction]:
+        import torch
+        from torchvision.models.detection.roi_heads import keypointrcnn_inference
+        from torchvision.models.detection.transform import resize_boxes
+
+        self.category_lookup()  # same contract as the detection path: matched to a dataset first
+        model = self.model()
+        size = int(self.options.get("max_batch", 4))
+        predictions = []
+        with torch.no_grad():
+            for start in range(0, len(samples), size):
+                chunk = samples[start : start + size]
+                images = [image_tensor(s.load_image(), self.device).float().div_(255) for s in chunk]
+                originals = [tuple(image.shape[-2:]) for image in images]
+                batch, _ = model.transform(images)
+                prompts = [np.asarray(s.prompts.boxes, dtype=np.float64).reshape(-1, 4) for s in chunk]
+                boxes = [
+                    resize_boxes(torch.tensor(np.concatenate([b[:, :2], b[:, :2] + b[:, 2:]], axis=1), dtype=torch.float32,
+                                              device=self.device), original, resized)
+                    for b, original, resized in zip(prompts, originals, batch.image_sizes)
+                ]
+                features = model.backbone(batch.tensors)
+                heads = model.roi_heads
+                logits = heads.keypoint_predictor(heads.keypoint_head(heads.keypoint_roi_pool(features, boxes, batch.image_sizes)))
+                points, confidences = keypointrcnn_inference(logits, boxes)
+                outputs = model.transform.postprocess([{"boxes": b, "keypoints": p} for b, p in zip(boxes, points)],
+                                                      batch.image_sizes, originals)
+                for sample, output, confidence, prompt in zip(chunk, outputs, confidences, prompts):
+                    keypoints = output["keypoints"].cpu().numpy().astype(np.float64).reshape(-1, len(COCO_KEYPOINT_NAMES), 3)
+                    keypoints[..., 2] = confidence.cpu().numpy().reshape(keypoints.shape[:2])
+                    predictions.append(KeypointsPrediction(
+                        keypoints=keypoints,
+                        scores=np.asarray(sample.prompts.scores, dtype=np.float64).reshape(-1),
+                        boxes=prompt,
+                    ))
         return predictions
 
 

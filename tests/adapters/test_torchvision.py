@@ -18,7 +18,14 @@ from adapters.torchvision.labels import COCO_LABELS, VOC_CLASSES
 from harness.datasets.base import DatasetInfo
 from harness.errors import BenchError
 from harness.keypoint_meta import COCO_KEYPOINT_NAMES
-from harness.structures import DetectionPrediction, FlowPrediction, KeypointsPrediction, Sample, SemanticPrediction
+from harness.structures import (
+    DetectionPrediction,
+    FlowPrediction,
+    KeypointsPrediction,
+    PersonBoxes,
+    Sample,
+    SemanticPrediction,
+)
 from tests.conftest import DATA
 from tests.adapters.samples import (
     CATEGORIES,
@@ -236,13 +243,34 @@ def test_instance_masks_are_exact_on_the_ground_truth(tiny_coco) -> None:
 def test_keypoint_rcnn_output_is_exact_on_the_ground_truth(tiny_coco) -> None:
     dataset = tiny_coco.keypoint_dataset()
     samples = list(dataset)
-    adapter = build("tv-keypointrcnn_resnet50_fpn")
+    adapter = build("tv-keypointrcnn_resnet50_fpn", use_prompts=False)  # its own people, here the ground truth
     adapter._model = FakeDetector(gt_outputs(samples, keypoints=True))
     adapter.check_compatible(dataset.info)
     predictions = adapter.predict(samples)
     assert all(np.all(p.keypoints[..., 2] == 3.0) for p in predictions)
     stats = coco_eval(tiny_coco.gt(), keypoint_results(samples, predictions), "keypoints")
     assert stats[0] == pytest.approx(1.0)
+
+
+def test_keypoint_rcnn_estimates_one_person_per_prompt_box(tiny_coco) -> None:
+    """The prompt boxes are resized with the image: wrong scaling would put joints outside their box."""
+    dataset = tiny_coco.keypoint_dataset()
+    samples = list(dataset)
+    samples.append(Sample("empty", samples[0].image_path, None, prompts=PersonBoxes(np.zeros((0, 4)), np.zeros(0))))
+    torch.manual_seed(0)
+    adapter = build("tv-keypointrcnn_resnet50_fpn")
+    adapter.check_compatible(dataset.info)
+    together = adapter.predict(samples)
+    for sample, prediction in zip(samples, together):
+        np.testing.assert_array_equal(prediction.boxes, sample.prompts.boxes)
+        np.testing.assert_array_equal(prediction.scores, sample.prompts.scores)
+        x, y, w, h = (prediction.boxes[:, None, i] for i in range(4))
+        points = prediction.keypoints
+        assert points.shape == (len(sample.prompts.boxes), 17, 3)
+        assert ((points[..., 0] >= x - 1) & (points[..., 0] <= x + w + 1)).all()
+        assert ((points[..., 1] >= y - 1) & (points[..., 1] <= y + h + 1)).all()
+    alone = adapter.predict(samples[1:2])  # another batch, another padded size: the same answer
+    np.testing.assert_allclose(alone[0].keypoints, together[1].keypoints, rtol=1e-4, atol=1e-3)
 
 
 def test_labels_map_through_the_dataset_category_ids_not_through_coco_ids(tiny_coco) -> None:
