@@ -13,6 +13,7 @@ The rules every OpenMMLab adapter follows:
 from __future__ import annotations
 
 import copy
+import dataclasses
 import difflib
 import importlib
 import importlib.util
@@ -177,6 +178,21 @@ def class_metainfo_from_config(config: Any, registry: Any) -> dict[str, Any] | N
         if metainfo and metainfo.get("classes"):
             return dict(metainfo)
     return None
+
+
+def dataset_view(dataset: DatasetInfo, model_classes: list[str]) -> DatasetInfo:
+    """The dataset as the model spells its classes, where the dataset itself says the spellings are synonyms.
+
+    A dataset may list synonyms per class in ``extra["class_synonyms"]`` (ADE20K's objectInfo150 does: mmseg
+    says "television receiver" where the devkit's first name is "television").  Nothing else is renamed, so any
+    other difference still makes ``check_compatible`` refuse.
+    """
+    synonyms = dataset.extra.get("class_synonyms") or []
+    classes = list(dataset.classes)
+    for index, name in enumerate(model_classes[: len(classes)]):
+        if index < len(synonyms) and name != classes[index] and name in {str(s).strip() for s in synonyms[index]}:
+            classes[index] = name
+    return dataclasses.replace(dataset, classes=classes)
 
 
 def missing_metadata_message(name: str, what: str, config_path: Path) -> str:

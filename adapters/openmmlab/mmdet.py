@@ -19,6 +19,7 @@ from adapters.openmmlab._common import (
     OpenMMLabAdapter,
     bgr,
     class_metainfo_from_config,
+    dataset_view,
     missing_metadata_message,
     predict_in_chunks,
     resize_input_size,
@@ -83,7 +84,8 @@ class MMDetAdapter(OpenMMLabAdapter):
             )
 
     def classes(self) -> list[str]:
-        return [str(c) for c in self.built().metadata.get("classes") or []]
+        """Class names as trained (surrounding spaces dropped: mmseg's ADE20K list says 'bed ')."""
+        return [str(c).strip() for c in self.built().metadata.get("classes") or []]
 
     def info(self) -> AdapterInfo:
         built = self.built()
@@ -94,7 +96,7 @@ class MMDetAdapter(OpenMMLabAdapter):
         classes = self.classes()
         if not classes:
             raise BenchError(missing_metadata_message(self.name, "class names", self.config_path))
-        super().check_compatible(dataset)
+        super().check_compatible(dataset_view(dataset, classes))
         self.bind_categories(dataset, classes)
 
     def _pipeline(self) -> Any:

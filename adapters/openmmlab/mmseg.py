@@ -16,6 +16,7 @@ from adapters.openmmlab._common import (
     OpenMMLabAdapter,
     bgr,
     class_metainfo_from_config,
+    dataset_view,
     missing_metadata_message,
     predict_in_chunks,
     resize_input_size,
@@ -56,7 +57,8 @@ class MMSegSegmenter(OpenMMLabAdapter):
             raise BenchError(f"model {self.name!r}: its decode head predicts {count} classes but its metadata names {len(classes)}")
 
     def classes(self) -> list[str]:
-        return [str(c) for c in self.built().metadata.get("classes") or []]
+        """Class names as trained (surrounding spaces dropped: mmseg's ADE20K list says 'bed ')."""
+        return [str(c).strip() for c in self.built().metadata.get("classes") or []]
 
     def info(self) -> AdapterInfo:
         built = self.built()
@@ -67,7 +69,7 @@ class MMSegSegmenter(OpenMMLabAdapter):
         classes = self.classes()
         if not classes:
             raise BenchError(missing_metadata_message(self.name, "class names", self.config_path))
-        super().check_compatible(dataset)
+        super().check_compatible(dataset_view(dataset, classes))
 
     def _pipeline(self) -> Any:
         if self._compose is None:

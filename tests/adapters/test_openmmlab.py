@@ -250,6 +250,24 @@ def test_a_dataset_with_other_classes_or_keypoints_is_refused(tiny_coco) -> None
         random_adapter(f"mmdet:{DET}").check_compatible(coco80_info("instance"))
 
 
+def test_class_spellings_the_dataset_lists_as_synonyms_are_accepted() -> None:
+    """mmseg's ADE20K list says 'bed ' and 'television receiver'; the devkit's objectInfo150 says 'bed' and
+    'television, television receiver, television set, ...'."""
+    adapter = random_adapter(f"mmseg:{SEGFORMER}")
+    devkit = list(adapter.info().classes)
+    assert devkit[7] == "bed" and devkit[89] == "television receiver"  # trailing space dropped
+    devkit[89] = "television"
+    ade = DatasetInfo(name="ade20k", task="semantic", split="val", root=Path("."), classes=devkit)
+    with pytest.raises(BenchError, match="first difference: #89 'television receiver' vs 'television'"):
+        adapter.check_compatible(ade)
+    ade.extra["class_synonyms"] = [[name] for name in devkit]
+    ade.extra["class_synonyms"][89] = ["television", "television receiver", "television set", "tv"]
+    adapter.check_compatible(ade)
+    ade.extra["class_synonyms"][89] = ["television", "tv"]
+    with pytest.raises(BenchError, match="#89"):
+        adapter.check_compatible(ade)
+
+
 def test_class_names_come_from_the_checkpoint_before_the_config(tmp_path: Path) -> None:
     fresh = random_adapter(f"mmdet:{DET}")
     renamed = coco80_info("detection")
