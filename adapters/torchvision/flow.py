@@ -1,9 +1,10 @@
 """torchvision RAFT optical flow: ``tv-raft_small``, ``tv-raft_large``.
 
 Frames are normalised to [-1, 1] (torchvision's ``OpticalFlow`` transform) and padded by edge replication to a
-multiple of 8, split evenly between the two sides (the RAFT authors' "sintel" padding); the flow is cropped
-back to the original size.  ``num_flow_updates`` defaults to 32, the RAFT authors' Sintel evaluation setting
-(torchvision's forward default is 12); the option overrides it.
+multiple of 8, split evenly between the two sides (the RAFT authors' "sintel" padding), and to at least 128
+pixels a side (RAFT's correlation pyramid needs that much); the flow is cropped back to the original size.
+``num_flow_updates`` defaults to 32, the RAFT authors' Sintel evaluation setting (torchvision's forward
+default is 12); the option overrides it.
 """
 from __future__ import annotations
 
@@ -26,9 +27,10 @@ MIN_SIDE = 128
 
 
 def centred_padding(height: int, width: int) -> tuple[int, int, int, int]:
-    """(left, right, top, bottom) that make both sides multiples of the network stride."""
-    pad_h = (-height) % STRIDE
-    pad_w = (-width) % STRIDE
+    """(left, right, top, bottom) that make both sides multiples of the network stride and at least MIN_SIDE
+    (smaller frames cannot go through RAFT at all, so growing them changes no official result)."""
+    pad_h = max((-height) % STRIDE, MIN_SIDE - height)
+    pad_w = max((-width) % STRIDE, MIN_SIDE - width)
     return pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2
 
 
@@ -53,8 +55,6 @@ class TorchvisionRAFT(TorchvisionAdapter):
             first, second = sample.load_image(), sample.load_image2()
             if first.shape != second.shape:
                 raise BenchError(f"sample {sample.sample_id}: frames differ in size {first.shape[:2]} vs {second.shape[:2]}")
-            if min(first.shape[:2]) < MIN_SIDE:
-                raise BenchError(f"sample {sample.sample_id}: RAFT needs frames of at least {MIN_SIDE} px a side, got {first.shape[:2]}")
             by_shape[first.shape].append(index)
         flows: dict[int, np.ndarray] = {}
         with torch.no_grad():

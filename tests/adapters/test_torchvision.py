@@ -74,14 +74,14 @@ def build(name: str, checkpoint: Path | str | None = None, **options) -> Adapter
 
 
 def flow_samples(tiny_coco, tmp_path: Path) -> list[Sample]:
-    """Crops of real images (odd sizes, to exercise the padding; RAFT needs 128 px) and copies shifted by
-    FLOW_SHIFT: the true flow is that shift wherever it stays in frame."""
+    """Crops of real images (odd sizes, one under RAFT's 128-px minimum, to exercise the padding) and copies
+    shifted by FLOW_SHIFT: the true flow is that shift wherever it stays in frame."""
     from PIL import Image
 
     samples = []
     dx, dy = FLOW_SHIFT
     for index, original in enumerate(sorted((DATA / "coco-keypoints").glob("*.jpg"))[:2]):
-        image = np.asarray(Image.open(original).convert("RGB"))[:131 + index, :170 + index]
+        image = np.asarray(Image.open(original).convert("RGB"))[:131 - 30 * index, :170 + index]
         moved = np.zeros_like(image)
         moved[dy:, dx:] = image[:-dy, :-dx]
         paths = [tmp_path / f"{index}_1.png", tmp_path / f"{index}_2.png"]
@@ -401,7 +401,8 @@ def test_the_flow_of_a_shifted_image_pads_and_crops_to_the_input_size(tiny_coco,
     """Odd sizes exercise the padding; a fake RAFT returns the padded input size so the crop is checked."""
     from adapters.torchvision.flow import centred_padding
 
-    assert centred_padding(106, 160) == (0, 0, 3, 3) and centred_padding(107, 161) == (3, 4, 2, 3)
+    assert centred_padding(136, 160) == (0, 0, 0, 0) and centred_padding(131, 171) == (2, 3, 2, 3)
+    assert centred_padding(64, 160) == (0, 0, 32, 32)  # grown to RAFT's minimum of 128 rows
     samples = flow_samples(tiny_coco, tmp_path)
     adapter = build("tv-raft_small")
 
