@@ -331,7 +331,7 @@ class OpenMMLabAdapter(Adapter):
 
         digest = hashlib.sha256(self.name.encode())
         for key, value in sorted(self.options.items()):
-            shown = value.fingerprint() if isinstance(value, Adapter) else repr(value)
+            shown = value.fingerprint() if isinstance(value, Adapter) else json.dumps(value, sort_keys=True, default=repr)
             digest.update(f"|{key}={shown}".encode())
         require_package(self.package)
         config = load_config(self.config_path, self.options.get("cfg_options"))

@@ -9,7 +9,7 @@ default is 12); the option overrides it.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 

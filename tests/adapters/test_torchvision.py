@@ -5,7 +5,6 @@ autouse fixture makes any download attempt fail the test).
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +46,7 @@ CASES = {
     "tv-fasterrcnn_mobilenet_v3_large_320_fpn": {"model_kwargs": RCNN},
     "tv-retinanet_resnet50_fpn": {"model_kwargs": DENSE},
     "tv-fcos_resnet50_fpn": {"model_kwargs": DENSE},
-    "tv-ssdlite320_mobilenet_v3_large": {"model_kwargs": {"detections_per_img": 20, "score_thresh": 0.0}},
+    "tv-ssdlite320_mobilenet_v3_large": {"model_kwargs": {"detections_per_img": 20, "score_thresh": 0.0, "topk_candidates": 20}},
     "tv-maskrcnn_resnet50_fpn": {"model_kwargs": RCNN},
     "tv-keypointrcnn_resnet50_fpn": {"model_kwargs": {**RCNN, "box_detections_per_img": 5}},
     "tv-fcn_resnet50": {"resize_size": 64},
@@ -71,6 +70,19 @@ def no_downloads(monkeypatch: pytest.MonkeyPatch) -> None:
 def build(name: str, checkpoint: Path | str | None = None, **options) -> Adapter:
     options = {**CASES.get(name, {}), **options}
     return ADAPTERS.get(name)(name, checkpoint=checkpoint, options=options)
+
+
+_cache: dict[str, Adapter] = {}
+
+
+def random_adapter(name: str) -> Adapter:
+    """One random-weight adapter per name for the whole module (built under a fixed seed); tests that replace
+    the network build their own."""
+    if name not in _cache:
+        torch.manual_seed(0)
+        _cache[name] = build(name)
+        _cache[name].model()
+    return _cache[name]
 
 
 def flow_samples(tiny_coco, tmp_path: Path) -> list[Sample]:
@@ -155,8 +167,7 @@ def check_shapes(task: str, samples: list[Sample], predictions: list) -> None:
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_random_init_predict_score_and_checkpoint_round_trip(name: str, tiny_coco, tmp_path: Path) -> None:
-    torch.manual_seed(0)
-    fresh = build(name)
+    fresh = random_adapter(name)
     task = fresh.task
     samples, info = task_samples(task, tiny_coco, tmp_path)
     assert "random weights" in fresh.info().extra["warning"]
@@ -257,8 +268,7 @@ def test_keypoint_rcnn_estimates_one_person_per_prompt_box(tiny_coco) -> None:
     dataset = tiny_coco.keypoint_dataset()
     samples = list(dataset)
     samples.append(Sample("empty", samples[0].image_path, None, prompts=PersonBoxes(np.zeros((0, 4)), np.zeros(0))))
-    torch.manual_seed(0)
-    adapter = build("tv-keypointrcnn_resnet50_fpn")
+    adapter = random_adapter("tv-keypointrcnn_resnet50_fpn")
     adapter.check_compatible(dataset.info)
     together = adapter.predict(samples)
     for sample, prediction in zip(samples, together):
@@ -344,8 +354,7 @@ class Unsafe:
 
 
 def test_a_checkpoint_that_needs_unpickling_is_refused_unless_trusted(tmp_path: Path) -> None:
-    torch.manual_seed(0)
-    model = build("tv-lraspp_mobilenet_v3_large").model()
+    model = random_adapter("tv-lraspp_mobilenet_v3_large").model()
     path = tmp_path / "pickled.pt"
     torch.save({"state_dict": model.state_dict(), "extra": Unsafe()}, path)
     with pytest.raises(BenchError, match="refusing to unpickle.*--trust-checkpoint"):
@@ -356,7 +365,7 @@ def test_a_checkpoint_that_needs_unpickling_is_refused_unless_trusted(tmp_path: 
 
 def test_a_checkpoint_of_another_architecture_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "other.pt"
-    torch.save(build("tv-raft_small").model().state_dict(), path)
+    torch.save(random_adapter("tv-raft_small").model().state_dict(), path)
     with pytest.raises(BenchError, match="does not fit lraspp_mobilenet_v3_large"):
         build("tv-lraspp_mobilenet_v3_large", checkpoint=path).model()
 
@@ -380,8 +389,7 @@ def test_named_weights_load_only_from_the_local_hub_cache(hub_dir: Path) -> None
     with pytest.raises(BenchError, match="not lraspp_mobilenet_v3_large weights"):
         build(name, checkpoint="weights:FCN_ResNet50_Weights.COCO_WITH_VOC_LABELS_V1").model()
 
-    torch.manual_seed(0)
-    reference = build(name).model()
+    reference = random_adapter(name).model()
     url = get_model_weights("lraspp_mobilenet_v3_large").DEFAULT.url
     cached = hub_dir / "checkpoints" / url.rsplit("/", 1)[-1]
     cached.parent.mkdir(parents=True)
