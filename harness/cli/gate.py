@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from harness.cli import main
-from harness.cli.output import wide_console
+from harness.console import console
 
 
 @main.command("gate")
@@ -40,7 +40,7 @@ def gate_command(baselines: Path, reports_dir: Path, update: bool) -> None:
                       "" if check.actual is None else f"{check.actual:.4f}",
                       "" if check.delta is None else f"{check.delta:+.4f}", ci, f"{b.tolerance}", f"{check.allowed:.4f}",
                       "[green]pass[/green]" if check.passed else "[red]FAIL[/red]")
-    wide_console().print(table)
+    console().print(table)
     failures = [check for check in checks if not check.passed]
     for check in failures:
         click.echo(f"regression: {check.describe()}", err=True)
@@ -63,4 +63,4 @@ def _update(baselines: Path, reports_dir: Path) -> None:
         b = item.baseline
         table.add_row(b.task, b.dataset, b.model, str(b.limit or ""), b.metric, f"{b.expected:.4f}",
                       "[yellow]no result: kept[/yellow]" if item.new is None else f"{item.new:.4f}")
-    wide_console().print(table)
+    console().print(table)

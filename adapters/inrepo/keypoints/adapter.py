@@ -34,6 +34,7 @@ class TopDownAdapter(Adapter):
     """
 
     task = "keypoints"
+    runs_by_default = True  # committed weights, no download: part of `bench run --task keypoints`
     model_name: str = ""
     network_class: type = type(None)
     #: people per forward pass; bounds memory on images with many prompts
