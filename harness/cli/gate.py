@@ -15,20 +15,25 @@ from harness.console import console
 @main.command("gate")
 @click.option("--baselines", type=click.Path(path_type=Path), default=Path("leaderboards/baselines.yaml"), show_default=True)
 @click.option("--reports-dir", type=click.Path(path_type=Path), default=Path("reports"), show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="Gate the baselines of smoke runs made with --limit N (default: the full-run baselines).")
 @click.option("--update", is_flag=True, help="Rewrite the expected values from the latest results (tolerances kept).")
-def gate_command(baselines: Path, reports_dir: Path, update: bool) -> None:
+def gate_command(baselines: Path, reports_dir: Path, limit: int | None, update: bool) -> None:
     """Compare the latest results with the baselines and name every regression."""
     from rich.markup import escape
     from rich.table import Table
 
-    from harness.console import console
-    from harness.errors import GateFailure
+    from harness.errors import BenchError, GateFailure
     from harness.gate import load_baselines, run_gate
 
     if update:
         _update(baselines, reports_dir)
         return
-    checks = run_gate(load_baselines(baselines), reports_dir)
+    selected = [b for b in load_baselines(baselines) if b.limit == limit]
+    if not selected:
+        which = "full runs" if limit is None else f"runs with --limit {limit}"
+        raise BenchError(f"no baselines for {which}", baselines)
+    checks = run_gate(selected, reports_dir)
     table = Table(title=f"gate: {baselines}")
     for column in ("task", "dataset", "model", "limit", "metric", "expected", "actual", "delta", "CI", "tolerance",
                    "allowed", "result"):
@@ -52,7 +57,6 @@ def gate_command(baselines: Path, reports_dir: Path, update: bool) -> None:
 def _update(baselines: Path, reports_dir: Path) -> None:
     from rich.table import Table
 
-    from harness.console import console
     from harness.gate import update_baselines
 
     updates = update_baselines(baselines, reports_dir)
