@@ -6,7 +6,7 @@
 # Full mmcv does not compile against our torch, so we install mmcv-lite (no compiled ops) and the mm* packages
 # with --no-deps; bench's adapters register a torchvision-backed stand-in for mmcv._ext (adapters/openmmlab/
 # _ext_shim.py).  xtcocotools is built from source because its wheels target numpy 1.  Safe to re-run: every
-# step is a no-op when already satisfied.  Details: docs/openmmlab.md.
+# step is a no-op when already satisfied.  Details: DEVELOPERS.md, "OpenMMLab and torchvision models".
 set -eu
 VENV=${1:-${VENV:-.venv}}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
