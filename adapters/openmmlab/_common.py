@@ -343,6 +343,28 @@ class OpenMMLabAdapter(Adapter):
         return digest.hexdigest()[:16]
 
 
+class ClassListAdapter(OpenMMLabAdapter):
+    """mmdet and mmseg models: a flat list of class names from the checkpoint or config, checked by name."""
+
+    #: the LoadImage transform this package's test pipeline starts with (replaced to feed arrays)
+    load_transform: str = ""
+
+    def classes(self) -> list[str]:
+        """Class names as trained (surrounding spaces dropped: mmseg's ADE20K list says 'bed ')."""
+        return [str(c).strip() for c in self.built().metadata.get("classes") or []]
+
+    def info(self) -> AdapterInfo:
+        pipeline = test_pipeline_config(self.built().config, self.load_transform)
+        return self.base_info(self.task, classes=self.classes(), input_size=resize_input_size(pipeline))
+
+    def check_compatible(self, dataset: DatasetInfo) -> None:
+        classes = self.classes()
+        if not classes:
+            raise BenchError(missing_metadata_message(self.name, "class names", self.config_path))
+        super().check_compatible(dataset_view(dataset, classes))
+        self.bind_categories(dataset, classes)
+
+
 def predict_in_chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]

@@ -14,18 +14,13 @@ from typing import Any, Sequence
 import numpy as np
 
 from adapters import ADAPTERS
-from adapters.base import AdapterInfo
 from adapters.openmmlab._common import (
-    OpenMMLabAdapter,
+    ClassListAdapter,
     bgr,
     class_metainfo_from_config,
-    dataset_view,
-    missing_metadata_message,
     predict_in_chunks,
-    resize_input_size,
     test_pipeline_config,
 )
-from harness.datasets.base import DatasetInfo
 from harness.errors import BenchError
 from harness.structures import DetectionPrediction, Sample
 
@@ -55,9 +50,10 @@ def masks_to_rle(masks: np.ndarray) -> list[dict[str, Any]]:
     return [{"size": [int(s) for s in rle["size"]], "counts": rle["counts"].decode("ascii")} for rle in encoded]
 
 
-class MMDetAdapter(OpenMMLabAdapter):
+class MMDetAdapter(ClassListAdapter):
     package = "mmdet"
     scope = "mmdet"
+    load_transform = "mmdet.LoadImageFromNDArray"
     task = "detection"
     with_masks = False
     #: images per forward pass (the data preprocessor pads a batch to its largest image)
@@ -83,21 +79,6 @@ class MMDetAdapter(OpenMMLabAdapter):
                 f"{len(classes)}; fix the checkpoint's meta.dataset_meta or the config"
             )
 
-    def classes(self) -> list[str]:
-        """Class names as trained (surrounding spaces dropped: mmseg's ADE20K list says 'bed ')."""
-        return [str(c).strip() for c in self.built().metadata.get("classes") or []]
-
-    def info(self) -> AdapterInfo:
-        built = self.built()
-        pipeline = test_pipeline_config(built.config, "mmdet.LoadImageFromNDArray")
-        return self.base_info(self.task, classes=self.classes(), input_size=resize_input_size(pipeline))
-
-    def check_compatible(self, dataset: DatasetInfo) -> None:
-        classes = self.classes()
-        if not classes:
-            raise BenchError(missing_metadata_message(self.name, "class names", self.config_path))
-        super().check_compatible(dataset_view(dataset, classes))
-        self.bind_categories(dataset, classes)
 
     def _pipeline(self) -> Any:
         if self._compose is None:

@@ -11,26 +11,22 @@ from typing import Any, Sequence
 import numpy as np
 
 from adapters import ADAPTERS
-from adapters.base import AdapterInfo
 from adapters.openmmlab._common import (
-    OpenMMLabAdapter,
+    ClassListAdapter,
     bgr,
     class_metainfo_from_config,
-    dataset_view,
-    missing_metadata_message,
     predict_in_chunks,
-    resize_input_size,
     test_pipeline_config,
 )
-from harness.datasets.base import DatasetInfo
 from harness.errors import BenchError
 from harness.structures import Sample, SemanticPrediction
 
 
 @ADAPTERS.register("mmseg:")
-class MMSegSegmenter(OpenMMLabAdapter):
+class MMSegSegmenter(ClassListAdapter):
     package = "mmseg"
     scope = "mmseg"
+    load_transform = "LoadImageFromNDArray"
     task = "semantic"
     #: images per forward pass; mmseg only batches images of one size, so batches are grouped by size
     max_batch = 4
@@ -56,20 +52,6 @@ class MMSegSegmenter(OpenMMLabAdapter):
         if isinstance(count, int) and classes and count != len(classes) and not (count == 1 and len(classes) == 2):
             raise BenchError(f"model {self.name!r}: its decode head predicts {count} classes but its metadata names {len(classes)}")
 
-    def classes(self) -> list[str]:
-        """Class names as trained (surrounding spaces dropped: mmseg's ADE20K list says 'bed ')."""
-        return [str(c).strip() for c in self.built().metadata.get("classes") or []]
-
-    def info(self) -> AdapterInfo:
-        built = self.built()
-        pipeline = test_pipeline_config(built.config, "LoadImageFromNDArray")
-        return self.base_info(self.task, classes=self.classes(), input_size=resize_input_size(pipeline))
-
-    def check_compatible(self, dataset: DatasetInfo) -> None:
-        classes = self.classes()
-        if not classes:
-            raise BenchError(missing_metadata_message(self.name, "class names", self.config_path))
-        super().check_compatible(dataset_view(dataset, classes))
 
     def _pipeline(self) -> Any:
         if self._compose is None:

@@ -46,7 +46,6 @@ def throughput_command(task_name, model, batch_sizes, precision, channels_last, 
     """Time a model per batch size and record it in leaderboards/throughput.csv."""
     from rich.table import Table
 
-    from harness.console import console
     from harness.throughput_bench import ThroughputConfig, measure_throughput
 
     config = ThroughputConfig(task=task_name, model=model, batch_sizes=batch_sizes, precision=precision,

@@ -284,7 +284,7 @@ def test_mean_pose_training_is_the_box_normalised_mean(scene, tmp_path):
     adapter = ADAPTERS.get("mean-pose")("mean-pose", checkpoint=out)
     sample = dataset[0]
     (prediction,) = adapter.predict([sample])
-    box, keypoints = sample.target.boxes[0], sample.target.keypoints[0]
+    keypoints = sample.target.keypoints[0]
     labelled = keypoints[:, 2] > 0
     # every training person has the same normalised pose, so the mean is that pose
     np.testing.assert_allclose(prediction.keypoints[0, labelled, :2], keypoints[labelled, :2], atol=1e-9)
