@@ -1,0 +1,1 @@
+"""Models implemented in this repository (as opposed to wrappers around external libraries)."""
