@@ -75,17 +75,29 @@ def train(
     """
     import torch
 
-    from adapters.inrepo.detection.checkpoint import Checkpoint
-    from adapters.inrepo.detection.data import TrainingScenes
-
     if name not in SCHEDULES:
         raise BenchError(f"model {name!r} is not an in-repo detection model (trainable: {', '.join(sorted(SCHEDULES))})")
     schedule = SCHEDULES[name]
     epochs = schedule.epochs if epochs is None else epochs
     if epochs < 1:
         raise BenchError(f"epochs must be at least 1, got {epochs}")
+    previous_threads = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
+    try:
+        return _train(name, schedule, train_set, out=Path(out), epochs=epochs, seed=seed, max_steps=max_steps,
+                      on_step=on_step)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _train(name: str, schedule: Schedule, train_set: Dataset, *, out: Path, epochs: int, seed: int,
+           max_steps: int | None, on_step: Callable[[int, int, float], None] | None) -> TrainOutcome:
+    import torch
+
+    from adapters.inrepo.detection.checkpoint import Checkpoint
+    from adapters.inrepo.detection.data import TrainingScenes
+
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     began = time.perf_counter()
@@ -93,7 +105,6 @@ def train(
     scenes = TrainingScenes.from_dataset(train_set, with_masks=with_masks)
     if not len(scenes):
         raise BenchError(f"dataset {train_set.info.name!r} split {train_set.info.split!r} has no images to train on")
-    out = Path(out)
 
     def save(kind: str, network: dict[str, Any]) -> None:
         Checkpoint(kind, network, scenes.classes, scenes.category_ids).save(out)
