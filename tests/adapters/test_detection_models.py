@@ -15,7 +15,7 @@ from adapters import ADAPTERS
 from adapters.inrepo.detection.checkpoint import Checkpoint, default_weights
 from adapters.inrepo.detection.postprocess import paste_masks, suppress
 from adapters.inrepo.detection.train import train
-from adapters.inrepo.detection.validation import evaluate_adapter
+from harness.training import validate as evaluate_adapter
 from harness.datasets import DATASETS
 from harness.errors import BenchError
 

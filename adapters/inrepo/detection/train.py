@@ -3,7 +3,7 @@
 Everything that changes the result is fixed by the seed: initialisation, epoch order and every augmentation
 draw come from seeded generators, and the thread count is pinned (one thread by default: on a shared machine a
 second OpenMP thread waiting for a busy core makes a step several times slower), so
-``python -m adapters.inrepo.detection.train --model NAME`` reproduces the committed weights.
+``bench train --task detection|instance --model NAME`` reproduces the committed weights.
 """
 from __future__ import annotations
 
@@ -15,8 +15,10 @@ from typing import Any, Callable
 
 import numpy as np
 
+from adapters.inrepo.detection.checkpoint import default_weights
 from harness.datasets.base import Dataset
 from harness.errors import BenchError
+from harness.training import TRAINERS, Trainer
 
 #: square training canvas (pixels): the embedded images are 128-192 px a side
 CANVAS = 192
@@ -43,10 +45,6 @@ SCHEDULES: dict[str, Schedule] = {
     "prior-boxes": Schedule(epochs=1),
     "prior-boxes-mask": Schedule(epochs=1),
 }
-#: the task each model is trained for (which annotations it reads)
-MODEL_TASKS = {"centernet": "detection", "centernet-mask": "instance", "prior-boxes": "detection",
-         "prior-boxes-mask": "instance"}
-
 
 @dataclass
 class TrainOutcome:
@@ -212,46 +210,5 @@ def mask_loss(network: Any, mask_features: Any, images: Any, batch: Any, rng: np
     return F.binary_cross_entropy_with_logits(logits, targets)
 
 
-def main() -> None:
-    import click
-
-    @click.command()
-    @click.option("--model", "name", required=True, type=click.Choice(sorted(SCHEDULES)))
-    @click.option("--epochs", type=int, default=None, help="Training epochs (default: the model's schedule).")
-    @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=None,
-                  help="Checkpoint path (default: the model's committed weights file).")
-    @click.option("--seed", type=int, default=0, show_default=True)
-    @click.option("--threads", type=int, default=1, show_default=True)
-    @click.option("--data-root", type=click.Path(path_type=Path, file_okay=False), default=None,
-                  help="A COCO download (default: the embedded shape scenes).")
-    @click.option("--split", default="train", show_default=True)
-    @click.option("--val-split", default="val", show_default=True, help="Split scored after training ('' to skip).")
-    def command(name: str, epochs: int | None, out: Path | None, seed: int, threads: int, data_root: Path | None,
-                split: str, val_split: str) -> None:
-        """Train an in-repo detection/instance model and print its validation numbers."""
-        from adapters import ADAPTERS
-        from adapters.inrepo.detection.checkpoint import default_weights
-        from adapters.inrepo.detection.validation import evaluate_adapter
-        from harness.datasets import DATASETS
-
-        task = MODEL_TASKS[name]
-        train_set = DATASETS.get("coco")(data_root, split, task)
-        out = out if out is not None else default_weights(name)
-
-        def on_step(step: int, total: int, loss: float) -> None:
-            if step == total or step % 25 == 0:
-                click.echo(f"step {step}/{total} loss {loss:.4f} ({time.perf_counter() - began:.0f} s)")
-
-        began = time.perf_counter()
-        outcome = train(name, train_set, out=out, epochs=epochs, seed=seed, threads=threads, on_step=on_step)
-        click.echo(f"saved {outcome.weights} ({outcome.steps} steps, {outcome.epochs} epochs, {outcome.seconds:.0f} s)")
-        if val_split:
-            val_set = DATASETS.get("coco")(data_root, val_split, task)
-            numbers = evaluate_adapter(ADAPTERS.get(name)(name, checkpoint=outcome.weights), val_set)
-            click.echo("  ".join(f"{key} {value:.4f}" for key, value in numbers.items()))
-
-    command()
-
-
-if __name__ == "__main__":
-    main()
+for _task in ("detection", "instance"):
+    TRAINERS.register(_task)(Trainer(task=_task, train=train, default_weights=default_weights))

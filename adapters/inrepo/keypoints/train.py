@@ -14,8 +14,10 @@ from typing import Callable
 
 import numpy as np
 
+from adapters.inrepo.keypoints.adapter import default_weights
 from harness.datasets.base import Dataset
 from harness.errors import BenchError
+from harness.training import TRAINERS, Trainer
 
 
 @dataclass(frozen=True)
@@ -171,3 +173,6 @@ def compact_state_dict(network) -> dict:
         name: value.half() if name in parameters and value.dtype == torch.float32 else value
         for name, value in network.state_dict().items()
     }
+
+
+TRAINERS.register("keypoints")(Trainer(task="keypoints", train=train_model, default_weights=default_weights))
