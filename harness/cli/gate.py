@@ -15,10 +15,11 @@ from harness.console import console
 @main.command("gate")
 @click.option("--baselines", type=click.Path(path_type=Path), default=Path("leaderboards/baselines.yaml"), show_default=True)
 @click.option("--reports-dir", type=click.Path(path_type=Path), default=Path("reports"), show_default=True)
+@click.option("--task", "tasks", multiple=True, help="Gate only this task's baselines (repeatable; default: all).")
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="Gate the baselines of smoke runs made with --limit N (default: the full-run baselines).")
 @click.option("--update", is_flag=True, help="Rewrite the expected values from the latest results (tolerances kept).")
-def gate_command(baselines: Path, reports_dir: Path, limit: int | None, update: bool) -> None:
+def gate_command(baselines: Path, reports_dir: Path, tasks: tuple[str, ...], limit: int | None, update: bool) -> None:
     """Compare the latest results with the baselines and name every regression."""
     from rich.markup import escape
     from rich.table import Table
@@ -29,10 +30,11 @@ def gate_command(baselines: Path, reports_dir: Path, limit: int | None, update: 
     if update:
         _update(baselines, reports_dir)
         return
-    selected = [b for b in load_baselines(baselines) if b.limit == limit]
+    selected = [b for b in load_baselines(baselines) if b.limit == limit and (not tasks or b.task in tasks)]
     if not selected:
         which = "full runs" if limit is None else f"runs with --limit {limit}"
-        raise BenchError(f"no baselines for {which}", baselines)
+        of_tasks = f" of task {', '.join(tasks)}" if tasks else ""
+        raise BenchError(f"no baselines{of_tasks} for {which}", baselines)
     checks = run_gate(selected, reports_dir)
     table = Table(title=f"gate: {baselines}")
     for column in ("task", "dataset", "model", "limit", "metric", "expected", "actual", "delta", "CI", "tolerance",
