@@ -3,20 +3,25 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
-STAMP   = $(VENV)/.bench-installed
+DEPS    = pyproject.toml constraints.txt scripts/install_env.sh
 
-.PHONY: demo test env clean-env
+.PHONY: demo test env test-env clean-env
 
-$(STAMP): pyproject.toml constraints.txt scripts/install_env.sh
-	PYTHON=$(PYTHON) VENV=$(VENV) sh scripts/install_env.sh
-	touch $(STAMP)
+$(VENV)/.bench-base: $(DEPS)
+	PYTHON=$(PYTHON) VENV=$(VENV) sh scripts/install_env.sh base
+	touch $@
 
-env: $(STAMP)
+$(VENV)/.bench-test: $(VENV)/.bench-base $(DEPS) scripts/install_openmmlab.sh scripts/install_browser.sh
+	PYTHON=$(PYTHON) VENV=$(VENV) sh scripts/install_env.sh test
+	touch $@
 
-demo: $(STAMP)
+env: $(VENV)/.bench-base
+test-env: $(VENV)/.bench-test
+
+demo: $(VENV)/.bench-base
 	$(BIN)/bench run --task keypoints
 
-test: $(STAMP)
+test: $(VENV)/.bench-test
 	$(BIN)/python -m pytest -n 2 --dist loadfile -q
 
 clean-env:

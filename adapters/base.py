@@ -119,8 +119,12 @@ def _first_difference(a: list[str], b: list[str]) -> str:
     return f"lengths {len(a)} and {len(b)}"
 
 
-def load_state_dict(path: Path, trust_checkpoint: bool = False) -> dict[str, Any]:
-    """Load a checkpoint safely: ``weights_only=True`` unless the user said ``--trust-checkpoint``."""
+def read_checkpoint(path: Path, trust_checkpoint: bool = False, safe_globals: Sequence[Any] = ()) -> Any:
+    """The whole checkpoint object, loaded with ``weights_only=True`` unless the user said ``--trust-checkpoint``.
+
+    ``safe_globals`` widens the weights-only allowlist with types that cannot run code (e.g. numpy arrays kept
+    in an OpenMMLab checkpoint's metadata).
+    """
     import pickle
 
     import torch
@@ -129,7 +133,8 @@ def load_state_dict(path: Path, trust_checkpoint: bool = False) -> dict[str, Any
     if not path.is_file():
         raise BenchError("checkpoint file not found", path)
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=not trust_checkpoint)
+        with torch.serialization.safe_globals(list(safe_globals)):
+            return torch.load(path, map_location="cpu", weights_only=not trust_checkpoint)
     except pickle.UnpicklingError as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
         raise BenchError(
@@ -138,6 +143,16 @@ def load_state_dict(path: Path, trust_checkpoint: bool = False) -> dict[str, Any
         ) from None
     except (RuntimeError, EOFError, OSError) as exc:
         raise BenchError(f"cannot read checkpoint ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})", path) from None
+
+
+def load_state_dict(path: Path, trust_checkpoint: bool = False) -> dict[str, Any]:
+    """Load a checkpoint safely: ``weights_only=True`` unless the user said ``--trust-checkpoint``."""
+    checkpoint = read_checkpoint(path, trust_checkpoint)
+    return state_dict_of(checkpoint, path)
+
+
+def state_dict_of(checkpoint: Any, path: Path) -> dict[str, Any]:
+    """The weights inside a loaded checkpoint: its ``state_dict`` entry when it has one, else itself."""
     if isinstance(checkpoint, dict) and "state_dict" in checkpoint and isinstance(checkpoint["state_dict"], dict):
         return checkpoint["state_dict"]
     if isinstance(checkpoint, dict):

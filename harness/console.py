@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
+from typing import Any, Sequence
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -11,7 +11,10 @@ from rich.table import Table
 
 @lru_cache(maxsize=1)
 def console() -> Console:
-    return Console()
+    """The terminal's console; in logs and pipes a 200-column one, where rich's 80-column default would
+    squeeze every table into ellipses."""
+    terminal = Console()
+    return terminal if terminal.is_terminal else Console(width=200)
 
 
 def progress_bar() -> Progress:
@@ -19,17 +22,23 @@ def progress_bar() -> Progress:
                     console=console(), transient=False)
 
 
-def results_table(records: list[dict[str, Any]], max_metrics: int = 10) -> Table:
+def results_table(records: list[dict[str, Any]], columns: Sequence[str] = ()) -> Table:
+    """One row per record; ``columns`` (the task's leaderboard columns) first, else every metric."""
     if not records:
         return Table(title="no results")
-    names = list(records[0]["metrics"])[:max_metrics]
     first = records[0]
+    present = [name for name in columns if any(name in record["metrics"] for record in records)]
+    names = present or list(first["metrics"])
     table = Table(title=f"{first['task']} on {first['dataset']['name']} ({first['samples']} samples)")
-    table.add_column("model")
+    table.add_column("model", no_wrap=True)
     for name in names:
         table.add_column(name, justify="right")
     table.add_column("img/s", justify="right")
     for record in records:
-        values = [f"{record['metrics'].get(name, float('nan')):.4f}" for name in names]
+        values = [_cell(record["metrics"].get(name)) for name in names]
         table.add_row(record["model"]["name"], *values, f"{record['throughput'].get('images_per_s', 0):.1f}")
     return table
+
+
+def _cell(value: Any) -> str:
+    return "" if value is None else f"{value:.4f}"

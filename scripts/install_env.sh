@@ -1,8 +1,17 @@
 #!/bin/sh
-# Create the virtual environment and install bench with its test extra, every version pinned by constraints.txt.
+# Create the virtual environment and install bench, every version pinned by constraints.txt.
+#   install_env.sh base   bench itself (enough for `bench run`)
+#   install_env.sh test   + OpenMMLab (with xtcocotools built from source), the test oracles and headless
+#                         Chromium: everything `make test` needs
 set -eu
+MODE=${1:-base}
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
+PIP="$VENV/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt"
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
-"$VENV/bin/python" -m pip install --quiet --upgrade "pip>=24"
-"$VENV/bin/python" -m pip install --quiet -c constraints.txt -e ".[test]" --config-settings editable_mode=compat
+$PIP -e . --config-settings editable_mode=compat
+if [ "$MODE" = "test" ]; then
+    sh scripts/install_openmmlab.sh "$VENV"   # first: it builds xtcocotools, which the test extra lists
+    $PIP -e ".[test,openmmlab]" --config-settings editable_mode=compat
+    sh scripts/install_browser.sh
+fi

@@ -29,4 +29,5 @@ def main() -> None:
 
 
 for _module in pkgutil.iter_modules(__path__):
-    importlib.import_module(f"{__name__}.{_module.name}")
+    if not _module.name.startswith("_"):  # __main__ runs the CLI; importing it here would too
+        importlib.import_module(f"{__name__}.{_module.name}")

@@ -9,26 +9,33 @@ from pathlib import Path
 import click
 
 from harness.cli import main
-from harness.cli.output import wide_console
+from harness.console import console
 
 
 @main.command("gate")
 @click.option("--baselines", type=click.Path(path_type=Path), default=Path("leaderboards/baselines.yaml"), show_default=True)
 @click.option("--reports-dir", type=click.Path(path_type=Path), default=Path("reports"), show_default=True)
+@click.option("--task", "tasks", multiple=True, help="Gate only this task's baselines (repeatable; default: all).")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="Gate the baselines of smoke runs made with --limit N (default: the full-run baselines).")
 @click.option("--update", is_flag=True, help="Rewrite the expected values from the latest results (tolerances kept).")
-def gate_command(baselines: Path, reports_dir: Path, update: bool) -> None:
+def gate_command(baselines: Path, reports_dir: Path, tasks: tuple[str, ...], limit: int | None, update: bool) -> None:
     """Compare the latest results with the baselines and name every regression."""
     from rich.markup import escape
     from rich.table import Table
 
-    from harness.console import console
-    from harness.errors import GateFailure
+    from harness.errors import BenchError, GateFailure
     from harness.gate import load_baselines, run_gate
 
     if update:
         _update(baselines, reports_dir)
         return
-    checks = run_gate(load_baselines(baselines), reports_dir)
+    selected = [b for b in load_baselines(baselines) if b.limit == limit and (not tasks or b.task in tasks)]
+    if not selected:
+        which = "full runs" if limit is None else f"runs with --limit {limit}"
+        of_tasks = f" of task {', '.join(tasks)}" if tasks else ""
+        raise BenchError(f"no baselines{of_tasks} for {which}", baselines)
+    checks = run_gate(selected, reports_dir)
     table = Table(title=f"gate: {baselines}")
     for column in ("task", "dataset", "model", "limit", "metric", "expected", "actual", "delta", "CI", "tolerance",
                    "allowed", "result"):
@@ -40,7 +47,7 @@ def gate_command(baselines: Path, reports_dir: Path, update: bool) -> None:
                       "" if check.actual is None else f"{check.actual:.4f}",
                       "" if check.delta is None else f"{check.delta:+.4f}", ci, f"{b.tolerance}", f"{check.allowed:.4f}",
                       "[green]pass[/green]" if check.passed else "[red]FAIL[/red]")
-    wide_console().print(table)
+    console().print(table)
     failures = [check for check in checks if not check.passed]
     for check in failures:
         click.echo(f"regression: {check.describe()}", err=True)
@@ -52,7 +59,6 @@ def gate_command(baselines: Path, reports_dir: Path, update: bool) -> None:
 def _update(baselines: Path, reports_dir: Path) -> None:
     from rich.table import Table
 
-    from harness.console import console
     from harness.gate import update_baselines
 
     updates = update_baselines(baselines, reports_dir)
@@ -63,4 +69,4 @@ def _update(baselines: Path, reports_dir: Path) -> None:
         b = item.baseline
         table.add_row(b.task, b.dataset, b.model, str(b.limit or ""), b.metric, f"{b.expected:.4f}",
                       "[yellow]no result: kept[/yellow]" if item.new is None else f"{item.new:.4f}")
-    wide_console().print(table)
+    console().print(table)

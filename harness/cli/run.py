@@ -40,7 +40,7 @@ def run_command(task_name, dataset_name, data_root, split, models, checkpoint, t
                 device, seed, reports_dir, leaderboards_dir, no_cache, cache_dir, bootstrap, bootstrap_budget, suite, force) -> None:
     """Run models on a dataset and score them (default: all in-repo models on the embedded dataset)."""
     from harness import distributed
-    from harness.bench_run import RunConfig, run_models
+    from harness.bench_run import RunConfig, get_task, run_models
     from harness.console import console, progress_bar, results_table
     from harness.errors import BenchError
 
@@ -77,7 +77,7 @@ def run_command(task_name, dataset_name, data_root, split, models, checkpoint, t
         return
     fresh = [record for record in records if not record.get("skipped")]
     for group in _by_table(fresh):
-        console().print(results_table(group))
+        console().print(results_table(group, get_task(group[0]["task"]).leaderboard_columns))
     for record in records:
         status = "kept existing report" if record.get("skipped") else "wrote"
         console().print(f"[dim]{record['model']['name']} on {record['dataset']['name']}: {status} {record['run_dir']}/[/dim]")

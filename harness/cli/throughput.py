@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 
 from harness.cli import main, options
-from harness.cli.output import wide_console
+from harness.console import console
 
 
 def _batch_sizes(ctx, param, value: str) -> tuple[int, ...]:
@@ -46,7 +46,6 @@ def throughput_command(task_name, model, batch_sizes, precision, channels_last, 
     """Time a model per batch size and record it in leaderboards/throughput.csv."""
     from rich.table import Table
 
-    from harness.console import console
     from harness.throughput_bench import ThroughputConfig, measure_throughput
 
     config = ThroughputConfig(task=task_name, model=model, batch_sizes=batch_sizes, precision=precision,
@@ -66,5 +65,5 @@ def throughput_command(task_name, model, batch_sizes, precision, channels_last, 
                       fmt(row.get("latency_p50_ms"), ".3f"), fmt(row.get("latency_p90_ms"), ".3f"),
                       fmt(row.get("latency_p99_ms"), ".3f"), fmt(row.get("peak_memory_mb"), ".0f"),
                       fmt(row.get("parameters"), ","), fmt(row.get("gflops_per_image"), ".4g"))
-    wide_console().print(table)
+    console().print(table)
     console().print(f"[dim]peak memory: {first.get('memory_measure', '')}; rows in {leaderboards_dir / 'throughput.csv'}[/dim]")

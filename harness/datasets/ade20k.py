@@ -64,7 +64,9 @@ class Ade20k(SemanticDataset):
         self.info = DatasetInfo(
             name=name, task="semantic", split=split, root=self.root, classes=list(ADE20K_CLASSES),
             category_ids=list(range(len(ADE20K_CLASSES))), ignore_index=IGNORE,
-            extra={"reduce_zero_label": True, "full_names": list(OBJECT_INFO_150)},
+            extra={"reduce_zero_label": True, "full_names": list(OBJECT_INFO_150),
+                   # objectInfo150's synonyms: mmseg names class 89 'television receiver', the devkit 'television'
+                   "class_synonyms": [[name.strip() for name in full.split(",")] for full in OBJECT_INFO_150]},
         )
 
     def read_target(self, item: SemanticItem) -> SemanticTarget:

@@ -10,7 +10,6 @@ from typing import Iterable
 
 import numpy as np
 
-from harness.datasets import DATASETS
 from harness.datasets.base import Dataset, DatasetInfo
 from harness.datasets.coco_format import CocoIndex, locate_coco
 from harness.errors import DataError

@@ -92,18 +92,32 @@ class _CocoMetric(Metric):
                                **self._eval_kwargs())
         return self._metric_result(result)
 
+    def subset(self, positions: np.ndarray, n_samples: int) -> "Metric":
+        """A bootstrap resample repeats images; COCO needs unique ids, so the copy numbers images by position.
+
+        Images are evaluated independently, so renaming them changes no number.
+        """
+        clone = super().subset(positions, n_samples)
+        clone._positional_ids = True
+        return clone
+
     def coco_dicts(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """The COCO annotation dict and results list this metric evaluates (handy for cross-checks)."""
         images, annotations, results = [], [], []
-        use_given_ids = all(t.ann_ids is not None and len(t.ann_ids) == len(t.boxes) for t, _ in self.items)
+        positional = getattr(self, "_positional_ids", False)
+        use_given_ids = not positional and all(
+            t.ann_ids is not None and len(t.ann_ids) == len(t.boxes) for t, _ in self.items
+        )
         next_id = 1
-        for target, prediction in self.items:
-            image_id = _plain(target.image_id)
+        for position, (target, prediction) in enumerate(self.items):
+            image_id = position + 1 if positional else _plain(target.image_id)
             images.append({"id": image_id, "width": int(target.width), "height": int(target.height)})
             count = len(target.boxes)
             ids = [_plain(i) for i in target.ann_ids] if use_given_ids else list(range(next_id, next_id + count))
             next_id += count
-            annotations.extend(self._annotations(target, ids))
+            for annotation in self._annotations(target, ids):
+                annotation["image_id"] = image_id  # positional under bootstrap resampling
+                annotations.append(annotation)
             results.extend(self._results(image_id, prediction))
         return {"images": images, "annotations": annotations, "categories": list(self.categories)}, results
 

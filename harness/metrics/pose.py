@@ -20,6 +20,7 @@ have no coordinates.
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Literal, Sequence
 
 import numpy as np
@@ -411,28 +412,33 @@ class MPJPEMetric(Metric):
 
     def __init__(self) -> None:
         super().__init__()
-        for state in ("error_sum", "pa_error_sum", "n_error_sum"):
-            self.add_state(state, 0.0, reduce="sum")
-        self.add_state("joints", 0, reduce="sum")
+        # one (error sum, PA error sum, N error sum, joints) row per sample: sums are taken with math.fsum in
+        # compute, so the result is the same however samples were batched, sharded or resampled
+        self.add_state("per_sample", [], reduce="cat")
 
     def update(self, samples: Sequence[Any], predictions: Sequence[Any]) -> None:
         _check_lengths(samples, predictions)
         for sample, prediction in zip(samples, predictions):
             gt, labelled, pred, _ = paired_people(sample, prediction)
             if not labelled.any():
+                self.per_sample.append((0.0, 0.0, 0.0, 0))
                 continue
             pred = np.where(labelled[..., None], pred, 0.0)
-            self.error_sum += float(joint_errors(pred, gt)[labelled].sum())
-            self.pa_error_sum += float(joint_errors(pred, gt, "procrustes", labelled)[labelled].sum())
-            self.n_error_sum += float(joint_errors(pred, gt, "scale", labelled)[labelled].sum())
-            self.joints += int(labelled.sum())
+            self.per_sample.append((
+                math.fsum(joint_errors(pred, gt)[labelled]),
+                math.fsum(joint_errors(pred, gt, "procrustes", labelled)[labelled]),
+                math.fsum(joint_errors(pred, gt, "scale", labelled)[labelled]),
+                int(labelled.sum()),
+            ))
 
     def compute(self) -> MetricResult:
-        count = self.joints
+        columns = list(zip(*self.per_sample)) or [(), (), (), ()]
+        error_sum, pa_error_sum, n_error_sum = (math.fsum(column) for column in columns[:3])
+        count = int(sum(columns[3]))
         metrics = {
-            "MPJPE": self.error_sum / count if count else float("nan"),
-            "PA-MPJPE": self.pa_error_sum / count if count else float("nan"),
-            "N-MPJPE": self.n_error_sum / count if count else float("nan"),
+            "MPJPE": error_sum / count if count else float("nan"),
+            "PA-MPJPE": pa_error_sum / count if count else float("nan"),
+            "N-MPJPE": n_error_sum / count if count else float("nan"),
         }
         return MetricResult(
             metrics=metrics,

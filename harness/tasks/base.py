@@ -5,7 +5,7 @@ A task knows nothing about models; adapters know nothing about metrics.  The run
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Sequence
+from typing import Any
 
 from harness.datasets.base import DatasetInfo
 from harness.metrics.base import Metric

@@ -61,6 +61,16 @@ def test_limited_runs_are_only_compared_with_limited_baselines(tmp_path):
     ])
     assert all(check.passed for check in run_gate(load_baselines(baselines), reports))
     assert len(latest_records(reports)) == 2
+    gate = lambda *extra: CliRunner().invoke(  # noqa: E731
+        main, ["gate", "--baselines", str(baselines), "--reports-dir", str(reports), *extra])
+    smoke = gate("--limit", "8")
+    assert smoke.exit_code == 0 and "all 1 checks passed" in smoke.output
+    assert gate().exit_code == 0
+    missing = gate("--limit", "9")
+    assert missing.exit_code == 2 and "no baselines for runs with --limit 9" in missing.output
+    assert gate("--task", "keypoints").exit_code == 0
+    other = gate("--task", "flow")
+    assert other.exit_code == 2 and "no baselines of task flow for full runs" in other.output
 
 
 def test_malformed_baselines_are_one_line_errors(tmp_path):

@@ -72,3 +72,10 @@ def test_check_lists_every_planted_fault(bench_cache, tmp_path):
 def test_unknown_split_names_the_choices():
     with pytest.raises(DataError, match="no images/test/ folder .*splits: training, validation"):
         DATASETS.get("ade20k")(FIXTURE, "test", "semantic")
+
+
+def test_class_synonyms_come_from_object_info_150():
+    synonyms = DATASETS.get("ade20k")(None, None, "semantic").info.extra["class_synonyms"]
+    assert len(synonyms) == len(ADE20K_CLASSES) == 150
+    assert synonyms[89][:2] == ["television", "television receiver"] and synonyms[0] == ["wall"]
+    assert all(names[0] == cls for names, cls in zip(synonyms, ADE20K_CLASSES))

@@ -206,3 +206,20 @@ def test_keypoints_task_metric_on_the_dataset_reader() -> None:
     gt, results = metric.coco_dicts()
     np.testing.assert_allclose(list(result.metrics.values()), pycocotools_eval(gt, results, "keypoints").stats,
                                atol=1e-12, rtol=0)
+
+
+def test_bootstrap_resamples_with_repeated_images() -> None:
+    """Resampling repeats images; the COCO metric must renumber them rather than reject duplicate ids."""
+    gt = _instances()
+    samples = _detection_samples(gt)
+    results = json.loads((DATA / "coco" / "instances_val2014_fakebbox100_results.json").read_text())
+    metric = METRICS.get("coco_bbox")(categories=gt["categories"])
+    metric.update(samples, _detection_predictions(samples, results, masks=False))
+    positions = np.array([0, 0, 1, 1, 2])
+    resampled = metric.subset(positions, len(samples)).compute().metrics
+    assert -1 <= resampled["AP"] <= 1
+    point = metric.compute().metrics
+    intervals = metric.bootstrap(len(samples), n_resamples=20, seed=0)
+    lo, hi = intervals["AP"]
+    assert lo <= hi and lo < point["AP"] < hi
+    assert metric.compute().metrics == point  # resampling left the metric's own state alone

@@ -76,3 +76,30 @@ def test_a_failing_rank_stops_every_rank_with_one_line(tmp_path):
     assert "error: rank 1 failed: PredictionError: bad prediction for sample 1005" in done.stderr
     assert "error: bad prediction for sample 1005" in done.stderr
     assert not list((tmp_path / "r").glob("*/metrics.json"))
+
+
+def test_keypoints_with_a_real_model_score_the_same_on_two_processes(tmp_path):
+    """The real path: `torchrun -m harness.cli run --task keypoints` with an in-repo model and the COCO metric.
+
+    Batch size 1: a float32 network's output can change in the last bits with the batch it is computed in, and
+    this test is about the sharding and gathering, which must not change a single bit.
+    """
+    common = ["run", "--task", "keypoints", "--model", "regression", "--limit", "21", "--batch-size", "1",
+              "--bootstrap", "20", "--no-cache"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(name, None)
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "harness.cli",
+         *common, "--reports-dir", str(tmp_path / "two")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    single = CliRunner().invoke(main, [*common, "--reports-dir", str(tmp_path / "one")])
+    assert single.exit_code == 0, single.output
+    two, two_predictions = only_record(tmp_path / "two")
+    one, one_predictions = only_record(tmp_path / "one")
+    assert two["throughput"]["world_size"] == 2
+    for key in ("metrics", "confidence", "per_class", "samples"):
+        assert two[key] == one[key], key
+    assert two_predictions == one_predictions

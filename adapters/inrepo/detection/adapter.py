@@ -1,0 +1,202 @@
+"""The adapters: ``centernet`` (detection), ``centernet-mask`` (instance), both run on the embedded data by default.
+
+Images of one batch are zero-padded to a common size (a multiple of 16, the encoder's stride) at their top-left
+corner, so image pixels keep their coordinates and detections need no rescaling; cells in the padding never
+produce detections.  Labels are ``category_ids[k]`` of the checkpoint for class index k, and ``check_compatible``
+refuses a dataset whose class names or ids differ.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from adapters import ADAPTERS
+from adapters.base import Adapter, AdapterInfo
+from adapters.inrepo.detection.checkpoint import Checkpoint, default_weights
+from harness.datasets.base import DatasetInfo
+from harness.errors import BenchError
+from harness.structures import DetectionPrediction, Sample
+
+#: the size the embedded images are at most, for ``bench throughput``
+INPUT_SIZE = (192, 192)
+PAD_MULTIPLE = 16
+#: instance models keep their 20 best detections (with masks): on the embedded val split 50 gain 0.002 mask AP
+#: at half the speed, as the mask head costs far more than the boxes
+MASK_DETECTIONS = 20
+
+
+class InRepoDetectionAdapter(Adapter):
+    """Shared loading, label mapping and thread handling; subclasses set ``model_name`` and implement ``_predict``.
+
+    ``options["threads"]`` sets torch's thread count during ``predict`` (restored afterwards); the default, one
+    thread, suits these small networks on a machine shared with other jobs (see the keypoint models).
+    """
+
+    model_name = ""
+    kind = ""
+    runs_by_default = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._checkpoint: Checkpoint | None = None
+        self._network: Any = None
+
+    def weights_file(self) -> Path:
+        return self.checkpoint if self.checkpoint is not None else default_weights(self.model_name)
+
+    @property
+    def loaded(self) -> Checkpoint:
+        if self._checkpoint is None:
+            self._checkpoint = Checkpoint.load(self.weights_file(), self.kind, self.trust_checkpoint)
+        return self._checkpoint
+
+    def build(self, checkpoint: Checkpoint) -> Any:
+        """The network (or fitted parameters) defined by ``checkpoint``."""
+        return None
+
+    @property
+    def network(self) -> Any:
+        if self._network is None:
+            self._network = self.build(self.loaded)
+        return self._network
+
+    def info(self) -> AdapterInfo:
+        network = self.network
+        parameters = sum(p.numel() for p in network.parameters()) if hasattr(network, "parameters") else 0
+        return AdapterInfo(
+            name=self.name, task=self.task, classes=list(self.loaded.classes), input_size=INPUT_SIZE,
+            parameters=parameters,
+            extra={"weights": str(self.weights_file()), "category_ids": list(self.loaded.category_ids)},
+        )
+
+    def check_compatible(self, dataset: DatasetInfo) -> None:
+        super().check_compatible(dataset)
+        if dataset.category_ids and dataset.category_ids != self.loaded.category_ids:
+            raise BenchError(
+                f"model {self.name!r} writes category ids {self.loaded.category_ids} but dataset {dataset.name!r} "
+                f"uses {dataset.category_ids}"
+            )
+
+    def labels_of(self, classes: np.ndarray) -> np.ndarray:
+        return np.asarray(self.loaded.category_ids, np.int64)[np.asarray(classes, np.int64)]
+
+    def predict(self, samples: Sequence[Sample]) -> list[DetectionPrediction]:
+        import torch
+
+        previous = torch.get_num_threads()
+        torch.set_num_threads(int(self.options.get("threads", 1)))
+        try:
+            with torch.inference_mode():
+                return self._predict(samples)
+        finally:
+            torch.set_num_threads(previous)
+
+    def _predict(self, samples: Sequence[Sample]) -> list[DetectionPrediction]:
+        raise NotImplementedError
+
+
+def padded_batch(images: Sequence[np.ndarray], device: str) -> Any:
+    """(B, 3, H, W) float tensor of the images at their top-left, zero elsewhere, H and W multiples of 16."""
+    import torch
+
+    height = max(image.shape[0] for image in images)
+    width = max(image.shape[1] for image in images)
+    height, width = -(-height // PAD_MULTIPLE) * PAD_MULTIPLE, -(-width // PAD_MULTIPLE) * PAD_MULTIPLE
+    batch = np.zeros((len(images), height, width, 3), np.uint8)
+    for slot, image in enumerate(images):
+        batch[slot, : image.shape[0], : image.shape[1]] = image
+    return torch.from_numpy(batch).to(device).permute(0, 3, 1, 2).float()
+
+
+@ADAPTERS.register("centernet")
+class CenterNetAdapter(InRepoDetectionAdapter):
+    task = "detection"
+    model_name = "centernet"
+    kind = "centernet"
+
+    def build(self, checkpoint: Checkpoint) -> Any:
+        from adapters.inrepo.detection.network import CenterNet
+
+        network = CenterNet(len(checkpoint.classes))
+        load_network(network, checkpoint.network, self.weights_file())
+        return network.eval().to(self.device)
+
+    def torch_module(self) -> Any:
+        return self.network
+
+    def _predict(self, samples: Sequence[Sample]) -> list[DetectionPrediction]:
+        from adapters.inrepo.detection.postprocess import decode, xyxy_to_xywh
+
+        if not samples:
+            return []
+        images = [sample.load_image() for sample in samples]
+        heatmap, distances, _ = self.network(padded_batch(images, self.device))
+        detections = decode(heatmap, distances, [image.shape[:2] for image in images])
+        return [
+            DetectionPrediction(
+                boxes=xyxy_to_xywh(found.boxes.double().cpu().numpy()),
+                scores=found.scores.double().cpu().numpy(),
+                labels=self.labels_of(found.classes.cpu().numpy()),
+            )
+            for found in detections
+        ]
+
+
+@ADAPTERS.register("centernet-mask")
+class CenterNetMaskAdapter(InRepoDetectionAdapter):
+    """``torch_module`` is the dense part (encoder, heads, mask features); the per-RoI mask head is not timed."""
+
+    task = "instance"
+    model_name = "centernet-mask"
+    kind = "centernet-mask"
+
+    def build(self, checkpoint: Checkpoint) -> Any:
+        from adapters.inrepo.detection.network import CenterNetMask
+
+        network = CenterNetMask(len(checkpoint.classes))
+        load_network(network, checkpoint.network, self.weights_file())
+        return network.eval().to(self.device)
+
+    def torch_module(self) -> Any:
+        return self.network
+
+    def _predict(self, samples: Sequence[Sample]) -> list[DetectionPrediction]:
+        import torch
+
+        from adapters.inrepo.detection.network import expand_boxes
+        from adapters.inrepo.detection.postprocess import decode, encode_masks, paste_masks, xyxy_to_xywh
+
+        if not samples:
+            return []
+        images = [sample.load_image() for sample in samples]
+        batch = padded_batch(images, self.device)
+        heatmap, distances, mask_features = self.network(batch)
+        detections = decode(heatmap, distances, [image.shape[:2] for image in images], max_detections=MASK_DETECTIONS)
+        rois = [expand_boxes(found.boxes) for found in detections]
+        indexed = torch.cat([torch.cat([roi.new_full((len(roi), 1), float(slot)), roi], dim=1)
+                             for slot, roi in enumerate(rois)])
+        logits = self.network.masks(mask_features, batch, indexed).cpu()
+        predictions, start = [], 0
+        for image, found, roi in zip(images, detections, rois):
+            stop = start + len(roi)
+            masks = paste_masks(logits[start:stop], roi.cpu(), image.shape[0], image.shape[1])
+            start = stop
+            predictions.append(DetectionPrediction(
+                boxes=xyxy_to_xywh(found.boxes.double().cpu().numpy()),
+                scores=found.scores.double().cpu().numpy(),
+                labels=self.labels_of(found.classes.cpu().numpy()),
+                masks=encode_masks(masks),
+            ))
+        return predictions
+
+
+def load_network(network: Any, state: dict[str, Any], path: Path) -> None:
+    try:
+        network.load_state_dict(state)
+    except RuntimeError as exc:
+        lines = str(exc).strip().splitlines()
+        detail = lines[1].strip() if len(lines) > 1 else lines[0]
+        raise BenchError(f"weights do not fit the network ({detail})", path) from None
+

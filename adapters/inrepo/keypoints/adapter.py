@@ -1,0 +1,149 @@
+"""The adapter all in-repo top-down keypoint models share: prompt boxes -> crops -> network -> image coordinates.
+
+Every person of every sample in a batch is cropped into one tensor, so the network runs once per batch (in
+chunks of ``max_people``), and each person's keypoints go back to the image through the inverse of the very
+matrix that cropped it.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from adapters.base import Adapter, AdapterInfo, load_state_dict
+from adapters.inrepo.keypoints.crop import DEFAULT_PADDING, crop_matrix, invert, transform_points, warp
+from harness.errors import BenchError
+from harness.keypoint_meta import COCO_KEYPOINT_NAMES
+from harness.structures import KeypointsPrediction, PersonBoxes, Sample
+
+WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
+
+
+def default_weights(model_name: str) -> Path:
+    """Where the committed weights of an in-repo keypoint model live."""
+    return WEIGHTS_DIR / f"keypoints_{model_name}.pt"
+
+
+class TopDownAdapter(Adapter):
+    """Subclasses set ``model_name`` and ``network_class`` (a ``KeypointNet``).
+
+    ``options["threads"]`` sets torch's thread count during ``predict`` (restored afterwards); the default, one
+    thread, suits these tiny networks: a second thread buys little on 64x48 crops and, on a machine shared with
+    other jobs, OpenMP threads waiting for a busy core can make a step ten times slower.
+    """
+
+    task = "keypoints"
+    runs_by_default = True  # committed weights, no download: part of `bench run --task keypoints`
+    model_name: str = ""
+    network_class: type = type(None)
+    #: people per forward pass; bounds memory on images with many prompts
+    max_people = 256
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._network = None
+
+    @classmethod
+    def build_network(cls):
+        return cls.network_class()
+
+    def weights_file(self) -> Path:
+        return self.checkpoint if self.checkpoint is not None else default_weights(self.model_name)
+
+    @property
+    def network(self):
+        if self._network is None:
+            network = self.build_network()
+            path = self.weights_file()
+            state = load_state_dict(path, self.trust_checkpoint)
+            try:
+                network.load_state_dict(state)
+            except RuntimeError as exc:  # torch lists every mismatch; the first one names the problem
+                lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+                detail = lines[1] if len(lines) > 1 else lines[0]
+                raise BenchError(f"weights do not fit the {self.model_name!r} network ({detail})", path) from None
+            self._network = network.eval().to(self.device)
+        return self._network
+
+    def info(self) -> AdapterInfo:
+        network = self.network
+        return AdapterInfo(
+            name=self.name,
+            task="keypoints",
+            keypoint_names=list(COCO_KEYPOINT_NAMES),
+            input_size=tuple(network.input_hw) if network.input_hw else None,
+            parameters=sum(p.numel() for p in network.parameters()),
+            extra={"crop_padding": DEFAULT_PADDING, "weights": str(self.weights_file())},
+        )
+
+    def predict(self, samples: Sequence[Sample]) -> list[KeypointsPrediction]:
+        import torch
+
+        previous = torch.get_num_threads()
+        torch.set_num_threads(int(self.options.get("threads", 1)))
+        try:
+            return self._predict(samples)
+        finally:
+            torch.set_num_threads(previous)
+
+    def _predict(self, samples: Sequence[Sample]) -> list[KeypointsPrediction]:
+        import torch
+
+        network = self.network
+        input_hw = tuple(network.input_hw)
+        boxes_per_sample = [prompt_boxes(sample) for sample in samples]
+        crops, inverses = [], []
+        for sample, boxes in zip(samples, boxes_per_sample):
+            image = sample.load_image() if network.uses_image and len(boxes) else None
+            for box in boxes:
+                matrix = crop_matrix(box, input_hw)
+                inverses.append(invert(matrix))
+                if image is not None:
+                    crops.append(warp(image, matrix, input_hw))
+        joints = len(COCO_KEYPOINT_NAMES)
+        total = len(inverses)
+        coords = np.zeros((total, joints, 2), np.float64)
+        confidence = np.zeros((total, joints), np.float64)
+        with torch.inference_mode():
+            for start in range(0, total, self.max_people):
+                stop = min(start + self.max_people, total)
+                if network.uses_image:
+                    batch = torch.from_numpy(np.stack(crops[start:stop])).to(self.device)
+                    batch = batch.permute(0, 3, 1, 2).float()
+                else:
+                    batch = torch.zeros((stop - start, 3, *input_hw), device=self.device)
+                xy, conf = network.decode(network(batch))
+                coords[start:stop] = xy.double().cpu().numpy()
+                confidence[start:stop] = conf.double().cpu().numpy()
+        if total:
+            coords = transform_points(coords, np.stack(inverses))
+        predictions, start = [], 0
+        for boxes in boxes_per_sample:
+            stop = start + len(boxes)
+            keypoints = np.concatenate([coords[start:stop], confidence[start:stop, :, None]], axis=-1)
+            predictions.append(
+                KeypointsPrediction(
+                    keypoints=keypoints.reshape(-1, joints, 3),
+                    scores=confidence[start:stop].mean(axis=1) if stop > start else np.zeros(0),
+                    boxes=np.asarray(boxes, dtype=np.float64).reshape(-1, 4),
+                )
+            )
+            start = stop
+        return predictions
+
+
+def prompt_boxes(sample: Sample) -> np.ndarray:
+    """The (M, 4) xywh boxes a top-down model must estimate a pose in; no prompts means no people."""
+    prompts = sample.prompts
+    if prompts is None:
+        return np.zeros((0, 4))
+    if not isinstance(prompts, PersonBoxes):
+        raise BenchError(
+            f"sample {sample.sample_id}: top-down keypoint models need PersonBoxes prompts, "
+            f"got {type(prompts).__name__}"
+        )
+    boxes = np.asarray(prompts.boxes, dtype=np.float64).reshape(-1, 4)
+    if not np.isfinite(boxes).all():
+        raise BenchError(f"sample {sample.sample_id}: a prompt box is not finite")
+    return boxes

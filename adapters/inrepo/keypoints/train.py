@@ -1,0 +1,178 @@
+"""Train an in-repo keypoint model by name on a COCO-layout train split (by default the embedded stick figures).
+
+Everything that changes the result is fixed by the seed: parameter initialisation, the epoch order and every
+augmentation draw come from one seeded generator each, and the thread count is pinned, so the committed
+weights can be reproduced with ``bench train --task keypoints --model NAME``.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from adapters.inrepo.keypoints.adapter import default_weights
+from harness.datasets.base import Dataset
+from harness.errors import BenchError
+from harness.training import TRAINERS, Trainer
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Optimiser settings of one model; epochs are what fits in a few CPU minutes on the embedded data."""
+
+    epochs: int
+    learning_rate: float = 3e-3
+    batch_size: int = 32
+    weight_decay: float = 1e-4
+    warmup_steps: int = 50
+
+
+SCHEDULES: dict[str, Schedule] = {
+    "mean-pose": Schedule(epochs=1),
+    "regression": Schedule(epochs=60),  # no decoder: an epoch costs about a third of the others'
+    "heatmap": Schedule(epochs=30),
+    "soft-argmax": Schedule(epochs=35),
+}
+
+
+@dataclass
+class TrainOutcome:
+    model: str
+    weights: Path
+    epochs: int
+    steps: int
+    seconds: float
+    losses: list[float] = field(default_factory=list)  # mean loss per epoch
+
+
+def train_model(
+    name: str,
+    train_set: Dataset,
+    *,
+    out: Path,
+    epochs: int | None = None,
+    seed: int = 0,
+    threads: int | None = 1,
+    max_steps: int | None = None,
+    on_step: Callable[[int, int, float], None] | None = None,
+) -> TrainOutcome:
+    """Train model ``name`` on ``train_set`` and save its state dict to ``out``.
+
+    ``on_step(step, total_steps, loss)`` reports progress; ``max_steps`` cuts the run short (tests, smoke runs).
+    ``threads`` pins torch's thread count for the run (restored afterwards): the committed weights were trained
+    with one, and results depend on it in the last bits.
+    """
+    import torch
+
+    previous_threads = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        return _train(name, train_set, out, epochs, seed, max_steps, on_step)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _train(
+    name: str,
+    train_set: Dataset,
+    out: Path,
+    epochs: int | None,
+    seed: int,
+    max_steps: int | None,
+    on_step: Callable[[int, int, float], None] | None,
+) -> TrainOutcome:
+    import torch
+
+    from adapters import ADAPTERS
+    from adapters.inrepo.keypoints.adapter import TopDownAdapter
+    from adapters.inrepo.keypoints.data import Augmentation, PersonCrops
+
+    adapter_class = ADAPTERS.get(name)
+    if not (isinstance(adapter_class, type) and issubclass(adapter_class, TopDownAdapter)):
+        trainable = ", ".join(sorted(SCHEDULES))
+        raise BenchError(f"model {name!r} is not an in-repo keypoint model (trainable: {trainable})")
+    schedule = SCHEDULES[adapter_class.model_name]
+    epochs = schedule.epochs if epochs is None else epochs
+    if epochs < 1:
+        raise BenchError(f"epochs must be at least 1, got {epochs}")
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    began = time.perf_counter()
+    people = PersonCrops.from_dataset(train_set)
+    network = adapter_class.build_network()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    if not network.trainable:
+        network.fit(people.boxes, people.keypoints)
+        if on_step is not None:
+            on_step(1, 1, float("nan"))
+        torch.save(compact_state_dict(network), out)
+        return TrainOutcome(name, out, 1, 1, time.perf_counter() - began)
+
+    steps_per_epoch = max(len(people) // schedule.batch_size, 1)
+    total_steps = epochs * steps_per_epoch if max_steps is None else min(max_steps, epochs * steps_per_epoch)
+    optimiser = torch.optim.AdamW(network.parameters(), lr=schedule.learning_rate, weight_decay=schedule.weight_decay)
+    warmup = min(schedule.warmup_steps, max(total_steps // 10, 1))
+
+    def learning_rate_factor(step: int) -> float:  # linear warm-up, then cosine decay to 2% of the peak
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(total_steps - warmup, 1)
+        return 0.02 + 0.98 * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, learning_rate_factor)
+    augmentation = Augmentation()
+    input_hw = tuple(network.input_hw)
+    network.train()
+    losses: list[float] = []
+    step = 0
+    while step < total_steps:
+        order = rng.permutation(len(people))
+        epoch_losses = []
+        for batch_start in range(0, steps_per_epoch * schedule.batch_size, schedule.batch_size):
+            if step >= total_steps:
+                break
+            batch = people.batch(order[batch_start : batch_start + schedule.batch_size], input_hw, rng, augmentation)
+            images = torch.from_numpy(batch.images).permute(0, 3, 1, 2).float()
+            loss = network.loss(
+                network(images),
+                torch.from_numpy(batch.keypoints),
+                torch.from_numpy(batch.labelled),
+                torch.from_numpy(batch.inside),
+            )
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            scheduler.step()
+            step += 1
+            epoch_losses.append(loss.item())
+            if on_step is not None:
+                on_step(step, total_steps, epoch_losses[-1])
+        losses.append(float(np.mean(epoch_losses)))
+    network.eval()
+    torch.save(compact_state_dict(network), out)
+    return TrainOutcome(name, out, len(losses), step, time.perf_counter() - began, losses)
+
+
+def compact_state_dict(network) -> dict:
+    """The state dict with float32 weights stored as float16, to keep committed weights small.
+
+    The network still computes in float32 (loading copies the values back into float32 parameters); running
+    statistics stay float32 because a variance can underflow in half precision.
+    """
+    import torch
+
+    parameters = {name for name, _ in network.named_parameters()}
+    return {
+        name: value.half() if name in parameters and value.dtype == torch.float32 else value
+        for name, value in network.state_dict().items()
+    }
+
+
+TRAINERS.register("keypoints")(Trainer(task="keypoints", train=train_model, default_weights=default_weights))

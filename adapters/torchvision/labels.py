@@ -1,0 +1,43 @@
+"""Label spaces of torchvision's pretrained models, written down as data.
+
+Detection models (Faster/Mask/Keypoint R-CNN, RetinaNet, FCOS, SSD) predict COCO's 91-slot label index:
+index 0 is background and 10 indices were never used by COCO (``N/A``).  For COCO the label index **is** the
+COCO category id (person = 1 ... toothbrush = 90), which is why the table below is keyed by it.  The adapters
+never assume a dataset uses those ids: they refuse a dataset whose class names differ from the 80 below and
+then map label -> dataset.category_ids[position of the label's name].
+
+Segmentation models predict the 21 Pascal VOC classes, with the VOC devkit's names (torchvision spells the
+first one ``__background__``; bench uses the devkit's ``background``).
+"""
+from __future__ import annotations
+
+#: torchvision detection label index (== COCO category id) -> COCO category name; absent indices are N/A
+COCO_LABELS: dict[int, str] = {
+    1: "person", 2: "bicycle", 3: "car", 4: "motorcycle", 5: "airplane", 6: "bus", 7: "train", 8: "truck",
+    9: "boat", 10: "traffic light", 11: "fire hydrant", 13: "stop sign", 14: "parking meter", 15: "bench",
+    16: "bird", 17: "cat", 18: "dog", 19: "horse", 20: "sheep", 21: "cow", 22: "elephant", 23: "bear",
+    24: "zebra", 25: "giraffe", 27: "backpack", 28: "umbrella", 31: "handbag", 32: "tie", 33: "suitcase",
+    34: "frisbee", 35: "skis", 36: "snowboard", 37: "sports ball", 38: "kite", 39: "baseball bat",
+    40: "baseball glove", 41: "skateboard", 42: "surfboard", 43: "tennis racket", 44: "bottle",
+    46: "wine glass", 47: "cup", 48: "fork", 49: "knife", 50: "spoon", 51: "bowl", 52: "banana", 53: "apple",
+    54: "sandwich", 55: "orange", 56: "broccoli", 57: "carrot", 58: "hot dog", 59: "pizza", 60: "donut",
+    61: "cake", 62: "chair", 63: "couch", 64: "potted plant", 65: "bed", 67: "dining table", 70: "toilet",
+    72: "tv", 73: "laptop", 74: "mouse", 75: "remote", 76: "keyboard", 77: "cell phone", 78: "microwave",
+    79: "oven", 80: "toaster", 81: "sink", 82: "refrigerator", 84: "book", 85: "clock", 86: "vase",
+    87: "scissors", 88: "teddy bear", 89: "hair drier", 90: "toothbrush",
+}
+
+#: size of the detection heads' label space (background + 90 COCO slots)
+COCO_LABEL_SLOTS = 91
+
+#: Keypoint R-CNN: label 1 is a person, its keypoints in COCO order
+PERSON_LABELS: dict[int, str] = {1: "person"}
+
+#: VOC segmentation classes in the models' output-channel order
+VOC_CLASSES: list[str] = [
+    "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
+    "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor",
+]
+
+#: how torchvision's weight metadata spells a name that the tables above spell differently
+TORCHVISION_SPELLING: dict[str, str] = {"__background__": "background"}

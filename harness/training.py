@@ -1,0 +1,44 @@
+"""Trainers for the in-repo models, one per task, found by `bench train`.
+
+A task's trainer module registers ``Trainer(...)`` in ``TRAINERS`` (discovered from ``adapters.inrepo``), so
+adding a trainable task touches only its own package.  Validation goes through ``harness.runner.evaluate``: the
+numbers a training run prints are the numbers ``bench run`` reports.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from harness.registry import Registry
+
+StepCallback = Callable[[int, int, float], None]
+
+
+@dataclass(frozen=True)
+class Trainer:
+    """``train(name, train_set, *, out, epochs, seed, threads, on_step)`` returns an outcome with ``weights``,
+    ``steps``, ``epochs`` and ``seconds``; ``default_weights(name)`` is the committed file a model loads."""
+
+    task: str
+    train: Callable[..., Any]
+    default_weights: Callable[[str], Path]
+    train_split: str = "train"
+    val_split: str = "val"
+
+
+TRAINERS: Registry = Registry("trainer", ("adapters.inrepo",))
+
+
+def validate(adapter: Any, dataset: Any, indices: Sequence[int] | None = None, batch_size: int = 16) -> dict[str, float]:
+    """Every metric of the dataset's task for ``adapter``, plus ``images_per_s``."""
+    from harness.bench_run import get_task
+    from harness.runner import evaluate
+
+    task = get_task(dataset.info.task)
+    adapter.check_compatible(dataset.info)
+    chosen = list(range(len(dataset))) if indices is None else list(indices)
+    evaluation = evaluate(task, dataset, adapter, indices=chosen, batch_size=batch_size)
+    numbers = {key: float(value) for key, value in evaluation.result.metrics.items()}
+    numbers["images_per_s"] = float(evaluation.throughput["images_per_s"])
+    return numbers
