@@ -13,9 +13,7 @@ from typing import Callable, Iterable, Iterator
 
 from harness.datasets.base import Dataset
 from harness.structures import Sample
-
-#: ``on_step(step, total_steps, loss)``, for a progress bar
-StepCallback = Callable[[int, int, float], None]
+from harness.training import StepCallback
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import torch
 from adapters import ADAPTERS
 from adapters.inrepo.checkpoints import default_weights
 from adapters.inrepo.flow.classical import Farneback, HornSchunck, LucasKanade, upsample_flow, warp
-from adapters.inrepo.flow.train import train
+from adapters.inrepo.flow.train import train, with_other_pass
 from adapters.inrepo.training import FirstSamples
 from harness.bench_run import default_models, get_task
 from harness.datasets import DATASETS
@@ -157,6 +157,27 @@ def test_a_checkpoint_of_another_model_is_refused_in_one_line():
 def test_weightless_models_refuse_a_checkpoint(name):
     with pytest.raises(BenchError, match="has no weights"):
         ADAPTERS.get(name)(name, checkpoint=default_weights("flow", "flownet-s"))
+
+
+def test_training_on_one_render_pass_adds_the_other(val_set):
+    passes = with_other_pass(val_set)
+    assert [d.info.split for d in passes] == ["val-clean", "val-final"]
+    assert [d.info.split for d in with_other_pass(passes[1])] == ["val-clean", "val-final"]
+    assert len(passes[1]) == len(val_set)
+    assert [s.sample_id for s in passes[1]][:3] == [s.sample_id for s in val_set][:3]
+
+
+def test_bench_train_trains_and_scores_flownet(tmp_path):
+    from click.testing import CliRunner
+
+    from harness.cli import main
+
+    out = tmp_path / "flownet.pt"
+    arguments = ["train", "--task", "flow", "--model", "flownet-s", "--epochs", "1", "--split", "val", "--out", str(out)]
+    result = CliRunner().invoke(main, arguments)
+    assert result.exit_code == 0, result.output
+    assert "flownet-s on sintel-mini val-clean" in result.output and "EPE" in result.output
+    assert "25 steps" in result.output  # 1 epoch of both passes: 200 pairs in batches of 8
 
 
 def test_classical_methods_have_nothing_to_train():

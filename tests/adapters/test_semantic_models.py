@@ -144,6 +144,20 @@ def test_majority_class_training_counts_labelled_pixels(val_set, tmp_path):
     np.testing.assert_allclose(frequencies, counts / counts.sum())
 
 
+def test_bench_train_trains_and_scores_a_segmentation_model(tmp_path):
+    from click.testing import CliRunner
+
+    from harness.cli import main
+
+    out = tmp_path / "fcn.pt"
+    arguments = ["train", "--task", "semantic", "--model", "fcn", "--epochs", "1", "--split", "val", "--out", str(out)]
+    result = CliRunner().invoke(main, arguments)
+    assert result.exit_code == 0, result.output
+    assert "fcn on voc-mini 2012-val" in result.output and "mIoU" in result.output
+    assert set(torch.load(out, weights_only=True)) == set(torch.load(default_weights("semantic", "fcn"),
+                                                                      weights_only=True))
+
+
 def test_training_refuses_an_unknown_model():
     with pytest.raises(BenchError, match="no trainer"):
         train("segformer")

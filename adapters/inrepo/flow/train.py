@@ -1,14 +1,21 @@
 """Train the in-repo FlowNetS on the embedded Sintel-layout train split (clean and final passes).
 
-``python -m adapters.inrepo.flow.train flownet-s`` rewrites ``adapters/weights/flow_flownet-s.pt``; the defaults
-(seed 0, the schedule below, one thread) reproduce the committed weights.  The classical methods and the zero-flow
-baseline have nothing to train.
+``bench train --task flow --model flownet-s`` (or ``python -m adapters.inrepo.flow.train flownet-s``) rewrites
+``adapters/weights/flow_flownet-s.pt``; the defaults (seed 0, the schedule below, one thread) reproduce the
+committed weights.  The classical methods and the zero-flow baseline have nothing to train.
+
+Like Sintel fine-tuning in the literature, training uses both render passes: given one pass of a Sintel root
+(``bench train`` opens ``train``, the clean pass of the embedded data), the trainer adds the other pass of the same
+root when it is there.
 """
 from __future__ import annotations
 
 import argparse
+import math
 import time
+from functools import partial
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -16,6 +23,7 @@ from adapters.inrepo.checkpoints import default_weights, save_compact
 from adapters.inrepo.training import FirstSamples, Schedule, StepCallback, TrainOutcome, optimise, torch_threads
 from harness.datasets.base import Dataset
 from harness.errors import BenchError
+from harness.training import TRAINERS, Trainer
 
 TASK = "flow"
 CROP = (64, 128)
@@ -34,11 +42,28 @@ def open_train_splits(data_root: Path | None = None, splits: tuple[str, ...] | N
     return [DATASETS.get("sintel")(data_root, split, TASK) for split in splits]
 
 
+def with_other_pass(dataset: Dataset) -> list[Dataset]:
+    """``dataset`` and, for a Sintel pass whose root also has the other pass, that pass (clean first)."""
+    from harness.datasets.sintel import PASSES, Sintel
+
+    if not isinstance(dataset, Sintel):
+        return [dataset]
+    render_pass = dataset.info.extra.get("pass")
+    other = next((p for p in PASSES if p != render_pass), None)
+    if other is None or not (dataset.training / other).is_dir():
+        return [dataset]
+    subset = dataset.info.split.rsplit("-", 1)[0] if "-" in dataset.info.split else None
+    sibling = Sintel(dataset.training, other, name=dataset.info.name,
+                     split_name=f"{subset}-{other}" if subset else other)
+    return [dataset, sibling] if render_pass == PASSES[0] else [sibling, dataset]
+
+
 def train(
     model_name: str,
-    train_sets: list[Dataset] | None = None,
+    train_sets: Dataset | Sequence[Dataset] | None = None,
     *,
     out: Path | None = None,
+    epochs: float | None = None,
     steps: int | None = None,
     batch_size: int | None = None,
     seed: int = 0,
@@ -48,8 +73,10 @@ def train(
 ) -> TrainOutcome:
     """Fit ``model_name`` on the pairs of ``train_sets`` (default: the embedded train split, both passes).
 
-    ``steps`` and ``batch_size`` override the schedule (short smoke runs); ``limit`` keeps the first N pairs of
-    each set.
+    A single dataset is taken with its other render pass (``with_other_pass``); a list is used as it is.
+
+    ``epochs`` (passes over the pairs) or ``steps``, and ``batch_size``, override the schedule; ``limit`` keeps the
+    first N pairs of each set (smoke runs).
     """
     import torch
 
@@ -60,13 +87,18 @@ def train(
         raise BenchError(f"no trainer for flow model {model_name!r} (trainable: {', '.join(MODELS)}; the classical "
                          "methods and zero-flow have no weights)")
     began = time.perf_counter()
-    train_sets = train_sets if train_sets is not None else open_train_splits()
+    if train_sets is None:
+        train_sets = open_train_splits()
+    elif isinstance(train_sets, Dataset):
+        train_sets = with_other_pass(train_sets)
     if limit is not None:
         train_sets = [FirstSamples(dataset, limit) for dataset in train_sets]
     data = FlowPairs.load(*train_sets)
     if not len(data):
         raise BenchError("the training split has no frame pairs")
     schedule = SCHEDULES[model_name]
+    if epochs is not None and steps is None:
+        steps = max(1, math.ceil(epochs * len(data) / (batch_size or schedule.batch_size)))
     if steps is not None or batch_size is not None:
         schedule = Schedule(steps or schedule.steps, batch_size or schedule.batch_size, schedule.learning_rate,
                             schedule.weight_decay, schedule.warmup_steps)
@@ -90,8 +122,11 @@ def train(
         losses = optimise(network, schedule, loss_of_step, on_step)
     out = Path(out) if out is not None else default_weights(TASK, model_name)
     save_compact(network.state_dict(), out)
-    epochs = schedule.steps * schedule.batch_size / len(data)
-    return TrainOutcome(model_name, out, epochs, schedule.steps, time.perf_counter() - began, losses)
+    epochs_done = round(schedule.steps * schedule.batch_size / len(data), 1)
+    return TrainOutcome(model_name, out, epochs_done, schedule.steps, time.perf_counter() - began, losses)
+
+
+TRAINERS.register(TASK)(Trainer(task=TASK, train=train, default_weights=partial(default_weights, TASK)))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -113,7 +148,7 @@ def main(argv: list[str] | None = None) -> None:
     splits = tuple(args.split) if args.split else None
     outcome = train(args.model, open_train_splits(args.data_root, splits), out=args.out, steps=args.steps,
                     seed=args.seed, threads=args.threads, on_step=report)
-    print(f"saved {outcome.weights} ({outcome.steps} steps, {outcome.epochs:.1f} epochs, {outcome.seconds:.0f} s)")
+    print(f"saved {outcome.weights} ({outcome.steps} steps, {outcome.epochs} epochs, {outcome.seconds:.0f} s)")
 
 
 if __name__ == "__main__":

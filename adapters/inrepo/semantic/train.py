@@ -1,13 +1,15 @@
 """Train the in-repo segmentation models on the embedded VOC-layout train split (or any semantic dataset).
 
-``python -m adapters.inrepo.semantic.train fcn`` rewrites ``adapters/weights/semantic_fcn.pt``; the defaults
-(seed 0, the schedule below, one thread) reproduce the committed weights.  ``majority-class`` "trains" by
-counting the split's labelled pixels per class.
+``bench train --task semantic --model fcn`` (or ``python -m adapters.inrepo.semantic.train fcn``) rewrites
+``adapters/weights/semantic_fcn.pt``; the defaults (seed 0, the schedule below, one thread) reproduce the committed
+weights.  ``majority-class`` "trains" by counting the split's labelled pixels per class.
 """
 from __future__ import annotations
 
 import argparse
+import math
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +18,7 @@ from adapters.inrepo.checkpoints import default_weights, save_compact
 from adapters.inrepo.training import FirstSamples, Schedule, StepCallback, TrainOutcome, optimise, torch_threads
 from harness.datasets.base import Dataset
 from harness.errors import BenchError
+from harness.training import TRAINERS, Trainer
 
 TASK = "semantic"
 IGNORE = 255
@@ -43,6 +46,7 @@ def train(
     train_set: Dataset | None = None,
     *,
     out: Path | None = None,
+    epochs: float | None = None,
     steps: int | None = None,
     batch_size: int | None = None,
     seed: int = 0,
@@ -52,7 +56,8 @@ def train(
 ) -> TrainOutcome:
     """Fit ``model_name`` on ``train_set`` (default: the embedded train split) and save its weights to ``out``.
 
-    ``steps`` and ``batch_size`` override the schedule (short smoke runs); ``limit`` keeps the first N images.
+    ``epochs`` (passes over the split) or ``steps``, and ``batch_size``, override the schedule; ``limit`` keeps the
+    first N images (smoke runs).
     """
     import torch
 
@@ -82,6 +87,8 @@ def train(
         return TrainOutcome(model_name, out, 1.0, 1, time.perf_counter() - began)
 
     schedule = SCHEDULES[model_name]
+    if epochs is not None and steps is None:
+        steps = max(1, math.ceil(epochs * len(data) / (batch_size or schedule.batch_size)))
     if steps is not None or batch_size is not None:
         schedule = Schedule(steps or schedule.steps, batch_size or schedule.batch_size, schedule.learning_rate,
                             schedule.weight_decay, schedule.warmup_steps)
@@ -101,8 +108,11 @@ def train(
 
         losses = optimise(network, schedule, loss_of_step, on_step)
     save_compact(network.state_dict(), out)
-    epochs = schedule.steps * schedule.batch_size / len(data)
-    return TrainOutcome(model_name, out, epochs, schedule.steps, time.perf_counter() - began, losses)
+    epochs_done = round(schedule.steps * schedule.batch_size / len(data), 1)
+    return TrainOutcome(model_name, out, epochs_done, schedule.steps, time.perf_counter() - began, losses)
+
+
+TRAINERS.register(TASK)(Trainer(task=TASK, train=train, default_weights=partial(default_weights, TASK)))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -123,7 +133,7 @@ def main(argv: list[str] | None = None) -> None:
 
     outcome = train(args.model, open_train_split(args.data_root, args.split), out=args.out, steps=args.steps,
                     seed=args.seed, threads=args.threads, on_step=report)
-    print(f"saved {outcome.weights} ({outcome.steps} steps, {outcome.epochs:.1f} epochs, {outcome.seconds:.0f} s)")
+    print(f"saved {outcome.weights} ({outcome.steps} steps, {outcome.epochs} epochs, {outcome.seconds:.0f} s)")
 
 
 if __name__ == "__main__":
