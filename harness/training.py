@@ -6,13 +6,43 @@ numbers a training run prints are the numbers ``bench run`` reports.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from harness.registry import Registry
 
 StepCallback = Callable[[int, int, float], None]
+
+
+@dataclass
+class TrainOutcome:
+    """What every trainer returns and `bench train` prints."""
+
+    model: str
+    weights: Path
+    epochs: float  # passes over the training split (fractional for step-counted schedules)
+    steps: int
+    seconds: float
+    losses: list[float] = field(default_factory=list)
+
+
+@contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Pin torch's thread count for a training run and restore it after; ``None``/0 leaves it alone.
+
+    The committed weights were trained with one thread, and results depend on the count in the last bits.
+    """
+    import torch
+
+    previous = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 @dataclass(frozen=True)

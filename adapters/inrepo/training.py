@@ -6,10 +6,9 @@ of torch threads, so re-running a trainer with its defaults reproduces the commi
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable
 
 from harness.datasets.base import Dataset
 from harness.structures import Sample
@@ -23,28 +22,6 @@ class Schedule:
     learning_rate: float
     weight_decay: float = 1e-4
     warmup_steps: int = 30
-
-
-@dataclass
-class TrainOutcome:
-    model: str
-    weights: Path
-    epochs: float  # passes over the training split (fractional: training is counted in steps)
-    steps: int
-    seconds: float
-    losses: list[float] = field(default_factory=list)  # one per step
-
-
-@contextmanager
-def torch_threads(threads: int) -> Iterator[None]:
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def cosine_with_warmup(total_steps: int, warmup_steps: int) -> Callable[[int], float]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -18,7 +18,7 @@ import numpy as np
 from adapters.inrepo.detection.checkpoint import default_weights
 from harness.datasets.base import Dataset
 from harness.errors import BenchError
-from harness.training import TRAINERS, Trainer
+from harness.training import TRAINERS, Trainer, TrainOutcome, torch_threads
 
 #: square training canvas (pixels): the embedded images are 128-192 px a side
 CANVAS = 192
@@ -46,15 +46,6 @@ SCHEDULES: dict[str, Schedule] = {
     "prior-boxes-mask": Schedule(epochs=1),
 }
 
-@dataclass
-class TrainOutcome:
-    model: str
-    weights: Path
-    epochs: int
-    steps: int
-    seconds: float
-    losses: list[float] = field(default_factory=list)  # mean loss per epoch
-
 
 def train(
     name: str,
@@ -71,22 +62,15 @@ def train(
 
     ``on_step(step, total_steps, loss)`` reports progress; ``max_steps`` cuts the run short (tests, smoke runs).
     """
-    import torch
-
     if name not in SCHEDULES:
         raise BenchError(f"model {name!r} is not an in-repo detection model (trainable: {', '.join(sorted(SCHEDULES))})")
     schedule = SCHEDULES[name]
     epochs = schedule.epochs if epochs is None else epochs
     if epochs < 1:
         raise BenchError(f"epochs must be at least 1, got {epochs}")
-    previous_threads = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         return _train(name, schedule, train_set, out=Path(out), epochs=epochs, seed=seed, max_steps=max_steps,
                       on_step=on_step)
-    finally:
-        torch.set_num_threads(previous_threads)
 
 
 def _train(name: str, schedule: Schedule, train_set: Dataset, *, out: Path, epochs: int, seed: int,

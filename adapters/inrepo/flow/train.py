@@ -20,10 +20,10 @@ from typing import Sequence
 import numpy as np
 
 from adapters.inrepo.checkpoints import default_weights, save_compact
-from adapters.inrepo.training import FirstSamples, Schedule, StepCallback, TrainOutcome, optimise, torch_threads
+from adapters.inrepo.training import FirstSamples, Schedule, optimise
 from harness.datasets.base import Dataset
 from harness.errors import BenchError
-from harness.training import TRAINERS, Trainer
+from harness.training import TRAINERS, StepCallback, Trainer, TrainOutcome, torch_threads
 
 TASK = "flow"
 CROP = (64, 128)

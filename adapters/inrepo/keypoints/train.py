@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -17,7 +17,7 @@ import numpy as np
 from adapters.inrepo.keypoints.adapter import default_weights
 from harness.datasets.base import Dataset
 from harness.errors import BenchError
-from harness.training import TRAINERS, Trainer
+from harness.training import TRAINERS, Trainer, TrainOutcome, torch_threads
 
 
 @dataclass(frozen=True)
@@ -39,16 +39,6 @@ SCHEDULES: dict[str, Schedule] = {
 }
 
 
-@dataclass
-class TrainOutcome:
-    model: str
-    weights: Path
-    epochs: int
-    steps: int
-    seconds: float
-    losses: list[float] = field(default_factory=list)  # mean loss per epoch
-
-
 def train_model(
     name: str,
     train_set: Dataset,
@@ -66,15 +56,8 @@ def train_model(
     ``threads`` pins torch's thread count for the run (restored afterwards): the committed weights were trained
     with one, and results depend on it in the last bits.
     """
-    import torch
-
-    previous_threads = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         return _train(name, train_set, out, epochs, seed, max_steps, on_step)
-    finally:
-        torch.set_num_threads(previous_threads)
 
 
 def _train(

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from adapters.inrepo.checkpoints import default_weights, save_compact
-from adapters.inrepo.training import FirstSamples, Schedule, StepCallback, TrainOutcome, optimise, torch_threads
+from adapters.inrepo.training import FirstSamples, Schedule, optimise
 from harness.datasets.base import Dataset
 from harness.errors import BenchError
-from harness.training import TRAINERS, Trainer
+from harness.training import TRAINERS, StepCallback, Trainer, TrainOutcome, torch_threads
 
 TASK = "semantic"
 IGNORE = 255
