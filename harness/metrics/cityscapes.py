@@ -23,8 +23,13 @@ import numpy as np
 from harness.errors import DataError, PredictionError
 from harness.metrics import METRICS
 from harness.metrics.base import Metric, MetricResult
-from harness.metrics.semantic import check_label_map, higher_is_better, per_class_table, scores_from_counts
-from harness.structures import SemanticPrediction, SemanticTarget
+from harness.metrics.semantic import (
+    check_label_map,
+    higher_is_better,
+    per_class_table,
+    scores_from_counts,
+    semantic_pairs,
+)
 
 
 @dataclass(frozen=True)
@@ -259,17 +264,8 @@ class CityscapesSemanticMetric(Metric):
         self.add_state("instance_category_fn", np.zeros(2), reduce="sum")
 
     def update(self, samples: Sequence[Any], predictions: Sequence[Any]) -> None:
-        if len(samples) != len(predictions):
-            raise PredictionError(f"{len(predictions)} predictions for {len(samples)} samples")
-        for sample, prediction in zip(samples, predictions):
-            target = sample.target
-            if not isinstance(target, SemanticTarget):
-                raise DataError(f"item {sample.sample_id!r}: expected a SemanticTarget, got {type(target).__name__}")
-            if not isinstance(prediction, SemanticPrediction):
-                raise PredictionError(
-                    f"item {sample.sample_id!r}: expected a SemanticPrediction, got {type(prediction).__name__}"
-                )
-            self.add_image(target.label_map, prediction.label_map, target.instance_map, sample.sample_id)
+        for item, target, prediction in semantic_pairs(samples, predictions):
+            self.add_image(target.label_map, prediction.label_map, target.instance_map, item)
 
     def add_image(
         self, label_map: Any, prediction: Any, instance_map: Any = None, item: Any = "image"

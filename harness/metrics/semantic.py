@@ -21,7 +21,7 @@ Dialects (how per-class values become a mean):
 from __future__ import annotations
 
 import warnings
-from typing import Any, Literal, Sequence
+from typing import Any, Iterator, Literal, Sequence
 
 import numpy as np
 
@@ -172,6 +172,23 @@ def per_class_table(per_class: dict[str, np.ndarray], names: Sequence[str]) -> d
     return {metric: dict(zip(names, (float(v) for v in values))) for metric, values in per_class.items()}
 
 
+def semantic_pairs(
+    samples: Sequence[Any], predictions: Sequence[Any]
+) -> Iterator[tuple[Any, SemanticTarget, SemanticPrediction]]:
+    """(sample id, target, prediction) per sample, after checking both have the semantic types."""
+    if len(samples) != len(predictions):
+        raise PredictionError(f"{len(predictions)} predictions for {len(samples)} samples")
+    for sample, prediction in zip(samples, predictions):
+        target = sample.target
+        if not isinstance(target, SemanticTarget):
+            raise DataError(f"item {sample.sample_id!r}: expected a SemanticTarget, got {type(target).__name__}")
+        if not isinstance(prediction, SemanticPrediction):
+            raise PredictionError(
+                f"item {sample.sample_id!r}: expected a SemanticPrediction, got {type(prediction).__name__}"
+            )
+        yield sample.sample_id, target, prediction
+
+
 @METRICS.register("semantic")
 class SemanticSegmentationMetric(Metric):
     """mIoU, mAcc, aAcc, mDice, mFscore over a dataset; state is one (C, C+1) confusion matrix.
@@ -205,17 +222,8 @@ class SemanticSegmentationMetric(Metric):
         self.add_state("confusion", np.zeros((num_classes, num_classes + 1), dtype=np.int64), reduce="sum")
 
     def update(self, samples: Sequence[Any], predictions: Sequence[Any]) -> None:
-        if len(samples) != len(predictions):
-            raise PredictionError(f"{len(predictions)} predictions for {len(samples)} samples")
-        for sample, prediction in zip(samples, predictions):
-            target = sample.target
-            if not isinstance(target, SemanticTarget):
-                raise DataError(f"item {sample.sample_id!r}: expected a SemanticTarget, got {type(target).__name__}")
-            if not isinstance(prediction, SemanticPrediction):
-                raise PredictionError(
-                    f"item {sample.sample_id!r}: expected a SemanticPrediction, got {type(prediction).__name__}"
-                )
-            self._add(target.label_map, prediction.label_map, sample.sample_id)
+        for item, target, prediction in semantic_pairs(samples, predictions):
+            self._add(target.label_map, prediction.label_map, item)
 
     def update_arrays(self, targets: Sequence[np.ndarray], predictions: Sequence[np.ndarray]) -> None:
         """Add label maps directly (items are named by their position)."""
