@@ -92,9 +92,13 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def find_existing(reports_dir: Path, task: str, dataset: Dataset, adapter: Adapter, limit: int | None) -> dict[str, Any] | None:
-    """The newest report of this exact model (weights included) on this exact ground truth, if any."""
-    dataset_fp, model_fp = dataset.fingerprint(), adapter.fingerprint()
+def find_existing(reports_dir: Path, task: str, dataset: Dataset, dataset_fp: str, adapter: Adapter, model_fp: str,
+                  limit: int | None) -> dict[str, Any] | None:
+    """The newest report of this exact model (weights included) on this exact ground truth, if any.
+
+    Fingerprints are passed in: computing them hashes every ground-truth file (gigabytes for Sintel) and the
+    weights (hundreds of MB for detectors), so a run computes each once.
+    """
     found = None
     for record in iter_records(reports_dir):
         if (record.get("task") == task and record.get("limit") == limit
@@ -123,8 +127,10 @@ def run_models(config: RunConfig, progress: Callable[[str, int], Callable[[int],
     records = []
     for adapter in adapters:
         adapter.check_compatible(dataset.info)
+        model_fingerprint = adapter.fingerprint()
         if config.skip_existing:
-            existing = find_existing(config.reports_dir, task.name, dataset, adapter, config.limit)
+            existing = find_existing(config.reports_dir, task.name, dataset, fingerprint, adapter, model_fingerprint,
+                                     config.limit)
             if existing is not None:
                 if context.is_main:
                     records.append({**existing, "skipped": True})
@@ -135,7 +141,7 @@ def run_models(config: RunConfig, progress: Callable[[str, int], Callable[[int],
         on_batch = progress(adapter.name, len(shard_indices)) if progress and context.is_main else None
         cache = None
         if config.cache:
-            cache = PredictionCache(config.cache_dir or default_cache_dir(), adapter.fingerprint(), fingerprint,
+            cache = PredictionCache(config.cache_dir or default_cache_dir(), model_fingerprint, fingerprint,
                                     adapter.device, code_fingerprint(adapter))
         failure: Exception | None = None
         try:
@@ -146,13 +152,14 @@ def run_models(config: RunConfig, progress: Callable[[str, int], Callable[[int],
         context.raise_if_any_failed(failure)
         shards = context.gather(shard)
         if context.is_main:
-            records.append(_score_and_write(config, task, dataset, fingerprint, adapter, shards, started))
+            records.append(_score_and_write(config, task, dataset, fingerprint, adapter, model_fingerprint, shards,
+                                            started))
         context.barrier()
     return records
 
 
 def _score_and_write(config: RunConfig, task: Task, dataset: Dataset, fingerprint: str, adapter: Adapter,
-                     shards: list, started: str) -> dict[str, Any]:
+                     model_fingerprint: str, shards: list, started: str) -> dict[str, Any]:
     evaluation = finish(task, dataset, shards, adapter.device)
     intervals, bootstrap = confidence_intervals(evaluation.metrics, evaluation.samples, config.bootstrap, config.seed,
                                                 config.confidence_level, config.bootstrap_budget)
@@ -163,7 +170,7 @@ def _score_and_write(config: RunConfig, task: Task, dataset: Dataset, fingerprin
         "task": task.name,
         "dataset": {"name": dataset.info.name, "split": dataset.info.split, "root": str(dataset.info.root),
                     "fingerprint": fingerprint, "size": len(dataset)},
-        "model": {"name": adapter.name, "fingerprint": adapter.fingerprint(),
+        "model": {"name": adapter.name, "fingerprint": model_fingerprint,
                   "checkpoint": str(adapter.weights_file()) if adapter.weights_file() else None,
                   "input_size": info.input_size, "parameters": info.parameters},
         "limit": config.limit,
