@@ -123,20 +123,21 @@ class PredictionCache:
 
 
 def code_fingerprint(adapter: Any) -> str:
-    """Hash of every loaded module of the adapter's top-level package, plus model library versions."""
-    import sys
+    """Hash of every source file of the adapter's top-level package, plus model library versions.
+
+    All files, not the modules loaded so far: an adapter imports parts of its package lazily, and the key must
+    not depend on what an earlier model in the same process happened to import.
+    """
+    import importlib
 
     from harness.provenance import package_versions
 
-    top = type(adapter).__module__.split(".")[0]
+    top = importlib.import_module(type(adapter).__module__.split(".")[0])
     digest = hashlib.sha256(json.dumps(sorted(package_versions().items())).encode())
-    files = sorted({getattr(module, "__file__", None) for name, module in list(sys.modules.items())
-                    if (name == top or name.startswith(top + ".")) and getattr(module, "__file__", None)})
-    for file in files:
-        try:
-            digest.update(file.encode() + b"\0" + Path(file).read_bytes())
-        except OSError:
-            digest.update(file.encode())
+    for folder in getattr(top, "__path__", []) or [Path(top.__file__).parent]:
+        root = Path(folder)
+        for file in sorted(root.rglob("*.py")):
+            digest.update(file.relative_to(root).as_posix().encode() + b"\0" + file.read_bytes())
     return digest.hexdigest()[:12]
 
 

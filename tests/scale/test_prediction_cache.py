@@ -189,3 +189,25 @@ def test_changing_the_adapter_code_changes_the_cache_key(tmp_path, monkeypatch):
     assert code_fingerprint(module.M()) != before
     for name in ("myadapters.model", "myadapters"):
         sys.modules.pop(name, None)
+
+
+def test_the_cache_key_does_not_depend_on_which_modules_were_imported_first(tmp_path, monkeypatch):
+    import importlib
+    import sys
+
+    from harness.predcache import code_fingerprint
+
+    package = tmp_path / "lazyadapters"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "model.py").write_text("class M:\n    pass\n")
+    (package / "postprocess.py").write_text("STEP = 1\n")  # imported lazily, inside predict
+    monkeypatch.syspath_prepend(str(tmp_path))
+    model = importlib.import_module("lazyadapters.model").M()
+    before = code_fingerprint(model)
+    importlib.import_module("lazyadapters.postprocess")
+    assert code_fingerprint(model) == before
+    (package / "postprocess.py").write_text("STEP = 2\n")
+    assert code_fingerprint(model) != before
+    for name in ("lazyadapters.postprocess", "lazyadapters.model", "lazyadapters"):
+        sys.modules.pop(name, None)
