@@ -7,7 +7,6 @@ second OpenMP thread waiting for a busy core makes a step several times slower),
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any, Callable
 import numpy as np
 
 from adapters.inrepo.detection.checkpoint import default_weights
+from adapters.inrepo.training import cosine_with_warmup
 from harness.datasets.base import Dataset
 from harness.errors import BenchError
 from harness.training import TRAINERS, Trainer, TrainOutcome, torch_threads
@@ -108,15 +108,7 @@ def _train(name: str, schedule: Schedule, train_set: Dataset, *, out: Path, epoc
     steps_per_epoch = max(len(scenes) // schedule.batch_size, 1)
     total_steps = epochs * steps_per_epoch if max_steps is None else min(max_steps, epochs * steps_per_epoch)
     optimiser = torch.optim.AdamW(network.parameters(), lr=schedule.learning_rate, weight_decay=schedule.weight_decay)
-    warmup = min(schedule.warmup_steps, max(total_steps // 10, 1))
-
-    def learning_rate_factor(step: int) -> float:  # linear warm-up, then cosine decay to 2% of the peak
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = (step - warmup) / max(total_steps - warmup, 1)
-        return 0.02 + 0.98 * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, learning_rate_factor)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, cosine_with_warmup(total_steps, schedule.warmup_steps))
     network.train()
     losses: list[float] = []
     step = 0
