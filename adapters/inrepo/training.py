@@ -6,9 +6,11 @@ of torch threads, so re-running a trainer with its defaults reproduces the commi
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable
+
+import numpy as np
 
 from harness.datasets.base import Dataset
 from harness.structures import Sample
@@ -22,6 +24,27 @@ class Schedule:
     learning_rate: float
     weight_decay: float = 1e-4
     warmup_steps: int = 30
+
+    def overridden(self, items: int, epochs: float | None, steps: int | None, batch_size: int | None) -> "Schedule":
+        """This schedule with `bench train`'s overrides: ``epochs`` (passes over ``items``) or ``steps``, and
+        ``batch_size``."""
+        if epochs is not None and steps is None:
+            steps = max(1, math.ceil(epochs * items / (batch_size or self.batch_size)))
+        return replace(self, steps=steps or self.steps, batch_size=batch_size or self.batch_size)
+
+
+class EpochOrder:
+    """Batches of item indices drawn from consecutive seeded permutations: every epoch is a fresh shuffle."""
+
+    def __init__(self, rng: np.random.Generator, count: int) -> None:
+        self.rng, self.count, self.pending = rng, count, []
+
+    def take(self, size: int) -> np.ndarray:
+        while len(self.pending) < size:
+            self.pending.extend(self.rng.permutation(self.count).tolist())
+        batch = np.array(self.pending[:size])
+        del self.pending[:size]
+        return batch
 
 
 def cosine_with_warmup(total_steps: int, warmup_steps: int) -> Callable[[int], float]:

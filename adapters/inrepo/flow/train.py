@@ -11,7 +11,6 @@ root when it is there.
 from __future__ import annotations
 
 import argparse
-import math
 import time
 from functools import partial
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Sequence
 import numpy as np
 
 from adapters.inrepo.checkpoints import default_weights, save_compact
-from adapters.inrepo.training import FirstSamples, Schedule, optimise
+from adapters.inrepo.training import EpochOrder, FirstSamples, Schedule, optimise
 from harness.datasets.base import Dataset
 from harness.errors import BenchError
 from harness.training import TRAINERS, StepCallback, Trainer, TrainOutcome, torch_threads
@@ -96,23 +95,15 @@ def train(
     data = FlowPairs.load(*train_sets)
     if not len(data):
         raise BenchError("the training split has no frame pairs")
-    schedule = SCHEDULES[model_name]
-    if epochs is not None and steps is None:
-        steps = max(1, math.ceil(epochs * len(data) / (batch_size or schedule.batch_size)))
-    if steps is not None or batch_size is not None:
-        schedule = Schedule(steps or schedule.steps, batch_size or schedule.batch_size, schedule.learning_rate,
-                            schedule.weight_decay, schedule.warmup_steps)
+    schedule = SCHEDULES[model_name].overridden(len(data), epochs, steps, batch_size)
     with torch_threads(threads):
         torch.manual_seed(seed)
         rng = np.random.default_rng(seed)
         network = FlowNetS()
-        order: list[int] = []
+        order = EpochOrder(rng, len(data))
 
         def loss_of_step(step: int):
-            while len(order) < schedule.batch_size:
-                order.extend(rng.permutation(len(data)).tolist())
-            indices = np.array(order[: schedule.batch_size])
-            del order[: schedule.batch_size]
+            indices = order.take(schedule.batch_size)
             first, second, target = data.batch(indices, rng, CROP)
             flows = network(first, second)
             finest = full_resolution(flows[-1], target.shape[-2:])

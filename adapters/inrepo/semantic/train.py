@@ -7,7 +7,6 @@ weights.  ``majority-class`` "trains" by counting the split's labelled pixels pe
 from __future__ import annotations
 
 import argparse
-import math
 import time
 from functools import partial
 from pathlib import Path
@@ -15,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from adapters.inrepo.checkpoints import default_weights, save_compact
-from adapters.inrepo.training import FirstSamples, Schedule, optimise
+from adapters.inrepo.training import EpochOrder, FirstSamples, Schedule, optimise
 from harness.datasets.base import Dataset
 from harness.errors import BenchError
 from harness.training import TRAINERS, StepCallback, Trainer, TrainOutcome, torch_threads
@@ -86,23 +85,15 @@ def train(
             on_step(1, 1, 0.0)
         return TrainOutcome(model_name, out, 1.0, 1, time.perf_counter() - began)
 
-    schedule = SCHEDULES[model_name]
-    if epochs is not None and steps is None:
-        steps = max(1, math.ceil(epochs * len(data) / (batch_size or schedule.batch_size)))
-    if steps is not None or batch_size is not None:
-        schedule = Schedule(steps or schedule.steps, batch_size or schedule.batch_size, schedule.learning_rate,
-                            schedule.weight_decay, schedule.warmup_steps)
+    schedule = SCHEDULES[model_name].overridden(len(data), epochs, steps, batch_size)
     with torch_threads(threads):
         torch.manual_seed(seed)
         rng = np.random.default_rng(seed)
         network = build_network(model_name, len(CLASSES))
-        order: list[int] = []
+        order = EpochOrder(rng, len(data))
 
         def loss_of_step(step: int):
-            while len(order) < schedule.batch_size:  # epochs of a fresh permutation, consumed in batches
-                order.extend(rng.permutation(len(data)).tolist())
-            indices = np.array(order[: schedule.batch_size])
-            del order[: schedule.batch_size]
+            indices = order.take(schedule.batch_size)
             images, labels = data.batch(indices, rng, CROP)
             return torch.nn.functional.cross_entropy(network(images), labels, ignore_index=IGNORE)
 
