@@ -12,8 +12,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from pycocotools import mask as mask_codec
 
+from harness.embedded.shapes import visible_box
+from harness.embedded.shapes_coco import encode_rle
 from harness.keypoint_meta import COCO_KEYPOINT_NAMES, COCO_SKELETON_1BASED
 
 IMAGE_SIZE = (256, 192)  # width, height
@@ -106,16 +107,6 @@ def _polygons(mask: np.ndarray) -> list[list[float]]:
     return [c.reshape(-1).astype(float).tolist() for c in contours if len(c) >= 3]
 
 
-def _rle(mask: np.ndarray) -> dict:
-    rle = mask_codec.encode(np.asfortranarray(mask.astype(np.uint8)))
-    return {"size": list(rle["size"]), "counts": rle["counts"].decode("ascii")}
-
-
-def _bbox(mask: np.ndarray) -> list[float]:
-    ys, xs = np.nonzero(mask)
-    return [float(xs.min()), float(ys.min()), float(xs.max() - xs.min() + 1), float(ys.max() - ys.min() + 1)]
-
-
 def generate_image(rng: np.random.Generator) -> tuple[np.ndarray, list[dict]]:
     """One image and its annotations (without ids)."""
     width, height = IMAGE_SIZE
@@ -154,7 +145,7 @@ def generate_image(rng: np.random.Generator) -> tuple[np.ndarray, list[dict]]:
             continue
         if kind == "crowd":
             annotations.append({
-                "iscrowd": 1, "segmentation": _rle(visible), "area": float(visible.sum()), "bbox": _bbox(visible),
+                "iscrowd": 1, "segmentation": encode_rle(visible), "area": float(visible.sum()), "bbox": list(visible_box(visible)),
                 "keypoints": [0] * 51, "num_keypoints": 0,
             })
             continue
@@ -168,7 +159,7 @@ def generate_image(rng: np.random.Generator) -> tuple[np.ndarray, list[dict]]:
                 keypoints += [round(float(x), 2), round(float(y), 2), flag]
         num = sum(1 for v in keypoints[2::3] if v > 0)
         annotations.append({
-            "iscrowd": 0, "segmentation": _polygons(visible), "area": float(visible.sum()), "bbox": _bbox(visible),
+            "iscrowd": 0, "segmentation": _polygons(visible), "area": float(visible.sum()), "bbox": list(visible_box(visible)),
             "keypoints": keypoints, "num_keypoints": num,
         })
     return image, annotations
