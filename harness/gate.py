@@ -25,6 +25,7 @@ import yaml
 from harness.errors import DataError
 from harness.jsonio import atomic_write_text
 from harness.reports import latest_records
+from harness.yamlio import read_yaml
 
 DEFAULT_BASELINES = Path("leaderboards/baselines.yaml")
 REQUIRED = ("task", "dataset", "model", "metric", "expected", "tolerance", "direction")
@@ -83,12 +84,7 @@ class Check:
 
 
 def _read_entries(path: Path) -> tuple[dict, list]:
-    if not path.is_file():
-        raise DataError("baselines file not found", path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise DataError(f"malformed YAML: {str(exc).splitlines()[0]}", path) from None
+    data = read_yaml(path, "baselines file")
     entries = data.get("baselines") if isinstance(data, dict) else None
     if not isinstance(entries, list):
         raise DataError("expected a top-level 'baselines' list", path)

@@ -21,9 +21,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
-import yaml
-
 from harness.errors import BenchError, DataError
+from harness.yamlio import read_yaml
 
 ENTRY_KEYS = {
     "task": str, "dataset": str, "datasets": list, "model": str, "models": list, "data_root": str, "split": str,
@@ -43,12 +42,7 @@ class SuiteEntry:
 
 def load_suite(path: Path) -> list[SuiteEntry]:
     path = Path(path)
-    if not path.is_file():
-        raise DataError("suite file not found", path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise DataError(f"malformed YAML: {' '.join(str(exc).split())}", path) from None
+    data = read_yaml(path, "suite file")
     if not isinstance(data, dict):
         raise DataError("expected a mapping with a 'runs' list", path)
     unknown = sorted(set(data) - set(TOP_KEYS))
