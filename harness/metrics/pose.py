@@ -264,15 +264,20 @@ def n_mpjpe(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray | None = None,
 
 
 # ------------------------------------------------------------------------------------------- wrappers
-def paired_people(sample: Any, prediction: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """GT keypoints (P, K, 2), labelled mask (P, K), predicted keypoints (P, K, 2) and GT boxes (P, 4) for the
-    scored people: prediction i belongs to GT person i; crowd people and people without keypoints drop out."""
-    target = sample.target
-    item = sample.sample_id
+def keypoint_pair(sample: Any, prediction: Any) -> tuple[Any, KeypointsTarget]:
+    """(sample id, target) after checking the sample and the prediction carry keypoints."""
+    item, target = sample.sample_id, sample.target
     if not isinstance(target, KeypointsTarget):
         raise DataError(f"item {item!r}: expected a KeypointsTarget, got {type(target).__name__}")
     if not isinstance(prediction, KeypointsPrediction):
         raise PredictionError(f"item {item!r}: expected a KeypointsPrediction, got {type(prediction).__name__}")
+    return item, target
+
+
+def paired_people(sample: Any, prediction: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """GT keypoints (P, K, 2), labelled mask (P, K), predicted keypoints (P, K, 2) and GT boxes (P, 4) for the
+    scored people: prediction i belongs to GT person i; crowd people and people without keypoints drop out."""
+    item, target = keypoint_pair(sample, prediction)
     gt = np.asarray(target.keypoints, dtype=np.float64)
     predicted = np.asarray(prediction.keypoints, dtype=np.float64)
     if gt.ndim != 3 or gt.shape[-1] < 3:
@@ -370,12 +375,7 @@ class MpiiPCKhMetric(Metric):
     def update(self, samples: Sequence[Any], predictions: Sequence[Any]) -> None:
         _check_lengths(samples, predictions)
         for sample, prediction in zip(samples, predictions):
-            item = sample.sample_id
-            target = sample.target
-            if not isinstance(target, KeypointsTarget):
-                raise DataError(f"item {item!r}: expected a KeypointsTarget, got {type(target).__name__}")
-            if not isinstance(prediction, KeypointsPrediction):
-                raise PredictionError(f"item {item!r}: expected a KeypointsPrediction, got {type(prediction).__name__}")
+            item, target = keypoint_pair(sample, prediction)
             gt = np.asarray(target.keypoints, dtype=np.float64)
             pred = np.asarray(prediction.keypoints, dtype=np.float64)
             if gt.ndim != 3 or gt.shape[1] != 16:
