@@ -93,8 +93,3 @@ class SemanticDataset(Dataset):
 
     def counts(self) -> dict[str, int]:
         return {"images": len(self), "classes": len(self.info.classes)}
-
-
-def sorted_files(folder: Path, pattern: str) -> list[Path]:
-    """Files matching ``pattern`` below ``folder``, in a stable order (by relative path)."""
-    return sorted(folder.rglob(pattern), key=lambda p: p.relative_to(folder).as_posix())

@@ -12,8 +12,6 @@ from harness.structures import DetectionPrediction, Sample
 from harness.tasks import TASKS
 from harness.tasks.base import Task
 
-COCO_BOX_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
-
 
 def _is_voc(dataset: DatasetInfo) -> bool:
     return dataset.name.startswith("voc")
