@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Collection, Iterable, Iterator
 
 from harness.errors import BenchError
+from harness.protocol import ProtocolOverride
 from harness.structures import Sample
 
 _PROBLEM_SINK: ContextVar[list[str] | None] = ContextVar("bench_dataset_problems", default=None)
@@ -71,6 +72,8 @@ class DatasetInfo:
     skeleton: list[tuple[int, int]] = field(default_factory=list)
     ignore_index: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: how this dataset's official evaluation differs from its task's default protocol (None: it does not)
+    protocol: ProtocolOverride | None = None
 
     def categories(self) -> list[dict[str, Any]]:
         return [{"id": cid, "name": name} for cid, name in zip(self.category_ids, self.classes)]

@@ -42,10 +42,34 @@ class MetricResult:
 
 
 class Metric(ABC):
-    """Accumulates evidence with ``update`` and turns it into a ``MetricResult`` with ``compute``."""
+    """Accumulates evidence with ``update`` and turns it into a ``MetricResult`` with ``compute``.
+
+    A metric declares, once, which of its values are better when lower (``lower_is_better``) and the version of
+    its numbers (``version``: bump it whenever a change can move any value it reports), so leaderboards and gates
+    never compare numbers that two versions of the code would not agree on.
+    """
 
     #: registry name; set by subclasses
     name: str = ""
+    #: reported names (last path component, so ``bbox/AP`` is ``AP``) where a lower value is better
+    lower_is_better: frozenset[str] = frozenset()
+    #: bump when a change can move any reported value
+    version: int = 1
+    #: dialect names this metric accepts as its ``dialect`` option (first = the official default)
+    dialects: tuple[str, ...] = ()
+
+    @classmethod
+    def from_dataset(cls, info: Any, **options: Any) -> "Metric":
+        """A metric for one run on the dataset described by ``info`` (a ``DatasetInfo``).
+
+        Protocols name metrics and options as data; this hook fills in what only the dataset knows (classes,
+        sigmas, ignore label).  The default passes the options through.
+        """
+        return cls(**options)
+
+    @classmethod
+    def is_higher_better(cls, reported: str) -> bool:
+        return reported.rsplit("/", 1)[-1] not in cls.lower_is_better
 
     def __init__(self) -> None:
         self._reductions: dict[str, Reduction] = {}

@@ -47,6 +47,10 @@ class _CocoMetric(Metric):
         self.use_cats = use_cats
         self.add_state("items", [], reduce="cat")
 
+    @classmethod
+    def from_dataset(cls, info: Any, **options: Any) -> "_CocoMetric":
+        return cls(categories=info.categories(), **options)
+
     # ------------------------------------------------------------------------------------------ update
     def update(self, samples: Sequence[Any], predictions: Sequence[Any]) -> None:
         if len(samples) != len(predictions):
@@ -255,6 +259,10 @@ class CocoKeypointsMetric(_CocoMetric):
             raise ValueError(f"result_area must be 'keypoints' or 'bbox', got {result_area!r}")
         self.sigmas = None if sigmas is None or len(sigmas) == 0 else [float(s) for s in sigmas]
         self.result_area = result_area
+
+    @classmethod
+    def from_dataset(cls, info: Any, **options: Any) -> "CocoKeypointsMetric":
+        return cls(categories=info.categories(), sigmas=info.sigmas, **options)
 
     def _check(self, image_id: Any, prediction: KeypointsPrediction) -> None:
         super()._check(image_id, prediction)

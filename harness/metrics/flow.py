@@ -130,6 +130,16 @@ class FlowMetric(Metric):
     """EPE, 1px/3px/5px, Fl and the Sintel breakdowns, with the averaging unit as a named dialect."""
 
     name = "flow"
+    lower_is_better = frozenset({"EPE", "Fl-all", "EPE_matched", "EPE_unmatched", "EPE_s0-10", "EPE_s10-40",
+                                 "EPE_s40+"})
+    #: the averaging unit is this metric's dialect
+    dialects = AVERAGINGS
+
+    @classmethod
+    def from_dataset(cls, info: Any, dialect: str | None = None, **options: Any) -> "FlowMetric":
+        if dialect is not None:
+            options["averaging"] = dialect
+        return cls(**options)
 
     def __init__(self, averaging: FlowAveraging = "pixels", px_convention: PxConvention = "accuracy") -> None:
         super().__init__()

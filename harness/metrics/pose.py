@@ -324,6 +324,10 @@ class PCKMetric(Metric):
         self.add_state("correct", 0, reduce="sum")
         self.add_state("scored", 0, reduce="sum")
 
+    @classmethod
+    def from_dataset(cls, info: Any, **options: Any) -> "PCKMetric":
+        return cls(joint_names=info.keypoint_names or None, **options)
+
     def update(self, samples: Sequence[Any], predictions: Sequence[Any]) -> None:
         _check_lengths(samples, predictions)
         for sample, prediction in zip(samples, predictions):
@@ -362,6 +366,7 @@ class MpiiPCKhMetric(Metric):
     """
 
     name = "mpii_pckh"
+    dialects = PCKH_DIALECTS
 
     def __init__(self, dialect: PckhDialect = "official") -> None:
         super().__init__()
@@ -409,6 +414,7 @@ class MPJPEMetric(Metric):
     """MPJPE, PA-MPJPE and N-MPJPE over labelled joints (v > 0) of paired people, in pixels for 2D targets."""
 
     name = "mpjpe"
+    lower_is_better = frozenset({"MPJPE", "PA-MPJPE", "N-MPJPE"})
 
     def __init__(self) -> None:
         super().__init__()

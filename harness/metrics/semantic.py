@@ -198,6 +198,12 @@ class SemanticSegmentationMetric(Metric):
     """
 
     name = "semantic"
+    dialects = DIALECTS
+
+    @classmethod
+    def from_dataset(cls, info: Any, **options: Any) -> "SemanticSegmentationMetric":
+        ignore = DEFAULT_IGNORE_INDEX if info.ignore_index is None else info.ignore_index
+        return cls(num_classes=len(info.classes), class_names=info.classes, ignore_index=ignore, **options)
 
     def __init__(
         self,

@@ -176,6 +176,11 @@ class VocAPMetric(Metric):
     """
 
     name = "voc_ap"
+    dialects = DIALECTS
+
+    @classmethod
+    def from_dataset(cls, info: Any, **options: Any) -> "VocAPMetric":
+        return cls(class_names=dict(zip(info.category_ids, info.classes)), **options)
 
     def __init__(
         self,

@@ -1,35 +1,39 @@
-"""The Task contract: which dataset by default, which metrics, which number leads, how predictions are saved.
+"""The Task contract: which dataset by default and the default protocol its datasets start from.
 
-A task knows nothing about models; adapters know nothing about metrics.  The runner joins them.
+A task knows nothing about models; adapters know nothing about metrics.  The runner joins them.  What is scored
+and how (metrics, headline, columns, submission format) is a ``Protocol``: the task's default, changed by the
+dataset where its official evaluation differs (``DatasetInfo.protocol``).
 """
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-from typing import Any
+from typing import Any, ClassVar
 
 from harness.datasets.base import DatasetInfo
-from harness.metrics.base import Metric
-from harness.structures import Sample
+from harness.protocol import Protocol
 
 
-class Task(ABC):
-    name: str = ""
-    default_dataset: str = ""
-    #: the leaderboard sorts by this metric
-    headline: str = ""
-    #: metrics shown as leaderboard columns, in order
-    leaderboard_columns: tuple[str, ...] = ()
-    #: metrics where lower is better (everything else: higher is better)
-    lower_is_better: frozenset[str] = frozenset()
+class Task:
+    name: ClassVar[str] = ""
+    default_dataset: ClassVar[str] = ""
+    #: what a dataset of this task is scored with unless it says otherwise
+    default_protocol: ClassVar[Protocol]
 
-    @abstractmethod
-    def metrics(self, dataset: DatasetInfo) -> list[Metric]:
+    @property
+    def headline(self) -> str:
+        return self.default_protocol.headline
+
+    @property
+    def leaderboard_columns(self) -> tuple[str, ...]:
+        return self.default_protocol.columns
+
+    def protocol(self, dataset: DatasetInfo) -> Protocol:
+        """The official protocol for ``dataset``: the task's default with the dataset's override applied."""
+        return self.default_protocol.apply(dataset.protocol)
+
+    def metrics(self, dataset: DatasetInfo, dialect: str | None = None) -> list[Any]:
         """Fresh metric objects for one run on ``dataset``."""
-
-    @abstractmethod
-    def to_records(self, sample: Sample, prediction: Any, dataset: DatasetInfo) -> list[dict[str, Any]]:
-        """The prediction in the dataset's native results format (e.g. COCO results entries)."""
+        return self.protocol(dataset).build_metrics(dataset, dialect)
 
     def higher_is_better(self, metric: str) -> bool:
-        """``bbox/AP`` and ``AP`` share a direction: only the last path component names the quantity."""
-        return metric.rsplit("/", 1)[-1] not in self.lower_is_better
+        """Direction as the default protocol's metrics declare it (``bbox/AP`` and ``AP`` share a direction)."""
+        return self.default_protocol.higher_is_better(metric)

@@ -1,12 +1,7 @@
 """Optical flow: EPE pooled over valid pixels, 1/3/5px accuracies, Fl-all, Sintel breakdowns."""
 from __future__ import annotations
 
-from typing import Any
-
-from harness.datasets.base import DatasetInfo
-from harness.metrics import METRICS
-from harness.metrics.base import Metric
-from harness.structures import FlowPrediction, Sample
+from harness.protocol import MetricSpec, Protocol
 from harness.tasks import TASKS
 from harness.tasks.base import Task
 
@@ -15,13 +10,8 @@ from harness.tasks.base import Task
 class FlowTask(Task):
     name = "flow"
     default_dataset = "sintel"
-    headline = "EPE"
-    leaderboard_columns = ("EPE", "1px", "3px", "5px", "Fl-all", "EPE_matched", "EPE_unmatched")
-    lower_is_better = frozenset({"EPE", "Fl-all", "EPE_matched", "EPE_unmatched", "EPE_s0-10", "EPE_s10-40", "EPE_s40+"})
-
-    def metrics(self, dataset: DatasetInfo) -> list[Metric]:
-        return [METRICS.get("flow")()]
-
-    def to_records(self, sample: Sample, prediction: FlowPrediction, dataset: DatasetInfo) -> list[dict[str, Any]]:
-        """Dense flow fields are not written to predictions.json (they would dwarf the report)."""
-        return []
+    default_protocol = Protocol(
+        name="flow-pooled", version=1, metrics=(MetricSpec("flow"),), headline="EPE",
+        columns=("EPE", "1px", "3px", "5px", "Fl-all", "EPE_matched", "EPE_unmatched"), submission="flo",
+        reference="RAFT evaluate.py (EPE pooled over pixels)",
+    )

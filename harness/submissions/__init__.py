@@ -1,0 +1,7 @@
+"""Official submission formats (``SUBMISSIONS``): how a run writes its predictions, and how ``bench eval`` reads them.
+
+One module per format, registered with ``@SUBMISSIONS.register("name")``; a dataset's protocol names its format.
+"""
+from harness.registry import Registry
+
+SUBMISSIONS: Registry = Registry("submission format", ("harness.submissions",))
