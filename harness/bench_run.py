@@ -24,7 +24,9 @@ from harness.leaderboard import update_leaderboard
 from harness.predcache import PredictionCache, code_fingerprint, default_cache_dir
 from harness.provenance import provenance, utc_now
 from harness.reports import iter_records, make_run_id, write_report
+from harness.protocol import Protocol
 from harness.runner import finish, run_shard, sample_indices
+from harness.submissions import SUBMISSIONS
 from harness.tasks import TASKS
 from harness.tasks.base import Task
 
@@ -54,6 +56,8 @@ class RunConfig:
     bootstrap_budget: float | None = DEFAULT_BUDGET_SECONDS
     #: keep an existing report made with the same model, data and limit instead of running again (suites)
     skip_existing: bool = False
+    #: a named convention of the protocol's metrics instead of the official one (``--dialect``)
+    dialect: str | None = None
 
 
 def get_task(name: str) -> Task:
@@ -93,7 +97,7 @@ def seed_everything(seed: int) -> None:
 
 
 def find_existing(reports_dir: Path, task: str, dataset: Dataset, dataset_fp: str, adapter: Adapter, model_fp: str,
-                  limit: int | None) -> dict[str, Any] | None:
+                  limit: int | None, protocol_key: str | None = None) -> dict[str, Any] | None:
     """The newest report of this exact model (weights included) on this exact ground truth, if any.
 
     Fingerprints are passed in: computing them hashes every ground-truth file (gigabytes for Sintel) and the
@@ -103,7 +107,8 @@ def find_existing(reports_dir: Path, task: str, dataset: Dataset, dataset_fp: st
     for record in iter_records(reports_dir):
         if (record.get("task") == task and record.get("limit") == limit
                 and record["dataset"].get("name") == dataset.info.name and record["dataset"].get("fingerprint") == dataset_fp
-                and record["model"].get("name") == adapter.name and record["model"].get("fingerprint") == model_fp):
+                and record["model"].get("name") == adapter.name and record["model"].get("fingerprint") == model_fp
+                and (protocol_key is None or (record.get("protocol") or {}).get("key") == protocol_key)):
             if found is None or record["finished_utc"] >= found["finished_utc"]:
                 found = record
     return found
@@ -121,6 +126,8 @@ def run_models(config: RunConfig, progress: Callable[[str, int], Callable[[int],
         raise BenchError(f"no models registered for task {task.name!r}")
     adapters = [build_adapter(name, task, config) for name in models]  # fail on a bad name before any work
     dataset = open_dataset(task, config.dataset, config.data_root, config.split)
+    protocol = task.protocol(dataset.info)
+    task.metrics(dataset.info, config.dialect)  # refuse an unknown dialect before any model runs
     fingerprint = dataset.fingerprint()
     indices = sample_indices(dataset, config.limit)
     context.start(config.device)
@@ -130,13 +137,16 @@ def run_models(config: RunConfig, progress: Callable[[str, int], Callable[[int],
         model_fingerprint = adapter.fingerprint()
         if config.skip_existing:
             existing = find_existing(config.reports_dir, task.name, dataset, fingerprint, adapter, model_fingerprint,
-                                     config.limit)
+                                     config.limit, protocol.version_key)
             if existing is not None:
                 if context.is_main:
                     records.append({**existing, "skipped": True})
                 continue
         seed_everything(config.seed)
         started = utc_now()
+        # one run id for every rank: dense submission files are written by the rank that predicted them
+        run_id = context.all_gather(make_run_id(task.name, dataset.info.name, adapter.name))[0]
+        submission = SUBMISSIONS.get(protocol.submission)(dataset.info, config.reports_dir / run_id)
         shard_indices = context.shard(indices)
         on_batch = progress(adapter.name, len(shard_indices)) if progress and context.is_main else None
         cache = None
@@ -146,25 +156,26 @@ def run_models(config: RunConfig, progress: Callable[[str, int], Callable[[int],
         failure: Exception | None = None
         try:
             _, shard = run_shard(task, dataset, adapter, indices=shard_indices, batch_size=config.batch_size,
-                                 on_batch=on_batch, cache=cache)
+                                 on_batch=on_batch, cache=cache, dialect=config.dialect, submission=submission)
         except Exception as exc:  # exchanged first, so no rank waits forever in the gather below
             failure = exc
         context.raise_if_any_failed(failure)
         shards = context.gather(shard)
         if context.is_main:
-            records.append(_score_and_write(config, task, dataset, fingerprint, adapter, model_fingerprint, shards,
-                                            started))
+            records.append(_score_and_write(config, task, protocol, dataset, fingerprint, adapter, model_fingerprint,
+                                            shards, started, run_id, submission))
         context.barrier()
     return records
 
 
-def _score_and_write(config: RunConfig, task: Task, dataset: Dataset, fingerprint: str, adapter: Adapter,
-                     model_fingerprint: str, shards: list, started: str) -> dict[str, Any]:
-    evaluation = finish(task, dataset, shards, adapter.device)
+def _score_and_write(config: RunConfig, task: Task, protocol: Protocol, dataset: Dataset, fingerprint: str,
+                     adapter: Adapter, model_fingerprint: str, shards: list, started: str, run_id: str,
+                     submission: Any) -> dict[str, Any]:
+    evaluation = finish(task, dataset, shards, adapter.device, config.dialect)
+    submission.finish(evaluation.records)
     intervals, bootstrap = confidence_intervals(evaluation.metrics, evaluation.samples, config.bootstrap, config.seed,
                                                 config.confidence_level, config.bootstrap_budget)
     info = adapter.info()
-    run_id = make_run_id(task.name, dataset.info.name, adapter.name)
     record = {
         "run_id": run_id,
         "task": task.name,
@@ -174,11 +185,14 @@ def _score_and_write(config: RunConfig, task: Task, dataset: Dataset, fingerprin
                   "checkpoint": str(adapter.weights_file()) if adapter.weights_file() else None,
                   "input_size": info.input_size, "parameters": info.parameters},
         "limit": config.limit,
+        "batch_size": config.batch_size,
+        "protocol": protocol.describe(config.dialect),
+        "predictions": {"format": protocol.submission, "path": submission.entry},
         "samples": evaluation.samples,
         "metrics": evaluation.result.metrics,
         "confidence": {name: intervals[name] for name in evaluation.result.metrics if name in intervals},
         "bootstrap": bootstrap,
-        "higher_is_better": {name: evaluation.result.higher_is_better.get(name, task.higher_is_better(name))
+        "higher_is_better": {name: evaluation.result.higher_is_better.get(name, protocol.higher_is_better(name))
                              for name in evaluation.result.metrics},
         "per_class": evaluation.result.per_class,
         "curves": evaluation.result.curves,
@@ -188,9 +202,9 @@ def _score_and_write(config: RunConfig, task: Task, dataset: Dataset, fingerprin
         "started_utc": started,
         "finished_utc": utc_now(),
     }
-    write_report(config.reports_dir / run_id, record, evaluation.records)
+    write_report(config.reports_dir / run_id, record)
     if config.limit is None:
-        update_leaderboard(config.leaderboards_dir, task.name, record, task.leaderboard_columns, task.headline,
-                           task.higher_is_better(task.headline))
+        update_leaderboard(config.leaderboards_dir, task.name, record, protocol.columns, protocol.headline,
+                           record["higher_is_better"].get(protocol.headline, protocol.higher_is_better(protocol.headline)))
     record["run_dir"] = str(config.reports_dir / run_id)
     return record

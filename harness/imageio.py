@@ -32,3 +32,38 @@ def read_label_png(path: str | Path) -> np.ndarray:
     if image.mode in ("RGB", "RGBA"):
         raise DataError(f"expected a single-channel or palette label PNG, got mode {image.mode}", path)
     return np.asarray(image)
+
+
+def voc_palette() -> list[int]:
+    """The VOC devkit's colour map (bit-interleaved), flattened for ``Image.putpalette``."""
+    palette = []
+    for index in range(256):
+        r = g = b = 0
+        c = index
+        for bit in range(8):
+            r |= ((c >> 0) & 1) << (7 - bit)
+            g |= ((c >> 1) & 1) << (7 - bit)
+            b |= ((c >> 2) & 1) << (7 - bit)
+            c >>= 3
+        palette += [r, g, b]
+    return palette
+
+
+def write_label_png(path: str | Path, labels: np.ndarray, palette: list[int] | None = None) -> None:
+    """A uint8 label map as a single-channel PNG (a palette PNG when ``palette`` is given), written atomically."""
+    import os
+    import tempfile
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image = Image.fromarray(np.asarray(labels, dtype=np.uint8), mode="P" if palette is not None else "L")
+    if palette is not None:
+        image.putpalette(palette)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            image.save(handle, format="PNG")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,4 +1,5 @@
-"""A run's report folder: ``reports/<run-id>/{metrics.json, predictions.json, report.html}``.
+"""A run's report folder: ``reports/<run-id>/{metrics.json, report.html}`` plus the predictions in the dataset's
+official submission format (``predictions.json`` for COCO, ``predictions/`` for file-per-image formats).
 
 ``metrics.json`` is the record of truth (leaderboards and gates are rebuilt from it); it is written last and
 atomically, so a folder without it is an interrupted run, never a half-written result.
@@ -23,9 +24,9 @@ def make_run_id(task: str, dataset: str, model: str) -> str:
     return f"{stamp}_{safe(task)}_{safe(dataset)}_{safe(model)}"
 
 
-def write_report(run_dir: Path, record: dict[str, Any], predictions: list[dict[str, Any]]) -> None:
+def write_report(run_dir: Path, record: dict[str, Any]) -> None:
+    """The report page and ``metrics.json`` (last); the predictions were written by the run's submission format."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(run_dir / "predictions.json", predictions, indent=None)
     atomic_write_text(run_dir / "report.html", render("report.html.j2", run=record))
     atomic_write_json(run_dir / "metrics.json", record)
 

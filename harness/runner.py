@@ -6,6 +6,10 @@ postprocessing) and not the disk.  Metrics see every batch in order and never de
 The loop is split in two so that several processes can share one evaluation: ``run_shard`` predicts and feeds
 the metrics for some samples and returns a picklable ``ShardResult``; ``finish`` merges shards (in sample order)
 into fresh metrics and scores them.  A single process is simply one shard.
+
+What is scored is the dataset's protocol (``Task.metrics(info, dialect)``), and every prediction also goes to
+the protocol's submission format when one is given, so the files a run writes are exactly what it scored.  The
+same loop serves ``bench eval``: there the "model" is a predictions-file adapter reading those files back.
 """
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ from harness.errors import BenchError
 from harness.metrics.base import Metric, MetricResult
 from harness.predcache import MISSING, PredictionCache
 from harness.safecodec import CodecError
+from harness.submissions.base import SubmissionFormat
 from harness.tasks.base import Task
 from harness.throughput import LatencyRecorder
 
@@ -77,6 +82,8 @@ def run_shard(
     batch_size: int = 8,
     on_batch: Callable[[int], None] | None = None,
     cache: PredictionCache | None = None,
+    dialect: str | None = None,
+    submission: SubmissionFormat | None = None,
 ) -> tuple[list[Metric], ShardResult]:
     """Predict (or fetch from ``cache``) and score ``indices`` in order.
 
@@ -86,7 +93,7 @@ def run_shard(
     """
     if batch_size < 1:
         raise BenchError(f"batch size must be at least 1, got {batch_size}")
-    metrics = task.metrics(dataset.info)
+    metrics = task.metrics(dataset.info, dialect)
     recorder = LatencyRecorder(device=adapter.device)
     records: list[dict[str, Any]] = []
     replayed: set[Any] = set()
@@ -126,8 +133,9 @@ def run_shard(
             predicted += len(todo)
         for metric in metrics:
             metric.update(samples, predictions)
-        for sample, prediction in zip(samples, predictions):
-            records.extend(task.to_records(sample, prediction, dataset.info))
+        if submission is not None:
+            for sample, prediction in zip(samples, predictions):
+                records.extend(submission.add(sample, prediction))
         if on_batch is not None:
             on_batch(len(samples))
     shard = ShardResult(
@@ -138,9 +146,10 @@ def run_shard(
     return metrics, shard
 
 
-def merge_shards(task: Task, dataset: Dataset, shards: Sequence[ShardResult]) -> list[Metric]:
+def merge_shards(task: Task, dataset: Dataset, shards: Sequence[ShardResult], dialect: str | None = None
+                 ) -> list[Metric]:
     """Fresh metrics holding every shard's state, folded in shard (= sample) order."""
-    metrics = task.metrics(dataset.info)
+    metrics = task.metrics(dataset.info, dialect)
     for shard in shards:
         if len(shard.states) != len(metrics):
             raise RuntimeError("shards disagree on the task's metrics")
@@ -176,8 +185,9 @@ def throughput_summary(shards: Sequence[ShardResult], device: str) -> dict[str, 
     return summary
 
 
-def finish(task: Task, dataset: Dataset, shards: Sequence[ShardResult], device: str) -> Evaluation:
-    metrics = merge_shards(task, dataset, shards)
+def finish(task: Task, dataset: Dataset, shards: Sequence[ShardResult], device: str, dialect: str | None = None
+           ) -> Evaluation:
+    metrics = merge_shards(task, dataset, shards, dialect)
     result = merge_results([metric.compute() for metric in metrics])
     records = [record for shard in shards for record in shard.records]
     return Evaluation(result=result, records=records, throughput=throughput_summary(shards, device),
@@ -193,10 +203,12 @@ def evaluate(
     batch_size: int = 8,
     on_batch: Callable[[int], None] | None = None,
     cache: PredictionCache | None = None,
+    dialect: str | None = None,
+    submission: SubmissionFormat | None = None,
 ) -> Evaluation:
     """Single-process evaluation: one shard, scored on the metrics that saw it."""
     metrics, shard = run_shard(task, dataset, adapter, indices=indices, batch_size=batch_size, on_batch=on_batch,
-                               cache=cache)
+                               cache=cache, dialect=dialect, submission=submission)
     result = merge_results([metric.compute() for metric in metrics])
     return Evaluation(result=result, records=shard.records, throughput=throughput_summary([shard], adapter.device),
                       samples=shard.samples, metrics=metrics)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from harness.datasets import DATASETS
 from harness.datasets.ade20k_classes import ADE20K_CLASSES, OBJECT_INFO_150
+from harness.protocol import MetricSpec, ProtocolOverride
 from harness.datasets.base import Dataset, DatasetInfo, report, supports
 from harness.datasets.semantic import IGNORE, SemanticDataset, SemanticItem, apply_table, lookup_table
 from harness.errors import BenchError, DataError
@@ -66,7 +67,13 @@ class Ade20k(SemanticDataset):
             category_ids=list(range(len(ADE20K_CLASSES))), ignore_index=IGNORE,
             extra={"reduce_zero_label": True, "full_names": list(OBJECT_INFO_150),
                    # objectInfo150's synonyms: mmseg names class 89 'television receiver', the devkit 'television'
-                   "class_synonyms": [[name.strip() for name in full.split(",")] for full in OBJECT_INFO_150]},
+                   "class_synonyms": [[name.strip() for name in full.split(",")] for full in OBJECT_INFO_150],
+                   # the challenge's submission PNGs hold 1..150 (0 = other), as its annotations do
+                   "label_png": {"values": list(range(1, len(ADE20K_CLASSES) + 1)), "none": 0}},
+            # the official devkit averages over all 150 classes (absent ones count 0); mmseg's nanmean is a dialect
+            protocol=ProtocolOverride(
+                name="ade20k-devkit", metrics=(MetricSpec("semantic", {"dialect": "ade20k-devkit"}),),
+                reference="ADE20K SceneParsing devkit (mean IoU over all 150 classes)"),
         )
 
     def read_target(self, item: SemanticItem) -> SemanticTarget:

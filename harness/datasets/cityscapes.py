@@ -21,6 +21,7 @@ from typing import Iterable, NamedTuple
 import numpy as np
 
 from harness.datasets import DATASETS
+from harness.protocol import MetricSpec, ProtocolOverride
 from harness.datasets.base import Dataset, DatasetInfo, report, supports
 from harness.datasets.semantic import IGNORE, SemanticDataset, SemanticItem, apply_table, lookup_table
 from harness.errors import BenchError, DataError
@@ -73,6 +74,8 @@ LABELS: list[Label] = [
     Label("motorcycle", 32, 17, "vehicle", True),
     Label("bicycle", 33, 18, "vehicle", True),
 ]
+#: the labelId of each trainId 0..18
+TRAIN_ID_LABEL_IDS: list[int] = [label.id for label in sorted(LABELS, key=lambda l: l.train_id) if label.train_id != 255]
 TRAIN_CLASSES: list[str] = [label.name for label in sorted(LABELS, key=lambda l: l.train_id) if label.train_id != 255]
 #: labelIds of the instance classes cityscapesscripts evaluates (hasInstances and not ignoreInEval)
 INSTANCE_LABEL_IDS: list[int] = [label.id for label in LABELS if label.has_instances and label.train_id != 255]
@@ -155,8 +158,14 @@ class CityscapesSemantic(SemanticDataset):
         self.info = DatasetInfo(
             name=name, task="semantic", split=split, root=self.root, classes=list(TRAIN_CLASSES),
             category_ids=list(range(len(TRAIN_CLASSES))), ignore_index=IGNORE,
-            extra={"label_space": "trainId",
-                   "train_id_label_ids": [l.id for l in sorted(LABELS, key=lambda l: l.train_id) if l.train_id != 255]},
+            extra={"label_space": "trainId", "train_id_label_ids": TRAIN_ID_LABEL_IDS,
+                   # official result PNGs hold labelIds; a pixel of no class is 'unlabeled' (0)
+                   "label_png": {"values": TRAIN_ID_LABEL_IDS, "none": 0}},
+            protocol=ProtocolOverride(
+                name="cityscapes-pixel",
+                metrics=(MetricSpec("cityscapes_semantic", {"target_ids": "train_id", "prediction_ids": "train_id"}),),
+                columns=("mIoU", "iIoU", "IoU_category", "iIoU_category", "mAcc", "aAcc", "mDice"),
+                reference="cityscapesscripts evalPixelLevelSemanticLabeling"),
         )
 
     def read_target(self, item: SemanticItem) -> SemanticTarget:

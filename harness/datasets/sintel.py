@@ -21,6 +21,7 @@ from typing import Iterable, NamedTuple
 import numpy as np
 
 from harness.datasets import DATASETS
+from harness.protocol import ProtocolOverride
 from harness.datasets.base import Dataset, DatasetInfo, report, supports
 from harness.errors import BenchError, DataError
 from harness.flowio import read_flo
@@ -90,8 +91,12 @@ class Sintel(Dataset):
                 self.pairs.append(Pair(scene_dir.name, path.stem, path, next_path))
         if not self.pairs:
             report(DataError(f"no consecutive frame_XXXX.png pairs in {render_pass}/<scene>/", self.training))
-        self.info = DatasetInfo(name=name, task="flow", split=split_name or render_pass, root=self.training,
-                                extra={"pass": render_pass})
+        self.info = DatasetInfo(
+            name=name, task="flow", split=split_name or render_pass, root=self.training, extra={"pass": render_pass},
+            protocol=ProtocolOverride(
+                name="sintel", columns=("EPE", "EPE_matched", "EPE_unmatched", "EPE_s0-10", "EPE_s10-40", "EPE_s40+",
+                                        "1px", "3px", "5px"),
+                reference="MPI-Sintel benchmark (EPE all / matched / unmatched / s0-10 / s10-40 / s40+; pooled pixels)"))
 
     def __len__(self) -> int:
         return len(self.pairs)

@@ -239,6 +239,8 @@ class VocSegmentation(_VocBase, SemanticDataset):
         self.info.classes = list(self.class_names)
         self.info.category_ids = list(range(len(self.class_names)))
         self.info.ignore_index = IGNORE
+        # official result files are palette PNGs whose index is the class, 255 the boundary
+        self.info.extra["label_png"] = {"values": list(range(len(self.class_names))), "none": IGNORE, "palette": "voc"}
         self.table = lookup_table({**{i: i for i in range(len(self.class_names))}, IGNORE: IGNORE})
         self.items = [
             SemanticItem(i, self.image_path(i), self.year_dir / "SegmentationClass" / f"{i}.png",

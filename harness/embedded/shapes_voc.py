@@ -13,26 +13,12 @@ import numpy as np
 from PIL import Image
 
 from harness.embedded.shapes import Region, render_scene, visible_box
+from harness.imageio import voc_palette
 from harness.embedded.shapes_coco import CLASSES, SIZES
 
 VERSION = 2
 YEAR = "2012"
 SPLITS = {"train": (400, 21, 1), "val": (100, 22, 5001)}  # images, seed, first image number
-
-
-def voc_palette() -> list[int]:
-    """The devkit's colour map (bit-interleaved), flattened for ``Image.putpalette``."""
-    palette = []
-    for index in range(256):
-        r = g = b = 0
-        c = index
-        for bit in range(8):
-            r |= ((c >> 0) & 1) << (7 - bit)
-            g |= ((c >> 1) & 1) << (7 - bit)
-            b |= ((c >> 2) & 1) << (7 - bit)
-            c >>= 3
-        palette += [r, g, b]
-    return palette
 
 
 def with_void_boundaries(labels: np.ndarray, width: int = 3) -> np.ndarray:

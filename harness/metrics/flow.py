@@ -165,7 +165,8 @@ class FlowMetric(Metric):
                 raise PredictionError(
                     f"item {sample.sample_id!r}: expected a FlowPrediction, got {type(prediction).__name__}"
                 )
-            batch.append((prediction.flow, sample.target, sample.sample_id))
+            # scored in float32, the precision of the .flo files a run writes, so re-scoring them gives the same bits
+            batch.append((np.asarray(prediction.flow, dtype=np.float32), sample.target, sample.sample_id))
         self.add_batch(batch)
 
     def add_batch(self, batch: Sequence[tuple[np.ndarray, FlowTarget, Any]]) -> None:

@@ -33,9 +33,9 @@ BASE = {"task": "keypoints", "dataset": "coco-mini", "metric": "AP", "tolerance"
 
 def test_gate_uses_the_latest_run_and_names_each_regression(tmp_path):
     reports = tmp_path / "reports"
-    write_report(reports / "r1", record("heatmap", 0.70, "2026-01-01T00:00:00Z"), [])
-    write_report(reports / "r2", record("heatmap", 0.60, "2026-01-02T00:00:00Z"), [])
-    write_report(reports / "r3", record("regression", 0.50, "2026-01-01T00:00:00Z"), [])
+    write_report(reports / "r1", record("heatmap", 0.70, "2026-01-01T00:00:00Z"))
+    write_report(reports / "r2", record("heatmap", 0.60, "2026-01-02T00:00:00Z"))
+    write_report(reports / "r3", record("regression", 0.50, "2026-01-01T00:00:00Z"))
     baselines = write_baselines(tmp_path / "b.yaml", [
         {**BASE, "model": "heatmap", "expected": 0.70},
         {**BASE, "model": "regression", "expected": 0.51},
@@ -53,8 +53,8 @@ def test_gate_uses_the_latest_run_and_names_each_regression(tmp_path):
 
 def test_limited_runs_are_only_compared_with_limited_baselines(tmp_path):
     reports = tmp_path / "reports"
-    write_report(reports / "full", record("heatmap", 0.70, "2026-01-01T00:00:00Z"), [])
-    write_report(reports / "smoke", record("heatmap", 0.40, "2026-01-02T00:00:00Z", limit=8), [])
+    write_report(reports / "full", record("heatmap", 0.70, "2026-01-01T00:00:00Z"))
+    write_report(reports / "smoke", record("heatmap", 0.40, "2026-01-02T00:00:00Z", limit=8))
     baselines = write_baselines(tmp_path / "b.yaml", [
         {**BASE, "model": "heatmap", "expected": 0.70},
         {**BASE, "model": "heatmap", "expected": 0.41, "limit": 8},

@@ -11,6 +11,7 @@ from harness.datasets import DATASETS
 from harness.datasets.voc import VOC_CLASSES, VocDetection
 from harness.embedded import shapes_voc
 from harness.errors import DataError
+from harness.imageio import voc_palette
 
 from tests.conftest import DATA
 from tests.datasets.checking import assert_clean, assert_problems, copy_tree, run_check
@@ -122,7 +123,7 @@ def test_check_lists_label_range_corrupt_and_missing_files(bench_cache, tmp_path
     label = np.asarray(Image.open(year / "SegmentationClass" / f"{ids[0]}.png")).copy()
     label[:3, :3] = 30
     image = Image.fromarray(label, mode="P")
-    image.putpalette(shapes_voc.voc_palette())
+    image.putpalette(voc_palette())
     image.save(year / "SegmentationClass" / f"{ids[0]}.png")
     (year / "JPEGImages" / f"{ids[1]}.jpg").unlink()
     (year / "SegmentationClass" / f"{ids[2]}.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")

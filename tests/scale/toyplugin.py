@@ -24,6 +24,10 @@ from harness.metrics import METRICS
 from harness.metrics.base import Metric, MetricResult
 from harness.safecodec import register_prediction_type
 from harness.structures import Sample
+from harness.jsonio import atomic_write_json
+from harness.protocol import MetricSpec, Protocol
+from harness.submissions import SUBMISSIONS
+from harness.submissions.base import PredictionSource, SubmissionFormat
 from harness.tasks import TASKS
 from harness.tasks.base import Task
 
@@ -83,6 +87,7 @@ class ToyAccuracy(Metric):
     """Per-sample 'cat' states: accuracy, per-class recall, Brier score and a PR curve for 'cat'."""
 
     name = "toy_accuracy"
+    lower_is_better = frozenset({"brier"})
 
     def __init__(self) -> None:
         super().__init__()
@@ -135,20 +140,33 @@ class ToyConfusion(Metric):
         return MetricResult(metrics={"balanced_accuracy": float(recall.mean()) if recall.size else float("nan")})
 
 
+@SUBMISSIONS.register("toy-json")
+class ToyJson(SubmissionFormat):
+    """All predictions in one json list (what ``bench eval`` would read back)."""
+
+    name = "toy-json"
+    entry = "predictions.json"
+
+    def add(self, sample: Sample, prediction: ToyPrediction) -> list[dict[str, Any]]:
+        return [{"image_id": sample.sample_id, "label": int(np.argmax(prediction.scores)),
+                 "scores": [float(s) for s in prediction.scores]}]
+
+    def finish(self, records: list[dict[str, Any]]) -> None:
+        atomic_write_json(self.path, records, indent=None)
+
+    @classmethod
+    def reader(cls, info: Any, path: Path) -> PredictionSource:
+        raise NotImplementedError("the toy plugin only writes")
+
+
 @TASKS.register("toy")
 class ToyTask(Task):
     name = "toy"
     default_dataset = "toy-set"
-    headline = "accuracy"
-    leaderboard_columns = ("accuracy", "balanced_accuracy", "brier")
-    lower_is_better = frozenset({"brier"})
-
-    def metrics(self, dataset: DatasetInfo) -> list[Metric]:
-        return [METRICS.get("toy_accuracy")(), METRICS.get("toy_confusion")()]
-
-    def to_records(self, sample: Sample, prediction: ToyPrediction, dataset: DatasetInfo) -> list[dict[str, Any]]:
-        return [{"image_id": sample.sample_id, "label": int(np.argmax(prediction.scores)),
-                 "scores": [round(float(s), 6) for s in prediction.scores]}]
+    default_protocol = Protocol(
+        name="toy", version=1, metrics=(MetricSpec("toy_accuracy"), MetricSpec("toy_confusion")),
+        headline="accuracy", columns=("accuracy", "balanced_accuracy", "brier"), submission="toy-json",
+    )
 
 
 def save_weights(path: Path, noise: float = 0.0, seed: int = 0) -> Path:
