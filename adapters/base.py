@@ -36,6 +36,8 @@ class Adapter(ABC):
     """
 
     task: str = ""
+    #: False for adapters that never look at pixels (predictions read from files): the runner skips decoding
+    needs_images: bool = True
 
     def __init__(
         self,

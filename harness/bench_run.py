@@ -180,7 +180,11 @@ def _score_and_write(config: RunConfig, task: Task, protocol: Protocol, dataset:
         "run_id": run_id,
         "task": task.name,
         "dataset": {"name": dataset.info.name, "split": dataset.info.split, "root": str(dataset.info.root),
-                    "fingerprint": fingerprint, "size": len(dataset)},
+                    "fingerprint": fingerprint, "size": len(dataset),
+                    # how to open it again (``bench eval --run``): registry name, --data-root, --split as given
+                    "registry": config.dataset or task.default_dataset,
+                    "data_root": str(config.data_root) if config.data_root is not None else None,
+                    "requested_split": config.split},
         "model": {"name": adapter.name, "fingerprint": model_fingerprint,
                   "checkpoint": str(adapter.weights_file()) if adapter.weights_file() else None,
                   "input_size": info.input_size, "parameters": info.parameters},

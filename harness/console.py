@@ -29,7 +29,10 @@ def results_table(records: list[dict[str, Any]], columns: Sequence[str] = ()) ->
     first = records[0]
     present = [name for name in columns if any(name in record["metrics"] for record in records)]
     names = present or list(first["metrics"])
-    table = Table(title=f"{first['task']} on {first['dataset']['name']} ({first['samples']} samples)")
+    protocol = first.get("protocol") or {}
+    scored = f", {protocol['name']}" + (f" ({protocol['dialect']} dialect)" if protocol.get("dialect") else "") \
+        if protocol.get("name") else ""
+    table = Table(title=f"{first['task']} on {first['dataset']['name']} ({first['samples']} samples{scored})")
     table.add_column("model", no_wrap=True)
     for name in names:
         table.add_column(name, justify="right")

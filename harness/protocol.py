@@ -109,6 +109,7 @@ class Protocol:
         """What ``metrics.json`` records about the protocol a result was computed under."""
         return {
             "name": self.name, "version": self.version, "key": self.version_key, "headline": self.headline,
+            "columns": list(self.columns),
             "submission": self.submission, "reference": self.reference,
             "metrics": [{"metric": spec.metric, "options": dict(spec.options)} for spec in self.metrics],
             "dialect": dialect,

@@ -114,8 +114,9 @@ def run_shard(
         cached += len(samples) - len(missing)
         if missing:
             todo = [samples[slot] for slot in missing]
-            for sample in todo:
-                sample.preload()
+            if getattr(adapter, "needs_images", True):
+                for sample in todo:
+                    sample.preload()
             with recorder.measure(len(todo)):
                 fresh = adapter.predict(todo)
             if len(fresh) != len(todo):

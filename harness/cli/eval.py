@@ -1,7 +1,12 @@
-"""``bench eval``: score prediction files against ground-truth files, no model involved.
+"""``bench eval``: score prediction files, no model involved.
 
-Useful to check a number someone published from their own results file, or to score a model that runs
-outside the harness, with the same evaluator code and dialect names as ``bench run``.
+Two ways in:
+
+* on a dataset (``--dataset``/``--data-root``/``--split``, or ``--run`` with a report folder): the files are read
+  in the dataset's official submission format and scored by the same pipeline and protocol as ``bench run``
+  (``harness.submission_eval``), so a run's written predictions re-score to the run's numbers;
+* against ground-truth files (``--gt``): the file evaluators of ``harness.file_eval``, for files outside a
+  dataset layout (a COCO annotation json, a folder of label PNGs, MPII .mat, .flo folders).
 """
 from __future__ import annotations
 
@@ -17,11 +22,21 @@ MAX_TABLE_ROWS = 40
 
 
 @main.command("eval")
-@click.option("--task", "task_name", required=True,
+@click.option("--task", "task_name", default=None,
               help="detection, instance, keypoints (COCO json), semantic (PNG folders), flow (.flo folders), mpii.")
-@click.option("--gt", "gt_path", required=True, type=click.Path(path_type=Path), help="Ground-truth file or folder.")
-@click.option("--pred", "pred_path", required=True, type=click.Path(path_type=Path), help="Prediction file or folder.")
-@click.option("--dataset", "dataset_name", default=None, help="Preset: ade20k, voc, cityscapes (semantic), sintel (flow).")
+@click.option("--gt", "gt_path", default=None, type=click.Path(path_type=Path),
+              help="Ground-truth file or folder (file mode; without it the dataset's reader reads the ground truth).")
+@click.option("--pred", "pred_path", default=None, type=click.Path(path_type=Path),
+              help="Prediction file or folder (a run writes its own in the report folder).")
+@click.option("--run", "run_dir", default=None, type=click.Path(path_type=Path),
+              help="A report folder: re-score its written predictions on the dataset the run used.")
+@click.option("--dataset", "dataset_name", default=None,
+              help="Dataset (with --data-root; default: the task's); with --gt a preset: ade20k, voc, cityscapes, sintel.")
+@click.option("--data-root", type=click.Path(path_type=Path), default=None,
+              help="Dataset mode: the dataset in its native layout (default: the embedded mini dataset).")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Dataset mode: only the first N samples.")
+@click.option("--format", "submission", default=None,
+              help="Dataset mode: submission format of --pred (default: the dataset's official one).")
 @click.option("--dialect", default=None,
               help="Convention to reproduce: pycocotools|detectron2|mmdet (COCO), ade20k-devkit|mmseg (semantic), "
                    "pixels|per-image (flow), official|mmpose (mpii). Default: the official one.")
@@ -43,13 +58,27 @@ MAX_TABLE_ROWS = 40
 @click.option("--allow-missing", is_flag=True, help="MPII: count NaN/missing predictions as wrong (official toolkit).")
 @click.option("--px-convention", type=click.Choice(["accuracy", "error-rate"]), default=None,
               help="Flow: 1px/3px/5px as EPE < N (default) or EPE > N.")
-def eval_command(task_name: str, gt_path: Path, pred_path: Path, dataset_name: str | None, dialect: str | None,
-                 json_out: Path | None, **options: Any) -> None:
-    """Score prediction files against ground truth and print the official numbers."""
-    from harness.console import console
+def eval_command(task_name: str | None, gt_path: Path | None, pred_path: Path | None, run_dir: Path | None,
+                 dataset_name: str | None, data_root: Path | None, limit: int | None, submission: str | None,
+                 dialect: str | None, json_out: Path | None, **options: Any) -> None:
+    """Score prediction files and print the official numbers."""
+    from harness.errors import BenchError
     from harness.file_eval import FILE_EVALUATORS
-    from harness.file_eval.base import EvalRequest, json_safe
-    from harness.jsonio import atomic_write_json
+    from harness.file_eval.base import EvalRequest
+
+    if gt_path is None:
+        given = sorted("--" + name.replace("_", "-") for name, value in options.items()
+                       if value not in (None, False) and name != "split")
+        if given:
+            raise BenchError(f"{', '.join(given)} belong to file mode (--gt); the dataset's protocol fixes them")
+        record = _score_dataset(task_name, pred_path, run_dir, dataset_name, data_root, options.get("split"), limit,
+                                submission, dialect)
+        _print(record, record["dataset"], json_out)
+        return
+    if run_dir is not None or data_root is not None or limit is not None or submission is not None:
+        raise BenchError("--run, --data-root, --limit and --format read a dataset; drop --gt, or drop them")
+    if task_name is None or pred_path is None:
+        raise BenchError("file mode needs --task, --gt and --pred")
 
     evaluator = FILE_EVALUATORS.get(task_name)
     given = {name: (None if value is False else value) for name, value in options.items()}
@@ -63,12 +92,50 @@ def eval_command(task_name: str, gt_path: Path, pred_path: Path, dataset_name: s
         "settings": result.settings,
         "higher_is_better": result.higher_is_better,
     }
+    _print(record, dataset_name, json_out)
+
+
+def _score_dataset(task_name: str | None, pred_path: Path | None, run_dir: Path | None, dataset_name: str | None,
+                   data_root: Path | None, split: str | None, limit: int | None, submission: str | None,
+                   dialect: str | None) -> dict[str, Any]:
+    from harness.errors import BenchError
+    from harness.submission_eval import score_run_folder, score_submission
+
+    if run_dir is not None:
+        if any(v is not None for v in (task_name, pred_path, dataset_name, data_root, split, limit, submission)):
+            raise BenchError("--run takes the task, dataset and predictions from the report; give only --run "
+                             "(and --dialect)")
+        scored = score_run_folder(run_dir, dialect=dialect)
+    else:
+        if task_name is None or pred_path is None:
+            raise BenchError("give --task and --pred (with --dataset/--data-root/--split), or --run REPORT_DIR")
+        scored = score_submission(task_name, dataset_name, data_root, split, pred_path, submission=submission,
+                                  dialect=dialect, limit=limit)
+    result = scored.evaluation.result
+    return {
+        "task": scored.dataset.info.task,
+        "dataset": scored.dataset.info.name,
+        "samples": scored.evaluation.samples,
+        "predictions": {"format": scored.submission, "path": str(scored.path)},
+        "protocol": scored.protocol.describe(dialect),
+        "metrics": result.metrics,
+        "per_class": result.per_class,
+        "settings": {**result.settings, **({"dialect": dialect} if dialect else {})},
+        "higher_is_better": result.higher_is_better,
+    }
+
+
+def _print(record: dict[str, Any], dataset_name: str | None, json_out: Path | None) -> None:
+    from harness.console import console
+    from harness.file_eval.base import json_safe
+    from harness.jsonio import atomic_write_json
+
     out = console()
     out.print(_metrics_table(record, dataset_name))
-    per_class = _per_class_table(result.per_class)
+    per_class = _per_class_table(record["per_class"])
     if per_class is not None:
         out.print(per_class)
-    for note in result.settings.get("notes", []):
+    for note in record["settings"].get("notes", []):
         out.print(f"[yellow]note:[/yellow] {note}")
     if json_out is not None:
         atomic_write_json(json_out, json_safe(record))

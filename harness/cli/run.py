@@ -77,7 +77,8 @@ def run_command(task_name, dataset_name, data_root, split, models, checkpoint, t
         return
     fresh = [record for record in records if not record.get("skipped")]
     for group in _by_table(fresh):
-        console().print(results_table(group, get_task(group[0]["task"]).leaderboard_columns))
+        protocol = group[0].get("protocol") or {}
+        console().print(results_table(group, protocol.get("columns") or get_task(group[0]["task"]).leaderboard_columns))
     for record in records:
         status = "kept existing report" if record.get("skipped") else "wrote"
         console().print(f"[dim]{record['model']['name']} on {record['dataset']['name']}: {status} {record['run_dir']}/[/dim]")

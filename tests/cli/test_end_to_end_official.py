@@ -1,0 +1,211 @@
+"""`bench run` end to end, per dataset: the predictions a run WROTE, scored by the official tool, give the run's
+numbers to 1e-12, and `bench eval --run` on the same files gives them bit for bit.
+
+The official tools run here: pycocotools (COCO boxes, masks, keypoints), cityscapesscripts'
+evalPixelLevelSemanticLabeling (Cityscapes labelId PNGs) and mmsegmentation's IoUMetric functions (VOC palette
+PNGs).  The ADE20K devkit and the Sintel evaluation are MATLAB / binary only: their formulas are written out
+below in plain numpy from their published definitions (devkit: per-class I / (U + eps) averaged over all 150
+classes; Sintel: EPE pooled over every pixel), never by calling bench's metric code.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from harness.cli import main
+
+LIMIT = 16
+
+
+def bench(*args: str):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def run_one(tmp_path: Path, task: str, model: str, *extra: str) -> tuple[Path, dict]:
+    reports = tmp_path / "reports"
+    result = bench("run", "--task", task, "--model", model, "--limit", str(LIMIT), "--bootstrap", "0", "--no-cache",
+                   "--reports-dir", str(reports), "--leaderboards-dir", str(tmp_path / "boards"), *extra)
+    assert result.exit_code == 0, result.output
+    (run_dir,) = [p for p in reports.iterdir() if model in p.name]
+    return run_dir, json.loads((run_dir / "metrics.json").read_text())
+
+
+def rescored(tmp_path: Path, run_dir: Path) -> dict:
+    out = tmp_path / "eval.json"
+    result = bench("eval", "--run", str(run_dir), "--json", str(out))
+    assert result.exit_code == 0, result.output
+    return json.loads(out.read_text())["metrics"]
+
+
+def assert_same(ours: dict, theirs: dict, names) -> None:
+    for name in names:
+        a, b = ours[name], theirs[name]
+        if b is None or (isinstance(b, float) and math.isnan(b)):
+            assert a is None or math.isnan(a), name
+        else:
+            assert a == pytest.approx(b, abs=1e-12, rel=0), name
+
+
+def assert_rescore_identical(tmp_path: Path, run_dir: Path, record: dict) -> None:
+    again = rescored(tmp_path, run_dir)
+    for name, value in record["metrics"].items():
+        other = again[name]
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            assert other is None or math.isnan(other), name
+        else:
+            assert other == value, name  # bit for bit: the same pipeline on the same predictions
+
+
+# ------------------------------------------------------------------------------------------------------ COCO
+COCO_STATS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
+KEYPOINT_STATS = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")
+
+
+def pycocotools(annotation_file: Path, results_file: Path, iou_type: str, limit: int) -> np.ndarray:
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    gt = COCO(str(annotation_file))
+    results = json.loads(results_file.read_text())
+    evaluator = COCOeval(gt, gt.loadRes(results) if results else COCO(), iou_type)
+    evaluator.params.imgIds = sorted(gt.getImgIds())[:limit]
+    evaluator.evaluate()
+    evaluator.accumulate()
+    evaluator.summarize()
+    return evaluator.stats
+
+
+def annotation_file(record: dict) -> Path:
+    (path,) = (Path(record["dataset"]["root"]) / "annotations").glob("*.json")
+    return path
+
+
+@pytest.mark.parametrize("task, model, iou_type, stats", [
+    ("detection", "centernet", "bbox", COCO_STATS),
+    ("keypoints", "heatmap", "keypoints", KEYPOINT_STATS),
+])
+def test_coco_boxes_and_keypoints(tmp_path, task, model, iou_type, stats):
+    run_dir, record = run_one(tmp_path, task, model)
+    assert record["protocol"]["submission"] == "coco-results" and record["samples"] == LIMIT
+    official = pycocotools(annotation_file(record), run_dir / "predictions.json", iou_type, LIMIT)
+    assert_same(record["metrics"], dict(zip(stats, official)), stats)
+    assert_rescore_identical(tmp_path, run_dir, record)
+
+
+def test_coco_instance_masks_and_their_boxes(tmp_path):
+    run_dir, record = run_one(tmp_path, "instance", "centernet-mask")
+    segm = pycocotools(annotation_file(record), run_dir / "predictions.json", "segm", LIMIT)
+    boxes = pycocotools(annotation_file(record), run_dir / "predictions.bbox.json", "bbox", LIMIT)
+    assert_same(record["metrics"], dict(zip(COCO_STATS, segm)), COCO_STATS)
+    assert_same(record["metrics"], {f"bbox/{k}": v for k, v in zip(COCO_STATS, boxes)},
+                [f"bbox/{k}" for k in COCO_STATS])
+    assert_rescore_identical(tmp_path, run_dir, record)
+
+
+# -------------------------------------------------------------------------------------------------- semantic
+def test_cityscapes_semantic_with_iiou_against_cityscapesscripts(tmp_path, monkeypatch):
+    monkeypatch.setattr(np, "in1d", lambda a, b, invert=False: np.isin(np.ravel(a), b, invert=invert), raising=False)
+    from cityscapesscripts.evaluation import evalPixelLevelSemanticLabeling as official
+
+    run_dir, record = run_one(tmp_path, "semantic", "fcn", "--dataset", "cityscapes")
+    assert record["protocol"]["name"] == "cityscapes-pixel"
+    assert record["metrics"]["iIoU"] == record["metrics"]["iIoU"]  # filled, not NaN
+    gt_root = Path(record["dataset"]["root"]) / "gtFine" / "val"
+    predictions = sorted((run_dir / "predictions").rglob("*.png"))
+    assert len(predictions) == LIMIT
+    ground_truth = [gt_root / p.parent.name / f"{p.stem}_gtFine_labelIds.png" for p in predictions]
+    args = official.args
+    for name, value in dict(quiet=True, JSONOutput=False, evalInstLevelScore=True, evalPixelAccuracy=False,
+                            colorized=False).items():
+        monkeypatch.setattr(args, name, value)
+    result = official.evaluateImgLists([str(p) for p in predictions], [str(g) for g in ground_truth], args)
+    theirs = {"mIoU": result["averageScoreClasses"], "iIoU": result["averageScoreInstClasses"],
+              "IoU_category": result["averageScoreCategories"], "iIoU_category": result["averageScoreInstCategories"]}
+    assert_same(record["metrics"], theirs, theirs)
+    assert_same(record["per_class"]["IoU"], result["classScores"], result["classScores"])
+    assert_same(record["per_class"]["iIoU"], result["classInstScores"], result["classInstScores"])
+    assert_rescore_identical(tmp_path, run_dir, record)
+
+
+def test_voc_semantic_palette_pngs_against_mmseg(tmp_path):
+    import torch
+    from mmseg.evaluation.metrics import IoUMetric
+
+    run_dir, record = run_one(tmp_path, "semantic", "unet", "--dataset", "voc")
+    year_dir = Path(record["dataset"]["root"])
+    classes = len(record["per_class"]["IoU"])
+    results = []
+    for prediction_file in sorted((run_dir / "predictions").glob("*.png")):
+        assert Image.open(prediction_file).mode == "P"  # VOC result files are palette PNGs
+        pred = torch.from_numpy(np.asarray(Image.open(prediction_file)).astype(np.int64))
+        label = torch.from_numpy(np.asarray(Image.open(year_dir / "SegmentationClass" / prediction_file.name))
+                                 .astype(np.int64))
+        results.append(IoUMetric.intersect_and_union(pred, label, classes, 255))
+    assert len(results) == LIMIT
+    totals = [sum(r[i] for r in results) for i in range(4)]
+    scores = IoUMetric.total_area_to_metrics(*totals, ["mIoU", "mDice"], nan_to_num=None, beta=1)
+    assert record["metrics"]["aAcc"] == pytest.approx(float(scores["aAcc"]), abs=1e-12)
+    assert record["metrics"]["mIoU"] == pytest.approx(float(np.nanmean(scores["IoU"].numpy())), abs=1e-12)
+    assert record["metrics"]["mAcc"] == pytest.approx(float(np.nanmean(scores["Acc"].numpy())), abs=1e-12)
+    assert record["metrics"]["mDice"] == pytest.approx(float(np.nanmean(scores["Dice"].numpy())), abs=1e-12)
+    assert_rescore_identical(tmp_path, run_dir, record)
+
+
+def test_ade20k_devkit_mean_over_all_classes(tmp_path):
+    run_dir, record = run_one(tmp_path, "semantic", "majority-class", "--dataset", "ade20k")
+    assert record["protocol"]["name"] == "ade20k-devkit"
+    root = Path(record["dataset"]["root"])
+    # the devkit (evaluationCode/utils_eval.m, intersectionAndUnion): on each image, pixels whose annotation is
+    # 0 ("other") are left out; per class c in 1..150 the intersection and union of (pred == c) and (anno == c)
+    # are summed over images; IoU = I / (U + eps); the mean is over all 150 classes; pixel accuracy is
+    # correct / labelled pixels.  Prediction files hold 1..150 as the annotations do.
+    inter, union = np.zeros(150), np.zeros(150)
+    correct = labelled = 0
+    files = sorted((run_dir / "predictions").glob("*.png"))
+    assert len(files) == LIMIT
+    for prediction_file in files:
+        pred = np.asarray(Image.open(prediction_file)).astype(np.int64)
+        anno = np.asarray(Image.open(root / "annotations" / "validation" / prediction_file.name)).astype(np.int64)
+        pred = pred * (anno > 0)
+        correct += int(((pred == anno) & (anno > 0)).sum())
+        labelled += int((anno > 0).sum())
+        for c in range(1, 151):
+            p, a = pred == c, anno == c
+            inter[c - 1] += (p & a).sum()
+            union[c - 1] += (p | a).sum()
+    iou = inter / (union + np.spacing(1))
+    assert record["metrics"]["mIoU"] == pytest.approx(iou.mean(), abs=1e-12)
+    assert record["metrics"]["aAcc"] == pytest.approx(correct / labelled, abs=1e-12)
+    assert_rescore_identical(tmp_path, run_dir, record)
+
+
+# ------------------------------------------------------------------------------------------------------- flow
+def read_flo(path: Path) -> np.ndarray:
+    """The Middlebury layout, read independently: float32 tag 202021.25, int32 width, height, (u, v) rows."""
+    data = path.read_bytes()
+    assert np.frombuffer(data, "<f4", 1)[0] == np.float32(202021.25)
+    width, height = np.frombuffer(data, "<i4", 2, 4)
+    return np.frombuffer(data, "<f4", offset=12).reshape(height, width, 2).astype(np.float64)
+
+
+def test_sintel_flo_files_pooled_epe(tmp_path):
+    run_dir, record = run_one(tmp_path, "flow", "horn-schunck")
+    assert record["protocol"]["name"] == "sintel"
+    training = Path(record["dataset"]["root"])
+    files = sorted((run_dir / "predictions").rglob("*.flo"))
+    assert len(files) == LIMIT and all(f.parent.parent == run_dir / "predictions" for f in files)  # <scene>/frame
+    # Sintel's EPE: the Euclidean distance of the flow vectors, averaged over every pixel of every frame
+    errors = []
+    for path in files:
+        gt = read_flo(training / "flow" / path.parent.name / path.name)
+        errors.append(np.sqrt(((read_flo(path) - gt) ** 2).sum(axis=-1)).ravel())
+    pooled = np.concatenate(errors)
+    assert record["metrics"]["EPE"] == pytest.approx(math.fsum(pooled) / pooled.size, abs=1e-12)
+    assert record["metrics"]["1px"] == pytest.approx(float((pooled < 1).mean()), abs=1e-12)
+    assert_rescore_identical(tmp_path, run_dir, record)
