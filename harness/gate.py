@@ -11,8 +11,12 @@ resampling the same images could produce is noise, not a regression.  ``limit`` 
 ``--limit`` that many samples, so a CI smoke run is compared with a smoke baseline and never with the
 full-dataset number.
 
-Baselines change only through ``bench gate --update``, which rewrites ``expected`` from the latest results and
-keeps every other field (tolerances, directions, limits) and the file's leading comment.
+``protocol`` is the version key of the protocol and metric code the expected value was measured under
+(``metrics.json`` ``protocol.key``): a result scored under another key is not compared at all and fails, naming
+both keys, because a changed protocol moves numbers without the model changing.
+
+Baselines change only through ``bench gate --update``, which rewrites ``expected`` and ``protocol`` from the latest
+results and keeps every other field (tolerances, directions, limits) and the file's leading comment.
 """
 from __future__ import annotations
 
@@ -41,6 +45,7 @@ class Baseline:
     tolerance: float
     direction: str
     limit: int | None = None
+    protocol: str | None = None
 
     def key(self) -> tuple:
         return (self.task, self.dataset, self.model, self.limit)
@@ -52,6 +57,12 @@ class Check:
     actual: float | None
     run_id: str | None
     confidence: tuple[float, float] | None = None
+    #: the protocol version key of the result found
+    protocol: str | None = None
+
+    @property
+    def comparable(self) -> bool:
+        return self.actual is None or (self.baseline.protocol is not None and self.protocol == self.baseline.protocol)
 
     @property
     def delta(self) -> float | None:
@@ -68,7 +79,7 @@ class Check:
 
     @property
     def passed(self) -> bool:
-        if self.actual is None or self.actual != self.actual:
+        if self.actual is None or self.actual != self.actual or not self.comparable:
             return False
         worse_by = -self.delta if self.baseline.direction == "higher" else self.delta
         return worse_by <= self.allowed
@@ -78,6 +89,10 @@ class Check:
         where = f"{b.task}/{b.dataset}/{b.model}{'' if b.limit is None else f' (limit {b.limit})'} {b.metric}"
         if self.actual is None:
             return f"{where}: no result found (run it first)"
+        if not self.comparable:
+            return (f"{where}: result scored under protocol {self.protocol or 'unversioned'}, baseline under "
+                    f"{b.protocol or 'unversioned'}: not comparable (re-baseline with `bench gate --update` "
+                    "if the protocol change is intended)")
         ci = "" if self.half_width is None else f", CI half-width {self.half_width:.4f}"
         return (f"{where}: {self.actual:.4f} vs expected {b.expected:.4f} "
                 f"({self.delta:+.4f}, tolerance {b.tolerance}{ci}, {b.direction} is better)")
@@ -100,7 +115,7 @@ def load_baselines(path: Path) -> list[Baseline]:
             raise DataError(f"baselines[{index}]: missing {', '.join(missing)}", path)
         if entry["direction"] not in ("higher", "lower"):
             raise DataError(f"baselines[{index}]: direction must be 'higher' or 'lower'", path)
-        baselines.append(Baseline(**{key: entry[key] for key in (*REQUIRED, "limit") if key in entry}))
+        baselines.append(Baseline(**{key: entry[key] for key in (*REQUIRED, "limit", "protocol") if key in entry}))
     return baselines
 
 
@@ -112,7 +127,8 @@ def run_gate(baselines: list[Baseline], reports_dir: Path) -> list[Check]:
         actual = None if record is None else record["metrics"].get(baseline.metric)
         interval = None if record is None else (record.get("confidence") or {}).get(baseline.metric)
         checks.append(Check(baseline, None if actual is None else float(actual), record and record["run_id"],
-                            None if interval is None else (float(interval[0]), float(interval[1]))))
+                            None if interval is None else (float(interval[0]), float(interval[1])),
+                            None if record is None else ((record.get("protocol") or {}).get("key"))))
     return checks
 
 
@@ -131,6 +147,7 @@ def update_baselines(path: Path, reports_dir: Path) -> list[Update]:
     for entry, check in zip(entries, checks):
         if check.actual is not None and check.actual == check.actual:
             entry["expected"] = float(check.actual)
+            entry["protocol"] = check.protocol
         updates.append(Update(check.baseline, entry["expected"] if check.actual is not None else None))
     text = path.read_text(encoding="utf-8")
     header = "".join(line for line in _leading_comments(text))

@@ -11,8 +11,12 @@ from harness.leaderboard import update_leaderboard
 from harness.reports import latest_records, write_report
 
 
-def record(model: str, ap: float, finished: str, limit=None) -> dict:
+PROTOCOL = "coco-keypoints@1[coco_keypoints:1]"
+
+
+def record(model: str, ap: float, finished: str, limit=None, protocol: str = PROTOCOL) -> dict:
     return {
+        "protocol": {"key": protocol, "headline": "AP"},
         "run_id": f"{finished}_{model}", "task": "keypoints",
         "dataset": {"name": "coco-mini", "split": "val", "root": "/x", "fingerprint": "f", "size": 10},
         "model": {"name": model, "fingerprint": "m", "checkpoint": None, "input_size": None, "parameters": 1},
@@ -28,7 +32,8 @@ def write_baselines(path, entries):
     return path
 
 
-BASE = {"task": "keypoints", "dataset": "coco-mini", "metric": "AP", "tolerance": 0.02, "direction": "higher"}
+BASE = {"task": "keypoints", "dataset": "coco-mini", "metric": "AP", "tolerance": 0.02, "direction": "higher",
+        "protocol": PROTOCOL}
 
 
 def test_gate_uses_the_latest_run_and_names_each_regression(tmp_path):
@@ -87,3 +92,27 @@ def test_leaderboard_keeps_one_row_per_model_and_dataset_sorted_by_headline(tmp_
     assert table["model"].tolist() == ["a", "b"] and table["AP"].tolist() == [0.9, 0.6]
     html = (tmp_path / "keypoints.html").read_text()
     assert html.index(">a<") < html.index(">b<") and "0.9000" in html
+
+
+def test_gate_refuses_results_of_another_protocol_version(tmp_path):
+    reports = tmp_path / "reports"
+    write_report(reports / "r1", record("heatmap", 0.70, "2026-01-01T00:00:00Z", protocol="coco-keypoints@2[x:1]"))
+    unversioned = {k: v for k, v in BASE.items() if k != "protocol"}
+    baselines = write_baselines(tmp_path / "b.yaml", [{**BASE, "model": "heatmap", "expected": 0.70},
+                                                      {**unversioned, "model": "heatmap", "expected": 0.70}])
+    checks = run_gate(load_baselines(baselines), reports)
+    assert [c.passed for c in checks] == [False, False]  # same number, but not comparable
+    assert "not comparable" in checks[0].describe() and "coco-keypoints@2[x:1]" in checks[0].describe()
+    result = CliRunner().invoke(main, ["gate", "--baselines", str(baselines), "--reports-dir", str(reports), "--update"])
+    assert result.exit_code == 0, result.output
+    assert all(c.passed for c in run_gate(load_baselines(baselines), reports))  # --update records the new key
+
+
+def test_leaderboard_never_ranks_two_protocol_versions_together(tmp_path):
+    update_leaderboard(tmp_path, "keypoints", record("a", 0.3, "1"), ("AP",), "AP", True)
+    update_leaderboard(tmp_path, "keypoints", record("b", 0.9, "1", protocol="new@2"), ("AP",), "AP", True)
+    update_leaderboard(tmp_path, "keypoints", record("a", 0.5, "2", protocol="new@2"), ("AP",), "AP", True)
+    table = pd.read_csv(tmp_path / "keypoints.csv")
+    assert list(zip(table["protocol"], table["model"], table["AP"])) == [
+        ("coco-keypoints@1[coco_keypoints:1]", "a", 0.3), ("new@2", "b", 0.9), ("new@2", "a", 0.5)]
+    assert (tmp_path / "keypoints.html").read_text().count("<table") == 2

@@ -95,10 +95,11 @@ def test_regressed_checkpoint_fails_the_gate_and_the_original_passes(tmp_path):
 def test_a_drop_inside_the_confidence_interval_is_not_a_regression(tmp_path):
     from harness.gate import Baseline, Check
 
-    baseline = Baseline("toy", "toy-set", "m", "accuracy", expected=0.80, tolerance=0.01, direction="higher")
-    assert not Check(baseline, 0.77, "r").passed
-    assert Check(baseline, 0.77, "r", confidence=(0.70, 0.84)).passed  # half-width 0.07 > drop 0.03
-    assert not Check(baseline, 0.72, "r", confidence=(0.70, 0.84)).passed
+    baseline = Baseline("toy", "toy-set", "m", "accuracy", expected=0.80, tolerance=0.01, direction="higher",
+                        protocol="toy@1")
+    assert not Check(baseline, 0.77, "r", protocol="toy@1").passed
+    assert Check(baseline, 0.77, "r", confidence=(0.70, 0.84), protocol="toy@1").passed  # half-width 0.07 > drop 0.03
+    assert not Check(baseline, 0.72, "r", confidence=(0.70, 0.84), protocol="toy@1").passed
 
 
 def test_a_slow_metric_gets_fewer_resamples_within_the_budget():
