@@ -207,7 +207,7 @@ def _score_and_write(config: RunConfig, task: Task, protocol: Protocol, dataset:
         "finished_utc": utc_now(),
     }
     write_report(config.reports_dir / run_id, record)
-    if config.limit is None:
+    if config.limit is None and config.dialect is None:  # leaderboards hold official, full-dataset numbers only
         update_leaderboard(config.leaderboards_dir, task.name, record, protocol.columns, protocol.headline,
                            record["higher_is_better"].get(protocol.headline, protocol.higher_is_better(protocol.headline)))
     record["run_dir"] = str(config.reports_dir / run_id)

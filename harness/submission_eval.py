@@ -55,6 +55,7 @@ def score_submission(task_name: str, dataset_name: str | None, data_root: Path |
     task = get_task(task_name)
     dataset = open_dataset(task, dataset_name, data_root, split)
     protocol = task.protocol(dataset.info)
+    protocol.build_metrics(dataset.info, dialect)  # an unknown dialect is refused before any file is read
     name = submission or protocol.submission
     source = SUBMISSIONS.get(name).reader(dataset.info, Path(pred))
     indices = sample_indices(dataset, limit)
@@ -69,7 +70,10 @@ def score_submission(task_name: str, dataset_name: str | None, data_root: Path |
 
 
 def score_run_folder(run_dir: Path, *, dialect: str | None = None) -> SubmissionScore:
-    """Re-score a report folder's written predictions on the dataset the run named (``bench eval --run``)."""
+    """Re-score a report folder's written predictions on the dataset the run named (``bench eval --run``).
+
+    The run's own dialect applies unless ``dialect`` names another one.
+    """
     record = read_json(Path(run_dir) / "metrics.json")
     try:
         dataset = record["dataset"]
@@ -77,7 +81,8 @@ def score_run_folder(run_dir: Path, *, dialect: str | None = None) -> Submission
         data_root = dataset.get("data_root")
         return score_submission(
             record["task"], dataset["registry"], Path(data_root) if data_root else None, dataset.get("requested_split"),
-            Path(run_dir) / predictions["path"], submission=predictions["format"], dialect=dialect,
+            Path(run_dir) / predictions["path"], submission=predictions["format"],
+            dialect=dialect if dialect is not None else (record.get("protocol") or {}).get("dialect"),
             limit=record.get("limit"))
     except (KeyError, TypeError) as exc:
         raise DataError(f"not a report of this bench version (missing {exc})", Path(run_dir) / "metrics.json") from None

@@ -62,6 +62,38 @@ class Pair(NamedTuple):
     image2: Path
 
 
+def read_mask(path: Path, shape: tuple[int, ...]) -> np.ndarray:
+    """An ``occlusions/`` or ``invalid/`` mask as bool (255 = set), the one rule for ``bench run`` and ``bench eval``.
+
+    Sintel ships 8-bit grayscale PNGs of 0 and 255; copies saved as RGB with three equal channels read the same.
+    Any other value, or channels that disagree, is refused: guessing which pixels are occluded would move the
+    matched/unmatched EPE silently.
+    """
+    from harness.imageio import read_rgb
+
+    values = read_label_png(path) if _is_single_channel(path) else read_rgb(path)
+    if values.ndim == 3:
+        if not (values == values[..., :1]).all():
+            raise DataError("mask channels differ (expected grayscale 0/255)", path)
+        values = values[..., 0]
+    if values.ndim != 2 or tuple(values.shape) != tuple(shape):
+        raise DataError(f"mask is {values.shape[1]}x{values.shape[0]} (WxH), the flow is {shape[1]}x{shape[0]}", path)
+    bad = np.setdiff1d(np.unique(values), [0, 255])
+    if bad.size:
+        raise DataError(f"mask values {bad[:8].tolist()} are neither 0 nor 255", path)
+    return values == 255
+
+
+def _is_single_channel(path: Path) -> bool:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            return image.mode not in ("RGB", "RGBA")
+    except (OSError, UnidentifiedImageError, ValueError):
+        return True  # let read_label_png name the problem
+
+
 class Sintel(Dataset):
     def __init__(self, data_root: Path, render_pass: str = "clean", *, name: str = "sintel",
                  split_name: str | None = None) -> None:
@@ -118,13 +150,7 @@ class Sintel(Dataset):
     def _read_mask(self, path: Path, shape: tuple[int, ...]) -> np.ndarray | None:
         if path.parent.parent in self.missing_folders:
             return None
-        values = read_label_png(path)
-        if values.ndim != 2 or values.shape != shape:
-            raise DataError(f"mask is {values.shape}, the flow is {shape}", path)
-        bad = np.setdiff1d(np.unique(values), [0, 255])
-        if bad.size:
-            raise DataError(f"mask values {bad[:8].tolist()} are neither 0 nor 255", path)
-        return values == 255
+        return read_mask(path, shape)
 
     def check_sample(self, index: int) -> list[str]:
         """Both frames, the .flo and each mask are checked apart, so one broken file does not hide another."""

@@ -20,7 +20,7 @@ from harness.errors import DataError, PredictionError
 from harness.file_eval import FILE_EVALUATORS
 from harness.file_eval.base import EvalRequest, FileEvaluator, index_files, pair_files, require_dir
 from harness.flowio import read_flo
-from harness.imageio import read_rgb
+from harness.datasets.sintel import read_mask
 from harness.metrics.base import MetricResult
 from harness.structures import FlowTarget
 
@@ -39,14 +39,6 @@ def _layout(gt: Path) -> tuple[Path, Path | None]:
 
 def _relative_key(root: Path):
     return lambda path: path.relative_to(root).with_suffix("").as_posix()
-
-
-def _read_mask(path: Path, shape: tuple[int, int]) -> np.ndarray:
-    """Non-zero = set.  Sintel stores 8-bit grayscale; RGB copies (as in some repositories) read the same."""
-    mask = read_rgb(path).any(axis=-1)
-    if mask.shape != shape:
-        raise DataError(f"mask is {mask.shape[1]}x{mask.shape[0]} (WxH), flow is {shape[1]}x{shape[0]}", path)
-    return mask
 
 
 def _read_prediction(path: Path) -> np.ndarray:
@@ -79,7 +71,7 @@ def evaluate_flow_files(request: EvalRequest) -> MetricResult:
         if pred.shape != gt.shape:
             raise PredictionError(f"flow is {pred.shape[1]}x{pred.shape[0]} (WxH), ground truth {gt_path.name} is "
                                   f"{gt.shape[1]}x{gt.shape[0]}", pred_path)
-        fields = {name: _read_mask(folder / f"{key}.png", gt.shape[:2]) for name, folder in masks.items()}
+        fields = {name: read_mask(folder / f"{key}.png", gt.shape[:2]) for name, folder in masks.items()}
         try:
             metric.add_batch([(pred, FlowTarget(flow=gt, **fields), key)])
         except PredictionError as exc:

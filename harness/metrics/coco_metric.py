@@ -20,7 +20,7 @@ import numpy as np
 from harness.errors import DataError, PredictionError
 from harness.metrics import METRICS
 from harness.metrics.base import Metric, MetricResult
-from harness.metrics.coco import evaluate_coco
+from harness.metrics.coco import MMDET_MAX_DETS, evaluate_coco
 from harness.metrics.coco.evaluator import CocoEvalResult
 from harness.structures import DetectionPrediction, DetectionTarget, KeypointsPrediction, KeypointsTarget
 
@@ -48,7 +48,10 @@ class _CocoMetric(Metric):
         self.add_state("items", [], reduce="cat")
 
     @classmethod
-    def from_dataset(cls, info: Any, **options: Any) -> "_CocoMetric":
+    def from_dataset(cls, info: Any, dialect: str | None = None, **options: Any) -> "_CocoMetric":
+        """``dialect='mmdet'``: mmdet's CocoMetric, which sets maxDets to (100, 300, 1000)."""
+        if dialect == "mmdet":
+            options["max_dets"] = MMDET_MAX_DETS
         return cls(categories=info.categories(), **options)
 
     # ------------------------------------------------------------------------------------------ update
@@ -187,6 +190,7 @@ class CocoBoxMetric(_CocoMetric):
     """COCO box AP/AR (12 stats). ``max_dets=MMDET_MAX_DETS`` gives mmdet's (100, 300, 1000) dialect."""
 
     name = "coco_bbox"
+    dialects = ("pycocotools", "mmdet")
     iou_type = "bbox"
 
     def _check(self, image_id: Any, prediction: DetectionPrediction) -> None:
@@ -211,6 +215,7 @@ class CocoMaskMetric(_CocoMetric):
     """COCO mask AP/AR (12 stats) on RLE masks; results carry no ``bbox`` so their area is the mask area."""
 
     name = "coco_segm"
+    dialects = ("pycocotools", "mmdet")
     iou_type = "segm"
 
     def _check(self, image_id: Any, prediction: DetectionPrediction) -> None:
