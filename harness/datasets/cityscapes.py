@@ -26,6 +26,7 @@ from harness.datasets.base import Dataset, DatasetInfo, report, supports
 from harness.datasets.semantic import IGNORE, SemanticDataset, SemanticItem, apply_table, lookup_table
 from harness.errors import BenchError, DataError
 from harness.imageio import read_label_png
+from harness.protocol import MetricSpec, ProtocolOverride
 from harness.structures import DetectionTarget, Sample, SemanticTarget
 
 
@@ -194,6 +195,13 @@ class CityscapesInstances(Dataset):
         self.info = DatasetInfo(
             name=name, task="instance", split=split, root=self.root,
             classes=[by_id[i].name for i in INSTANCE_LABEL_IDS], category_ids=list(INSTANCE_LABEL_IDS),
+        )
+        # the official instance-level AP leads; COCO mask AP on the same instances is kept as a named extra
+        self.info.protocol = ProtocolOverride(
+            name="cityscapes-instance", metrics=(MetricSpec("cityscapes_instance"),),
+            extra_metrics=(MetricSpec("coco_segm", {"key_prefix": "coco/"}),), headline="AP",
+            columns=("AP", "AP50", "coco/AP"), submission="cityscapes-instance",
+            reference="cityscapesscripts evalInstanceLevelSemanticLabeling",
         )
 
     def __len__(self) -> int:

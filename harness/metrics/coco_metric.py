@@ -115,6 +115,9 @@ class _CocoMetric(Metric):
         use_given_ids = not positional and all(
             t.ann_ids is not None and len(t.ann_ids) == len(t.boxes) for t, _ in self.items
         )
+        if use_given_ids:  # ids unique per image only (Cityscapes instanceIds) are renumbered; no number moves
+            given = [_plain(i) for t, _ in self.items for i in t.ann_ids]
+            use_given_ids = len(set(given)) == len(given)
         next_id = 1
         for position, (target, prediction) in enumerate(self.items):
             image_id = position + 1 if positional else _plain(target.image_id)
