@@ -163,12 +163,13 @@ def test_hand_built_ignore_rules_match_cityscapesscripts(official, tmp_path):
       d [10:20, 30:40] + [10:15, 25:30] (125 px, 100 void) .95: void share .8 <= t only for t >= .8 (the
                             thresholds are .8000000000000003, ...): an FP there
       e [0:9, 20:30]  .99   IoU 1 with the small car: counts for nothing
+      h [15:20, 28:32] .98  10 of 20 px void: share .5 <= t at every t, t = .5 included: an FP
       f person [0:12, 10:20] .6: TP;  g person, empty mask: skipped
-    Car, t <= .75: y = {T .9, F .9}: one point (p 1/2, r 1) + artificial (p 1, r 0); widths from
-      recall [1, 1, 0, 0] with [-.5, 0, .5]: [.5, .5] -> AP = .5 * .5 + 1 * .5 = .75.
-    Car, t >= .8: y = {T .9, F .9, F .95}: points at .9 (p 1/3, r 1), at .95 (p 0, r 0), artificial (1, 0);
-      recall [1, 1, 0, 0, 0] -> widths [.5, .5, 0] -> AP = 1/6.
-    Person: AP 1 at every t.  AP = (10 * 1 + 6 * .75 + 4 / 6) / 20, AP50 = (1 + .75) / 2.
+    Car, t <= .75: y = {T .9, F .9, F .98}: points at .9 (p 1/3, r 1), at .98 (p 0, r 0), artificial (p 1,
+      r 0); widths from recall [1, 1, 0, 0, 0] with [-.5, 0, .5]: [.5, .5, 0] -> AP = 1/3 * .5 = 1/6.
+    Car, t >= .8: y = {T .9, F .9, F .95, F .98}: points (1/4, 1), (0, 0), (0, 0), (1, 0); widths
+      [.5, .5, 0, 0] -> AP = 1/8.
+    Person: AP 1 at every t.  AP = (10 * 1 + 6 / 6 + 4 / 8) / 20 = .575, AP50 = (1 + 1/6) / 2 = 7/12.
     """
     root = tmp_path / "cityscapes"
     ids = np.full((20, 40), 7, np.int64)
@@ -191,6 +192,7 @@ def test_hand_built_ignore_rules_match_cityscapesscripts(official, tmp_path):
         (26, 0.97, box((slice(10, 20), slice(0, 10)))),
         (26, 0.95, box((slice(10, 20), slice(30, 40)), (slice(10, 15), slice(25, 30)))),
         (26, 0.99, box((slice(0, 9), slice(20, 30)))),
+        (26, 0.98, box((slice(15, 20), slice(28, 32)))),
         (24, 0.6, box((slice(0, 12), slice(10, 20)))),
         (24, 0.6, box()),
     ]
@@ -203,10 +205,10 @@ def test_hand_built_ignore_rules_match_cityscapesscripts(official, tmp_path):
     result = scored([sample], [prediction]).compute()
     assert_matches_official(result, reference)
     car = result.curves["AP_by_overlap"]["classes"]["car"]
-    assert car == pytest.approx([0.75] * 6 + [1 / 6] * 4, abs=1e-15)  # derived above
+    assert car == pytest.approx([1 / 6] * 6 + [1 / 8] * 4, abs=1e-15)  # derived above
     assert result.curves["AP_by_overlap"]["classes"]["person"] == [1.0] * 10
-    assert result.metrics["AP"] == pytest.approx((10 + 6 * 0.75 + 4 / 6) / 20, abs=1e-15)
-    assert result.metrics["AP50"] == pytest.approx(0.875, abs=1e-15)
+    assert result.metrics["AP"] == pytest.approx(0.575, abs=1e-15)
+    assert result.metrics["AP50"] == pytest.approx(7 / 12, abs=1e-15)
 
 
 def test_all_predictions_ignored_gives_zero_where_the_reference_crashes(official, tmp_path):
