@@ -11,7 +11,9 @@ metric can evaluate in labelId space exactly as cityscapesscripts does.
 
 Instance: the 8 instance classes evaluated by cityscapesscripts (labelIds 24-28, 31-33 as category ids); every
 instance id >= 1000 of those classes is an object (class = id // 1000) with an RLE mask; pixels of those classes
-that carry only a labelId (groups such as "cars" too crowded to separate) become ``iscrowd`` regions.
+that carry only a labelId (groups such as "cars" too crowded to separate) become ``iscrowd`` regions.  Its protocol
+is the official instance-level AP (``cityscapes_instance``, results in the ``cityscapes-instance`` format) with
+COCO mask AP as the extra ``coco/`` metrics.
 """
 from __future__ import annotations
 
@@ -26,7 +28,6 @@ from harness.datasets.base import Dataset, DatasetInfo, report, supports
 from harness.datasets.semantic import IGNORE, SemanticDataset, SemanticItem, apply_table, lookup_table
 from harness.errors import BenchError, DataError
 from harness.imageio import read_label_png
-from harness.protocol import MetricSpec, ProtocolOverride
 from harness.structures import DetectionTarget, Sample, SemanticTarget
 
 
