@@ -148,12 +148,19 @@ def test_voc_semantic_palette_pngs_against_mmseg(tmp_path):
                                  .astype(np.int64))
         results.append(IoUMetric.intersect_and_union(pred, label, classes, 255))
     assert len(results) == LIMIT
-    totals = [sum(r[i] for r in results) for i in range(4)]
-    scores = IoUMetric.total_area_to_metrics(*totals, ["mIoU", "mDice"], nan_to_num=None, beta=1)
-    assert record["metrics"]["aAcc"] == pytest.approx(float(scores["aAcc"]), abs=1e-12)
-    assert record["metrics"]["mIoU"] == pytest.approx(float(np.nanmean(scores["IoU"].numpy())), abs=1e-12)
-    assert record["metrics"]["mAcc"] == pytest.approx(float(np.nanmean(scores["Acc"].numpy())), abs=1e-12)
-    assert record["metrics"]["mDice"] == pytest.approx(float(np.nanmean(scores["Dice"].numpy())), abs=1e-12)
+    # mmseg's areas are integer pixel counts held in float32 (exact below 2**24); its total_area_to_metrics then
+    # divides in float32, so the ratios are formed here in float64 with mmseg's formulas
+    inter, union, pred_area, label_area = (np.sum([r[i].numpy() for r in results], axis=0).astype(np.float64)
+                                           for i in range(4))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        iou, acc, dice = inter / union, inter / label_area, 2 * inter / (pred_area + label_area)
+    assert record["metrics"]["aAcc"] == pytest.approx(inter.sum() / label_area.sum(), abs=1e-12)
+    assert record["metrics"]["mIoU"] == pytest.approx(float(np.nanmean(iou)), abs=1e-12)
+    assert record["metrics"]["mAcc"] == pytest.approx(float(np.nanmean(acc)), abs=1e-12)
+    assert record["metrics"]["mDice"] == pytest.approx(float(np.nanmean(dice)), abs=1e-12)
+    # and mmseg's own float32 summary agrees to float32 precision
+    scores = IoUMetric.total_area_to_metrics(*(sum(r[i] for r in results) for i in range(4)), ["mIoU"], beta=1)
+    assert record["metrics"]["aAcc"] == pytest.approx(float(scores["aAcc"]), abs=1e-6)
     assert_rescore_identical(tmp_path, run_dir, record)
 
 
