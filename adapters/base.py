@@ -38,6 +38,11 @@ class Adapter(ABC):
     task: str = ""
     #: False for adapters that never look at pixels (predictions read from files): the runner skips decoding
     needs_images: bool = True
+    #: True when a sample's prediction is the same, bit for bit, whatever the other samples of its batch and
+    #: the batch size (e.g. the model runs one image at a time, padded on its own).  Models that pad a batch to
+    #: its largest image, or run batched float kernels, are not; the prediction cache then also keys their
+    #: predictions by the number of processes (``harness.predcache.batching_key``).
+    batch_invariant: bool = False
 
     def __init__(
         self,

@@ -21,7 +21,7 @@ from harness.datasets import DATASETS
 from harness.datasets.base import Dataset
 from harness.errors import BenchError
 from harness.leaderboard import update_leaderboard
-from harness.predcache import PredictionCache, code_fingerprint, default_cache_dir
+from harness.predcache import PredictionCache, batching_key, code_fingerprint, default_cache_dir
 from harness.provenance import provenance, utc_now
 from harness.reports import iter_records, make_run_id, write_report
 from harness.protocol import Protocol
@@ -152,7 +152,8 @@ def run_models(config: RunConfig, progress: Callable[[str, int], Callable[[int],
         cache = None
         if config.cache:
             cache = PredictionCache(config.cache_dir or default_cache_dir(), model_fingerprint, fingerprint,
-                                    adapter.device, code_fingerprint(adapter))
+                                    adapter.device, code_fingerprint(adapter),
+                                    batching_key(adapter, config.batch_size, context.world_size))
         failure: Exception | None = None
         try:
             _, shard = run_shard(task, dataset, adapter, indices=shard_indices, batch_size=config.batch_size,

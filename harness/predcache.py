@@ -1,10 +1,13 @@
 """Per-sample prediction cache, so re-scoring or resuming a run never calls the model twice for one image.
 
-Layout: ``<root>/<adapter fingerprint>/<dataset fingerprint>-<device kind>-<code>/chunk-<hash>.pred``.  The
-adapter fingerprint covers name, options and a hash of the weights; the dataset fingerprint covers the ground
+Layout: ``<root>/<adapter fingerprint>/<dataset fingerprint>-<device kind>-<code>-<batching>/chunk-<hash>.pred``.
+The adapter fingerprint covers name, options and a hash of the weights; the dataset fingerprint covers the ground
 truth; the device kind (``cpu``/``cuda``) keeps GPU and CPU numbers apart; ``code`` hashes the adapter package's
 source and the versions of the libraries models run on, so a fixed preprocessing bug or a new torch never
-serves stale predictions (metric code is deliberately not part of it: re-scoring is what the cache is for).  Each model call becomes one chunk file, named by
+serves stale predictions (metric code is deliberately not part of it: re-scoring is what the cache is for);
+``batching`` (``batching_key``) is the batch size, plus the number of processes for models that do not declare
+themselves batch-invariant, so a run at another batch size never reports a number cached from differently
+batched predictions.  Each model call becomes one chunk file, named by
 a hash of the sample ids it holds, written to a temporary name and renamed into place: a killed run leaves whole
 chunks or nothing, every process (rank) writes only its own files, and no lock or database is involved.  Chunks
 also keep the call's wall time, so a resumed or re-scored run still reports the throughput it was measured at.
@@ -45,9 +48,10 @@ class CachedTiming:
 class PredictionCache:
     """Reads every chunk's index at start-up; decodes a chunk only when one of its samples is asked for."""
 
-    def __init__(self, root: Path, adapter_fingerprint: str, dataset_fingerprint: str, device: str, code: str = "") -> None:
+    def __init__(self, root: Path, adapter_fingerprint: str, dataset_fingerprint: str, device: str, code: str = "",
+                 batching: str = "") -> None:
         self.directory = Path(root) / adapter_fingerprint / "-".join(
-            part for part in (dataset_fingerprint, device_kind(device), code) if part)
+            part for part in (dataset_fingerprint, device_kind(device), code, batching) if part)
         self._where: dict[str, Path] = {}
         self._timing: dict[Path, CachedTiming] = {}
         self._decoded: dict[Path, dict[str, Any]] = {}
@@ -120,6 +124,22 @@ class PredictionCache:
         self._timing[path] = CachedTiming(float(seconds), len(ids))
         self.writes += 1
         return path
+
+
+def batching_key(adapter: Any, batch_size: int, world_size: int = 1) -> str:
+    """The batch-related part of the cache key: ``b<batch size>``, plus ``w<processes>`` unless the adapter
+    declares ``batch_invariant``.
+
+    The batch size is always part of it, even for batch-invariant models whose predictions would be reusable:
+    each chunk keeps the wall time of one model call, which a cached run replays as its throughput, and a batch
+    of 4 timed at batch size 16 would be a wrong number.  For a batch-sensitive model (one that pads a batch to
+    its largest image, say) the predictions themselves depend on the batch, and the batches depend on the
+    number of processes too (each rank batches its own contiguous slice), hence ``w``.  What the key cannot
+    see: a resumed run batches only the samples still missing, and ``--limit`` moves the rank boundaries; for
+    a batch-sensitive model such a run can differ in the last bits from a fresh one.
+    """
+    key = f"b{int(batch_size)}"
+    return key if getattr(adapter, "batch_invariant", False) else f"{key}w{int(world_size)}"
 
 
 def code_fingerprint(adapter: Any) -> str:

@@ -2,7 +2,12 @@
 
 State is declared with its reduction (``sum`` for counters and confusion matrices, ``cat`` for per-item lists),
 so merging the states of several ranks or resumed chunks is correct by construction and a metric never depends
-on how the data was batched or sharded.
+on how the data was batched or sharded.  Bit for bit, that holds only for exact arithmetic: a ``sum`` state must
+hold integers (counts, confusion matrices).  A float total would round differently when ranks add partial
+totals, so float evidence is kept per sample in a ``cat`` state and added up in ``compute``, either with
+``math.fsum`` (correctly rounded, so independent of order) or one by one in sample order where a reference's
+own summation order is to be reproduced (ranks hold contiguous slices concatenated in order, so ``cat`` lists
+are always in sample order).
 
 Confidence intervals come from resampling images: ``subset(positions)`` gives a metric whose state covers only
 those images (repeats allowed) and ``bootstrap`` recomputes on many such resamples.  The generic ``subset``

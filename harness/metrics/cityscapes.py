@@ -11,7 +11,11 @@ Facts of the reference (cityscapesscripts), reproduced here without its code:
   FP stays the unweighted confusion-matrix count.  Category iIoU (human, vehicle) counts a pixel as TP when
   the prediction is any label of the category that has instances, including the ignored caravan and trailer.
 
-The state is the 34x34 confusion matrix plus weighted TP/FN sums, so memory is constant in the image count.
+The state is the 34x34 integer confusion matrix (exact, so merged in any grouping) plus, per image, the weighted
+TP/FN contribution of each of its instances.  ``compute`` adds the contributions up one instance at a time in
+sample order, which is the reference's own order: a single stream reproduces its floating-point sums bit for bit,
+and so does any batching or sharding (ranks hold contiguous slices, concatenated in order), where float running
+totals merged per shard would not.
 """
 from __future__ import annotations
 
@@ -129,16 +133,30 @@ class InstanceSums:
     def zeros(cls) -> "InstanceSums":
         return cls(np.zeros(NUM_LABEL_IDS), np.zeros(NUM_LABEL_IDS), np.zeros(2), np.zeros(2))
 
+    def add(self, contributions: np.ndarray) -> None:
+        """Add one image's ``instance_contributions`` rows, one instance at a time, as the reference does."""
+        for label_id, slot, tp, fn, category_tp, category_fn in contributions.tolist():
+            self.class_tp[int(label_id)] += tp
+            self.class_fn[int(label_id)] += fn
+            if slot >= 0:
+                self.category_tp[int(slot)] += category_tp
+                self.category_fn[int(slot)] += category_fn
 
-def add_instance_sums(sums: InstanceSums, instance_map: np.ndarray, prediction: np.ndarray, item: Any) -> None:
-    """Add one image's instance-weighted TP/FN to ``sums`` in place.
 
-    Instances are visited in increasing id order and added one at a time, as the reference does, so a single
-    stream reproduces its floating-point sums exactly.
+#: columns of ``instance_contributions``
+CONTRIBUTION_COLUMNS = ("label_id", "category_slot", "tp", "fn", "category_tp", "category_fn")
+
+
+def instance_contributions(instance_map: np.ndarray, prediction: np.ndarray, item: Any) -> np.ndarray:
+    """(N, 6) float64 rows, one per evaluated instance of the image in increasing id order (``CONTRIBUTION_COLUMNS``):
+    labelId, instance-category slot (-1 for none), and the weighted TP/FN it adds to its class and category.
+
+    The weights depend on the image alone, so the rows are the same however the images were batched.
     """
+    empty = np.zeros((0, len(CONTRIBUTION_COLUMNS)))
     instance_pixels = np.flatnonzero(instance_map.ravel() >= INSTANCE_ID_OFFSET)
     if instance_pixels.size == 0:
-        return
+        return empty
     ids, inverse = np.unique(instance_map.ravel()[instance_pixels], return_inverse=True)
     predicted = prediction.ravel()[instance_pixels]
     label_ids = ids // INSTANCE_ID_OFFSET
@@ -156,6 +174,7 @@ def add_instance_sums(sums: InstanceSums, instance_map: np.ndarray, prediction: 
             raise DataError(
                 f"item {item!r}: instance id {instance_id} belongs to {label.name!r}, a class without instances"
             )
+    rows = []
     for index, label_id in enumerate(label_ids.tolist()):
         label = LABELS[label_id]
         if label.ignore_in_eval:
@@ -163,13 +182,13 @@ def add_instance_sums(sums: InstanceSums, instance_map: np.ndarray, prediction: 
         size = int(sizes[index])
         tp = int(class_hits[index])
         weight = AVG_CLASS_SIZE[label.name] / float(size)
-        sums.class_tp[label_id] += float(tp) * weight
-        sums.class_fn[label_id] += float(size - tp) * weight
+        slot, category_tp = -1, 0
         if label.category in INSTANCE_CATEGORIES:
             slot = INSTANCE_CATEGORIES.index(label.category)
             category_tp = int(category_hits[label.category][index])
-            sums.category_tp[slot] += float(category_tp) * weight
-            sums.category_fn[slot] += float(size - category_tp) * weight
+        rows.append((label_id, slot, float(tp) * weight, float(size - tp) * weight,
+                     float(category_tp) * weight, float(size - category_tp) * weight))
+    return np.array(rows, dtype=np.float64).reshape(-1, len(CONTRIBUTION_COLUMNS)) if rows else empty
 
 
 # -------------------------------------------------------------------------------------------- scores
@@ -258,10 +277,8 @@ class CityscapesSemanticMetric(Metric):
         self.prediction_ids = prediction_ids
         self.instance_level = instance_level
         self.add_state("confusion", np.zeros((NUM_LABEL_IDS, NUM_LABEL_IDS), dtype=np.int64), reduce="sum")
-        self.add_state("instance_class_tp", np.zeros(NUM_LABEL_IDS), reduce="sum")
-        self.add_state("instance_class_fn", np.zeros(NUM_LABEL_IDS), reduce="sum")
-        self.add_state("instance_category_tp", np.zeros(2), reduce="sum")
-        self.add_state("instance_category_fn", np.zeros(2), reduce="sum")
+        # per image: its instance_contributions rows (an empty array without instances or without iIoU)
+        self.add_state("instances", [], reduce="cat")
 
     def update(self, samples: Sequence[Any], predictions: Sequence[Any]) -> None:
         for item, target, prediction in semantic_pairs(samples, predictions):
@@ -286,16 +303,24 @@ class CityscapesSemanticMetric(Metric):
             instances = np.asarray(instance_map)
             if instances.shape != target.shape:
                 raise DataError(f"item {item!r}: instance map has shape {instances.shape}, label map {target.shape}")
-            sums = InstanceSums(self.instance_class_tp, self.instance_class_fn,
-                                self.instance_category_tp, self.instance_category_fn)
-            add_instance_sums(sums, instances, prediction, item)
-        self.confusion += label_id_confusion(target, prediction)
+            contributions = instance_contributions(instances, prediction, item)
+        else:
+            contributions = np.zeros((0, len(CONTRIBUTION_COLUMNS)))
+        confusion = label_id_confusion(target, prediction)
+        self.instances.append(contributions)
+        self.confusion += confusion
+
+    def instance_sums(self) -> InstanceSums:
+        """The weighted TP/FN totals, added instance by instance in sample order (the reference's order)."""
+        sums = InstanceSums.zeros()
+        for contributions in self.instances:
+            sums.add(contributions)
+        return sums
 
     def compute(self) -> MetricResult:
         sums = None
         if self.instance_level:
-            sums = InstanceSums(self.instance_class_tp, self.instance_class_fn,
-                                self.instance_category_tp, self.instance_category_fn)
+            sums = self.instance_sums()
         scores = cityscapes_scores(self.confusion, sums)
         summary, per_class = scores_from_counts(*scores["counts"], dialect="mmseg")
         summary["mIoU"] = scores["mIoU"]

@@ -14,10 +14,15 @@ rates (EPE > N) in GMFlow (``"error-rate"``).  KITTI Fl: a valid pixel is an out
 EPE / |flow_gt| > 0.05.  Sintel: s0-10 / s10-40 / s40+ split valid pixels by GT speed as [0, 10), [10, 40),
 [40, inf); "matched" pixels are neither occluded nor out of frame, "unmatched" are the other valid pixels.
 
-The state holds sums and counts only (or, for the other dialects, sums of per-unit means and unit counts).
+The state is one row per image (its sums and counts, and whether it opened an ``update`` call), concatenated
+across batches and ranks in sample order; ``compute`` adds the rows up with ``math.fsum`` (correctly rounded, so
+independent of order and grouping).  A float running total would change in the last bits with the batch size
+and the number of processes, which is what the per-sample rows avoid; they also let the bootstrap resample
+images.  Only the ``per-batch`` dialect depends on the batching, by definition.
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Literal, Sequence
 
 import numpy as np
@@ -149,10 +154,8 @@ class FlowMetric(Metric):
             raise ValueError(f"unknown px convention {px_convention!r} (known: {', '.join(PX_CONVENTIONS)})")
         self.averaging = averaging
         self.px_convention = px_convention
-        size = len(QUANTITIES)
-        # pixels: sums of values and pixel counts; per-image / per-batch: sums of unit means and unit counts
-        self.add_state("numerators", np.zeros(size), reduce="sum")
-        self.add_state("denominators", np.zeros(size, dtype=np.int64), reduce="sum")
+        # one (sums (Q,) float64, counts (Q,) int64, first of its batch) row per image, in sample order
+        self.add_state("rows", [], reduce="cat")
 
     def update(self, samples: Sequence[Any], predictions: Sequence[Any]) -> None:
         if len(samples) != len(predictions):
@@ -170,21 +173,48 @@ class FlowMetric(Metric):
         self.add_batch(batch)
 
     def add_batch(self, batch: Sequence[tuple[np.ndarray, FlowTarget, Any]]) -> None:
-        """Score (prediction flow, target, item name) triples as one batch."""
-        per_image = [self._image_sums(pred, target, item) for pred, target, item in batch]
-        if self.averaging == "per-batch" and per_image:
-            pooled = {key: (sum(s[key][0] for s in per_image), sum(s[key][1] for s in per_image))
-                      for key in QUANTITIES}
-            per_image = [pooled]
-        for sums in per_image:
-            for index, key in enumerate(QUANTITIES):
-                total, count = sums[key]
-                if self.averaging == "pixels":
-                    self.numerators[index] += total
-                    self.denominators[index] += count
-                elif count > 0:
-                    self.numerators[index] += total / count
-                    self.denominators[index] += 1
+        """Score (prediction flow, target, item name) triples as one batch (one unit of the ``per-batch`` dialect)."""
+        rows = []
+        for position, (pred, target, item) in enumerate(batch):
+            sums = self._image_sums(pred, target, item)
+            rows.append((np.array([sums[key][0] for key in QUANTITIES], dtype=np.float64),
+                         np.array([sums[key][1] for key in QUANTITIES], dtype=np.int64), position == 0))
+        self.rows.extend(rows)  # all or nothing: a bad item leaves the state untouched
+
+    def subset(self, positions: np.ndarray, n_samples: int) -> "Metric":
+        if self.averaging == "per-batch":
+            raise NotImplementedError("per-batch flow means depend on the batches; resampled images have none")
+        return super().subset(positions, n_samples)
+
+    def totals(self) -> tuple[np.ndarray, np.ndarray]:
+        """(numerators, denominators) per quantity: pixel sums and pixel counts (``pixels``), or sums of unit
+        means and unit counts (``per-image``, ``per-batch``); each value is numerator / denominator."""
+        size = len(QUANTITIES)
+        if not self.rows:
+            return np.zeros(size), np.zeros(size, dtype=np.int64)
+        sums = np.stack([row[0] for row in self.rows])
+        counts = np.stack([row[1] for row in self.rows])
+        if self.averaging == "per-batch":
+            starts = [index for index, row in enumerate(self.rows) if row[2]]  # rows[0] always opens a batch
+            bounds = list(zip(starts, [*starts[1:], len(self.rows)]))
+            sums = np.array([[math.fsum(sums[a:b, q]) for q in range(size)] for a, b in bounds], dtype=np.float64)
+            counts = np.stack([counts[a:b].sum(axis=0) for a, b in bounds])
+        if self.averaging == "pixels":
+            numerators = np.array([math.fsum(sums[:, q]) for q in range(size)], dtype=np.float64)
+            return numerators, counts.sum(axis=0)
+        units = counts > 0  # an image (batch) without pixels in a region does not count for that region
+        with np.errstate(divide="ignore", invalid="ignore"):
+            means = sums / counts
+        numerators = np.array([math.fsum(means[units[:, q], q]) for q in range(size)], dtype=np.float64)
+        return numerators, units.sum(axis=0).astype(np.int64)
+
+    @property
+    def numerators(self) -> np.ndarray:
+        return self.totals()[0]
+
+    @property
+    def denominators(self) -> np.ndarray:
+        return self.totals()[1]
 
     def _image_sums(self, pred: Any, target: FlowTarget, item: Any) -> dict[str, tuple[float, int]]:
         gt = np.asarray(target.flow)
@@ -205,8 +235,9 @@ class FlowMetric(Metric):
         return flow_sums(pred, gt, valid, occluded, out_of_frame)
 
     def compute(self) -> MetricResult:
+        numerators, denominators = self.totals()
         with np.errstate(divide="ignore", invalid="ignore"):
-            ratios = self.numerators / self.denominators
+            ratios = numerators / denominators
         values = {key: float(ratios[i]) for i, key in enumerate(QUANTITIES)}
         metrics = report(values, self.px_convention)
         better = {key: False for key in metrics}
@@ -220,7 +251,7 @@ class FlowMetric(Metric):
                 "px_definition": "EPE < N" if self.px_convention == "accuracy" else "EPE > N",
                 "fl_definition": "EPE > 3 and EPE/|gt| > 0.05 on valid pixels",
                 "speed_bands": "[0,10) [10,40) [40,inf) px by |gt|",
-                "pixels": int(self.denominators[0]) if self.averaging == "pixels" else None,
+                "pixels": int(denominators[0]) if self.averaging == "pixels" else None,
             },
             higher_is_better=better,
         )

@@ -134,11 +134,40 @@ def test_rescoring_from_the_cache_calls_nothing_and_keeps_the_measured_throughpu
     config = toy_config(tmp_path)
     first = run_models(config)[0]
     calls.clear()
-    again = run_models(replace(config, batch_size=5))[0]  # other batch boundaries: still all cached
+    again = run_models(config)[0]
     assert calls == []
     assert again["metrics"] == first["metrics"] and read_predictions(again) == read_predictions(first)
     assert again["throughput"]["images_per_s"] == first["throughput"]["images_per_s"]
     assert again["throughput"]["cached_samples"] == 60
+
+
+def test_another_batch_size_never_reuses_cached_predictions(tmp_path, calls, monkeypatch):
+    """A batch-sensitive model's predictions (and every model's timings) belong to their batch size."""
+    monkeypatch.setattr(toyplugin.ToyLinear, "batch_invariant", False)
+    run_models(toy_config(tmp_path))
+    calls.clear()
+    other = run_models(toy_config(tmp_path, batch_size=5))[0]
+    assert calls == [5] * 12 and other["throughput"]["cached_samples"] == 0
+    calls.clear()
+    run_models(toy_config(tmp_path, batch_size=5))
+    run_models(toy_config(tmp_path))
+    assert calls == []  # each batch size keeps its own entry
+    [model_dir] = (tmp_path / "cache").iterdir()
+    assert sorted(path.name.rsplit("-", 1)[1] for path in model_dir.iterdir()) == ["b5w1", "b8w1"]
+
+
+def test_batching_key_names_processes_only_for_batch_sensitive_models():
+    from harness.predcache import batching_key
+
+    class Sensitive:
+        pass
+
+    class Invariant:
+        batch_invariant = True
+
+    assert batching_key(Sensitive(), 16, 2) == "b16w2" != batching_key(Sensitive(), 16, 1)
+    assert batching_key(Invariant(), 16, 2) == batching_key(Invariant(), 16, 1) == "b16"
+    assert batching_key(Invariant(), 4) != batching_key(Invariant(), 16)
 
 
 def test_a_different_checkpoint_is_a_different_cache_entry(tmp_path, calls):

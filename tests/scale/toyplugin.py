@@ -182,6 +182,7 @@ class ToyLinear(Adapter):
 
     task = "toy"
     runs_by_default = True
+    batch_invariant = True  # row by row: test_distributed checks one and two processes predict the same bits
     calls: list[int] = []
     fail_after: int | None = None  # raise on the call after this many (simulates an interrupted run)
 

@@ -1,8 +1,10 @@
 """The adapters: ``centernet`` (detection), ``centernet-mask`` (instance), both run on the embedded data by default.
 
-Images of one batch are zero-padded to a common size (a multiple of 16, the encoder's stride) at their top-left
-corner, so image pixels keep their coordinates and detections need no rescaling; cells in the padding never
-produce detections.  Labels are ``category_ids[k]`` of the checkpoint for class index k, and ``check_compatible``
+Each image runs through the network on its own, zero-padded at its bottom and right to the model's input size
+(the 192 x 192 zero canvas the networks were trained on), or a larger image to the next multiple of 16 (the
+encoder's stride).  Image pixels keep their coordinates, detections need no rescaling, cells in the padding never
+produce detections, and an image's detections do not depend on the other images of its batch (see
+``adapters.inrepo.inference``; padding a batch to its largest image made AP change with the batch size).  Labels are ``category_ids[k]`` of the checkpoint for class index k, and ``check_compatible``
 refuses a dataset whose class names or ids differ.
 """
 from __future__ import annotations
@@ -15,11 +17,13 @@ import numpy as np
 from adapters import ADAPTERS
 from adapters.base import Adapter, AdapterInfo
 from adapters.inrepo.detection.checkpoint import Checkpoint, default_weights
+from adapters.inrepo.inference import fixed_inference
 from harness.datasets.base import DatasetInfo
 from harness.errors import BenchError
 from harness.structures import DetectionPrediction, Sample
 
-#: the size the embedded images are at most, for ``bench throughput``
+#: (height, width) of the training canvas, which the embedded images are at most: every image is padded to it at
+#: least, and ``bench throughput`` times the network at it
 INPUT_SIZE = (192, 192)
 PAD_MULTIPLE = 16
 #: instance models keep their 20 best detections (with masks): on the embedded val split 50 gain 0.002 mask AP
@@ -28,7 +32,8 @@ MASK_DETECTIONS = 20
 
 
 class InRepoDetectionAdapter(Adapter):
-    """Shared loading, label mapping and thread handling; subclasses set ``model_name`` and implement ``_predict``.
+    """Shared loading, label mapping and thread handling; subclasses set ``model_name`` and implement
+    ``_predict_image``.
 
     ``options["threads"]`` sets torch's thread count during ``predict`` (restored afterwards); the default, one
     thread, suits these small networks on a machine shared with other jobs (see the keypoint models).
@@ -37,6 +42,7 @@ class InRepoDetectionAdapter(Adapter):
     model_name = ""
     kind = ""
     runs_by_default = True
+    batch_invariant = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -83,31 +89,23 @@ class InRepoDetectionAdapter(Adapter):
         return np.asarray(self.loaded.category_ids, np.int64)[np.asarray(classes, np.int64)]
 
     def predict(self, samples: Sequence[Sample]) -> list[DetectionPrediction]:
-        import torch
+        with fixed_inference(self.options):
+            return [self._predict_image(sample.load_image()) for sample in samples]
 
-        previous = torch.get_num_threads()
-        torch.set_num_threads(int(self.options.get("threads", 1)))
-        try:
-            with torch.inference_mode():
-                return self._predict(samples)
-        finally:
-            torch.set_num_threads(previous)
-
-    def _predict(self, samples: Sequence[Sample]) -> list[DetectionPrediction]:
+    def _predict_image(self, image: np.ndarray) -> DetectionPrediction:
         raise NotImplementedError
 
 
-def padded_batch(images: Sequence[np.ndarray], device: str) -> Any:
-    """(B, 3, H, W) float tensor of the images at their top-left, zero elsewhere, H and W multiples of 16."""
+def padded_image(image: np.ndarray, device: str) -> Any:
+    """(1, 3, H, W) float tensor of the image at the top-left, zero elsewhere; H x W is ``INPUT_SIZE``, or for a
+    larger image its size rounded up to multiples of 16."""
     import torch
 
-    height = max(image.shape[0] for image in images)
-    width = max(image.shape[1] for image in images)
-    height, width = -(-height // PAD_MULTIPLE) * PAD_MULTIPLE, -(-width // PAD_MULTIPLE) * PAD_MULTIPLE
-    batch = np.zeros((len(images), height, width, 3), np.uint8)
-    for slot, image in enumerate(images):
-        batch[slot, : image.shape[0], : image.shape[1]] = image
-    return torch.from_numpy(batch).to(device).permute(0, 3, 1, 2).float()
+    height = max(INPUT_SIZE[0], -(-image.shape[0] // PAD_MULTIPLE) * PAD_MULTIPLE)
+    width = max(INPUT_SIZE[1], -(-image.shape[1] // PAD_MULTIPLE) * PAD_MULTIPLE)
+    canvas = np.zeros((1, height, width, 3), np.uint8)
+    canvas[0, : image.shape[0], : image.shape[1]] = image
+    return torch.from_numpy(canvas).to(device).permute(0, 3, 1, 2).float()
 
 
 @ADAPTERS.register("centernet")
@@ -126,22 +124,16 @@ class CenterNetAdapter(InRepoDetectionAdapter):
     def torch_module(self) -> Any:
         return self.network
 
-    def _predict(self, samples: Sequence[Sample]) -> list[DetectionPrediction]:
+    def _predict_image(self, image: np.ndarray) -> DetectionPrediction:
         from adapters.inrepo.detection.postprocess import decode, xyxy_to_xywh
 
-        if not samples:
-            return []
-        images = [sample.load_image() for sample in samples]
-        heatmap, distances, _ = self.network(padded_batch(images, self.device))
-        detections = decode(heatmap, distances, [image.shape[:2] for image in images])
-        return [
-            DetectionPrediction(
-                boxes=xyxy_to_xywh(found.boxes.double().cpu().numpy()),
-                scores=found.scores.double().cpu().numpy(),
-                labels=self.labels_of(found.classes.cpu().numpy()),
-            )
-            for found in detections
-        ]
+        heatmap, distances, _ = self.network(padded_image(image, self.device))
+        [found] = decode(heatmap, distances, [image.shape[:2]])
+        return DetectionPrediction(
+            boxes=xyxy_to_xywh(found.boxes.double().cpu().numpy()),
+            scores=found.scores.double().cpu().numpy(),
+            labels=self.labels_of(found.classes.cpu().numpy()),
+        )
 
 
 @ADAPTERS.register("centernet-mask")
@@ -162,34 +154,25 @@ class CenterNetMaskAdapter(InRepoDetectionAdapter):
     def torch_module(self) -> Any:
         return self.network
 
-    def _predict(self, samples: Sequence[Sample]) -> list[DetectionPrediction]:
+    def _predict_image(self, image: np.ndarray) -> DetectionPrediction:
         import torch
 
         from adapters.inrepo.detection.network import expand_boxes
         from adapters.inrepo.detection.postprocess import decode, encode_masks, paste_masks, xyxy_to_xywh
 
-        if not samples:
-            return []
-        images = [sample.load_image() for sample in samples]
-        batch = padded_batch(images, self.device)
-        heatmap, distances, mask_features = self.network(batch)
-        detections = decode(heatmap, distances, [image.shape[:2] for image in images], max_detections=MASK_DETECTIONS)
-        rois = [expand_boxes(found.boxes) for found in detections]
-        indexed = torch.cat([torch.cat([roi.new_full((len(roi), 1), float(slot)), roi], dim=1)
-                             for slot, roi in enumerate(rois)])
-        logits = self.network.masks(mask_features, batch, indexed).cpu()
-        predictions, start = [], 0
-        for image, found, roi in zip(images, detections, rois):
-            stop = start + len(roi)
-            masks = paste_masks(logits[start:stop], roi.cpu(), image.shape[0], image.shape[1])
-            start = stop
-            predictions.append(DetectionPrediction(
-                boxes=xyxy_to_xywh(found.boxes.double().cpu().numpy()),
-                scores=found.scores.double().cpu().numpy(),
-                labels=self.labels_of(found.classes.cpu().numpy()),
-                masks=encode_masks(masks),
-            ))
-        return predictions
+        padded = padded_image(image, self.device)
+        heatmap, distances, mask_features = self.network(padded)
+        [found] = decode(heatmap, distances, [image.shape[:2]], max_detections=MASK_DETECTIONS)
+        roi = expand_boxes(found.boxes)
+        indexed = torch.cat([roi.new_zeros((len(roi), 1)), roi], dim=1)
+        logits = self.network.masks(mask_features, padded, indexed).cpu()
+        masks = paste_masks(logits, roi.cpu(), image.shape[0], image.shape[1])
+        return DetectionPrediction(
+            boxes=xyxy_to_xywh(found.boxes.double().cpu().numpy()),
+            scores=found.scores.double().cpu().numpy(),
+            labels=self.labels_of(found.classes.cpu().numpy()),
+            masks=encode_masks(masks),
+        )
 
 
 def load_network(network: Any, state: dict[str, Any], path: Path) -> None:

@@ -8,7 +8,7 @@ image.  A learned model that does not clearly beat this has learned nothing abou
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -16,7 +16,7 @@ from adapters import ADAPTERS
 from adapters.inrepo.detection.adapter import InRepoDetectionAdapter
 from adapters.inrepo.detection.checkpoint import Checkpoint
 from harness.errors import DataError
-from harness.structures import DetectionPrediction, Sample
+from harness.structures import DetectionPrediction
 
 SIZES = 4
 GRID = (2, 2)  # rows, columns
@@ -71,18 +71,15 @@ class PriorBoxesBase(InRepoDetectionAdapter):
     def build(self, checkpoint: Checkpoint) -> dict[str, Any]:
         return checkpoint.network
 
-    def _predict(self, samples: Sequence[Sample]) -> list[DetectionPrediction]:
+    def _predict_image(self, image: np.ndarray) -> DetectionPrediction:
         from adapters.inrepo.detection.postprocess import filled_box_masks, xyxy_to_xywh
 
-        predictions = []
-        for sample in samples:
-            height, width = sample.load_image().shape[:2]
-            boxes, scores, classes = prior_detections(self.network, height, width)
-            predictions.append(DetectionPrediction(
-                boxes=xyxy_to_xywh(boxes), scores=scores, labels=self.labels_of(classes),
-                masks=filled_box_masks(boxes, height, width) if self.task == "instance" else None,
-            ))
-        return predictions
+        height, width = image.shape[:2]
+        boxes, scores, classes = prior_detections(self.network, height, width)
+        return DetectionPrediction(
+            boxes=xyxy_to_xywh(boxes), scores=scores, labels=self.labels_of(classes),
+            masks=filled_box_masks(boxes, height, width) if self.task == "instance" else None,
+        )
 
 
 @ADAPTERS.register("prior-boxes")

@@ -13,6 +13,7 @@ import numpy as np
 from adapters import ADAPTERS
 from adapters.base import Adapter, AdapterInfo
 from adapters.inrepo.checkpoints import default_weights
+from adapters.inrepo.inference import fixed_inference
 from harness.errors import BenchError, PredictionError
 from harness.structures import FlowPrediction, Sample
 
@@ -40,6 +41,7 @@ class ClassicalFlowAdapter(Adapter):
 
     task = TASK
     runs_by_default = True
+    batch_invariant = True  # one pair at a time, nothing shared between pairs
 
     def method(self) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
         raise NotImplementedError
@@ -98,6 +100,7 @@ class ZeroFlowAdapter(Adapter):
 
     task = TASK
     runs_by_default = True
+    batch_invariant = True
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -116,6 +119,7 @@ class FlowNetSAdapter(Adapter):
 
     task = TASK
     runs_by_default = True
+    batch_invariant = True
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -135,28 +139,26 @@ class FlowNetSAdapter(Adapter):
                            extra={"architecture": "FlowNetS (small)", "trained_on": "sintel-mini train (clean+final)"})
 
     def predict(self, samples: Sequence[Sample]) -> list[FlowPrediction]:
-        """Pairs of one size run as one batch, edge-padded to a multiple of 16 and cropped back."""
+        """One pair at a time, edge-padded to a multiple of 16 and cropped back, with torch pinned to
+        ``options["threads"]`` threads (default 1), so a flow never depends on the batch or the process count
+        (see ``adapters.inrepo.inference``)."""
+        with fixed_inference(self.options):
+            return [FlowPrediction(flow=self._flow(*frames(sample))) for sample in samples]
+
+    def _flow(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
         import torch
 
         from adapters.inrepo.flow.data import normalise
         from adapters.inrepo.flow.networks import full_resolution
 
-        pairs = [frames(sample) for sample in samples]
-        predictions: list[FlowPrediction | None] = [None] * len(pairs)
-        by_shape: dict[tuple[int, ...], list[int]] = {}
-        for index, (first, _) in enumerate(pairs):
-            by_shape.setdefault(first.shape, []).append(index)
+        height, width = first.shape[:2]
         stride = self.network.stride
-        for (height, width, _), indices in by_shape.items():
-            padding = (0, -width % stride, 0, -height % stride)
-            batch = [torch.nn.functional.pad(normalise(np.stack([pairs[i][k] for i in indices])), padding,
-                                             mode="replicate").to(self.device) for k in (0, 1)]
-            with torch.inference_mode():
-                finest = self.network(*batch)[-1]
-                flow = full_resolution(finest, batch[0].shape[-2:])[:, :, :height, :width]
-            for index, field in zip(indices, flow.permute(0, 2, 3, 1).float().cpu().numpy()):
-                predictions[index] = FlowPrediction(flow=np.ascontiguousarray(field))
-        return predictions  # type: ignore[return-value]
+        padding = (0, -width % stride, 0, -height % stride)
+        pair = [torch.nn.functional.pad(normalise(frame[None]), padding, mode="replicate").to(self.device)
+                for frame in (first, second)]
+        finest = self.network(*pair)[-1]
+        flow = full_resolution(finest, pair[0].shape[-2:])[0, :, :height, :width]
+        return np.ascontiguousarray(flow.permute(1, 2, 0).float().cpu().numpy())
 
     def torch_module(self):
         return self.network

@@ -1,8 +1,10 @@
 """The adapter all in-repo top-down keypoint models share: prompt boxes -> crops -> network -> image coordinates.
 
-Every person of every sample in a batch is cropped into one tensor, so the network runs once per batch (in
-chunks of ``max_people``), and each person's keypoints go back to the image through the inverse of the very
-matrix that cropped it.
+The people of one sample are cropped into one tensor, so the network runs once per image (in chunks of
+``max_people``), and each person's keypoints go back to the image through the inverse of the very matrix that
+cropped it.  Never across images: a network's float output for a crop changes in the last bits with the batch it
+is computed in, so batching people of several images would make a pose depend on ``--batch-size`` and on the
+number of processes (see ``adapters.inrepo.inference``).
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from adapters.base import Adapter, AdapterInfo, load_state_dict
+from adapters.inrepo.inference import fixed_inference
 from adapters.inrepo.keypoints.crop import DEFAULT_PADDING, crop_matrix, invert, transform_points, warp
 from harness.errors import BenchError
 from harness.keypoint_meta import COCO_KEYPOINT_NAMES
@@ -35,6 +38,7 @@ class TopDownAdapter(Adapter):
 
     task = "keypoints"
     runs_by_default = True  # committed weights, no download: part of `bench run --task keypoints`
+    batch_invariant = True
     model_name: str = ""
     network_class: type = type(None)
     #: people per forward pass; bounds memory on images with many prompts
@@ -78,59 +82,39 @@ class TopDownAdapter(Adapter):
         )
 
     def predict(self, samples: Sequence[Sample]) -> list[KeypointsPrediction]:
-        import torch
+        with fixed_inference(self.options):
+            return [self._predict_sample(sample) for sample in samples]
 
-        previous = torch.get_num_threads()
-        torch.set_num_threads(int(self.options.get("threads", 1)))
-        try:
-            return self._predict(samples)
-        finally:
-            torch.set_num_threads(previous)
-
-    def _predict(self, samples: Sequence[Sample]) -> list[KeypointsPrediction]:
+    def _predict_sample(self, sample: Sample) -> KeypointsPrediction:
         import torch
 
         network = self.network
         input_hw = tuple(network.input_hw)
-        boxes_per_sample = [prompt_boxes(sample) for sample in samples]
-        crops, inverses = [], []
-        for sample, boxes in zip(samples, boxes_per_sample):
-            image = sample.load_image() if network.uses_image and len(boxes) else None
-            for box in boxes:
-                matrix = crop_matrix(box, input_hw)
-                inverses.append(invert(matrix))
-                if image is not None:
-                    crops.append(warp(image, matrix, input_hw))
+        boxes = prompt_boxes(sample)
+        image = sample.load_image() if network.uses_image and len(boxes) else None
+        matrices = [crop_matrix(box, input_hw) for box in boxes]
         joints = len(COCO_KEYPOINT_NAMES)
-        total = len(inverses)
+        total = len(boxes)
         coords = np.zeros((total, joints, 2), np.float64)
         confidence = np.zeros((total, joints), np.float64)
-        with torch.inference_mode():
-            for start in range(0, total, self.max_people):
-                stop = min(start + self.max_people, total)
-                if network.uses_image:
-                    batch = torch.from_numpy(np.stack(crops[start:stop])).to(self.device)
-                    batch = batch.permute(0, 3, 1, 2).float()
-                else:
-                    batch = torch.zeros((stop - start, 3, *input_hw), device=self.device)
-                xy, conf = network.decode(network(batch))
-                coords[start:stop] = xy.double().cpu().numpy()
-                confidence[start:stop] = conf.double().cpu().numpy()
+        for start in range(0, total, self.max_people):
+            stop = min(start + self.max_people, total)
+            if image is not None:
+                crops = np.stack([warp(image, matrix, input_hw) for matrix in matrices[start:stop]])
+                batch = torch.from_numpy(crops).to(self.device).permute(0, 3, 1, 2).float()
+            else:
+                batch = torch.zeros((stop - start, 3, *input_hw), device=self.device)
+            xy, conf = network.decode(network(batch))
+            coords[start:stop] = xy.double().cpu().numpy()
+            confidence[start:stop] = conf.double().cpu().numpy()
         if total:
-            coords = transform_points(coords, np.stack(inverses))
-        predictions, start = [], 0
-        for boxes in boxes_per_sample:
-            stop = start + len(boxes)
-            keypoints = np.concatenate([coords[start:stop], confidence[start:stop, :, None]], axis=-1)
-            predictions.append(
-                KeypointsPrediction(
-                    keypoints=keypoints.reshape(-1, joints, 3),
-                    scores=confidence[start:stop].mean(axis=1) if stop > start else np.zeros(0),
-                    boxes=np.asarray(boxes, dtype=np.float64).reshape(-1, 4),
-                )
-            )
-            start = stop
-        return predictions
+            coords = transform_points(coords, np.stack([invert(matrix) for matrix in matrices]))
+        keypoints = np.concatenate([coords, confidence[:, :, None]], axis=-1)
+        return KeypointsPrediction(
+            keypoints=keypoints.reshape(-1, joints, 3),
+            scores=confidence.mean(axis=1) if total else np.zeros(0),
+            boxes=np.asarray(boxes, dtype=np.float64).reshape(-1, 4),
+        )
 
 
 def prompt_boxes(sample: Sample) -> np.ndarray:

@@ -14,6 +14,7 @@ import numpy as np
 from adapters import ADAPTERS
 from adapters.base import Adapter, AdapterInfo, load_state_dict
 from adapters.inrepo.checkpoints import default_weights
+from adapters.inrepo.inference import fixed_inference
 from harness.embedded.shapes_coco import CLASSES as SHAPE_CLASSES
 from harness.errors import BenchError
 from harness.structures import Sample, SemanticPrediction
@@ -30,6 +31,7 @@ class SegmentationNetworkAdapter(Adapter):
 
     task = TASK
     runs_by_default = True
+    batch_invariant = True
     architecture = ""
 
     def __init__(self, *args, **kwargs) -> None:
@@ -50,27 +52,25 @@ class SegmentationNetworkAdapter(Adapter):
                            extra={"architecture": self.architecture, "trained_on": "voc-mini 2012-train"})
 
     def predict(self, samples: Sequence[Sample]) -> list[SemanticPrediction]:
-        """Images of one size go through the network together, edge-padded to a multiple of the network's stride."""
+        """One image at a time, edge-padded to a multiple of the network's stride, with torch pinned to
+        ``options["threads"]`` threads (default 1): a label map never depends on the batch or the process count
+        (see ``adapters.inrepo.inference``)."""
+        with fixed_inference(self.options):
+            return [SemanticPrediction(label_map=self._label_map(sample.load_image())) for sample in samples]
+
+    def _label_map(self, image: np.ndarray) -> np.ndarray:
         import torch
 
         from adapters.inrepo.semantic.data import normalise
 
-        images = [sample.load_image() for sample in samples]
-        predictions: list[SemanticPrediction | None] = [None] * len(images)
-        by_shape: dict[tuple[int, ...], list[int]] = {}
-        for index, image in enumerate(images):
-            by_shape.setdefault(image.shape, []).append(index)
+        height, width = image.shape[:2]
+        batch = normalise(image[None]).to(self.device)
         stride = self.network.stride
-        for (height, width, _), indices in by_shape.items():
-            batch = normalise(np.stack([images[i] for i in indices])).to(self.device)
-            pad_bottom, pad_right = -height % stride, -width % stride
-            if pad_bottom or pad_right:
-                batch = torch.nn.functional.pad(batch, (0, pad_right, 0, pad_bottom), mode="replicate")
-            with torch.inference_mode():
-                labels = self.network(batch)[:, :, :height, :width].argmax(dim=1)
-            for index, label_map in zip(indices, labels.to(torch.uint8).cpu().numpy()):
-                predictions[index] = SemanticPrediction(label_map=label_map)
-        return predictions  # type: ignore[return-value]
+        pad_bottom, pad_right = -height % stride, -width % stride
+        if pad_bottom or pad_right:
+            batch = torch.nn.functional.pad(batch, (0, pad_right, 0, pad_bottom), mode="replicate")
+        labels = self.network(batch)[0, :, :height, :width].argmax(dim=0)
+        return labels.to(torch.uint8).cpu().numpy()
 
     def torch_module(self):
         return self.network
@@ -113,6 +113,7 @@ class MajorityClassAdapter(Adapter):
 
     task = TASK
     runs_by_default = True
+    batch_invariant = True
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
