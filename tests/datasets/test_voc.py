@@ -193,3 +193,19 @@ def test_detection_protocol_follows_the_devkit_of_the_year():
         assert protocol.headline == "mAP" and protocol.submission == "voc-devkit"
         assert protocol.columns == ("mAP", "mAP_11point", "mAP_area")
     assert open_voc(None, "detection", root=None).info.protocol.name == "voc-devkit"  # the embedded VOC2012
+
+
+def test_detection_task_resolves_the_voc_protocol():
+    from harness.metrics.voc import VocAPMetric
+    from harness.submissions import SUBMISSIONS
+    from harness.tasks import TASKS
+
+    info = open_voc().info  # VOC2007 test
+    protocol = TASKS.get("detection")().protocol(info)
+    assert protocol.name == "voc07-devkit" and protocol.headline == "mAP" and protocol.version_key.startswith(
+        "voc07-devkit@1[voc_ap:2]")
+    assert protocol.dialects() == ("voc-devkit", "py-faster-rcnn", "mmdet")
+    (metric,) = protocol.build_metrics(info, "mmdet")
+    assert isinstance(metric, VocAPMetric) and (metric.dialect, metric.ap_mode) == ("mmdet", "11point")
+    assert metric.class_names[12] == "dog"
+    assert SUBMISSIONS.get(protocol.submission).entry == "predictions"

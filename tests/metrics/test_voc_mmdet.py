@@ -206,3 +206,15 @@ def test_difficult_duplicate_before_its_twin():
                "det": np.array([box]), "labels": np.zeros(1, int), "scores": np.array([0.5])}]
     assert bench(images, "area", "voc-devkit").per_class["AP"]["0"] == 0.0
     assert bench(images, "area", "mmdet").per_class["AP"]["0"] == 1.0 == float(eval_map(images, "area")[1][0]["ap"])
+
+
+def test_mmdet_measures_boxes_in_float32():
+    # GT 100 x 100 px at the origin (harness [0, 0, 100, 100]); the detection covers its top 49.9999999 rows
+    # (harness [0, 0, 100, 49.9999999]): IoU 100 * 49.9999999 / (100 * 100) = 0.499999999 < 0.5 -> the devkit
+    # (double precision) calls it a miss.  mmdet's bbox_overlaps casts the corners to float32: y2 = 48.9999999
+    # (0-based inclusive) is within half an ulp (2**-19 at 49) of 49, so it becomes 49, the height 49 - 0 + 1 = 50
+    # and the IoU exactly 0.5 -> a match.
+    images = [{"gt": np.array([[0.0, 0, 100, 100]]), "gt_labels": np.zeros(1, int), "difficult": np.zeros(1, bool),
+               "det": np.array([[0.0, 0, 100, 49.9999999]]), "labels": np.zeros(1, int), "scores": np.array([0.9])}]
+    assert bench(images, "area", "voc-devkit").per_class["AP"]["0"] == 0.0
+    assert bench(images, "area", "mmdet").per_class["AP"]["0"] == 1.0 == float(eval_map(images, "area")[1][0]["ap"])
