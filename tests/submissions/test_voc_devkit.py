@@ -75,13 +75,13 @@ def test_round_trip_is_exact_on_embedded_voc_mini(bench_cache, tmp_path, seed):
     for original, read in zip(predictions, back):
         for label in dataset.info.category_ids:  # per class, in order: the devkit corners and scores, bit for bit
             a, b = original.boxes[original.labels == label], read.boxes[read.labels == label]
-            np.testing.assert_array_equal(np.c_[a[:, :2] + 1, a[:, :2] + a[:, 2:]], np.c_[b[:, :2] + 1, b[:, :2] + b[:, 2:]])
+            np.testing.assert_array_equal(np.c_[a[:, :2] + 1, a[:, :2] + a[:, 2:]],
+                                          np.c_[b[:, :2] + 1, b[:, :2] + b[:, 2:]])
             np.testing.assert_array_equal(original.scores[original.labels == label], read.scores[read.labels == label])
     for dialect in DIALECTS:
         for mode in AP_MODES:
-            memory, files = score(dataset, predictions, dialect=dialect, ap_mode=mode), score(dataset, back,
-                                                                                              dialect=dialect,
-                                                                                              ap_mode=mode)
+            memory = score(dataset, predictions, dialect=dialect, ap_mode=mode)
+            files = score(dataset, back, dialect=dialect, ap_mode=mode)
             assert same(memory.metrics, files.metrics), (dialect, mode)
             assert same(memory.per_class["AP"], files.per_class["AP"]), (dialect, mode)
             assert 0 < memory.metrics["mAP"] < 1
