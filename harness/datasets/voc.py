@@ -12,11 +12,18 @@ Classes: the 20 VOC classes, category ids 1..20 in the devkit's order; semantic 
 the void/boundary label (ignored).  A ``class_names.txt`` beside ``JPEGImages`` (labelme's VOC export convention:
 one name per line, background first) replaces the VOC list; the embedded mini dataset uses it.
 
-Boxes: VOC stores 1-based inclusive pixel indices ``xmin..xmax``.  They become COCO-style continuous boxes
-``[xmin - 1, ymin - 1, xmax - xmin + 1, ymax - ymin + 1]``, i.e. pixel i (1-based) covers [i-1, i).  With that
-convention the plain continuous IoU of two boxes equals the devkit's IoU with "+1" widths exactly, so VOC AP can
-be computed on these boxes; the raw devkit boxes stay in ``meta['voc_boxes']`` (xmin, ymin, xmax, ymax) anyway.
-``difficult`` objects go to ``DetectionTarget.ignore`` (neither TP nor FP in VOC AP).
+Boxes: VOC stores 1-based inclusive pixel indices ``xmin..xmax``.  They become the harness's continuous boxes
+``[xmin - 1, ymin - 1, xmax - xmin + 1, ymax - ymin + 1]``, i.e. pixel i (1-based) covers [i-1, i)
+(``harness.voc_boxes``, shared with the VOC metric and the devkit result files, so the devkit's "+1" is applied
+exactly once).  The raw devkit boxes stay in ``meta['voc_boxes']`` (xmin, ymin, xmax, ymax).  ``difficult``
+objects go to ``DetectionTarget.ignore`` (neither TP nor FP in VOC AP).  Annotation ids are
+``image index * 10000 + k + 1`` (k = the object's position in its XML): unique over the split, the same however
+the samples are read or sharded, and never 0 (pycocotools reads a GT id of 0 as "unmatched").
+
+Protocol (detection): the devkit's VOC AP (``voc_ap``), scored as the devkit of the split's year does it: VOC2007
+to VOC2009 with 11-point AP (``voc07-devkit``; mmdetection's voc0712 config also uses ``11points`` on VOC2007
+test), VOC2010 and later with the area under the curve (``voc-devkit``).  Headline ``mAP``; predictions are
+written as the devkit's ``comp4_det_<set>_<class>.txt`` files (``harness.submissions.voc_devkit``).
 """
 from __future__ import annotations
 
@@ -32,7 +39,9 @@ from harness.datasets.base import Dataset, DatasetInfo, report, supports
 from harness.datasets.semantic import IGNORE, SemanticDataset, SemanticItem, apply_table, lookup_table
 from harness.errors import BenchError, DataError
 from harness.imageio import read_rgb
+from harness.protocol import MetricSpec, ProtocolOverride
 from harness.structures import DetectionTarget, Sample, SemanticTarget
+from harness.voc_boxes import devkit_to_xywh
 
 VOC_CLASSES: list[str] = [
     "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "diningtable", "dog",
@@ -41,6 +50,11 @@ VOC_CLASSES: list[str] = [
 DEFAULT_SPLITS = {"detection": ("2007", "test"), "semantic": ("2012", "val")}
 IMAGE_SET_FOLDER = {"detection": "Main", "semantic": "Segmentation"}
 _YEAR = re.compile(r"^VOC(\d{4})$")
+#: annotation id = image index * ANN_ID_STRIDE + k + 1, so an image may hold up to ANN_ID_STRIDE objects
+ANN_ID_STRIDE = 10_000
+#: the first devkit that scored AP as the area under the curve instead of 11 points
+AREA_AP_SINCE = 2010
+COLUMNS = ("mAP", "mAP_11point", "mAP_area")
 
 
 @DATASETS.register("voc")
@@ -117,6 +131,18 @@ def read_class_names(year_dir: Path) -> list[str]:
     return names
 
 
+def detection_protocol(year: str) -> ProtocolOverride:
+    """VOC AP as the devkit of ``year`` scores it: 11-point AP up to VOC2009 (VOC2007's rule, also mmdetection's
+    ``VOCMetric`` default and its voc0712 config), the area under the PR curve from VOC2010 on."""
+    eleven = int(year) < AREA_AP_SINCE
+    return ProtocolOverride(
+        name="voc07-devkit" if eleven else "voc-devkit",
+        metrics=(MetricSpec("voc_ap", {"ap_mode": "11point" if eleven else "area"}),),
+        headline="mAP", columns=COLUMNS, submission="voc-devkit", version=1,
+        reference=f"PASCAL VOC devkit VOCevaldet.m ({'11-point' if eleven else 'area'} AP, IoU >= 0.5)",
+    )
+
+
 class _VocBase(Dataset):
     folder = ""
 
@@ -151,6 +177,8 @@ class VocDetection(_VocBase):
         self.info.classes = self.class_names[1:]
         self.info.category_ids = list(range(1, len(self.class_names)))
         self.info.extra["box_convention"] = "xywh = [xmin-1, ymin-1, xmax-xmin+1, ymax-ymin+1] of the 1-based VOC box"
+        self.info.extra["image_set"] = image_set
+        self.info.protocol = detection_protocol(self.year_dir.name[3:])
         self._category = {n: i for i, n in enumerate(self.class_names) if i > 0}
         self._parsed: dict[int, tuple[DetectionTarget, np.ndarray]] = {}
 
@@ -179,7 +207,11 @@ class VocDetection(_VocBase):
             raise DataError(f"malformed XML ({exc})", path) from None
         width, height = _number(root, "size/width", path), _number(root, "size/height", path)
         labels, raw, difficult = [], [], []
-        for k, obj in enumerate(root.findall("object")):
+        objects = root.findall("object")
+        if len(objects) > ANN_ID_STRIDE:
+            raise DataError(f"{len(objects)} objects; at most {ANN_ID_STRIDE} per image keep annotation ids unique",
+                            path)
+        for k, obj in enumerate(objects):
             name = (obj.findtext("name") or "").strip()
             if name not in self._category:
                 raise DataError(f"object {k}: unknown class {name!r} (known: {', '.join(self.class_names[1:])})", path)
@@ -190,13 +222,12 @@ class VocDetection(_VocBase):
             raw.append(box)
             difficult.append(bool(int(_number(obj, "difficult", path, f"object {k}", default=0))))
         raw_boxes = np.array(raw, np.float64).reshape(-1, 4)
-        boxes = np.stack([raw_boxes[:, 0] - 1, raw_boxes[:, 1] - 1, raw_boxes[:, 2] - raw_boxes[:, 0] + 1,
-                          raw_boxes[:, 3] - raw_boxes[:, 1] + 1], axis=1)
+        boxes = devkit_to_xywh(raw_boxes)
         target = DetectionTarget(
             image_id=image_id, width=int(width), height=int(height), boxes=boxes,
             labels=np.array(labels, np.int64), areas=boxes[:, 2] * boxes[:, 3],
             iscrowd=np.zeros(len(labels), bool), ignore=np.array(difficult, bool),
-            ann_ids=np.arange(len(labels), dtype=np.int64),
+            ann_ids=index * ANN_ID_STRIDE + 1 + np.arange(len(labels), dtype=np.int64),
         )
         return target, raw_boxes
 

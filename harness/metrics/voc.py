@@ -1,24 +1,36 @@
-"""PASCAL VOC detection AP, as the VOC devkit (``VOCevaldet.m``) computes it.
+"""PASCAL VOC detection AP, as the VOC devkit (``VOCevaldet.m``) computes it, plus two named Python ports.
 
 Facts of the reference:
 
-* Boxes are inclusive pixel boxes: width = x2 - x1 + 1.  Harness boxes arrive as COCO ``[x, y, w, h]`` and are
-  read back as ``x2 = x + w`` (the VOC xml's xmax when a loader stores ``w = xmax - xmin``).
-* Detections of a class are sorted by decreasing score with a stable sort (ties keep results-file order, here
-  the order predictions arrived).  A detection looks only at its argmax-IoU ground truth (the first one on
-  ties); if that overlap passes the threshold it is a TP unless the GT was already taken (then FP); a match to a
-  ``difficult`` GT is neither TP nor FP.  Otherwise FP.  Recall divides by the non-difficult GT count.
-* ``11point`` (VOC2007): mean over t in 0:0.1:1 of the max precision at recall >= t.  ``area`` (VOC2010+):
-  precision made monotone, summed over recall steps.
+* Boxes: harness boxes are continuous ``[x, y, w, h]``; the devkit's boxes are 1-based inclusive pixel corners
+  ``[x + 1, y + 1, x + w, y + h]`` with widths ``x2 - x1 + 1`` (``harness.voc_boxes``: the +1 is applied once, by
+  that formula, so the IoU is the continuous IoU of the harness boxes).
+* Detections of a class are sorted by decreasing score with a stable sort (MATLAB's ``sort``: ties keep
+  results-file order, here the order predictions arrived, samples in dataset order).  A detection looks only at
+  its argmax-IoU ground truth (the first one on ties); if that overlap passes the threshold it is a TP unless the
+  GT was already taken (then FP); a match to a ``difficult`` GT is neither TP nor FP.  Otherwise FP.  Recall
+  divides by the non-difficult GT count.
+* ``11point`` (VOC2007 to VOC2009): mean over t in 0:0.1:1 of the max precision at recall >= t.  ``area``
+  (VOC2010+): precision made monotone, summed over recall steps.
 
-Dialects:
+Dialects (``--dialect``):
 
-* ``voc-devkit`` (default): the MATLAB devkit: overlap >= threshold, thresholds from MATLAB's ``0:0.1:1``.
-* ``py-faster-rcnn``: the Python port used by py-faster-rcnn, detectron2 and mmdet: overlap > threshold and
-  ``np.arange(0, 1.1, 0.1)`` (which differs from MATLAB at 0.6 and 0.7; see ``harness.metrics.matlab``).
+* ``voc-devkit`` (default): the MATLAB devkit: overlap >= threshold, thresholds from MATLAB's ``0:0.1:1``
+  (``harness.metrics.matlab.colon``), double precision.
+* ``py-faster-rcnn``: the Python port of py-faster-rcnn's ``voc_eval.py`` (also detectron2's
+  ``pascal_voc_evaluation``): overlap > threshold and ``np.arange(0, 1.1, 0.1)``, which differs from MATLAB at 0.6
+  and 0.7.  Score ties keep results-file order here; the port's ``np.argsort`` is unstable, so on tied scores its
+  order is numpy's (not reproduced).
+* ``mmdet``: ``mmdet.evaluation.functional.eval_map`` as mmdetection's ``VOCMetric`` calls it
+  (``use_legacy_coordinate=True``): overlap >= threshold; 11 points from ``np.arange(0, 1 + 1e-3, 0.1)``;
+  detections sorted with numpy's default (unstable) argsort, per image for matching and over all images for the
+  curve; difficult boxes go to ``gt_bboxes_ignore`` (stacked after the other GTs, which decides argmax ties);
+  IoU in float32 (``bbox_overlaps`` casts the boxes); precision in float32, AP and the mean kept in float32.
+  Classes without GT report NaN (mmdet: 0, left out of its mean all the same); a dataset with no GT at all has
+  mAP NaN (mmdet: 0).
 
 Matching is per image, so it happens in ``update``; the state is one row per detection (score, TP, FP, class)
-plus the non-difficult GT labels, concatenated across processes.
+plus the non-difficult GT labels, one entry per sample, concatenated across processes in sample order.
 """
 from __future__ import annotations
 
@@ -31,21 +43,17 @@ from harness.metrics import METRICS
 from harness.metrics.base import Metric, MetricResult
 from harness.metrics.matlab import colon
 from harness.structures import DetectionPrediction, DetectionTarget
+from harness.voc_boxes import xywh_to_devkit, xywh_to_mmdet
 
-VocDialect = Literal["voc-devkit", "py-faster-rcnn"]
+VocDialect = Literal["voc-devkit", "py-faster-rcnn", "mmdet"]
 ApMode = Literal["area", "11point"]
-DIALECTS: tuple[str, ...] = ("voc-devkit", "py-faster-rcnn")
+DIALECTS: tuple[str, ...] = ("voc-devkit", "py-faster-rcnn", "mmdet")
 AP_MODES: tuple[str, ...] = ("area", "11point")
-
-
-def xywh_to_voc(boxes: np.ndarray) -> np.ndarray:
-    """COCO ``[x, y, w, h]`` -> VOC ``[x1, y1, x2, y2]`` with ``x2 = x + w``."""
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    return np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], axis=1)
+_F32_EPS = np.finfo(np.float32).eps
 
 
 def voc_overlaps(box: np.ndarray, gt_boxes: np.ndarray) -> np.ndarray:
-    """IoU of one VOC box against many, with +1 pixel widths; 0 where the boxes do not intersect."""
+    """IoU of one devkit box against many (1-based inclusive corners, +1 widths); 0 where they do not intersect."""
     iw = np.minimum(box[2], gt_boxes[:, 2]) - np.maximum(box[0], gt_boxes[:, 0]) + 1.0
     ih = np.minimum(box[3], gt_boxes[:, 3]) - np.maximum(box[1], gt_boxes[:, 1]) + 1.0
     intersect = (iw > 0) & (ih > 0)
@@ -59,6 +67,20 @@ def voc_overlaps(box: np.ndarray, gt_boxes: np.ndarray) -> np.ndarray:
         return np.where(intersect, inter / union, 0.0)
 
 
+def mmdet_overlaps(det_corners: np.ndarray, gt_corners: np.ndarray) -> np.ndarray:
+    """(n, k) IoU as mmdet's ``bbox_overlaps(..., use_legacy_coordinate=True)``: float32 corners, +1 widths,
+    intersection clipped at 0 per side, union floored at 1e-6, every step in float32."""
+    det = np.asarray(det_corners).astype(np.float32).reshape(-1, 4)[:, None, :]
+    gt = np.asarray(gt_corners).astype(np.float32).reshape(-1, 4)[None, :, :]
+    det_area = (det[..., 2] - det[..., 0] + 1.0) * (det[..., 3] - det[..., 1] + 1.0)
+    gt_area = (gt[..., 2] - gt[..., 0] + 1.0) * (gt[..., 3] - gt[..., 1] + 1.0)
+    iw = np.maximum(np.minimum(det[..., 2], gt[..., 2]) - np.maximum(det[..., 0], gt[..., 0]) + 1.0, 0)
+    ih = np.maximum(np.minimum(det[..., 3], gt[..., 3]) - np.maximum(det[..., 1], gt[..., 1]) + 1.0, 0)
+    overlap = iw * ih
+    union = np.maximum(det_area + gt_area - overlap, 1e-6)
+    return overlap / union
+
+
 def match_image(
     det_boxes: np.ndarray,
     det_scores: np.ndarray,
@@ -67,15 +89,17 @@ def match_image(
     iou_threshold: float = 0.5,
     dialect: VocDialect = "voc-devkit",
 ) -> tuple[np.ndarray, np.ndarray]:
-    """TP and FP flags (bool, in input order) for one class in one image; VOC ``[x1, y1, x2, y2]`` boxes."""
-    det_boxes = np.asarray(det_boxes, dtype=np.float64).reshape(-1, 4)
-    gt_boxes = np.asarray(gt_boxes, dtype=np.float64).reshape(-1, 4)
+    """TP and FP flags (bool, in input order) for one class in one image; harness ``[x, y, w, h]`` boxes."""
     gt_difficult = np.asarray(gt_difficult, dtype=bool).reshape(-1)
+    scores = np.asarray(det_scores, dtype=np.float64).reshape(-1)
+    if dialect == "mmdet":
+        return _match_mmdet(xywh_to_mmdet(det_boxes), scores, xywh_to_mmdet(gt_boxes), gt_difficult, iou_threshold)
+    det_boxes, gt_boxes = xywh_to_devkit(det_boxes), xywh_to_devkit(gt_boxes)
     tp = np.zeros(len(det_boxes), dtype=bool)
     fp = np.zeros(len(det_boxes), dtype=bool)
     taken = np.zeros(len(gt_boxes), dtype=bool)
     strict = dialect == "py-faster-rcnn"
-    for d in np.argsort(-np.asarray(det_scores, dtype=np.float64), kind="stable"):
+    for d in np.argsort(-scores, kind="stable"):
         if len(gt_boxes) == 0:
             fp[d] = True
             continue
@@ -95,9 +119,51 @@ def match_image(
     return tp, fp
 
 
-def precision_recall(scores: np.ndarray, tp: np.ndarray, fp: np.ndarray, npos: int) -> tuple[np.ndarray, np.ndarray]:
-    """Cumulative recall and precision over detections sorted by decreasing score (stable)."""
-    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+def _match_mmdet(
+    det: np.ndarray, scores: np.ndarray, gt: np.ndarray, difficult: np.ndarray, iou_threshold: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """mmdet's ``tpfp_default``: GTs stacked as [non-difficult; difficult], per-image unstable score order."""
+    tp = np.zeros(len(det), dtype=bool)
+    fp = np.zeros(len(det), dtype=bool)
+    if len(gt) == 0:
+        fp[:] = True
+        return tp, fp
+    stacked = np.concatenate([np.flatnonzero(~difficult), np.flatnonzero(difficult)])
+    ignored = difficult[stacked]
+    ious = mmdet_overlaps(det, gt[stacked])
+    best_iou, best = ious.max(axis=1), ious.argmax(axis=1)
+    covered = np.zeros(len(stacked), dtype=bool)
+    for d in np.argsort(-scores):  # numpy's default kind, as mmdet: ties in numpy's order
+        if best_iou[d] >= iou_threshold:
+            j = best[d]
+            if ignored[j]:
+                continue
+            if covered[j]:
+                fp[d] = True
+            else:
+                covered[j] = tp[d] = True
+        else:
+            fp[d] = True
+    return tp, fp
+
+
+def precision_recall(
+    scores: np.ndarray, tp: np.ndarray, fp: np.ndarray, npos: int, dialect: VocDialect = "voc-devkit"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cumulative recall and precision over detections sorted by decreasing score.
+
+    Devkit and py-faster-rcnn: stable sort, float64.  mmdet: numpy's default argsort, cumulative counts in
+    float32, recall in float64 and precision in float32 (``eval_map``'s dtypes).
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    if dialect == "mmdet":
+        order = np.argsort(-scores)
+        tp_cum = np.cumsum(np.asarray(tp, dtype=np.float32)[order])
+        fp_cum = np.cumsum(np.asarray(fp, dtype=np.float32)[order])
+        recall = tp_cum / np.maximum(np.array([npos]), _F32_EPS)
+        precision = tp_cum / np.maximum(tp_cum + fp_cum, _F32_EPS)
+        return recall, precision
+    order = np.argsort(-scores, kind="stable")
     tp_cum = np.cumsum(np.asarray(tp, dtype=np.float64)[order])
     fp_cum = np.cumsum(np.asarray(fp, dtype=np.float64)[order])
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -109,39 +175,67 @@ def precision_recall(scores: np.ndarray, tp: np.ndarray, fp: np.ndarray, npos: i
 
 
 def eleven_point_thresholds(dialect: VocDialect = "voc-devkit") -> np.ndarray:
-    return colon(0.0, 0.1, 1.0) if dialect == "voc-devkit" else np.arange(0.0, 1.1, 0.1)
+    """MATLAB's ``0:0.1:1`` for the devkit; the Python ports' ``np.arange`` (0.6000000000000001 and
+    0.7000000000000001 instead of 0.6 and 0.7)."""
+    if dialect == "voc-devkit":
+        return colon(0.0, 0.1, 1.0)
+    if dialect == "mmdet":
+        return np.arange(0, 1 + 1e-3, 0.1)
+    return np.arange(0.0, 1.1, 0.1)
 
 
 def average_precision(
     recall: np.ndarray, precision: np.ndarray, mode: ApMode = "area", dialect: VocDialect = "voc-devkit"
 ) -> float:
-    """VOC AP from a PR curve: ``11point`` (VOC2007) or ``area`` (VOC2010+)."""
+    """VOC AP from a PR curve: ``11point`` (VOC2007) or ``area`` (VOC2010+).
+
+    mmdet keeps AP in a float32 array: the area sum is rounded to float32, the 11 maxima are added in float32
+    and divided by 11 in float32.
+    """
     recall = np.asarray(recall, dtype=np.float64)
-    precision = np.asarray(precision, dtype=np.float64)
+    if mode not in AP_MODES:
+        raise ValueError(f"unknown VOC AP mode {mode!r} (known: {', '.join(AP_MODES)})")
     if mode == "11point":
+        if dialect == "mmdet":
+            precision32 = np.asarray(precision, dtype=np.float32)
+            total = np.float32(0.0)
+            for threshold in eleven_point_thresholds(dialect):
+                reached = precision32[recall >= threshold]
+                total = total + (reached.max() if reached.size else np.float32(0.0))
+            return float(total / np.float32(11))
+        precision = np.asarray(precision, dtype=np.float64)
         ap = 0.0
         for threshold in eleven_point_thresholds(dialect):
             reached = precision[recall >= threshold]
             ap = ap + (float(np.max(reached)) if reached.size else 0.0) / 11
         return ap
-    if mode != "area":
-        raise ValueError(f"unknown VOC AP mode {mode!r} (known: {', '.join(AP_MODES)})")
     mrec = np.concatenate(([0.0], recall, [1.0]))
-    mpre = np.concatenate(([0.0], precision, [0.0]))
+    mpre = np.concatenate(([0.0], np.asarray(precision, dtype=np.float64), [0.0]))
     mpre = np.maximum.accumulate(mpre[::-1])[::-1]
     steps = np.flatnonzero(mrec[1:] != mrec[:-1]) + 1
-    return float(np.sum((mrec[steps] - mrec[steps - 1]) * mpre[steps]))
+    area = np.sum((mrec[steps] - mrec[steps - 1]) * mpre[steps])
+    return float(np.float32(area)) if dialect == "mmdet" else float(area)
+
+
+def mean_ap(values: Sequence[float], dialect: VocDialect = "voc-devkit") -> float:
+    """Mean over classes with ground truth (NaN entries dropped); mmdet averages its float32 APs in float32."""
+    valid = [v for v in values if not np.isnan(v)]
+    if not valid:
+        return float("nan")
+    if dialect == "mmdet":
+        return np.array(valid, dtype=np.float32).mean().item()
+    return float(np.mean(valid))
 
 
 def voc_ap(
-    detections: Mapping[Any, tuple[np.ndarray, np.ndarray, np.ndarray]],
+    detections: Mapping[Any, tuple[np.ndarray, np.ndarray]],
     ground_truth: Mapping[Any, tuple[np.ndarray, np.ndarray]],
     iou_threshold: float = 0.5,
     mode: ApMode = "area",
     dialect: VocDialect = "voc-devkit",
 ) -> float:
     """AP of one class.  ``detections[image] = (boxes, scores)`` and ``ground_truth[image] = (boxes, difficult)``,
-    boxes VOC ``[x1, y1, x2, y2]``; detection images must appear in ``ground_truth``.  Ties in score keep the
+    harness ``[x, y, w, h]`` boxes; detection images must appear in ``ground_truth``.  Ties in score keep the
     mapping's order (the results-file order)."""
     scores, tps, fps = [], [], []
     for image, (boxes, image_scores) in detections.items():
@@ -157,7 +251,8 @@ def voc_ap(
         return float("nan")
     if not scores:
         return 0.0
-    recall, precision = precision_recall(np.concatenate(scores), np.concatenate(tps), np.concatenate(fps), npos)
+    recall, precision = precision_recall(np.concatenate(scores), np.concatenate(tps), np.concatenate(fps), npos,
+                                         dialect)
     return average_precision(recall, precision, mode, dialect)
 
 
@@ -177,6 +272,8 @@ class VocAPMetric(Metric):
 
     name = "voc_ap"
     dialects = DIALECTS
+    #: 2: boxes are continuous xywh end to end (version 1 added the devkit's +1 twice to reader boxes)
+    version = 2
 
     @classmethod
     def from_dataset(cls, info: Any, **options: Any) -> "VocAPMetric":
@@ -218,7 +315,7 @@ class VocAPMetric(Metric):
             self.add_image(target, prediction, sample.sample_id)
 
     def add_image(self, target: DetectionTarget, prediction: DetectionPrediction, item: Any) -> None:
-        gt_boxes = xywh_to_voc(target.boxes)
+        gt_boxes = np.asarray(target.boxes, dtype=np.float64).reshape(-1, 4)
         gt_labels = np.asarray(target.labels).reshape(-1)
         difficult = np.zeros(len(gt_labels), dtype=bool)
         if target.ignore is not None:
@@ -227,7 +324,7 @@ class VocAPMetric(Metric):
             difficult |= np.asarray(target.iscrowd, dtype=bool).reshape(-1)
         if len(gt_boxes) != len(gt_labels) or len(difficult) != len(gt_labels):
             raise DataError(f"item {item!r}: {len(gt_boxes)} boxes, {len(gt_labels)} labels, {len(difficult)} flags")
-        det_boxes = xywh_to_voc(prediction.boxes)
+        det_boxes = np.asarray(prediction.boxes, dtype=np.float64).reshape(-1, 4)
         scores = np.asarray(prediction.scores, dtype=np.float64).reshape(-1)
         labels = np.asarray(prediction.labels).reshape(-1)
         if not (len(det_boxes) == len(scores) == len(labels)):
@@ -236,6 +333,8 @@ class VocAPMetric(Metric):
             )
         if not (_finite_rows(scores) and _finite_rows(det_boxes)):
             raise PredictionError(f"item {item!r}: non-finite detection score or box")
+        if np.any(det_boxes[:, 2:] < 0):
+            raise PredictionError(f"item {item!r}: negative box width or height")
         tp = np.zeros(len(scores), dtype=bool)
         fp = np.zeros(len(scores), dtype=bool)
         for label in np.unique(labels):
@@ -275,14 +374,13 @@ class VocAPMetric(Metric):
                 for mode in AP_MODES:
                     per_mode[mode][name] = float("nan")
                 continue
-            recall, precision = precision_recall(scores[rows], tp[rows], fp[rows], npos)
+            recall, precision = precision_recall(scores[rows], tp[rows], fp[rows], npos, self.dialect)
             curves[name] = {"recall": recall, "precision": precision}
             for mode in AP_MODES:
                 per_mode[mode][name] = average_precision(recall, precision, mode, self.dialect)
 
         def mean(values: dict[str, float]) -> float:
-            valid = [v for v in values.values() if not np.isnan(v)]
-            return float(np.mean(valid)) if valid else float("nan")
+            return mean_ap(list(values.values()), self.dialect)
 
         metrics = {"mAP": mean(per_mode[self.ap_mode]), "mAP_area": mean(per_mode["area"]),
                    "mAP_11point": mean(per_mode["11point"])}
@@ -292,6 +390,8 @@ class VocAPMetric(Metric):
             curves=curves,
             settings={"dialect": self.dialect, "ap_mode": self.ap_mode, "iou_threshold": self.iou_threshold,
                       "iou_comparison": ">" if self.dialect == "py-faster-rcnn" else ">=",
-                      "box_widths": "x2 - x1 + 1"},
+                      "box_widths": "x2 - x1 + 1 on 1-based inclusive corners [x + 1, y + 1, x + w, y + h]",
+                      "score_ties": "numpy argsort (unstable)" if self.dialect == "mmdet" else "prediction order",
+                      "arithmetic": "float32 (mmdet eval_map)" if self.dialect == "mmdet" else "float64"},
             higher_is_better={key: True for key in metrics},
         )

@@ -157,3 +157,56 @@ def test_class_names_file_replaces_the_voc_classes(tmp_path):
     (year / "class_names.txt").write_text("_background_\ndog\nperson\n")
     dataset = VocDetection(year, "test")
     assert dataset.info.classes == ["dog", "person"] and dataset[0].target.labels.tolist() == [1, 2]
+
+
+def test_annotation_ids_are_unique_nonzero_and_independent_of_read_order(bench_cache):
+    dataset = open_voc(None, "detection", root=None)
+    forward = {i: dataset[i].target.ann_ids.tolist() for i in range(len(dataset))}
+    fresh = open_voc(None, "detection", root=None)  # a new reader, samples read backwards (as another shard would)
+    backward = {i: fresh[i].target.ann_ids.tolist() for i in reversed(range(len(fresh)))}
+    assert forward == backward
+    ids = [a for i in range(len(dataset)) for a in forward[i]]
+    assert len(ids) == len(set(ids)) and min(ids) >= 1
+    assert forward[0][:2] == [1, 2] and forward[3][0] == 30_001  # image index * 10000 + k + 1
+
+
+def test_coco_metric_accepts_voc_targets(bench_cache):
+    # `bench run --task detection --dataset voc` stopped with "annotation #2: duplicate id 0": the COCO tables
+    # refuse repeated annotation ids, and every XML numbered its objects from 0
+    from harness.metrics import METRICS
+    from harness.structures import DetectionPrediction
+
+    dataset = open_voc(None, "detection", root=None)
+    metric = METRICS.get("coco_bbox").from_dataset(dataset.info)
+    samples = [dataset[i] for i in range(4)]
+    predictions = [DetectionPrediction(s.target.boxes, np.ones(len(s.target.boxes)), s.target.labels) for s in samples]
+    metric.update(samples, predictions)
+    assert metric.compute().metrics["AP"] > 0.9
+
+
+def test_detection_protocol_follows_the_devkit_of_the_year():
+    from harness.datasets.voc import detection_protocol
+
+    for year, name, mode in [("2007", "voc07-devkit", "11point"), ("2009", "voc07-devkit", "11point"),
+                             ("2010", "voc-devkit", "area"), ("2012", "voc-devkit", "area")]:
+        protocol = detection_protocol(year)
+        assert protocol.name == name and dict(protocol.metrics[0].options) == {"ap_mode": mode}
+        assert protocol.headline == "mAP" and protocol.submission == "voc-devkit"
+        assert protocol.columns == ("mAP", "mAP_11point", "mAP_area")
+    assert open_voc(None, "detection", root=None).info.protocol.name == "voc-devkit"  # the embedded VOC2012
+
+
+def test_detection_task_resolves_the_voc_protocol():
+    from harness.metrics.voc import VocAPMetric
+    from harness.submissions import SUBMISSIONS
+    from harness.tasks import TASKS
+
+    info = open_voc().info  # VOC2007 test
+    protocol = TASKS.get("detection")().protocol(info)
+    assert protocol.name == "voc07-devkit" and protocol.headline == "mAP" and protocol.version_key.startswith(
+        "voc07-devkit@1[voc_ap:2]")
+    assert protocol.dialects() == ("voc-devkit", "py-faster-rcnn", "mmdet")
+    (metric,) = protocol.build_metrics(info, "mmdet")
+    assert isinstance(metric, VocAPMetric) and (metric.dialect, metric.ap_mode) == ("mmdet", "11point")
+    assert metric.class_names[12] == "dog"
+    assert SUBMISSIONS.get(protocol.submission).entry == "predictions"

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from harness.errors import PredictionError
 from harness.metrics import METRICS
 from harness.metrics.matlab import colon
-from harness.metrics.voc import VocAPMetric, average_precision, voc_ap, voc_overlaps
+from harness.metrics.voc import DIALECTS, VocAPMetric, average_precision, voc_ap, voc_overlaps
 from harness.structures import DetectionPrediction, DetectionTarget, Sample
 
 VOC = Path(__file__).resolve().parents[1] / "data" / "voc" / "VOCdevkit" / "VOC2007" / "Annotations"
@@ -21,13 +21,14 @@ CLASSES = {"dog": 12, "person": 15}
 
 
 def read_voc_xml(path: Path) -> DetectionTarget:
-    """Test-local reader: xywh with w = xmax - xmin, so x + w gives back the inclusive xmax."""
+    """Test-local reader (independent of harness.datasets.voc): harness boxes are continuous xywh, the devkit's
+    1-based inclusive box [x1, y1, x2, y2] is the continuous [x1 - 1, y1 - 1, x2, y2]."""
     root = ET.parse(path).getroot()
     boxes, labels, difficult = [], [], []
     for obj in root.iter("object"):
         box = obj.find("bndbox")
         x1, y1, x2, y2 = (float(box.find(k).text) for k in ("xmin", "ymin", "xmax", "ymax"))
-        boxes.append([x1, y1, x2 - x1, y2 - y1])
+        boxes.append(xyxy(x1, y1, x2, y2))
         labels.append(CLASSES[obj.find("name").text])
         difficult.append(obj.find("difficult").text == "1")
     size = root.find("size")
@@ -39,7 +40,8 @@ def read_voc_xml(path: Path) -> DetectionTarget:
 
 
 def xyxy(*box: float) -> list[float]:
-    return [box[0], box[1], box[2] - box[0], box[3] - box[1]]
+    """The devkit's 1-based inclusive [x1, y1, x2, y2] as a harness box: pixel i covers [i - 1, i)."""
+    return [box[0] - 1, box[1] - 1, box[2] - box[0] + 1, box[3] - box[1] + 1]
 
 
 def run(target: DetectionTarget, boxes, scores, labels, **kwargs) -> dict:
@@ -113,8 +115,8 @@ def test_eleven_point_devkit_thresholds_differ_from_numpy_at_recall_three_fifths
     misses = np.array([[200.0, 200, 205, 205]] * 2)
     boxes = np.concatenate([gt[:3], misses, gt[3:]])
     scores = np.arange(7, 0, -1, dtype=float)
-    detections = {"img": (boxes, scores)}
-    ground_truth = {"img": (gt, np.zeros(5, dtype=bool))}
+    detections = {"img": (np.array([xyxy(*b) for b in boxes]), scores)}
+    ground_truth = {"img": (np.array([xyxy(*g) for g in gt]), np.zeros(5, dtype=bool))}
     devkit = voc_ap(detections, ground_truth, mode="11point")
     python = voc_ap(detections, ground_truth, mode="11point", dialect="py-faster-rcnn")
     assert devkit == pytest.approx((7 + 4 * 5 / 7) / 11, abs=1e-15)
@@ -267,3 +269,64 @@ def test_perfect_detections_score_one(seed, count):
         # area AP sums delta-recall x precision in floating point, as the devkit does: 1 up to rounding
         assert result.metrics["mAP"] == pytest.approx(1.0, abs=1e-12)
         assert result.metrics["mAP_11point"] == pytest.approx(1.0, abs=1e-15)
+
+
+# ------------------------------------------------------------------ one box convention, through the reader
+def voc2007_dog_sample() -> Sample:
+    from harness.datasets import DATASETS
+
+    dataset = DATASETS.get("voc")(VOC.parents[1], "2007-test", "detection")
+    sample = dataset[0]
+    assert sample.sample_id == "000001" and sample.target.labels.tolist() == [12, 15]
+    return sample
+
+
+def score_dog(box: list[float], dialect: str = "voc-devkit") -> float:
+    sample = voc2007_dog_sample()
+    metric = VocAPMetric(dialect=dialect, class_names={12: "dog", 15: "person"})
+    metric.update([sample], [DetectionPrediction(np.array([box]), np.array([0.9]), np.array([12]))])
+    return metric.compute().per_class["AP"]["dog"]
+
+
+def test_real_dog_with_devkit_iou_just_under_half_is_a_miss():
+    # GT dog in 000001.xml: <xmin>48 <ymin>240 <xmax>195 <ymax>371 (1-based inclusive): 148 x 132 pixels,
+    # the continuous box [47, 195) x [239, 371).
+    # Detection, devkit corners [45, 239, 195, 306]: 151 x 68 pixels, continuous [44, 195) x [238, 306),
+    # i.e. harness box [44, 238, 151, 68].
+    # Devkit IoU: iw = min(195, 195) - max(45, 48) + 1 = 148, ih = min(371, 306) - max(239, 240) + 1 = 67,
+    # inter = 148 * 67 = 9916, union = 148 * 132 + 151 * 68 - 9916 = 19536 + 10268 - 9916 = 19888,
+    # IoU = 9916 / 19888 = 2479 / 4972 = 0.498592... < 0.5: a false positive, dog AP 0.
+    # (Adding the +1 twice, as the reader and metric once did, made both boxes a pixel wider and taller:
+    # 149 * 68 / (149 * 133 + 152 * 69 - 149 * 68) = 10132 / 20173 = 0.50226 -> a match, AP 1.)
+    detection = [44.0, 238.0, 151.0, 68.0]
+    for dialect in DIALECTS:
+        assert score_dog(detection, dialect) == 0.0
+    # control: devkit corners [48, 240, 195, 305] cover the dog's top 66 of 132 rows, IoU 66 / 132 = 0.5 exactly:
+    # a match for the devkit and mmdet (>=), a miss for py-faster-rcnn (>)
+    half = [47.0, 239.0, 148.0, 66.0]
+    assert score_dog(half) == 1.0 and score_dog(half, "mmdet") == 1.0
+    assert score_dog(half, "py-faster-rcnn") == 0.0
+    assert score_dog([47.0, 239.0, 148.0, 132.0]) == 1.0  # the GT box itself
+
+
+def test_voc2007_test_is_scored_with_eleven_point_ap_by_its_protocol():
+    from harness.datasets import DATASETS
+
+    info = DATASETS.get("voc")(VOC.parents[1], "2007-test", "detection").info
+    protocol = info.protocol
+    assert protocol.name == "voc07-devkit" and protocol.headline == "mAP" and protocol.submission == "voc-devkit"
+    assert [(spec.metric, dict(spec.options)) for spec in protocol.metrics] == [("voc_ap", {"ap_mode": "11point"})]
+    metric = METRICS.get("voc_ap").from_dataset(info, **protocol.metrics[0].options)
+    sample = voc2007_dog_sample()
+    # person: FP 0.9 then TP 0.8 -> recall [0, 1], precision [0, 1/2]; 11-point: every t in 0:0.1:1 reaches
+    # recall 1 with precision 1/2 -> AP = 11 * (1/2) / 11; dog: no detection -> AP 0; mAP over the 2 present
+    # classes (the other 18 have no GT: NaN, out of the mean) = 1/4.
+    person = [7.0, 11.0, 345.0, 487.0]
+    metric.update([sample], [DetectionPrediction(np.array([[300.0, 0, 40, 20], person]), np.array([0.9, 0.8]),
+                                                 np.array([15, 15]))])
+    result = metric.compute()
+    assert result.per_class["AP"]["person"] == pytest.approx(0.5, abs=1e-15)
+    assert result.per_class["AP"]["dog"] == 0.0 and math.isnan(result.per_class["AP"]["cat"])
+    assert result.metrics["mAP"] == pytest.approx(0.25, abs=1e-15) and result.settings["ap_mode"] == "11point"
+    voc2012 = DATASETS.get("voc")(VOC.parents[1], "2012-trainval", "detection").info.protocol
+    assert voc2012.name == "voc-devkit" and dict(voc2012.metrics[0].options) == {"ap_mode": "area"}
