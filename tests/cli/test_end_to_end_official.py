@@ -216,3 +216,33 @@ def test_sintel_flo_files_pooled_epe(tmp_path):
     assert record["metrics"]["EPE"] == pytest.approx(math.fsum(pooled) / pooled.size, abs=1e-12)
     assert record["metrics"]["1px"] == pytest.approx(float((pooled < 1).mean()), abs=1e-12)
     assert_rescore_identical(tmp_path, run_dir, record)
+
+
+# ------------------------------------------------------------------------------------------------ VOC boxes
+@pytest.mark.parametrize("dialect", [None, "mmdet"])
+def test_voc_devkit_result_files_against_mmdet_eval_map(tmp_path, dialect):
+    """mmdet's eval_map (area mode = the devkit's VOC2010+ AP, computed in float32) on the comp4 files the run
+    wrote.  Under ``--dialect mmdet`` the numbers are mmdet's to the bit; the default devkit dialect agrees to
+    float32 precision (the exact float64 devkit cases live in tests/metrics/test_voc_mmdet.py)."""
+    from tests.metrics.voc_oracles import eval_map
+    from tests.submissions.test_voc_devkit import parse_results, parse_xml
+
+    run_dir, record = run_one(tmp_path, "detection", "centernet", "--dataset", "voc",
+                              *(("--dialect", dialect) if dialect else ()))
+    assert record["protocol"]["name"] == "voc-devkit" and record["protocol"]["dialect"] == dialect
+    year_dir = Path(record["dataset"]["root"])
+    classes = list(record["per_class"]["AP"])
+    image_set = record["dataset"]["split"].split("-", 1)[1]
+    rows = parse_results(run_dir / "predictions", image_set, classes)
+    image_ids = [line.split()[0] for line in (year_dir / "ImageSets" / "Main" / f"{image_set}.txt").read_text()
+                 .splitlines()[:LIMIT]]
+    detections = [[np.array([[x1 - 1, y1 - 1, x2 - 1, y2 - 1, s] for i, s, x1, y1, x2, y2 in rows[c] if i == image_id])
+                   .reshape(-1, 5) for c in range(len(classes))] for image_id in image_ids]
+    assert sum(len(d) for image in detections for d in image) > LIMIT  # the run wrote real detections
+    annotations = [parse_xml(year_dir / "Annotations" / f"{i}.xml", classes) for i in image_ids]
+    expected_map, per_class = eval_map(detections, annotations, "area")
+    if dialect == "mmdet":
+        assert record["metrics"]["mAP"] == float(expected_map)
+    else:
+        assert record["metrics"]["mAP"] == pytest.approx(float(expected_map), abs=1e-6)
+    assert_rescore_identical(tmp_path, run_dir, record)
