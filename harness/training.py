@@ -48,13 +48,23 @@ def torch_threads(threads: int | None) -> Iterator[None]:
 @dataclass(frozen=True)
 class Trainer:
     """``train(name, train_set, *, out, epochs, seed, threads, on_step)`` returns an outcome with ``weights``,
-    ``steps``, ``epochs`` and ``seconds``; ``default_weights(name)`` is the committed file a model loads."""
+    ``steps``, ``epochs`` and ``seconds``; ``default_weights(name)`` is the committed file a model loads.
+
+    Models that ship weights per dataset label space (the keypoint models: COCO-17 and MPII-16) give
+    ``weights_for(name, dataset_info)``, the committed file a training run on that dataset reproduces."""
 
     task: str
     train: Callable[..., Any]
     default_weights: Callable[[str], Path]
     train_split: str = "train"
     val_split: str = "val"
+    weights_for: Callable[[str, Any], Path] | None = None
+
+    def weights_file(self, name: str, dataset_info: Any) -> Path:
+        """Where ``bench train`` saves by default: the file the model loads on a dataset like this one."""
+        if self.weights_for is not None:
+            return self.weights_for(name, dataset_info)
+        return self.default_weights(name)
 
 
 TRAINERS: Registry = Registry("trainer", ("adapters.inrepo",))

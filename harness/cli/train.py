@@ -49,7 +49,7 @@ def train_command(task_name: str, model_name: str, epochs: int | None, out: Path
         raise BenchError(f"model {model_name!r} is a {model_task} model, not {task_name}")
     open_dataset = DATASETS.get(dataset_name or task.default_dataset)
     train_set = open_dataset(data_root, split or trainer.train_split, task_name)
-    out = out if out is not None else trainer.default_weights(model_name)
+    out = out if out is not None else trainer.weights_file(model_name, train_set.info)
     with Progress(
         TextColumn(f"training {model_name}"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
         TimeElapsedColumn(), TimeRemainingColumn(), console=console(), transient=False,
@@ -68,7 +68,7 @@ def train_command(task_name: str, model_name: str, epochs: int | None, out: Path
     val_set = open_dataset(data_root, val_split, task_name)
     adapter = ADAPTERS.get(model_name)(model_name, checkpoint=outcome.weights)
     numbers = validate(adapter, val_set)
-    columns = [name for name in task.leaderboard_columns if name in numbers]
+    columns = [name for name in task.protocol(val_set.info).columns if name in numbers]
     table = Table(title=f"{model_name} on {val_set.info.name} {val_set.info.split}")
     for column in (*columns, "images/s"):
         table.add_column(column, justify="right")

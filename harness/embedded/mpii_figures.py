@@ -5,6 +5,11 @@ The figures are ``stick_figures``' poses and drawing; the COCO-17 joints map ont
 thorax = mid-shoulders, upper neck and head top where the drawn head circle meets the neck axis), and the head
 box is the square around the drawn head, so PCKh's head size follows the figure's scale.  Joints outside the
 image are unlabelled (``joints_vis`` 0, ``jnt_missing`` 1), as in MPII.
+
+Both files use MPII's 1-based (MATLAB) pixel coordinates, as the real ones do: the json's joints and centres and
+the .mat's ``pos_gt_src`` and ``headboxes_src`` are the drawn (0-based) positions plus 1, and the json's joints
+equal ``pos_gt_src`` (unlabelled joints are ``[-1, -1]`` in the json and 0 in the .mat).  Version 1 wrote the
+json in 0-based coordinates.
 """
 from __future__ import annotations
 
@@ -19,9 +24,9 @@ from harness.embedded.shapes import textured_background
 from harness.embedded.stick_figures import draw_person, random_pose
 from harness.keypoint_meta import MPII_JOINT_CODES
 
-VERSION = 1
+VERSION = 2
 IMAGE_SIZE = 192
-SPLITS = {"train": (400, 51, 1), "val": (100, 52, 100001)}  # images, seed, first image number
+SPLITS = {"train": (800, 51, 1), "val": (100, 52, 100001)}  # images, seed, first image number
 # MPII joint <- COCO-17 joint (None: derived)
 FROM_COCO = [16, 14, 12, 11, 13, 15, None, None, None, None, 10, 8, 6, 5, 7, 9]
 
@@ -71,15 +76,16 @@ def write_split(root: Path, split: str, count: int, seed: int, first: int) -> No
         cv2.imwrite(str(root / "images" / name), cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])
         for person in people:
             vis = person["visible"]
+            one_based = person["joints"] + 1.0
             entries.append({
                 "joints_vis": vis.astype(int).tolist(),
                 "joints": [[round(float(x), 4), round(float(y), 4)] if v else [-1.0, -1.0]
-                           for (x, y), v in zip(person["joints"], vis)],
+                           for (x, y), v in zip(one_based, vis)],
                 "image": name,
                 "scale": round(person["scale"], 6),
-                "center": [round(float(v), 2) for v in person["center"]],
+                "center": [round(float(v) + 1.0, 2) for v in person["center"]],
             })
-            joints.append(np.where(vis[:, None], np.array(entries[-1]["joints"]) + 1.0, 0.0))  # .mat is 1-based
+            joints.append(np.where(vis[:, None], np.array(entries[-1]["joints"]), 0.0))  # the json's values
             missing.append(~vis)
             head_boxes.append(person["head_box"].reshape(2, 2) + 1.0)
     (root / "annotations" / f"mpii_{split}.json").write_text(json.dumps(entries))

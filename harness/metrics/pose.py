@@ -6,11 +6,14 @@ people with a zero-size box are skipped, and the mean is over joints of the per-
 
 MPII PCKh, ``official`` dialect (the MATLAB toolkit, ``evaluatePCKh.m``): head size = 0.6 x the head-box
 diagonal; correct when distance / head size <= threshold; joints missing from the GT are skipped; a missing
-prediction (NaN) is wrong; the Mean pools all joints but pelvis and thorax; Head = mean of upper neck and
-head top; thresholds ``0:0.01:0.5`` built as MATLAB builds them; AUC is the area under the Mean curve over the
-thresholds scaled to [0, 1] (MATLAB integrates the linear interpolant with ``quadgk``; here it is exact).
+prediction (NaN) is wrong; the mean (reported as ``PCKh@0.5``, and ``PCKh@0.1`` at 0.1) pools all joints but
+pelvis and thorax; Head = mean of upper neck and head top; thresholds ``0:0.01:0.5`` built as MATLAB builds
+them; ``AUC`` is the area under the mean curve over the thresholds scaled to [0, 1] (MATLAB integrates the
+linear interpolant with ``quadgk``; here it is exact).
 ``mmpose`` dialect (``MpiiPCKAccuracy``): predictions + 1 (it compares 0-based predictions with the 1-based
-MATLAB ground truth), < instead of <=, Head = head top only, thresholds ``np.arange(0, 0.51, 0.01)``.
+MATLAB ground truth), < instead of <=, Head = head top only, thresholds ``np.arange(0, 0.51, 0.01)``.  The
+dataset metric scores against the official ground truth (``pos_gt_src``); mmpose itself scores against its json,
+which lacks some of the official labels.
 
 MPJPE is pooled over visible joints (as mmpose's ``keypoint_mpjpe``).  PA-MPJPE aligns each pose to its GT by
 a similarity transform (rotation with the reflection fixed, scale, translation) fitted by least squares;
@@ -25,7 +28,8 @@ from typing import Any, Literal, Sequence
 
 import numpy as np
 
-from harness.errors import DataError, PredictionError
+from harness.errors import BenchError, DataError, PredictionError
+from harness.keypoint_meta import MPII_KEYPOINT_NAMES
 from harness.metrics import METRICS
 from harness.metrics.base import Metric, MetricResult
 from harness.metrics.matlab import colon
@@ -86,7 +90,14 @@ MPII_MEAN_JOINTS = np.array([i for i, name in enumerate(MPII_JOINTS) if name not
 HEAD_SIZE_FACTOR = 0.6
 PckhDialect = Literal["official", "mmpose"]
 PCKH_DIALECTS: tuple[str, ...] = ("official", "mmpose")
-PCKH_TABLE = ("Head", "Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle", "Mean", "Mean@0.1")
+PCKH_PARTS = ("Head", "Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle")
+#: the MPII table: the PCKh@0.5 mean (the headline), the PCKh@0.1 mean, AUC, then the body parts at 0.5
+PCKH_TABLE = ("PCKh@0.5", "PCKh@0.1", "AUC", *PCKH_PARTS)
+#: what each tool adds to the prediction arrays it is given before comparing them with the 1-based GT: the
+#: toolkit takes ``pos_pred_src`` as 1-based already; mmpose's ``MpiiPCKAccuracy`` adds 1 to its 0-based output
+TOOL_PREDICTION_OFFSET = {"official": 0.0, "mmpose": 1.0}
+#: MPII's ground truth counts pixels from 1, the harness's evaluation space from 0
+MATLAB_ORIGIN = 1.0
 
 
 def head_sizes(head_boxes: np.ndarray) -> np.ndarray:
@@ -95,20 +106,34 @@ def head_sizes(head_boxes: np.ndarray) -> np.ndarray:
     return HEAD_SIZE_FACTOR * np.linalg.norm(boxes[:, 1] - boxes[:, 0], axis=-1)
 
 
+def head_sizes_xywh(head_boxes: np.ndarray) -> np.ndarray:
+    """0.6 x the diagonal of (N, 4) ``[x, y, w, h]`` boxes (``KeypointsTarget.head_boxes``): w and h are the
+    differences the toolkit takes itself, so the sizes are the toolkit's to the bit."""
+    boxes = np.asarray(head_boxes, dtype=np.float64).reshape(-1, 4)
+    return HEAD_SIZE_FACTOR * np.linalg.norm(boxes[:, 2:], axis=-1)
+
+
 def pckh_thresholds(dialect: PckhDialect = "official") -> np.ndarray:
     return colon(0.0, 0.01, 0.5) if dialect == "official" else np.arange(0, 0.5 + 0.01, 0.01)
+
+
+def _check_dialect(dialect: str) -> None:
+    if dialect not in PCKH_DIALECTS:
+        raise ValueError(f"unknown PCKh dialect {dialect!r} (known: {', '.join(PCKH_DIALECTS)})")
 
 
 def pckh_counts(
     pred: np.ndarray, gt: np.ndarray, present: np.ndarray, head_size: np.ndarray, dialect: PckhDialect = "official"
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per-threshold, per-joint correct counts (T, 16) and per-joint scored counts (16,).
+    """Per-threshold, per-joint correct counts (T, 16) and per-joint scored counts (16,), with ``pred`` and
+    ``gt`` already in one coordinate space (see ``TOOL_PREDICTION_OFFSET`` for the tools' own offsets).
 
     The thresholds are ``pckh_thresholds(dialect)`` followed by 0.5 and 0.1 (the headline values), so
-    ``correct[-2]`` is PCKh@0.5 and ``correct[-1]`` PCKh@0.1 whatever the curve's rounding.
+    ``correct[-2]`` is PCKh@0.5 and ``correct[-1]`` PCKh@0.1 whatever the curve's rounding.  ``official``: the
+    distance over the head size, ``<=``, NaN predictions wrong; ``mmpose``: each coordinate divided by the head
+    size before the norm, ``<``.
     """
-    if dialect not in PCKH_DIALECTS:
-        raise ValueError(f"unknown PCKh dialect {dialect!r} (known: {', '.join(PCKH_DIALECTS)})")
+    _check_dialect(dialect)
     pred = np.asarray(pred, dtype=np.float64)
     gt = np.asarray(gt, dtype=np.float64)
     present = np.asarray(present, dtype=bool)
@@ -121,7 +146,7 @@ def pckh_counts(
         scored = present & ~np.isnan(distances)
         correct = scored[None] & (distances[None] <= thresholds[:, None, None])
     else:
-        distances = normalized_distances(pred + 1.0, gt, present, head_size)
+        distances = normalized_distances(pred, gt, present, head_size)
         scored = distances != -1
         correct = scored[None] & (distances[None] < thresholds[:, None, None])
     return correct.sum(axis=1).astype(np.int64), scored.sum(axis=0).astype(np.int64)
@@ -129,63 +154,81 @@ def pckh_counts(
 
 def pckh_from_counts(
     correct: np.ndarray, scored: np.ndarray, dialect: PckhDialect = "official"
-) -> tuple[dict[str, float], dict[str, float], np.ndarray]:
-    """The MPII table (ratios), per-joint PCKh@0.5, and the Mean curve over ``pckh_thresholds(dialect)``."""
+) -> tuple[dict[str, float], dict[str, dict[str, float]], np.ndarray]:
+    """The MPII table (``PCKH_TABLE``, ratios), per-joint PCKh at 0.5 and 0.1, and the mean curve over
+    ``pckh_thresholds(dialect)``.
+
+    Means pool the joints' counts (pelvis and thorax excluded); a body part is the mean of its left and right
+    joints; Head is the mean of upper neck and head top (``official``) or head top alone (``mmpose``); AUC is
+    the area under the mean curve with the thresholds scaled to [0, 1].
+    """
     correct = np.asarray(correct, dtype=np.float64)
     scored = np.asarray(scored, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         per_joint = correct[-2] / scored
+        per_joint_01 = correct[-1] / scored
         pooled = correct[:, MPII_MEAN_JOINTS].sum(axis=1) / scored[MPII_MEAN_JOINTS].sum()
 
     def pair(left: str, right: str) -> float:
-        return 0.5 * (per_joint[_J[left]] + per_joint[_J[right]])
+        return float(0.5 * (per_joint[_J[left]] + per_joint[_J[right]]))
 
+    curve = pooled[:-2]
+    thresholds = pckh_thresholds(dialect)
+    x = (thresholds - thresholds.min()) / (thresholds.max() - thresholds.min())
     head = pair("upper_neck", "head_top") if dialect == "official" else float(per_joint[_J["head_top"]])
     table = {
-        "Head": float(head),
+        "PCKh@0.5": float(pooled[-2]),
+        "PCKh@0.1": float(pooled[-1]),
+        "AUC": float(np.trapezoid(curve, x)),
+        "Head": head,
         "Shoulder": pair("l_shoulder", "r_shoulder"),
         "Elbow": pair("l_elbow", "r_elbow"),
         "Wrist": pair("l_wrist", "r_wrist"),
         "Hip": pair("l_hip", "r_hip"),
         "Knee": pair("l_knee", "r_knee"),
         "Ankle": pair("l_ankle", "r_ankle"),
-        "Mean": float(pooled[-2]),
-        "Mean@0.1": float(pooled[-1]),
     }
-    curve = pooled[:-2]
-    thresholds = pckh_thresholds(dialect)
-    x = (thresholds - thresholds.min()) / (thresholds.max() - thresholds.min())
-    table["AUC"] = float(np.trapezoid(curve, x))
-    return table, {name: float(v) for name, v in zip(MPII_JOINTS, per_joint)}, curve
+    per_class = {
+        "PCKh@0.5": {name: float(v) for name, v in zip(MPII_JOINTS, per_joint)},
+        "PCKh@0.1": {name: float(v) for name, v in zip(MPII_JOINTS, per_joint_01)},
+    }
+    return table, per_class, curve
+
+
+def pckh_settings(dialect: PckhDialect) -> dict[str, Any]:
+    """What a PCKh result records about its convention (shared by the metric and ``bench eval``)."""
+    return {
+        "dialect": dialect,
+        "reference": "MPII toolkit evaluatePCKh.m" if dialect == "official" else "mmpose MpiiPCKAccuracy",
+        "comparison": "<=" if dialect == "official" else "<",
+        "head": "mean of upper neck and head top" if dialect == "official" else "head top",
+        "mean": "pooled over joints except pelvis and thorax", "head_size": "0.6 x head-box diagonal",
+        "AUC": "area under the mean PCKh curve over thresholds 0..0.5 scaled to [0, 1]",
+        "thresholds": "MATLAB 0:0.01:0.5" if dialect == "official" else "np.arange(0, 0.51, 0.01)",
+    }
+
+
+def pckh_result(correct: np.ndarray, scored: np.ndarray, dialect: PckhDialect, settings: dict[str, Any]) -> MetricResult:
+    table, per_class, curve = pckh_from_counts(correct, scored, dialect)
+    return MetricResult(
+        metrics=table,
+        per_class=per_class,
+        curves={"PCKh": {"threshold": pckh_thresholds(dialect), "mean": curve}},
+        settings={**pckh_settings(dialect), **settings},
+        higher_is_better={key: True for key in table},
+    )
 
 
 def mpii_pckh(
     pred: np.ndarray, gt: np.ndarray, present: np.ndarray, head_boxes: np.ndarray, dialect: PckhDialect = "official"
 ) -> tuple[dict[str, float], dict[str, float]]:
-    """MPII PCKh table and per-joint PCKh@0.5 from arrays in MPII joint order: ``pred``/``gt`` (N, 16, 2),
-    ``present`` (N, 16) = not ``jnt_missing``, ``head_boxes`` as ``head_sizes`` takes them."""
-    table, per_joint, _ = pckh_from_counts(*pckh_counts(pred, gt, present, head_sizes(head_boxes), dialect), dialect)
-    return table, per_joint
-
-
-def mpii_arrays_from_gt_mat(path: str) -> dict[str, np.ndarray]:
-    """``mpii_gt_val.mat`` (``jnt_missing`` 16xN, ``pos_gt_src`` 16x2xN, ``headboxes_src`` 2x2xN) as
-    ``gt`` (N, 16, 2), ``present`` (N, 16), ``head_boxes`` (N, 2, 2)."""
-    from scipy.io import loadmat
-    from scipy.io.matlab import MatReadError
-
-    try:
-        mat = loadmat(path)
-        missing, positions, boxes = mat["jnt_missing"], mat["pos_gt_src"], mat["headboxes_src"]
-    except (OSError, ValueError, KeyError, MatReadError) as exc:
-        raise DataError(f"not an MPII ground-truth .mat ({exc.__class__.__name__}: {exc})", path) from None
-    if missing.shape[0] != 16 or positions.shape[:2] != (16, 2) or boxes.shape[:2] != (2, 2):
-        raise DataError(f"unexpected MPII array shapes {missing.shape}, {positions.shape}, {boxes.shape}", path)
-    return {
-        "gt": np.transpose(positions, (2, 0, 1)).astype(np.float64),
-        "present": (np.transpose(missing) == 0),
-        "head_boxes": np.transpose(boxes, (2, 0, 1)).astype(np.float64),
-    }
+    """MPII PCKh table and per-joint PCKh@0.5 from the arrays a tool is given, in MPII joint order: ``pred``
+    (N, 16, 2) as the tool reads it (``official``: 1-based like the GT; ``mmpose``: 0-based, it adds 1), ``gt``
+    (N, 16, 2) 1-based, ``present`` (N, 16) = not ``jnt_missing``, ``head_boxes`` as ``head_sizes`` takes them."""
+    _check_dialect(dialect)
+    pred = np.asarray(pred, dtype=np.float64) + TOOL_PREDICTION_OFFSET[dialect]
+    table, per_class, _ = pckh_from_counts(*pckh_counts(pred, gt, present, head_sizes(head_boxes), dialect), dialect)
+    return table, per_class["PCKh@0.5"]
 
 
 # ---------------------------------------------------------------------------------------------- MPJPE
@@ -359,23 +402,39 @@ class PCKMetric(Metric):
 
 @METRICS.register("mpii_pckh")
 class MpiiPCKhMetric(Metric):
-    """MPII PCKh table (Head ... Ankle, Mean, Mean@0.1, AUC) on 16-joint MPII targets.
+    """The MPII PCKh table (``PCKH_TABLE``) on 16-joint MPII targets in the 0-based evaluation space.
 
-    Joints with v > 0 are present.  Head boxes come from ``sample.meta["head_boxes"]`` ((N, 4) ``x1 y1 x2 y2``
-    or (N, 2, 2), one per GT person); prediction i is scored against person i.
+    Joints with v > 0 are present; head boxes come from ``target.head_boxes`` ((N, 4) xywh, one per GT person,
+    filled by the MPII reader from ``headboxes_src``); prediction i is scored against person i.  Both dialects
+    compare in the toolkit's 1-based coordinates: prediction + 1 against GT + 1.  That is the toolkit's own
+    arithmetic on the ``pos_pred_src`` the ``mpii-mat`` submission writes (prediction + 1), and adding 1 again to
+    a read-back ``pos_pred_src - 1`` gives the written value back to the bit, so ``bench run`` and ``bench eval``
+    of its submission agree exactly.  (For mmpose the +1 is its ``MpiiPCKAccuracy`` offset on 0-based outputs.)
     """
 
     name = "mpii_pckh"
     dialects = PCKH_DIALECTS
+    #: 2: reported names PCKh@0.5 / PCKh@0.1 (were Mean / Mean@0.1), head boxes from the target, 1-based compare
+    version = 2
 
     def __init__(self, dialect: PckhDialect = "official") -> None:
         super().__init__()
-        if dialect not in PCKH_DIALECTS:
-            raise ValueError(f"unknown PCKh dialect {dialect!r} (known: {', '.join(PCKH_DIALECTS)})")
+        _check_dialect(dialect)
         self.dialect = dialect
         rows = len(pckh_thresholds(dialect)) + 2
         self.add_state("correct", np.zeros((rows, 16), dtype=np.int64), reduce="sum")
         self.add_state("scored", np.zeros(16, dtype=np.int64), reduce="sum")
+
+    @classmethod
+    def from_dataset(cls, info: Any, **options: Any) -> "MpiiPCKhMetric":
+        """Refuses, before any model runs, a dataset that is not MPII's 16 joints or has no head boxes."""
+        if list(info.keypoint_names) != MPII_KEYPOINT_NAMES:
+            raise BenchError(f"PCKh (mpii_pckh) needs MPII's 16 joints in MPII's order; dataset {info.name!r} has "
+                             f"{len(info.keypoint_names)} keypoints")
+        if info.extra.get("head_boxes") is False:
+            raise BenchError(f"dataset {info.name!r} split {info.split!r} has no head boxes, which PCKh needs: put "
+                             f"the official mpii_gt_{info.split}.mat in annotations/")
+        return cls(**options)
 
     def update(self, samples: Sequence[Any], predictions: Sequence[Any]) -> None:
         _check_lengths(samples, predictions)
@@ -385,28 +444,22 @@ class MpiiPCKhMetric(Metric):
             pred = np.asarray(prediction.keypoints, dtype=np.float64)
             if gt.ndim != 3 or gt.shape[1] != 16:
                 raise DataError(f"item {item!r}: MPII targets have 16 joints, got keypoints of shape {gt.shape}")
-            if pred.ndim != 3 or pred.shape[:2] != gt.shape[:2]:
+            if pred.ndim != 3 or pred.shape[:2] != gt.shape[:2] or pred.shape[2] < 2:
                 raise PredictionError(f"item {item!r}: predicted keypoints {pred.shape} do not pair with the "
                                       f"ground-truth people {gt.shape[:2]}")
-            boxes = (sample.meta or {}).get("head_boxes")
-            if boxes is None or np.asarray(boxes).size != 4 * len(gt):
-                raise DataError(f"item {item!r}: meta['head_boxes'] must hold one head box per person")
-            correct, scored = pckh_counts(pred[..., :2], gt[..., :2], gt[..., 2] > 0, head_sizes(boxes),
-                                          self.dialect)
+            boxes = target.head_boxes
+            if boxes is None or np.asarray(boxes).shape != (len(gt), 4):
+                raise DataError(f"item {item!r}: target.head_boxes must hold one [x, y, w, h] head box per person")
+            correct, scored = pckh_counts(pred[..., :2] + MATLAB_ORIGIN, gt[..., :2] + MATLAB_ORIGIN, gt[..., 2] > 0,
+                                          head_sizes_xywh(boxes), self.dialect)
             self.correct += correct
             self.scored += scored
 
     def compute(self) -> MetricResult:
-        table, per_joint, curve = pckh_from_counts(self.correct, self.scored, self.dialect)
-        return MetricResult(
-            metrics=table,
-            per_class={"PCKh": per_joint},
-            curves={"PCKh": {"threshold": pckh_thresholds(self.dialect), "Mean": curve}},
-            settings={"dialect": self.dialect, "head_size": "0.6 x head-box diagonal",
-                      "comparison": "<=" if self.dialect == "official" else "<",
-                      "prediction_offset": 0.0 if self.dialect == "official" else 1.0},
-            higher_is_better={key: True for key in table},
-        )
+        return pckh_result(self.correct, self.scored, self.dialect, {
+            "head_boxes": "target.head_boxes (the dataset's headboxes_src)",
+            "coordinates": "0-based prediction + 1 against 0-based GT + 1 (the toolkit's 1-based pos_pred_src)",
+        })
 
 
 @METRICS.register("mpjpe")

@@ -15,9 +15,14 @@ from adapters import ADAPTERS
 from adapters.inrepo.keypoints.adapter import default_weights
 from adapters.inrepo.keypoints.crop import CropJitter, crop_matrix, flip_joints, invert, transform_points, warp
 from adapters.inrepo.keypoints.data import Augmentation, PersonCrops
+from adapters.inrepo.keypoints.skeletons import COCO17, MPII16
 from adapters.inrepo.keypoints.train import train_model
+from adapters.inrepo.training import FirstSamples
+from harness.datasets import DATASETS
 from harness.datasets.base import Dataset, DatasetInfo
-from harness.keypoint_meta import COCO_FLIP_PAIRS, COCO_KEYPOINT_NAMES
+from harness.errors import BenchError
+from harness.keypoint_meta import COCO_FLIP_PAIRS, COCO_KEYPOINT_NAMES, MPII_FLIP_PAIRS, MPII_KEYPOINT_NAMES
+from harness.training import TRAINERS
 from harness.structures import KeypointsTarget, PersonBoxes, Sample
 
 MODELS = ["mean-pose", "regression", "heatmap", "soft-argmax"]
@@ -71,7 +76,84 @@ def test_committed_weights_load_with_weights_only(name):
 
 
 def test_total_committed_weights_stay_small():
-    assert sum(default_weights(name).stat().st_size for name in MODELS) < 5 * 1024 * 1024
+    assert sum(default_weights(name, skeleton).stat().st_size for name in MODELS for skeleton in (COCO17, MPII16)
+               ) < 8 * 1024 * 1024
+
+
+# --------------------------------------------------------------------------------------- MPII-16 weights
+@pytest.fixture(scope="module")
+def mpii_val(bench_cache):
+    return DATASETS.get("mpii")(None, None, "keypoints")
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_binding_to_mpii_picks_the_mpii_weights(name, mpii_val):
+    coco_adapter = ADAPTERS.get(name)(name)
+    adapter = ADAPTERS.get(name)(name)
+    adapter.info()  # COCO-17 loaded first: binding must replace it, not keep it
+    adapter.check_compatible(mpii_val.info)
+    path = default_weights(name, MPII16)
+    assert adapter.weights_file() == path and path.name == f"keypoints_{name}_mpii.pt"
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    assert state and all(isinstance(value, torch.Tensor) for value in state.values())
+    if name != "mean-pose":  # learned weights are stored in half precision, like the COCO ones
+        assert {value.dtype for value in state.values()} >= {torch.float16}
+    info = adapter.info()
+    assert info.keypoint_names == MPII_KEYPOINT_NAMES and info.extra["skeleton"] == "MPII-16"
+    assert adapter.fingerprint() != coco_adapter.fingerprint()
+    samples = [mpii_val[0], mpii_val[1]]
+    predictions = adapter.predict(samples)
+    for sample, prediction in zip(samples, predictions):
+        assert prediction.keypoints.shape == (len(sample.target.ann_ids), 16, 3)
+        assert np.isfinite(prediction.keypoints).all()
+
+
+def test_a_skeleton_without_weights_is_refused_in_one_line():
+    adapter = ADAPTERS.get("heatmap")("heatmap")
+    other = DatasetInfo(name="crowdpose", task="keypoints", split="val", root=Path("."),
+                        keypoint_names=[f"joint{i}" for i in range(14)])
+    with pytest.raises(BenchError, match="trained for COCO-17 and MPII-16 keypoints; dataset 'crowdpose' uses 14"):
+        adapter.check_compatible(other)
+    coco = DatasetInfo(name="coco", task="keypoints", split="val", root=Path("."), keypoint_names=COCO_KEYPOINT_NAMES)
+    adapter.check_compatible(coco)
+    assert adapter.weights_file() == default_weights("heatmap")
+
+
+def test_the_committed_mpii_models_beat_the_mean_pose(mpii_val):
+    """PCKh@0.5 on the embedded MPII val split (the numbers in the README); mean-pose is the floor."""
+    from harness.bench_run import get_task
+
+    scores = {}
+    for name in MODELS:
+        adapter = ADAPTERS.get(name)(name)
+        adapter.check_compatible(mpii_val.info)
+        (metric,) = get_task("keypoints").metrics(mpii_val.info)
+        samples = list(mpii_val)
+        metric.update(samples, adapter.predict(samples))
+        scores[name] = metric.compute().metrics["PCKh@0.5"]
+    assert scores["mean-pose"] < 0.45
+    for name in IMAGE_MODELS:
+        assert scores[name] > scores["mean-pose"] + 0.3, scores
+
+
+def test_training_on_mpii_builds_sixteen_joints_and_flips_mpii_pairs(mpii_val, tmp_path):
+    train_set = FirstSamples(mpii_val, 6)
+    out = tmp_path / "heatmap_mpii.pt"
+    outcome = train_model("heatmap", train_set, out=out, epochs=1, max_steps=2, seed=3)
+    assert outcome.steps == 1  # 6 images, fewer than one batch of 32 people: one step per epoch
+    state = torch.load(out, weights_only=True)
+    assert state["head.weight"].shape[0] == 16
+    adapter = ADAPTERS.get("heatmap")("heatmap", checkpoint=out)
+    adapter.check_compatible(mpii_val.info)
+    assert adapter.predict([mpii_val[0]])[0].keypoints.shape[1] == 16
+    people = PersonCrops.from_dataset(train_set)
+    assert people.flip_pairs == list(MPII_FLIP_PAIRS)
+    trainer = TRAINERS.get("keypoints")
+    assert trainer.weights_file("heatmap", mpii_val.info) == default_weights("heatmap", MPII16)
+    assert trainer.weights_file("heatmap", TinyDataset(Path(".")).info) == default_weights("heatmap")
+    with pytest.raises(BenchError, match="do not fit the 'heatmap' network for MPII-16"):
+        bound = ADAPTERS.get("heatmap")("heatmap", checkpoint=default_weights("heatmap"))
+        bound.check_compatible(mpii_val.info)
 
 
 def test_checkpoint_argument_overrides_default(tmp_path):

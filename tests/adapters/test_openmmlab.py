@@ -7,6 +7,7 @@ the ``cfg_options`` option (smaller test scale, fewer proposals) so the file run
 """
 from __future__ import annotations
 
+import copy
 import importlib
 import importlib.util
 import itertools
@@ -226,6 +227,54 @@ def test_mmseg_outputs_are_the_dataset_label_maps(tiny_coco, monkeypatch: pytest
 
     monkeypatch.setattr(adapter.built().model, "test_step", ground_truth_step)
     assert mean_iou(samples, adapter.predict(samples), len(dataset.classes)) == 1.0
+
+
+# ------------------------------------------------------------------------------------------ MPII (16 joints)
+POSE_MPII = "td-hm_res50_8xb64-210e_mpii-256x256"
+#: 64x64 crops (16x16 heatmaps) and no flip test: the same code path at a fraction of the CPU time
+MPII_SMALL = {"test_dataloader.dataset.pipeline.2.input_size": (64, 64), "codec.input_size": (64, 64),
+              "model.head.decoder.input_size": (64, 64), "model.head.decoder.heatmap_size": (16, 16),
+              "model.test_cfg.flip_test": False}
+
+
+def test_mmpose_mpii_config_runs_on_the_embedded_mpii_data(bench_cache, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A randomly initialised mmpose MPII top-down model: its keypoint order (mmpose's mpii dataset_info) is the
+    MPII reader's, so it binds; its 16-joint outputs score with PCKh; and the label plumbing is exact (the
+    ground truth handed back through ``test_step`` scores 1 everywhere)."""
+    from harness.bench_run import get_task
+    from harness.datasets import DATASETS
+    from harness.keypoint_meta import MPII_KEYPOINT_NAMES
+
+    dataset = DATASETS.get("mpii")(None, None, "keypoints")
+    samples = [dataset[i] for i in range(4)]
+    torch.manual_seed(0)
+    adapter = build(f"mmpose:{POSE_MPII}", cfg_options=MPII_SMALL)
+    assert adapter.info().keypoint_names == MPII_KEYPOINT_NAMES and adapter.info().input_size == (64, 64)
+    adapter.check_compatible(dataset.info)
+    predictions = adapter.predict(samples)
+    for sample, prediction in zip(samples, predictions):
+        assert prediction.keypoints.shape == (len(sample.target.ann_ids), 16, 3)
+        np.testing.assert_array_equal(prediction.boxes, sample.prompts.boxes)
+
+    def pckh(predicted) -> dict[str, float]:
+        (metric,) = get_task("keypoints").metrics(dataset.info)
+        metric.update(samples, predicted)
+        return metric.compute().metrics
+
+    assert 0.0 <= pckh(predictions)["PCKh@0.5"] < 0.5  # random weights
+    people = iter([points for sample in samples for points in sample.target.keypoints])
+
+    def ground_truth_step(batch):
+        return [SimpleNamespace(pred_instances=SimpleNamespace(
+            keypoints=next(people)[None, :, :2].astype(np.float64),
+            keypoint_scores=np.full((1, 16), 0.9, np.float32))) for _ in batch["inputs"]]
+
+    monkeypatch.setattr(adapter.built().model, "test_step", ground_truth_step)
+    assert set(pckh(adapter.predict(samples)).values()) == {1.0}
+    reordered = copy.deepcopy(dataset.info)
+    reordered.keypoint_names = MPII_KEYPOINT_NAMES[::-1]
+    with pytest.raises(BenchError, match="predicts keypoints"):
+        adapter.check_compatible(reordered)
 
 
 # ------------------------------------------------------------------------------------------- refusals

@@ -20,6 +20,7 @@ from PIL import Image
 
 from harness.cli import main
 from harness.flowio import read_flo, write_flo
+from harness.keypoint_meta import MPII_JOINT_CODES
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 COCO = DATA / "coco"
@@ -601,7 +602,7 @@ def write_mpii_gt(path: Path) -> Path:
     joints, visible, boxes = mpii_arrays()
     savemat(path, {"jnt_missing": (~visible).T.astype(np.float64), "pos_gt_src": np.transpose(joints, (1, 2, 0)),
                    "headboxes_src": np.transpose(boxes, (1, 2, 0)),
-                   "dataset_joints": np.array([["rank", "rkne"]], dtype=object)})
+                   "dataset_joints": np.array([[np.array([code]) for code in MPII_JOINT_CODES]], dtype=object)})
     return path
 
 

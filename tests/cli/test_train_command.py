@@ -44,3 +44,17 @@ def test_train_refuses_a_model_that_is_not_in_repo_keypoints(tmp_path):
     result = CliRunner().invoke(main, arguments)
     assert result.exit_code == 2
     assert "did you mean 'heatmap'" in result.output
+
+
+def test_train_on_mpii_reproduces_the_committed_mpii_mean_pose(tmp_path):
+    from adapters.inrepo.keypoints.skeletons import MPII16, default_weights
+
+    out = tmp_path / "mean_mpii.pt"
+    arguments = ["train", "--task", "keypoints", "--model", "mean-pose", "--dataset", "mpii", "--out", str(out),
+                 "--val-split", ""]
+    result = CliRunner().invoke(main, arguments)
+    assert result.exit_code == 0, result.output
+    state, committed = torch.load(out, weights_only=True), torch.load(default_weights("mean-pose", MPII16),
+                                                                      weights_only=True)
+    assert state["mean"].shape == (16, 2) and set(state) == set(committed)
+    assert all(torch.equal(state[key], committed[key]) for key in state)

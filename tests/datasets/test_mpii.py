@@ -10,8 +10,10 @@ from harness.embedded import mpii_figures
 from harness.errors import DataError
 from harness.keypoint_meta import MPII_JOINT_CODES, MPII_KEYPOINT_NAMES
 
+from harness.protocol import MetricSpec
 from tests.conftest import DATA
 from tests.datasets.checking import assert_clean, assert_problems, copy_tree, run_check
+from tests.datasets.mpii_files import write_gt_mat
 
 FIXTURE = DATA / "mpii"
 
@@ -25,10 +27,11 @@ def test_real_mmpose_json_layout():
     first = dataset[0]
     target = first.target
     assert (target.width, target.height) == (1280, 720) and target.head_boxes is None
-    np.testing.assert_array_equal(target.keypoints[0, :3], [[804, 711, 2], [816, 510, 2], [908, 438, 2]])
-    np.testing.assert_allclose(target.keypoints[0, 9], [962.2409, 80.0306, 2])  # head top
+    # the json holds MATLAB's 1-based pixels ([804, 711] for the right ankle); samples are 0-based
+    np.testing.assert_array_equal(target.keypoints[0, :3], [[803, 710, 2], [815, 509, 2], [907, 437, 2]])
+    np.testing.assert_allclose(target.keypoints[0, 9], [961.2409, 79.0306, 2])  # head top
     side = 4.718488 * 200
-    np.testing.assert_allclose(target.boxes, [[966 - side / 2, 340 - side / 2, side, side]])
+    np.testing.assert_allclose(target.boxes, [[965 - side / 2, 339 - side / 2, side, side]])  # around center - 1
     np.testing.assert_allclose(first.prompts.boxes, target.boxes)
     third = dataset[2].target
     assert third.num_keypoints.tolist() == [14] and third.ann_ids.tolist() == [2]
@@ -63,7 +66,7 @@ def test_embedded_mpii_with_official_gt_mat(bench_cache):
 
 def test_embedded_train_split_is_separate_and_deterministic(bench_cache, tmp_path):
     train = DATASETS.get("mpii")(None, "train", "keypoints")
-    assert train.counts()["images"] == mpii_figures.SPLITS["train"][0] == 400
+    assert train.counts()["images"] == mpii_figures.SPLITS["train"][0] == 800
     (tmp_path / "images").mkdir()
     (tmp_path / "annotations").mkdir()
     mpii_figures.write_split(tmp_path, "train", 3, *mpii_figures.SPLITS["train"][1:])
@@ -99,3 +102,69 @@ def test_check_lists_every_planted_fault(tmp_path):
                     "060754485.jpg: image file is missing", "005808361.jpg: cannot read image header")
     with pytest.raises(DataError, match=r"\[1\]: missing key 'scale'"):
         Mpii(root, "val")
+
+
+def fixture_arrays() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The fixture's 5 people as the official .mat holds them, with made-up head boxes.
+
+    Joints: the json's (1-based, like the .mat).  Head boxes (not in the fixture): a box from 12 px left of /
+    above the upper neck and head top to 9 px right of / below them, whatever the real MPII boxes are.
+    """
+    people = json.loads((FIXTURE / "annotations" / "mpii_val.json").read_text())
+    joints = np.array([p["joints"] for p in people], np.float64)
+    present = np.array([p["joints_vis"] for p in people]) > 0
+    heads = joints[:, 8:10]
+    boxes = np.stack([heads.min(axis=1) - 12.0, heads.max(axis=1) + 9.0], axis=1)
+    return joints, present, boxes
+
+
+def test_official_gt_mat_gives_the_evaluated_joints_and_the_head_boxes(tmp_path):
+    root = copy_tree(FIXTURE, tmp_path / "mpii")
+    joints, present, boxes = fixture_arrays()
+    official = present.copy()
+    official[0, 3] = False  # the .mat may label fewer (or more) joints than the json: the .mat decides
+    write_gt_mat(root / "annotations" / "mpii_gt_val.mat", joints, official, boxes)
+    dataset = Mpii(root, "val")
+    assert dataset.counts() == {"images": 5, "people": 5, "labelled joints": 75, "head boxes": 5}
+    assert dataset.info.extra["head_boxes"] is True and dataset.info.extra["people"] == 5
+    protocol = dataset.info.protocol
+    assert protocol.metrics == (MetricSpec("mpii_pckh"),) and protocol.headline == "PCKh@0.5"
+    assert protocol.columns[:3] == ("PCKh@0.5", "PCKh@0.1", "AUC") and protocol.submission == "mpii-mat"
+    for sample in dataset:
+        target = sample.target
+        (person,) = target.ann_ids
+        labelled = target.keypoints[0, :, 2] > 0
+        np.testing.assert_array_equal(labelled, official[person])
+        # 0-based: the .mat's value minus one, exactly
+        np.testing.assert_array_equal(target.keypoints[0, labelled, :2], joints[person, labelled] - 1.0)
+        (x1, y1), (x2, y2) = boxes[person]
+        np.testing.assert_array_equal(target.head_boxes, [[x1 - 1, y1 - 1, x2 - x1, y2 - y1]])
+    assert dataset[0].target.num_keypoints.tolist() == [15]
+    assert dataset.fingerprint() != Mpii(FIXTURE, "val").fingerprint()  # the .mat is part of the ground truth
+
+
+def test_a_gt_mat_of_another_order_is_refused(tmp_path):
+    root = copy_tree(FIXTURE, tmp_path / "mpii")
+    joints, present, boxes = fixture_arrays()
+    order = [1, 0, 2, 3, 4]  # two people swapped: same count, different people
+    write_gt_mat(root / "annotations" / "mpii_gt_val.mat", joints[order], present[order], boxes[order])
+    with pytest.raises(DataError, match=r"\[0\]: joint right_ankle is at \[804.0, 711.0\] in the json but "
+                                        r"\[317.0, 412.0\] in the .mat \(column 1\)"):
+        Mpii(root, "val")
+    result = run_check("mpii", root, "val")
+    assert_problems(result, "[0]: joint right_ankle", "[1]: joint right_ankle")
+    codes = list(MPII_JOINT_CODES)
+    codes[0], codes[5] = codes[5], codes[0]
+    write_gt_mat(root / "annotations" / "mpii_gt_val.mat", joints, present, boxes, codes)
+    with pytest.raises(DataError, match="dataset_joints .* differ from MPII's"):
+        Mpii(root, "val")
+
+
+def test_without_the_gt_mat_pckh_is_refused_before_any_model_runs():
+    from harness.bench_run import get_task
+    from harness.errors import BenchError
+
+    dataset = DATASETS.get("mpii")(FIXTURE, None, "keypoints")
+    assert dataset.info.extra["head_boxes"] is False
+    with pytest.raises(BenchError, match="no head boxes, which PCKh needs: put the official mpii_gt_val.mat"):
+        get_task("keypoints").metrics(dataset.info)

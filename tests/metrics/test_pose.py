@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy.io import savemat
 from scipy.spatial.transform import Rotation
 
 from harness.errors import DataError, PredictionError
@@ -17,7 +17,6 @@ from harness.metrics.pose import (
     MPJPEMetric,
     PCKMetric,
     head_sizes,
-    mpii_arrays_from_gt_mat,
     mpii_pckh,
     mpjpe,
     n_mpjpe,
@@ -112,7 +111,7 @@ def test_pckh_threshold_boundary_and_head_definition():
     present = np.ones((1, 16), dtype=bool)
     official, joints = mpii_pckh(pred, gt, present, HEAD_BOX)
     assert joints["head_top"] == 1.0  # 15 / 30 <= 0.5
-    assert official["Head"] == 1.0 and official["Mean"] == 1.0
+    assert official["Head"] == 1.0 and official["PCKh@0.5"] == 1.0
     # mmpose: adds 1 to predictions, so shift the prediction back to keep the distance at 15 px
     mm, mm_joints = mpii_pckh(pred - 1.0, gt, present, HEAD_BOX, dialect="mmpose")
     assert mm_joints["head_top"] == 0.0  # 0.5 < 0.5 is false
@@ -121,7 +120,7 @@ def test_pckh_threshold_boundary_and_head_definition():
     pred, gt = mpii_person({"head_top": (0.0, 16.0)})
     official, _ = mpii_pckh(pred, gt, present, HEAD_BOX)
     assert official["Head"] == 0.5
-    assert official["Mean"] == pytest.approx(13 / 14)
+    assert official["PCKh@0.5"] == pytest.approx(13 / 14)
 
 
 def test_pckh_mmpose_offsets_predictions_by_one_pixel():
@@ -129,9 +128,9 @@ def test_pckh_mmpose_offsets_predictions_by_one_pixel():
     present = np.ones((1, 16), dtype=bool)
     official, _ = mpii_pckh(pred, gt, present, HEAD_BOX)
     mm, _ = mpii_pckh(pred, gt, present, HEAD_BOX, dialect="mmpose")
-    assert official["Mean@0.1"] == 1.0
+    assert official["PCKh@0.1"] == 1.0
     # every joint is sqrt(2) px off after +1: sqrt(2)/30 = .047 -> still within 0.1, outside 0.03
-    assert mm["Mean@0.1"] == 1.0
+    assert mm["PCKh@0.1"] == 1.0
     assert mm["AUC"] < official["AUC"] == 1.0
 
 
@@ -139,11 +138,11 @@ def test_pckh_mean_excludes_pelvis_and_thorax_and_skips_missing_joints():
     pred, gt = mpii_person({"pelvis": (100.0, 0), "thorax": (100.0, 0), "l_ankle": (100.0, 0)})
     present = np.ones((1, 16), dtype=bool)
     table, joints = mpii_pckh(pred, gt, present, HEAD_BOX)
-    assert joints["pelvis"] == 0.0 and table["Mean"] == pytest.approx(13 / 14)
+    assert joints["pelvis"] == 0.0 and table["PCKh@0.5"] == pytest.approx(13 / 14)
     assert table["Ankle"] == 0.5
     present[0, J["l_ankle"]] = False  # missing in the GT: skipped, not wrong
     table, joints = mpii_pckh(pred, gt, present, HEAD_BOX)
-    assert table["Mean"] == 1.0 and math.isnan(joints["l_ankle"])
+    assert table["PCKh@0.5"] == 1.0 and math.isnan(joints["l_ankle"])
 
 
 def test_pckh_missing_prediction_is_wrong():
@@ -154,41 +153,51 @@ def test_pckh_missing_prediction_is_wrong():
 
 
 def test_pckh_auc_closed_form():
-    # every joint exactly 0.25 head sizes off: the Mean curve is 0 below 0.25 and 1 from 0.25 on (the
+    # every joint exactly 0.25 head sizes off: the mean curve is 0 below 0.25 and 1 from 0.25 on (the
     # MATLAB range holds 0.25 exactly as its midpoint); on x = t / 0.5 the area is 0.5 + 0.02 / 2
     pred, gt = mpii_person({name: (7.5, 0.0) for name in MPII_JOINTS})
     table, _ = mpii_pckh(pred, gt, np.ones((1, 16), dtype=bool), HEAD_BOX)
     assert table["AUC"] == pytest.approx(0.51, abs=1e-12)
-    assert table["Mean"] == 1.0 and table["Mean@0.1"] == 0.0
+    assert table["PCKh@0.5"] == 1.0 and table["PCKh@0.1"] == 0.0
 
 
-def test_mpii_gt_mat_layout(tmp_path):
-    rng = np.random.default_rng(0)
-    n = 3
-    positions = rng.random((16, 2, n)) * 100
-    missing = (rng.random((16, n)) < 0.2).astype(np.uint8)
-    boxes = rng.random((2, 2, n)) * 50
-    savemat(tmp_path / "gt.mat", {"jnt_missing": missing, "pos_gt_src": positions, "headboxes_src": boxes,
-                                  "dataset_joints": np.array(MPII_JOINTS, dtype=object)})
-    arrays = mpii_arrays_from_gt_mat(str(tmp_path / "gt.mat"))
-    assert arrays["gt"].shape == (n, 16, 2) and arrays["gt"][1, 4].tolist() == positions[4, :, 1].tolist()
-    assert arrays["present"][2].tolist() == (missing[:, 2] == 0).tolist()
-    assert arrays["head_boxes"][0].tolist() == boxes[:, :, 0].tolist()
-    (tmp_path / "bad.mat").write_bytes(b"not a mat file")
-    with pytest.raises(DataError, match="bad.mat"):
-        mpii_arrays_from_gt_mat(str(tmp_path / "bad.mat"))
-
-
-def test_mpii_wrapper_reads_head_boxes_from_meta():
+def test_mpii_metric_reads_head_boxes_from_the_target_and_compares_in_one_based_pixels():
+    # head box [x, y, w, h] = [0, 0, 30, 40]: diagonal 50, head size 0.6 * 50 = 30 px.  Head top 15 px off =
+    # exactly 0.5 head sizes: right under the toolkit's <=, wrong under mmpose's <.  The prediction and the GT
+    # both get +1 (0-based -> the toolkit's 1-based), which moves no distance here: all values are integers.
     pred, gt = mpii_person({"head_top": (0.0, 15.0)})
     sample = keypoint_sample("mpii-1", gt, np.ones((1, 16), dtype=bool), np.ones((1, 4)))
-    sample.meta["head_boxes"] = np.array([[0.0, 0, 30, 40]])
+    sample.target.head_boxes = np.array([[0.0, 0, 30, 40]])
     metric = METRICS.get("mpii_pckh")()
     metric.update([sample], [prediction(pred)])
-    assert metric.compute().metrics["Head"] == 1.0
-    del sample.meta["head_boxes"]
+    result = metric.compute()
+    assert result.metrics["Head"] == 1.0 and result.metrics["PCKh@0.5"] == 1.0
+    assert list(result.metrics) == ["PCKh@0.5", "PCKh@0.1", "AUC", "Head", "Shoulder", "Elbow", "Wrist", "Hip",
+                                    "Knee", "Ankle"]
+    assert result.per_class["PCKh@0.5"]["head_top"] == 1.0 and result.per_class["PCKh@0.1"]["head_top"] == 0.0
+    mmpose = METRICS.get("mpii_pckh")(dialect="mmpose")
+    mmpose.update([sample], [prediction(pred)])  # no extra pixel: the +1 is the 0-based -> 1-based step itself
+    assert mmpose.compute().per_class["PCKh@0.5"]["head_top"] == 0.0  # 0.5 < 0.5 is false
+    sample.target.head_boxes = None
     with pytest.raises(DataError, match="mpii-1.*head_boxes"):
         metric.update([sample], [prediction(pred)])
+
+
+def test_mpii_metric_refuses_a_dataset_it_cannot_score():
+    from harness.datasets.base import DatasetInfo
+    from harness.errors import BenchError
+    from harness.keypoint_meta import COCO_KEYPOINT_NAMES, MPII_KEYPOINT_NAMES
+
+    cls = METRICS.get("mpii_pckh")
+    coco = DatasetInfo(name="coco", task="keypoints", split="val", root=Path("."), keypoint_names=COCO_KEYPOINT_NAMES)
+    with pytest.raises(BenchError, match="MPII's 16 joints.*17 keypoints"):
+        cls.from_dataset(coco)
+    no_heads = DatasetInfo(name="mpii", task="keypoints", split="train", root=Path("."),
+                           keypoint_names=MPII_KEYPOINT_NAMES, extra={"head_boxes": False})
+    with pytest.raises(BenchError, match="no head boxes.*mpii_gt_train.mat"):
+        cls.from_dataset(no_heads)
+    no_heads.extra["head_boxes"] = True
+    assert cls.from_dataset(no_heads, dialect="mmpose").dialect == "mmpose"
 
 
 # ---------------------------------------------------------------------------------------------- MPJPE

@@ -5,6 +5,10 @@ The people of one sample are cropped into one tensor, so the network runs once p
 cropped it.  Never across images: a network's float output for a crop changes in the last bits with the batch it
 is computed in, so batching people of several images would make a pose depend on ``--batch-size`` and on the
 number of processes (see ``adapters.inrepo.inference``).
+
+Each model ships weights per skeleton (``skeletons.py``): COCO-17 until the adapter is bound to a dataset, then
+the skeleton that dataset's keypoint names spell (``check_compatible``), so ``weights_file()``, ``info()`` and
+the fingerprint describe the weights that will actually run.
 """
 from __future__ import annotations
 
@@ -16,16 +20,12 @@ import numpy as np
 from adapters.base import Adapter, AdapterInfo, load_state_dict
 from adapters.inrepo.inference import fixed_inference
 from adapters.inrepo.keypoints.crop import DEFAULT_PADDING, crop_matrix, invert, transform_points, warp
+from adapters.inrepo.keypoints.skeletons import COCO17, Skeleton, default_weights, skeleton_of
+from harness.datasets.base import DatasetInfo
 from harness.errors import BenchError
-from harness.keypoint_meta import COCO_KEYPOINT_NAMES
 from harness.structures import KeypointsPrediction, PersonBoxes, Sample
 
-WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
-
-
-def default_weights(model_name: str) -> Path:
-    """Where the committed weights of an in-repo keypoint model live."""
-    return WEIGHTS_DIR / f"keypoints_{model_name}.pt"
+__all__ = ["TopDownAdapter", "default_weights", "prompt_boxes"]
 
 
 class TopDownAdapter(Adapter):
@@ -47,18 +47,27 @@ class TopDownAdapter(Adapter):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._network = None
+        self.skeleton: Skeleton = COCO17
 
     @classmethod
-    def build_network(cls):
-        return cls.network_class()
+    def build_network(cls, num_joints: int = COCO17.num_joints):
+        return cls.network_class(num_joints=num_joints)
 
     def weights_file(self) -> Path:
-        return self.checkpoint if self.checkpoint is not None else default_weights(self.model_name)
+        return self.checkpoint if self.checkpoint is not None else default_weights(self.model_name, self.skeleton)
+
+    def check_compatible(self, dataset: DatasetInfo) -> None:
+        """Bind to the dataset's skeleton (its weights are loaded from then on), then the usual checks."""
+        if dataset.task == self.task:
+            skeleton = skeleton_of(dataset.keypoint_names, f"dataset {dataset.name!r}")
+            if skeleton != self.skeleton:
+                self.skeleton, self._network = skeleton, None
+        super().check_compatible(dataset)
 
     @property
     def network(self):
         if self._network is None:
-            network = self.build_network()
+            network = self.build_network(self.skeleton.num_joints)
             path = self.weights_file()
             state = load_state_dict(path, self.trust_checkpoint)
             try:
@@ -66,7 +75,8 @@ class TopDownAdapter(Adapter):
             except RuntimeError as exc:  # torch lists every mismatch; the first one names the problem
                 lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
                 detail = lines[1] if len(lines) > 1 else lines[0]
-                raise BenchError(f"weights do not fit the {self.model_name!r} network ({detail})", path) from None
+                raise BenchError(f"weights do not fit the {self.model_name!r} network for {self.skeleton.name} "
+                                 f"keypoints ({detail})", path) from None
             self._network = network.eval().to(self.device)
         return self._network
 
@@ -75,10 +85,11 @@ class TopDownAdapter(Adapter):
         return AdapterInfo(
             name=self.name,
             task="keypoints",
-            keypoint_names=list(COCO_KEYPOINT_NAMES),
+            keypoint_names=list(self.skeleton.keypoint_names),
             input_size=tuple(network.input_hw) if network.input_hw else None,
             parameters=sum(p.numel() for p in network.parameters()),
-            extra={"crop_padding": DEFAULT_PADDING, "weights": str(self.weights_file())},
+            extra={"crop_padding": DEFAULT_PADDING, "weights": str(self.weights_file()),
+                   "skeleton": self.skeleton.name},
         )
 
     def predict(self, samples: Sequence[Sample]) -> list[KeypointsPrediction]:
@@ -93,7 +104,7 @@ class TopDownAdapter(Adapter):
         boxes = prompt_boxes(sample)
         image = sample.load_image() if network.uses_image and len(boxes) else None
         matrices = [crop_matrix(box, input_hw) for box in boxes]
-        joints = len(COCO_KEYPOINT_NAMES)
+        joints = self.skeleton.num_joints
         total = len(boxes)
         coords = np.zeros((total, joints, 2), np.float64)
         confidence = np.zeros((total, joints), np.float64)

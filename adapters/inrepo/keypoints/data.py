@@ -11,9 +11,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from adapters.inrepo.keypoints.crop import CropJitter, crop_matrix, flip_joints, transform_points, warp
+from adapters.inrepo.keypoints.skeletons import COCO17, skeleton_of
 from harness.datasets.base import Dataset
 from harness.errors import DataError
-from harness.keypoint_meta import COCO_FLIP_PAIRS
 
 
 @dataclass(frozen=True)
@@ -49,15 +49,18 @@ class CropBatch:
 
 
 class PersonCrops:
-    """People to crop: decoded images, and per person its image, box and COCO keypoints (K, 3)."""
+    """People to crop: decoded images, and per person its image, box and keypoints (K, 3) with COCO's v flags;
+    ``flip_pairs`` are the skeleton's left/right pairs, swapped when a crop is mirrored."""
 
     def __init__(
-        self, images: list[np.ndarray], image_of_person: np.ndarray, boxes: np.ndarray, keypoints: np.ndarray
+        self, images: list[np.ndarray], image_of_person: np.ndarray, boxes: np.ndarray, keypoints: np.ndarray,
+        flip_pairs: tuple[tuple[int, int], ...] = COCO17.flip_pairs,
     ) -> None:
         self.images = images
         self.image_of_person = np.asarray(image_of_person, dtype=np.int64)
         self.boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
         self.keypoints = np.asarray(keypoints, dtype=np.float64)
+        self.flip_pairs = list(flip_pairs)
 
     @classmethod
     def from_dataset(cls, dataset: Dataset) -> "PersonCrops":
@@ -75,7 +78,9 @@ class PersonCrops:
             keypoints.append(target.keypoints[keep])
         if not image_of_person:
             raise DataError(f"dataset {dataset.info.name!r} split {dataset.info.split!r} has no annotated people")
-        return cls(images, np.asarray(image_of_person), np.concatenate(boxes), np.concatenate(keypoints))
+        skeleton = skeleton_of(dataset.info.keypoint_names, f"dataset {dataset.info.name!r}")
+        return cls(images, np.asarray(image_of_person), np.concatenate(boxes), np.concatenate(keypoints),
+                   skeleton.flip_pairs)
 
     def __len__(self) -> int:
         return len(self.boxes)
@@ -98,7 +103,7 @@ class PersonCrops:
             images[row] = warp(self.images[self.image_of_person[person]], matrix, input_hw)
             keypoints = self.keypoints[person]
             if jitter.flip:
-                keypoints = flip_joints(keypoints, COCO_FLIP_PAIRS)
+                keypoints = flip_joints(keypoints, self.flip_pairs)
             points[row] = transform_points(keypoints[:, :2], matrix)
             labelled[row] = keypoints[:, 2] > 0
         inside = (

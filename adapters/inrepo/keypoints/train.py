@@ -1,8 +1,12 @@
-"""Train an in-repo keypoint model by name on a COCO-layout train split (by default the embedded stick figures).
+"""Train an in-repo keypoint model by name on a keypoints train split (by default the embedded stick figures).
+
+The network gets as many joints as the dataset's skeleton has (COCO-17 or MPII-16, ``skeletons.py``), and the
+weights go to that skeleton's file: ``bench train --task keypoints --model heatmap`` writes
+``keypoints_heatmap.pt``, ``... --dataset mpii`` writes ``keypoints_heatmap_mpii.pt``.
 
 Everything that changes the result is fixed by the seed: parameter initialisation, the epoch order and every
 augmentation draw come from one seeded generator each, and the thread count is pinned, so the committed
-weights can be reproduced with ``bench train --task keypoints --model NAME``.
+weights can be reproduced with ``bench train --task keypoints --model NAME [--dataset mpii]``.
 """
 from __future__ import annotations
 
@@ -13,9 +17,9 @@ from typing import Callable
 
 import numpy as np
 
-from adapters.inrepo.keypoints.adapter import default_weights
+from adapters.inrepo.keypoints.skeletons import COCO17, MPII16, Skeleton, default_weights, skeleton_of
 from adapters.inrepo.training import cosine_with_warmup
-from harness.datasets.base import Dataset
+from harness.datasets.base import Dataset, DatasetInfo
 from harness.errors import BenchError
 from harness.training import TRAINERS, Trainer, TrainOutcome, torch_threads
 
@@ -37,6 +41,23 @@ SCHEDULES: dict[str, Schedule] = {
     "heatmap": Schedule(epochs=30),
     "soft-argmax": Schedule(epochs=35),
 }
+#: other skeletons' schedules where they differ
+SKELETON_SCHEDULES: dict[Skeleton, dict[str, Schedule]] = {
+    MPII16: {
+        "regression": Schedule(epochs=80),
+        "heatmap": Schedule(epochs=40),
+        "soft-argmax": Schedule(epochs=45),
+    },
+}
+
+
+def schedule_of(model_name: str, skeleton: Skeleton = COCO17) -> Schedule:
+    return SKELETON_SCHEDULES.get(skeleton, {}).get(model_name, SCHEDULES[model_name])
+
+
+def weights_for(model_name: str, info: DatasetInfo) -> Path:
+    """The committed weights file that training ``model_name`` on a dataset like ``info`` reproduces."""
+    return default_weights(model_name, skeleton_of(info.keypoint_names, f"dataset {info.name!r}"))
 
 
 def train_model(
@@ -79,7 +100,8 @@ def _train(
     if not (isinstance(adapter_class, type) and issubclass(adapter_class, TopDownAdapter)):
         trainable = ", ".join(sorted(SCHEDULES))
         raise BenchError(f"model {name!r} is not an in-repo keypoint model (trainable: {trainable})")
-    schedule = SCHEDULES[adapter_class.model_name]
+    skeleton = skeleton_of(train_set.info.keypoint_names, f"dataset {train_set.info.name!r}")
+    schedule = schedule_of(adapter_class.model_name, skeleton)
     epochs = schedule.epochs if epochs is None else epochs
     if epochs < 1:
         raise BenchError(f"epochs must be at least 1, got {epochs}")
@@ -87,7 +109,7 @@ def _train(
     rng = np.random.default_rng(seed)
     began = time.perf_counter()
     people = PersonCrops.from_dataset(train_set)
-    network = adapter_class.build_network()
+    network = adapter_class.build_network(skeleton.num_joints)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
 
@@ -150,4 +172,6 @@ def compact_state_dict(network) -> dict:
     }
 
 
-TRAINERS.register("keypoints")(Trainer(task="keypoints", train=train_model, default_weights=default_weights))
+TRAINERS.register("keypoints")(
+    Trainer(task="keypoints", train=train_model, default_weights=default_weights, weights_for=weights_for)
+)

@@ -1,0 +1,51 @@
+"""The skeletons the in-repo keypoint models are trained for, and which weights file each one loads.
+
+One architecture per model name, one set of weights per skeleton: ``keypoints_<model>.pt`` for COCO-17 (the
+embedded stick figures in the COCO layout) and ``keypoints_<model>_mpii.pt`` for MPII-16 (the same figures in
+the MPII layout).  A model bound to a dataset (``check_compatible``) picks the skeleton whose keypoint names the
+dataset uses, in order; nothing is ever remapped by position.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from harness.errors import BenchError
+from harness.keypoint_meta import COCO_FLIP_PAIRS, COCO_KEYPOINT_NAMES, MPII_FLIP_PAIRS, MPII_KEYPOINT_NAMES
+
+WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
+
+
+@dataclass(frozen=True)
+class Skeleton:
+    name: str
+    keypoint_names: tuple[str, ...]
+    #: index pairs that swap under a horizontal flip (training augmentation)
+    flip_pairs: tuple[tuple[int, int], ...]
+    #: appended to ``keypoints_<model>`` to name the weights file
+    weights_suffix: str
+
+    @property
+    def num_joints(self) -> int:
+        return len(self.keypoint_names)
+
+
+COCO17 = Skeleton("COCO-17", tuple(COCO_KEYPOINT_NAMES), tuple(COCO_FLIP_PAIRS), "")
+MPII16 = Skeleton("MPII-16", tuple(MPII_KEYPOINT_NAMES), tuple(MPII_FLIP_PAIRS), "_mpii")
+SKELETONS: tuple[Skeleton, ...] = (COCO17, MPII16)
+
+
+def skeleton_of(keypoint_names: Sequence[str], what: str = "the dataset") -> Skeleton:
+    """The skeleton with exactly these keypoint names in this order, or a one-line refusal naming the known ones."""
+    for skeleton in SKELETONS:
+        if tuple(keypoint_names) == skeleton.keypoint_names:
+            return skeleton
+    known = " and ".join(s.name for s in SKELETONS)
+    raise BenchError(f"the in-repo keypoint models are trained for {known} keypoints; {what} uses "
+                     f"{len(keypoint_names)} keypoints {list(keypoint_names)[:4]}...")
+
+
+def default_weights(model_name: str, skeleton: Skeleton = COCO17) -> Path:
+    """Where the committed weights of an in-repo keypoint model for ``skeleton`` live."""
+    return WEIGHTS_DIR / f"keypoints_{model_name}{skeleton.weights_suffix}.pt"
