@@ -246,3 +246,31 @@ def test_voc_devkit_result_files_against_mmdet_eval_map(tmp_path, dialect):
     else:
         assert record["metrics"]["mAP"] == pytest.approx(float(expected_map), abs=1e-6)
     assert_rescore_identical(tmp_path, run_dir, record)
+
+
+# ------------------------------------------------------------------------------------------------------ MPII
+def test_mpii_pred_mat_scored_with_the_toolkit_formula(tmp_path):
+    """The MPII toolkit (evaluatePCKh.m) is MATLAB only; its rule, applied here to the written ``pred.mat`` and the
+    dataset's ``mpii_gt_val.mat``: head size = 0.6 * the head box diagonal; a joint with ``jnt_missing == 0``
+    is correct when its distance / head size <= threshold; per-joint PCKh over the people; the mean pools every
+    joint but pelvis (index 6) and thorax (7), i.e. per-joint values weighted by their visible counts."""
+    import scipy.io
+
+    run_dir, record = run_one(tmp_path, "keypoints", "heatmap", "--dataset", "mpii")
+    assert record["protocol"]["name"] == "mpii-pckh"
+    predicted = scipy.io.loadmat(run_dir / "predictions" / "pred.mat")["pos_pred_src"]
+    (gt_file,) = Path(record["dataset"]["root"]).rglob("mpii_gt_val.mat")
+    gt = scipy.io.loadmat(gt_file)
+    positions, missing, head_boxes = gt["pos_gt_src"], gt["jnt_missing"], gt["headboxes_src"]
+    scored = np.isfinite(predicted).all(axis=(0, 1))  # --limit: people of unscored images were written as NaN
+    assert 0 < scored.sum() < scored.size
+    head_size = 0.6 * np.linalg.norm(head_boxes[1] - head_boxes[0], axis=0)
+    distance = np.linalg.norm(predicted - positions, axis=1) / head_size
+    visible = (missing == 0) & scored
+    keep = np.ones(16, bool)
+    keep[[6, 7]] = False
+    for threshold, name in ((0.5, "PCKh@0.5"), (0.1, "PCKh@0.1")):
+        correct = (distance <= threshold) & visible
+        expected = correct[keep].sum() / visible[keep].sum()
+        assert record["metrics"][name] == pytest.approx(expected, abs=1e-12)
+    assert_rescore_identical(tmp_path, run_dir, record)
