@@ -1,4 +1,5 @@
-"""The in-repo detection and instance models: committed weights, valid predictions, NMS, learning, training."""
+"""The in-repo detection and instance models: committed weights, valid predictions, weights per dataset family
+(COCO shapes, Cityscapes), NMS, learning, training."""
 from __future__ import annotations
 
 import dataclasses
@@ -12,17 +13,21 @@ from hypothesis import strategies as st
 from pycocotools import mask as mask_codec
 
 from adapters import ADAPTERS
-from adapters.inrepo.detection.checkpoint import Checkpoint, default_weights
+from adapters.inrepo.detection.checkpoint import Checkpoint, default_weights, family_weights
 from adapters.inrepo.detection.postprocess import paste_masks, suppress
 from adapters.inrepo.detection.train import train
 from harness.training import validate as evaluate_adapter
 from harness.datasets import DATASETS
+from harness.datasets.base import DatasetInfo
 from harness.errors import BenchError
 
 MODELS = {"centernet": "detection", "centernet-mask": "instance", "prior-boxes": "detection",
           "prior-boxes-mask": "instance"}
 BASELINE_OF = {"centernet": "prior-boxes", "centernet-mask": "prior-boxes-mask"}
 FEW = 12  # val images used where a whole split is not needed
+#: instance models with weights for the embedded Cityscapes streets too (labelIds as category ids)
+CITYSCAPES_MODELS = ("centernet-mask", "prior-boxes-mask")
+CITYSCAPES_IDS = [24, 25, 26, 27, 28, 31, 32, 33]
 
 
 @pytest.fixture(scope="module")
@@ -115,6 +120,88 @@ def test_a_checkpoint_of_another_model_is_refused(tmp_path):
         adapter.info()
 
 
+# ------------------------------------------------------------------------------------- per dataset family
+@pytest.fixture(scope="module")
+def cityscapes_val():
+    return DATASETS.get("cityscapes")(None, "val", "instance")
+
+
+@pytest.mark.parametrize("name", CITYSCAPES_MODELS)
+def test_cityscapes_weights_are_small_and_hold_the_cityscapes_label_space(name, cityscapes_val):
+    path = family_weights(name, cityscapes_val.info)
+    assert path.name == f"detection_{name}_cityscapes.pt" and path.stat().st_size < 3_000_000
+    content = torch.load(path, map_location="cpu", weights_only=True)
+    assert content["classes"] == cityscapes_val.info.classes
+    assert content["category_ids"] == CITYSCAPES_IDS == cityscapes_val.info.category_ids
+
+
+@pytest.mark.parametrize("name", CITYSCAPES_MODELS)
+def test_check_compatible_binds_the_datasets_weights_before_the_fingerprint(name, cityscapes_val, val_sets):
+    adapter = ADAPTERS.get(name)(name)
+    coco_fingerprint = adapter.fingerprint()
+    assert adapter.info().classes == val_sets["instance"].info.classes  # the default weights until bound
+    adapter.check_compatible(cityscapes_val.info)
+    assert adapter.weights_file() == family_weights(name, cityscapes_val.info)
+    assert adapter.fingerprint() != coco_fingerprint
+    assert adapter.info().classes == cityscapes_val.info.classes
+    assert adapter.info().extra["category_ids"] == CITYSCAPES_IDS
+    prediction = adapter.predict([cityscapes_val[0]])[0]
+    assert len(prediction.scores) and set(prediction.labels.tolist()) <= set(CITYSCAPES_IDS)
+    adapter.check_compatible(val_sets["instance"].info)
+    assert adapter.fingerprint() == coco_fingerprint and adapter.info().extra["category_ids"] == [1, 2, 3, 4, 5]
+
+
+def test_voc_mini_boxes_share_the_coco_shapes_label_space_and_weights():
+    voc = DATASETS.get("voc")(None, None, "detection").info
+    adapter = ADAPTERS.get("centernet")("centernet")
+    adapter.check_compatible(voc)
+    assert adapter.weights_file() == default_weights("centernet")
+
+
+def test_a_dataset_without_weights_is_refused_in_one_line():
+    other = DatasetInfo(name="lvis", task="instance", split="val", root=Path("."), classes=["a"], category_ids=[1])
+    for name in CITYSCAPES_MODELS:
+        with pytest.raises(BenchError) as error:
+            ADAPTERS.get(name)(name).check_compatible(other)
+        assert "\n" not in str(error.value)
+        assert f"model {name!r} has no weights for dataset 'lvis' (it has weights for coco, cityscapes)" in \
+            str(error.value)
+    with pytest.raises(BenchError, match=r"'centernet' has no weights for dataset 'lvis' \(it has weights for coco\)"):
+        ADAPTERS.get("centernet")("centernet").check_compatible(dataclasses.replace(other, task="detection"))
+
+
+def test_the_users_checkpoint_is_never_swapped_for_the_datasets(cityscapes_val):
+    adapter = ADAPTERS.get("centernet-mask")("centernet-mask", checkpoint=default_weights("centernet-mask"))
+    with pytest.raises(BenchError, match="classes differ"):
+        adapter.check_compatible(cityscapes_val.info)
+    assert adapter.weights_file() == default_weights("centernet-mask")
+
+
+def test_the_cityscapes_model_beats_its_baseline(cityscapes_val):
+    numbers = {}
+    for name in CITYSCAPES_MODELS:
+        numbers[name] = evaluate_adapter(ADAPTERS.get(name)(name), cityscapes_val, indices=range(FEW))
+    learned, baseline = numbers["centernet-mask"], numbers["prior-boxes-mask"]
+    assert learned["AP"] > baseline["AP"] + 0.15, (learned["AP"], baseline["AP"])
+    assert learned["AP50"] > baseline["AP50"] + 0.3, (learned["AP50"], baseline["AP50"])
+
+
+def test_street_scenes_train_without_vertical_flips(cityscapes_val):
+    """At scale 1 an upright augmentation only translates boxes vertically; a free one sometimes mirrors them."""
+    from adapters.inrepo.detection.data import TrainingScenes, augment
+
+    scene = next(scene for scene in TrainingScenes.from_dataset(cityscapes_val, with_masks=False, limit=8).scenes
+                 if len(scene.boxes) >= 2 and np.ptp(scene.boxes[:, 1] + scene.boxes[:, 3]) > 2)
+    mirrored = 0
+    for seed in range(20):
+        upright = augment(scene, 192, np.random.default_rng(seed), (1.0, 1.0), vertical_flips=False)
+        assert len(upright.boxes) == len(scene.boxes)
+        assert np.ptp(upright.boxes[:, 1] - scene.boxes[:, 1]) < 1e-3
+        free = augment(scene, 192, np.random.default_rng(seed), (1.0, 1.0), vertical_flips=True)
+        mirrored += np.ptp(free.boxes[:, 1] - scene.boxes[:, 1]) > 1
+    assert mirrored > 0
+
+
 # ------------------------------------------------------------------------------------------------ NMS
 def test_nms_removes_a_duplicate_of_the_same_class_only():
     boxes = torch.tensor([[10.0, 10.0, 30.0, 30.0], [11.0, 10.0, 31.0, 30.0], [10.0, 10.0, 30.0, 30.0],
@@ -189,6 +276,21 @@ def test_prior_boxes_fit_is_seeded_and_stays_within_100_detections(tmp_path: Pat
     adapter = ADAPTERS.get("prior-boxes")("prior-boxes", checkpoint=first.weights)
     prediction = adapter.predict([val_sets["detection"][0]])[0]
     assert 0 < len(prediction.scores) <= 100
+
+
+def test_a_short_cityscapes_run_is_reproducible_and_keeps_its_label_space(tmp_path: Path, cityscapes_val):
+    runs = [train("centernet-mask", cityscapes_val, out=tmp_path / f"{i}.pt", max_steps=2, seed=4) for i in range(2)]
+    assert runs[0].losses == runs[1].losses
+    checkpoint = Checkpoint.load(runs[0].weights, "centernet-mask")
+    assert checkpoint.classes == cityscapes_val.info.classes and checkpoint.category_ids == CITYSCAPES_IDS
+
+
+def test_bench_train_writes_the_dataset_familys_weights_by_default(cityscapes_val, val_sets):
+    from harness.training import TRAINERS
+
+    trainer = TRAINERS.get("instance")
+    assert trainer.weights_file("centernet-mask", cityscapes_val.info).name == "detection_centernet-mask_cityscapes.pt"
+    assert trainer.weights_file("centernet-mask", val_sets["instance"].info) == default_weights("centernet-mask")
 
 
 def test_training_is_reproducible_from_the_seed(tmp_path: Path, val_sets):

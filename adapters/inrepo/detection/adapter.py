@@ -4,8 +4,14 @@ Each image runs through the network on its own, zero-padded at its bottom and ri
 (the 192 x 192 zero canvas the networks were trained on), or a larger image to the next multiple of 16 (the
 encoder's stride).  Image pixels keep their coordinates, detections need no rescaling, cells in the padding never
 produce detections, and an image's detections do not depend on the other images of its batch (see
-``adapters.inrepo.inference``; padding a batch to its largest image made AP change with the batch size).  Labels are ``category_ids[k]`` of the checkpoint for class index k, and ``check_compatible``
-refuses a dataset whose class names or ids differ.
+``adapters.inrepo.inference``; padding a batch to its largest image made AP change with the batch size).
+Labels are ``category_ids[k]`` of the checkpoint for class index k, and ``check_compatible`` refuses a dataset
+whose class names or ids differ.
+
+A model has one checkpoint per dataset family it was trained on (``detection_<model>.pt`` for the embedded COCO
+shapes, ``detection_<model>_cityscapes.pt``, ...): ``check_compatible`` binds the dataset's (or the file whose
+classes and ids the dataset has) before anything is fingerprinted or predicted (a ``--checkpoint`` always wins),
+and the classes come from the bound checkpoint.
 """
 from __future__ import annotations
 
@@ -16,7 +22,7 @@ import numpy as np
 
 from adapters import ADAPTERS
 from adapters.base import Adapter, AdapterInfo
-from adapters.inrepo.detection.checkpoint import Checkpoint, default_weights
+from adapters.inrepo.detection.checkpoint import Checkpoint, default_weights, weights_for
 from adapters.inrepo.inference import fixed_inference
 from harness.datasets.base import DatasetInfo
 from harness.errors import BenchError
@@ -48,9 +54,22 @@ class InRepoDetectionAdapter(Adapter):
         super().__init__(*args, **kwargs)
         self._checkpoint: Checkpoint | None = None
         self._network: Any = None
+        #: the committed weights bound by ``check_compatible`` (None: the default dataset's)
+        self._bound: Path | None = None
 
     def weights_file(self) -> Path:
-        return self.checkpoint if self.checkpoint is not None else default_weights(self.model_name)
+        if self.checkpoint is not None:
+            return self.checkpoint
+        return self._bound if self._bound is not None else default_weights(self.model_name)
+
+    def bind(self, dataset: DatasetInfo) -> None:
+        """Use the committed weights for ``dataset``'s family (the user's ``--checkpoint`` is never replaced)."""
+        if self.checkpoint is not None:
+            return
+        path = weights_for(self.model_name, dataset, self.kind, self.trust_checkpoint)
+        if path != self.weights_file():
+            self._checkpoint, self._network = None, None
+        self._bound = path
 
     @property
     def loaded(self) -> Checkpoint:
@@ -78,6 +97,7 @@ class InRepoDetectionAdapter(Adapter):
         )
 
     def check_compatible(self, dataset: DatasetInfo) -> None:
+        self.bind(dataset)
         super().check_compatible(dataset)
         if dataset.category_ids and dataset.category_ids != self.loaded.category_ids:
             raise BenchError(

@@ -12,14 +12,34 @@ from pathlib import Path
 from typing import Any
 
 from adapters.base import load_state_dict
+from adapters.inrepo import checkpoints
+from harness.datasets.base import DatasetInfo
 from harness.errors import BenchError
 
-WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
+#: the prefix of the weights files of the detection and instance models (they share one trainer)
+PREFIX = "detection"
 
 
 def default_weights(model_name: str) -> Path:
-    """Where the committed weights of an in-repo detection model live."""
-    return WEIGHTS_DIR / f"detection_{model_name}.pt"
+    """Where the committed weights of an in-repo detection model for the embedded COCO shapes live."""
+    return checkpoints.default_weights(PREFIX, model_name)
+
+
+def weights_for(model_name: str, dataset: DatasetInfo, kind: str, trust_checkpoint: bool = False) -> Path:
+    """The committed weights of ``model_name`` for ``dataset``'s family, or of a family whose checkpoint holds the
+    dataset's classes and category ids (``voc-mini`` boxes are the ``coco-mini`` shapes); one-line error if none."""
+
+    def same_label_space(family: str, path: Path) -> bool:
+        checkpoint = Checkpoint.load(path, kind, trust_checkpoint)
+        return checkpoint.classes == list(dataset.classes) and (
+            not dataset.category_ids or checkpoint.category_ids == list(dataset.category_ids))
+
+    return checkpoints.weights_for(PREFIX, model_name, dataset, same_label_space)
+
+
+def family_weights(model_name: str, dataset: DatasetInfo) -> Path:
+    """Where a trainer writes the weights of ``model_name`` for ``dataset``'s family by default."""
+    return checkpoints.family_weights(PREFIX, model_name, checkpoints.dataset_family(dataset))
 
 
 @dataclass

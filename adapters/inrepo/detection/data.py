@@ -1,8 +1,9 @@
 """The train split in memory, and augmented training canvases made from it.
 
 Every image, box and instance mask is decoded once (the embedded train split is ~45 MB decoded), so a training
-step only pays for augmentation: a log-uniform rescale, horizontal and vertical flips (the shapes are drawn at
-random angles, so both flips keep the data distribution) and a random placement on a fixed-size canvas.
+step only pays for augmentation: a log-uniform rescale, horizontal and vertical flips (the COCO shapes are drawn
+at random angles, so both flips keep the data distribution; street scenes get horizontal flips only) and a random
+placement on a fixed-size canvas.
 Crowd regions travel with the objects: the trainer ignores detections there, as the COCO evaluator does.
 """
 from __future__ import annotations
@@ -101,12 +102,13 @@ class TrainingScenes:
     def __len__(self) -> int:
         return len(self.scenes)
 
-    def batch(self, indices: np.ndarray, canvas: int, rng: np.random.Generator, scale_range: tuple[float, float]) -> Batch:
+    def batch(self, indices: np.ndarray, canvas: int, rng: np.random.Generator, scale_range: tuple[float, float],
+              vertical_flips: bool = True) -> Batch:
         images = np.zeros((len(indices), canvas, canvas, 3), np.uint8)
         boxes, labels, crowd, masks = [], [], [], []
         with_masks = self.scenes[0].masks is not None
         for slot, index in enumerate(indices):
-            scene = augment(self.scenes[int(index)], canvas, rng, scale_range)
+            scene = augment(self.scenes[int(index)], canvas, rng, scale_range, vertical_flips)
             images[slot] = scene.image
             boxes.append(scene.boxes)
             labels.append(scene.labels)
@@ -116,8 +118,12 @@ class TrainingScenes:
         return Batch(images, boxes, labels, crowd, masks if with_masks else None)
 
 
-def augment(scene: Scene, canvas: int, rng: np.random.Generator, scale_range: tuple[float, float]) -> Scene:
-    """Rescale (log-uniform in ``scale_range``), flip both ways at random, place at random on a zero canvas."""
+def augment(scene: Scene, canvas: int, rng: np.random.Generator, scale_range: tuple[float, float],
+            vertical_flips: bool = True) -> Scene:
+    """Rescale (log-uniform in ``scale_range``), flip both ways at random, place at random on a zero canvas.
+
+    ``vertical_flips=False`` keeps scenes that have an up (streets) upright; the coin is tossed either way, so
+    the random stream does not depend on it."""
     low, high = np.log(scale_range[0]), np.log(scale_range[1])
     scale = float(np.exp(rng.uniform(low, high)))
     height, width = scene.image.shape[:2]
@@ -136,7 +142,7 @@ def augment(scene: Scene, canvas: int, rng: np.random.Generator, scale_range: tu
         image = image[:, ::-1]
         boxes = np.stack([new_w - boxes[:, 2], boxes[:, 1], new_w - boxes[:, 0], boxes[:, 3]], axis=1)
         masks = masks[:, :, ::-1] if masks is not None else None
-    if rng.random() < 0.5:
+    if rng.random() < 0.5 and vertical_flips:
         image = image[::-1]
         boxes = np.stack([boxes[:, 0], new_h - boxes[:, 3], boxes[:, 2], new_h - boxes[:, 1]], axis=1)
         masks = masks[:, ::-1] if masks is not None else None

@@ -3,8 +3,9 @@
 Fitting keeps three statistics of the train split: the k-means box sizes of its objects, how many objects each
 size holds, and the class frequencies.  Every image then gets the same boxes: each size centred on every cell
 of a fixed grid (positions relative to the image, sizes in pixels, as objects are), each box once per class,
-scored by class frequency x size frequency.  Sizes x cells x classes stays within COCO's 100 detections per
-image.  A learned model that does not clearly beat this has learned nothing about where objects are.
+scored by class frequency x size frequency (classes the train split never shows are left out).  Sizes x cells x
+classes seen stays within COCO's 100 detections per image.  A learned model that does not clearly beat this has
+learned nothing about where objects are.
 """
 from __future__ import annotations
 
@@ -57,6 +58,8 @@ def prior_detections(parameters: dict[str, Any], height: int, width: int) -> tup
                 box = [max(cx - size[0] / 2, 0), max(cy - size[1] / 2, 0),
                        min(cx + size[0] / 2, width), min(cy + size[1] / 2, height)]
                 for index, class_weight in enumerate(class_share):
+                    if class_weight <= 0:  # a class absent from the train split (Cityscapes' mini has 3 of 8)
+                        continue
                     boxes.append(box)
                     scores.append(size_weight * class_weight)
                     classes.append(index)

@@ -14,7 +14,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from adapters.inrepo.detection.checkpoint import default_weights
+from adapters.inrepo.checkpoints import dataset_family
+from adapters.inrepo.detection.checkpoint import default_weights, family_weights
 from adapters.inrepo.training import cosine_with_warmup
 from harness.datasets.base import Dataset
 from harness.errors import BenchError
@@ -45,6 +46,10 @@ SCHEDULES: dict[str, Schedule] = {
     "prior-boxes": Schedule(epochs=1),
     "prior-boxes-mask": Schedule(epochs=1),
 }
+#: epochs per (model, dataset family) where they differ from the schedule's
+FAMILY_EPOCHS: dict[tuple[str, str], int] = {("centernet-mask", "cityscapes"): 12}
+#: families whose scenes have an up (streets: people stand, cars drive on the road): no vertical flips
+UPRIGHT_FAMILIES = frozenset({"cityscapes"})
 
 
 def train(
@@ -65,16 +70,18 @@ def train(
     if name not in SCHEDULES:
         raise BenchError(f"model {name!r} is not an in-repo detection model (trainable: {', '.join(sorted(SCHEDULES))})")
     schedule = SCHEDULES[name]
-    epochs = schedule.epochs if epochs is None else epochs
+    family = dataset_family(train_set.info)
+    epochs = FAMILY_EPOCHS.get((name, family), schedule.epochs) if epochs is None else epochs
     if epochs < 1:
         raise BenchError(f"epochs must be at least 1, got {epochs}")
     with torch_threads(threads):
         return _train(name, schedule, train_set, out=Path(out), epochs=epochs, seed=seed, max_steps=max_steps,
-                      on_step=on_step)
+                      on_step=on_step, vertical_flips=family not in UPRIGHT_FAMILIES)
 
 
 def _train(name: str, schedule: Schedule, train_set: Dataset, *, out: Path, epochs: int, seed: int,
-           max_steps: int | None, on_step: Callable[[int, int, float], None] | None) -> TrainOutcome:
+           max_steps: int | None, on_step: Callable[[int, int, float], None] | None,
+           vertical_flips: bool = True) -> TrainOutcome:
     import torch
 
     from adapters.inrepo.detection.checkpoint import Checkpoint
@@ -118,7 +125,8 @@ def _train(name: str, schedule: Schedule, train_set: Dataset, *, out: Path, epoc
         for batch_start in range(0, steps_per_epoch * schedule.batch_size, schedule.batch_size):
             if step >= total_steps:
                 break
-            batch = scenes.batch(order[batch_start : batch_start + schedule.batch_size], CANVAS, rng, SCALE_RANGE)
+            batch = scenes.batch(order[batch_start : batch_start + schedule.batch_size], CANVAS, rng, SCALE_RANGE,
+                                 vertical_flips)
             loss = batch_loss(network, batch, len(scenes.classes), rng)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
@@ -187,4 +195,5 @@ def mask_loss(network: Any, mask_features: Any, images: Any, batch: Any, rng: np
 
 
 for _task in ("detection", "instance"):
-    TRAINERS.register(_task)(Trainer(task=_task, train=train, default_weights=default_weights))
+    TRAINERS.register(_task)(Trainer(task=_task, train=train, default_weights=default_weights,
+                                     weights_for=family_weights))

@@ -1,20 +1,27 @@
 """``fcn``, ``unet``, ``aspp`` and ``majority-class``: the in-repo semantic segmentation models.
 
-They were trained on the embedded VOC-layout shapes (``python -m adapters.inrepo.semantic.train``), so they
-declare that dataset's classes and ``check_compatible`` refuses any other label space.  Predictions are label
+Each has one weights file per label space it was trained for (``python -m adapters.inrepo.semantic.train``): the
+embedded VOC-layout shapes (the default), the embedded Cityscapes streets (19 trainIds) and the embedded ADE20K
+rooms (150 classes).  The adapter is built before the dataset is known; ``check_compatible`` binds the weights of
+the dataset's family (``adapters.inrepo.checkpoints.weights_for``) and the classes those weights were trained
+for, so the fingerprint and ``weights_file()`` name the file that predicts.  A ``--checkpoint`` replaces the
+weights but not the label space: it must fit the network for the dataset family's classes.  Predictions are label
 maps in the dataset's evaluation index space at the image's own size.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from adapters import ADAPTERS
 from adapters.base import Adapter, AdapterInfo, load_state_dict
-from adapters.inrepo.checkpoints import default_weights
+from adapters.inrepo.checkpoints import (dataset_family, default_family, default_weights, weights_family,
+                                        weights_for)
 from adapters.inrepo.inference import fixed_inference
+from harness.datasets.base import DatasetInfo
 from harness.embedded.shapes_coco import CLASSES as SHAPE_CLASSES
 from harness.errors import BenchError
 from harness.structures import Sample, SemanticPrediction
@@ -26,30 +33,125 @@ TASK = "semantic"
 EXAMPLE_SIZE = (160, 160)
 
 
-class SegmentationNetworkAdapter(Adapter):
-    """A network from ``networks.ARCHITECTURES`` with its committed (or the user's) weights."""
+def label_space(family: str) -> list[str] | None:
+    """The classes (in output order) of weights trained for dataset ``family``; None for a family we have none of.
+
+    Semantic weights files hold tensors only, so the label space is known from the family the file is named after:
+    the default file learned the embedded VOC shapes (not the 21 VOC classes), the others a real dataset's space,
+    which its embedded mini dataset shares.
+    """
+    if family == default_family(TASK):
+        return list(CLASSES)
+    if family == "cityscapes":
+        from harness.datasets.cityscapes import TRAIN_CLASSES
+
+        return list(TRAIN_CLASSES)
+    if family == "ade20k":
+        from harness.datasets.ade20k_classes import ADE20K_CLASSES
+
+        return list(ADE20K_CLASSES)
+    return None
+
+
+#: what the trainer's ``info().extra["trained_on"]`` says per family
+TRAINED_ON = {"voc": "voc-mini 2012-train", "cityscapes": "cityscapes-mini train", "ade20k": "ade20k-mini training"}
+
+
+@dataclass(frozen=True)
+class Binding:
+    """The weights a model predicts with and the label space they were trained for."""
+
+    family: str
+    weights: Path
+    classes: list[str]
+
+
+class InRepoSegmentationAdapter(Adapter):
+    """Binds weights per dataset family; subclasses build their predictor from the bound file in ``load``."""
 
     task = TASK
     runs_by_default = True
     batch_invariant = True
+    model_name = ""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._binding: Binding | None = None
+
+    def _bind(self, family: str, dataset: DatasetInfo | None = None) -> Binding:
+        classes = label_space(family)
+        if self.checkpoint is not None:
+            if classes is None:  # the user's weights, for a label space we cannot name: keep the default's names
+                family, classes = default_family(TASK), list(CLASSES)
+            return Binding(family, self.checkpoint, classes)
+        if dataset is None:
+            return Binding(family, default_weights(TASK, self.model_name), list(CLASSES))
+        # a dataset of another family whose classes are one we have weights for (e.g. the VOC shapes' under
+        # another name) gets that family's weights
+        weights = weights_for(TASK, self.model_name, dataset,
+                              lambda other, _: label_space(other) == list(dataset.classes))
+        family = weights_family(TASK, self.model_name, weights)
+        classes = label_space(family)
+        if classes is None:
+            raise BenchError(f"weights {weights.name} are for dataset family {family!r}, whose classes model "
+                             f"{self.name!r} does not know")
+        return Binding(family, weights, classes)
+
+    @property
+    def binding(self) -> Binding:
+        """The default dataset's weights until ``check_compatible`` binds the dataset's."""
+        if self._binding is None:
+            binding = self._bind(default_family(TASK))
+            self.load(binding)
+            self._binding = binding
+        return self._binding
+
+    def load(self, binding: Binding) -> None:
+        """Build the predictor from ``binding.weights`` (a one-line error if the file does not fit)."""
+        raise NotImplementedError
+
+    def check_compatible(self, dataset: DatasetInfo) -> None:
+        binding = self._bind(dataset_family(dataset), dataset)
+        if binding != self._binding:
+            self.load(binding)
+            self._binding = binding
+        super().check_compatible(dataset)
+
+    def weights_file(self) -> Path:
+        if self._binding is not None:
+            return self._binding.weights
+        return self.checkpoint if self.checkpoint is not None else default_weights(TASK, self.model_name)
+
+
+class SegmentationNetworkAdapter(InRepoSegmentationAdapter):
+    """A network from ``networks.ARCHITECTURES`` with its committed (or the user's) weights."""
+
     architecture = ""
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
+    @property
+    def model_name(self) -> str:  # type: ignore[override]
+        return self.architecture
+
+    def load(self, binding: Binding) -> None:
         from adapters.inrepo.checkpoints import load_into
         from adapters.inrepo.semantic.networks import build_network
 
-        self.network = build_network(self.architecture, len(CLASSES))
-        load_into(self.network, self.weights_file(), self.trust_checkpoint)
-        self.network.to(self.device).eval()
+        network = build_network(self.architecture, len(binding.classes))
+        load_into(network, binding.weights, self.trust_checkpoint)
+        self._network = network.to(self.device).eval()
 
-    def weights_file(self) -> Path:
-        return self.checkpoint if self.checkpoint is not None else default_weights(TASK, self.architecture)
+    @property
+    def network(self) -> Any:
+        self.binding  # binds (and loads) the default weights on first use
+        return self._network
 
     def info(self) -> AdapterInfo:
+        binding = self.binding
         parameters = sum(p.numel() for p in self.network.parameters())
-        return AdapterInfo(name=self.name, task=TASK, classes=list(CLASSES), parameters=parameters,
-                           extra={"architecture": self.architecture, "trained_on": "voc-mini 2012-train"})
+        trained_on = "--checkpoint" if self.checkpoint is not None else TRAINED_ON.get(binding.family, binding.family)
+        return AdapterInfo(name=self.name, task=TASK, classes=list(binding.classes), parameters=parameters,
+                           extra={"architecture": self.architecture, "trained_on": trained_on,
+                                  "weights": binding.weights.name})
 
     def predict(self, samples: Sequence[Sample]) -> list[SemanticPrediction]:
         """One image at a time, edge-padded to a multiple of the network's stride, with torch pinned to
@@ -104,35 +206,39 @@ class ASPPAdapter(SegmentationNetworkAdapter):
 
 
 @ADAPTERS.register("majority-class")
-class MajorityClassAdapter(Adapter):
+class MajorityClassAdapter(InRepoSegmentationAdapter):
     """The trivial baseline: every pixel gets the class most frequent among the training split's pixels.
 
     Its "weights" are the training class frequencies, committed like any other model's, so the baseline is
     fixed by the training data rather than by whatever split it is run on.
     """
 
-    task = TASK
-    runs_by_default = True
-    batch_invariant = True
+    model_name = "majority-class"
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
+    def load(self, binding: Binding) -> None:
         import torch
 
-        state = load_state_dict(self.weights_file(), self.trust_checkpoint)
+        state = load_state_dict(binding.weights, self.trust_checkpoint)
         frequencies = state.get("class_frequencies")
-        if not isinstance(frequencies, torch.Tensor) or tuple(frequencies.shape) != (len(CLASSES),):
-            raise BenchError(f"expected 'class_frequencies' of shape ({len(CLASSES)},)", self.weights_file())
-        self.class_frequencies = frequencies.double().numpy()
-        self.majority = int(np.argmax(self.class_frequencies))
+        if not isinstance(frequencies, torch.Tensor) or tuple(frequencies.shape) != (len(binding.classes),):
+            raise BenchError(f"expected 'class_frequencies' of shape ({len(binding.classes)},)", binding.weights)
+        self._frequencies = frequencies.double().numpy()
 
-    def weights_file(self) -> Path:
-        return self.checkpoint if self.checkpoint is not None else default_weights(TASK, "majority-class")
+    @property
+    def class_frequencies(self) -> np.ndarray:
+        self.binding
+        return self._frequencies
+
+    @property
+    def majority(self) -> int:
+        return int(np.argmax(self.class_frequencies))
 
     def info(self) -> AdapterInfo:
-        return AdapterInfo(name=self.name, task=TASK, classes=list(CLASSES), parameters=0,
-                           extra={"majority_class": CLASSES[self.majority]})
+        classes = self.binding.classes
+        return AdapterInfo(name=self.name, task=TASK, classes=list(classes), parameters=0,
+                           extra={"majority_class": classes[self.majority], "weights": self.binding.weights.name})
 
     def predict(self, samples: Sequence[Sample]) -> list[SemanticPrediction]:
-        return [SemanticPrediction(label_map=np.full(sample.load_image().shape[:2], self.majority, np.uint8))
+        majority = self.majority
+        return [SemanticPrediction(label_map=np.full(sample.load_image().shape[:2], majority, np.uint8))
                 for sample in samples]

@@ -1,21 +1,23 @@
-"""Train the in-repo segmentation models on the embedded VOC-layout train split (or any semantic dataset).
+"""Train the in-repo segmentation models on an embedded train split: VOC-layout shapes (default), Cityscapes, ADE20K.
 
-``bench train --task semantic --model fcn`` (or ``python -m adapters.inrepo.semantic.train fcn``) rewrites
-``adapters/weights/semantic_fcn.pt``; the defaults (seed 0, the schedule below, one thread) reproduce the committed
-weights.  ``majority-class`` "trains" by counting the split's labelled pixels per class.
+``bench train --task semantic --model fcn [--dataset cityscapes]`` (or ``python -m adapters.inrepo.semantic.train
+fcn [--dataset cityscapes]``) rewrites ``adapters/weights/semantic_fcn.pt`` (``semantic_fcn_cityscapes.pt``); the
+defaults (seed 0, the schedule below, one thread) reproduce the committed weights.  ``majority-class`` "trains" by
+counting the split's labelled pixels per class.
 """
 from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 
-from adapters.inrepo.checkpoints import default_weights, save_compact
+from adapters.inrepo.checkpoints import dataset_family, default_weights, family_weights, save_compact
 from adapters.inrepo.training import EpochOrder, FirstSamples, Schedule, optimise
-from harness.datasets.base import Dataset
+from harness.datasets.base import Dataset, DatasetInfo
 from harness.errors import BenchError
 from harness.training import TRAINERS, StepCallback, Trainer, TrainOutcome, torch_threads
 
@@ -31,6 +33,22 @@ SCHEDULES: dict[str, Schedule] = {
     "aspp": Schedule(steps=1000, batch_size=16, learning_rate=4e-3),
 }
 MODELS = (*SCHEDULES, "majority-class")
+
+
+@dataclass(frozen=True)
+class FamilyRecipe:
+    """How a dataset family's scenes are cropped and augmented, and how many steps its schedule runs."""
+
+    crop: int | tuple[int, int] = CROP
+    upright: bool = False  # street and room scenes keep their up: horizontal flips only
+    steps: int | None = None  # None: the model's schedule
+
+
+#: Cityscapes' embedded frames are 96 x 192: whole frames (the rows say sky / building / sidewalk / road).
+RECIPES: dict[str, FamilyRecipe] = {
+    "cityscapes": FamilyRecipe(crop=(96, 192), upright=True, steps=300),
+    "ade20k": FamilyRecipe(upright=True, steps=300),
+}
 
 
 def open_train_split(data_root: Path | None = None, split: str | None = None, dataset: str = "voc") -> Dataset:
@@ -60,7 +78,7 @@ def train(
     """
     import torch
 
-    from adapters.inrepo.semantic.adapter import CLASSES
+    from adapters.inrepo.semantic.adapter import label_space
     from adapters.inrepo.semantic.data import SegmentationSet
     from adapters.inrepo.semantic.networks import build_network
 
@@ -68,33 +86,43 @@ def train(
         raise BenchError(f"no trainer for semantic model {model_name!r} (trainable: {', '.join(MODELS)})")
     began = time.perf_counter()
     train_set = train_set if train_set is not None else open_train_split()
-    if train_set.info.classes != CLASSES:
-        raise BenchError(f"the in-repo segmentation models predict {CLASSES}; dataset {train_set.info.name!r} has "
+    family = dataset_family(train_set.info)
+    classes = label_space(family)
+    if classes is None:
+        raise BenchError(f"the in-repo segmentation models know the label spaces of voc, cityscapes and ade20k, "
+                         f"not of dataset {train_set.info.name!r}")
+    if train_set.info.classes != classes:
+        raise BenchError(f"the in-repo segmentation models trained for {family!r} predict {len(classes)} classes "
+                         f"({', '.join(classes[:3])}, ...); dataset {train_set.info.name!r} has "
                          f"{len(train_set.info.classes)} other classes")
+    recipe = RECIPES.get(family, FamilyRecipe())
     if limit is not None:
         train_set = FirstSamples(train_set, limit)
     data = SegmentationSet.load(train_set)
     if not len(data):
         raise BenchError(f"dataset {train_set.info.name!r} split {train_set.info.split!r} has no images to train on")
-    out = Path(out) if out is not None else default_weights(TASK, model_name)
+    out = Path(out) if out is not None else family_weights(TASK, model_name, family)
     if model_name == "majority-class":
-        frequencies = data.class_frequencies(len(CLASSES))
+        frequencies = data.class_frequencies(len(classes))
         out.parent.mkdir(parents=True, exist_ok=True)
         torch.save({"class_frequencies": torch.from_numpy(frequencies)}, out)
         if on_step is not None:
             on_step(1, 1, 0.0)
         return TrainOutcome(model_name, out, 1.0, 1, time.perf_counter() - began)
 
-    schedule = SCHEDULES[model_name].overridden(len(data), epochs, steps, batch_size)
+    schedule = SCHEDULES[model_name]
+    if recipe.steps is not None:
+        schedule = replace(schedule, steps=recipe.steps)
+    schedule = schedule.overridden(len(data), epochs, steps, batch_size)
     with torch_threads(threads):
         torch.manual_seed(seed)
         rng = np.random.default_rng(seed)
-        network = build_network(model_name, len(CLASSES))
+        network = build_network(model_name, len(classes))
         order = EpochOrder(rng, len(data))
 
         def loss_of_step(step: int):
             indices = order.take(schedule.batch_size)
-            images, labels = data.batch(indices, rng, CROP)
+            images, labels = data.batch(indices, rng, recipe.crop, recipe.upright)
             return torch.nn.functional.cross_entropy(network(images), labels, ignore_index=IGNORE)
 
         losses = optimise(network, schedule, loss_of_step, on_step)
@@ -103,7 +131,13 @@ def train(
     return TrainOutcome(model_name, out, epochs_done, schedule.steps, time.perf_counter() - began, losses)
 
 
-TRAINERS.register(TASK)(Trainer(task=TASK, train=train, default_weights=partial(default_weights, TASK)))
+def weights_of(model_name: str, dataset: DatasetInfo) -> Path:
+    """The committed file a training run on ``dataset`` replaces by default."""
+    return family_weights(TASK, model_name, dataset_family(dataset))
+
+
+TRAINERS.register(TASK)(Trainer(task=TASK, train=train, default_weights=partial(default_weights, TASK),
+                                weights_for=weights_of))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -114,7 +148,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=None, help="override the schedule's number of steps")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--data-root", type=Path, default=None, help="a VOC devkit (default: the embedded shapes)")
+    parser.add_argument("--dataset", default="voc", choices=("voc", "cityscapes", "ade20k"))
+    parser.add_argument("--data-root", type=Path, default=None, help="the dataset's root (default: embedded)")
     parser.add_argument("--split", default=None, help="split to train on (default: the embedded 'train')")
     args = parser.parse_args(argv)
 
@@ -122,7 +157,8 @@ def main(argv: list[str] | None = None) -> None:
         if step == 1 or step % 50 == 0 or step == total:
             print(f"step {step}/{total} loss {loss:.4f}", flush=True)
 
-    outcome = train(args.model, open_train_split(args.data_root, args.split), out=args.out, steps=args.steps,
+    train_set = open_train_split(args.data_root, args.split, args.dataset)
+    outcome = train(args.model, train_set, out=args.out, steps=args.steps,
                     seed=args.seed, threads=args.threads, on_step=report)
     print(f"saved {outcome.weights} ({outcome.steps} steps, {outcome.epochs} epochs, {outcome.seconds:.0f} s)")
 
