@@ -244,13 +244,21 @@ class BuiltModel:
 class OpenMMLabAdapter(Adapter):
     """Shared build/metadata logic; subclasses set ``package``, ``scope`` and implement the model specifics.
 
-    Options: ``config`` (from ``--model PACKAGE:CONFIG``) and ``cfg_options`` (a dict of dotted config
-    overrides, as mmengine's ``--cfg-options``; e.g. a smaller test scale).
+    Options: ``config`` (from ``--model PACKAGE:CONFIG``), ``cfg_options`` (a dict of dotted config
+    overrides, as mmengine's ``--cfg-options``; e.g. a smaller test scale) and ``max_batch`` (inputs per
+    forward pass, default ``default_max_batch``).
+
+    Batch-sensitive: the library's data preprocessor pads a batch to its largest input, and batched
+    convolutions round differently from single ones, so outputs depend on which inputs share a forward pass.
+    One input per pass reproduces the library's ``inference_*`` functions exactly
+    (``tests/adapters/test_parity_openmmlab.py``).
     """
 
     runs_by_default = False
     package: str = ""
     scope: str = ""
+    #: inputs per forward pass unless the ``max_batch`` option says otherwise
+    default_max_batch: int = 1
 
     def __init__(self, name: str, checkpoint: Path | None = None, device: str = "cpu", trust_checkpoint: bool = False,
                  options: dict[str, Any] | None = None) -> None:
@@ -270,6 +278,12 @@ class OpenMMLabAdapter(Adapter):
         """Refuse metadata that cannot describe this model's outputs (e.g. a different number of classes)."""
 
     # -- shared
+    def max_batch(self) -> int:
+        value = self.options.get("max_batch", self.default_max_batch)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise BenchError(f"option max_batch must be a positive integer, got {value!r}")
+        return value
+
     def scope_context(self) -> Any:
         from mmengine.registry import DefaultScope
 

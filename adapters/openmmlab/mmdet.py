@@ -56,8 +56,11 @@ class MMDetAdapter(ClassListAdapter):
     load_transform = "mmdet.LoadImageFromNDArray"
     task = "detection"
     with_masks = False
-    #: images per forward pass (the data preprocessor pads a batch to its largest image)
-    max_batch = 8
+    #: one image per forward pass: the data preprocessor pads a batch to its largest image, which changes the
+    #: boxes of padding-sensitive models (Mask R-CNN at 3 images of 640x425, 500x333, 353x500: every box
+    #: moved, up to 639 px); even RTMDet, whose pipeline pads every image to one size, moves boxes by up to
+    #: 3e-3 px through batched convolutions.  Batch 1 is what ``inference_detector`` does.
+    default_max_batch = 1
     _compose: Any = None
 
     def build_model(self, config: Any) -> Any:
@@ -97,7 +100,7 @@ class MMDetAdapter(ClassListAdapter):
         pipeline = self._pipeline()
         predictions: list[DetectionPrediction] = []
         with self.scope_context(), torch.no_grad():
-            for chunk in predict_in_chunks(list(samples), self.max_batch):
+            for chunk in predict_in_chunks(list(samples), self.max_batch()):
                 batch = pseudo_collate([pipeline({"img": bgr(s), "img_id": i}) for i, s in enumerate(chunk)])
                 for result in model.test_step(batch):
                     predictions.append(self._convert(result.pred_instances, category_ids))

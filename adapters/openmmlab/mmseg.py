@@ -28,8 +28,9 @@ class MMSegSegmenter(ClassListAdapter):
     scope = "mmseg"
     load_transform = "LoadImageFromNDArray"
     task = "semantic"
-    #: images per forward pass; mmseg only batches images of one size, so batches are grouped by size
-    max_batch = 4
+    #: images per forward pass; batches hold images of one size only (no padding to a larger image), so
+    #: batching changes only the rounding
+    default_max_batch = 4
     _compose: Any = None
 
     def build_model(self, config: Any) -> Any:
@@ -74,7 +75,7 @@ class MMSegSegmenter(ClassListAdapter):
         label_maps: dict[int, np.ndarray] = {}
         with self.scope_context(), torch.no_grad():
             for indices in by_size.values():
-                for chunk in predict_in_chunks(indices, self.max_batch):
+                for chunk in predict_in_chunks(indices, self.max_batch()):
                     batch = pseudo_collate([pipeline({"img": images[i]}) for i in chunk])
                     for index, result in zip(chunk, model.test_step(batch)):
                         label_maps[index] = result.pred_sem_seg.data[0].detach().cpu().numpy().astype(np.int32)
