@@ -27,6 +27,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from adapters.base import Adapter, AdapterInfo, read_checkpoint, state_dict_of
+from adapters.openmmlab.published import published_scores
 from harness.datasets.base import DatasetInfo
 from harness.errors import BenchError, UnknownNameError
 from harness.structures import Sample
@@ -277,6 +278,10 @@ class OpenMMLabAdapter(Adapter):
     def validate_metadata(self, config: Any, metadata: dict[str, Any]) -> None:
         """Refuse metadata that cannot describe this model's outputs (e.g. a different number of classes)."""
 
+    def published_protocol(self, config: Any) -> dict[str, Any]:
+        """How the config's published score was measured, where bench's default protocol may differ."""
+        return {}
+
     # -- shared
     def max_batch(self) -> int:
         value = self.options.get("max_batch", self.default_max_batch)
@@ -317,6 +322,12 @@ class OpenMMLabAdapter(Adapter):
             extra["warning"] = RANDOM_WEIGHTS_WARNING
         if built.unexpected_keys:
             extra["ignored_checkpoint_keys"] = len(built.unexpected_keys)
+        published = published_scores(self.package, task, self.config_path)
+        if published is not None:
+            if self.options.get("cfg_options"):  # the zoo's number is for the config as shipped
+                published["cfg_options"] = sorted(str(key) for key in self.options["cfg_options"])
+            published.update(self.published_protocol(built.config))
+            extra["published"] = published
         extra.update(fields.pop("extra", {}))
         parameters = sum(int(p.numel()) for p in built.model.parameters())
         return AdapterInfo(name=self.name, task=task, parameters=parameters, extra=extra, **fields)

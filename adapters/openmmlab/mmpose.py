@@ -7,10 +7,15 @@ at least ``person_score_threshold`` (default 0) are kept).
 
 Each person's score is mmpose's CocoMetric default (``score_mode='bbox_keypoint'``): box score x mean of the
 keypoint scores above 0.2 (0 when none is).  No OKS-NMS is applied.
+
+Batch-sensitive only through rounding: crops all have the model's input size, and up to ``max_batch`` (64)
+of them share a forward pass; with ``max_batch=1`` the keypoints equal ``inference_topdown``'s (one box per
+call) to 1e-5 (``tests/adapters/test_parity_openmmlab.py``).
 """
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -95,6 +100,13 @@ class MMPoseTopDown(OpenMMLabAdapter):
             raise BenchError(
                 f"model {self.name!r}: its head predicts {outputs} keypoints but its metadata names {len(names)}"
             )
+
+    def published_protocol(self, config: Any) -> dict[str, Any]:
+        """mmpose's COCO results use the person boxes of the config's test set: a detector's (``bbox_file``,
+        then OKS-NMS in CocoMetric) or the ground truth; bench's default is the ground truth, without NMS."""
+        dataset = config.get("test_dataloader", {}).get("dataset", {}) or {}
+        bbox_file = dataset.get("bbox_file") if isinstance(dataset, dict) else None
+        return {"person_boxes": f"detections ({Path(str(bbox_file)).name})" if bbox_file else "ground truth"}
 
     @staticmethod
     def keypoint_names_of(metadata: dict[str, Any]) -> list[str]:

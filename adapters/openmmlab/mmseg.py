@@ -2,6 +2,10 @@
 
 The label map comes back at the original image size in the model's class-index space; ``check_compatible``
 requires the dataset to list the same classes in the same order, so that space is the dataset's.
+
+Batch-sensitive only through rounding: batches hold images of one size (``max_batch``, default 4), so no
+image is padded to another's size; one image per pass gives ``mmseg.apis.inference_model``'s label maps
+exactly (``tests/adapters/test_parity_openmmlab.py``).
 """
 from __future__ import annotations
 

@@ -111,11 +111,29 @@ class TorchvisionDetectorBase(TorchvisionAdapter):
         return keep, category[keep]
 
 
+#: torchvision's ``meta["_metrics"]["COCO-val2017"]`` names (percentages) -> bench's metric names, per task
+PUBLISHED_METRICS = {"detection": {"box_map": "AP"}, "instance": {"mask_map": "AP", "box_map": "bbox/AP"}}
+
+
 class TorchvisionDetector(TorchvisionDetectorBase):
     task = "detection"
 
     def info(self) -> AdapterInfo:
-        return self.base_info(classes=self.classes(), extra={"label_space": "COCO 91-slot (label == COCO category id)"})
+        extra: dict[str, Any] = {"label_space": "COCO 91-slot (label == COCO category id)"}
+        published = self.published()
+        if published:
+            extra["published"] = published
+        return self.base_info(classes=self.classes(), extra=extra)
+
+    def published(self) -> dict[str, Any] | None:
+        """The COCO val2017 scores torchvision lists for the release these weights are (box / mask mAP)."""
+        self.model()  # identifies the release
+        scores = ((self._release.meta.get("_metrics") or {}).get("COCO-val2017") or {}) if self._release else {}
+        metrics = {bench: round(float(scores[name]) / 100.0, 10)
+                   for name, bench in PUBLISHED_METRICS[self.task].items() if name in scores}
+        if not metrics:
+            return None
+        return {"dataset": "coco", "metrics": metrics, "source_dataset": "COCO-val2017", "weights": self._release.url}
 
     def predict(self, samples: Sequence[Sample]) -> list[DetectionPrediction]:
         predictions = []

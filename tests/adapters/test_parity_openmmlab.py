@@ -85,7 +85,7 @@ def config_of(name: str) -> tuple[str, str]:
     return package, str(resolve_config(package, stem))
 
 
-def adapter_for(name: str, checkpoint: Path, cfg_options: dict[str, Any] | None, **extra: Any) -> Adapter:
+def adapter_for(name: str, checkpoint: Path | None, cfg_options: dict[str, Any] | None, **extra: Any) -> Adapter:
     options = {"config": name.partition(":")[2], **extra}
     if cfg_options:
         options["cfg_options"] = copy.deepcopy(cfg_options)
@@ -256,3 +256,37 @@ def test_mmpose_adapter_matches_inference_topdown(name: str, tmp_path: Path) -> 
     swapped = adapter.predict([colour_swapped(colour)])[0]
     miss = discrepancy(swapped.keypoints[..., :2], reference)
     assert miss > MATERIAL, f"colour-swapped input still matches the library (difference {miss:g} px)"
+
+
+# ------------------------------------------------------------------------------------ published scores
+def test_published_scores_come_from_the_metafiles_the_packages_ship(tmp_path: Path) -> None:
+    """Numbers as the metafiles print them (mmdet/mmseg in percent, mmpose's COCO AP as ratios), as ratios."""
+    from adapters.openmmlab.published import published_scores
+
+    _, rtmdet = config_of("mmdet:rtmdet_tiny_8xb32-300e_coco")
+    published = published_scores("mmdet", "detection", Path(rtmdet))
+    assert published == {  # configs/rtmdet/metafile.yml: "box AP: 40.9"
+        "dataset": "coco", "metrics": {"AP": 0.409}, "source_dataset": "COCO", "metafile": "configs/rtmdet/metafile.yml",
+        "weights": "https://download.openmmlab.com/mmdetection/v3.0/rtmdet/rtmdet_tiny_8xb32-300e_coco/"
+                   "rtmdet_tiny_8xb32-300e_coco_20220902_112414-78e30dcc.pth"}
+    _, mask_rcnn = config_of("mmdet-ins:mask-rcnn_r50_fpn_1x_coco")  # "box AP: 38.2", "mask AP: 34.7"
+    assert published_scores("mmdet", "instance", Path(mask_rcnn))["metrics"] == {"AP": 0.347, "bbox/AP": 0.382}
+    assert published_scores("mmdet", "detection", Path(mask_rcnn))["metrics"] == {"AP": 0.382}
+    _, segformer = config_of("mmseg:segformer_mit-b0_8xb2-160k_ade20k-512x512")  # "mIoU: 37.41", ms+flip dropped
+    assert published_scores("mmseg", "semantic", Path(segformer))["metrics"] == {"mIoU": 0.3741}
+    assert published_scores("mmseg", "semantic", Path(segformer))["dataset"] == "ade20k"
+    _, rtmpose = config_of("mmpose:rtmpose-t_8xb256-420e_aic-coco-256x192")  # "AP: 0.685", ...
+    assert published_scores("mmpose", "keypoints", Path(rtmpose))["metrics"] == {
+        "AP": 0.685, "AP50": 0.88, "AP75": 0.761, "AR": 0.738, "AR50": 0.918}
+
+    own = tmp_path / "my_rtmdet.py"  # a user's config, even one built on a shipped config, has no zoo number
+    own.write_text(f"_base_ = [{rtmdet!r}]\n")
+    assert published_scores("mmdet", "detection", own) is None
+
+    detector = ADAPTERS.get("mmdet:")("mmdet:rtmdet_tiny_8xb32-300e_coco", options={"config": "rtmdet_tiny_8xb32-300e_coco"})
+    assert detector.info().extra["published"] == published
+    shrunk = adapter_for("mmdet:rtmdet_tiny_8xb32-300e_coco", None, RTMDET)
+    assert shrunk.info().extra["published"]["cfg_options"] == sorted(RTMDET)  # the zoo ran the config as shipped
+    heatmap = ADAPTERS.get("mmpose:")("mmpose:td-hm_mobilenetv2_8xb64-210e_coco-256x192",
+                                      options={"config": "td-hm_mobilenetv2_8xb64-210e_coco-256x192"})
+    assert heatmap.info().extra["published"]["person_boxes"] == "detections (COCO_val2017_detections_AP_H_56_person.json)"

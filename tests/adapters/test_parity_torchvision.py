@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from adapters.base import Adapter
 from adapters.torchvision.labels import COCO_LABELS
 from harness.datasets import DATASETS
 from harness.datasets.coco_keypoints import CocoKeypoints
+from harness.errors import BenchError
 from harness.structures import PersonBoxes, Sample
 from tests.adapters.parity import (
     COCO_IMAGES,
@@ -52,8 +54,9 @@ RCNN = {"min_size": 160, "max_size": 240, "rpn_pre_nms_top_n_test": 300, "rpn_po
         "box_detections_per_img": 30, "box_score_thresh": 0.0}
 DENSE = {"min_size": 160, "max_size": 240, "topk_candidates": 300, "detections_per_img": 30, "score_thresh": 0.0}
 #: adapter name -> (weights member, builder arguments)
+#: legacy weights (frozen BN with eps 0); its own test compares a plain file, a release copy and weights:NAME
+FASTER_RCNN = ("tv-fasterrcnn_resnet50_fpn", "COCO_V1", RCNN)
 DETECTORS = {
-    "tv-fasterrcnn_resnet50_fpn": ("COCO_V1", RCNN),  # legacy weights: frozen BN with eps 0
     "tv-fasterrcnn_mobilenet_v3_large_320_fpn": ("COCO_V1", RCNN),  # frozen BN, eps 1e-5
     "tv-fcos_resnet50_fpn": ("COCO_V1", DENSE),
     "tv-ssdlite320_mobilenet_v3_large": ("COCO_V1", {"detections_per_img": 30, "score_thresh": 0.0, "topk_candidates": 300}),
@@ -187,23 +190,56 @@ def test_detector_matches_torchvision_with_its_weights(name: str, hub: Path) -> 
     assert miss > MATERIAL, f"colour-swapped input still matches torchvision (difference {miss:g})"
 
 
-def test_a_plain_state_dict_matches_torchvision_loading_it(hub: Path, tmp_path: Path) -> None:
-    """``--checkpoint FILE``: the file goes into ``builder(weights=None)`` with ``load_state_dict``."""
+def test_checkpoint_files_plain_or_a_copy_of_a_release(hub: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Faster R-CNN R50-FPN ``COCO_V1`` (legacy weights).  ``--checkpoint FILE`` of any other name is a plain
+    state dict, equal to torchvision's ``builder(weights=None)`` + ``load_state_dict``; a file under the
+    release's published name (the sha256 digits it carries checked) and ``--checkpoint weights:COCO_V1`` are
+    the release, equal to ``builder(weights=W)``, and show its published COCO score.  The two builds differ
+    (frozen BatchNorm with eps 0)."""
+    import adapters.torchvision._common as common
     from torchvision.models import get_model_builder
+    from torchvision.ops import FrozenBatchNorm2d
 
-    name, (member, kwargs) = "tv-fasterrcnn_resnet50_fpn", DETECTORS["tv-fasterrcnn_resnet50_fpn"]
+    name, member, kwargs = FASTER_RCNN
     weights = weights_of(name, member)
     release = random_release(name, member, kwargs, hub, calibration_pass(weights))
+    item = sample("voc-000001")
+
     own = tmp_path / "my_detector.pth"
-    release.rename(own)
-    torch.manual_seed(1)
-    library = get_model_builder("fasterrcnn_resnet50_fpn")(weights=None, weights_backbone=None, **kwargs)
-    library.load_state_dict(torch.load(own, weights_only=True))
-    library.eval()
+    shutil.copyfile(release, own)
+    plain = get_model_builder("fasterrcnn_resnet50_fpn")(weights=None, weights_backbone=None, **kwargs)
+    plain.load_state_dict(torch.load(own, weights_only=True))
+    plain.eval()
     adapter = adapter_for(name, own, model_kwargs=kwargs)
     adapter.check_compatible(coco80_info("detection"))
-    item = sample("voc-000001")
-    compare_detections(adapter.predict([item])[0], detect(library, weights, item.image_path), item)
+    plain_reference = detect(plain, weights, item.image_path)
+    compare_detections(adapter.predict([item])[0], plain_reference, item)
+    assert "weights" not in adapter.info().extra and "published" not in adapter.info().extra
+    assert not any(isinstance(m, FrozenBatchNorm2d) for m in adapter.model().modules())
+
+    download = tmp_path / "downloads" / release.name
+    download.parent.mkdir()
+    shutil.copyfile(release, download)
+    with pytest.raises(BenchError, match=rf"named like torchvision's {type(weights).__name__}.COCO_V1 but its sha256"):
+        adapter_for(name, download, model_kwargs=kwargs).info()
+    digits = common.HUB_HASH.search(release.name).group(1)
+    monkeypatch.setattr(common, "file_sha256", lambda path: digits + "0" * (64 - len(digits)))  # the genuine file
+    adapter = adapter_for(name, download, model_kwargs=kwargs)
+    adapter.check_compatible(coco80_info("detection"))
+    release_reference = detect(library_model(name, member, kwargs), weights, item.image_path)
+    compare_detections(adapter.predict([item])[0], release_reference, item)
+    info = adapter.info()
+    assert info.extra["weights"] == f"{type(weights).__name__}.COCO_V1"
+    assert info.extra["published"] == {"dataset": "coco", "metrics": {"AP": 0.37}, "source_dataset": "COCO-val2017",
+                                       "weights": weights.url}  # torchvision lists box mAP 37.0
+    frozen = [m for m in adapter.model().modules() if isinstance(m, FrozenBatchNorm2d)]
+    assert frozen and all(m.eps == 0.0 for m in frozen)
+    assert discrepancy(plain_reference["scores"], release_reference["scores"]) > 0  # two different networks
+    named = adapter_for(name, f"weights:{member}", model_kwargs=kwargs)  # the same file, from the hub cache
+    named.check_compatible(coco80_info("detection"))
+    compare_detections(named.predict([item])[0], release_reference, item)
+    assert named.info().extra["published"] == info.extra["published"]
+    assert "get_state_dict" not in type(weights).__dict__  # torchvision's enum is left as it was
 
 
 # ------------------------------------------------------------------------------------------ keypoints
@@ -227,7 +263,7 @@ def test_keypoint_rcnn_matches_torchvision_with_its_weights(hub: Path) -> None:
 
     own = adapter_for(name, f"weights:{member}", model_kwargs=kwargs, use_prompts=False)
     own.check_compatible(dataset.info)
-    for item, prediction in zip(samples[:2], own.predict(samples[:2])):  # the keypoint head is heavy: 2 images
+    for item, prediction in zip(samples[:1], own.predict(samples[:1])):  # the keypoint head is heavy: one image
         reference = detect(library, weights, item.image_path)
         people = reference["labels"] == 1
         assert people.sum() >= MIN_OUTPUTS
