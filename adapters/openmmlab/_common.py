@@ -27,6 +27,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from adapters.base import Adapter, AdapterInfo, read_checkpoint, state_dict_of
+from adapters.openmmlab.published import published_scores
 from harness.datasets.base import DatasetInfo
 from harness.errors import BenchError, UnknownNameError
 from harness.structures import Sample
@@ -244,13 +245,21 @@ class BuiltModel:
 class OpenMMLabAdapter(Adapter):
     """Shared build/metadata logic; subclasses set ``package``, ``scope`` and implement the model specifics.
 
-    Options: ``config`` (from ``--model PACKAGE:CONFIG``) and ``cfg_options`` (a dict of dotted config
-    overrides, as mmengine's ``--cfg-options``; e.g. a smaller test scale).
+    Options: ``config`` (from ``--model PACKAGE:CONFIG``), ``cfg_options`` (a dict of dotted config
+    overrides, as mmengine's ``--cfg-options``; e.g. a smaller test scale) and ``max_batch`` (inputs per
+    forward pass, default ``default_max_batch``).
+
+    Batch-sensitive: the library's data preprocessor pads a batch to its largest input, and batched
+    convolutions round differently from single ones, so outputs depend on which inputs share a forward pass.
+    One input per pass reproduces the library's ``inference_*`` functions exactly
+    (``tests/adapters/test_parity_openmmlab.py``).
     """
 
     runs_by_default = False
     package: str = ""
     scope: str = ""
+    #: inputs per forward pass unless the ``max_batch`` option says otherwise
+    default_max_batch: int = 1
 
     def __init__(self, name: str, checkpoint: Path | None = None, device: str = "cpu", trust_checkpoint: bool = False,
                  options: dict[str, Any] | None = None) -> None:
@@ -269,7 +278,17 @@ class OpenMMLabAdapter(Adapter):
     def validate_metadata(self, config: Any, metadata: dict[str, Any]) -> None:
         """Refuse metadata that cannot describe this model's outputs (e.g. a different number of classes)."""
 
+    def published_protocol(self, config: Any) -> dict[str, Any]:
+        """How the config's published score was measured, where bench's default protocol may differ."""
+        return {}
+
     # -- shared
+    def max_batch(self) -> int:
+        value = self.options.get("max_batch", self.default_max_batch)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise BenchError(f"option max_batch must be a positive integer, got {value!r}")
+        return value
+
     def scope_context(self) -> Any:
         from mmengine.registry import DefaultScope
 
@@ -303,6 +322,12 @@ class OpenMMLabAdapter(Adapter):
             extra["warning"] = RANDOM_WEIGHTS_WARNING
         if built.unexpected_keys:
             extra["ignored_checkpoint_keys"] = len(built.unexpected_keys)
+        published = published_scores(self.package, task, self.config_path)
+        if published is not None:
+            if self.options.get("cfg_options"):  # the zoo's number is for the config as shipped
+                published["cfg_options"] = sorted(str(key) for key in self.options["cfg_options"])
+            published.update(self.published_protocol(built.config))
+            extra["published"] = published
         extra.update(fields.pop("extra", {}))
         parameters = sum(int(p.numel()) for p in built.model.parameters())
         return AdapterInfo(name=self.name, task=task, parameters=parameters, extra=extra, **fields)

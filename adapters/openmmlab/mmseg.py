@@ -2,6 +2,10 @@
 
 The label map comes back at the original image size in the model's class-index space; ``check_compatible``
 requires the dataset to list the same classes in the same order, so that space is the dataset's.
+
+Batch-sensitive only through rounding: batches hold images of one size (``max_batch``, default 4), so no
+image is padded to another's size; one image per pass gives ``mmseg.apis.inference_model``'s label maps
+exactly (``tests/adapters/test_parity_openmmlab.py``).
 """
 from __future__ import annotations
 
@@ -28,8 +32,9 @@ class MMSegSegmenter(ClassListAdapter):
     scope = "mmseg"
     load_transform = "LoadImageFromNDArray"
     task = "semantic"
-    #: images per forward pass; mmseg only batches images of one size, so batches are grouped by size
-    max_batch = 4
+    #: images per forward pass; batches hold images of one size only (no padding to a larger image), so
+    #: batching changes only the rounding
+    default_max_batch = 4
     _compose: Any = None
 
     def build_model(self, config: Any) -> Any:
@@ -74,7 +79,7 @@ class MMSegSegmenter(ClassListAdapter):
         label_maps: dict[int, np.ndarray] = {}
         with self.scope_context(), torch.no_grad():
             for indices in by_size.values():
-                for chunk in predict_in_chunks(indices, self.max_batch):
+                for chunk in predict_in_chunks(indices, self.max_batch()):
                     batch = pseudo_collate([pipeline({"img": images[i]}) for i in chunk])
                     for index, result in zip(chunk, model.test_step(batch)):
                         label_maps[index] = result.pred_sem_seg.data[0].detach().cpu().numpy().astype(np.int32)

@@ -2,15 +2,27 @@
 
 Weights come from ``--checkpoint``: a local state-dict file (read ``weights_only``), or ``weights:NAME`` naming a
 torchvision weights enum (``weights:DEFAULT``, ``weights:COCO_V1`` or ``weights:FasterRCNN_ResNet50_FPN_Weights.COCO_V1``),
-used only when its file is already in the local torch hub cache.  Nothing is ever downloaded: builders get
-``weights=None, weights_backbone=None``.  The ``weights`` option does the same as ``--checkpoint weights:NAME``.
+used only when its file is already in the local torch hub cache.  The ``weights`` option does the same as
+``--checkpoint weights:NAME``.  A checkpoint file that *is* one of torchvision's releases (its file name, as
+torchvision publishes it, and the sha256 digits that name carries) counts as that release.
+
+A release is built as ``builder(weights=W)`` builds it, because that is a different network from
+``builder(weights=None)`` + ``load_state_dict``: the trained build freezes the backbone's BatchNorm layers
+(``FrozenBatchNorm2d``) and, for the legacy ``COCO_V1`` weights of Faster/Mask/Keypoint R-CNN and RetinaNet
+(ResNet-50 FPN), sets their eps to 0 (torchvision's ``overwrite_eps``).  The state dict bench read safely
+(``weights_only``) is handed to the builder in place of torchvision's own read of the file, so nothing is
+downloaded and nothing is unpickled.  Any other file is a plain state dict for ``builder(weights=None,
+weights_backbone=None)``, which is what torchvision's own ``load_state_dict`` on that file gives.
 """
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 from urllib.parse import urlparse
 
 import numpy as np
@@ -27,6 +39,60 @@ def hub_cache_file(url: str) -> Path:
     import torch
 
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(url).path)
+
+
+#: torch.hub's convention: ``name-<first hex digits of the file's sha256>.ext``
+HUB_HASH = re.compile(r"-([a-f0-9]+)\.")
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def release_of_file(builder: str, path: Path) -> Any:
+    """The torchvision weights enum member whose published file ``path`` is, else None.
+
+    Recognised as torch.hub checks a download: the file name of the release URL and the sha256 digits it
+    carries.  A file with a release's name but other contents is refused rather than guessed about.
+    """
+    from torchvision.models import get_model_weights
+
+    for member in get_model_weights(builder):
+        published = os.path.basename(urlparse(member.url).path)
+        if Path(path).name != published:
+            continue
+        match = HUB_HASH.search(published)
+        if match and not file_sha256(Path(path)).startswith(match.group(1)):
+            raise BenchError(f"file is named like torchvision's {member} but its sha256 does not start with "
+                             f"{match.group(1)} (a damaged download, or another file under that name)", path)
+        return member
+    return None
+
+
+@contextmanager
+def serving_state_dict(weights: Any, state_dict: dict[str, Any]) -> Iterator[None]:
+    """Inside, ``weights.get_state_dict()`` returns ``state_dict`` (what bench read with ``weights_only``)
+    instead of reading torchvision's cache; any other weights the builder asks for are refused."""
+    family = type(weights)
+    own = family.__dict__.get("get_state_dict")
+
+    def get_state_dict(self: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        if self is not weights:
+            raise BenchError(f"building {weights} asked for other weights ({self}); bench never downloads")
+        return state_dict
+
+    setattr(family, "get_state_dict", get_state_dict)
+    try:
+        yield
+    finally:
+        if own is None:
+            delattr(family, "get_state_dict")
+        else:
+            setattr(family, "get_state_dict", own)
 
 
 def resolve_weights_enum(builder: str, spec: str) -> Any:
@@ -60,6 +126,7 @@ class TorchvisionAdapter(Adapter):
         self.weights_spec = self._weights_spec()
         self._model: Any = None
         self._weights_path: Path | None = None
+        self._release: Any = None  # the torchvision weights enum member the weights are, if any
 
     def _weights_spec(self) -> str | None:
         option = self.options.get("weights")
@@ -87,6 +154,10 @@ class TorchvisionAdapter(Adapter):
     def _load_weights(self) -> dict[str, Any] | None:
         if self.checkpoint is not None:
             self._weights_path = self.checkpoint
+            if self.checkpoint.is_file():
+                self._release = release_of_file(self.builder, self.checkpoint)
+            if self._release is not None:
+                self.check_weights_meta(self._release.meta)
             return load_state_dict(self.checkpoint, self.trust_checkpoint)
         if self.weights_spec is None:
             return None
@@ -100,6 +171,7 @@ class TorchvisionAdapter(Adapter):
             )
         self.check_weights_meta(weights.meta)
         self._weights_path = path
+        self._release = weights
         return load_state_dict(path, self.trust_checkpoint)
 
     def build_kwargs(self, state_dict: dict[str, Any] | None) -> dict[str, Any]:
@@ -119,15 +191,20 @@ class TorchvisionAdapter(Adapter):
         kwargs = {**self.fixed_kwargs, **self.build_kwargs(state), **dict(self.options.get("model_kwargs") or {})}
         if "weights_backbone" in inspect.signature(builder).parameters:
             kwargs["weights_backbone"] = None  # an ImageNet backbone would be downloaded otherwise
-        model = builder(weights=None, **kwargs)
-        if state is None:
-            warnings.warn(f"{self.name}: {RANDOM_WEIGHTS_WARNING}", stacklevel=2)
-        else:
-            try:
+        try:
+            if state is None:
+                model = builder(weights=None, **kwargs)
+                warnings.warn(f"{self.name}: {RANDOM_WEIGHTS_WARNING}", stacklevel=2)
+            elif self._release is not None:
+                with serving_state_dict(self._release, state):
+                    model = builder(weights=self._release, **kwargs)  # loads strictly, as torchvision does
+            else:
+                model = builder(weights=None, **kwargs)
                 model.load_state_dict(state, strict=True)
-            except RuntimeError as exc:
-                lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-                raise BenchError(f"checkpoint does not fit {self.builder}: {' '.join(lines[1:3])[:300]}", self._weights_path) from None
+        except (RuntimeError, ValueError) as exc:
+            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+            detail = " ".join(lines[1:3] if len(lines) > 1 else lines)[:300]
+            raise BenchError(f"checkpoint does not fit {self.builder}: {detail}", self._weights_path) from None
         self._model = model.to(torch.device(self.device)).eval()
         return self._model
 
@@ -136,8 +213,8 @@ class TorchvisionAdapter(Adapter):
         extra: dict[str, Any] = {"library": "torchvision", "builder": self.builder}
         if self._weights_path is None:
             extra["warning"] = RANDOM_WEIGHTS_WARNING
-        if self.weights_spec:
-            extra["weights"] = str(resolve_weights_enum(self.builder, self.weights_spec))
+        if self._release is not None:
+            extra["weights"] = str(self._release)  # built as torchvision builds these weights
         extra.update(fields.pop("extra", {}))
         return AdapterInfo(name=self.name, task=self.task, parameters=sum(int(p.numel()) for p in model.parameters()),
                            extra=extra, **fields)

@@ -6,7 +6,11 @@ The models take RGB floats in [0, 1] at any size and return boxes in original-im
 80 names in that order, then label L maps to ``dataset.category_ids[position of L]``; the 11 unused slots
 (background and COCO's N/A ids) cannot be scored and are dropped.  Mask R-CNN masks are thresholded at 0.5
 (torchvision's reference evaluation).  Options: ``model_kwargs`` go to the builder (e.g. ``min_size``,
-``box_score_thresh``), ``max_batch`` images per forward pass (default 4).
+``box_score_thresh``), ``max_batch`` images per forward pass (default 1).
+
+Batch-sensitive: the models' transform pads a batch to its largest image (rounded up to 32), and the padding
+moves every box of a padding-sensitive model; batch 1 is what torchvision's detection reference evaluates
+with, and what ``tests/adapters/test_parity_torchvision.py`` proves equal to torchvision's own call.
 """
 from __future__ import annotations
 
@@ -76,11 +80,18 @@ class TorchvisionDetectorBase(TorchvisionAdapter):
             )
         return self._lookup
 
+    def max_batch(self) -> int:
+        """Images per forward pass: 1 unless the ``max_batch`` option says otherwise (see the module docstring)."""
+        value = self.options.get("max_batch", 1)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise BenchError(f"option max_batch must be a positive integer, got {value!r}")
+        return value
+
     def forward(self, samples: Sequence[Sample]) -> list[dict[str, np.ndarray]]:
         import torch
 
         model = self.model()
-        size = int(self.options.get("max_batch", 4))
+        size = self.max_batch()
         outputs: list[dict[str, np.ndarray]] = []
         with torch.no_grad():
             for start in range(0, len(samples), size):
@@ -100,11 +111,29 @@ class TorchvisionDetectorBase(TorchvisionAdapter):
         return keep, category[keep]
 
 
+#: torchvision's ``meta["_metrics"]["COCO-val2017"]`` names (percentages) -> bench's metric names, per task
+PUBLISHED_METRICS = {"detection": {"box_map": "AP"}, "instance": {"mask_map": "AP", "box_map": "bbox/AP"}}
+
+
 class TorchvisionDetector(TorchvisionDetectorBase):
     task = "detection"
 
     def info(self) -> AdapterInfo:
-        return self.base_info(classes=self.classes(), extra={"label_space": "COCO 91-slot (label == COCO category id)"})
+        extra: dict[str, Any] = {"label_space": "COCO 91-slot (label == COCO category id)"}
+        published = self.published()
+        if published:
+            extra["published"] = published
+        return self.base_info(classes=self.classes(), extra=extra)
+
+    def published(self) -> dict[str, Any] | None:
+        """The COCO val2017 scores torchvision lists for the release these weights are (box / mask mAP)."""
+        self.model()  # identifies the release
+        scores = ((self._release.meta.get("_metrics") or {}).get("COCO-val2017") or {}) if self._release else {}
+        metrics = {bench: round(float(scores[name]) / 100.0, 10)
+                   for name, bench in PUBLISHED_METRICS[self.task].items() if name in scores}
+        if not metrics:
+            return None
+        return {"dataset": "coco", "metrics": metrics, "source_dataset": "COCO-val2017", "weights": self._release.url}
 
     def predict(self, samples: Sequence[Sample]) -> list[DetectionPrediction]:
         predictions = []
@@ -190,7 +219,7 @@ class TorchvisionKeypointRCNN(TorchvisionDetectorBase):
 
         self.category_lookup()  # same contract as the detection path: matched to a dataset first
         model = self.model()
-        size = int(self.options.get("max_batch", 4))
+        size = self.max_batch()
         predictions = []
         with torch.no_grad():
             for start in range(0, len(samples), size):

@@ -195,10 +195,13 @@ class FakeDetector(torch.nn.Module):
     def __init__(self, outputs: list[dict[str, torch.Tensor]]) -> None:
         super().__init__()
         self.outputs = outputs
+        self.served = 0  # the adapter may call it once per image (its default batch is 1)
 
     def forward(self, images):
-        assert len(images) == len(self.outputs)
-        return self.outputs
+        batch = self.outputs[self.served : self.served + len(images)]
+        assert len(batch) == len(images)
+        self.served += len(images)
+        return batch
 
 
 def gt_outputs(samples: list[Sample], with_masks: bool = False, keypoints: bool = False) -> list[dict[str, torch.Tensor]]:
