@@ -1,11 +1,13 @@
 """JSON and file writing that never leaves half a file behind, and reading that names the broken file."""
 from __future__ import annotations
 
+import gc
 import json
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from harness.errors import DataError
 
@@ -42,14 +44,53 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while building many containers at once.
+
+    JSON parsing allocates millions of dicts and lists that cannot form cycles; with the collector on, each
+    young-generation collection re-scans them, which makes a COCO results file parse about 1.8x slower.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def read_json(path: str | Path) -> Any:
+    """The parsed file; ``DataError`` naming the file (and the line and column) when it is not JSON.
+
+    orjson does the parsing (about 4x the standard library's speed); the standard library takes over for what
+    orjson refuses but Python's ``json`` accepts (``NaN``/``Infinity`` literals, integers beyond 64 bits), so
+    what parses and what the evaluators then say about it do not depend on which parser ran, and for the
+    error message of a file that is not JSON at all.
+    """
     path = Path(path)
     if not path.is_file():
         raise DataError("file not found", path)
+    with open(path, "rb") as handle:
+        data = handle.read()
+    with gc_paused():
+        try:
+            return _orjson_loads(data)
+        except ValueError:
+            pass
+        try:
+            return json.loads(data.decode("utf-8"))
+        except json.JSONDecodeError as exc:
+            raise DataError(f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}", path) from None
+        except UnicodeDecodeError as exc:
+            raise DataError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", path) from None
+
+
+def _orjson_loads(data: bytes) -> Any:
     try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except json.JSONDecodeError as exc:
-        raise DataError(f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}", path) from None
-    except UnicodeDecodeError as exc:
-        raise DataError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", path) from None
+        import orjson
+    except ImportError:  # pragma: no cover - orjson is a dependency; keep reading files without it
+        raise ValueError("orjson is not installed") from None
+    if data.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark: json.loads refuses it with a clear message
+        raise ValueError("byte-order mark")
+    return orjson.loads(data)

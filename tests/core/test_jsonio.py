@@ -31,3 +31,39 @@ def test_malformed_json_names_file_and_position(tmp_path):
         read_json(path)
     message = str(info.value)
     assert str(path) in message and "line 1 column" in message and "\n" not in message
+
+
+def test_what_orjson_refuses_still_parses_as_python_json_does(tmp_path):
+    # NaN literals and integers beyond 64 bits are not JSON, but Python's json (and so pycocotools) reads them;
+    # the evaluators then name the offending value instead of calling the file malformed
+    path = tmp_path / "results.json"
+    path.write_text('[{"score": NaN, "image_id": 123456789012345678901234567890}]')
+    value = read_json(path)
+    assert value[0]["image_id"] == 123456789012345678901234567890 and value[0]["score"] != value[0]["score"]
+
+
+def test_byte_order_mark_and_bad_utf8_are_one_line_errors(tmp_path):
+    bom = tmp_path / "bom.json"
+    bom.write_bytes(b"\xef\xbb\xbf[]")
+    with pytest.raises(DataError, match="malformed JSON"):
+        read_json(bom)
+    latin = tmp_path / "latin.json"
+    latin.write_bytes(b'["caf\xe9"]')
+    with pytest.raises(DataError, match="not UTF-8"):
+        read_json(latin)
+
+
+def test_parsing_leaves_the_garbage_collector_as_it_was(tmp_path):
+    import gc
+
+    path = tmp_path / "a.json"
+    path.write_text("[1]")
+    assert gc.isenabled()
+    read_json(path)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        read_json(path)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
