@@ -29,7 +29,7 @@ import numpy as np
 
 from harness.errors import DataError, PredictionError
 from harness.metrics import METRICS
-from harness.metrics.base import Metric, MetricResult
+from harness.metrics.base import Metric, MetricResult, weighted_counts, weighted_fsum
 from harness.structures import FlowPrediction, FlowTarget
 
 FlowAveraging = Literal["pixels", "per-image", "per-batch"]
@@ -185,6 +185,34 @@ class FlowMetric(Metric):
         if self.averaging == "per-batch":
             raise NotImplementedError("per-batch flow means depend on the batches; resampled images have none")
         return super().subset(positions, n_samples)
+
+    def resampled(self, counts: np.ndarray) -> dict[str, np.ndarray]:
+        """Per-image rows with multiplicities: exact fsums of the sums (or of the per-image means) and weighted
+        pixel (or image) counts, so each resample equals scoring its image list."""
+        counts = np.asarray(counts)
+        if self.averaging == "per-batch":
+            raise NotImplementedError("per-batch flow means depend on the batches; resampled images have none")
+        if counts.ndim != 2 or counts.shape[1] != len(self.rows) or not self.rows:
+            raise NotImplementedError(f"{self.name}: counts {counts.shape} for {len(self.rows)} images")
+        sums = np.stack([row[0] for row in self.rows])
+        pixels = np.stack([row[1] for row in self.rows])
+        size = len(QUANTITIES)
+        numerators = np.zeros((len(counts), size))
+        if self.averaging == "pixels":
+            denominators = weighted_counts(pixels, counts)
+            for q in range(size):
+                numerators[:, q] = weighted_fsum(sums[:, q], counts)
+        else:
+            units = pixels > 0
+            denominators = weighted_counts(units.astype(np.int64), counts)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                means = sums / pixels
+            for q in range(size):
+                numerators[:, q] = weighted_fsum(means[units[:, q], q], counts[:, units[:, q]])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratios = numerators / denominators
+        draws = [report({key: float(r[i]) for i, key in enumerate(QUANTITIES)}, self.px_convention) for r in ratios]
+        return {key: np.array([d[key] for d in draws], dtype=np.float64) for key in draws[0]}
 
     def totals(self) -> tuple[np.ndarray, np.ndarray]:
         """(numerators, denominators) per quantity: pixel sums and pixel counts (``pixels``), or sums of unit
