@@ -290,7 +290,7 @@ def plan_accumulation(
         block_ends = np.r_[block_starts[1:], n]
 
         plain = plain_inside[:, seq]
-        plain_before = np.zeros((num_a, n + 1), dtype=np.int64)
+        plain_before = np.zeros((num_a, n + 1), dtype=np.int32)
         np.cumsum(plain, axis=1, out=plain_before[:, 1:])
 
         seq_slot = slot_of[seq]
@@ -300,9 +300,9 @@ def plan_accumulation(
         c_start = np.searchsorted(ccat, np.arange(num_k + 1))
         tp = cand_tp[:, :, cslot]  # (T, A, nc)
         counted = cand_counted[:, :, cslot]
-        tp_before = np.zeros((num_t, num_a, len(cpos) + 1), dtype=np.int64)
+        tp_before = np.zeros((num_t, num_a, len(cpos) + 1), dtype=np.int32)
         np.cumsum(tp, axis=2, out=tp_before[:, :, 1:])
-        counted_before = np.zeros((num_t, num_a, len(cpos) + 1), dtype=np.int64)
+        counted_before = np.zeros((num_t, num_a, len(cpos) + 1), dtype=np.int32)
         np.cumsum(counted, axis=2, out=counted_before[:, :, 1:])
 
         # block of each candidate, as positions and as candidate indices

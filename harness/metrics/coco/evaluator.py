@@ -15,7 +15,7 @@ import numpy as np
 
 from harness.metrics.coco.accumulate import AccumulationPlan, plan_accumulation
 from harness.metrics.coco.grouping import all_pairs, build_groups
-from harness.metrics.coco.ious import box_iou_pairs, mask_iou_blocks, oks
+from harness.metrics.coco.ious import box_iou_pairs, mask_iou_blocks, oks_pairs
 from harness.metrics.coco.matching import greedy_match
 from harness.metrics.coco.params import CocoParams, make_params
 from harness.metrics.coco.summary import mean_over_valid, precision_max_dets, summarize, summary_names
@@ -197,9 +197,7 @@ def _pair_overlaps(
             [dt.masks[i] for i in d_rows], [gt.masks[i] for i in g_rows], gt.crowd[g_rows],
             groups.dt_bounds, groups.gt_bounds,
         )
-    dt_xy = dt.keypoints[d_rows[pair_det]][:, :, :2]
-    gt_rows = g_rows[pair_gt]
-    return oks(dt_xy, gt.keypoints[gt_rows], gt.bbox[gt_rows], gt.area[gt_rows], params.sigmas)
+    return oks_pairs(dt.keypoints, gt.keypoints, gt.bbox, gt.area, params.sigmas, d_rows[pair_det], g_rows[pair_gt])
 
 
 def _per_category(

@@ -81,7 +81,7 @@ def oks(
         dx = xd[rows] - xg[rows]
         dy = yd[rows] - yg[rows]
         e = (dx**2 + dy**2) / variances / scale[rows] / 2
-        for c in np.unique(count[rows]):
+        for c in np.flatnonzero(np.bincount(count[rows])):  # (np.unique would import numpy.ma: 0.1 s)
             chosen = np.flatnonzero(count[rows] == c)
             picked = e[chosen][labelled[rows[chosen]]].reshape(len(chosen), int(c))
             out[rows[chosen]] = np.sum(np.exp(-picked), axis=1) / int(c)
@@ -96,4 +96,28 @@ def oks(
         dy = np.maximum(0.0, y0 - yd[rows]) + np.maximum(0.0, yd[rows] - y1)
         e = (dx**2 + dy**2) / variances / scale[rows] / 2
         out[rows] = np.sum(np.exp(-e), axis=1) / k
+    return out
+
+
+def oks_pairs(
+    dt_keypoints: np.ndarray,
+    gt_keypoints: np.ndarray,
+    gt_box: np.ndarray,
+    gt_area: np.ndarray,
+    sigmas: np.ndarray,
+    dt_rows: np.ndarray,
+    gt_rows: np.ndarray,
+    chunk: int = 8192,
+) -> np.ndarray:
+    """``oks`` of the pairs (``dt_rows[i]``, ``gt_rows[i]``) of two keypoint tables, a chunk of pairs at a time.
+
+    Chunks keep the (pairs, K) temporaries small enough to stay in cache, and the peak memory flat: gathering
+    all (P, K, 3) pairs at once cost more than the arithmetic and 1.5x the memory of the C++ evaluators.
+    Each pair's value is computed exactly as ``oks`` computes it, so chunking changes no bit.
+    """
+    out = np.empty(len(dt_rows), dtype=np.float64)
+    dt_xy = np.ascontiguousarray(dt_keypoints[:, :, :2])
+    for start in range(0, len(dt_rows), chunk):
+        d, g = dt_rows[start:start + chunk], gt_rows[start:start + chunk]
+        out[start:start + chunk] = oks(dt_xy[d], gt_keypoints[g], gt_box[g], gt_area[g], sigmas)
     return out

@@ -40,7 +40,9 @@ def greedy_match(
     pair_det, pair_gt, pair_iou = pair_det[keep], pair_gt[keep], pair_iou[keep]
     num_t, num_a, num_g = len(thresholds), gt_ignored.shape[0], gt_ignored.shape[1]
 
-    detections, pair_slot = np.unique(pair_det, return_inverse=True)
+    first = np.ones(len(pair_det), dtype=bool)  # pairs come ordered by detection
+    first[1:] = pair_det[1:] != pair_det[:-1]
+    detections, pair_slot = pair_det[first], np.cumsum(first) - 1
     matched = np.full((num_t, num_a, len(detections)), -1, dtype=np.int64)
     if len(detections) == 0:
         return Matches(detections, matched)
