@@ -9,7 +9,9 @@ parsing, validation, evaluation, accumulation and the summary.  Contestants:
   pycocotools-style API (``COCO(gt)``, ``loadRes(pred)``, evaluate / accumulate / summarize);
 * ``vernier``: its native file-bytes entry point (``vernier.instance.evaluate_*_summary``, strict parity).
 
-Rounds are interleaved (round r runs every contestant once, in an order rotated by r) so that a change in
+Each contestant first runs once untimed (file cache, bytecode caches: bench runs from its source tree, so
+``PYTHONDONTWRITEBYTECODE`` is dropped for the children, as an installed package has its bytecode).  Rounds
+are interleaved (round r runs every contestant once, in an order rotated by r) so that a change in
 machine load hits all of them alike; the table gives the median wall and CPU (user + system) seconds of the
 rounds, the median peak RSS (``wait4`` accounting of the child), and the largest |stats difference| against
 pycocotools.  pycocotools is the reference and, being slow, runs ``--reference-rounds`` times (default 1).
@@ -189,6 +191,7 @@ def run_once(name: str, data: DataSet, gt: Path, pred: Path, timeout: float) -> 
     with tempfile.TemporaryDirectory(prefix="coco-race-") as tmp:
         out = Path(tmp) / "stats.json"
         env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
+        env.pop("PYTHONDONTWRITEBYTECODE", None)  # bench runs from source: let it cache bytecode like an install
         started = time.perf_counter()
         with open(Path(tmp) / "stderr", "w+") as err:
             proc = subprocess.Popen(command(name, data, gt, pred, out), stdout=subprocess.DEVNULL, stderr=err,
@@ -221,8 +224,13 @@ def installed(name: str) -> bool:
 
 
 def race(data: DataSet, gt: Path, pred: Path, names: list[str], rounds: int, reference_rounds: int,
-         timeout: float) -> dict[str, list[Run]]:
+         timeout: float, warmup: bool = True) -> dict[str, list[Run]]:
     runs: dict[str, list[Run]] = {name: [] for name in names}
+    for name in names:  # one untimed run each (not the slow reference): file cache and bytecode caches warm
+        if name != "pycocotools" and warmup:
+            run = run_once(name, data, gt, pred, timeout)
+            print(f"  warm-up {name:<17} wall {run.wall:7.2f} s" + (f"  FAILED: {run.error}" if run.status else ""),
+                  flush=True)
     for r in range(rounds):
         order = names[r % len(names):] + names[: r % len(names)]
         for name in order:
@@ -276,6 +284,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE)
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per process")
+    parser.add_argument("--no-warmup", action="store_true", help="skip the untimed first run of each contestant")
     parser.add_argument("--markdown", type=Path, default=None, help="also write the table here")
     parser.add_argument("--generate", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -299,7 +308,7 @@ def main(argv: list[str] | None = None) -> None:
         load = os.getloadavg()
         print(f"\n{data.name}: {gt.stat().st_size / 2**20:.0f} MiB GT, {pred.stat().st_size / 2**20:.0f} MiB "
               f"results; load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} on {os.cpu_count()} cores", flush=True)
-        runs = race(data, gt, pred, names, args.rounds, args.reference_rounds, args.timeout)
+        runs = race(data, gt, pred, names, args.rounds, args.reference_rounds, args.timeout, not args.no_warmup)
         after = os.getloadavg()
         lines = report(data, runs)
         table += lines + [f"load average {load[0]:.1f} before, {after[0]:.1f} after; {os.cpu_count()} cores", ""]
