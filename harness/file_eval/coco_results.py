@@ -19,7 +19,7 @@ from typing import Any, Iterator
 from harness.errors import BenchError, DataError, PredictionError
 from harness.file_eval import FILE_EVALUATORS
 from harness.file_eval.base import EvalRequest, FileEvaluator, require_file
-from harness.jsonio import iter_json_array, read_json
+from harness.jsonio import gc_paused, iter_json_array, read_json
 from harness.metrics.base import MetricResult
 
 IOU_TYPE_OF_TASK = {"detection": "bbox", "instance": "segm", "keypoints": "keypoints"}
@@ -116,7 +116,16 @@ class _SegmResults:
 
 def evaluate_coco_files(request: EvalRequest) -> MetricResult:
     """Score the files streaming: the ground truth is parsed whole, the results piece by piece
-    (``iter_json_array``), each piece turned into columns at once, so no per-result object outlives its piece."""
+    (``iter_json_array``), each piece turned into columns at once, so no per-result object outlives its piece.
+
+    The cyclic garbage collector stays paused throughout: nothing here forms reference cycles, and with it on,
+    every piece's fresh dicts would be scanned again and again as they age through its generations.
+    """
+    with gc_paused():
+        return _evaluate_coco_files(request)
+
+
+def _evaluate_coco_files(request: EvalRequest) -> MetricResult:
     from harness.metrics.coco import make_params
     from harness.metrics.coco.evaluator import evaluate_tables
     from harness.metrics.coco.tables import load_ground_truth, load_result_chunks

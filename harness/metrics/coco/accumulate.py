@@ -25,7 +25,7 @@ bit for bit, a full evaluation of the resampled image list (``tests/metrics/test
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -84,7 +84,17 @@ class AccumulationPlan:
     positive_key: list[np.ndarray]  # per area range: category of each non-ignored ground truth
     positive_image: list[np.ndarray]  # per area range: its image
     num_positives: np.ndarray  # (K, A) unweighted
-    passes: list[_Pass]
+    shared: "_Shared"
+    #: passes kept for weighted runs (a single evaluation builds each pass, uses it and lets it go)
+    _kept: dict = field(default_factory=dict)
+
+    def _pass_for(self, max_det: int, keep: bool) -> _Pass:
+        one = self._kept.get(max_det)
+        if one is None:
+            one = _build_pass(self.shared, max_det, blocks=keep)
+            if keep:
+                self._kept[max_det] = one
+        return one
 
     def run_many(self, weights: np.ndarray, precision_for: tuple[int, ...] | None = None, chunk: int = 32):
         """(precision, recall) for each row of ``weights`` (resamples x images), in order.
@@ -96,8 +106,9 @@ class AccumulationPlan:
         weights = np.asarray(weights, dtype=np.int64)
         for start in range(0, len(weights), chunk):
             block = weights[start:start + chunk]
-            fp = [self._fp_counts(one, block) if precision_for is None or one.max_det in precision_for
-                  else None for one in self.passes]  # per pass: (queries, b)
+            fp = [self._fp_counts(self._pass_for(m, keep=True), block)
+                  if precision_for is None or m in precision_for else None
+                  for m in self.max_dets]  # per pass: (queries, b)
             for b in range(len(block)):
                 yield self.run(block[b], [None if values is None else values[:, b] for values in fp], precision_for)
 
@@ -118,7 +129,8 @@ class AccumulationPlan:
         has_gt = num_positives > 0  # (K, A)
         positives = num_positives.T[None, :, :].astype(np.float64)  # (1, A, K)
         with np.errstate(divide="ignore", invalid="ignore"):
-            for m, one in enumerate(self.passes):
+            for m, max_det in enumerate(self.max_dets):
+                one = self._pass_for(max_det, keep=weights is not None)
                 if weights is None:
                     q, rec = self._pass(one, weights, num_positives, positives, has_gt)
                 else:
@@ -128,8 +140,8 @@ class AccumulationPlan:
                 recall[:, :, :, m] = rec
                 if q is not None:
                     precision[:, :, :, :, m] = q
+                del one
         return precision, recall
-
 
     def _weighted_pass(self, one: _Pass, weights, num_positives, positives, has_gt, fp_at, wanted: bool):
         """``_pass`` for images taken ``weights`` times; see the module docstring for the copies of a block.
@@ -271,76 +283,10 @@ def plan_accumulation(
     # pycocotools' per-category order: score descending, ties by image (ascending id) then rank in the image.
     # The detections arrive sorted by (image, category, rank), so a stable sort on (category, -score) suffices.
     order = stable_lexsort(-dt_score, dt_category)
-    o_cat, o_score, o_image = dt_category[order], dt_score[order], dt_image[order]
-    new_block = np.ones(num_d, dtype=bool)
-    new_block[1:] = (o_cat[1:] != o_cat[:-1]) | (o_score[1:] != o_score[:-1]) | (o_image[1:] != o_image[:-1])
-    block_of = np.cumsum(new_block) - 1
-
-    passes = []
-    for max_det in max_dets:
-        keep = dt_rank[order] < max_det
-        seq = order[keep]
-        n = len(seq)
-        seq_cat = o_cat[keep]
-        seq_block = block_of[keep]
-        block_first = np.ones(n, dtype=bool)
-        block_first[1:] = seq_block[1:] != seq_block[:-1]
-        block_starts = np.flatnonzero(block_first)
-        block_index = np.cumsum(block_first) - 1  # block of each position, 0-based in the pass
-        block_ends = np.r_[block_starts[1:], n]
-
-        plain = plain_inside[:, seq]
-        plain_before = np.zeros((num_a, n + 1), dtype=np.int32)
-        np.cumsum(plain, axis=1, out=plain_before[:, 1:])
-
-        seq_slot = slot_of[seq]
-        cpos = np.flatnonzero(seq_slot >= 0)  # positions of candidates in the pass
-        cslot = seq_slot[cpos]
-        ccat = seq_cat[cpos]
-        c_start = np.searchsorted(ccat, np.arange(num_k + 1))
-        tp = cand_tp[:, :, cslot]  # (T, A, nc)
-        counted = cand_counted[:, :, cslot]
-        tp_before = np.zeros((num_t, num_a, len(cpos) + 1), dtype=np.int32)
-        np.cumsum(tp, axis=2, out=tp_before[:, :, 1:])
-        counted_before = np.zeros((num_t, num_a, len(cpos) + 1), dtype=np.int32)
-        np.cumsum(counted, axis=2, out=counted_before[:, :, 1:])
-
-        # block of each candidate, as positions and as candidate indices
-        c_block = block_index[cpos]
-        c_block_pos, c_block_end = block_starts[c_block], block_ends[c_block]
-        c_block_cand = np.searchsorted(cpos, c_block_pos)
-        c_block_cend = np.searchsorted(cpos, c_block_end)
-
-        t_idx, a_idx, c_idx = np.nonzero(tp)
-        row = (t_idx * num_a + a_idx) * (len(cpos) + 1)
-        tpf, cnf = tp_before.reshape(-1), counted_before.reshape(-1)
-        b0, b1 = row + c_block_cand[c_idx], row + c_block_cend[c_idx]
-        block_tp = tpf[b1] - tpf[b0]
-        plain_row = a_idx * (n + 1)
-        pf = plain_before.reshape(-1)
-        block_fp = (cnf[b1] - cnf[b0]) - block_tp + (pf[plain_row + c_block_end[c_idx]] - pf[plain_row + c_block_pos[c_idx]])
-        here = row + c_idx + 1
-        tp_in = tpf[here] - tpf[b0]
-        fp_in = (cnf[here] - cnf[b0]) - tp_in + (pf[plain_row + cpos[c_idx]] - pf[plain_row + c_block_pos[c_idx]])
-        e_k = ccat[c_idx]
-        cat_start = np.searchsorted(seq_cat, np.arange(num_k + 1))
-        passes.append(_Pass(
-            max_det=max_det,
-            seq_image=dt_image[seq],
-            plain=plain,
-            plain_before=plain_before,
-            cat_start=cat_start,
-            cand_image=dt_image[seq[cpos]],
-            tp=tp,
-            counted=counted,
-            tp_before=tp_before,
-            counted_before=counted_before,
-            c_start=c_start,
-            e_t=t_idx, e_a=a_idx, e_c=c_idx, e_k=e_k, e_pos=cpos[c_idx],
-            e_block_cand=c_block_cand[c_idx], e_block_pos=c_block_pos[c_idx],
-            e_block_tp=block_tp, e_block_fp=block_fp, e_tp_in=tp_in, e_fp_in=fp_in,
-        ))
-
+    o_cat = dt_category[order]
+    shared = _Shared(order=order, o_cat=o_cat, dt_score=dt_score, dt_rank=dt_rank, dt_image=dt_image,
+                     plain_inside=plain_inside, slot_of=slot_of, cand_tp=cand_tp, cand_counted=cand_counted,
+                     num_t=num_t, num_a=num_a, num_k=num_k)
     positive_key, positive_image = [], []
     for a in range(num_a):
         kept = ~gt_ignored[a]
@@ -350,8 +296,97 @@ def plan_accumulation(
     return AccumulationPlan(
         num_t=num_t, num_a=num_a, num_k=num_k, num_images=num_images, recall_thresholds=recall_thresholds,
         max_dets=tuple(max_dets), positive_key=positive_key, positive_image=positive_image,
-        num_positives=num_positives, passes=passes,
+        num_positives=num_positives, shared=shared,
     )
+
+
+def _build_pass(shared: "_Shared", max_det: int, blocks: bool) -> _Pass:
+    """The pass of one maxDets setting: detections with rank < max_det in accumulation order, their candidates
+    and the true-positive entries; with ``blocks`` also what weighted runs need (block counts, images)."""
+    order, o_cat, dt_rank, dt_image = shared.order, shared.o_cat, shared.dt_rank, shared.dt_image
+    slot_of, num_t, num_a, num_k = shared.slot_of, shared.num_t, shared.num_a, shared.num_k
+    keep = dt_rank[order] < max_det
+    seq = order[keep]
+    n = len(seq)
+    seq_cat = o_cat[keep]
+
+    plain = shared.plain_inside[:, seq]
+    plain_before = np.zeros((num_a, n + 1), dtype=np.int32)
+    np.cumsum(plain, axis=1, out=plain_before[:, 1:])
+
+    seq_slot = slot_of[seq]
+    cpos = np.flatnonzero(seq_slot >= 0)  # positions of candidates in the pass
+    cslot = seq_slot[cpos]
+    ccat = seq_cat[cpos]
+    c_start = np.searchsorted(ccat, np.arange(num_k + 1))
+    tp = shared.cand_tp[:, :, cslot]  # (T, A, nc)
+    counted = shared.cand_counted[:, :, cslot]
+    tp_before = np.zeros((num_t, num_a, len(cpos) + 1), dtype=np.int32)
+    np.cumsum(tp, axis=2, out=tp_before[:, :, 1:])
+    counted_before = np.zeros((num_t, num_a, len(cpos) + 1), dtype=np.int32)
+    np.cumsum(counted, axis=2, out=counted_before[:, :, 1:])
+    t_idx, a_idx, c_idx = np.nonzero(tp)
+    one = _Pass(
+        max_det=max_det, seq_image=None, plain=None, plain_before=plain_before,
+        cat_start=np.searchsorted(seq_cat, np.arange(num_k + 1)), cand_image=None, tp=tp,
+        counted=None, tp_before=tp_before, counted_before=counted_before, c_start=c_start,
+        e_t=t_idx, e_a=a_idx, e_c=c_idx, e_k=ccat[c_idx], e_pos=cpos[c_idx],
+        e_block_cand=None, e_block_pos=None, e_block_tp=None, e_block_fp=None, e_tp_in=None, e_fp_in=None,
+    )
+    if not blocks:
+        return one
+
+    seq_block = shared.block_of()[keep]
+    block_first = np.ones(n, dtype=bool)
+    block_first[1:] = seq_block[1:] != seq_block[:-1]
+    block_starts = np.flatnonzero(block_first)
+    block_index = np.cumsum(block_first) - 1  # block of each position, 0-based in the pass
+    block_ends = np.r_[block_starts[1:], n]
+    # block of each candidate, as positions and as candidate indices
+    c_block = block_index[cpos]
+    c_block_pos, c_block_end = block_starts[c_block], block_ends[c_block]
+    c_block_cand = np.searchsorted(cpos, c_block_pos)
+    c_block_cend = np.searchsorted(cpos, c_block_end)
+    row = (t_idx * num_a + a_idx) * (len(cpos) + 1)
+    tpf, cnf = tp_before.reshape(-1), counted_before.reshape(-1)
+    b0, b1 = row + c_block_cand[c_idx], row + c_block_cend[c_idx]
+    block_tp = tpf[b1] - tpf[b0]
+    plain_row = a_idx * (n + 1)
+    pf = plain_before.reshape(-1)
+    block_fp = (cnf[b1] - cnf[b0]) - block_tp + (pf[plain_row + c_block_end[c_idx]] - pf[plain_row + c_block_pos[c_idx]])
+    here = row + c_idx + 1
+    tp_in = tpf[here] - tpf[b0]
+    fp_in = (cnf[here] - cnf[b0]) - tp_in + (pf[plain_row + cpos[c_idx]] - pf[plain_row + c_block_pos[c_idx]])
+    one.seq_image, one.plain, one.cand_image, one.counted = dt_image[seq], plain, dt_image[seq[cpos]], counted
+    one.e_block_cand, one.e_block_pos = c_block_cand[c_idx], c_block_pos[c_idx]
+    one.e_block_tp, one.e_block_fp, one.e_tp_in, one.e_fp_in = block_tp, block_fp, tp_in, fp_in
+    return one
+
+
+@dataclass
+class _Shared:
+    """What every pass is cut from: the accumulation order and the candidates' status at every (t, a)."""
+
+    order: np.ndarray
+    o_cat: np.ndarray
+    dt_score: np.ndarray
+    dt_rank: np.ndarray
+    dt_image: np.ndarray
+    plain_inside: np.ndarray
+    slot_of: np.ndarray
+    cand_tp: np.ndarray
+    cand_counted: np.ndarray
+    num_t: int
+    num_a: int
+    num_k: int
+
+    def block_of(self) -> np.ndarray:
+        """Block id of each detection in accumulation order: runs of equal (category, score, image)."""
+        o_score, o_image = self.dt_score[self.order], self.dt_image[self.order]
+        new_block = np.ones(len(self.order), dtype=bool)
+        new_block[1:] = ((self.o_cat[1:] != self.o_cat[:-1]) | (o_score[1:] != o_score[:-1])
+                         | (o_image[1:] != o_image[:-1]))
+        return np.cumsum(new_block) - 1
 
 
 def _index_weighted(one: _Pass, num_a: int, num_images: int, recall_thresholds: np.ndarray) -> None:

@@ -15,7 +15,7 @@ import numpy as np
 
 from harness.metrics.coco.accumulate import AccumulationPlan, plan_accumulation
 from harness.metrics.coco.grouping import all_pairs, build_groups
-from harness.metrics.coco.ious import box_iou_pairs, mask_iou_blocks, oks_pairs
+from harness.metrics.coco.ious import box_iou_pairs, mask_iou_pairs, oks_pairs
 from harness.metrics.coco.matching import greedy_match
 from harness.metrics.coco.params import CocoParams, make_params
 from harness.metrics.coco.summary import mean_over_valid, precision_max_dets, summarize, summary_names
@@ -103,6 +103,9 @@ def prepare_tables(gt: GroundTruthTable, dt: ResultTable, params: CocoParams) ->
 
     pair_det, pair_gt = all_pairs(groups)
     pair_iou = _pair_overlaps(gt, dt, params, groups, pair_det, pair_gt)
+    # pairs below the lowest threshold never match: drop them now rather than carry them through matching
+    useful = pair_iou >= np.minimum(params.iou_thresholds, 1 - 1e-10).min()
+    pair_det, pair_gt, pair_iou = pair_det[useful], pair_gt[useful], pair_iou[useful]
     matches = greedy_match(
         pair_det, pair_gt, pair_iou, groups.dt_rank, gt_crowd, gt_ignored, params.iou_thresholds
     )
@@ -186,16 +189,26 @@ def plan_evaluation(gt: GroundTruthTable, dt: ResultTable, params: CocoParams, g
     )
 
 
+#: pairs per chunk of box overlaps
+PAIR_CHUNK = 1 << 16
+
+
 def _pair_overlaps(
     gt: GroundTruthTable, dt: ResultTable, params: CocoParams, groups, pair_det: np.ndarray, pair_gt: np.ndarray
 ) -> np.ndarray:
     g_rows, d_rows = groups.gt_order, groups.dt_order
     if params.iou_type == "bbox":
-        return box_iou_pairs(dt.bbox[d_rows[pair_det]], gt.bbox[g_rows[pair_gt]], gt.crowd[g_rows[pair_gt]])
+        out = np.empty(len(pair_det), dtype=np.float64)
+        for start in range(0, len(pair_det), PAIR_CHUNK):  # chunks: (pairs, 4) gathers stay small
+            d, g = d_rows[pair_det[start:start + PAIR_CHUNK]], g_rows[pair_gt[start:start + PAIR_CHUNK]]
+            out[start:start + PAIR_CHUNK] = box_iou_pairs(dt.bbox[d], gt.bbox[g], gt.crowd[g])
+        return out
     if params.iou_type == "segm":
-        return mask_iou_blocks(
+        per_image = groups.num_groups // len(gt.images) if len(gt.images) else 1  # groups per image
+        image_starts = np.arange(len(gt.images) + 1) * per_image
+        return mask_iou_pairs(
             [dt.masks[i] for i in d_rows], [gt.masks[i] for i in g_rows], gt.crowd[g_rows],
-            groups.dt_bounds, groups.gt_bounds,
+            groups.dt_bounds[image_starts], groups.gt_bounds[image_starts], pair_det, pair_gt,
         )
     return oks_pairs(dt.keypoints, gt.keypoints, gt.bbox, gt.area, params.sigmas, d_rows[pair_det], g_rows[pair_gt])
 
