@@ -48,12 +48,13 @@ class _Pass:
     tp_before: np.ndarray  # (T, A, nc + 1) unweighted prefix counts
     counted_before: np.ndarray
     c_start: np.ndarray  # (K + 1,) category bounds among candidates
+    cpos: np.ndarray  # (nc,) position of each candidate in the pass
+    ccat: np.ndarray  # (nc,) its category
     # one row per unweighted true positive (t, a, candidate), in (t, a, candidate) order
     e_t: np.ndarray
     e_a: np.ndarray
     e_c: np.ndarray
     e_k: np.ndarray
-    e_pos: np.ndarray  # position of the entry's detection in the pass
     e_block_cand: np.ndarray  # first candidate index of the entry's block
     e_block_pos: np.ndarray  # first position (in the pass) of the entry's block
     e_block_tp: np.ndarray  # true positives in the block (one copy)
@@ -218,28 +219,33 @@ class AccumulationPlan:
         return q.transpose(0, 3, 2, 1)
 
     def _pass(self, one: _Pass, weights, num_positives, positives, has_gt) -> tuple[np.ndarray, np.ndarray]:
-        """Every image once: counts straight from the unweighted prefix sums."""
+        """Every image once: counts straight from the unweighted prefix sums, one IoU threshold at a time (the
+        true positives of all thresholds at once would be tens of millions of entries on Objects365)."""
         total_tp = one.tp_before[:, :, one.c_start[1:]] - one.tp_before[:, :, one.c_start[:-1]]  # (T, A, K)
         rec = np.where(has_gt.T[None], total_tp / positives, -1).transpose(0, 2, 1)
         nc = one.tp.shape[2]
-        t_idx, a_idx, k_idx = one.e_t, one.e_a, one.e_k
-        row = (t_idx * self.num_a + a_idx) * (nc + 1)
-        tp_flat, counted_flat = one.tp_before.reshape(-1), one.counted_before.reshape(-1)
-        first = row + one.c_start[k_idx]
-        here = row + one.e_c + 1
-        tp_count = tp_flat[here] - tp_flat[first]
-        plain_row = a_idx * one.plain_before.shape[1]
+        num_r = len(self.recall_thresholds)
+        best = np.zeros((self.num_t, self.num_a * self.num_k * (num_r + 1)))
         plain_flat = one.plain_before.reshape(-1)
-        plain_between = plain_flat[plain_row + one.e_pos] - plain_flat[plain_row + one.cat_start[k_idx]]
-        fp_count = (counted_flat[here] - counted_flat[first]) - tp_count + plain_between
-        prec, reached = self._precision(tp_count, fp_count, num_positives[k_idx, a_idx])
-        # max precision per (t, a, k, reached); entries are already sorted by that key
-        key = ((t_idx * self.num_a + a_idx) * self.num_k + k_idx) * (len(self.recall_thresholds) + 1) + reached
-        best = np.zeros(self.num_t * self.num_a * self.num_k * (len(self.recall_thresholds) + 1))
-        if len(key):
-            run_start = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
-            best[key[run_start]] = np.maximum.reduceat(prec, run_start)
-        return self._envelope(best, has_gt), rec
+        plain_stride = one.plain_before.shape[1]
+        for t in range(self.num_t):
+            a_idx, c_idx = np.nonzero(one.tp[t])
+            k_idx = one.ccat[c_idx]
+            row = a_idx * (nc + 1)
+            tp_flat, counted_flat = one.tp_before[t].reshape(-1), one.counted_before[t].reshape(-1)
+            first = row + one.c_start[k_idx]
+            here = row + c_idx + 1
+            tp_count = tp_flat[here] - tp_flat[first]
+            plain_row = a_idx * plain_stride
+            plain_between = plain_flat[plain_row + one.cpos[c_idx]] - plain_flat[plain_row + one.cat_start[k_idx]]
+            fp_count = (counted_flat[here] - counted_flat[first]) - tp_count + plain_between
+            prec, reached = self._precision(tp_count, fp_count, num_positives[k_idx, a_idx])
+            # max precision per (a, k, reached); entries are already sorted by that key
+            key = (a_idx * self.num_k + k_idx) * (num_r + 1) + reached
+            if len(key):
+                run_start = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+                best[t, key[run_start]] = np.maximum.reduceat(prec, run_start)
+        return self._envelope(best.reshape(-1), has_gt), rec
 
 
 def plan_accumulation(
@@ -325,16 +331,18 @@ def _build_pass(shared: "_Shared", max_det: int, blocks: bool) -> _Pass:
     np.cumsum(tp, axis=2, out=tp_before[:, :, 1:])
     counted_before = np.zeros((num_t, num_a, len(cpos) + 1), dtype=np.int32)
     np.cumsum(counted, axis=2, out=counted_before[:, :, 1:])
-    t_idx, a_idx, c_idx = np.nonzero(tp)
     one = _Pass(
         max_det=max_det, seq_image=None, plain=None, plain_before=plain_before,
         cat_start=np.searchsorted(seq_cat, np.arange(num_k + 1)), cand_image=None, tp=tp,
-        counted=None, tp_before=tp_before, counted_before=counted_before, c_start=c_start,
-        e_t=t_idx, e_a=a_idx, e_c=c_idx, e_k=ccat[c_idx], e_pos=cpos[c_idx],
+        counted=None, tp_before=tp_before, counted_before=counted_before, c_start=c_start, cpos=cpos, ccat=ccat,
+        e_t=None, e_a=None, e_c=None, e_k=None,
         e_block_cand=None, e_block_pos=None, e_block_tp=None, e_block_fp=None, e_tp_in=None, e_fp_in=None,
     )
     if not blocks:
         return one
+
+    t_idx, a_idx, c_idx = np.nonzero(tp)
+    one.e_t, one.e_a, one.e_c, one.e_k = t_idx, a_idx, c_idx, ccat[c_idx]
 
     seq_block = shared.block_of()[keep]
     block_first = np.ones(n, dtype=bool)

@@ -204,8 +204,7 @@ def _pair_overlaps(
             out[start:start + PAIR_CHUNK] = box_iou_pairs(dt.bbox[d], gt.bbox[g], gt.crowd[g])
         return out
     if params.iou_type == "segm":
-        per_image = groups.num_groups // len(gt.images) if len(gt.images) else 1  # groups per image
-        image_starts = np.arange(len(gt.images) + 1) * per_image
+        image_starts = groups.image_starts(len(gt.images))
         return mask_iou_pairs(
             [dt.masks[i] for i in d_rows], [gt.masks[i] for i in g_rows], gt.crowd[g_rows],
             groups.dt_bounds[image_starts], groups.gt_bounds[image_starts], pair_det, pair_gt,
