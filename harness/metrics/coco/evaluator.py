@@ -1,9 +1,11 @@
 """``evaluate_coco``: COCO AP/AR for boxes, masks and keypoints, equal to pycocotools' COCOeval by default.
 
 The pipeline is columnar end to end: load and validate the dicts into arrays (``tables``), sort everything
-into (image, category) groups (``grouping``), compute the overlaps of all same-group pairs (``ious``), match
-greedily for every group, IoU threshold and area range at once (``matching``), then build the precision and
-recall arrays (``accumulate``) and the summary (``summary``).
+into the (image, category) groups that occur (``grouping``), compute the overlaps of all same-group pairs in
+chunks (``ious``), match greedily for every group, IoU threshold and area range at once (``matching``), then
+build the precision and recall arrays (``accumulate``) and the summary (``summary``).  ``prepare_tables``
+stops before the accumulation, so a bootstrap (``resampled_stats``) re-accumulates one matching with image
+weights instead of evaluating every resample from scratch.
 """
 from __future__ import annotations
 

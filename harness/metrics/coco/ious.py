@@ -59,28 +59,6 @@ def mask_iou_pairs(
     return out
 
 
-def mask_iou_blocks(
-    dt_masks: Sequence[dict],
-    gt_masks: Sequence[dict],
-    gt_crowd: np.ndarray,
-    dt_bounds: np.ndarray,
-    gt_bounds: np.ndarray,
-) -> np.ndarray:
-    """Concatenated row-major IoU matrices of consecutive blocks: block b pairs dts ``dt_bounds[b]:dt_bounds[b+1]``
-    with gts ``gt_bounds[b]:gt_bounds[b+1]`` (one block per image and category)."""
-    from pycocotools import mask as mask_utils
-
-    pieces = []
-    crowd = gt_crowd.astype(np.uint8)
-    for b in range(len(dt_bounds) - 1):
-        d0, d1, g0, g1 = dt_bounds[b], dt_bounds[b + 1], gt_bounds[b], gt_bounds[b + 1]
-        if d1 == d0 or g1 == g0:
-            continue
-        ious = mask_utils.iou(list(dt_masks[d0:d1]), list(gt_masks[g0:g1]), crowd[g0:g1])
-        pieces.append(np.asarray(ious, dtype=np.float64).reshape(-1))
-    return np.concatenate(pieces) if pieces else np.zeros(0)
-
-
 def oks(
     dt_xy: np.ndarray,
     gt_keypoints: np.ndarray,
