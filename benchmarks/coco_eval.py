@@ -250,7 +250,8 @@ def report(data: DataSet, runs: dict[str, list[Run]]) -> list[str]:
     reference = next((r.stats for r in runs.get("pycocotools", []) if r.stats is not None), None)
     ok = [r for r in runs.get("bench", []) if r.status == 0]
     bench_wall = statistics.median(r.wall for r in ok) if ok else float("nan")
-    lines = [f"| {data.name} | evaluator | wall s | CPU s | peak RSS MiB | x bench wall | max abs stats diff vs pycocotools | rounds |",
+    lines = [f"| {data.name} | evaluator | wall s | CPU s | peak RSS MiB | x bench wall "
+             "| max abs stats diff vs pycocotools | rounds |",
              "|---|---|---|---|---|---|---|---|"]
     for name, items in runs.items():
         good = [r for r in items if r.status == 0]

@@ -361,7 +361,8 @@ def _build_pass(shared: "_Shared", max_det: int, blocks: bool) -> _Pass:
     block_tp = tpf[b1] - tpf[b0]
     plain_row = a_idx * (n + 1)
     pf = plain_before.reshape(-1)
-    block_fp = (cnf[b1] - cnf[b0]) - block_tp + (pf[plain_row + c_block_end[c_idx]] - pf[plain_row + c_block_pos[c_idx]])
+    block_plain = pf[plain_row + c_block_end[c_idx]] - pf[plain_row + c_block_pos[c_idx]]
+    block_fp = (cnf[b1] - cnf[b0]) - block_tp + block_plain
     here = row + c_idx + 1
     tp_in = tpf[here] - tpf[b0]
     fp_in = (cnf[here] - cnf[b0]) - tp_in + (pf[plain_row + cpos[c_idx]] - pf[plain_row + c_block_pos[c_idx]])
