@@ -70,16 +70,23 @@ def flow_sums(
 ) -> dict[str, tuple[float, int]]:
     """(sum, count) of every quantity for one image; each quantity's value is sum / count."""
     epe = endpoint_error(pred, gt)
-    valid = np.ones(epe.shape, dtype=bool) if valid is None else np.asarray(valid, dtype=bool)
-    values = epe[valid]
+    # without a valid mask, flat views stand in for boolean-indexed copies: the same elements in the same order,
+    # so every sum (numpy's pairwise summation over one contiguous run) has the same bits
+    pick = (lambda array: array.reshape(-1)) if valid is None else (lambda array: array[valid])
+    if valid is not None:
+        valid = np.asarray(valid, dtype=bool)
+    values = pick(epe)
     count = int(values.size)
     sums: dict[str, tuple[float, int]] = {"EPE": (float(values.sum()), count)}
     for n in PX_THRESHOLDS:
         sums[f"acc{n}"] = (float(np.count_nonzero(values < n)), count)
         sums[f"err{n}"] = (float(np.count_nonzero(values > n)), count)
-    sums["Fl"] = (float(np.count_nonzero(fl_outliers(epe, gt)[valid])), count)
     gt = np.asarray(gt, dtype=np.float64)
-    speed = np.sqrt(gt[..., 0] ** 2 + gt[..., 1] ** 2)[valid]
+    magnitude = np.sqrt(gt[..., 0] ** 2 + gt[..., 1] ** 2)  # |gt|, once for Fl and the speed bands
+    with np.errstate(divide="ignore", invalid="ignore"):
+        outliers = (epe > FL_EPE) & (epe / magnitude > FL_RATIO)  # ``fl_outliers``
+    sums["Fl"] = (float(np.count_nonzero(pick(outliers))), count)
+    speed = pick(magnitude)
     for name, low, high in SPEED_BANDS:
         band = (speed >= low) & (speed < high)
         sums[f"EPE_{name}"] = (float(values[band].sum()), int(np.count_nonzero(band)))
@@ -91,7 +98,7 @@ def flow_sums(
         for mask in (occluded, out_of_frame):
             if mask is not None:
                 unmatched |= np.asarray(mask, dtype=bool)
-        unmatched = unmatched[valid]
+        unmatched = pick(unmatched)
         sums["EPE_matched"] = (float(values[~unmatched].sum()), int(np.count_nonzero(~unmatched)))
         sums["EPE_unmatched"] = (float(values[unmatched].sum()), int(np.count_nonzero(unmatched)))
     return sums
@@ -255,7 +262,7 @@ class FlowMetric(Metric):
         valid = _check_mask(target.valid, shape, "valid", item)
         occluded = _check_mask(target.occluded, shape, "occluded", item)
         out_of_frame = _check_mask(target.out_of_frame, shape, "out_of_frame", item)
-        scored = np.ones(shape, dtype=bool) if valid is None else valid
+        scored = slice(None) if valid is None else valid  # no all-true mask: a boolean index copies everything
         if not np.all(np.isfinite(pred[scored])):
             raise PredictionError(f"item {item!r}: predicted flow has non-finite values on valid pixels")
         if not np.all(np.isfinite(gt[scored])):
