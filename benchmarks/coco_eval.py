@@ -186,6 +186,18 @@ class Run:
     error: str = ""
 
 
+#: address-space cap per contestant (GiB); a run beyond it fails instead of driving a shared machine into the
+#: kernel's OOM killer (faster-coco-eval needs more than 24 GiB on the Objects365-sized set)
+MEMORY_LIMIT_GIB = 16.0
+
+
+def _limit_memory() -> None:
+    import resource
+
+    limit = int(MEMORY_LIMIT_GIB * 2**30)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
 def run_once(name: str, data: DataSet, gt: Path, pred: Path, timeout: float) -> Run:
     """One whole process: wall from fork to reap, CPU and peak RSS from the kernel's accounting of that child."""
     with tempfile.TemporaryDirectory(prefix="coco-race-") as tmp:
@@ -195,7 +207,7 @@ def run_once(name: str, data: DataSet, gt: Path, pred: Path, timeout: float) -> 
         started = time.perf_counter()
         with open(Path(tmp) / "stderr", "w+") as err:
             proc = subprocess.Popen(command(name, data, gt, pred, out), stdout=subprocess.DEVNULL, stderr=err,
-                                    env=env, cwd=tmp)
+                                    env=env, cwd=tmp, preexec_fn=_limit_memory)
             deadline = started + timeout
             while True:
                 pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
@@ -210,6 +222,8 @@ def run_once(name: str, data: DataSet, gt: Path, pred: Path, timeout: float) -> 
             proc.returncode = os.waitstatus_to_exitcode(status)
             err.seek(0)
             message = err.read().strip().splitlines()[-1:] if proc.returncode else []
+            if proc.returncode and not message:
+                message = [f"exit status {proc.returncode}"]
         stats = read_stats(name, out) if proc.returncode == 0 else None
         return Run(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, stats, proc.returncode,
                    message[0] if message else "")
@@ -246,12 +260,12 @@ def race(data: DataSet, gt: Path, pred: Path, names: list[str], rounds: int, ref
     return runs
 
 
-def report(data: DataSet, runs: dict[str, list[Run]]) -> list[str]:
-    reference = next((r.stats for r in runs.get("pycocotools", []) if r.stats is not None), None)
+def report(data: DataSet, runs: dict[str, list[Run]], reference_name: str = "pycocotools") -> list[str]:
+    reference = next((r.stats for r in runs.get(reference_name, []) if r.stats is not None), None)
     ok = [r for r in runs.get("bench", []) if r.status == 0]
     bench_wall = statistics.median(r.wall for r in ok) if ok else float("nan")
     lines = [f"| {data.name} | evaluator | wall s | CPU s | peak RSS MiB | x bench wall "
-             "| max abs stats diff vs pycocotools | rounds |",
+             f"| max abs stats diff vs {reference_name} | rounds |",
              "|---|---|---|---|---|---|---|---|"]
     for name, items in runs.items():
         good = [r for r in items if r.status == 0]
@@ -276,6 +290,8 @@ def report(data: DataSet, runs: dict[str, list[Run]]) -> list[str]:
 def main(argv: list[str] | None = None) -> None:
     import argparse
 
+    global MEMORY_LIMIT_GIB
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sets", default=",".join(DATASETS), help=f"comma-separated: {', '.join(DATASETS)}")
@@ -286,6 +302,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE)
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per process")
     parser.add_argument("--no-warmup", action="store_true", help="skip the untimed first run of each contestant")
+    parser.add_argument("--reference", default="pycocotools",
+                        help="whose stats the others are compared with (pycocotools needs ~8 GiB at 20k images)")
+    parser.add_argument("--memory-limit-gib", type=float, default=16.0, help="address-space cap per run")
     parser.add_argument("--markdown", type=Path, default=None, help="also write the table here")
     parser.add_argument("--generate", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -294,6 +313,7 @@ def main(argv: list[str] | None = None) -> None:
                  args.seed)
         return
 
+    MEMORY_LIMIT_GIB = args.memory_limit_gib
     names = [n for n in args.only.split(",") if n]
     unknown = [n for n in names if n not in CONTESTANTS]
     if unknown:
@@ -311,7 +331,7 @@ def main(argv: list[str] | None = None) -> None:
               f"results; load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} on {os.cpu_count()} cores", flush=True)
         runs = race(data, gt, pred, names, args.rounds, args.reference_rounds, args.timeout, not args.no_warmup)
         after = os.getloadavg()
-        lines = report(data, runs)
+        lines = report(data, runs, args.reference)
         table += lines + [f"load average {load[0]:.1f} before, {after[0]:.1f} after; {os.cpu_count()} cores", ""]
         print("\n".join(lines), flush=True)
     print("\n" + "\n".join(table))
