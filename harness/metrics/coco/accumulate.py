@@ -89,12 +89,16 @@ class AccumulationPlan:
     #: passes kept for weighted runs (a single evaluation builds each pass, uses it and lets it go)
     _kept: dict = field(default_factory=dict)
 
-    def _pass_for(self, max_det: int, keep: bool) -> _Pass:
-        one = self._kept.get(max_det)
+    def _pass_for(self, max_det: int, keep: bool, local: dict | None = None) -> _Pass:
+        """The pass of ``max_det``; settings above every detection's rank share one pass (same detections)."""
+        effective = min(max_det, self.shared.max_rank + 1)
+        one = self._kept.get(effective) or (local or {}).get(effective)
         if one is None:
-            one = _build_pass(self.shared, max_det, blocks=keep)
+            one = _build_pass(self.shared, effective, blocks=keep)
             if keep:
-                self._kept[max_det] = one
+                self._kept[effective] = one
+            elif local is not None:
+                local[effective] = one
         return one
 
     def run_many(self, weights: np.ndarray, precision_for: tuple[int, ...] | None = None, chunk: int = 32):
@@ -130,12 +134,15 @@ class AccumulationPlan:
         has_gt = num_positives > 0  # (K, A)
         positives = num_positives.T[None, :, :].astype(np.float64)  # (1, A, K)
         with np.errstate(divide="ignore", invalid="ignore"):
+            local: dict = {}  # a plain run holds a pass only while a later maxDets can share it
             for m, max_det in enumerate(self.max_dets):
-                one = self._pass_for(max_det, keep=weights is not None)
+                if min(max_det, self.shared.max_rank + 1) not in local:
+                    local.clear()
+                one = self._pass_for(max_det, keep=weights is not None, local=local)
                 if weights is None:
                     q, rec = self._pass(one, weights, num_positives, positives, has_gt)
                 else:
-                    wanted = precision_for is None or one.max_det in precision_for
+                    wanted = precision_for is None or max_det in precision_for
                     q, rec = self._weighted_pass(one, weights, num_positives, positives, has_gt,
                                                  None if fp is None else fp[m], wanted)
                 recall[:, :, :, m] = rec
@@ -292,7 +299,7 @@ def plan_accumulation(
     o_cat = dt_category[order]
     shared = _Shared(order=order, o_cat=o_cat, dt_score=dt_score, dt_rank=dt_rank, dt_image=dt_image,
                      plain_inside=plain_inside, slot_of=slot_of, cand_tp=cand_tp, cand_counted=cand_counted,
-                     num_t=num_t, num_a=num_a, num_k=num_k)
+                     num_t=num_t, num_a=num_a, num_k=num_k, max_rank=int(dt_rank.max(initial=0)))
     positive_key, positive_image = [], []
     for a in range(num_a):
         kept = ~gt_ignored[a]
@@ -388,6 +395,7 @@ class _Shared:
     num_t: int
     num_a: int
     num_k: int
+    max_rank: int = 0  # highest rank of any detection in its group
 
     def block_of(self) -> np.ndarray:
         """Block id of each detection in accumulation order: runs of equal (category, score, image)."""
