@@ -16,7 +16,7 @@ import numpy as np
 from adapters import ADAPTERS
 from adapters.base import Adapter
 from harness import distributed
-from harness.confidence import DEFAULT_BUDGET_SECONDS, DEFAULT_LEVEL, DEFAULT_RESAMPLES, confidence_intervals
+from harness.confidence import DEFAULT_LEVEL, DEFAULT_RESAMPLES, confidence_intervals
 from harness.datasets import DATASETS
 from harness.datasets.base import Dataset
 from harness.errors import BenchError
@@ -52,8 +52,6 @@ class RunConfig:
     #: bootstrap resamples for confidence intervals (0: none)
     bootstrap: int = DEFAULT_RESAMPLES
     confidence_level: float = DEFAULT_LEVEL
-    #: seconds the bootstrap may take per run; slow metrics get fewer resamples (recorded in metrics.json)
-    bootstrap_budget: float | None = DEFAULT_BUDGET_SECONDS
     #: keep an existing report made with the same model, data and limit instead of running again (suites)
     skip_existing: bool = False
     #: a named convention of the protocol's metrics instead of the official one (``--dialect``)
@@ -175,7 +173,7 @@ def _score_and_write(config: RunConfig, task: Task, protocol: Protocol, dataset:
     evaluation = finish(task, dataset, shards, adapter.device, config.dialect)
     submission.finish(evaluation.records)
     intervals, bootstrap = confidence_intervals(evaluation.metrics, evaluation.samples, config.bootstrap, config.seed,
-                                                config.confidence_level, config.bootstrap_budget)
+                                                config.confidence_level)
     info = adapter.info()
     record = {
         "run_id": run_id,

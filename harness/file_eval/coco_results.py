@@ -14,12 +14,12 @@ image or category ids, NaN scores, negative box sizes) is the evaluator's, and n
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from harness.errors import BenchError, DataError, PredictionError
 from harness.file_eval import FILE_EVALUATORS
 from harness.file_eval.base import EvalRequest, FileEvaluator, require_file
-from harness.jsonio import read_json
+from harness.jsonio import gc_paused, iter_json_array, read_json
 from harness.metrics.base import MetricResult
 
 IOU_TYPE_OF_TASK = {"detection": "bbox", "instance": "segm", "keypoints": "keypoints"}
@@ -74,8 +74,61 @@ def _keypoint_sigmas(gt: Any, text: str | None, path: Path) -> list[float] | Non
     return sigmas
 
 
+class _Counted:
+    """Passes pieces through and counts their items."""
+
+    def __init__(self, pieces: Iterator[Any]) -> None:
+        self.pieces, self.count = pieces, 0
+
+    def __iter__(self) -> Iterator[Any]:
+        for piece in self.pieces:
+            self.count += len(piece) if isinstance(piece, list) else 0
+            yield piece
+
+
+class _SegmResults:
+    """Which area a segm result gets, decided on the way through: pycocotools' ``loadRes`` uses w*h of ``bbox``
+    when the first result has one; the detectron2 and mmdet dialects drop ``bbox`` from segm results."""
+
+    def __init__(self, dialect: str) -> None:
+        self.dialect, self.with_box, self.first_has_box = dialect, 0, None
+
+    def pieces(self, pieces: Iterator[Any]) -> Iterator[Any]:
+        for piece in pieces:
+            if isinstance(piece, list):
+                if self.first_has_box is None and piece:
+                    self.first_has_box = isinstance(piece[0], dict) and piece[0].get("bbox", []) != []
+                self.with_box += sum(1 for result in piece if isinstance(result, dict) and "bbox" in result)
+                if self.dialect in DROPS_SEGM_BBOX:
+                    piece = [{k: v for k, v in r.items() if k != "bbox"} if isinstance(r, dict) else r
+                             for r in piece]
+            yield piece
+
+    def area(self, notes: list[str]) -> str:
+        if self.dialect in DROPS_SEGM_BBOX:
+            return "mask area ('bbox' dropped from results, as detectron2 and mmdet do)"
+        if self.with_box and self.first_has_box:
+            notes.append(f"{self.with_box} segm results carry 'bbox', so pycocotools uses box areas for "
+                         "APs/APm/APl; --dialect detectron2 or mmdet drops them")
+            return "w*h of each result's 'bbox' (pycocotools loadRes)"
+        return "mask area"
+
+
 def evaluate_coco_files(request: EvalRequest) -> MetricResult:
-    from harness.metrics.coco import evaluate_coco
+    """Score the files streaming: the ground truth is parsed whole, the results piece by piece
+    (``iter_json_array``), each piece turned into columns at once, so no per-result object outlives its piece.
+
+    The cyclic garbage collector stays paused throughout: nothing here forms reference cycles, and with it on,
+    every piece's fresh dicts would be scanned again and again as they age through its generations.
+    """
+    with gc_paused():
+        return _evaluate_coco_files(request)
+
+
+def _evaluate_coco_files(request: EvalRequest) -> MetricResult:
+    from harness.metrics.coco import make_params
+    from harness.metrics.coco.evaluator import evaluate_tables
+    from harness.metrics.coco.tables import load_ground_truth, load_result_chunks
 
     iou_type = request.option("iou_type") or IOU_TYPE_OF_TASK[request.task]
     dialect = request.dialect or "pycocotools"
@@ -84,33 +137,31 @@ def evaluate_coco_files(request: EvalRequest) -> MetricResult:
     if iou_type != "keypoints" and request.option("sigmas") is not None:
         raise BenchError("--sigmas applies to keypoints")
     gt = read_json(require_file(request.gt, "ground-truth"))
-    results = read_json(require_file(request.pred, "prediction", PredictionError))
+    pieces = iter_json_array(require_file(request.pred, "prediction", PredictionError))
     sigmas = _keypoint_sigmas(gt, request.option("sigmas"), request.gt) if iou_type == "keypoints" else None
     max_dets = parse_max_dets(request.option("max_dets"), dialect)
-
-    notes = []
-    segm_area = None
-    if iou_type == "segm" and isinstance(results, list):
-        with_box = sum(1 for result in results if isinstance(result, dict) and "bbox" in result)
-        if dialect in DROPS_SEGM_BBOX:
-            results = [{k: v for k, v in r.items() if k != "bbox"} if isinstance(r, dict) else r for r in results]
-            segm_area = "mask area ('bbox' dropped from results, as detectron2 and mmdet do)"
-        elif with_box and isinstance(results[0], dict) and results[0].get("bbox", []) != []:
-            segm_area = "w*h of each result's 'bbox' (pycocotools loadRes)"
-            notes.append(f"{with_box} segm results carry 'bbox', so pycocotools uses box areas for APs/APm/APl; "
-                         "--dialect detectron2 or mmdet drops them")
-        else:
-            segm_area = "mask area"
-
     try:
-        evaluation = evaluate_coco(gt, results, iou_type, sigmas=sigmas, max_dets=max_dets,
-                                   gt_path=request.gt, results_path=request.pred)
+        params = make_params(iou_type, sigmas=sigmas, max_dets=max_dets)
     except ValueError as exc:  # parameter problems (e.g. fewer than three maxDets for boxes)
         raise BenchError(str(exc)) from None
+    num_keypoints = len(params.sigmas) if params.sigmas is not None else None
+    gt_table = load_ground_truth(gt, iou_type, num_keypoints, request.gt)
+    images = len(gt.get("images", [])) if isinstance(gt, dict) else 0
+    del gt  # the ground-truth objects are columns now
+
+    notes: list[str] = []
+    segm = _SegmResults(dialect) if iou_type == "segm" else None
+    counted = _Counted(segm.pieces(pieces) if segm is not None else pieces)
+    try:
+        result_table = load_result_chunks(counted, gt_table, iou_type, num_keypoints, request.pred)
+        evaluation = evaluate_tables(gt_table, result_table, params)
+    except ValueError as exc:  # e.g. keypoint-only results scored as boxes without a skeleton
+        raise BenchError(str(exc)) from None
+    segm_area = segm.area(notes) if segm is not None else None
     settings = evaluation.params.settings()
     settings["max_dets_dialect"] = settings.pop("dialect")
     settings.update(dialect=dialect, ground_truth=str(request.gt), predictions=str(request.pred),
-                    images=len(gt.get("images", [])), results=len(results))
+                    images=images, results=counted.count)
     if segm_area is not None:
         settings["segm_area"] = segm_area
     if notes:

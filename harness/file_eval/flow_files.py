@@ -20,7 +20,6 @@ from harness.errors import DataError, PredictionError
 from harness.file_eval import FILE_EVALUATORS
 from harness.file_eval.base import EvalRequest, FileEvaluator, index_files, pair_files, require_dir
 from harness.flowio import read_flo
-from harness.datasets.sintel import read_mask
 from harness.metrics.base import MetricResult
 from harness.structures import FlowTarget
 
@@ -71,6 +70,8 @@ def evaluate_flow_files(request: EvalRequest) -> MetricResult:
         if pred.shape != gt.shape:
             raise PredictionError(f"flow is {pred.shape[1]}x{pred.shape[0]} (WxH), ground truth {gt_path.name} is "
                                   f"{gt.shape[1]}x{gt.shape[0]}", pred_path)
+        from harness.datasets.sintel import read_mask  # Pillow and the dataset registry: only when flow runs
+
         fields = {name: read_mask(folder / f"{key}.png", gt.shape[:2]) for name, folder in masks.items()}
         try:
             metric.add_batch([(pred, FlowTarget(flow=gt, **fields), key)])

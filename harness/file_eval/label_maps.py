@@ -27,7 +27,6 @@ import numpy as np
 from harness.errors import BenchError, DataError, PredictionError
 from harness.file_eval import FILE_EVALUATORS
 from harness.file_eval.base import EvalRequest, FileEvaluator, index_files, pair_files, require_dir, require_file
-from harness.imageio import read_label_png
 from harness.metrics.base import MetricResult
 from harness.metrics.semantic import DEFAULT_IGNORE_INDEX, out_of_range_values, reduce_zero_label
 from harness.structures import Sample, SemanticPrediction, SemanticTarget
@@ -160,6 +159,13 @@ def _evaluate_by_stem(request: EvalRequest) -> MetricResult:
     if preset.reduce_zero_label:
         result.settings["prediction_labels"] = "as the annotation files: 0 = no class (a false negative), k = class k-1"
     return result
+
+
+def read_label_png(path: Path) -> np.ndarray:
+    """``harness.imageio.read_label_png``, imported on first use: Pillow is not needed to score COCO files."""
+    from harness.imageio import read_label_png as read
+
+    return read(path)
 
 
 def _read_pair(gt_path: Path, pred_path: Path) -> tuple[np.ndarray, np.ndarray]:

@@ -20,6 +20,7 @@ per-image match results and only redo the accumulation).
 from __future__ import annotations
 
 import copy
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Literal, Sequence
@@ -126,26 +127,30 @@ class Metric(ABC):
     ) -> dict[str, tuple[float, float]]:
         """Percentile bootstrap intervals over images for every scalar this metric computes.
 
-        Resample ``n_samples`` images with replacement ``n_resamples`` times (numpy ``default_rng(seed)``, so
-        the same seed draws the same image sets for every metric), recompute, and take the
+        Resample ``n_samples`` images with replacement ``n_resamples`` times (``resample_counts``: the same
+        seed draws the same image multisets for every metric), score each resample (``resampled``) and take the
         ``(1-level)/2`` and ``(1+level)/2`` percentiles, ignoring resamples where a value is undefined (NaN).
         """
         if n_samples < 1 or n_resamples < 1:
             return {}
-        rng = np.random.default_rng(seed)
+        return percentile_intervals(self.resampled(resample_counts(n_samples, n_resamples, seed)), level)
+
+    def resampled(self, counts: np.ndarray) -> dict[str, np.ndarray]:
+        """Every scalar of ``compute`` on each resample: ``counts`` is (resamples, samples), how many times each
+        sample is drawn; returns {name: (resamples,) values}.
+
+        This generic version scores ``subset`` of the drawn samples (in sample order, an image's copies side by
+        side), a full ``compute`` per resample.  Metrics override it with a path that reuses the per-sample work
+        (COCO: one matching, re-accumulated with image weights; counts and sums: weighted totals), and their
+        tests check that the override equals this version exactly.
+        """
+        counts = np.asarray(counts)
         draws: dict[str, list[float]] = {}
-        for _ in range(n_resamples):
-            positions = rng.integers(0, n_samples, size=n_samples)
-            for name, value in self.subset(positions, n_samples).compute().metrics.items():
+        for row in counts:
+            positions = np.repeat(np.arange(len(row)), row)
+            for name, value in self.subset(positions, len(row)).compute().metrics.items():
                 draws.setdefault(name, []).append(float(value))
-        intervals = {}
-        for name, values in draws.items():
-            array = np.asarray(values, dtype=np.float64)
-            array = array[np.isfinite(array)]
-            if array.size:
-                lo, hi = np.percentile(array, [50 * (1 - level), 50 * (1 + level)])
-                intervals[name] = (float(lo), float(hi))
-        return intervals
+        return {name: np.asarray(values, dtype=np.float64) for name, values in draws.items()}
 
     @abstractmethod
     def update(self, samples: Sequence[Any], predictions: Sequence[Any]) -> None:
@@ -154,3 +159,53 @@ class Metric(ABC):
     @abstractmethod
     def compute(self) -> MetricResult:
         """Numbers over everything seen so far."""
+
+
+def resample_counts(n_samples: int, n_resamples: int, seed: int) -> np.ndarray:
+    """(n_resamples, n_samples) int64: how often each sample is drawn in each bootstrap resample.
+
+    Draw r takes ``n_samples`` positions uniformly with replacement from numpy ``default_rng(seed)``, so the
+    multisets are a function of the seed, the sample count and the draw index only: the same for every
+    metric of a run, and the first k of ``n`` resamples are the k resamples of a smaller run.
+    """
+    rng = np.random.default_rng(seed)
+    out = np.zeros((n_resamples, n_samples), dtype=np.int64)
+    for r in range(n_resamples):
+        out[r] = np.bincount(rng.integers(0, n_samples, size=n_samples), minlength=n_samples)
+    return out
+
+
+def percentile_intervals(draws: dict[str, np.ndarray], level: float) -> dict[str, tuple[float, float]]:
+    """(lo, hi) percentiles of each value's resampled distribution, NaN resamples left out."""
+    intervals = {}
+    for name, values in draws.items():
+        array = np.asarray(values, dtype=np.float64)
+        array = array[np.isfinite(array)]
+        if array.size:
+            lo, hi = np.percentile(array, [50 * (1 - level), 50 * (1 + level)])
+            intervals[name] = (float(lo), float(hi))
+    return intervals
+
+
+def weighted_fsum(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """``math.fsum`` of ``values`` with value i taken ``counts[r, i]`` times, for each row r: (rows,) float64.
+
+    Exactly what ``math.fsum`` gives on the resampled list (correctly rounded, so order-free), without
+    rounding ``count * value`` first.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    return np.array([math.fsum(np.repeat(values, row)) for row in np.asarray(counts)], dtype=np.float64)
+
+
+def weighted_counts(per_sample: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Integer per-sample counts (samples, ...) summed with multiplicities (rows, samples): (rows, ...) int64.
+
+    A float64 matrix product is exact here (integer products and partial sums stay far below 2**53) and runs
+    through BLAS, which integer matrix products do not.
+    """
+    per_sample = np.asarray(per_sample)
+    flat = per_sample.reshape(len(per_sample), -1).astype(np.float64)
+    total = np.asarray(counts, dtype=np.float64) @ flat
+    if flat.size and np.abs(total).max(initial=0.0) >= 2.0**53:
+        raise OverflowError("weighted counts beyond 2**53 cannot be summed exactly in float64")
+    return np.rint(total).astype(np.int64).reshape((len(counts),) + per_sample.shape[1:])

@@ -13,6 +13,7 @@ A DetectionTarget's ``ignore`` flags have no effect: pycocotools overwrites ``ig
 """
 from __future__ import annotations
 
+import copy
 from typing import Any, Literal, Sequence
 
 import numpy as np
@@ -107,6 +108,24 @@ class _CocoMetric(Metric):
         clone = super().subset(positions, n_samples)
         clone._positional_ids = True
         return clone
+
+    def resampled(self, counts: np.ndarray) -> dict[str, np.ndarray]:
+        """Bootstrap by reuse: match once, re-accumulate with image weights (``coco.resampled_stats``).
+
+        Equal, bit for bit, to the generic path (a full evaluation of each resampled image list): images and
+        annotations are numbered by position, as ``subset`` numbers them.
+        """
+        from harness.metrics.coco.evaluator import resampled_stats
+
+        counts = np.asarray(counts)
+        if counts.ndim != 2 or counts.shape[1] != len(self.items):
+            raise NotImplementedError(f"{self.name}: counts {counts.shape} for {len(self.items)} images")
+        clone = copy.copy(self)
+        clone._positional_ids = True
+        gt, results = clone.coco_dicts()
+        names, values = resampled_stats(gt, results, self.iou_type, counts, max_dets=self.max_dets,
+                                        use_cats=self.use_cats, **self._eval_kwargs())
+        return {self.key_prefix + name: values[:, i] for i, name in enumerate(names)}
 
     def coco_dicts(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """The COCO annotation dict and results list this metric evaluates (handy for cross-checks)."""

@@ -29,7 +29,7 @@ import numpy as np
 
 from harness.errors import DataError, PredictionError
 from harness.metrics import METRICS
-from harness.metrics.base import Metric, MetricResult
+from harness.metrics.base import Metric, MetricResult, weighted_counts, weighted_fsum
 from harness.structures import FlowPrediction, FlowTarget
 
 FlowAveraging = Literal["pixels", "per-image", "per-batch"]
@@ -70,16 +70,23 @@ def flow_sums(
 ) -> dict[str, tuple[float, int]]:
     """(sum, count) of every quantity for one image; each quantity's value is sum / count."""
     epe = endpoint_error(pred, gt)
-    valid = np.ones(epe.shape, dtype=bool) if valid is None else np.asarray(valid, dtype=bool)
-    values = epe[valid]
+    # without a valid mask, flat views stand in for boolean-indexed copies: the same elements in the same order,
+    # so every sum (numpy's pairwise summation over one contiguous run) has the same bits
+    pick = (lambda array: array.reshape(-1)) if valid is None else (lambda array: array[valid])
+    if valid is not None:
+        valid = np.asarray(valid, dtype=bool)
+    values = pick(epe)
     count = int(values.size)
     sums: dict[str, tuple[float, int]] = {"EPE": (float(values.sum()), count)}
     for n in PX_THRESHOLDS:
         sums[f"acc{n}"] = (float(np.count_nonzero(values < n)), count)
         sums[f"err{n}"] = (float(np.count_nonzero(values > n)), count)
-    sums["Fl"] = (float(np.count_nonzero(fl_outliers(epe, gt)[valid])), count)
     gt = np.asarray(gt, dtype=np.float64)
-    speed = np.sqrt(gt[..., 0] ** 2 + gt[..., 1] ** 2)[valid]
+    magnitude = np.sqrt(gt[..., 0] ** 2 + gt[..., 1] ** 2)  # |gt|, once for Fl and the speed bands
+    with np.errstate(divide="ignore", invalid="ignore"):
+        outliers = (epe > FL_EPE) & (epe / magnitude > FL_RATIO)  # ``fl_outliers``
+    sums["Fl"] = (float(np.count_nonzero(pick(outliers))), count)
+    speed = pick(magnitude)
     for name, low, high in SPEED_BANDS:
         band = (speed >= low) & (speed < high)
         sums[f"EPE_{name}"] = (float(values[band].sum()), int(np.count_nonzero(band)))
@@ -91,7 +98,7 @@ def flow_sums(
         for mask in (occluded, out_of_frame):
             if mask is not None:
                 unmatched |= np.asarray(mask, dtype=bool)
-        unmatched = unmatched[valid]
+        unmatched = pick(unmatched)
         sums["EPE_matched"] = (float(values[~unmatched].sum()), int(np.count_nonzero(~unmatched)))
         sums["EPE_unmatched"] = (float(values[unmatched].sum()), int(np.count_nonzero(unmatched)))
     return sums
@@ -186,6 +193,34 @@ class FlowMetric(Metric):
             raise NotImplementedError("per-batch flow means depend on the batches; resampled images have none")
         return super().subset(positions, n_samples)
 
+    def resampled(self, counts: np.ndarray) -> dict[str, np.ndarray]:
+        """Per-image rows with multiplicities: exact fsums of the sums (or of the per-image means) and weighted
+        pixel (or image) counts, so each resample equals scoring its image list."""
+        counts = np.asarray(counts)
+        if self.averaging == "per-batch":
+            raise NotImplementedError("per-batch flow means depend on the batches; resampled images have none")
+        if counts.ndim != 2 or counts.shape[1] != len(self.rows) or not self.rows:
+            raise NotImplementedError(f"{self.name}: counts {counts.shape} for {len(self.rows)} images")
+        sums = np.stack([row[0] for row in self.rows])
+        pixels = np.stack([row[1] for row in self.rows])
+        size = len(QUANTITIES)
+        numerators = np.zeros((len(counts), size))
+        if self.averaging == "pixels":
+            denominators = weighted_counts(pixels, counts)
+            for q in range(size):
+                numerators[:, q] = weighted_fsum(sums[:, q], counts)
+        else:
+            units = pixels > 0
+            denominators = weighted_counts(units.astype(np.int64), counts)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                means = sums / pixels
+            for q in range(size):
+                numerators[:, q] = weighted_fsum(means[units[:, q], q], counts[:, units[:, q]])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratios = numerators / denominators
+        draws = [report({key: float(r[i]) for i, key in enumerate(QUANTITIES)}, self.px_convention) for r in ratios]
+        return {key: np.array([d[key] for d in draws], dtype=np.float64) for key in draws[0]}
+
     def totals(self) -> tuple[np.ndarray, np.ndarray]:
         """(numerators, denominators) per quantity: pixel sums and pixel counts (``pixels``), or sums of unit
         means and unit counts (``per-image``, ``per-batch``); each value is numerator / denominator."""
@@ -227,7 +262,7 @@ class FlowMetric(Metric):
         valid = _check_mask(target.valid, shape, "valid", item)
         occluded = _check_mask(target.occluded, shape, "occluded", item)
         out_of_frame = _check_mask(target.out_of_frame, shape, "out_of_frame", item)
-        scored = np.ones(shape, dtype=bool) if valid is None else valid
+        scored = slice(None) if valid is None else valid  # no all-true mask: a boolean index copies everything
         if not np.all(np.isfinite(pred[scored])):
             raise PredictionError(f"item {item!r}: predicted flow has non-finite values on valid pixels")
         if not np.all(np.isfinite(gt[scored])):

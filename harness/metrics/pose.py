@@ -31,7 +31,7 @@ import numpy as np
 from harness.errors import BenchError, DataError, PredictionError
 from harness.keypoint_meta import MPII_KEYPOINT_NAMES
 from harness.metrics import METRICS
-from harness.metrics.base import Metric, MetricResult
+from harness.metrics.base import Metric, MetricResult, weighted_counts, weighted_fsum
 from harness.metrics.matlab import colon
 from harness.structures import KeypointsPrediction, KeypointsTarget
 
@@ -366,6 +366,8 @@ class PCKMetric(Metric):
         self.joint_names = list(joint_names) if joint_names is not None else None
         self.add_state("correct", 0, reduce="sum")
         self.add_state("scored", 0, reduce="sum")
+        # per-sample (correct, scored) per joint, (2, J) int64, in sample order: what a resample re-weights
+        self.add_state("sample_counts", [], reduce="cat")
 
     @classmethod
     def from_dataset(cls, info: Any, **options: Any) -> "PCKMetric":
@@ -383,6 +385,15 @@ class PCKMetric(Metric):
                                 f"{self.correct.size}")
             self.correct = self.correct + correct
             self.scored = self.scored + scored
+            self.sample_counts.append(np.stack([correct, scored]))
+
+    def resampled(self, counts: np.ndarray) -> dict[str, np.ndarray]:
+        counts = np.asarray(counts)
+        if counts.ndim != 2 or counts.shape[1] != len(self.sample_counts) or not self.sample_counts:
+            raise NotImplementedError(f"{self.name}: counts {counts.shape} for {len(self.sample_counts)} samples")
+        totals = weighted_counts(np.stack(self.sample_counts), counts)  # (B, 2, J)
+        key = f"PCK@{self.alpha:g}"
+        return {key: np.array([pck_from_counts(c, n)[1] for c, n in totals], dtype=np.float64)}
 
     def compute(self) -> MetricResult:
         if isinstance(self.correct, np.ndarray):
@@ -424,6 +435,8 @@ class MpiiPCKhMetric(Metric):
         rows = len(pckh_thresholds(dialect)) + 2
         self.add_state("correct", np.zeros((rows, 16), dtype=np.int64), reduce="sum")
         self.add_state("scored", np.zeros(16, dtype=np.int64), reduce="sum")
+        # per-sample counts, (rows + 1, 16) int64 (correct rows, then scored), in sample order
+        self.add_state("sample_counts", [], reduce="cat")
 
     @classmethod
     def from_dataset(cls, info: Any, **options: Any) -> "MpiiPCKhMetric":
@@ -454,6 +467,15 @@ class MpiiPCKhMetric(Metric):
                                           head_sizes_xywh(boxes), self.dialect)
             self.correct += correct
             self.scored += scored
+            self.sample_counts.append(np.vstack([correct, scored[None]]))
+
+    def resampled(self, counts: np.ndarray) -> dict[str, np.ndarray]:
+        counts = np.asarray(counts)
+        if counts.ndim != 2 or counts.shape[1] != len(self.sample_counts) or not self.sample_counts:
+            raise NotImplementedError(f"{self.name}: counts {counts.shape} for {len(self.sample_counts)} samples")
+        totals = weighted_counts(np.stack(self.sample_counts), counts)  # (B, rows + 1, 16)
+        draws = [pckh_from_counts(t[:-1], t[-1], self.dialect)[0] for t in totals]
+        return {key: np.array([d[key] for d in draws], dtype=np.float64) for key in draws[0]}
 
     def compute(self) -> MetricResult:
         return pckh_result(self.correct, self.scored, self.dialect, {
@@ -489,6 +511,20 @@ class MPJPEMetric(Metric):
                 math.fsum(joint_errors(pred, gt, "scale", labelled)[labelled]),
                 int(labelled.sum()),
             ))
+
+    def resampled(self, counts: np.ndarray) -> dict[str, np.ndarray]:
+        """Exact fsums of the per-sample error sums with multiplicities, over the weighted joint count."""
+        counts = np.asarray(counts)
+        if counts.ndim != 2 or counts.shape[1] != len(self.per_sample):
+            raise NotImplementedError(f"{self.name}: counts {counts.shape} for {len(self.per_sample)} samples")
+        rows = np.array(self.per_sample, dtype=np.float64).reshape(-1, 4)
+        joints = weighted_counts(rows[:, 3].astype(np.int64), counts)
+        out = {}
+        for column, key in enumerate(("MPJPE", "PA-MPJPE", "N-MPJPE")):
+            sums = weighted_fsum(rows[:, column], counts)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                out[key] = np.where(joints > 0, sums / np.maximum(joints, 1), np.nan)
+        return out
 
     def compute(self) -> MetricResult:
         columns = list(zip(*self.per_sample)) or [(), (), (), ()]

@@ -27,7 +27,7 @@ import numpy as np
 
 from harness.errors import DataError, PredictionError
 from harness.metrics import METRICS
-from harness.metrics.base import Metric, MetricResult
+from harness.metrics.base import Metric, MetricResult, weighted_counts
 from harness.structures import SemanticPrediction, SemanticTarget
 
 SemanticDialect = Literal["mmseg", "ade20k-devkit"]
@@ -226,6 +226,8 @@ class SemanticSegmentationMetric(Metric):
         self.dialect = dialect
         self.reduce_zero_label = reduce_zero_label
         self.add_state("confusion", np.zeros((num_classes, num_classes + 1), dtype=np.int64), reduce="sum")
+        # per-image (TP, FP, FN) per class, (3, C) int64, in sample order: what a bootstrap resample re-weights
+        self.add_state("image_counts", [], reduce="cat")
 
     def update(self, samples: Sequence[Any], predictions: Sequence[Any]) -> None:
         for item, target, prediction in semantic_pairs(samples, predictions):
@@ -255,7 +257,18 @@ class SemanticSegmentationMetric(Metric):
             prediction, item=item, role="prediction", num_classes=self.num_classes,
             ignore_index=self.ignore_index, error=PredictionError,
         )
-        self.confusion += confusion_matrix(target, prediction, self.num_classes, self.ignore_index)
+        matrix = confusion_matrix(target, prediction, self.num_classes, self.ignore_index)
+        self.confusion += matrix
+        self.image_counts.append(np.stack(counts_from_confusion(matrix)))
+
+    def resampled(self, counts: np.ndarray) -> dict[str, np.ndarray]:
+        """Weighted per-image (TP, FP, FN): each resample scores exactly the pixels of its image multiset."""
+        counts = np.asarray(counts)
+        if counts.ndim != 2 or counts.shape[1] != len(self.image_counts):
+            raise NotImplementedError(f"{self.name}: counts {counts.shape} for {len(self.image_counts)} images")
+        totals = weighted_counts(np.stack(self.image_counts), counts)  # (B, 3, C)
+        draws = [scores_from_counts(*row, dialect=self.dialect)[0] for row in totals]
+        return {key: np.array([d[key] for d in draws], dtype=np.float64) for key in SUMMARY_KEYS}
 
     def compute(self) -> MetricResult:
         summary, per_class = semantic_scores(self.confusion, self.dialect)

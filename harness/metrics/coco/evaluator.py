@@ -1,9 +1,11 @@
 """``evaluate_coco``: COCO AP/AR for boxes, masks and keypoints, equal to pycocotools' COCOeval by default.
 
 The pipeline is columnar end to end: load and validate the dicts into arrays (``tables``), sort everything
-into (image, category) groups (``grouping``), compute the overlaps of all same-group pairs (``ious``), match
-greedily for every group, IoU threshold and area range at once (``matching``), then build the precision and
-recall arrays (``accumulate``) and the summary (``summary``).
+into the (image, category) groups that occur (``grouping``), compute the overlaps of all same-group pairs in
+chunks (``ious``), match greedily for every group, IoU threshold and area range at once (``matching``), then
+build the precision and recall arrays (``accumulate``) and the summary (``summary``).  ``prepare_tables``
+stops before the accumulation, so a bootstrap (``resampled_stats``) re-accumulates one matching with image
+weights instead of evaluating every resample from scratch.
 """
 from __future__ import annotations
 
@@ -13,12 +15,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from harness.metrics.coco.accumulate import accumulate
+from harness.metrics.coco.accumulate import AccumulationPlan, plan_accumulation
 from harness.metrics.coco.grouping import all_pairs, build_groups
-from harness.metrics.coco.ious import box_iou_pairs, mask_iou_blocks, oks
+from harness.metrics.coco.ious import box_iou_pairs, mask_iou_pairs, oks_pairs
 from harness.metrics.coco.matching import greedy_match
 from harness.metrics.coco.params import CocoParams, make_params
-from harness.metrics.coco.summary import mean_over_valid, summarize, summary_names
+from harness.metrics.coco.summary import mean_over_valid, precision_max_dets, summarize, summary_names
 from harness.metrics.coco.tables import GroundTruthTable, ResultTable, load_ground_truth, load_results
 
 
@@ -85,7 +87,8 @@ def evaluate_coco(
     return evaluate_tables(gt_table, result_table, params)
 
 
-def evaluate_tables(gt: GroundTruthTable, dt: ResultTable, params: CocoParams) -> CocoEvalResult:
+def prepare_tables(gt: GroundTruthTable, dt: ResultTable, params: CocoParams) -> AccumulationPlan:
+    """Everything up to the accumulation (groups, overlaps, matches), which a bootstrap then reuses."""
     num_images, num_categories = len(gt.images), len(gt.categories)
     groups = build_groups(
         gt.image, gt.category, dt.image, dt.category, dt.score,
@@ -102,30 +105,53 @@ def evaluate_tables(gt: GroundTruthTable, dt: ResultTable, params: CocoParams) -
 
     pair_det, pair_gt = all_pairs(groups)
     pair_iou = _pair_overlaps(gt, dt, params, groups, pair_det, pair_gt)
+    # pairs below the lowest threshold never match: drop them now rather than carry them through matching
+    useful = pair_iou >= np.minimum(params.iou_thresholds, 1 - 1e-10).min()
+    pair_det, pair_gt, pair_iou = pair_det[useful], pair_gt[useful], pair_iou[useful]
     matches = greedy_match(
         pair_det, pair_gt, pair_iou, groups.dt_rank, gt_crowd, gt_ignored, params.iou_thresholds
     )
 
-    if params.use_cats:
-        k_gt, k_dt, num_k = gt.category[g_rows], dt.category[d_rows], num_categories
-    else:
-        k_gt, k_dt, num_k = np.zeros(len(g_rows), np.int64), np.zeros(len(d_rows), np.int64), 1
-    num_positives = np.stack(
-        [np.bincount(k_gt[~gt_ignored[a]], minlength=num_k) for a in range(len(params.area_ranges))], axis=1
-    )
-    with np.errstate(divide="ignore", invalid="ignore"):
-        precision, recall = accumulate(
-            dt_category=k_dt,
-            dt_score=dt.score[d_rows],
-            dt_rank=groups.dt_rank,
-            dt_outside=dt_outside,
-            matches=matches,
-            gt_ignored=gt_ignored,
-            gt_id_is_zero=gt.id_is_zero[g_rows],
-            num_positives=num_positives,
-            recall_thresholds=params.recall_thresholds,
-            max_dets=params.max_dets,
-        )
+    return plan_evaluation(gt, dt, params, groups, matches, gt_ignored, dt_outside)
+
+
+def resampled_stats(
+    gt: dict[str, Any],
+    results: Sequence[dict[str, Any]],
+    iou_type: str,
+    counts: np.ndarray,
+    *,
+    sigmas: Sequence[float] | np.ndarray | None = None,
+    max_dets: Sequence[int] | None = None,
+    use_cats: bool = True,
+) -> tuple[tuple[str, ...], np.ndarray]:
+    """Summary stats of image resamples: ``counts`` (resamples, images) says how often each image (in sorted-id
+    order) is drawn.  Returns (names, (resamples, stats)).
+
+    Overlaps and matches are computed once; each resample only re-accumulates them with image weights
+    (``AccumulationPlan.run_many``), and only at the maxDets the summary reads precision at.  Each row equals
+    ``evaluate_coco`` on the resampled image list (copies of an image side by side) bit for bit.
+    """
+    params = make_params(iou_type, sigmas=sigmas, max_dets=max_dets, use_cats=use_cats)
+    num_keypoints = len(params.sigmas) if params.sigmas is not None else None
+    gt_table = load_ground_truth(gt, iou_type, num_keypoints)
+    plan = prepare_tables(gt_table, load_results(results, gt_table, iou_type, num_keypoints), params)
+    counts = np.asarray(counts, dtype=np.int64)
+    if counts.ndim != 2 or counts.shape[1] != len(gt_table.images):
+        raise ValueError(f"counts must be (resamples, {len(gt_table.images)} images), got {counts.shape}")
+    out = np.empty((len(counts), len(summary_names(params))))
+    for row, (precision, recall) in enumerate(plan.run_many(counts, precision_for=precision_max_dets(params))):
+        out[row] = summarize(params, precision, recall)
+    return summary_names(params), out
+
+
+def evaluate_tables(gt: GroundTruthTable, dt: ResultTable, params: CocoParams) -> CocoEvalResult:
+    precision, recall = prepare_tables(gt, dt, params).run()
+    return result_from_arrays(gt, params, precision, recall)
+
+
+def result_from_arrays(gt: GroundTruthTable, params: CocoParams, precision: np.ndarray, recall: np.ndarray
+                       ) -> CocoEvalResult:
     stats = summarize(params, precision, recall)
     names = summary_names(params)
     return CocoEvalResult(
@@ -140,20 +166,52 @@ def evaluate_tables(gt: GroundTruthTable, dt: ResultTable, params: CocoParams) -
     )
 
 
+def plan_evaluation(gt: GroundTruthTable, dt: ResultTable, params: CocoParams, groups, matches, gt_ignored,
+                    dt_outside) -> AccumulationPlan:
+    g_rows, d_rows = groups.gt_order, groups.dt_order
+    if params.use_cats:
+        k_gt, k_dt, num_k = gt.category[g_rows], dt.category[d_rows], len(gt.categories)
+    else:
+        k_gt, k_dt, num_k = np.zeros(len(g_rows), np.int64), np.zeros(len(d_rows), np.int64), 1
+    return plan_accumulation(
+        dt_category=k_dt,
+        dt_score=dt.score[d_rows],
+        dt_rank=groups.dt_rank,
+        dt_image=dt.image[d_rows],
+        dt_outside=dt_outside,
+        matches=matches,
+        gt_ignored=gt_ignored,
+        gt_id_is_zero=gt.id_is_zero[g_rows],
+        gt_category=k_gt,
+        gt_image=gt.image[g_rows],
+        num_categories=num_k,
+        num_images=len(gt.images),
+        recall_thresholds=params.recall_thresholds,
+        max_dets=params.max_dets,
+    )
+
+
+#: pairs per chunk of box overlaps
+PAIR_CHUNK = 1 << 16
+
+
 def _pair_overlaps(
     gt: GroundTruthTable, dt: ResultTable, params: CocoParams, groups, pair_det: np.ndarray, pair_gt: np.ndarray
 ) -> np.ndarray:
     g_rows, d_rows = groups.gt_order, groups.dt_order
     if params.iou_type == "bbox":
-        return box_iou_pairs(dt.bbox[d_rows[pair_det]], gt.bbox[g_rows[pair_gt]], gt.crowd[g_rows[pair_gt]])
+        out = np.empty(len(pair_det), dtype=np.float64)
+        for start in range(0, len(pair_det), PAIR_CHUNK):  # chunks: (pairs, 4) gathers stay small
+            d, g = d_rows[pair_det[start:start + PAIR_CHUNK]], g_rows[pair_gt[start:start + PAIR_CHUNK]]
+            out[start:start + PAIR_CHUNK] = box_iou_pairs(dt.bbox[d], gt.bbox[g], gt.crowd[g])
+        return out
     if params.iou_type == "segm":
-        return mask_iou_blocks(
+        image_starts = groups.image_starts(len(gt.images))
+        return mask_iou_pairs(
             [dt.masks[i] for i in d_rows], [gt.masks[i] for i in g_rows], gt.crowd[g_rows],
-            groups.dt_bounds, groups.gt_bounds,
+            groups.dt_bounds[image_starts], groups.gt_bounds[image_starts], pair_det, pair_gt,
         )
-    dt_xy = dt.keypoints[d_rows[pair_det]][:, :, :2]
-    gt_rows = g_rows[pair_gt]
-    return oks(dt_xy, gt.keypoints[gt_rows], gt.bbox[gt_rows], gt.area[gt_rows], params.sigmas)
+    return oks_pairs(dt.keypoints, gt.keypoints, gt.bbox, gt.area, params.sigmas, d_rows[pair_det], g_rows[pair_gt])
 
 
 def _per_category(

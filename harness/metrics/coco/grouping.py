@@ -23,6 +23,12 @@ class Groups:
     dt_bounds: np.ndarray  # (num_groups + 1,)
     dt_group: np.ndarray  # (D,) group of each kept detection
     dt_rank: np.ndarray  # (D,) position of each kept detection in its group's score order
+    keys: np.ndarray  # (num_groups,) image * stride + category of each group present, ascending
+    stride: int  # categories per image in ``keys`` (1 without use_cats)
+
+    def image_starts(self, num_images: int) -> np.ndarray:
+        """(num_images + 1,) first group of each image: image i owns groups image_starts[i]:image_starts[i+1]."""
+        return np.searchsorted(self.keys, np.arange(num_images + 1) * self.stride)
 
 
 def build_groups(
@@ -36,16 +42,19 @@ def build_groups(
     max_det: int,
     use_cats: bool,
 ) -> Groups:
+    stride = num_categories if use_cats else 1
+    gt_full = gt_image * stride + gt_category if use_cats else gt_image
+    dt_full = dt_image * stride + dt_category if use_cats else dt_image
+    # only the (image, category) groups that occur: images x categories can be tens of millions (Objects365)
+    present = np.sort(np.concatenate([gt_full, dt_full]))
+    group_keys = present[np.r_[True, present[1:] != present[:-1]]] if len(present) else present
+    num_groups = len(group_keys)
+    gt_key = np.searchsorted(group_keys, gt_full)
+    dt_key = np.searchsorted(group_keys, dt_full)
     if use_cats:
-        num_groups = num_images * num_categories
-        gt_key = gt_image * num_categories + gt_category
-        dt_key = dt_image * num_categories + dt_category
         gt_order = np.argsort(gt_key, kind="stable")
         dt_order = stable_lexsort(-dt_score, dt_key)
     else:
-        num_groups = num_images
-        gt_key = gt_image
-        dt_key = dt_image
         gt_order = stable_lexsort(gt_category, gt_key)
         # pycocotools concatenates by category, then sorts by score: ties fall back to (category, list order)
         dt_order = stable_lexsort(dt_category, -dt_score, dt_key)
@@ -64,6 +73,8 @@ def build_groups(
         dt_bounds=_bounds(dt_group, num_groups),
         dt_group=dt_group,
         dt_rank=rank[keep],
+        keys=group_keys,
+        stride=stride,
     )
 
 

@@ -40,8 +40,10 @@ def greedy_match(
     pair_det, pair_gt, pair_iou = pair_det[keep], pair_gt[keep], pair_iou[keep]
     num_t, num_a, num_g = len(thresholds), gt_ignored.shape[0], gt_ignored.shape[1]
 
-    detections, pair_slot = np.unique(pair_det, return_inverse=True)
-    matched = np.full((num_t, num_a, len(detections)), -1, dtype=np.int64)
+    first = np.ones(len(pair_det), dtype=bool)  # pairs come ordered by detection
+    first[1:] = pair_det[1:] != pair_det[:-1]
+    detections, pair_slot = pair_det[first], np.cumsum(first) - 1
+    matched = np.full((num_t, num_a, len(detections)), -1, dtype=np.int32)
     if len(detections) == 0:
         return Matches(detections, matched)
 
@@ -53,23 +55,51 @@ def greedy_match(
     reusable = gt_crowd
     thresholds_3d = thresholds[:, None, None]
 
-    for start, stop in zip(np.r_[0, rank_bounds], np.r_[rank_bounds, len(ranks)]):
-        slot, gt, iou = pair_slot[start:stop], pair_gt[start:stop], pair_iou[start:stop]
-        first = np.r_[True, slot[1:] != slot[:-1]]
-        seg_start = np.flatnonzero(first)
-        seg_of_pair = np.cumsum(first) - 1
-
-        valid = (iou >= thresholds_3d) & ~taken[:, :, gt]  # (T, A, P)
-        regular = valid & ~gt_ignored[:, gt]
-        has_regular = np.logical_or.reduceat(regular, seg_start, axis=2)
-        eligible = np.where(has_regular[:, :, seg_of_pair], regular, valid)
-        best = np.maximum.reduceat(np.where(eligible, iou, -np.inf), seg_start, axis=2)
-        winner = eligible & (iou == best[:, :, seg_of_pair])
-        choice = np.maximum.reduceat(np.where(winner, gt, -1), seg_start, axis=2)  # latest position wins ties
-
-        matched[:, :, slot[seg_start]] = choice
-        t_idx, a_idx, s_idx = np.nonzero(choice >= 0)
-        taken_gt = choice[t_idx, a_idx, s_idx]
-        single_use = ~reusable[taken_gt]
-        taken[t_idx[single_use], a_idx[single_use], taken_gt[single_use]] = True
+    for rank_start, rank_stop in zip(np.r_[0, rank_bounds], np.r_[rank_bounds, len(ranks)]):
+        # detections of one rank belong to different groups, so they never compete for a ground truth: their
+        # pairs can be handled in pieces (cut between detections) that keep the (T, A, pairs) arrays small
+        for start, stop in _pieces(pair_slot, rank_start, rank_stop):
+            _match_step(pair_slot[start:stop], pair_gt[start:stop], pair_iou[start:stop], thresholds_3d, taken,
+                        gt_ignored, reusable, matched)
     return Matches(detections, matched)
+
+
+#: pairs per matching step (T x A x pairs arrays of this many pairs stay a few tens of MB)
+STEP_PAIRS = 1 << 16
+
+
+def _pieces(pair_slot: np.ndarray, start: int, stop: int) -> list[tuple[int, int]]:
+    """[start, stop) cut into pieces of about STEP_PAIRS pairs, never inside one detection's pairs."""
+    if stop - start <= STEP_PAIRS:
+        return [(start, stop)]
+    cuts = [start]
+    while cuts[-1] + STEP_PAIRS < stop:
+        cut = cuts[-1] + STEP_PAIRS
+        slot = pair_slot[cut]
+        while cut < stop and pair_slot[cut] == slot:  # move past the detection's remaining pairs
+            cut += 1
+        if cut >= stop:
+            break
+        cuts.append(cut)
+    return list(zip(cuts, cuts[1:] + [stop]))
+
+
+def _match_step(slot, gt, iou, thresholds_3d, taken, gt_ignored, reusable, matched) -> None:
+    """Match detections of one rank (pairs ordered by detection, then ground truth) at every (t, a)."""
+    first = np.r_[True, slot[1:] != slot[:-1]]
+    seg_start = np.flatnonzero(first)
+    seg_of_pair = np.cumsum(first) - 1
+
+    valid = (iou >= thresholds_3d) & ~taken[:, :, gt]  # (T, A, P)
+    regular = valid & ~gt_ignored[:, gt]
+    has_regular = np.logical_or.reduceat(regular, seg_start, axis=2)
+    eligible = np.where(has_regular[:, :, seg_of_pair], regular, valid)
+    best = np.maximum.reduceat(np.where(eligible, iou, -np.inf), seg_start, axis=2)
+    winner = eligible & (iou == best[:, :, seg_of_pair])
+    choice = np.maximum.reduceat(np.where(winner, gt, -1), seg_start, axis=2)  # latest position wins ties
+
+    matched[:, :, slot[seg_start]] = choice
+    t_idx, a_idx, s_idx = np.nonzero(choice >= 0)
+    taken_gt = choice[t_idx, a_idx, s_idx]
+    single_use = ~reusable[taken_gt]
+    taken[t_idx[single_use], a_idx[single_use], taken_gt[single_use]] = True

@@ -21,6 +21,12 @@ def summary_names(params: CocoParams) -> tuple[str, ...]:
     return ("AP", "AP50", "AP75", "APs", "APm", "APl", f"AR{m0}", f"AR{m1}", f"AR{m2}", "ARs", "ARm", "ARl")
 
 
+def precision_max_dets(params: CocoParams) -> tuple[int, ...]:
+    """The maxDets settings whose precision ``summarize`` reads (the others serve AR only)."""
+    wanted = (20,) if params.iou_type == "keypoints" else (100, params.max_dets[2])
+    return tuple(m for m in params.max_dets if m in wanted)
+
+
 def mean_over_valid(
     params: CocoParams,
     precision: np.ndarray,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
@@ -167,19 +167,71 @@ def load_results(
     """Validate a COCO results list into columns; PredictionError naming the result on problems."""
     if not isinstance(results, (list, tuple)):
         raise PredictionError(f"results must be a list of objects, got {type(results).__name__}", path)
-    where = v.result_where
-    n = len(results)
-    if n == 0:
+    return load_result_chunks([results], gt, iou_type, num_keypoints, path)
+
+
+def load_result_chunks(
+    chunks: Iterable[Any],
+    gt: GroundTruthTable,
+    iou_type: str,
+    num_keypoints: int | None = None,
+    path: str | Path | None = None,
+) -> ResultTable:
+    """``load_results`` on a results list that arrives in consecutive pieces (``jsonio.iter_json_array``).
+
+    Each piece becomes columns while its objects are fresh in cache and is then dropped, so the per-result
+    Python objects of the whole file never exist at once; errors name the result by its index in the file.
+    """
+    parts: list[ResultTable] = []
+    offset = 0
+    branch = None
+    for chunk in chunks:
+        if not isinstance(chunk, (list, tuple)):
+            raise PredictionError(f"results must be a list of objects, got {type(chunk).__name__}", path)
+        if not chunk:
+            continue
+        if branch is None:
+            try:
+                branch = _area_branch(chunk[0])
+            except PredictionError as exc:
+                raise PredictionError(str(exc), path) from None
+        parts.append(_result_columns(chunk, offset, branch, gt, iou_type, num_keypoints, path))
+        offset += len(chunk)
+    if not parts:
         empty = np.zeros(0, dtype=np.int64)
         return ResultTable(
             image=empty, category=empty, score=np.zeros(0), area=np.zeros(0), bbox=np.zeros((0, 4)),
             keypoints=np.zeros((0, num_keypoints or 0, 3)), masks=[],
         )
-    try:
-        branch = _area_branch(results[0])
-    except PredictionError as exc:
-        raise PredictionError(str(exc), path) from None
+    if len(parts) == 1:
+        return parts[0]
+    table = ResultTable(
+        image=np.concatenate([t.image for t in parts]),
+        category=np.concatenate([t.category for t in parts]),
+        score=np.concatenate([t.score for t in parts]),
+        area=np.concatenate([t.area for t in parts]),
+    )
+    for name in ("bbox", "keypoints"):
+        if getattr(parts[0], name) is not None:
+            setattr(table, name, np.concatenate([getattr(t, name) for t in parts]))
+    if parts[0].masks is not None:
+        table.masks = [mask for t in parts for mask in t.masks]
+    return table
 
+
+def _result_columns(
+    results: Sequence[Any],
+    offset: int,
+    branch: str,
+    gt: GroundTruthTable,
+    iou_type: str,
+    num_keypoints: int | None,
+    path: str | Path | None,
+) -> ResultTable:
+    def where(index: int) -> str:
+        return f"result #{offset + index}"
+
+    n = len(results)
     image_values = v.column(results, "image_id", where, PredictionError, path)
     image = gt.images.lookup(image_values)
     v.check_known(image, image_values, "image_id", where, PredictionError, path)
@@ -202,7 +254,7 @@ def load_results(
     if branch == "segmentation":
         table.area = rle_areas(table.masks)
         if iou_type == "bbox":
-            table.bbox = _boxes_or_mask_boxes(results, table.masks, path)
+            table.bbox = _boxes_or_mask_boxes(results, table.masks, path, offset)
     if iou_type == "keypoints" or branch == "keypoints":
         if num_keypoints is None:
             raise ValueError("num_keypoints is needed to read keypoint results")
@@ -217,12 +269,12 @@ def load_results(
     return table
 
 
-def _boxes_or_mask_boxes(results: Sequence[dict], masks: list, path) -> np.ndarray:
+def _boxes_or_mask_boxes(results: Sequence[dict], masks: list, path, offset: int = 0) -> np.ndarray:
     boxes = rle_boxes(masks)
     given = [i for i, r in enumerate(results) if "bbox" in r and r["bbox"] != []]
     if given:
         values = [results[i]["bbox"] for i in given]
-        own = v.numbers(values, "bbox", lambda j: f"result #{given[j]}", PredictionError, path, 4)
-        v.check_nonnegative_size(own, lambda j: f"result #{given[j]}", PredictionError, path)
+        own = v.numbers(values, "bbox", lambda j: f"result #{offset + given[j]}", PredictionError, path, 4)
+        v.check_nonnegative_size(own, lambda j: f"result #{offset + given[j]}", PredictionError, path)
         boxes[np.asarray(given)] = own
     return boxes

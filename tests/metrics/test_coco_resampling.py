@@ -1,0 +1,90 @@
+"""Bootstrap by reuse for COCO: one matching re-accumulated with image weights equals, bit for bit, a full
+evaluation of every resampled image list (the generic ``Metric.resampled``, which ``evaluate_coco`` scores
+like pycocotools)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from test_coco_metric import DATA, _detection_predictions, _detection_samples, _instances, _keypoint_samples_and_predictions
+
+from harness.metrics import METRICS
+from harness.metrics.base import Metric, resample_counts
+from harness.metrics.coco import evaluate_coco
+from harness.metrics.coco.evaluator import resampled_stats
+from harness.metrics.coco.synthetic import synthetic_boxes, synthetic_keypoints, synthetic_masks
+
+
+def _expanded(gt: dict, results: list[dict], counts: np.ndarray) -> tuple[dict, list[dict]]:
+    """The resampled list: image i (sorted ids) ``counts[i]`` times, copies side by side, everything renumbered."""
+    images = sorted(gt["images"], key=lambda image: image["id"])
+    anns: dict = {}
+    dets: dict = {}
+    for ann in gt["annotations"]:
+        anns.setdefault(ann["image_id"], []).append(ann)
+    for det in results:
+        dets.setdefault(det["image_id"], []).append(det)
+    out_images, out_anns, out_results = [], [], []
+    for image, count in zip(images, counts):
+        for _ in range(int(count)):
+            new_id = len(out_images) + 1
+            out_images.append({**image, "id": new_id})
+            out_anns += [{**a, "image_id": new_id, "id": len(out_anns) + k + 1}
+                         for k, a in enumerate(anns.get(image["id"], []))]
+            out_results += [{**d, "image_id": new_id} for d in dets.get(image["id"], [])]
+    return {**gt, "images": out_images, "annotations": out_anns}, out_results
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("kind", ["bbox", "segm", "keypoints"])
+def test_weighted_accumulation_equals_evaluating_the_resampled_list(seed: int, kind: str) -> None:
+    # two-decimal scores: ties inside an image and category abound, so copies of a block interleave
+    if kind == "bbox":
+        gt, results = synthetic_boxes(seed, num_images=30, num_categories=4, dets_per_image=25)
+    elif kind == "segm":
+        gt, results = synthetic_masks(seed, num_images=12, num_categories=3, dets_per_image=12)
+    else:
+        gt, results = synthetic_keypoints(seed, num_images=30)
+    # renumber annotations from 1 so the resampled lists (numbered from 1) keep pycocotools' id-0 quirk away
+    gt["annotations"] = [{**a, "id": i + 1} for i, a in enumerate(gt["annotations"])]
+    variants = [{}] if kind == "keypoints" else [{}, {"max_dets": (1, 3, 5)}, {"use_cats": False}]
+    counts = resample_counts(len(gt["images"]), 4, seed)
+    counts[0] = 0
+    counts[0, :3] = [5, 0, 3]  # heavy repeats and a resample holding few images
+    counts[0, 5] = len(gt["images"]) - 8
+    for options in variants:
+        names, values = resampled_stats(gt, results, kind, counts, **options)
+        for row, count in enumerate(counts):
+            reference = evaluate_coco(*_expanded(gt, results, count), kind, **options)
+            assert names == tuple(reference.metrics)
+            np.testing.assert_array_equal(values[row], reference.stats, err_msg=f"{options} resample {row}")
+
+
+def _filled(name: str) -> Metric:
+    if name == "coco_keypoints":
+        _, samples, predictions = _keypoint_samples_and_predictions(1)
+        metric = METRICS.get(name)(categories=[{"id": 1, "name": "person"}])
+    else:
+        gt = _instances()
+        samples = _detection_samples(gt)
+        masks = name == "coco_segm"
+        kind = "segm" if masks else "bbox"
+        results = json.loads((DATA / "coco" / f"instances_val2014_fake{kind}100_results.json").read_text())
+        metric = METRICS.get(name)(categories=gt["categories"])
+        predictions = _detection_predictions(samples, results, masks=masks)
+    metric.update(samples, predictions)
+    return metric
+
+
+@pytest.mark.parametrize("name", ["coco_bbox", "coco_segm", "coco_keypoints"])
+def test_metric_resampling_by_reuse_equals_the_slow_path(name: str) -> None:
+    metric = _filled(name)
+    counts = resample_counts(len(metric.items), 5, seed=7)
+    fast = metric.resampled(counts)
+    slow = Metric.resampled(metric, counts)  # a full evaluation of every resampled list
+    assert list(fast) == list(slow)
+    for key in slow:
+        np.testing.assert_array_equal(fast[key], slow[key], err_msg=key)
+    assert metric.bootstrap(len(metric.items), 5, seed=7)["AP"] == tuple(
+        np.percentile(slow["AP"], [2.5, 97.5]).tolist())
