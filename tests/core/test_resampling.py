@@ -39,12 +39,10 @@ def _people(rng: np.random.Generator, n: int, joints: int, head_boxes: bool = Fa
             image_id=i, width=100, height=100, boxes=boxes, keypoints=np.concatenate([xy, visible[..., None]], 2),
             areas=boxes[:, 2] * boxes[:, 3], iscrowd=np.zeros(people, bool),
             num_keypoints=visible.sum(axis=1).astype(int), ann_ids=np.arange(people))
-        meta = {}
-        if head_boxes:
-            centre = xy[:, 9]
-            meta["head_boxes"] = np.concatenate([centre - 8, centre + 8], axis=1)
+        if head_boxes:  # MPII: one xywh head box per person
+            target.head_boxes = np.concatenate([xy[:, 9] - 8, np.full((people, 2), 16.0)], axis=1)
         pred = xy + rng.normal(0, 4, xy.shape)
-        samples.append(Sample(sample_id=i, image_path=None, target=target, meta=meta))
+        samples.append(Sample(sample_id=i, image_path=None, target=target))
         predictions.append(KeypointsPrediction(keypoints=np.concatenate([pred, np.ones((people, joints, 1))], 2),
                                                scores=np.ones(people), boxes=boxes))
     return samples, predictions
