@@ -278,3 +278,28 @@ def test_mpii_pred_mat_scored_with_the_toolkit_formula(tmp_path):
         expected = correct[keep].sum() / visible[keep].sum()
         assert record["metrics"][name] == pytest.approx(expected, abs=1e-12)
     assert_rescore_identical(tmp_path, run_dir, record)
+
+
+# ------------------------------------------------------------------------------------------ cityscapes instance
+def test_cityscapes_instance_results_against_cityscapesscripts(tmp_path, monkeypatch):
+    from tests.metrics.cityscapes_instance_cases import official_runner
+
+    run_dir, record = run_one(tmp_path, "instance", "centernet-mask", "--dataset", "cityscapes")
+    assert record["protocol"]["name"] == "cityscapes-instance"
+    assert record["predictions"] == {"format": "cityscapes-instance", "path": "predictions"}
+    gt_root = Path(record["dataset"]["root"]) / "gtFine" / "val"
+    txt_files = sorted((run_dir / "predictions").rglob("*_pred.txt"))
+    assert len(txt_files) == LIMIT
+    ground_truth = [str(gt_root / t.parent.name / t.name.replace("_pred.txt", "_gtFine_instanceIds.png"))
+                    for t in txt_files]
+    reference = official_runner(monkeypatch)(Path(record["dataset"]["root"]), run_dir / "predictions",
+                                             tmp_path / "official", ground_truth)
+    averages = reference["averages"]
+    assert 0.05 < averages["allAp"] < 1  # a trained model: the comparison below is not between two zeros
+    assert record["metrics"]["AP"] == pytest.approx(averages["allAp"], abs=1e-12)
+    assert record["metrics"]["AP50"] == pytest.approx(averages["allAp50%"], abs=1e-12)
+    for name, theirs in averages["classes"].items():
+        for ours_key, their_key in (("AP", "ap"), ("AP50", "ap50%")):
+            ours, expected = record["per_class"][ours_key][name], float(theirs[their_key])
+            assert (math.isnan(ours) and math.isnan(expected)) or ours == pytest.approx(expected, abs=1e-12)
+    assert_rescore_identical(tmp_path, run_dir, record)
