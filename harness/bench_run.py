@@ -167,6 +167,13 @@ def run_models(config: RunConfig, progress: Callable[[str, int], Callable[[int],
     return records
 
 
+def _published_for(published: Any, registry: str) -> dict[str, float] | None:
+    """The published metrics of the model when they were measured on the dataset this run scored, else None."""
+    if not isinstance(published, dict) or published.get("dataset") != registry:
+        return None
+    return {str(k): float(v) for k, v in (published.get("metrics") or {}).items()}
+
+
 def _score_and_write(config: RunConfig, task: Task, protocol: Protocol, dataset: Dataset, fingerprint: str,
                      adapter: Adapter, model_fingerprint: str, shards: list, started: str, run_id: str,
                      submission: Any) -> dict[str, Any]:
@@ -186,7 +193,9 @@ def _score_and_write(config: RunConfig, task: Task, protocol: Protocol, dataset:
                     "requested_split": config.split},
         "model": {"name": adapter.name, "fingerprint": model_fingerprint,
                   "checkpoint": str(adapter.weights_file()) if adapter.weights_file() else None,
-                  "input_size": info.input_size, "parameters": info.parameters},
+                  "input_size": info.input_size, "parameters": info.parameters,
+                  # the model zoo's own number for this dataset, when the adapter knows it (OpenMMLab metafiles)
+                  "published": _published_for(info.extra.get("published"), config.dataset or task.default_dataset)},
         "limit": config.limit,
         "batch_size": config.batch_size,
         "protocol": protocol.describe(config.dialect),

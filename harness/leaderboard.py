@@ -18,7 +18,7 @@ DEFAULT_LEADERBOARD_DIR = Path("leaderboards")
 KEY_COLUMNS = ["dataset", "protocol", "model"]
 TEXT_COLUMNS = ["dataset", "protocol", "model", "headline", "run_id", "finished_utc", "git_sha", "device"]
 THROUGHPUT_COLUMNS = ["images_per_s", "latency_p50_ms"]
-TRAILING_COLUMNS = ["samples", "headline", "headline_higher", "run_id", "finished_utc", "git_sha", "device"]
+TRAILING_COLUMNS = ["samples", "published", "headline", "headline_higher", "run_id", "finished_utc", "git_sha", "device"]
 
 
 def protocol_key(record: dict[str, Any]) -> str:
@@ -35,6 +35,8 @@ def row_from_record(record: dict[str, Any], metric_columns: tuple[str, ...], hea
     for column in THROUGHPUT_COLUMNS:
         row[column] = record["throughput"].get(column)
     row["samples"] = record["samples"]
+    # the model zoo's number for the headline, beside the one this run measured (empty when none is)
+    row["published"] = (record["model"].get("published") or {}).get(headline)
     row["headline"] = headline
     row["headline_higher"] = bool(headline_higher)
     row["run_id"] = record["run_id"]

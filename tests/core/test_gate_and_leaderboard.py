@@ -116,3 +116,14 @@ def test_leaderboard_never_ranks_two_protocol_versions_together(tmp_path):
     assert list(zip(table["protocol"], table["model"], table["AP"])) == [
         ("coco-keypoints@1[coco_keypoints:1]", "a", 0.3), ("new@2", "b", 0.9), ("new@2", "a", 0.5)]
     assert (tmp_path / "keypoints.html").read_text().count("<table") == 2
+
+
+def test_leaderboard_sets_the_published_headline_beside_the_measured_one(tmp_path):
+    zoo = record("rtmpose", 0.41, "1")
+    zoo["model"]["published"] = {"AP": 0.685, "AR": 0.72}
+    update_leaderboard(tmp_path, "keypoints", zoo, ("AP",), "AP", True)
+    update_leaderboard(tmp_path, "keypoints", record("heatmap", 0.5, "1"), ("AP",), "AP", True)
+    table = pd.read_csv(tmp_path / "keypoints.csv").set_index("model")
+    assert table.at["rtmpose", "published"] == 0.685 and pd.isna(table.at["heatmap", "published"])
+    html = (tmp_path / "keypoints.html").read_text()
+    assert "published" in html and "0.6850" in html
