@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 from adapters.base import Adapter, AdapterInfo
 from harness.bench_run import get_task, open_dataset
-from harness.errors import DataError, PredictionError
+from harness.errors import BenchError, DataError, PredictionError
 from harness.jsonio import read_json
 from harness.protocol import Protocol
 from harness.runner import Evaluation, evaluate, sample_indices
@@ -50,14 +50,21 @@ class SubmissionScore:
 
 def score_submission(task_name: str, dataset_name: str | None, data_root: Path | None, split: str | None,
                      pred: Path, *, submission: str | None = None, dialect: str | None = None,
-                     limit: int | None = None, batch_size: int = 16) -> SubmissionScore:
+                     limit: int | None = None, batch_size: int = 16,
+                     reader_options: dict[str, Any] | None = None) -> SubmissionScore:
     """Score the files at ``pred`` on the dataset; refuses predictions of items the dataset does not have."""
     task = get_task(task_name)
     dataset = open_dataset(task, dataset_name, data_root, split)
     protocol = task.protocol(dataset.info)
     protocol.build_metrics(dataset.info, dialect)  # an unknown dialect is refused before any file is read
     name = submission or protocol.submission
-    source = SUBMISSIONS.get(name).reader(dataset.info, Path(pred))
+    fmt = SUBMISSIONS.get(name)
+    options = dict(reader_options or {})
+    unknown = sorted(set(options) - set(fmt.reader_options))
+    if unknown:
+        flags = ", ".join("--" + option.replace("_", "-") for option in unknown)
+        raise BenchError(f"{flags} does not apply to {name} files")
+    source = fmt.reader(dataset.info, Path(pred), **options)
     indices = sample_indices(dataset, limit)
     ids = {dataset[i].sample_id for i in indices}
     stray = source.unmatched(ids)

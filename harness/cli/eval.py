@@ -68,11 +68,12 @@ def eval_command(task_name: str | None, gt_path: Path | None, pred_path: Path | 
 
     if gt_path is None:
         given = sorted("--" + name.replace("_", "-") for name, value in options.items()
-                       if value not in (None, False) and name != "split")
+                       if value not in (None, False) and name not in ("split", "allow_missing"))
         if given:
             raise BenchError(f"{', '.join(given)} belong to file mode (--gt); the dataset's protocol fixes them")
+        reader_options = {"allow_missing": True} if options.get("allow_missing") else {}
         record = _score_dataset(task_name, pred_path, run_dir, dataset_name, data_root, options.get("split"), limit,
-                                submission, dialect)
+                                submission, dialect, reader_options)
         _print(record, record["dataset"], json_out)
         return
     if run_dir is not None or data_root is not None or limit is not None or submission is not None:
@@ -97,12 +98,13 @@ def eval_command(task_name: str | None, gt_path: Path | None, pred_path: Path | 
 
 def _score_dataset(task_name: str | None, pred_path: Path | None, run_dir: Path | None, dataset_name: str | None,
                    data_root: Path | None, split: str | None, limit: int | None, submission: str | None,
-                   dialect: str | None) -> dict[str, Any]:
+                   dialect: str | None, reader_options: dict[str, Any]) -> dict[str, Any]:
     from harness.errors import BenchError
     from harness.submission_eval import score_run_folder, score_submission
 
     if run_dir is not None:
-        if any(v is not None for v in (task_name, pred_path, dataset_name, data_root, split, limit, submission)):
+        if any(v is not None for v in (task_name, pred_path, dataset_name, data_root, split, limit, submission)) \
+                or reader_options:
             raise BenchError("--run takes the task, dataset and predictions from the report; give only --run "
                              "(and --dialect)")
         scored = score_run_folder(run_dir, dialect=dialect)
@@ -110,7 +112,7 @@ def _score_dataset(task_name: str | None, pred_path: Path | None, run_dir: Path 
         if task_name is None or pred_path is None:
             raise BenchError("give --task and --pred (with --dataset/--data-root/--split), or --run REPORT_DIR")
         scored = score_submission(task_name, dataset_name, data_root, split, pred_path, submission=submission,
-                                  dialect=dialect, limit=limit)
+                                  dialect=dialect, limit=limit, reader_options=reader_options)
     result = scored.evaluation.result
     return {
         "task": scored.dataset.info.task,

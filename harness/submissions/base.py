@@ -46,6 +46,9 @@ class SubmissionFormat(ABC):
     name: ClassVar[str] = ""
     #: the path, relative to the report folder, of the file or folder that holds the submission
     entry: ClassVar[str] = "predictions"
+    #: keyword options its ``reader`` accepts beyond ``info`` and ``path`` (``bench eval`` flags such as
+    #: ``allow_missing``); a flag given for a format that lacks it is refused rather than ignored
+    reader_options: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, info: Any, out_dir: Path) -> None:
         self.info = info

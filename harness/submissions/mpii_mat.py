@@ -98,6 +98,7 @@ def _atomic_savemat(path: Path, arrays: dict[str, np.ndarray]) -> None:
 class MpiiMat(SubmissionFormat):
     name = "mpii-mat"
     entry = "predictions/pred.mat"
+    reader_options = ("allow_missing",)
 
     def add(self, sample: Sample, prediction: Any) -> list[dict[str, Any]]:
         """One record per ground-truth person of the sample: its .mat column and 16 0-based (x, y) pairs

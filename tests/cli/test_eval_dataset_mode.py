@@ -61,3 +61,30 @@ def test_file_mode_flags_are_refused_in_dataset_mode(tmp_path):
     assert result.exit_code == 2 and "--max-dets belong to file mode" in result.output
     result = bench("eval", "--task", "detection", "--pred", str(tmp_path), "--dialect", "11point")
     assert result.exit_code == 2 and "no dialect '11point'" in result.output
+
+
+def test_allow_missing_counts_nan_mpii_joints_as_wrong_and_is_refused_elsewhere(tmp_path):
+    """The MPII toolkit counts a joint predicted as NaN as wrong; by default bench refuses such a file (a NaN is
+    more often a bug than a choice), and ``--allow-missing`` gives the toolkit's number."""
+    import scipy.io
+
+    dataset = DATASETS.get("mpii")(None, None, "keypoints")
+    (gt_file,) = dataset.info.root.rglob("mpii_gt_val.mat")
+    gt = scipy.io.loadmat(gt_file)
+    predicted = gt["pos_gt_src"].astype(np.float64).copy()
+    visible = gt["jnt_missing"] == 0
+    person = int(np.flatnonzero(visible[0])[0])  # a visible right ankle: scored by PCKh's mean
+    predicted[0, :, person] = np.nan  # pos_gt_src is (joint, xy, person)
+    pred = tmp_path / "pred.mat"
+    scipy.io.savemat(pred, {"pos_pred_src": predicted})
+    refused = bench("eval", "--task", "keypoints", "--dataset", "mpii", "--pred", str(pred))
+    assert refused.exit_code == 2 and "--allow-missing" in refused.output and "pred.mat" in refused.output
+    out = tmp_path / "out.json"
+    scored = bench("eval", "--task", "keypoints", "--dataset", "mpii", "--pred", str(pred), "--allow-missing",
+                   "--json", str(out))
+    assert scored.exit_code == 0, scored.output
+    keep = np.ones(16, bool)
+    keep[[6, 7]] = False  # pelvis and thorax are outside the mean
+    assert json.loads(out.read_text())["metrics"]["PCKh@0.5"] == 1 - 1 / visible[keep].sum()
+    wrong_format = bench("eval", "--task", "detection", "--pred", str(pred), "--allow-missing")
+    assert wrong_format.exit_code == 2 and "--allow-missing does not apply to coco-results files" in wrong_format.output
