@@ -283,10 +283,12 @@ def test_cityscapes_frankfurt_instances_against_cityscapesscripts(tmp_path, monk
 
 
 # ------------------------------------------------------------------------------------------------- Sintel
-def test_sintel_alley_1_flo_against_the_benchmark_rule(tmp_path):
+@pytest.mark.parametrize("render_pass", ["clean", "final"])
+def test_sintel_alley_1_flo_against_the_benchmark_rule(tmp_path, render_pass):
     training = DATA / "sintel" / "training"
-    run_dir, record = run_real(tmp_path, "flow", "horn-schunck", DATA / "sintel")
+    run_dir, record = run_real(tmp_path, "flow", "horn-schunck", DATA / "sintel", "--split", render_pass)
     assert record["protocol"]["name"] == "sintel" and record["samples"] == 1
+    assert record["dataset"]["split"] == render_pass
     (path,) = sorted((run_dir / "predictions").rglob("*.flo"))
     assert path.relative_to(run_dir / "predictions").as_posix() == "alley_1/frame_0002.flo"
     predicted, gt = read_flo(path), read_flo(training / "flow" / "alley_1" / "frame_0002.flo")
@@ -355,6 +357,20 @@ def test_mpii_pred_mat_against_the_toolkit_rule(tmp_path):
         expected = correct[keep].sum() / visible[keep].sum()
         assert record["metrics"][name] == pytest.approx(expected, abs=1e-12)
     assert record["metrics"]["PCKh@0.5"] > 0
+    # the toolkit's table (genTablePCK): per joint PCKh@0.5 = correct / visible; a part is the mean of its two
+    # joints, Head the mean of upper neck and head top.  Joint order (0-based): rank rkne rhip lhip lkne lank
+    # pelv thor neck head rwri relb rsho lsho lelb lwri
+    per_joint = ((distance <= 0.5) & visible).sum(axis=1) / visible.sum(axis=1)
+    parts = {"Head": (8, 9), "Shoulder": (12, 13), "Elbow": (11, 14), "Wrist": (10, 15), "Hip": (2, 3),
+             "Knee": (1, 4), "Ankle": (0, 5)}
+    for part, (a, b) in parts.items():
+        assert record["metrics"][part] == pytest.approx((per_joint[a] + per_joint[b]) / 2, abs=1e-12), part
+    # AUC: the pooled PCKh curve over thresholds 0:0.01:0.5, integrated (trapezoids) over the thresholds scaled
+    # to [0, 1] (MATLAB's colon values differ from k / 100 in the last bit at most; no distance sits there)
+    thresholds = np.arange(51) / 100
+    curve = [((distance <= t) & visible)[keep].sum() / visible[keep].sum() for t in thresholds]
+    auc = sum((curve[k] + curve[k + 1]) / 2 * (thresholds[k + 1] - thresholds[k]) / 0.5 for k in range(50))
+    assert record["metrics"]["AUC"] == pytest.approx(auc, abs=1e-12)
     assert_rescore_identical(tmp_path, run_dir, record)
 
 
