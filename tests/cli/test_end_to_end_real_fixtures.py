@@ -8,9 +8,9 @@ MATLAB / binary only (the VOC devkit's VOCevaldet.m, the ADE20K devkit, the MPII
 its published rule is written out below in plain numpy, never by calling bench's metric code.
 
 Models: the committed in-repo weights learned the embedded minis, whose label spaces differ from real VOC, so the
-VOC detector is `bench train`-ed for a few seconds on VOC2007 000001 itself, the VOC segmenter is a torchvision
-LR-ASPP with seeded random weights, and the Cityscapes instance model is `bench train`-ed on the frankfurt frame
-(a model that overfits its one image: the comparisons below are not between two zeros).  Every run is the whole
+VOC detector is `bench train`-ed for a few seconds on the image it is run on (VOC2007 / VOC2012 000001), the VOC
+segmenter is a torchvision LR-ASPP with seeded random weights, and the Cityscapes instance model is `bench
+train`-ed on the frankfurt frame (models that overfit their one image: the comparisons are not between zeros).  Every run is the whole
 fixture (no --limit), --bootstrap 0 --no-cache, into tmp reports / leaderboards folders.
 """
 from __future__ import annotations
@@ -106,17 +106,24 @@ def devkit_ap(detections: list[tuple[str, float, np.ndarray]], gt: dict[str, lis
     return float(np.sum((mrec[steps] - mrec[steps - 1]) * mpre[steps]))
 
 
-def test_voc2007_dog_boxes_against_the_devkit_rule_and_mmdet_eval_map(tmp_path):
+@pytest.mark.parametrize("year, protocol, headline_mode, objects, found", [
+    # VOC2007 000001: a dog and a person; the VOC2007 devkit scores 11-point AP
+    ("2007", "voc07-devkit", "11point", {"dog", "person"}, "dog"),
+    # the VOC2012 000001 pair (VOC2007's 000002 renamed by mmyolo): one train; VOC2010+ devkits score the area
+    ("2012", "voc-devkit", "area", {"train"}, "train"),
+])
+def test_voc_boxes_against_the_devkit_rule_and_mmdet_eval_map(tmp_path, year, protocol, headline_mode, objects,
+                                                              found):
     from tests.metrics.voc_oracles import eval_map
     from tests.submissions.test_voc_devkit import parse_results, parse_xml
 
-    # a detector for the 20 VOC classes, fitted on the one image (000001: a dog and a person) for 120 steps
-    checkpoint = train(tmp_path, "detection", "centernet", "voc", VOC, "2007-trainval", 120)
-    run_dir, record = run_real(tmp_path, "detection", "centernet", VOC, "--dataset", "voc",
-                              "--checkpoint", str(checkpoint))
-    assert record["protocol"]["name"] == "voc07-devkit" and record["dataset"]["split"] == "2007-test"
+    # a detector for the 20 VOC classes, fitted on the year's one image for 120 steps
+    checkpoint = train(tmp_path, "detection", "centernet", "voc", VOC, f"{year}-trainval", 120)
+    run_dir, record = run_real(tmp_path, "detection", "centernet", VOC, "--dataset", "voc", "--split",
+                               f"{year}-test", "--checkpoint", str(checkpoint))
+    assert record["protocol"]["name"] == protocol and record["dataset"]["split"] == f"{year}-test"
     assert record["samples"] == 1
-    year_dir = VOC / "VOC2007"
+    year_dir = VOC / f"VOC{year}"
     classes = list(record["per_class"]["AP"])
     assert len(classes) == 20
     rows = parse_results(run_dir / "predictions", "test", classes)
@@ -125,25 +132,25 @@ def test_voc2007_dog_boxes_against_the_devkit_rule_and_mmdet_eval_map(tmp_path):
     for obj in ElementTree.parse(year_dir / "Annotations" / "000001.xml").getroot().iter("object"):
         box = np.array([float(obj.find("bndbox").find(k).text) for k in ("xmin", "ymin", "xmax", "ymax")])
         gt[obj.find("name").text].setdefault("000001", []).append((box, obj.find("difficult").text == "1"))
-    assert {name for name, boxes in gt.items() if boxes} == {"dog", "person"}
+    assert {name for name, boxes in gt.items() if boxes} == objects
     # the devkit evaluates a class only where it has ground truth; the mean is over those classes
-    for mode, key in (("11point", "AP"), ("area", "AP_area")):
+    for mode in ("11point", "area"):
         expected = {name: devkit_ap([(i, s, np.array(b)) for i, s, *b in rows[c]], gt[name], mode)
                     for c, name in enumerate(classes) if gt[name]}
-        for name in classes:
-            ours = record["per_class"][key][name]
-            assert math.isnan(ours) if name not in expected else ours == pytest.approx(expected[name], abs=1e-12)
-        headline = "mAP" if mode == "11point" else "mAP_area"
-        assert record["metrics"][headline] == pytest.approx(np.mean(list(expected.values())), abs=1e-12)
-    assert record["metrics"]["mAP_11point"] == record["metrics"]["mAP"]
-    assert 0 < record["metrics"]["mAP"] < 1 and record["per_class"]["AP"]["dog"] > 0.5  # the dog is found
+        keys = [f"AP_{mode}"] + (["AP"] if mode == headline_mode else [])
+        for key in keys:
+            for name in classes:
+                ours = record["per_class"][key][name]
+                assert math.isnan(ours) if name not in expected else ours == pytest.approx(expected[name], abs=1e-12)
+            assert record["metrics"][f"m{key}"] == pytest.approx(np.mean(list(expected.values())), abs=1e-12)
+    assert record["metrics"]["mAP"] > 0 and record["per_class"]["AP"][found] > 0.5  # found, not 0 == 0
     # mmdet's eval_map (float32) on the same files, 0-based as mmdet loads VOC
     detections = [[np.array([[x1 - 1, y1 - 1, x2 - 1, y2 - 1, s] for _, s, x1, y1, x2, y2 in rows[c]]).reshape(-1, 5)
                    for c in range(len(classes))]]
     annotations = [parse_xml(year_dir / "Annotations" / "000001.xml", classes)]
-    for mode, headline in (("11point", "mAP"), ("area", "mAP_area")):
+    for mode in ("11point", "area"):
         expected_map, _ = eval_map(detections, annotations, mode)
-        assert record["metrics"][headline] == pytest.approx(float(expected_map), abs=1e-6)
+        assert record["metrics"][f"mAP_{mode}"] == pytest.approx(float(expected_map), abs=1e-6)
     assert_rescore_identical(tmp_path, run_dir, record)
 
 
