@@ -26,11 +26,11 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from adapters.base import Adapter, AdapterInfo, read_checkpoint, state_dict_of
+from harness.core.adapter import Adapter, AdapterInfo, read_checkpoint, state_dict_of
 from adapters.openmmlab.published import published_scores
-from harness.datasets.base import DatasetInfo
-from harness.errors import BenchError, UnknownNameError
-from harness.structures import Sample
+from harness.core.dataset import DatasetInfo
+from harness.core.errors import BenchError, UnknownNameError
+from harness.core.structures import Sample
 
 RANDOM_WEIGHTS_WARNING = "NO CHECKPOINT: random weights, scores are meaningless (pass --checkpoint FILE)"
 INSTALL_HINT = "run `sh scripts/install_openmmlab.sh .venv` (see docs/openmmlab.md)"

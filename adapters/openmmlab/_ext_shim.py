@@ -14,7 +14,7 @@ import sys
 import types
 from typing import Any, Callable
 
-from harness.errors import BenchError
+from harness.core.errors import BenchError
 
 MODULE_NAME = "mmcv._ext"
 

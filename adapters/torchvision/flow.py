@@ -13,11 +13,11 @@ from typing import Sequence
 
 import numpy as np
 
-from adapters import ADAPTERS
-from adapters.base import AdapterInfo
+from harness.core.catalog import ADAPTERS
+from harness.core.adapter import AdapterInfo
 from adapters.torchvision._common import TorchvisionAdapter, image_tensor
-from harness.errors import BenchError
-from harness.structures import FlowPrediction, Sample
+from harness.core.errors import BenchError
+from harness.core.structures import FlowPrediction, Sample
 
 FLOW_BUILDERS = ("raft_small", "raft_large")
 DEFAULT_FLOW_UPDATES = 32

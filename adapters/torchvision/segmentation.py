@@ -13,12 +13,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from adapters import ADAPTERS
-from adapters.base import AdapterInfo
+from harness.core.catalog import ADAPTERS
+from harness.core.adapter import AdapterInfo
 from adapters.torchvision._common import TorchvisionAdapter, image_tensor
 from adapters.torchvision.labels import TORCHVISION_SPELLING, VOC_CLASSES
-from harness.errors import BenchError
-from harness.structures import Sample, SemanticPrediction
+from harness.core.errors import BenchError
+from harness.core.structures import Sample, SemanticPrediction
 
 SEGMENTATION_BUILDERS = (
     "fcn_resnet50", "fcn_resnet101", "deeplabv3_resnet50", "deeplabv3_resnet101", "deeplabv3_mobilenet_v3_large",

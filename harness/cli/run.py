@@ -41,10 +41,11 @@ def run_command(task_name, dataset_name, data_root, split, models, checkpoint, t
                 device, seed, reports_dir, leaderboards_dir, no_cache, cache_dir, bootstrap, dialect, suite,
                 force) -> None:
     """Run models on a dataset and score them (default: all in-repo models on the embedded dataset)."""
-    from harness import distributed
-    from harness.bench_run import RunConfig, get_task, run_models
-    from harness.console import console, progress_bar, results_table
-    from harness.errors import BenchError
+    from harness.run import distributed
+    from harness.run.bench_run import RunConfig, run_models
+    from harness.tasks import get_task
+    from harness.cli.console import console, progress_bar, results_table
+    from harness.core.errors import BenchError
 
     if suite is None and task_name is None:
         raise BenchError("give --task (or --suite FILE.yaml)")
@@ -64,7 +65,7 @@ def run_command(task_name, dataset_name, data_root, split, models, checkpoint, t
             track = None  # noqa: F811  (other ranks stay quiet)
 
         if suite is not None:
-            from harness.suite import run_suite
+            from harness.run.suite import run_suite
 
             def announce(entry, number, total):
                 if main_rank:

@@ -40,12 +40,12 @@ from typing import Any, Iterable
 import numpy as np
 
 from harness.datasets import DATASETS
-from harness.datasets.base import Dataset, DatasetInfo, report, supports
-from harness.errors import BenchError, DataError
-from harness.jsonio import read_json
-from harness.keypoint_meta import MPII_JOINT_CODES, MPII_KEYPOINT_NAMES, MPII_SKELETON
-from harness.protocol import MetricSpec, ProtocolOverride
-from harness.structures import KeypointsTarget, PersonBoxes, Sample
+from harness.core.dataset import Dataset, DatasetInfo, report, supports
+from harness.core.errors import BenchError, DataError
+from harness.io.jsonio import read_json
+from harness.labels.keypoints import MPII_JOINT_CODES, MPII_KEYPOINT_NAMES, MPII_SKELETON
+from harness.core.protocol import MetricSpec, ProtocolOverride
+from harness.core.structures import KeypointsTarget, PersonBoxes, Sample
 
 NUM_JOINTS = len(MPII_KEYPOINT_NAMES)
 PERSON_KEYS = ("image", "center", "scale", "joints", "joints_vis")

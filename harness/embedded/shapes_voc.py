@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 
 from harness.embedded.shapes import Region, render_scene, visible_box
-from harness.imageio import voc_palette
+from harness.io.imageio import voc_palette
 from harness.embedded.shapes_coco import CLASSES, SIZES
 
 VERSION = 2

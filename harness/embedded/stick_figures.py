@@ -15,7 +15,7 @@ import numpy as np
 
 from harness.embedded.shapes import visible_box
 from harness.embedded.shapes_coco import encode_rle
-from harness.keypoint_meta import COCO_KEYPOINT_NAMES, COCO_SKELETON_1BASED
+from harness.labels.keypoints import COCO_KEYPOINT_NAMES, COCO_SKELETON_1BASED
 
 IMAGE_SIZE = (256, 192)  # width, height
 SPLITS = {"train": (700, 1), "val": (160, 2)}  # images, seed

@@ -3,6 +3,6 @@
 One module per format family (COCO json, label-map folders, .flo folders, MPII arrays); each registers a
 ``FileEvaluator`` under the task names it scores, so adding a format touches one file.
 """
-from harness.registry import Registry
+from harness.core.catalog import FILE_EVALUATORS  # the registry lives in core; modules here fill it
 
-FILE_EVALUATORS: Registry = Registry("file-evaluation task", ("harness.file_eval",))
+__all__ = ["FILE_EVALUATORS"]

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.errors import DataError, PredictionError
+from harness.core.errors import DataError, PredictionError
 from harness.file_eval import FILE_EVALUATORS
 from harness.file_eval.base import EvalRequest, FileEvaluator, index_files, pair_files, require_dir
-from harness.flowio import read_flo
-from harness.metrics.base import MetricResult
-from harness.structures import FlowTarget
+from harness.io.flowio import read_flo
+from harness.core.metric import MetricResult
+from harness.core.structures import FlowTarget
 
 DIALECTS = ("pixels", "per-image")
 MASK_FOLDERS = {"occluded": "occlusions", "out_of_frame": "invalid"}

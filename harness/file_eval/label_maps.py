@@ -24,12 +24,12 @@ from typing import Any
 
 import numpy as np
 
-from harness.errors import BenchError, DataError, PredictionError
+from harness.core.errors import BenchError, DataError, PredictionError
 from harness.file_eval import FILE_EVALUATORS
 from harness.file_eval.base import EvalRequest, FileEvaluator, index_files, pair_files, require_dir, require_file
-from harness.metrics.base import MetricResult
+from harness.core.metric import MetricResult
 from harness.metrics.semantic import DEFAULT_IGNORE_INDEX, out_of_range_values, reduce_zero_label
-from harness.structures import Sample, SemanticPrediction, SemanticTarget
+from harness.core.structures import Sample, SemanticPrediction, SemanticTarget
 
 VOC_CLASSES = (
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
@@ -162,8 +162,8 @@ def _evaluate_by_stem(request: EvalRequest) -> MetricResult:
 
 
 def read_label_png(path: Path) -> np.ndarray:
-    """``harness.imageio.read_label_png``, imported on first use: Pillow is not needed to score COCO files."""
-    from harness.imageio import read_label_png as read
+    """``harness.io.imageio.read_label_png``, imported on first use: Pillow is not needed to score COCO files."""
+    from harness.io.imageio import read_label_png as read
 
     return read(path)
 

@@ -33,11 +33,11 @@ from pathlib import Path
 import numpy as np
 
 from harness.datasets.mpii import MpiiGroundTruth, load_ground_truth
-from harness.errors import PredictionError
+from harness.core.errors import PredictionError
 from harness.file_eval import FILE_EVALUATORS
 from harness.file_eval.base import EvalRequest, FileEvaluator, require_file
-from harness.jsonio import read_json
-from harness.metrics.base import MetricResult
+from harness.io.jsonio import read_json
+from harness.core.metric import MetricResult
 from harness.metrics.pose import (
     MPII_JOINTS,
     PCKH_DIALECTS,

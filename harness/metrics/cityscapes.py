@@ -24,9 +24,9 @@ from typing import Any, Literal, Sequence
 
 import numpy as np
 
-from harness.errors import DataError, PredictionError
+from harness.core.errors import DataError, PredictionError
 from harness.metrics import METRICS
-from harness.metrics.base import Metric, MetricResult
+from harness.core.metric import Metric, MetricResult
 from harness.metrics.semantic import (
     check_label_map,
     higher_is_better,

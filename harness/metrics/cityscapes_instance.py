@@ -41,9 +41,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from harness.errors import DataError, PredictionError
+from harness.core.errors import DataError, PredictionError
 from harness.metrics import METRICS
-from harness.metrics.base import Metric, MetricResult
+from harness.core.metric import Metric, MetricResult
 from harness.metrics.cityscapes import INSTANCE_ID_OFFSET, LABELS
 
 #: labelIds of the evaluated instance classes, in the reference's order (its ``instLabels``)
@@ -225,7 +225,7 @@ def prediction_rles(prediction: Any, height: int, width: int, item: Any) -> list
 
 def check_prediction(prediction: Any, item: Any) -> tuple[np.ndarray, np.ndarray]:
     """(labels int64, scores float64) of a DetectionPrediction with one finite score, known labelId and mask each."""
-    from harness.structures import DetectionPrediction
+    from harness.core.structures import DetectionPrediction
 
     if not isinstance(prediction, DetectionPrediction):
         raise PredictionError(f"item {item!r}: cityscapes_instance needs a DetectionPrediction, "

@@ -18,12 +18,12 @@ from typing import Any, Literal, Sequence
 
 import numpy as np
 
-from harness.errors import DataError, PredictionError
+from harness.core.errors import DataError, PredictionError
 from harness.metrics import METRICS
-from harness.metrics.base import Metric, MetricResult
+from harness.core.metric import Metric, MetricResult
 from harness.metrics.coco import MMDET_MAX_DETS, evaluate_coco
 from harness.metrics.coco.evaluator import CocoEvalResult
-from harness.structures import DetectionPrediction, DetectionTarget, KeypointsPrediction, KeypointsTarget
+from harness.core.structures import DetectionPrediction, DetectionTarget, KeypointsPrediction, KeypointsTarget
 
 
 class _CocoMetric(Metric):

@@ -28,12 +28,12 @@ from typing import Any, Literal, Sequence
 
 import numpy as np
 
-from harness.errors import BenchError, DataError, PredictionError
-from harness.keypoint_meta import MPII_KEYPOINT_NAMES
+from harness.core.errors import BenchError, DataError, PredictionError
+from harness.labels.keypoints import MPII_KEYPOINT_NAMES
 from harness.metrics import METRICS
-from harness.metrics.base import Metric, MetricResult, weighted_counts, weighted_fsum
+from harness.core.metric import Metric, MetricResult, weighted_counts, weighted_fsum
 from harness.metrics.matlab import colon
-from harness.structures import KeypointsPrediction, KeypointsTarget
+from harness.core.structures import KeypointsPrediction, KeypointsTarget
 
 # ------------------------------------------------------------------------------------------------ PCK
 

@@ -25,10 +25,10 @@ from typing import Any, Iterator, Literal, Sequence
 
 import numpy as np
 
-from harness.errors import DataError, PredictionError
+from harness.core.errors import DataError, PredictionError
 from harness.metrics import METRICS
-from harness.metrics.base import Metric, MetricResult, weighted_counts
-from harness.structures import SemanticPrediction, SemanticTarget
+from harness.core.metric import Metric, MetricResult, weighted_counts
+from harness.core.structures import SemanticPrediction, SemanticTarget
 
 SemanticDialect = Literal["mmseg", "ade20k-devkit"]
 DIALECTS: tuple[str, ...] = ("mmseg", "ade20k-devkit")

@@ -3,7 +3,7 @@
 Facts of the reference:
 
 * Boxes: harness boxes are continuous ``[x, y, w, h]``; the devkit's boxes are 1-based inclusive pixel corners
-  ``[x + 1, y + 1, x + w, y + h]`` with widths ``x2 - x1 + 1`` (``harness.voc_boxes``: the +1 is applied once, by
+  ``[x + 1, y + 1, x + w, y + h]`` with widths ``x2 - x1 + 1`` (``harness.io.voc_boxes``: the +1 is applied once, by
   that formula, so the IoU is the continuous IoU of the harness boxes).
 * Detections of a class are sorted by decreasing score with a stable sort (MATLAB's ``sort``: ties keep
   results-file order, here the order predictions arrived, samples in dataset order).  A detection looks only at
@@ -38,12 +38,12 @@ from typing import Any, Literal, Mapping, Sequence
 
 import numpy as np
 
-from harness.errors import DataError, PredictionError
+from harness.core.errors import DataError, PredictionError
 from harness.metrics import METRICS
-from harness.metrics.base import Metric, MetricResult
+from harness.core.metric import Metric, MetricResult
 from harness.metrics.matlab import colon
-from harness.structures import DetectionPrediction, DetectionTarget
-from harness.voc_boxes import xywh_to_devkit, xywh_to_mmdet
+from harness.core.structures import DetectionPrediction, DetectionTarget
+from harness.io.voc_boxes import xywh_to_devkit, xywh_to_mmdet
 
 VocDialect = Literal["voc-devkit", "py-faster-rcnn", "mmdet"]
 ApMode = Literal["area", "11point"]

@@ -17,12 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from harness.errors import PredictionError
-from harness.jsonio import atomic_write_json, read_json
+from harness.core.errors import PredictionError
+from harness.io.jsonio import atomic_write_json, read_json
 from harness.metrics.coco.validate import numbers
-from harness.structures import DetectionPrediction, KeypointsPrediction, Sample
+from harness.core.structures import DetectionPrediction, KeypointsPrediction, Sample
 from harness.submissions import SUBMISSIONS
-from harness.submissions.base import PredictionSource, SubmissionFormat
+from harness.core.submission import PredictionSource, SubmissionFormat
 
 BOX_SUFFIX = ".bbox.json"
 

@@ -2,7 +2,7 @@
 
 ``predictions/comp4_det_<image set>_<class>.txt`` (comp4: any training data), one line per detection:
 ``<image id> <confidence> <xmin> <ymin> <xmax> <ymax>`` in the devkit's 1-based inclusive pixel corners
-(``harness.voc_boxes``: ``[x + 1, y + 1, x + w, y + h]`` of the harness box).  Every class gets its file, empty
+(``harness.io.voc_boxes``: ``[x + 1, y + 1, x + w, y + h]`` of the harness box).  Every class gets its file, empty
 or not, because ``VOCevaldet.m`` opens the file of each class it scores.
 
 Numbers are written with ``repr`` (the shortest text that reads back as the same double) and the corners are
@@ -23,12 +23,12 @@ from typing import Any
 
 import numpy as np
 
-from harness.errors import PredictionError
-from harness.jsonio import atomic_write_text
-from harness.structures import DetectionPrediction, Sample
+from harness.core.errors import PredictionError
+from harness.io.jsonio import atomic_write_text
+from harness.core.structures import DetectionPrediction, Sample
 from harness.submissions import SUBMISSIONS
-from harness.submissions.base import PredictionSource, SubmissionFormat
-from harness.voc_boxes import devkit_to_xywh, xywh_to_devkit
+from harness.core.submission import PredictionSource, SubmissionFormat
+from harness.io.voc_boxes import devkit_to_xywh, xywh_to_devkit
 
 COMPETITION = "comp4"
 

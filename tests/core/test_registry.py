@@ -1,7 +1,7 @@
 import pytest
 
-from harness.errors import UnknownNameError
-from harness.registry import Registry
+from harness.core.errors import UnknownNameError
+from harness.core.registry import Registry
 
 
 def test_unknown_name_suggests_the_closest_registered_one():

@@ -14,22 +14,22 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from adapters import ADAPTERS
-from adapters.base import Adapter, AdapterInfo, load_state_dict
-from harness.cache import materialise
+from harness.core.catalog import ADAPTERS
+from harness.core.adapter import Adapter, AdapterInfo, load_state_dict
+from harness.io.cache_dir import materialise
 from harness.datasets import DATASETS
-from harness.datasets.base import Dataset, DatasetInfo
-from harness.errors import DataError
+from harness.core.dataset import Dataset, DatasetInfo
+from harness.core.errors import DataError
 from harness.metrics import METRICS
-from harness.metrics.base import Metric, MetricResult
-from harness.safecodec import register_prediction_type
-from harness.structures import Sample
-from harness.jsonio import atomic_write_json
-from harness.protocol import MetricSpec, Protocol
+from harness.core.metric import Metric, MetricResult
+from harness.io.safecodec import register_prediction_type
+from harness.core.structures import Sample
+from harness.io.jsonio import atomic_write_json
+from harness.core.protocol import MetricSpec, Protocol
 from harness.submissions import SUBMISSIONS
-from harness.submissions.base import PredictionSource, SubmissionFormat
+from harness.core.submission import PredictionSource, SubmissionFormat
 from harness.tasks import TASKS
-from harness.tasks.base import Task
+from harness.core.task import Task
 
 CLASSES = ["cat", "dog", "bird"]
 CENTERS = np.array([[2.0, 0.0, 0.0, 1.0], [0.0, 2.0, 0.0, 1.0], [0.0, 0.0, 2.0, 1.0]])
@@ -244,7 +244,7 @@ class ToyRankOneFails(ToyLinear):
     def predict(self, samples):
         import os
 
-        from harness.errors import PredictionError
+        from harness.core.errors import PredictionError
 
         if os.environ.get("RANK") == "1":
             raise PredictionError(f"bad prediction for sample {samples[0].sample_id}")

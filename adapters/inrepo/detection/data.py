@@ -15,9 +15,9 @@ import cv2
 import numpy as np
 from pycocotools import mask as mask_codec
 
-from harness.datasets.base import Dataset
-from harness.errors import DataError
-from harness.structures import DetectionTarget
+from harness.core.dataset import Dataset
+from harness.core.errors import DataError
+from harness.core.structures import DetectionTarget
 
 #: an object cut by the canvas edge stays an object when at least this fraction of its box stays visible
 MIN_VISIBLE_FRACTION = 0.3

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from adapters.inrepo.flow.networks import MEAN, STD
-from harness.datasets.base import Dataset
+from harness.core.dataset import Dataset
 
 
 def normalise(images: np.ndarray) -> torch.Tensor:

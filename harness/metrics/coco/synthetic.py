@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.keypoint_meta import COCO_SIGMAS
+from harness.labels.keypoints import COCO_SIGMAS
 
 _NUM_KEYPOINTS = len(COCO_SIGMAS)
 

@@ -20,7 +20,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from harness.errors import DataError, PredictionError
+from harness.core.errors import DataError, PredictionError
 from harness.metrics.coco import validate as v
 from harness.metrics.coco.masks import rle_areas, rle_boxes, segmentations_to_rles
 

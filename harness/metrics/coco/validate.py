@@ -13,7 +13,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from harness.errors import BenchError
+from harness.core.errors import BenchError
 
 Where = Callable[[int], str]
 ErrorType = type[BenchError]
