@@ -9,11 +9,20 @@ from __future__ import annotations
 
 from harness.core.registry import Registry
 
-TASKS: Registry = Registry("task", ("harness.tasks",))
+TASKS: Registry = Registry("task", ("harness.tasks",), symbol="TASKS", group="bench.tasks",
+                           base="harness.core.task:Task")
 #: callables ``(data_root: Path | None, split: str | None, task: str) -> Dataset``
-DATASETS: Registry = Registry("dataset", ("harness.datasets",))
-METRICS: Registry = Registry("metric", ("harness.metrics",))
-SUBMISSIONS: Registry = Registry("submission format", ("harness.submissions",))
-FILE_EVALUATORS: Registry = Registry("file-evaluation task", ("harness.file_eval",))
+DATASETS: Registry = Registry("dataset", ("harness.datasets",), symbol="DATASETS", group="bench.datasets")
+METRICS: Registry = Registry("metric", ("harness.metrics",), symbol="METRICS", group="bench.metrics",
+                             base="harness.core.metric:Metric")
+SUBMISSIONS: Registry = Registry("submission format", ("harness.submissions",), symbol="SUBMISSIONS",
+                                 group="bench.submissions", base="harness.core.submission:SubmissionFormat")
+FILE_EVALUATORS: Registry = Registry("file-evaluation task", ("harness.file_eval",), symbol="FILE_EVALUATORS",
+                                     group="bench.file_evaluators", base="harness.file_eval.base:FileEvaluator")
 #: ``Adapter`` subclasses; ``--model PREFIX:ARG`` finds the entry registered as ``"PREFIX:"``
-ADAPTERS: Registry = Registry("model", ("adapters",))
+ADAPTERS: Registry = Registry("model", ("adapters",), symbol="ADAPTERS", group="bench.adapters",
+                              base="harness.core.adapter:Adapter")
+
+#: entry-point group of each registry, for plugin authors (``[project.entry-points."bench.adapters"]``)
+GROUPS: dict[str, Registry] = {registry.group: registry for registry in
+                               (TASKS, DATASETS, METRICS, SUBMISSIONS, FILE_EVALUATORS, ADAPTERS) if registry.group}

@@ -74,7 +74,7 @@ def build_adapter(name: str, task: Task, config: RunConfig) -> Adapter:
     cls = ADAPTERS.get(name)
     if getattr(cls, "task", None) != task.name:
         raise BenchError(f"model {name!r} is a {getattr(cls, 'task', '?')} model, not {task.name}")
-    prefix, _, argument = name.partition(":")
+    argument = ADAPTERS.argument(name)  # mmdet:CONFIG -> CONFIG; a name or path/to/file.py:Class has none
     options = {"config": argument} if argument else {}
     device = distributed.context().device_for(config.device)
     return cls(name, checkpoint=config.checkpoint, device=device, trust_checkpoint=config.trust_checkpoint, options=options)

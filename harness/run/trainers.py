@@ -67,7 +67,8 @@ class Trainer:
         return self.default_weights(name)
 
 
-TRAINERS: Registry = Registry("trainer", ("adapters.inrepo",))
+TRAINERS: Registry = Registry("trainer", ("adapters.inrepo",), symbol="TRAINERS", group="bench.trainers",
+                              base="harness.run.trainers:Trainer")
 
 
 def validate(adapter: Any, dataset: Any, indices: Sequence[int] | None = None, batch_size: int = 16) -> dict[str, float]:
