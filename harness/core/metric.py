@@ -23,7 +23,7 @@ import copy
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Literal, Sequence
+from typing import TYPE_CHECKING, Any, Literal, Sequence
 
 import numpy as np
 
@@ -76,6 +76,11 @@ class Metric(ABC):
     @classmethod
     def is_higher_better(cls, reported: str) -> bool:
         return reported.rsplit("/", 1)[-1] not in cls.lower_is_better
+
+    if TYPE_CHECKING:
+        # States are attributes created at run time by ``add_state``; to a type checker each is what its
+        # declared default was (a list for 'cat', an int or array for 'sum'), i.e. any value.
+        def __getattr__(self, name: str) -> Any: ...
 
     def __init__(self) -> None:
         self._reductions: dict[str, Reduction] = {}

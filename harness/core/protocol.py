@@ -10,9 +10,13 @@ MPII: PCKh with head boxes; Cityscapes: iIoU and the instance-level evaluator). 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Mapping
 
 from harness.core.errors import BenchError
+
+if TYPE_CHECKING:
+    from harness.core.dataset import DatasetInfo
+    from harness.core.metric import Metric
 
 
 @dataclass(frozen=True)
@@ -20,7 +24,7 @@ class MetricSpec:
     """One metric of a protocol: its registry name and the options the protocol fixes for it."""
 
     metric: str
-    options: Mapping[str, Any] = field(default_factory=dict)
+    options: Mapping[str, object] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -69,7 +73,7 @@ class Protocol:
         )
 
     # ------------------------------------------------------------------------------------------ metrics
-    def metric_classes(self) -> list[type]:
+    def metric_classes(self) -> list[type[Metric]]:
         from harness.core.catalog import METRICS
 
         return [METRICS.get(spec.metric) for spec in self.metrics]
@@ -81,7 +85,7 @@ class Protocol:
             names.extend(d for d in getattr(cls, "dialects", ()) if d not in names)
         return tuple(names)
 
-    def build_metrics(self, info: Any, dialect: str | None = None) -> list[Any]:
+    def build_metrics(self, info: DatasetInfo, dialect: str | None = None) -> list[Metric]:
         """Fresh metric objects for one evaluation of ``info``; ``dialect`` goes to the metrics that know it."""
         if dialect is not None and dialect not in self.dialects():
             known = ", ".join(self.dialects()) or "none"
@@ -105,7 +109,7 @@ class Protocol:
         parts = [f"{cls.name}:{getattr(cls, 'version', 1)}" for cls in self.metric_classes()]
         return f"{self.name}@{self.version}[{','.join(parts)}]"
 
-    def describe(self, dialect: str | None = None) -> dict[str, Any]:
+    def describe(self, dialect: str | None = None) -> dict[str, object]:
         """What ``metrics.json`` records about the protocol a result was computed under."""
         return {
             "name": self.name, "version": self.version, "key": self.version_key, "headline": self.headline,

@@ -105,8 +105,8 @@ def scan_registrations(source: str, symbol: str) -> tuple[list[str], bool]:
     try:
         tree = ast.parse(source)
     except SyntaxError:
-        names = re.findall(rf"\b{re.escape(symbol)}\.register\(\s*[\"']([^\"']+)[\"']", source)
-        return names, False
+        found: list[str] = re.findall(rf"\b{re.escape(symbol)}\.register\(\s*[\"']([^\"']+)[\"']", source)
+        return found, False
     names: list[str] = []
     computed = False
     for node in ast.walk(tree):

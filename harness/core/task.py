@@ -6,10 +6,13 @@ dataset where its official evaluation differs (``DatasetInfo.protocol``).
 """
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from harness.core.dataset import DatasetInfo
 from harness.core.protocol import Protocol
+
+if TYPE_CHECKING:
+    from harness.core.metric import Metric
 
 
 class Task:
@@ -30,7 +33,7 @@ class Task:
         """The official protocol for ``dataset``: the task's default with the dataset's override applied."""
         return self.default_protocol.apply(dataset.protocol)
 
-    def metrics(self, dataset: DatasetInfo, dialect: str | None = None) -> list[Any]:
+    def metrics(self, dataset: DatasetInfo, dialect: str | None = None) -> list[Metric]:
         """Fresh metric objects for one run on ``dataset``."""
         return self.protocol(dataset).build_metrics(dataset, dialect)
 
