@@ -8,13 +8,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 import numpy as np
 
 from harness.core.dataset import Dataset
 from harness.core.structures import Sample
 from harness.run.trainers import StepCallback
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)
@@ -37,7 +40,8 @@ class EpochOrder:
     """Batches of item indices drawn from consecutive seeded permutations: every epoch is a fresh shuffle."""
 
     def __init__(self, rng: np.random.Generator, count: int) -> None:
-        self.rng, self.count, self.pending = rng, count, []
+        self.rng, self.count = rng, count
+        self.pending: list[int] = []
 
     def take(self, size: int) -> np.ndarray:
         while len(self.pending) < size:
@@ -59,7 +63,7 @@ def cosine_with_warmup(total_steps: int, warmup_steps: int) -> Callable[[int], f
     return factor
 
 
-def optimise(network, schedule: Schedule, loss_of_step: Callable[[int], object],
+def optimise(network, schedule: Schedule, loss_of_step: Callable[[int], torch.Tensor],
              on_step: StepCallback | None = None) -> list[float]:
     """Run ``schedule.steps`` steps; ``loss_of_step(step)`` draws a batch and returns the scalar loss tensor."""
     import torch

@@ -100,7 +100,7 @@ def load_config(path: Path, overrides: dict[str, Any] | None = None) -> Any:
         config.merge_from_dict(dict(overrides), allow_list_keys=True)
     model = config.model
     if "backbone" in model and isinstance(model.backbone, dict) and "init_cfg" in model.backbone:
-        model.backbone.init_cfg = None
+        model.backbone.init_cfg = None  # type: ignore[attr-defined]  # an mmengine ConfigDict
     if "pretrained" in model:
         model.pretrained = None
     return config
@@ -305,7 +305,7 @@ class OpenMMLabAdapter(Adapter):
         with self.scope_context():
             model = revert_sync_batchnorm(self.build_model(config))
             checkpoint = read_openmmlab_checkpoint(self.checkpoint, self.trust_checkpoint) if self.checkpoint else None
-            unexpected = put_weights(model, checkpoint.state_dict, self.checkpoint) if checkpoint else []
+            unexpected = put_weights(model, checkpoint.state_dict, self.checkpoint) if checkpoint and self.checkpoint else []
             metadata = (checkpoint.dataset_meta if checkpoint else None) or self.metadata_from_config(config) or {}
             if metadata:
                 self.validate_metadata(config, metadata)

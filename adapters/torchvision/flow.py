@@ -52,10 +52,10 @@ class TorchvisionRAFT(TorchvisionAdapter):
         size = int(self.options.get("max_batch", 2))
         by_shape: dict[tuple[int, ...], list[int]] = defaultdict(list)
         for index, sample in enumerate(samples):
-            first, second = sample.load_image(), sample.load_image2()
-            if first.shape != second.shape:
-                raise BenchError(f"sample {sample.sample_id}: frames differ in size {first.shape[:2]} vs {second.shape[:2]}")
-            by_shape[first.shape].append(index)
+            image1, image2 = sample.load_image(), sample.load_image2()
+            if image1.shape != image2.shape:
+                raise BenchError(f"sample {sample.sample_id}: frames differ in size {image1.shape[:2]} vs {image2.shape[:2]}")
+            by_shape[image1.shape].append(index)
         flows: dict[int, np.ndarray] = {}
         with torch.no_grad():
             for (height, width, _), indices in by_shape.items():

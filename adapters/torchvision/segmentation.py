@@ -35,7 +35,7 @@ class TorchvisionSegmenter(TorchvisionAdapter):
     def build_kwargs(self, state_dict: dict[str, Any] | None) -> dict[str, Any]:
         if self.builder.startswith("lraspp"):
             return {}
-        return {"aux_loss": bool(state_dict) and any(key.startswith("aux_classifier.") for key in state_dict)}
+        return {"aux_loss": state_dict is not None and bool(state_dict) and any(key.startswith("aux_classifier.") for key in state_dict)}
 
     def check_weights_meta(self, meta: dict[str, Any]) -> None:
         if [TORCHVISION_SPELLING.get(c, c) for c in meta.get("categories", [])] != VOC_CLASSES:

@@ -81,8 +81,8 @@ def eval_command(task_name: str | None, gt_path: Path | None, pred_path: Path | 
         raise BenchError("file mode needs --task, --gt and --pred")
 
     evaluator = FILE_EVALUATORS.get(task_name)
-    given = {name: (None if value is False else value) for name, value in options.items()}
-    request = EvalRequest(task_name, gt_path, pred_path, dataset_name, dialect, given, tracker=_progress)
+    given_options = {name: (None if value is False else value) for name, value in options.items()}
+    request = EvalRequest(task_name, gt_path, pred_path, dataset_name, dialect, given_options, tracker=_progress)
     evaluator.check(request)
     result = evaluator.run(request)
     record = {

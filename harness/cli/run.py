@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 from pathlib import Path
+from typing import Callable
 
 import click
 
@@ -57,12 +58,15 @@ def run_command(task_name, dataset_name, data_root, split, models, checkpoint, t
                        cache=not no_cache, cache_dir=cache_dir, bootstrap=bootstrap, dialect=dialect)
     main_rank = distributed.context().is_main
     with (progress_bar() if main_rank else nullcontext()) as progress:
-        def track(model: str, total: int):
-            task_id = progress.add_task(model, total=total)
-            return lambda n: progress.advance(task_id, n)
+        track: Callable[[str, int], Callable[[int], None]] | None = None  # other ranks stay quiet
+        if progress is not None:
+            bar = progress
 
-        if progress is None:
-            track = None  # noqa: F811  (other ranks stay quiet)
+            def track_model(model: str, total: int) -> Callable[[int], None]:
+                task_id = bar.add_task(model, total=total)
+                return lambda n: bar.advance(task_id, n)
+
+            track = track_model
 
         if suite is not None:
             from harness.run.suite import run_suite

@@ -82,6 +82,8 @@ class Metric(ABC):
         # declared default was (a list for 'cat', an int or array for 'sum'), i.e. any value.
         def __getattr__(self, name: str) -> Any: ...
 
+        def __setattr__(self, name: str, value: Any) -> None: ...
+
     def __init__(self) -> None:
         self._reductions: dict[str, Reduction] = {}
         self._defaults: dict[str, Any] = {}

@@ -282,6 +282,7 @@ class Mpii(Dataset):
         # evaluated joints in the 0-based evaluation space, per json person (rows of skipped people unused)
         if official is not None:
             self.joints, self.present = official.joints - MATLAB_ORIGIN, official.present
+            assert official.head_boxes is not None  # the official annotation file always has them
             x1, y1 = official.head_boxes[:, 0, 0], official.head_boxes[:, 0, 1]
             x2, y2 = official.head_boxes[:, 1, 0], official.head_boxes[:, 1, 1]
             self.head_boxes: np.ndarray | None = np.stack(

@@ -91,7 +91,8 @@ class _SegmResults:
     when the first result has one; the detectron2 and mmdet dialects drop ``bbox`` from segm results."""
 
     def __init__(self, dialect: str) -> None:
-        self.dialect, self.with_box, self.first_has_box = dialect, 0, None
+        self.dialect, self.with_box = dialect, 0
+        self.first_has_box: bool | None = None
 
     def pieces(self, pieces: Iterator[Any]) -> Iterator[Any]:
         for piece in pieces:

@@ -322,7 +322,8 @@ class CityscapesSemanticMetric(Metric):
         if self.instance_level:
             sums = self.instance_sums()
         scores = cityscapes_scores(self.confusion, sums)
-        summary, per_class = scores_from_counts(*scores["counts"], dialect="mmseg")
+        tp, fp, fn = scores["counts"]
+        summary, per_class = scores_from_counts(tp, fp, fn, dialect="mmseg")
         summary["mIoU"] = scores["mIoU"]
         summary["IoU_category"] = scores["IoU_category"]
         per_class_out = per_class_table(per_class, EVAL_CLASS_NAMES)

@@ -98,7 +98,10 @@ def decide_image(
     has_gt = np.bincount(gt_slot[counted], minlength=n_classes) > 0
     void = np.isin(instance_ids, VOID_LABEL_IDS)
 
-    pred_slot, pred_score, pred_pixels, pred_void = [], [], [], []
+    pred_slot: list[int] = []
+    pred_score: list[float] = []
+    pred_pixels: list[int] = []
+    pred_void: list[int] = []
     pair_pred, pair_gt, pair_inter = [], [], []
     for label, score, rle in zip(labels.tolist(), scores.tolist(), rles):
         if label not in _CLASS_SLOT:

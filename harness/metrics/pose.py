@@ -359,6 +359,9 @@ class PCKMetric(Metric):
     """PCK@alpha normalised by the GT box's longer side, per joint and mean (mmpose ``PCKAccuracy``)."""
 
     name = "pck"
+    #: 'sum' states: 0 until the first item, then per-joint counts
+    correct: Any
+    scored: Any
 
     def __init__(self, alpha: float = 0.05, joint_names: Sequence[str] | None = None) -> None:
         super().__init__()

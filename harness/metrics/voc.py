@@ -48,7 +48,7 @@ from harness.io.voc_boxes import xywh_to_devkit, xywh_to_mmdet
 VocDialect = Literal["voc-devkit", "py-faster-rcnn", "mmdet"]
 ApMode = Literal["area", "11point"]
 DIALECTS: tuple[str, ...] = ("voc-devkit", "py-faster-rcnn", "mmdet")
-AP_MODES: tuple[str, ...] = ("area", "11point")
+AP_MODES: tuple[ApMode, ...] = ("area", "11point")
 _F32_EPS = np.finfo(np.float32).eps
 
 

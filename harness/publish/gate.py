@@ -81,7 +81,9 @@ class Check:
     def passed(self) -> bool:
         if self.actual is None or self.actual != self.actual or not self.comparable:
             return False
-        worse_by = -self.delta if self.baseline.direction == "higher" else self.delta
+        delta = self.delta
+        assert delta is not None  # actual is a number here
+        worse_by = -delta if self.baseline.direction == "higher" else delta
         return worse_by <= self.allowed
 
     def describe(self) -> str:
@@ -126,7 +128,7 @@ def run_gate(baselines: list[Baseline], reports_dir: Path) -> list[Check]:
         record: dict[str, Any] | None = latest.get(baseline.key())
         actual = None if record is None else record["metrics"].get(baseline.metric)
         interval = None if record is None else (record.get("confidence") or {}).get(baseline.metric)
-        checks.append(Check(baseline, None if actual is None else float(actual), record and record["run_id"],
+        checks.append(Check(baseline, None if actual is None else float(actual), None if record is None else record["run_id"],
                             None if interval is None else (float(interval[0]), float(interval[1])),
                             None if record is None else ((record.get("protocol") or {}).get("key"))))
     return checks

@@ -155,6 +155,7 @@ def run_models(config: RunConfig, progress: Callable[[str, int], Callable[[int],
         context.raise_if_any_failed(failure)
         shards = context.gather(shard)
         if context.is_main:
+            assert shards is not None  # rank 0 receives every rank's shard
             records.append(_score_and_write(config, task, protocol, dataset, fingerprint, adapter, model_fingerprint,
                                             shards, started, run_id, submission))
         context.barrier()
@@ -169,7 +170,7 @@ def _score_and_write(config: RunConfig, task: Task, protocol: Protocol, dataset:
     intervals, bootstrap = confidence_intervals(evaluation.metrics, evaluation.samples, config.bootstrap, config.seed,
                                                 config.confidence_level)
     info = adapter.info()
-    record = {
+    record: dict[str, Any] = {
         "run_id": run_id,
         "task": task.name,
         "dataset": {"name": dataset.info.name, "split": dataset.info.split, "root": str(dataset.info.root),

@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -36,7 +36,7 @@ class LatencyRecorder:
         self.batch_seconds.append(time.perf_counter() - start)
         self.batch_sizes.append(batch_size)
 
-    def summary(self) -> dict[str, float | int]:
+    def summary(self) -> dict[str, Any]:
         """images/s and per-batch latency percentiles (ms) over the batches after warm-up.
 
         With fewer batches than warm-up + 1, every batch is kept rather than reporting nothing.

@@ -154,7 +154,7 @@ def code_fingerprint(adapter: Any) -> str:
 
     top = importlib.import_module(type(adapter).__module__.split(".")[0])
     digest = hashlib.sha256(json.dumps(sorted(package_versions().items())).encode())
-    for folder in getattr(top, "__path__", []) or [Path(top.__file__).parent]:
+    for folder in getattr(top, "__path__", []) or [Path(str(top.__file__)).parent]:
         root = Path(folder)
         for file in sorted(root.rglob("*.py")):
             digest.update(file.relative_to(root).as_posix().encode() + b"\0" + file.read_bytes())

@@ -83,9 +83,9 @@ def _check_keys(mapping: dict, where: str, path: Path) -> None:
             continue
         if not isinstance(value, expected) or isinstance(value, bool):
             raise DataError(f"{where}: {key} must be {'a list' if expected is list else 'an integer' if expected is int else 'a string'}, got {value!r}", path)
-        if expected is list and (not value or not all(isinstance(item, str) for item in value)):
+        if isinstance(value, list) and (not value or not all(isinstance(item, str) for item in value)):
             raise DataError(f"{where}: {key} must be a non-empty list of names", path)
-        if expected is int and key != "seed" and value < (0 if key == "bootstrap" else 1):
+        if isinstance(value, int) and key != "seed" and value < (0 if key == "bootstrap" else 1):
             raise DataError(f"{where}: {key} must be positive, got {value}", path)
 
 

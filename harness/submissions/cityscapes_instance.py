@@ -139,7 +139,8 @@ class CityscapesInstanceFiles(PredictionSource):
 
         from harness.metrics.coco.masks import rle_boxes
 
-        labels, scores, masks, seen = [], [], [], {}
+        labels, scores, masks = [], [], []
+        seen: dict[object, int] = {}
         try:
             with open(txt, encoding="utf-8") as handle:
                 lines = list(handle)

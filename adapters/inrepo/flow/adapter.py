@@ -157,7 +157,7 @@ class FlowNetSAdapter(Adapter):
         pair = [torch.nn.functional.pad(normalise(frame[None]), padding, mode="replicate").to(self.device)
                 for frame in (first, second)]
         finest = self.network(*pair)[-1]
-        flow = full_resolution(finest, pair[0].shape[-2:])[0, :, :height, :width]
+        flow = full_resolution(finest, (pair[0].shape[-2], pair[0].shape[-1]))[0, :, :height, :width]
         return np.ascontiguousarray(flow.permute(1, 2, 0).float().cpu().numpy())
 
     def torch_module(self):

@@ -106,7 +106,7 @@ def train(
             indices = order.take(schedule.batch_size)
             first, second, target = data.batch(indices, rng, CROP)
             flows = network(first, second)
-            finest = full_resolution(flows[-1], target.shape[-2:])
+            finest = full_resolution(flows[-1], (target.shape[-2], target.shape[-1]))
             epe = torch.linalg.vector_norm(finest - target, dim=1).mean()
             return epe + multiscale_epe(flows, target, SCALE_WEIGHTS)
 
