@@ -26,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from harness.core.run_record import RunRecord
 from harness.core.errors import DataError
 from harness.io.jsonio import atomic_write_text
 from harness.publish.reports import latest_records
@@ -125,12 +126,13 @@ def run_gate(baselines: list[Baseline], reports_dir: Path) -> list[Check]:
     latest = latest_records(reports_dir)
     checks = []
     for baseline in baselines:
-        record: dict[str, Any] | None = latest.get(baseline.key())
-        actual = None if record is None else record["metrics"].get(baseline.metric)
-        interval = None if record is None else (record.get("confidence") or {}).get(baseline.metric)
-        checks.append(Check(baseline, None if actual is None else float(actual), None if record is None else record["run_id"],
-                            None if interval is None else (float(interval[0]), float(interval[1])),
-                            None if record is None else ((record.get("protocol") or {}).get("key"))))
+        found: dict[str, Any] | None = latest.get(baseline.key())
+        run = None if found is None else RunRecord.from_dict(found, Path(found["run_dir"]) / "metrics.json")
+        if run is None:
+            checks.append(Check(baseline, None, None, None, None))
+            continue
+        checks.append(Check(baseline, run.metric(baseline.metric), run.run_id, run.interval(baseline.metric),
+                            run.protocol.get("key")))
     return checks
 
 

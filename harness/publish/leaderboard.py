@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from harness.core.run_record import RunRecord
 from harness.io.jsonio import atomic_write_text
 from harness.publish.provenance import utc_now
 from harness.publish.templating import render
@@ -21,26 +22,26 @@ THROUGHPUT_COLUMNS = ["images_per_s", "latency_p50_ms"]
 TRAILING_COLUMNS = ["samples", "headline", "headline_higher", "run_id", "finished_utc", "git_sha", "device"]
 
 
-def protocol_key(record: dict[str, Any]) -> str:
+def protocol_key(record: dict[str, Any] | RunRecord) -> str:
     """The protocol and metric-code version a record was scored under ('' for records from before versions)."""
-    return str((record.get("protocol") or {}).get("key") or "")
+    return (record if isinstance(record, RunRecord) else RunRecord.from_dict(record)).protocol_key
 
 
-def row_from_record(record: dict[str, Any], metric_columns: tuple[str, ...], headline: str = "",
+def row_from_record(record: dict[str, Any] | RunRecord, metric_columns: tuple[str, ...], headline: str = "",
                     headline_higher: bool = True) -> dict[str, Any]:
-    row: dict[str, Any] = {"dataset": record["dataset"]["name"], "protocol": protocol_key(record),
-                           "model": record["model"]["name"]}
+    run = record if isinstance(record, RunRecord) else RunRecord.from_dict(record)
+    row: dict[str, Any] = {"dataset": run.dataset.name, "protocol": run.protocol_key, "model": run.model.name}
     for column in metric_columns:
-        row[column] = record["metrics"].get(column)
+        row[column] = run.metrics.get(column)
     for column in THROUGHPUT_COLUMNS:
-        row[column] = record["throughput"].get(column)
-    row["samples"] = record["samples"]
+        row[column] = run.throughput.get(column)
+    row["samples"] = run.samples
     row["headline"] = headline
     row["headline_higher"] = bool(headline_higher)
-    row["run_id"] = record["run_id"]
-    row["finished_utc"] = record["finished_utc"]
-    row["git_sha"] = (record["provenance"].get("git_sha") or "")[:10]
-    row["device"] = record["provenance"].get("device", "")
+    row["run_id"] = run.run_id
+    row["finished_utc"] = run.finished_utc
+    row["git_sha"] = (run.provenance.get("git_sha") or "")[:10]
+    row["device"] = run.provenance.get("device", "")
     return row
 
 

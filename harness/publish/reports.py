@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
+from harness.core.run_record import RunRecord
 from harness.io.jsonio import atomic_write_json, atomic_write_text
 from harness.publish.templating import render
 
@@ -24,8 +25,10 @@ def make_run_id(task: str, dataset: str, model: str) -> str:
     return f"{stamp}_{safe(task)}_{safe(dataset)}_{safe(model)}"
 
 
-def write_report(run_dir: Path, record: dict[str, Any]) -> None:
+def write_report(run_dir: Path, record: dict[str, Any] | RunRecord) -> None:
     """The report page and ``metrics.json`` (last); the predictions were written by the run's submission format."""
+    if isinstance(record, RunRecord):
+        record = record.to_dict()
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "report.html", render("report.html.j2", run=record))
     atomic_write_json(run_dir / "metrics.json", record)
@@ -40,8 +43,15 @@ def iter_records(reports_dir: Path) -> Iterator[dict[str, Any]]:
             record = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError):
             continue  # unreadable leftovers are not results; `bench` never writes them half-way
+        RunRecord.from_dict(record, path)  # a readable file with a malformed field is an error naming both
         record.setdefault("run_dir", str(path.parent))
         yield record
+
+
+def iter_run_records(reports_dir: Path) -> Iterator[RunRecord]:
+    """Every finished run under ``reports_dir``, oldest first, typed (``run_dir`` is in ``extra``)."""
+    for record in iter_records(reports_dir):
+        yield RunRecord.from_dict(record, Path(record["run_dir"]) / "metrics.json")
 
 
 def latest_records(reports_dir: Path, task: str | None = None) -> dict[tuple, dict[str, Any]]:

@@ -25,6 +25,7 @@ from harness.run.prediction_cache import PredictionCache, batching_key, code_fin
 from harness.publish.provenance import provenance, utc_now
 from harness.publish.reports import iter_records, make_run_id, write_report
 from harness.core.protocol import Protocol
+from harness.core.run_record import DatasetRef, ModelRef, RunRecord
 from harness.run.runner import finish, run_shard, sample_indices
 from harness.submissions import SUBMISSIONS
 from harness.tasks import get_task
@@ -170,37 +171,39 @@ def _score_and_write(config: RunConfig, task: Task, protocol: Protocol, dataset:
     intervals, bootstrap = confidence_intervals(evaluation.metrics, evaluation.samples, config.bootstrap, config.seed,
                                                 config.confidence_level)
     info = adapter.info()
-    record: dict[str, Any] = {
-        "run_id": run_id,
-        "task": task.name,
-        "dataset": {"name": dataset.info.name, "split": dataset.info.split, "root": str(dataset.info.root),
-                    "fingerprint": fingerprint, "size": len(dataset),
-                    # how to open it again (``bench eval --run``): registry name, --data-root, --split as given
-                    "registry": config.dataset or task.default_dataset,
-                    "data_root": str(config.data_root) if config.data_root is not None else None,
-                    "requested_split": config.split},
-        "model": {"name": adapter.name, "fingerprint": model_fingerprint,
-                  "checkpoint": str(adapter.weights_file()) if adapter.weights_file() else None,
-                  "input_size": info.input_size, "parameters": info.parameters},
-        "limit": config.limit,
-        "batch_size": config.batch_size,
-        "protocol": protocol.describe(config.dialect),
-        "predictions": {"format": protocol.submission, "path": submission.entry},
-        "samples": evaluation.samples,
-        "metrics": evaluation.result.metrics,
-        "confidence": {name: intervals[name] for name in evaluation.result.metrics if name in intervals},
-        "bootstrap": bootstrap,
-        "higher_is_better": {name: evaluation.result.higher_is_better.get(name, protocol.higher_is_better(name))
-                             for name in evaluation.result.metrics},
-        "per_class": evaluation.result.per_class,
-        "curves": evaluation.result.curves,
-        "settings": evaluation.result.settings,
-        "throughput": evaluation.throughput,
-        "provenance": {**provenance(config.device, config.seed), "world_size": len(shards)},
-        "started_utc": started,
-        "finished_utc": utc_now(),
-    }
-    write_report(config.reports_dir / run_id, record)
+    run = RunRecord(
+        run_id=run_id,
+        task=task.name,
+        dataset=DatasetRef(name=dataset.info.name, split=dataset.info.split, root=str(dataset.info.root),
+                           fingerprint=fingerprint, size=len(dataset),
+                           # how to open it again (``bench eval --run``): registry name, --data-root, --split as given
+                           registry=config.dataset or task.default_dataset,
+                           data_root=str(config.data_root) if config.data_root is not None else None,
+                           requested_split=config.split),
+        model=ModelRef(name=adapter.name, fingerprint=model_fingerprint,
+                       checkpoint=str(adapter.weights_file()) if adapter.weights_file() else None,
+                       input_size=list(info.input_size) if info.input_size is not None else None,
+                       parameters=info.parameters),
+        limit=config.limit,
+        batch_size=config.batch_size,
+        protocol=protocol.describe(config.dialect),
+        predictions={"format": protocol.submission, "path": submission.entry},
+        samples=evaluation.samples,
+        metrics=dict(evaluation.result.metrics),
+        confidence={name: list(intervals[name]) for name in evaluation.result.metrics if name in intervals},
+        bootstrap=bootstrap,
+        higher_is_better={name: evaluation.result.higher_is_better.get(name, protocol.higher_is_better(name))
+                          for name in evaluation.result.metrics},
+        per_class=evaluation.result.per_class,
+        curves=evaluation.result.curves,
+        settings=evaluation.result.settings,
+        throughput=evaluation.throughput,
+        provenance={**provenance(config.device, config.seed), "world_size": len(shards)},
+        started_utc=started,
+        finished_utc=utc_now(),
+    )
+    write_report(config.reports_dir / run_id, run)
+    record = run.to_dict()
     if config.limit is None and config.dialect is None:  # leaderboards hold official, full-dataset numbers only
         update_leaderboard(config.leaderboards_dir, task.name, record, protocol.columns, protocol.headline,
                            record["higher_is_better"].get(protocol.headline, protocol.higher_is_better(protocol.headline)))

@@ -39,6 +39,9 @@ ALLOWED = {
     # a Sample decodes its image on first use; imageio is a leaf (Pillow + harness.core.errors)
     ("harness/core/structures.py", "harness.io.imageio"),
     ("harness/core/structures.py", "harness.io.imageio.read_rgb"),
+    # RunRecord.dump writes through the one atomic JSON writer (jsonio: stdlib + orjson + harness.core.errors)
+    ("harness/core/run_record.py", "harness.io.jsonio"),
+    ("harness/core/run_record.py", "harness.io.jsonio.atomic_write_json"),
 }
 
 
