@@ -194,7 +194,7 @@ def test_add_refuses_what_the_devkit_could_not_read(tmp_path):
 
 
 def test_box_conversion_inverts_exactly():
-    from harness.io.voc_boxes import devkit_to_xywh, xywh_to_devkit
+    from harness.core.boxes import devkit_to_xywh, xywh_to_devkit
 
     rng = np.random.default_rng(3)
     model_like = np.c_[rng.uniform(-50, 600, (50_000, 2)), rng.exponential(80, (50_000, 2))].astype(np.float32)

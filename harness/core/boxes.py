@@ -1,4 +1,16 @@
-"""PASCAL VOC's box convention, in one place: the reader, the metric and the devkit result files use these.
+"""Boxes that carry their convention, and PASCAL VOC's conventions in one place.
+
+A box array on its own does not say what its four numbers mean; the VOC "+1" bug lived in that gap (a devkit
+corner read as a continuous corner moves every box by a pixel).  ``Boxes`` pairs an (N, 4) array with its
+``BoxMode`` (as detectron2's ``BoxMode`` does), and ``Boxes.to(mode)`` is the only conversion: functions that
+hand boxes to another module take or return ``Boxes``, so the convention is checked where it changes.
+
+Conventions:
+
+- ``XYWH`` continuous ``[x, y, w, h]`` (COCO; bench's own: every ``*Target`` / ``*Prediction`` in
+  ``harness.core.structures`` holds this);
+- ``XYXY`` continuous corners ``[x0, y0, x1, y1]`` (torchvision, most detectors' raw output);
+- ``VOC_DEVKIT`` and ``MMDET_VOC``, below.
 
 VOC (XML annotations, the devkit's result files) stores 1-based inclusive pixel indices ``[x1, y1, x2, y2]``:
 pixel i covers the continuous interval [i - 1, i), so the box covers [x1 - 1, x2) and is ``x2 - x1 + 1`` wide.
@@ -22,7 +34,67 @@ of magnitude 2**-29 or more; elsewhere it can differ in the last bits of the dou
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from enum import Enum
+
 import numpy as np
+
+
+class BoxMode(Enum):
+    """What the four numbers of a box mean."""
+
+    XYWH = "xywh"  #: continuous ``[x, y, w, h]``
+    XYXY = "xyxy"  #: continuous corners ``[x0, y0, x1, y1]``
+    VOC_DEVKIT = "voc-devkit"  #: VOC XML / devkit result files: 1-based inclusive pixel corners
+    MMDET_VOC = "mmdet-voc"  #: mmdetection's VOC pipeline: 0-based inclusive corners, +1 widths
+
+
+@dataclass(frozen=True)
+class Boxes:
+    """An (N, 4) float64 array and the convention of its numbers; convert only with ``to``."""
+
+    array: np.ndarray
+    mode: BoxMode
+
+    def __post_init__(self) -> None:
+        array = np.asarray(self.array, dtype=np.float64)
+        if array.size % 4:
+            raise ValueError(f"boxes must be (N, 4), got shape {array.shape}")
+        array = array.reshape(-1, 4)
+        object.__setattr__(self, "array", array)
+
+    def __len__(self) -> int:
+        return len(self.array)
+
+    def to(self, mode: BoxMode) -> Boxes:
+        """The same boxes in ``mode``; between VOC_DEVKIT and XYWH the conversion is exact both ways (see above)."""
+        if mode is self.mode:
+            return self
+        return Boxes(_from_xywh(_to_xywh(self.array, self.mode), mode), mode)
+
+    def xywh(self) -> np.ndarray:
+        """The array in bench's own convention (what targets and predictions hold)."""
+        return self.to(BoxMode.XYWH).array
+
+
+def _to_xywh(array: np.ndarray, mode: BoxMode) -> np.ndarray:
+    if mode is BoxMode.XYWH:
+        return array
+    if mode is BoxMode.XYXY:
+        return np.concatenate([array[:, :2], array[:, 2:] - array[:, :2]], axis=1)
+    if mode is BoxMode.VOC_DEVKIT:
+        return devkit_to_xywh(array)
+    return np.concatenate([array[:, :2], array[:, 2:] - array[:, :2] + 1.0], axis=1)  # MMDET_VOC
+
+
+def _from_xywh(array: np.ndarray, mode: BoxMode) -> np.ndarray:
+    if mode is BoxMode.XYWH:
+        return array
+    if mode is BoxMode.XYXY:
+        return np.concatenate([array[:, :2], array[:, :2] + array[:, 2:]], axis=1)
+    if mode is BoxMode.VOC_DEVKIT:
+        return xywh_to_devkit(array)
+    return xywh_to_mmdet(array)
 
 
 def xywh_to_devkit(boxes: np.ndarray) -> np.ndarray:
