@@ -12,13 +12,23 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 
+_PACKAGES: set[str] = set()
+
+
+def _is_package(name: str) -> bool:
+    return name in _PACKAGES
+
+
 def package_of(module: str) -> str | None:
     parts = module.split(".")
     if parts[0] == "adapters":
         return "adapters"
     if parts[0] != "harness":
         return None
-    return "harness" if len(parts) <= 2 else f"harness.{parts[1]}"
+    if len(parts) == 1:
+        return "harness"
+    # harness.X is a subpackage (its __init__ counts with it) or a top-level module of harness
+    return f"harness.{parts[1]}" if _is_package(parts[1]) else "harness"
 
 
 def main(root: Path) -> None:
@@ -30,12 +40,12 @@ def main(root: Path) -> None:
                 parts.pop()
             modules[".".join(parts)] = path
     subpackages = {m for m, p in modules.items() if p.name == "__init__.py"}
+    _PACKAGES.clear()
+    _PACKAGES.update(m.split(".")[1] for m in subpackages if m.startswith("harness.") and m.count(".") == 1)
     counts: Counter[str] = Counter()
     arrows: dict[tuple[str, str], set[str]] = defaultdict(set)
     for name, path in modules.items():
-        src = "harness" if name in subpackages and name.count(".") == 1 and False else package_of(name)
-        if name in subpackages and name.count(".") == 1 and name.startswith("harness."):
-            src = name
+        src = package_of(name)
         assert src is not None
         if path.name != "__init__.py":
             counts[src] += 1
@@ -47,7 +57,7 @@ def main(root: Path) -> None:
                 targets = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
             for target in targets:
                 if target in modules or target in subpackages:
-                    dst = target if target in subpackages and target.count(".") == 1 and target.startswith("harness.") else package_of(target)
+                    dst = package_of(target)
                     if dst and dst != src:
                         arrows[(src, dst)].add(name)
     print("modules per package (without __init__):")

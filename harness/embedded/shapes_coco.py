@@ -17,6 +17,7 @@ import numpy as np
 from pycocotools import mask as mask_codec
 
 from harness.embedded.shapes import ObjectClass, Region, render_scene
+from harness.labels.shapes import SHAPE_CLASSES
 
 VERSION = 2
 SPLITS = {"train": (400, 11), "val": (100, 12)}  # images, seed
@@ -27,6 +28,7 @@ CLASSES = [
     ObjectClass("cross", "cross", 4, hue=216),
     ObjectClass("ring", "ring", 5, size=(16.0, 80.0), hue=288),
 ]
+assert [c.name for c in CLASSES] == SHAPE_CLASSES  # the names models read from harness.labels.shapes
 SIZES = (128, 144, 160, 176, 192)
 
 

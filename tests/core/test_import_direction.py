@@ -27,6 +27,8 @@ FORBIDDEN = {
     # publishing reads run records; running calls publishing (reports, leaderboard), never the reverse
     "harness.publish": ("adapters", "harness.run", "harness.cli"),
     "harness.run": ("adapters", "harness.cli"),
+    # plugins build on the contracts; a model never imports a data generator
+    "adapters": ("harness.embedded", "harness.cli"),
     "harness.datasets": ("adapters", "harness.run", "harness.publish", "harness.cli"),
     "harness.metrics": ("adapters", "harness.run", "harness.publish", "harness.cli"),
     "harness.submissions": ("adapters", "harness.run", "harness.publish", "harness.cli"),

@@ -22,12 +22,12 @@ from adapters.inrepo.weights import (dataset_family, default_family, default_wei
                                         weights_for)
 from adapters.inrepo.inference import fixed_inference
 from harness.core.dataset import DatasetInfo
-from harness.embedded.shapes_coco import CLASSES as SHAPE_CLASSES
+from harness.labels.shapes import SHAPE_CLASSES
 from harness.core.errors import BenchError
 from harness.core.structures import Sample, SemanticPrediction
 
 #: the embedded VOC-layout label space, background first (``class_names.txt`` of the generated devkit)
-CLASSES: list[str] = ["_background_", *(c.name for c in SHAPE_CLASSES)]
+CLASSES: list[str] = ["_background_", *SHAPE_CLASSES]
 TASK = "semantic"
 #: the size ``bench throughput`` times the network at: the middle of the embedded images' 128-192 px range
 EXAMPLE_SIZE = (160, 160)
