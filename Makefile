@@ -11,7 +11,8 @@ $(VENV)/.bench-base: $(DEPS)
 	PYTHON=$(PYTHON) VENV=$(VENV) sh scripts/install_env.sh base
 	touch $@
 
-$(VENV)/.bench-test: $(VENV)/.bench-base $(DEPS) scripts/install_openmmlab.sh scripts/install_browser.sh
+$(VENV)/.bench-test: $(VENV)/.bench-base $(DEPS) scripts/install_openmmlab.sh scripts/install_browser.sh \
+                      examples/bench-plugin-example/pyproject.toml
 	PYTHON=$(PYTHON) VENV=$(VENV) sh scripts/install_env.sh test
 	touch $@
 
@@ -22,6 +23,7 @@ demo: $(VENV)/.bench-base
 	$(BIN)/bench run --task keypoints
 
 test: $(VENV)/.bench-test
+	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest -n 2 --dist loadfile -q
 
 clean-env:

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from harness.metrics.flow import FlowMetric  # noqa: E402
-from harness.structures import FlowPrediction, FlowTarget, Sample  # noqa: E402
+from harness.core.structures import FlowPrediction, FlowTarget, Sample  # noqa: E402
 
 
 def main() -> None:

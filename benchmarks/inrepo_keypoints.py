@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from adapters import ADAPTERS
+from harness.core.catalog import ADAPTERS
 from adapters.inrepo.keypoints.validation import evaluate_adapter
 from harness.datasets import DATASETS
 

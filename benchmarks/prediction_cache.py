@@ -14,8 +14,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness import safecodec  # noqa: E402
-from harness.structures import DetectionPrediction, KeypointsPrediction, SemanticPrediction  # noqa: E402
+from harness.io import safecodec  # noqa: E402
+from harness.core.structures import DetectionPrediction, KeypointsPrediction, SemanticPrediction  # noqa: E402
 
 
 def best_of(function, repeats: int = 7) -> float:

@@ -2,7 +2,7 @@
 # Create the virtual environment and install bench, every version pinned by constraints.txt.
 #   install_env.sh base   bench itself (enough for `bench run`)
 #   install_env.sh test   + OpenMMLab (with xtcocotools built from source), the test oracles and headless
-#                         Chromium: everything `make test` needs
+#                         Chromium, the example plugin (examples/bench-plugin-example): everything `make test` needs
 set -eu
 MODE=${1:-base}
 PYTHON=${PYTHON:-python3}
@@ -13,5 +13,7 @@ $PIP -e . --config-settings editable_mode=compat
 if [ "$MODE" = "test" ]; then
     sh scripts/install_openmmlab.sh "$VENV"   # first: it builds xtcocotools, which the test extra lists
     $PIP -e ".[test,openmmlab]" --config-settings editable_mode=compat
+    # the documented plugin example: tests run it through its entry points (tests/cli/test_plugins.py)
+    $PIP --no-build-isolation -e examples/bench-plugin-example --config-settings editable_mode=compat
     sh scripts/install_browser.sh
 fi

@@ -32,7 +32,7 @@ def fixed_inference(options: Mapping[str, Any]) -> Iterator[None]:
     """
     import torch
 
-    from harness.training import torch_threads
+    from harness.run.trainers import torch_threads
 
     with torch_threads(prediction_threads(options)), torch.inference_mode():
         yield

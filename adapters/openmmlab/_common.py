@@ -26,11 +26,11 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from adapters.base import Adapter, AdapterInfo, read_checkpoint, state_dict_of
+from harness.core.adapter import Adapter, AdapterInfo, read_checkpoint, state_dict_of
 from adapters.openmmlab.published import published_scores
-from harness.datasets.base import DatasetInfo
-from harness.errors import BenchError, UnknownNameError
-from harness.structures import Sample
+from harness.core.dataset import DatasetInfo
+from harness.core.errors import BenchError, UnknownNameError
+from harness.core.structures import Sample
 
 RANDOM_WEIGHTS_WARNING = "NO CHECKPOINT: random weights, scores are meaningless (pass --checkpoint FILE)"
 INSTALL_HINT = "run `sh scripts/install_openmmlab.sh .venv` (see docs/openmmlab.md)"
@@ -100,7 +100,7 @@ def load_config(path: Path, overrides: dict[str, Any] | None = None) -> Any:
         config.merge_from_dict(dict(overrides), allow_list_keys=True)
     model = config.model
     if "backbone" in model and isinstance(model.backbone, dict) and "init_cfg" in model.backbone:
-        model.backbone.init_cfg = None
+        model.backbone.init_cfg = None  # type: ignore[attr-defined]  # an mmengine ConfigDict
     if "pretrained" in model:
         model.pretrained = None
     return config
@@ -305,7 +305,7 @@ class OpenMMLabAdapter(Adapter):
         with self.scope_context():
             model = revert_sync_batchnorm(self.build_model(config))
             checkpoint = read_openmmlab_checkpoint(self.checkpoint, self.trust_checkpoint) if self.checkpoint else None
-            unexpected = put_weights(model, checkpoint.state_dict, self.checkpoint) if checkpoint else []
+            unexpected = put_weights(model, checkpoint.state_dict, self.checkpoint) if checkpoint and self.checkpoint else []
             metadata = (checkpoint.dataset_meta if checkpoint else None) or self.metadata_from_config(config) or {}
             if metadata:
                 self.validate_metadata(config, metadata)

@@ -14,7 +14,7 @@ import sys
 import types
 from typing import Any, Callable
 
-from harness.errors import BenchError
+from harness.core.errors import BenchError
 
 MODULE_NAME = "mmcv._ext"
 
@@ -85,7 +85,7 @@ def build_ext_module() -> types.ModuleType:
     module.__spec__ = importlib.machinery.ModuleSpec(MODULE_NAME, loader=None, origin=__name__)
     module.__file__ = __file__
     module.__dict__.update(SERVED_OPS)
-    module.__getattr__ = _module_getattr  # type: ignore[attr-defined]  # PEP 562: every other op fails loudly
+    module.__getattr__ = _module_getattr  # type: ignore[method-assign]  # PEP 562: every other op fails loudly
     return module
 
 

@@ -17,7 +17,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from adapters import ADAPTERS
+from harness.core.catalog import ADAPTERS
 from adapters.openmmlab._common import (
     ClassListAdapter,
     bgr,
@@ -25,8 +25,8 @@ from adapters.openmmlab._common import (
     predict_in_chunks,
     test_pipeline_config,
 )
-from harness.errors import BenchError
-from harness.structures import DetectionPrediction, Sample
+from harness.core.errors import BenchError
+from harness.core.structures import DetectionPrediction, Sample
 
 
 def head_class_counts(node: Any, inside_rpn: bool = False) -> set[int]:

@@ -20,8 +20,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from adapters import ADAPTERS
-from adapters.base import Adapter, AdapterInfo
+from harness.core.catalog import ADAPTERS
+from harness.core.adapter import Adapter, AdapterInfo
 from adapters.openmmlab._common import (
     OpenMMLabAdapter,
     bgr,
@@ -30,9 +30,9 @@ from adapters.openmmlab._common import (
     predict_in_chunks,
     test_pipeline_config,
 )
-from harness.datasets.base import DatasetInfo
-from harness.errors import BenchError
-from harness.structures import KeypointsPrediction, PersonBoxes, Sample
+from harness.core.dataset import DatasetInfo
+from harness.core.errors import BenchError
+from harness.core.structures import KeypointsPrediction, PersonBoxes, Sample
 
 #: mmpose CocoMetric's defaults for the instance score
 KEYPOINT_SCORE_THRESHOLD = 0.2

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from adapters import ADAPTERS
+from harness.core.catalog import ADAPTERS
 from adapters.openmmlab._common import (
     ClassListAdapter,
     bgr,
@@ -22,8 +22,8 @@ from adapters.openmmlab._common import (
     predict_in_chunks,
     test_pipeline_config,
 )
-from harness.errors import BenchError
-from harness.structures import Sample, SemanticPrediction
+from harness.core.errors import BenchError
+from harness.core.structures import Sample, SemanticPrediction
 
 
 @ADAPTERS.register("mmseg:")

@@ -27,8 +27,8 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from adapters.base import Adapter, AdapterInfo, load_state_dict
-from harness.errors import BenchError
+from harness.core.adapter import Adapter, AdapterInfo, load_state_dict
+from harness.core.errors import BenchError
 
 RANDOM_WEIGHTS_WARNING = "NO CHECKPOINT: random weights, scores are meaningless (pass --checkpoint FILE or weights:NAME)"
 WEIGHTS_PREFIX = "weights:"

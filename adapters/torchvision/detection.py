@@ -18,14 +18,14 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from adapters import ADAPTERS
-from adapters.base import AdapterInfo
+from harness.core.catalog import ADAPTERS
+from harness.core.adapter import AdapterInfo
 from adapters.torchvision._common import TorchvisionAdapter, image_tensor
 from adapters.torchvision.labels import COCO_LABEL_SLOTS, COCO_LABELS, PERSON_LABELS, TORCHVISION_SPELLING
-from harness.datasets.base import DatasetInfo
-from harness.errors import BenchError
-from harness.keypoint_meta import COCO_KEYPOINT_NAMES
-from harness.structures import DetectionPrediction, KeypointsPrediction, PersonBoxes, Sample
+from harness.core.dataset import DatasetInfo
+from harness.core.errors import BenchError
+from harness.labels.keypoints import COCO_KEYPOINT_NAMES
+from harness.core.structures import DetectionPrediction, KeypointsPrediction, PersonBoxes, Sample
 
 DETECTION_BUILDERS = (
     "fasterrcnn_resnet50_fpn", "fasterrcnn_resnet50_fpn_v2", "fasterrcnn_mobilenet_v3_large_fpn",

@@ -13,11 +13,11 @@ from typing import Sequence
 
 import numpy as np
 
-from adapters import ADAPTERS
-from adapters.base import AdapterInfo
+from harness.core.catalog import ADAPTERS
+from harness.core.adapter import AdapterInfo
 from adapters.torchvision._common import TorchvisionAdapter, image_tensor
-from harness.errors import BenchError
-from harness.structures import FlowPrediction, Sample
+from harness.core.errors import BenchError
+from harness.core.structures import FlowPrediction, Sample
 
 FLOW_BUILDERS = ("raft_small", "raft_large")
 DEFAULT_FLOW_UPDATES = 32
@@ -52,10 +52,10 @@ class TorchvisionRAFT(TorchvisionAdapter):
         size = int(self.options.get("max_batch", 2))
         by_shape: dict[tuple[int, ...], list[int]] = defaultdict(list)
         for index, sample in enumerate(samples):
-            first, second = sample.load_image(), sample.load_image2()
-            if first.shape != second.shape:
-                raise BenchError(f"sample {sample.sample_id}: frames differ in size {first.shape[:2]} vs {second.shape[:2]}")
-            by_shape[first.shape].append(index)
+            image1, image2 = sample.load_image(), sample.load_image2()
+            if image1.shape != image2.shape:
+                raise BenchError(f"sample {sample.sample_id}: frames differ in size {image1.shape[:2]} vs {image2.shape[:2]}")
+            by_shape[image1.shape].append(index)
         flows: dict[int, np.ndarray] = {}
         with torch.no_grad():
             for (height, width, _), indices in by_shape.items():

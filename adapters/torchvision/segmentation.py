@@ -13,12 +13,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from adapters import ADAPTERS
-from adapters.base import AdapterInfo
+from harness.core.catalog import ADAPTERS
+from harness.core.adapter import AdapterInfo
 from adapters.torchvision._common import TorchvisionAdapter, image_tensor
 from adapters.torchvision.labels import TORCHVISION_SPELLING, VOC_CLASSES
-from harness.errors import BenchError
-from harness.structures import Sample, SemanticPrediction
+from harness.core.errors import BenchError
+from harness.core.structures import Sample, SemanticPrediction
 
 SEGMENTATION_BUILDERS = (
     "fcn_resnet50", "fcn_resnet101", "deeplabv3_resnet50", "deeplabv3_resnet101", "deeplabv3_mobilenet_v3_large",
@@ -35,7 +35,7 @@ class TorchvisionSegmenter(TorchvisionAdapter):
     def build_kwargs(self, state_dict: dict[str, Any] | None) -> dict[str, Any]:
         if self.builder.startswith("lraspp"):
             return {}
-        return {"aux_loss": bool(state_dict) and any(key.startswith("aux_classifier.") for key in state_dict)}
+        return {"aux_loss": state_dict is not None and bool(state_dict) and any(key.startswith("aux_classifier.") for key in state_dict)}
 
     def check_weights_meta(self, meta: dict[str, Any]) -> None:
         if [TORCHVISION_SPELLING.get(c, c) for c in meta.get("categories", [])] != VOC_CLASSES:

@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from harness.errors import BenchError
+from harness.core.errors import BenchError
 
 
 class BenchGroup(click.Group):

@@ -32,7 +32,7 @@ def list_command() -> None:
     """Registered datasets, the tasks each serves (first = default), and what they read."""
     from rich.table import Table
 
-    from harness.console import console
+    from harness.cli.console import console
     from harness.datasets import DATASETS
 
     table = Table(title="datasets (without --data-root: the embedded mini dataset)")
@@ -53,10 +53,10 @@ def check_command(dataset_name: str, data_root: Path | None, split: str | None, 
     """Read every sample and file of a dataset; print counts and every problem found (exit 1 if any)."""
     from rich.table import Table
 
-    from harness.console import console, progress_bar
+    from harness.cli.console import console, progress_bar
     from harness.datasets import DATASETS
-    from harness.datasets.base import collecting_problems
-    from harness.errors import BenchError, UnknownNameError
+    from harness.core.dataset import collecting_problems
+    from harness.core.errors import BenchError, UnknownNameError
 
     factory = DATASETS.get(dataset_name)
     tasks = tuple(getattr(factory, "tasks", ()))

@@ -4,7 +4,7 @@ Two ways in:
 
 * on a dataset (``--dataset``/``--data-root``/``--split``, or ``--run`` with a report folder): the files are read
   in the dataset's official submission format and scored by the same pipeline and protocol as ``bench run``
-  (``harness.submission_eval``), so a run's written predictions re-score to the run's numbers;
+  (``harness.run.submission_eval``), so a run's written predictions re-score to the run's numbers;
 * against ground-truth files (``--gt``): the file evaluators of ``harness.file_eval``, for files outside a
   dataset layout (a COCO annotation json, a folder of label PNGs, MPII .mat, .flo folders).
 """
@@ -62,7 +62,7 @@ def eval_command(task_name: str | None, gt_path: Path | None, pred_path: Path | 
                  dataset_name: str | None, data_root: Path | None, limit: int | None, submission: str | None,
                  dialect: str | None, json_out: Path | None, **options: Any) -> None:
     """Score prediction files and print the official numbers."""
-    from harness.errors import BenchError
+    from harness.core.errors import BenchError
     from harness.file_eval import FILE_EVALUATORS
     from harness.file_eval.base import EvalRequest
 
@@ -82,8 +82,8 @@ def eval_command(task_name: str | None, gt_path: Path | None, pred_path: Path | 
         raise BenchError("file mode needs --task, --gt and --pred")
 
     evaluator = FILE_EVALUATORS.get(task_name)
-    given = {name: (None if value is False else value) for name, value in options.items()}
-    request = EvalRequest(task_name, gt_path, pred_path, dataset_name, dialect, given, tracker=_progress)
+    given_options = {name: (None if value is False else value) for name, value in options.items()}
+    request = EvalRequest(task_name, gt_path, pred_path, dataset_name, dialect, given_options, tracker=_progress)
     evaluator.check(request)
     result = evaluator.run(request)
     record = {
@@ -99,8 +99,8 @@ def eval_command(task_name: str | None, gt_path: Path | None, pred_path: Path | 
 def _score_dataset(task_name: str | None, pred_path: Path | None, run_dir: Path | None, dataset_name: str | None,
                    data_root: Path | None, split: str | None, limit: int | None, submission: str | None,
                    dialect: str | None, reader_options: dict[str, Any]) -> dict[str, Any]:
-    from harness.errors import BenchError
-    from harness.submission_eval import score_run_folder, score_submission
+    from harness.core.errors import BenchError
+    from harness.run.submission_eval import score_run_folder, score_submission
 
     if run_dir is not None:
         if any(v is not None for v in (task_name, pred_path, dataset_name, data_root, split, limit, submission)) \
@@ -128,9 +128,9 @@ def _score_dataset(task_name: str | None, pred_path: Path | None, run_dir: Path 
 
 
 def _print(record: dict[str, Any], dataset_name: str | None, json_out: Path | None) -> None:
-    from harness.console import console
+    from harness.cli.console import console
     from harness.file_eval.base import json_safe
-    from harness.jsonio import atomic_write_json
+    from harness.io.jsonio import atomic_write_json
 
     out = console()
     out.print(_metrics_table(record, dataset_name))
@@ -145,7 +145,7 @@ def _print(record: dict[str, Any], dataset_name: str | None, json_out: Path | No
 
 
 def _progress(items: Sequence[Any], label: str) -> Iterable[Any]:
-    from harness.console import progress_bar
+    from harness.cli.console import progress_bar
 
     with progress_bar() as bar:
         yield from bar.track(items, description=label, total=len(items))

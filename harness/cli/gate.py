@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from harness.cli import main
-from harness.console import console
+from harness.cli.console import console
 
 
 @main.command("gate")
@@ -24,8 +24,8 @@ def gate_command(baselines: Path, reports_dir: Path, tasks: tuple[str, ...], lim
     from rich.markup import escape
     from rich.table import Table
 
-    from harness.errors import BenchError, GateFailure
-    from harness.gate import load_baselines, run_gate
+    from harness.core.errors import BenchError, GateFailure
+    from harness.publish.gate import load_baselines, run_gate
 
     if update:
         _update(baselines, reports_dir)
@@ -59,7 +59,7 @@ def gate_command(baselines: Path, reports_dir: Path, tasks: tuple[str, ...], lim
 def _update(baselines: Path, reports_dir: Path) -> None:
     from rich.table import Table
 
-    from harness.gate import update_baselines
+    from harness.publish.gate import update_baselines
 
     updates = update_baselines(baselines, reports_dir)
     table = Table(title=f"updated: {baselines}")

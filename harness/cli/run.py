@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 from pathlib import Path
+from typing import Callable
 
 import click
 
@@ -41,10 +42,11 @@ def run_command(task_name, dataset_name, data_root, split, models, checkpoint, t
                 device, seed, reports_dir, leaderboards_dir, no_cache, cache_dir, bootstrap, dialect, suite,
                 force) -> None:
     """Run models on a dataset and score them (default: all in-repo models on the embedded dataset)."""
-    from harness import distributed
-    from harness.bench_run import RunConfig, get_task, run_models
-    from harness.console import console, progress_bar, results_table
-    from harness.errors import BenchError
+    from harness.run import distributed
+    from harness.run.bench_run import RunConfig, run_models
+    from harness.tasks import get_task
+    from harness.cli.console import console, progress_bar, results_table
+    from harness.core.errors import BenchError
 
     if suite is None and task_name is None:
         raise BenchError("give --task (or --suite FILE.yaml)")
@@ -56,15 +58,18 @@ def run_command(task_name, dataset_name, data_root, split, models, checkpoint, t
                        cache=not no_cache, cache_dir=cache_dir, bootstrap=bootstrap, dialect=dialect)
     main_rank = distributed.context().is_main
     with (progress_bar() if main_rank else nullcontext()) as progress:
-        def track(model: str, total: int):
-            task_id = progress.add_task(model, total=total)
-            return lambda n: progress.advance(task_id, n)
+        track: Callable[[str, int], Callable[[int], None]] | None = None  # other ranks stay quiet
+        if progress is not None:
+            bar = progress
 
-        if progress is None:
-            track = None  # noqa: F811  (other ranks stay quiet)
+            def track_model(model: str, total: int) -> Callable[[int], None]:
+                task_id = bar.add_task(model, total=total)
+                return lambda n: bar.advance(task_id, n)
+
+            track = track_model
 
         if suite is not None:
-            from harness.suite import run_suite
+            from harness.run.suite import run_suite
 
             def announce(entry, number, total):
                 if main_rank:

@@ -15,8 +15,8 @@ from harness.cli import main
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("site"), show_default=True)
 def site_command(reports_dir: Path, leaderboards_dir: Path, out_dir: Path) -> None:
     """Write index.html, a page and a CSV per task, and a copy of each run's report."""
-    from harness.console import console
-    from harness.site import build_site
+    from harness.cli.console import console
+    from harness.publish.site import build_site
 
     summary = build_site(reports_dir, out_dir, leaderboards_dir)
     for task, rows in summary.items():

@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 
 from harness.cli import main, options
-from harness.console import console
+from harness.cli.console import console
 
 
 def _batch_sizes(ctx, param, value: str) -> tuple[int, ...]:
@@ -46,7 +46,7 @@ def throughput_command(task_name, model, batch_sizes, precision, channels_last, 
     """Time a model per batch size and record it in leaderboards/throughput.csv."""
     from rich.table import Table
 
-    from harness.throughput_bench import ThroughputConfig, measure_throughput
+    from harness.run.throughput_benchmark import ThroughputConfig, measure_throughput
 
     config = ThroughputConfig(task=task_name, model=model, batch_sizes=batch_sizes, precision=precision,
                               channels_last=channels_last, compile=compile_, compile_backend=compile_backend,

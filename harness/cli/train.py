@@ -33,12 +33,12 @@ def train_command(task_name: str, model_name: str, epochs: int | None, out: Path
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
     from rich.table import Table
 
-    from adapters import ADAPTERS
-    from harness.bench_run import get_task
-    from harness.console import console
+    from harness.core.catalog import ADAPTERS
+    from harness.tasks import get_task
+    from harness.cli.console import console
     from harness.datasets import DATASETS
-    from harness.errors import BenchError
-    from harness.training import TRAINERS, validate
+    from harness.core.errors import BenchError
+    from harness.run.trainers import TRAINERS, validate
 
     task = get_task(task_name)
     if task_name not in TRAINERS:

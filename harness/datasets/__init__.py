@@ -3,6 +3,6 @@
 A registered entry is a callable ``(data_root: Path | None, split: str | None, task: str) -> Dataset``;
 ``data_root=None`` means the embedded mini dataset in the same layout.
 """
-from harness.registry import Registry
+from harness.core.catalog import DATASETS  # the registry lives in core; modules here fill it
 
-DATASETS: Registry = Registry("dataset", ("harness.datasets",))
+__all__ = ["DATASETS"]

@@ -14,12 +14,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.datasets import DATASETS
-from harness.datasets.ade20k_classes import ADE20K_CLASSES, OBJECT_INFO_150
-from harness.protocol import MetricSpec, ProtocolOverride
-from harness.datasets.base import Dataset, DatasetInfo, report, supports
+from harness.labels.ade20k import ADE20K_CLASSES, OBJECT_INFO_150
+from harness.core.protocol import MetricSpec, ProtocolOverride
+from harness.core.dataset import Dataset, DatasetInfo, report, supports
 from harness.datasets.semantic import IGNORE, SemanticDataset, SemanticItem, apply_table, lookup_table
-from harness.errors import BenchError, DataError
-from harness.structures import SemanticTarget
+from harness.core.errors import BenchError, DataError
+from harness.core.structures import SemanticTarget
 
 FOLDER = "ADEChallengeData2016"
 SPLIT_ALIASES = {"val": "validation", "train": "training"}

@@ -23,12 +23,12 @@ from typing import Iterable, NamedTuple
 import numpy as np
 
 from harness.datasets import DATASETS
-from harness.protocol import MetricSpec, ProtocolOverride
-from harness.datasets.base import Dataset, DatasetInfo, report, supports
+from harness.core.protocol import MetricSpec, ProtocolOverride
+from harness.core.dataset import Dataset, DatasetInfo, report, supports
 from harness.datasets.semantic import IGNORE, SemanticDataset, SemanticItem, apply_table, lookup_table
-from harness.errors import BenchError, DataError
-from harness.imageio import read_label_png
-from harness.structures import DetectionTarget, Sample, SemanticTarget
+from harness.core.errors import BenchError, DataError
+from harness.io.imageio import read_label_png
+from harness.core.structures import DetectionTarget, Sample, SemanticTarget
 
 
 class Label(NamedTuple):

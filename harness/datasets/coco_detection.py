@@ -11,10 +11,10 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from harness.datasets.base import Dataset, DatasetInfo
+from harness.core.dataset import Dataset, DatasetInfo
 from harness.datasets.coco_format import CocoIndex, locate_coco
-from harness.errors import DataError
-from harness.structures import DetectionTarget, Sample
+from harness.core.errors import DataError
+from harness.core.structures import DetectionTarget, Sample
 
 TASKS = ("detection", "instance")
 

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.datasets.base import report
-from harness.errors import DataError
-from harness.jsonio import read_json
+from harness.core.dataset import report
+from harness.core.errors import DataError
+from harness.io.jsonio import read_json
 
 IMAGE_KEYS = ("id", "file_name", "width", "height")
 ANNOTATION_KEYS = ("id", "image_id", "category_id", "bbox", "area", "iscrowd")
@@ -33,7 +33,7 @@ class CocoIndex:
     def load(
         cls, path: str | Path, *, require_keypoints: bool = False, require_segmentation: bool = False
     ) -> "CocoIndex":
-        """Read and validate; a malformed entry is reported (see ``harness.datasets.base.report``) and skipped."""
+        """Read and validate; a malformed entry is reported (see ``harness.core.dataset.report``) and skipped."""
         path = Path(path)
         data = read_json(path)
         if not isinstance(data, dict):

@@ -10,11 +10,11 @@ from typing import Iterable
 
 import numpy as np
 
-from harness.datasets.base import Dataset, DatasetInfo
+from harness.core.dataset import Dataset, DatasetInfo
 from harness.datasets.coco_format import CocoIndex, locate_coco
-from harness.errors import DataError
-from harness.keypoint_meta import COCO_KEYPOINT_NAMES, COCO_SIGMAS
-from harness.structures import KeypointsTarget, PersonBoxes, Sample
+from harness.core.errors import DataError
+from harness.labels.keypoints import COCO_KEYPOINT_NAMES, COCO_SIGMAS
+from harness.core.structures import KeypointsTarget, PersonBoxes, Sample
 
 
 class CocoKeypoints(Dataset):

@@ -40,12 +40,12 @@ from typing import Any, Iterable
 import numpy as np
 
 from harness.datasets import DATASETS
-from harness.datasets.base import Dataset, DatasetInfo, report, supports
-from harness.errors import BenchError, DataError
-from harness.jsonio import read_json
-from harness.keypoint_meta import MPII_JOINT_CODES, MPII_KEYPOINT_NAMES, MPII_SKELETON
-from harness.protocol import MetricSpec, ProtocolOverride
-from harness.structures import KeypointsTarget, PersonBoxes, Sample
+from harness.core.dataset import Dataset, DatasetInfo, report, supports
+from harness.core.errors import BenchError, DataError
+from harness.io.jsonio import read_json
+from harness.labels.keypoints import MPII_JOINT_CODES, MPII_KEYPOINT_NAMES, MPII_SKELETON
+from harness.core.protocol import MetricSpec, ProtocolOverride
+from harness.core.structures import KeypointsTarget, PersonBoxes, Sample
 
 NUM_JOINTS = len(MPII_KEYPOINT_NAMES)
 PERSON_KEYS = ("image", "center", "scale", "joints", "joints_vis")
@@ -282,6 +282,7 @@ class Mpii(Dataset):
         # evaluated joints in the 0-based evaluation space, per json person (rows of skipped people unused)
         if official is not None:
             self.joints, self.present = official.joints - MATLAB_ORIGIN, official.present
+            assert official.head_boxes is not None  # the official annotation file always has them
             x1, y1 = official.head_boxes[:, 0, 0], official.head_boxes[:, 0, 1]
             x2, y2 = official.head_boxes[:, 1, 0], official.head_boxes[:, 1, 1]
             self.head_boxes: np.ndarray | None = np.stack(

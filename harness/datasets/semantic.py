@@ -13,10 +13,10 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from harness.datasets.base import Dataset
-from harness.errors import BenchError, DataError
-from harness.imageio import read_label_png, read_rgb
-from harness.structures import Sample, SemanticTarget
+from harness.core.dataset import Dataset
+from harness.core.errors import BenchError, DataError
+from harness.io.imageio import read_label_png, read_rgb
+from harness.core.structures import Sample, SemanticTarget
 
 IGNORE = 255
 

@@ -21,12 +21,12 @@ from typing import Iterable, NamedTuple
 import numpy as np
 
 from harness.datasets import DATASETS
-from harness.protocol import ProtocolOverride
-from harness.datasets.base import Dataset, DatasetInfo, report, supports
-from harness.errors import BenchError, DataError
-from harness.flowio import read_flo
-from harness.imageio import read_label_png, read_rgb
-from harness.structures import FlowTarget, Sample
+from harness.core.protocol import ProtocolOverride
+from harness.core.dataset import Dataset, DatasetInfo, report, supports
+from harness.core.errors import BenchError, DataError
+from harness.io.flowio import read_flo
+from harness.io.imageio import read_label_png, read_rgb
+from harness.core.structures import FlowTarget, Sample
 
 PASSES = ("clean", "final")
 MASKS = ("occlusions", "invalid")
@@ -69,7 +69,7 @@ def read_mask(path: Path, shape: tuple[int, ...]) -> np.ndarray:
     Any other value, or channels that disagree, is refused: guessing which pixels are occluded would move the
     matched/unmatched EPE silently.
     """
-    from harness.imageio import read_rgb
+    from harness.io.imageio import read_rgb
 
     values = read_label_png(path) if _is_single_channel(path) else read_rgb(path)
     if values.ndim == 3:

@@ -14,7 +14,7 @@ one name per line, background first) replaces the VOC list; the embedded mini da
 
 Boxes: VOC stores 1-based inclusive pixel indices ``xmin..xmax``.  They become the harness's continuous boxes
 ``[xmin - 1, ymin - 1, xmax - xmin + 1, ymax - ymin + 1]``, i.e. pixel i (1-based) covers [i-1, i)
-(``harness.voc_boxes``, shared with the VOC metric and the devkit result files, so the devkit's "+1" is applied
+(``harness.core.boxes``, shared with the VOC metric and the devkit result files, so the devkit's "+1" is applied
 exactly once).  The raw devkit boxes stay in ``meta['voc_boxes']`` (xmin, ymin, xmax, ymax).  ``difficult``
 objects go to ``DetectionTarget.ignore`` (neither TP nor FP in VOC AP).  Annotation ids are
 ``image index * 10000 + k + 1`` (k = the object's position in its XML): unique over the split, the same however
@@ -35,13 +35,13 @@ from typing import Iterable
 import numpy as np
 
 from harness.datasets import DATASETS
-from harness.datasets.base import Dataset, DatasetInfo, report, supports
+from harness.core.dataset import Dataset, DatasetInfo, report, supports
 from harness.datasets.semantic import IGNORE, SemanticDataset, SemanticItem, apply_table, lookup_table
-from harness.errors import BenchError, DataError
-from harness.imageio import read_rgb
-from harness.protocol import MetricSpec, ProtocolOverride
-from harness.structures import DetectionTarget, Sample, SemanticTarget
-from harness.voc_boxes import devkit_to_xywh
+from harness.core.errors import BenchError, DataError
+from harness.io.imageio import read_rgb
+from harness.core.protocol import MetricSpec, ProtocolOverride
+from harness.core.structures import DetectionTarget, Sample, SemanticTarget
+from harness.core.boxes import Boxes, BoxMode
 
 VOC_CLASSES: list[str] = [
     "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "diningtable", "dog",
@@ -222,7 +222,7 @@ class VocDetection(_VocBase):
             raw.append(box)
             difficult.append(bool(int(_number(obj, "difficult", path, f"object {k}", default=0))))
         raw_boxes = np.array(raw, np.float64).reshape(-1, 4)
-        boxes = devkit_to_xywh(raw_boxes)
+        boxes = Boxes(raw_boxes, BoxMode.VOC_DEVKIT).xywh()
         target = DetectionTarget(
             image_id=image_id, width=int(width), height=int(height), boxes=boxes,
             labels=np.array(labels, np.int64), areas=boxes[:, 2] * boxes[:, 3],

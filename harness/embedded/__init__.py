@@ -9,12 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 from types import ModuleType
 
-from harness.errors import UnknownNameError
+from harness.core.errors import UnknownNameError
 
 
 def materialise_split(name: str, generator: ModuleType, split: str) -> Path:
     """Root of the generated ``split`` of ``generator`` (``cache/embedded/<name>-v<VERSION>/<split>``)."""
-    from harness.cache import materialise
+    from harness.io.cache_dir import materialise
 
     if split not in generator.SPLITS:
         known = ", ".join(generator.SPLITS)

@@ -22,7 +22,7 @@ import scipy.io
 
 from harness.embedded.shapes import textured_background
 from harness.embedded.stick_figures import draw_person, random_pose
-from harness.keypoint_meta import MPII_JOINT_CODES
+from harness.labels.keypoints import MPII_JOINT_CODES
 
 VERSION = 2
 IMAGE_SIZE = 192

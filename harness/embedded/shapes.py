@@ -56,6 +56,12 @@ class SceneObject:
     visible: np.ndarray | None = None  # (H, W) bool, what later objects leave uncovered
 
     @property
+    def shown(self) -> np.ndarray:
+        """The visible part; ``render_scene`` sets it on every object it keeps."""
+        assert self.visible is not None, "SceneObject.visible is set by render_scene"
+        return self.visible
+
+    @property
     def visible_area(self) -> int:
         return int(self.visible.sum()) if self.visible is not None else int(self.mask.sum())
 
@@ -153,7 +159,8 @@ def _hsv_to_rgb(hue: float, saturation: float, value: float) -> np.ndarray:
 def _contrasting_colour(rng: np.random.Generator, under: np.ndarray, hue: float | None) -> np.ndarray:
     """A colour far from what lies under the object; near ``hue`` (degrees, +-40) when the class has one."""
     mean = under.reshape(-1, 3).mean(axis=0) if under.size else np.full(3, 128.0)
-    best, best_distance = None, -1.0
+    best: np.ndarray | None = None
+    best_distance = -1.0
     for _ in range(8):
         if hue is None:
             colour = rng.integers(0, 256, 3).astype(np.float32)
@@ -164,6 +171,7 @@ def _contrasting_colour(rng: np.random.Generator, under: np.ndarray, hue: float 
             return colour
         if distance > best_distance:
             best, best_distance = colour, distance
+    assert best is not None  # the loop ran at least once
     return best
 
 
@@ -221,7 +229,7 @@ def render_scene(
         colour = _contrasting_colour(rng, image[window][inside], obj.cls.hue)
         layer = np.clip(_texture(rng, h, w, colour, grain[window]) * 0.5 + colour * 0.5, 0, 255).astype(np.uint8)
         image[window][inside] = layer[inside]
-    image = cv2.GaussianBlur(image, (0, 0), 0.6)
+    image = np.asarray(cv2.GaussianBlur(image, (0, 0), 0.6))
     noise = rng.standard_normal(image.shape, dtype=np.float32) * np.float32(3)
     image = np.clip(image.astype(np.float32) + noise, 0, 255).astype(np.uint8)
     return Scene(image=image, objects=kept, region_labels=region_labels)
@@ -242,11 +250,13 @@ def _keep_visible(drawn: list[SceneObject], min_fraction: float, min_area: int) 
     """Drop objects that later ones hide (almost) entirely, so every kept object is recognisable."""
     kept = list(drawn)
     while True:
-        covered = np.zeros_like(kept[0].mask) if kept else None
+        if not kept:
+            return kept
+        covered = np.zeros_like(kept[0].mask)
         for obj in reversed(kept):
             obj.visible = obj.mask & ~covered
             covered |= obj.mask
-        hidden = [i for i, o in enumerate(kept) if o.visible.sum() < max(min_area, min_fraction * o.mask.sum())]
+        hidden = [i for i, o in enumerate(kept) if o.visible_area < max(min_area, min_fraction * o.mask.sum())]
         if not hidden:
             return kept
         del kept[hidden[0]]

@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from harness.datasets.ade20k_classes import ADE20K_CLASSES
+from harness.labels.ade20k import ADE20K_CLASSES
 from harness.embedded.shapes import ObjectClass, Region, render_scene
 
 VERSION = 2

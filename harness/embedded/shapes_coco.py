@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 from pycocotools import mask as mask_codec
 
 from harness.embedded.shapes import ObjectClass, Region, render_scene
+from harness.labels.shapes import SHAPE_CLASSES
 
 VERSION = 2
 SPLITS = {"train": (400, 11), "val": (100, 12)}  # images, seed
@@ -26,6 +28,7 @@ CLASSES = [
     ObjectClass("cross", "cross", 4, hue=216),
     ObjectClass("ring", "ring", 5, size=(16.0, 80.0), hue=288),
 ]
+assert [c.name for c in CLASSES] == SHAPE_CLASSES  # the names models read from harness.labels.shapes
 SIZES = (128, 144, 160, 176, 192)
 
 
@@ -69,7 +72,8 @@ def write_split(root: Path, split: str, count: int, seed: int) -> None:
     rng = np.random.default_rng(seed)
     (root / split).mkdir(parents=True, exist_ok=True)
     (root / "annotations").mkdir(parents=True, exist_ok=True)
-    images, annotations = [], []
+    images: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
     for index in range(count):
         width, height = (int(v) for v in rng.choice(SIZES, 2))
         scene = render_scene(rng, width, height, CLASSES, [Region(0, (0.0, 0.0))], crowd_probability=0.08)
@@ -80,7 +84,7 @@ def write_split(root: Path, split: str, count: int, seed: int) -> None:
         images.append({"id": image_id, "file_name": file_name, "width": width, "height": height})
         for obj in scene.objects:
             annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": obj.cls.label,
-                                **annotate(obj.visible, obj.crowd)})
+                                **annotate(obj.shown, obj.crowd)})
     data = {
         "info": {"description": f"bench embedded shape scenes v{VERSION}, split {split}, seed {seed}"},
         "licenses": [],

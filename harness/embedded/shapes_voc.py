@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 
 from harness.embedded.shapes import Region, render_scene, visible_box
-from harness.imageio import voc_palette
+from harness.io.imageio import voc_palette
 from harness.embedded.shapes_coco import CLASSES, SIZES
 
 VERSION = 2
@@ -65,8 +65,8 @@ def write_split(year_dir: Path, split: str, count: int, seed: int, first: int) -
         objects = []
         instances = np.zeros((height, width), np.uint8)
         for k, obj in enumerate(scene.objects):
-            x, y, w, h = (int(v) for v in visible_box(obj.visible))
-            difficult = int(obj.visible.sum() < 0.5 * obj.mask.sum())
+            x, y, w, h = (int(v) for v in visible_box(obj.shown))
+            difficult = int(obj.shown.sum() < 0.5 * obj.mask.sum())
             objects.append((obj.cls.name, [x + 1, y + 1, x + w, y + h], difficult))
             instances[obj.visible] = k + 1
         (year_dir / "Annotations" / f"{image_id}.xml").write_text(annotation_xml(image_id, width, height, objects))

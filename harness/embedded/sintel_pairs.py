@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from harness.embedded.shapes import PRIMITIVES, shape_mask
-from harness.flowio import write_flo
+from harness.io.flowio import write_flo
 
 VERSION = 1
 WIDTH, HEIGHT = 160, 64

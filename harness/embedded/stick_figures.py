@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
 from harness.embedded.shapes import visible_box
 from harness.embedded.shapes_coco import encode_rle
-from harness.keypoint_meta import COCO_KEYPOINT_NAMES, COCO_SKELETON_1BASED
+from harness.labels.keypoints import COCO_KEYPOINT_NAMES, COCO_SKELETON_1BASED
 
 IMAGE_SIZE = (256, 192)  # width, height
 SPLITS = {"train": (700, 1), "val": (160, 2)}  # images, seed
@@ -63,7 +64,7 @@ def random_pose(rng: np.random.Generator, height: float, hip_center: np.ndarray)
 def _background(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
     low = rng.uniform(40, 215, size=(4, 4, 3)).astype(np.float32)
     image = cv2.resize(low, (width, height), interpolation=cv2.INTER_CUBIC)
-    image += rng.normal(0, 8, size=image.shape).astype(np.float32)
+    image += np.asarray(rng.normal(0, 8, size=image.shape), dtype=np.float32)
     image = np.clip(image, 0, 255).astype(np.uint8)
     for _ in range(rng.integers(2, 7)):
         color = tuple(int(c) for c in rng.integers(0, 256, 3))
@@ -134,7 +135,7 @@ def generate_image(rng: np.random.Generator) -> tuple[np.ndarray, list[dict]]:
             crowd |= draw_person(image, joints, small, rng)
         objects.append(("crowd", crowd, None))
     annotations = []
-    for index, (kind, mask, joints) in enumerate(objects):
+    for index, (kind, mask, person_joints) in enumerate(objects):
         if kind == "occluder":
             continue
         covered = np.zeros_like(mask)
@@ -149,8 +150,9 @@ def generate_image(rng: np.random.Generator) -> tuple[np.ndarray, list[dict]]:
                 "keypoints": [0] * 51, "num_keypoints": 0,
             })
             continue
-        keypoints = []
-        for x, y in joints:
+        keypoints: list[float] = []
+        assert person_joints is not None  # a person: only crowds and occluders have no joints
+        for x, y in person_joints:
             inside = 0 <= x < width and 0 <= y < height
             if not inside:
                 keypoints += [0, 0, 0]
@@ -169,7 +171,8 @@ def write_split(root: Path, split: str, count: int, seed: int) -> None:
     rng = np.random.default_rng(seed)
     (root / split).mkdir(parents=True, exist_ok=True)
     (root / "annotations").mkdir(parents=True, exist_ok=True)
-    images, annotations = [], []
+    images: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
     for index in range(count):
         image, anns = generate_image(rng)
         image_id = index + 1

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence, TypeVar
 
-from harness.errors import BenchError, DataError, PredictionError
-from harness.metrics.base import MetricResult
+from harness.core.errors import BenchError, DataError, PredictionError
+from harness.core.metric import MetricResult
 
 
 T = TypeVar("T")

@@ -16,11 +16,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterator
 
-from harness.errors import BenchError, DataError, PredictionError
+from harness.core.errors import BenchError, DataError, PredictionError
 from harness.file_eval import FILE_EVALUATORS
 from harness.file_eval.base import EvalRequest, FileEvaluator, require_file
-from harness.jsonio import gc_paused, iter_json_array, read_json
-from harness.metrics.base import MetricResult
+from harness.io.jsonio import gc_paused, iter_json_array, read_json
+from harness.core.metric import MetricResult
 
 IOU_TYPE_OF_TASK = {"detection": "bbox", "instance": "segm", "keypoints": "keypoints"}
 DIALECTS = ("pycocotools", "detectron2", "mmdet")
@@ -91,7 +91,8 @@ class _SegmResults:
     when the first result has one; the detectron2 and mmdet dialects drop ``bbox`` from segm results."""
 
     def __init__(self, dialect: str) -> None:
-        self.dialect, self.with_box, self.first_has_box = dialect, 0, None
+        self.dialect, self.with_box = dialect, 0
+        self.first_has_box: bool | None = None
 
     def pieces(self, pieces: Iterator[Any]) -> Iterator[Any]:
         for piece in pieces:

@@ -13,15 +13,17 @@ ptlflow) or error rates (EPE > N, GMFlow).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
-from harness.errors import DataError, PredictionError
+from harness.core.errors import DataError, PredictionError
 from harness.file_eval import FILE_EVALUATORS
 from harness.file_eval.base import EvalRequest, FileEvaluator, index_files, pair_files, require_dir
-from harness.flowio import read_flo
-from harness.metrics.base import MetricResult
-from harness.structures import FlowTarget
+from harness.io.flowio import read_flo
+from harness.core.metric import MetricResult
+from harness.core.structures import FlowTarget
+from harness.metrics.flow import FlowAveraging
 
 DIALECTS = ("pixels", "per-image")
 MASK_FOLDERS = {"occluded": "occlusions", "out_of_frame": "invalid"}
@@ -62,7 +64,7 @@ def evaluate_flow_files(request: EvalRequest) -> MetricResult:
         masks = {name: sintel_root / folder for name, folder in MASK_FOLDERS.items()
                  if (sintel_root / folder).is_dir()}
 
-    averaging = request.dialect or "pixels"
+    averaging = cast(FlowAveraging, request.dialect or "pixels")  # the evaluator checked the dialect
     metric = FlowMetric(averaging=averaging, px_convention=request.option("px_convention", "accuracy"))
     for key, gt_path, pred_path in request.track(pairs, "flow files"):
         gt = read_flo(gt_path)

@@ -20,16 +20,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
-from harness.errors import BenchError, DataError, PredictionError
+from harness.core.errors import BenchError, DataError, PredictionError
 from harness.file_eval import FILE_EVALUATORS
 from harness.file_eval.base import EvalRequest, FileEvaluator, index_files, pair_files, require_dir, require_file
-from harness.metrics.base import MetricResult
-from harness.metrics.semantic import DEFAULT_IGNORE_INDEX, out_of_range_values, reduce_zero_label
-from harness.structures import Sample, SemanticPrediction, SemanticTarget
+from harness.core.metric import MetricResult
+from harness.metrics.semantic import DEFAULT_IGNORE_INDEX, SemanticDialect, out_of_range_values, reduce_zero_label
+from harness.core.structures import Sample, SemanticPrediction, SemanticTarget
 
 VOC_CLASSES = (
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
@@ -135,7 +135,7 @@ def _evaluate_by_stem(request: EvalRequest) -> MetricResult:
     pairs = pair_files(gt_files, pred_files, gt_root, lambda key: f"{pred_root}/{key}.png")
 
     metric = SemanticSegmentationMetric(
-        preset.num_classes, class_names=preset.class_names, ignore_index=preset.ignore_index, dialect=dialect,
+        preset.num_classes, class_names=preset.class_names, ignore_index=preset.ignore_index, dialect=cast(SemanticDialect, dialect),
         reduce_zero_label=preset.reduce_zero_label,
     )
     # predictions share the files' label space: with reduce_zero_label they hold 0..C (0 = no class)
@@ -162,8 +162,8 @@ def _evaluate_by_stem(request: EvalRequest) -> MetricResult:
 
 
 def read_label_png(path: Path) -> np.ndarray:
-    """``harness.imageio.read_label_png``, imported on first use: Pillow is not needed to score COCO files."""
-    from harness.imageio import read_label_png as read
+    """``harness.io.imageio.read_label_png``, imported on first use: Pillow is not needed to score COCO files."""
+    from harness.io.imageio import read_label_png as read
 
     return read(path)
 

@@ -29,16 +29,18 @@ from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
 from harness.datasets.mpii import MpiiGroundTruth, load_ground_truth
-from harness.errors import PredictionError
+from harness.core.errors import PredictionError
 from harness.file_eval import FILE_EVALUATORS
 from harness.file_eval.base import EvalRequest, FileEvaluator, require_file
-from harness.jsonio import read_json
-from harness.metrics.base import MetricResult
+from harness.io.jsonio import read_json
+from harness.core.metric import MetricResult
 from harness.metrics.pose import (
+    PckhDialect,
     MPII_JOINTS,
     PCKH_DIALECTS,
     TOOL_PREDICTION_OFFSET,
@@ -93,10 +95,11 @@ def load_mat_predictions(path: Path, count: int, allow_missing: bool) -> tuple[n
         if "preds" not in mat:
             raise PredictionError(f"no {POS_PRED_SRC!r} or 'preds' array in the .mat", path)
         preds = mat["preds"]
-        layout = _mat_layout(preds.shape, count)
-        if layout is None:
+        mat_layout = _mat_layout(preds.shape, count)
+        if mat_layout is None:
             raise PredictionError(f"'preds' has size {'x'.join(map(str, preds.shape))}; expected 2x16x{count}, "
                                   f"{count}x16x2 or 16x2x{count} for the {count} ground-truth people", path)
+        layout = mat_layout
         try:
             preds = np.asarray(preds, dtype=np.float64)
         except (TypeError, ValueError):
@@ -169,7 +172,7 @@ def load_json_predictions(path: Path, gt: MpiiGroundTruth, allow_missing: bool) 
 
 # ---------------------------------------------------------------------------------------------- scoring
 def evaluate_mpii_files(request: EvalRequest) -> MetricResult:
-    dialect = request.dialect or "official"
+    dialect = cast(PckhDialect, request.dialect or "official")  # the evaluator checked it against PCKH_DIALECTS
     headboxes = request.option("headboxes")
     gt = load_ground_truth(request.gt, Path(headboxes) if headboxes is not None else None)
     require_file(request.pred, "prediction", PredictionError)
@@ -180,6 +183,7 @@ def evaluate_mpii_files(request: EvalRequest) -> MetricResult:
     else:
         preds = load_json_predictions(request.pred, gt, allow_missing)
     offset = TOOL_PREDICTION_OFFSET[dialect]
+    assert gt.head_boxes is not None  # load_ground_truth refuses a file without head boxes
     correct, scored = pckh_counts(preds + offset, gt.joints, gt.present, head_sizes(gt.head_boxes), dialect)
     return pckh_result(correct, scored, dialect, {
         "prediction_offset": offset,

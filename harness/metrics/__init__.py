@@ -1,4 +1,4 @@
 """Metrics: registered by name, discovered from this package."""
-from harness.registry import Registry
+from harness.core.catalog import METRICS  # the registry lives in core; modules here fill it
 
-METRICS: Registry = Registry("metric", ("harness.metrics",))
+__all__ = ["METRICS"]

@@ -24,9 +24,9 @@ from typing import Any, Literal, Sequence
 
 import numpy as np
 
-from harness.errors import DataError, PredictionError
+from harness.core.errors import DataError, PredictionError
 from harness.metrics import METRICS
-from harness.metrics.base import Metric, MetricResult
+from harness.core.metric import Metric, MetricResult
 from harness.metrics.semantic import (
     check_label_map,
     higher_is_better,
@@ -322,7 +322,8 @@ class CityscapesSemanticMetric(Metric):
         if self.instance_level:
             sums = self.instance_sums()
         scores = cityscapes_scores(self.confusion, sums)
-        summary, per_class = scores_from_counts(*scores["counts"], dialect="mmseg")
+        tp, fp, fn = scores["counts"]
+        summary, per_class = scores_from_counts(tp, fp, fn, dialect="mmseg")
         summary["mIoU"] = scores["mIoU"]
         summary["IoU_category"] = scores["IoU_category"]
         per_class_out = per_class_table(per_class, EVAL_CLASS_NAMES)

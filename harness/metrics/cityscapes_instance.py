@@ -41,9 +41,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from harness.errors import DataError, PredictionError
+from harness.core.errors import DataError, PredictionError
 from harness.metrics import METRICS
-from harness.metrics.base import Metric, MetricResult
+from harness.core.metric import Metric, MetricResult
 from harness.metrics.cityscapes import INSTANCE_ID_OFFSET, LABELS
 
 #: labelIds of the evaluated instance classes, in the reference's order (its ``instLabels``)
@@ -98,7 +98,10 @@ def decide_image(
     has_gt = np.bincount(gt_slot[counted], minlength=n_classes) > 0
     void = np.isin(instance_ids, VOID_LABEL_IDS)
 
-    pred_slot, pred_score, pred_pixels, pred_void = [], [], [], []
+    pred_slot: list[int] = []
+    pred_score: list[float] = []
+    pred_pixels: list[int] = []
+    pred_void: list[int] = []
     pair_pred, pair_gt, pair_inter = [], [], []
     for label, score, rle in zip(labels.tolist(), scores.tolist(), rles):
         if label not in _CLASS_SLOT:
@@ -225,7 +228,7 @@ def prediction_rles(prediction: Any, height: int, width: int, item: Any) -> list
 
 def check_prediction(prediction: Any, item: Any) -> tuple[np.ndarray, np.ndarray]:
     """(labels int64, scores float64) of a DetectionPrediction with one finite score, known labelId and mask each."""
-    from harness.structures import DetectionPrediction
+    from harness.core.structures import DetectionPrediction
 
     if not isinstance(prediction, DetectionPrediction):
         raise PredictionError(f"item {item!r}: cityscapes_instance needs a DetectionPrediction, "

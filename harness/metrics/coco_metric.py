@@ -14,21 +14,21 @@ A DetectionTarget's ``ignore`` flags have no effect: pycocotools overwrites ``ig
 from __future__ import annotations
 
 import copy
-from typing import Any, Literal, Sequence
+from typing import Any, Literal, Sequence, cast
 
 import numpy as np
 
-from harness.errors import DataError, PredictionError
+from harness.core.errors import DataError, PredictionError
 from harness.metrics import METRICS
-from harness.metrics.base import Metric, MetricResult
+from harness.core.metric import Metric, MetricResult
 from harness.metrics.coco import MMDET_MAX_DETS, evaluate_coco
 from harness.metrics.coco.evaluator import CocoEvalResult
-from harness.structures import DetectionPrediction, DetectionTarget, KeypointsPrediction, KeypointsTarget
+from harness.core.structures import DetectionPrediction, DetectionTarget, KeypointsPrediction, KeypointsTarget
 
 
 class _CocoMetric(Metric):
     iou_type: str = ""
-    target_type: type = DetectionTarget
+    target_type: type[Any] = DetectionTarget
     prediction_type: type = DetectionPrediction
 
     def __init__(
@@ -202,6 +202,7 @@ def _detection_annotations(target: DetectionTarget, ids: list[Any], with_masks: 
         ann = {"id": ann_id, "image_id": _plain(target.image_id), "category_id": label, "bbox": box, "area": area,
                "iscrowd": is_crowd}
         if with_masks:
+            assert target.masks is not None  # with_masks: the target has them
             ann["segmentation"] = target.masks[i]
         out.append(ann)
     return out
@@ -254,7 +255,7 @@ class CocoMaskMetric(_CocoMetric):
         scores = np.asarray(prediction.scores, dtype=np.float64).reshape(-1).tolist()
         return [
             {"image_id": image_id, "category_id": c, "segmentation": m, "score": s}
-            for m, c, s in zip(prediction.masks, labels, scores)
+            for m, c, s in zip(cast("list[dict[str, Any]]", prediction.masks), labels, scores)
         ]
 
     def _notes(self) -> dict[str, Any]:
@@ -288,7 +289,7 @@ class CocoKeypointsMetric(_CocoMetric):
         self.result_area = result_area
 
     @classmethod
-    def from_dataset(cls, info: Any, **options: Any) -> "CocoKeypointsMetric":
+    def from_dataset(cls, info: Any, **options: Any) -> "CocoKeypointsMetric":  # type: ignore[override]  # dialect travels in options
         return cls(categories=info.categories(), sigmas=info.sigmas, **options)
 
     def _check(self, image_id: Any, prediction: KeypointsPrediction) -> None:

@@ -27,10 +27,10 @@ from typing import Any, Literal, Sequence
 
 import numpy as np
 
-from harness.errors import DataError, PredictionError
+from harness.core.errors import DataError, PredictionError
 from harness.metrics import METRICS
-from harness.metrics.base import Metric, MetricResult, weighted_counts, weighted_fsum
-from harness.structures import FlowPrediction, FlowTarget
+from harness.core.metric import Metric, MetricResult, weighted_counts, weighted_fsum
+from harness.core.structures import FlowPrediction, FlowTarget
 
 FlowAveraging = Literal["pixels", "per-image", "per-batch"]
 PxConvention = Literal["accuracy", "error-rate"]

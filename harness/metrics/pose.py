@@ -28,12 +28,12 @@ from typing import Any, Literal, Sequence
 
 import numpy as np
 
-from harness.errors import BenchError, DataError, PredictionError
-from harness.keypoint_meta import MPII_KEYPOINT_NAMES
+from harness.core.errors import BenchError, DataError, PredictionError
+from harness.labels.keypoints import MPII_KEYPOINT_NAMES
 from harness.metrics import METRICS
-from harness.metrics.base import Metric, MetricResult, weighted_counts, weighted_fsum
+from harness.core.metric import Metric, MetricResult, weighted_counts, weighted_fsum
 from harness.metrics.matlab import colon
-from harness.structures import KeypointsPrediction, KeypointsTarget
+from harness.core.structures import KeypointsPrediction, KeypointsTarget
 
 # ------------------------------------------------------------------------------------------------ PCK
 
@@ -359,6 +359,9 @@ class PCKMetric(Metric):
     """PCK@alpha normalised by the GT box's longer side, per joint and mean (mmpose ``PCKAccuracy``)."""
 
     name = "pck"
+    #: 'sum' states: 0 until the first item, then per-joint counts
+    correct: Any
+    scored: Any
 
     def __init__(self, alpha: float = 0.05, joint_names: Sequence[str] | None = None) -> None:
         super().__init__()

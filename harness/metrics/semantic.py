@@ -21,14 +21,14 @@ Dialects (how per-class values become a mean):
 from __future__ import annotations
 
 import warnings
-from typing import Any, Iterator, Literal, Sequence
+from typing import Any, Iterable, Iterator, Literal, Sequence
 
 import numpy as np
 
-from harness.errors import DataError, PredictionError
+from harness.core.errors import DataError, PredictionError
 from harness.metrics import METRICS
-from harness.metrics.base import Metric, MetricResult, weighted_counts
-from harness.structures import SemanticPrediction, SemanticTarget
+from harness.core.metric import Metric, MetricResult, weighted_counts
+from harness.core.structures import SemanticPrediction, SemanticTarget
 
 SemanticDialect = Literal["mmseg", "ade20k-devkit"]
 DIALECTS: tuple[str, ...] = ("mmseg", "ade20k-devkit")
@@ -164,7 +164,7 @@ def semantic_segmentation_scores(
 
 
 # -------------------------------------------------------------------------------------------- metric
-def higher_is_better(keys: Sequence[str]) -> dict[str, bool]:
+def higher_is_better(keys: Iterable[str]) -> dict[str, bool]:
     return {key: True for key in keys}
 
 
@@ -267,7 +267,7 @@ class SemanticSegmentationMetric(Metric):
         if counts.ndim != 2 or counts.shape[1] != len(self.image_counts):
             raise NotImplementedError(f"{self.name}: counts {counts.shape} for {len(self.image_counts)} images")
         totals = weighted_counts(np.stack(self.image_counts), counts)  # (B, 3, C)
-        draws = [scores_from_counts(*row, dialect=self.dialect)[0] for row in totals]
+        draws = [scores_from_counts(tp, fp, fn, dialect=self.dialect)[0] for tp, fp, fn in totals]
         return {key: np.array([d[key] for d in draws], dtype=np.float64) for key in SUMMARY_KEYS}
 
     def compute(self) -> MetricResult:

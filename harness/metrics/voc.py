@@ -3,7 +3,7 @@
 Facts of the reference:
 
 * Boxes: harness boxes are continuous ``[x, y, w, h]``; the devkit's boxes are 1-based inclusive pixel corners
-  ``[x + 1, y + 1, x + w, y + h]`` with widths ``x2 - x1 + 1`` (``harness.voc_boxes``: the +1 is applied once, by
+  ``[x + 1, y + 1, x + w, y + h]`` with widths ``x2 - x1 + 1`` (``harness.core.boxes``: the +1 is applied once, by
   that formula, so the IoU is the continuous IoU of the harness boxes).
 * Detections of a class are sorted by decreasing score with a stable sort (MATLAB's ``sort``: ties keep
   results-file order, here the order predictions arrived, samples in dataset order).  A detection looks only at
@@ -38,17 +38,17 @@ from typing import Any, Literal, Mapping, Sequence
 
 import numpy as np
 
-from harness.errors import DataError, PredictionError
+from harness.core.errors import DataError, PredictionError
 from harness.metrics import METRICS
-from harness.metrics.base import Metric, MetricResult
+from harness.core.metric import Metric, MetricResult
 from harness.metrics.matlab import colon
-from harness.structures import DetectionPrediction, DetectionTarget
-from harness.voc_boxes import xywh_to_devkit, xywh_to_mmdet
+from harness.core.structures import DetectionPrediction, DetectionTarget
+from harness.core.boxes import Boxes, BoxMode
 
 VocDialect = Literal["voc-devkit", "py-faster-rcnn", "mmdet"]
 ApMode = Literal["area", "11point"]
 DIALECTS: tuple[str, ...] = ("voc-devkit", "py-faster-rcnn", "mmdet")
-AP_MODES: tuple[str, ...] = ("area", "11point")
+AP_MODES: tuple[ApMode, ...] = ("area", "11point")
 _F32_EPS = np.finfo(np.float32).eps
 
 
@@ -93,8 +93,11 @@ def match_image(
     gt_difficult = np.asarray(gt_difficult, dtype=bool).reshape(-1)
     scores = np.asarray(det_scores, dtype=np.float64).reshape(-1)
     if dialect == "mmdet":
-        return _match_mmdet(xywh_to_mmdet(det_boxes), scores, xywh_to_mmdet(gt_boxes), gt_difficult, iou_threshold)
-    det_boxes, gt_boxes = xywh_to_devkit(det_boxes), xywh_to_devkit(gt_boxes)
+        det, gt = Boxes(det_boxes, BoxMode.XYWH), Boxes(gt_boxes, BoxMode.XYWH)
+        return _match_mmdet(det.to(BoxMode.MMDET_VOC).array, scores, gt.to(BoxMode.MMDET_VOC).array, gt_difficult,
+                            iou_threshold)
+    det_boxes = Boxes(det_boxes, BoxMode.XYWH).to(BoxMode.VOC_DEVKIT).array
+    gt_boxes = Boxes(gt_boxes, BoxMode.XYWH).to(BoxMode.VOC_DEVKIT).array
     tp = np.zeros(len(det_boxes), dtype=bool)
     fp = np.zeros(len(det_boxes), dtype=bool)
     taken = np.zeros(len(gt_boxes), dtype=bool)

@@ -2,6 +2,6 @@
 
 One module per format, registered with ``@SUBMISSIONS.register("name")``; a dataset's protocol names its format.
 """
-from harness.registry import Registry
+from harness.core.catalog import SUBMISSIONS  # the registry lives in core; modules here fill it
 
-SUBMISSIONS: Registry = Registry("submission format", ("harness.submissions",))
+__all__ = ["SUBMISSIONS"]

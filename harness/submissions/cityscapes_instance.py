@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from harness.errors import PredictionError
-from harness.jsonio import atomic_write_text
+from harness.core.errors import PredictionError
+from harness.io.jsonio import atomic_write_text
 from harness.metrics.cityscapes import LABELS
 from harness.metrics.cityscapes_instance import (
     INSTANCE_LABEL_IDS,
@@ -38,9 +38,9 @@ from harness.metrics.cityscapes_instance import (
     check_prediction,
     prediction_rles,
 )
-from harness.structures import DetectionPrediction, Sample
+from harness.core.structures import DetectionPrediction, Sample
 from harness.submissions import SUBMISSIONS
-from harness.submissions.base import PredictionSource, SubmissionFormat
+from harness.core.submission import PredictionSource, SubmissionFormat
 
 _LABEL_NAMES = {label.label_id: label.name.replace(" ", "-") for label in LABELS}
 _LABEL_NAMES[-1] = "license-plate"
@@ -139,7 +139,8 @@ class CityscapesInstanceFiles(PredictionSource):
 
         from harness.metrics.coco.masks import rle_boxes
 
-        labels, scores, masks, seen = [], [], [], {}
+        labels, scores, masks = [], [], []
+        seen: dict[object, int] = {}
         try:
             with open(txt, encoding="utf-8") as handle:
                 lines = list(handle)

@@ -17,12 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from harness.errors import PredictionError
-from harness.jsonio import atomic_write_json, read_json
+from harness.core.errors import PredictionError
+from harness.io.jsonio import atomic_write_json, read_json
 from harness.metrics.coco.validate import numbers
-from harness.structures import DetectionPrediction, KeypointsPrediction, Sample
+from harness.core.structures import DetectionPrediction, KeypointsPrediction, Sample
 from harness.submissions import SUBMISSIONS
-from harness.submissions.base import PredictionSource, SubmissionFormat
+from harness.core.submission import PredictionSource, SubmissionFormat
 
 BOX_SUFFIX = ".bbox.json"
 
@@ -49,7 +49,7 @@ class CocoResults(SubmissionFormat):
                      "keypoints": [float(v) for v in np.asarray(points, np.float64).reshape(-1)], "score": float(score)}
                     for points, score in zip(prediction.keypoints, np.asarray(prediction.scores).reshape(-1))]
         boxes = np.asarray(prediction.boxes, np.float64).reshape(-1, 4)
-        records = [{"image_id": image_id, "category_id": int(label), "bbox": [float(v) for v in box],
+        records: list[dict[str, Any]] = [{"image_id": image_id, "category_id": int(label), "bbox": [float(v) for v in box],
                     "score": float(score)}
                    for box, score, label in zip(boxes, np.asarray(prediction.scores).reshape(-1),
                                                 np.asarray(prediction.labels).reshape(-1))]

@@ -12,11 +12,11 @@ from typing import Any
 
 import numpy as np
 
-from harness.errors import DataError, PredictionError
-from harness.flowio import read_flo, write_flo
-from harness.structures import FlowPrediction, Sample
+from harness.core.errors import DataError, PredictionError
+from harness.io.flowio import read_flo, write_flo
+from harness.core.structures import FlowPrediction, Sample
 from harness.submissions import SUBMISSIONS
-from harness.submissions.base import PredictionSource, SubmissionFormat
+from harness.core.submission import PredictionSource, SubmissionFormat
 
 
 @SUBMISSIONS.register("flo")

@@ -14,11 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from harness.errors import DataError, PredictionError
-from harness.imageio import read_label_png, voc_palette, write_label_png
-from harness.structures import Sample, SemanticPrediction
+from harness.core.errors import DataError, PredictionError
+from harness.io.imageio import read_label_png, voc_palette, write_label_png
+from harness.core.structures import Sample, SemanticPrediction
 from harness.submissions import SUBMISSIONS
-from harness.submissions.base import PredictionSource, SubmissionFormat
+from harness.core.submission import PredictionSource, SubmissionFormat
 
 NO_CLASS = 255  # the evaluation-space value of "no class"
 

@@ -21,11 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from harness.errors import BenchError, PredictionError
-from harness.keypoint_meta import MPII_KEYPOINT_NAMES
-from harness.structures import KeypointsPrediction, KeypointsTarget, PersonBoxes, Sample
+from harness.core.errors import BenchError, PredictionError
+from harness.labels.keypoints import MPII_KEYPOINT_NAMES
+from harness.core.structures import KeypointsPrediction, KeypointsTarget, PersonBoxes, Sample
 from harness.submissions import SUBMISSIONS
-from harness.submissions.base import PredictionSource, SubmissionFormat
+from harness.core.submission import PredictionSource, SubmissionFormat
 
 NUM_JOINTS = len(MPII_KEYPOINT_NAMES)
 FIELD = "pos_pred_src"

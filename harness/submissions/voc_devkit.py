@@ -2,7 +2,7 @@
 
 ``predictions/comp4_det_<image set>_<class>.txt`` (comp4: any training data), one line per detection:
 ``<image id> <confidence> <xmin> <ymin> <xmax> <ymax>`` in the devkit's 1-based inclusive pixel corners
-(``harness.voc_boxes``: ``[x + 1, y + 1, x + w, y + h]`` of the harness box).  Every class gets its file, empty
+(``harness.core.boxes``: ``[x + 1, y + 1, x + w, y + h]`` of the harness box).  Every class gets its file, empty
 or not, because ``VOCevaldet.m`` opens the file of each class it scores.
 
 Numbers are written with ``repr`` (the shortest text that reads back as the same double) and the corners are
@@ -23,12 +23,12 @@ from typing import Any
 
 import numpy as np
 
-from harness.errors import PredictionError
-from harness.jsonio import atomic_write_text
-from harness.structures import DetectionPrediction, Sample
+from harness.core.errors import PredictionError
+from harness.io.jsonio import atomic_write_text
+from harness.core.structures import DetectionPrediction, Sample
 from harness.submissions import SUBMISSIONS
-from harness.submissions.base import PredictionSource, SubmissionFormat
-from harness.voc_boxes import devkit_to_xywh, xywh_to_devkit
+from harness.core.submission import PredictionSource, SubmissionFormat
+from harness.core.boxes import Boxes, BoxMode
 
 COMPETITION = "comp4"
 
@@ -73,7 +73,7 @@ class VocDevkitSubmission(SubmissionFormat):
                                   f"(known: {min(self.class_of)}..{max(self.class_of)})")
         if not len(boxes):
             return []
-        corners = xywh_to_devkit(boxes)
+        corners = Boxes(boxes, BoxMode.XYWH).to(BoxMode.VOC_DEVKIT).array
         rows = [[int(label), float(score), *(float(v) for v in corner)]
                 for label, score, corner in zip(labels, scores, corners)]
         return [{"image_id": str(item), "detections": rows}]
@@ -140,7 +140,7 @@ class VocDevkitSource(PredictionSource):
     def predict(self, sample: Sample) -> DetectionPrediction:
         rows = self.rows.get(str(sample.sample_id), [])
         return DetectionPrediction(
-            boxes=devkit_to_xywh(np.array([r[2] for r in rows], dtype=np.float64).reshape(-1, 4)),
+            boxes=Boxes(np.array([r[2] for r in rows], dtype=np.float64), BoxMode.VOC_DEVKIT).xywh(),
             scores=np.array([r[1] for r in rows], dtype=np.float64),
             labels=np.array([r[0] for r in rows], dtype=np.int64),
         )

@@ -2,9 +2,9 @@
 otherwise (VOC: the devkit's mAP; Cityscapes instances: the official instance-level AP)."""
 from __future__ import annotations
 
-from harness.protocol import MetricSpec, Protocol
+from harness.core.protocol import MetricSpec, Protocol
 from harness.tasks import TASKS
-from harness.tasks.base import Task
+from harness.core.task import Task
 
 BOX_COLUMNS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR100")
 

@@ -1,9 +1,9 @@
 """Optical flow: EPE pooled over valid pixels, 1/3/5px accuracies, Fl-all, Sintel breakdowns."""
 from __future__ import annotations
 
-from harness.protocol import MetricSpec, Protocol
+from harness.core.protocol import MetricSpec, Protocol
 from harness.tasks import TASKS
-from harness.tasks.base import Task
+from harness.core.task import Task
 
 
 @TASKS.register("flow")

@@ -1,9 +1,9 @@
 """Human pose keypoints: COCO OKS AP/AR, PCK@0.2 by box size, MPJPE in pixels (MPII: PCKh, see its reader)."""
 from __future__ import annotations
 
-from harness.protocol import MetricSpec, Protocol
+from harness.core.protocol import MetricSpec, Protocol
 from harness.tasks import TASKS
-from harness.tasks.base import Task
+from harness.core.task import Task
 
 
 @TASKS.register("keypoints")

@@ -2,9 +2,9 @@
 ADE20K averages over all 150 classes (their readers override the protocol)."""
 from __future__ import annotations
 
-from harness.protocol import MetricSpec, Protocol
+from harness.core.protocol import MetricSpec, Protocol
 from harness.tasks import TASKS
-from harness.tasks.base import Task
+from harness.core.task import Task
 
 
 @TASKS.register("semantic")

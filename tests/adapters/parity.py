@@ -21,7 +21,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from harness.structures import Sample
+from harness.core.structures import Sample
 from tests.conftest import DATA
 
 COCO_IMAGES = DATA / "coco-keypoints"

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from harness.datasets.base import DatasetInfo
+from harness.core.dataset import DatasetInfo
 from harness.datasets.coco_keypoints import CocoKeypoints
-from harness.structures import DetectionTarget, Sample, SemanticTarget
+from harness.core.structures import DetectionTarget, Sample, SemanticTarget
 from tests.conftest import DATA
 
 SCALE = 0.25

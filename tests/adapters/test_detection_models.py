@@ -12,14 +12,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pycocotools import mask as mask_codec
 
-from adapters import ADAPTERS
-from adapters.inrepo.detection.checkpoint import Checkpoint, default_weights, family_weights
+from harness.core.catalog import ADAPTERS
+from adapters.inrepo.detection.detector_weights import Checkpoint, default_weights, family_weights
 from adapters.inrepo.detection.postprocess import paste_masks, suppress
 from adapters.inrepo.detection.train import train
-from harness.training import validate as evaluate_adapter
+from harness.run.trainers import validate as evaluate_adapter
 from harness.datasets import DATASETS
-from harness.datasets.base import DatasetInfo
-from harness.errors import BenchError
+from harness.core.dataset import DatasetInfo
+from harness.core.errors import BenchError
 
 MODELS = {"centernet": "detection", "centernet-mask": "instance", "prior-boxes": "detection",
           "prior-boxes-mask": "instance"}
@@ -286,7 +286,7 @@ def test_a_short_cityscapes_run_is_reproducible_and_keeps_its_label_space(tmp_pa
 
 
 def test_bench_train_writes_the_dataset_familys_weights_by_default(cityscapes_val, val_sets):
-    from harness.training import TRAINERS
+    from harness.run.trainers import TRAINERS
 
     trainer = TRAINERS.get("instance")
     assert trainer.weights_file("centernet-mask", cityscapes_val.info).name == "detection_centernet-mask_cityscapes.pt"

@@ -9,16 +9,17 @@ import numpy as np
 import pytest
 import torch
 
-from adapters import ADAPTERS
-from adapters.inrepo.checkpoints import default_weights
+from harness.core.catalog import ADAPTERS
+from adapters.inrepo.weights import default_weights
 from adapters.inrepo.flow.classical import Farneback, HornSchunck, LucasKanade, upsample_flow, warp
 from adapters.inrepo.flow.train import train, with_other_pass
-from adapters.inrepo.training import FirstSamples
-from harness.bench_run import default_models, get_task
+from adapters.inrepo.train_loop import FirstSamples
+from harness.run.bench_run import default_models
+from harness.tasks import get_task
 from harness.datasets import DATASETS
-from harness.errors import BenchError, PredictionError
-from harness.runner import evaluate
-from harness.structures import FlowPrediction, FlowTarget, Sample
+from harness.core.errors import BenchError, PredictionError
+from harness.run.runner import evaluate
+from harness.core.structures import FlowPrediction, FlowTarget, Sample
 
 CLASSICAL = ("horn-schunck", "lucas-kanade", "farneback")
 MODELS = (*CLASSICAL, "flownet-s", "zero-flow")

@@ -11,19 +11,19 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters import ADAPTERS
+from harness.core.catalog import ADAPTERS
 from adapters.inrepo.keypoints.adapter import default_weights
 from adapters.inrepo.keypoints.crop import CropJitter, crop_matrix, flip_joints, invert, transform_points, warp
 from adapters.inrepo.keypoints.data import Augmentation, PersonCrops
 from adapters.inrepo.keypoints.skeletons import COCO17, MPII16
 from adapters.inrepo.keypoints.train import train_model
-from adapters.inrepo.training import FirstSamples
+from adapters.inrepo.train_loop import FirstSamples
 from harness.datasets import DATASETS
-from harness.datasets.base import Dataset, DatasetInfo
-from harness.errors import BenchError
-from harness.keypoint_meta import COCO_FLIP_PAIRS, COCO_KEYPOINT_NAMES, MPII_FLIP_PAIRS, MPII_KEYPOINT_NAMES
-from harness.training import TRAINERS
-from harness.structures import KeypointsTarget, PersonBoxes, Sample
+from harness.core.dataset import Dataset, DatasetInfo
+from harness.core.errors import BenchError
+from harness.labels.keypoints import COCO_FLIP_PAIRS, COCO_KEYPOINT_NAMES, MPII_FLIP_PAIRS, MPII_KEYPOINT_NAMES
+from harness.run.trainers import TRAINERS
+from harness.core.structures import KeypointsTarget, PersonBoxes, Sample
 
 MODELS = ["mean-pose", "regression", "heatmap", "soft-argmax"]
 IMAGE_MODELS = ["regression", "heatmap", "soft-argmax"]
@@ -121,7 +121,7 @@ def test_a_skeleton_without_weights_is_refused_in_one_line():
 
 def test_the_committed_mpii_models_beat_the_mean_pose(mpii_val):
     """PCKh@0.5 on the embedded MPII val split (the numbers in the README); mean-pose is the floor."""
-    from harness.bench_run import get_task
+    from harness.tasks import get_task
 
     scores = {}
     for name in MODELS:
@@ -165,7 +165,7 @@ def test_checkpoint_argument_overrides_default(tmp_path):
 
 
 def test_weights_of_another_model_are_refused_in_one_line(tmp_path):
-    from harness.errors import BenchError
+    from harness.core.errors import BenchError
 
     adapter = ADAPTERS.get("heatmap")("heatmap", checkpoint=default_weights("regression"))
     with pytest.raises(BenchError, match="do not fit"):

@@ -19,14 +19,14 @@ import numpy as np
 import pytest
 import torch
 
-from adapters import ADAPTERS
-from adapters.base import Adapter, AdapterInfo
+from harness.core.catalog import ADAPTERS
+from harness.core.adapter import Adapter, AdapterInfo
 from adapters.openmmlab._common import resolve_config
 from adapters.openmmlab._ext_shim import SERVED_OPS, UnsupportedOpError, install_ext_shim
-from harness.datasets.base import DatasetInfo
-from harness.errors import BenchError, UnknownNameError
-from harness.keypoint_meta import COCO_KEYPOINT_NAMES
-from harness.structures import DetectionPrediction, KeypointsPrediction, PersonBoxes, Sample, SemanticPrediction
+from harness.core.dataset import DatasetInfo
+from harness.core.errors import BenchError, UnknownNameError
+from harness.labels.keypoints import COCO_KEYPOINT_NAMES
+from harness.core.structures import DetectionPrediction, KeypointsPrediction, PersonBoxes, Sample, SemanticPrediction
 from tests.adapters.samples import (
     IGNORE,
     coco80_info,
@@ -241,9 +241,9 @@ def test_mmpose_mpii_config_runs_on_the_embedded_mpii_data(bench_cache, monkeypa
     """A randomly initialised mmpose MPII top-down model: its keypoint order (mmpose's mpii dataset_info) is the
     MPII reader's, so it binds; its 16-joint outputs score with PCKh; and the label plumbing is exact (the
     ground truth handed back through ``test_step`` scores 1 everywhere)."""
-    from harness.bench_run import get_task
+    from harness.tasks import get_task
     from harness.datasets import DATASETS
-    from harness.keypoint_meta import MPII_KEYPOINT_NAMES
+    from harness.labels.keypoints import MPII_KEYPOINT_NAMES
 
     dataset = DATASETS.get("mpii")(None, None, "keypoints")
     samples = [dataset[i] for i in range(4)]

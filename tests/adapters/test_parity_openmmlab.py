@@ -30,11 +30,11 @@ import numpy as np
 import pytest
 import torch
 
-from adapters import ADAPTERS
-from adapters.base import Adapter
+from harness.core.catalog import ADAPTERS
+from harness.core.adapter import Adapter
 from harness.datasets import DATASETS
 from harness.datasets.coco_keypoints import CocoKeypoints
-from harness.structures import PersonBoxes, Sample
+from harness.core.structures import PersonBoxes, Sample
 from tests.adapters.parity import (
     COCO_IMAGES,
     IMAGES,

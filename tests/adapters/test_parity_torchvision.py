@@ -27,13 +27,13 @@ import pytest
 import torch
 from PIL import Image
 
-from adapters import ADAPTERS
-from adapters.base import Adapter
+from harness.core.catalog import ADAPTERS
+from harness.core.adapter import Adapter
 from adapters.torchvision.labels import COCO_LABELS
 from harness.datasets import DATASETS
 from harness.datasets.coco_keypoints import CocoKeypoints
-from harness.errors import BenchError
-from harness.structures import Sample
+from harness.core.errors import BenchError
+from harness.core.structures import Sample
 from tests.adapters.parity import (
     COCO_IMAGES,
     IMAGES,

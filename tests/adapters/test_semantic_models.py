@@ -9,18 +9,19 @@ import numpy as np
 import pytest
 import torch
 
-from adapters import ADAPTERS
-from adapters.inrepo.checkpoints import default_weights, family_weights
+from harness.core.catalog import ADAPTERS
+from adapters.inrepo.weights import default_weights, family_weights
 from adapters.inrepo.semantic.adapter import CLASSES
 from adapters.inrepo.semantic.data import SegmentationSet
 from adapters.inrepo.semantic.train import train
-from adapters.inrepo.training import FirstSamples
-from harness.bench_run import default_models, get_task
+from adapters.inrepo.train_loop import FirstSamples
+from harness.run.bench_run import default_models
+from harness.tasks import get_task
 from harness.datasets import DATASETS
-from harness.datasets.base import DatasetInfo
-from harness.errors import BenchError
-from harness.runner import evaluate
-from harness.structures import Sample, SemanticPrediction, SemanticTarget
+from harness.core.dataset import DatasetInfo
+from harness.core.errors import BenchError
+from harness.run.runner import evaluate
+from harness.core.structures import Sample, SemanticPrediction, SemanticTarget
 
 NETWORKS = ("fcn", "unet", "aspp")
 MODELS = (*NETWORKS, "majority-class")
@@ -267,7 +268,7 @@ def test_a_short_cityscapes_run_is_reproducible_and_lands_in_the_cityscapes_labe
 
 
 def test_bench_train_writes_the_dataset_familys_weights_by_default():
-    from harness.training import TRAINERS
+    from harness.run.trainers import TRAINERS
 
     info = DATASETS.get("ade20k")(None, "val", "semantic").info
     trainer = TRAINERS.get("semantic")

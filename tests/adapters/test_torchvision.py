@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-from adapters import ADAPTERS
-from adapters.base import Adapter
+from harness.core.catalog import ADAPTERS
+from harness.core.adapter import Adapter
 from adapters.torchvision.labels import COCO_LABELS, VOC_CLASSES
-from harness.datasets.base import DatasetInfo
-from harness.errors import BenchError
-from harness.keypoint_meta import COCO_KEYPOINT_NAMES
-from harness.structures import (
+from harness.core.dataset import DatasetInfo
+from harness.core.errors import BenchError
+from harness.labels.keypoints import COCO_KEYPOINT_NAMES
+from harness.core.structures import (
     DetectionPrediction,
     FlowPrediction,
     KeypointsPrediction,

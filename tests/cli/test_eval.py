@@ -19,8 +19,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 from harness.cli import main
-from harness.flowio import read_flo, write_flo
-from harness.keypoint_meta import MPII_JOINT_CODES
+from harness.io.flowio import read_flo, write_flo
+from harness.labels.keypoints import MPII_JOINT_CODES
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 COCO = DATA / "coco"

@@ -23,7 +23,7 @@ def test_train_refuses_a_model_of_another_task_in_one_line():
 
 
 def test_train_names_the_trainable_tasks_when_a_task_has_no_trainer(monkeypatch):
-    from harness.training import TRAINERS
+    from harness.run.trainers import TRAINERS
 
     TRAINERS.names()  # discover first, then hide one
     monkeypatch.delitem(TRAINERS._entries, "detection")

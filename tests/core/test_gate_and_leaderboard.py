@@ -5,10 +5,10 @@ import yaml
 from click.testing import CliRunner
 
 from harness.cli import main
-from harness.gate import load_baselines, run_gate
-from harness.errors import DataError
-from harness.leaderboard import update_leaderboard
-from harness.reports import latest_records, write_report
+from harness.publish.gate import load_baselines, run_gate
+from harness.core.errors import DataError
+from harness.publish.leaderboard import update_leaderboard
+from harness.publish.reports import latest_records, write_report
 
 
 PROTOCOL = "coco-keypoints@1[coco_keypoints:1]"

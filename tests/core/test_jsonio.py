@@ -3,8 +3,8 @@ import json
 import numpy as np
 import pytest
 
-from harness.errors import DataError
-from harness.jsonio import atomic_write_json, read_json
+from harness.core.errors import DataError
+from harness.io.jsonio import atomic_write_json, read_json
 
 
 def test_atomic_write_replaces_whole_file_and_leaves_no_temporaries(tmp_path):
@@ -88,7 +88,7 @@ ARRAY_CASES = {
 @pytest.mark.parametrize("case", sorted(ARRAY_CASES))
 @pytest.mark.parametrize("piece_bytes", [1, 7, 64, 1 << 20])
 def test_array_pieces_concatenate_to_the_whole_parse(tmp_path, case, piece_bytes):
-    from harness.jsonio import iter_json_array
+    from harness.io.jsonio import iter_json_array
 
     path = tmp_path / "results.json"
     path.write_text(ARRAY_CASES[case])

@@ -1,7 +1,7 @@
 import pytest
 
-from harness.errors import UnknownNameError
-from harness.registry import Registry
+from harness.core.errors import UnknownNameError
+from harness.core.registry import Registry
 
 
 def test_unknown_name_suggests_the_closest_registered_one():
@@ -14,7 +14,7 @@ def test_unknown_name_suggests_the_closest_registered_one():
 
 def test_prefix_entries_take_an_argument():
     registry: Registry = Registry("model", ())
-    marker = object()
+    marker = type("Marker", (), {})  # entries must be classes or factories
     registry.register("mmdet:")(marker)
     assert registry.get("mmdet:rtmdet_tiny") is marker
     with pytest.raises(UnknownNameError):

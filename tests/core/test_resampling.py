@@ -7,11 +7,11 @@ from typing import Callable
 import numpy as np
 import pytest
 
-from harness.metrics.base import Metric, resample_counts, weighted_counts, weighted_fsum
+from harness.core.metric import Metric, resample_counts, weighted_counts, weighted_fsum
 from harness.metrics.flow import FlowMetric
 from harness.metrics.pose import MPJPEMetric, MpiiPCKhMetric, PCKMetric
 from harness.metrics.semantic import SemanticSegmentationMetric
-from harness.structures import (
+from harness.core.structures import (
     FlowPrediction, FlowTarget, KeypointsPrediction, KeypointsTarget, Sample, SemanticPrediction, SemanticTarget,
 )
 

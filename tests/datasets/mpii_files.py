@@ -14,7 +14,7 @@ import numpy as np
 import scipy.io
 from PIL import Image
 
-from harness.keypoint_meta import MPII_JOINT_CODES
+from harness.labels.keypoints import MPII_JOINT_CODES
 
 
 def write_gt_mat(path: Path, joints: np.ndarray, present: np.ndarray, head_boxes: np.ndarray,

@@ -3,8 +3,8 @@ import pytest
 from PIL import Image
 
 from harness.datasets import DATASETS
-from harness.datasets.ade20k_classes import ADE20K_CLASSES, OBJECT_INFO_150
-from harness.errors import DataError
+from harness.labels.ade20k import ADE20K_CLASSES, OBJECT_INFO_150
+from harness.core.errors import DataError
 
 from tests.conftest import DATA
 from tests.datasets.checking import assert_clean, assert_problems, copy_tree, run_check

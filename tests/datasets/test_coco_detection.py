@@ -7,7 +7,7 @@ from pycocotools import mask as mask_codec
 from harness.datasets import DATASETS
 from harness.datasets.coco_detection import CocoDetection
 from harness.embedded import shapes_coco
-from harness.errors import DataError
+from harness.core.errors import DataError
 
 from tests.conftest import DATA
 from tests.datasets.checking import assert_clean, assert_problems, copy_tree, run_check

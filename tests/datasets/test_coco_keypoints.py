@@ -7,8 +7,8 @@ import pytest
 
 from harness.datasets import DATASETS
 from harness.datasets.coco_keypoints import CocoKeypoints, open_coco_keypoints
-from harness.errors import DataError
-from harness.keypoint_meta import COCO_KEYPOINT_NAMES, COCO_SIGMAS
+from harness.core.errors import DataError
+from harness.labels.keypoints import COCO_KEYPOINT_NAMES, COCO_SIGMAS
 
 FIXTURE = Path(__file__).parents[1] / "data" / "coco-keypoints"
 

@@ -3,10 +3,10 @@ from click.testing import CliRunner
 
 from harness.cli import main
 from harness.datasets import DATASETS
-from harness.datasets.base import collecting_problems, report
+from harness.core.dataset import collecting_problems, report
 from harness.embedded import materialise_split, mpii_figures, shapes_ade, shapes_cityscapes, shapes_coco, shapes_voc
 from harness.embedded import sintel_pairs, stick_figures
-from harness.errors import DataError, UnknownNameError
+from harness.core.errors import DataError, UnknownNameError
 
 from tests.datasets.checking import assert_problems, run_check
 

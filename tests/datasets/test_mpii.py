@@ -7,10 +7,10 @@ import scipy.io
 from harness.datasets import DATASETS
 from harness.datasets.mpii import Mpii
 from harness.embedded import mpii_figures
-from harness.errors import DataError
-from harness.keypoint_meta import MPII_JOINT_CODES, MPII_KEYPOINT_NAMES
+from harness.core.errors import DataError
+from harness.labels.keypoints import MPII_JOINT_CODES, MPII_KEYPOINT_NAMES
 
-from harness.protocol import MetricSpec
+from harness.core.protocol import MetricSpec
 from tests.conftest import DATA
 from tests.datasets.checking import assert_clean, assert_problems, copy_tree, run_check
 from tests.datasets.mpii_files import write_gt_mat
@@ -161,8 +161,8 @@ def test_a_gt_mat_of_another_order_is_refused(tmp_path):
 
 
 def test_without_the_gt_mat_pckh_is_refused_before_any_model_runs():
-    from harness.bench_run import get_task
-    from harness.errors import BenchError
+    from harness.tasks import get_task
+    from harness.core.errors import BenchError
 
     dataset = DATASETS.get("mpii")(FIXTURE, None, "keypoints")
     assert dataset.info.extra["head_boxes"] is False

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from harness.datasets import DATASETS
-from harness.errors import BenchError, DataError
-from harness.flowio import read_flo
+from harness.core.errors import BenchError, DataError
+from harness.io.flowio import read_flo
 
 from tests.conftest import DATA
 from tests.datasets.checking import assert_clean, assert_problems, copy_tree, run_check

@@ -10,8 +10,8 @@ from PIL import Image
 from harness.datasets import DATASETS
 from harness.datasets.voc import VOC_CLASSES, VocDetection
 from harness.embedded import shapes_voc
-from harness.errors import DataError
-from harness.imageio import voc_palette
+from harness.core.errors import DataError
+from harness.io.imageio import voc_palette
 
 from tests.conftest import DATA
 from tests.datasets.checking import assert_clean, assert_problems, copy_tree, run_check
@@ -174,7 +174,7 @@ def test_coco_metric_accepts_voc_targets(bench_cache):
     # `bench run --task detection --dataset voc` stopped with "annotation #2: duplicate id 0": the COCO tables
     # refuse repeated annotation ids, and every XML numbered its objects from 0
     from harness.metrics import METRICS
-    from harness.structures import DetectionPrediction
+    from harness.core.structures import DetectionPrediction
 
     dataset = open_voc(None, "detection", root=None)
     metric = METRICS.get("coco_bbox").from_dataset(dataset.info)

@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from harness.structures import DetectionPrediction
+from harness.core.structures import DetectionPrediction
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "cityscapes"
 REAL_FRAME = "frankfurt_000000_000294"

@@ -14,14 +14,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from harness.errors import DataError, PredictionError
+from harness.core.errors import DataError, PredictionError
 from harness.metrics import METRICS
 from harness.metrics.cityscapes import (
     EVAL_LABEL_IDS,
     CityscapesSemanticMetric,
     train_id_to_label_id,
 )
-from harness.structures import Sample, SemanticPrediction, SemanticTarget
+from harness.core.structures import Sample, SemanticPrediction, SemanticTarget
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "cityscapes" / "gtFine" / "val" / "frankfurt"
 STEM = "frankfurt_000000_000294_gtFine_"

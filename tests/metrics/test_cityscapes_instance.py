@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 
 from harness.datasets import DATASETS
-from harness.errors import DataError, PredictionError
+from harness.core.errors import DataError, PredictionError
 from harness.metrics import METRICS
 from harness.metrics.cityscapes_instance import CLASS_NAMES, OVERLAPS, CityscapesInstanceMetric
-from harness.protocol import MetricSpec
-from harness.structures import DetectionPrediction, Sample
+from harness.core.protocol import MetricSpec
+from harness.core.structures import DetectionPrediction, Sample
 from harness.submissions import SUBMISSIONS
 from harness.tasks import TASKS
 from tests.metrics.cityscapes_instance_cases import (

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from harness.datasets import DATASETS
-from harness.errors import PredictionError
+from harness.core.errors import PredictionError
 from harness.metrics.cityscapes_instance import CityscapesInstanceMetric
 from harness.submissions import SUBMISSIONS
 from harness.tasks import TASKS

@@ -7,7 +7,7 @@ from typing import Any, Callable
 import numpy as np
 import pytest
 
-from harness.errors import DataError, PredictionError
+from harness.core.errors import DataError, PredictionError
 from harness.metrics.coco import evaluate_coco
 
 GT_PATH, RESULTS_PATH = "annotations/instances_val.json", "results/bbox.json"

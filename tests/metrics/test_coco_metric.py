@@ -9,10 +9,10 @@ import pytest
 from coco_oracles import pycocotools_eval
 from pycocotools import mask as mask_utils
 
-from harness.errors import DataError, PredictionError
+from harness.core.errors import DataError, PredictionError
 from harness.metrics import METRICS
-from harness.metrics.base import MetricResult
-from harness.structures import DetectionPrediction, DetectionTarget, KeypointsPrediction, KeypointsTarget, Sample
+from harness.core.metric import MetricResult
+from harness.core.structures import DetectionPrediction, DetectionTarget, KeypointsPrediction, KeypointsTarget, Sample
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 EXPECTED_BBOX_AP = 0.5045806987249628

@@ -10,7 +10,7 @@ import pytest
 from test_coco_metric import DATA, _detection_predictions, _detection_samples, _instances, _keypoint_samples_and_predictions
 
 from harness.metrics import METRICS
-from harness.metrics.base import Metric, resample_counts
+from harness.core.metric import Metric, resample_counts
 from harness.metrics.coco import evaluate_coco
 from harness.metrics.coco.evaluator import resampled_stats
 from harness.metrics.coco.synthetic import synthetic_boxes, synthetic_keypoints, synthetic_masks

@@ -10,7 +10,7 @@ import pytest
 from coco_oracles import pycocotools_eval
 
 from harness.file_eval.base import EvalRequest
-from harness.jsonio import iter_json_array
+from harness.io.jsonio import iter_json_array
 from harness.metrics.coco import make_params
 from harness.metrics.coco.evaluator import evaluate_tables
 from harness.metrics.coco.tables import load_ground_truth, load_result_chunks, load_results
@@ -40,7 +40,7 @@ def test_pieces_make_the_same_table_and_arrays(iou_type: str) -> None:
 
 @pytest.mark.parametrize("iou_type, task", [("bbox", "detection"), ("segm", "instance")])
 def test_file_evaluation_in_small_pieces_equals_pycocotools(iou_type: str, task: str, monkeypatch) -> None:
-    import harness.jsonio as jsonio
+    import harness.io.jsonio as jsonio
     from harness.file_eval.coco_results import evaluate_coco_files
 
     monkeypatch.setattr(jsonio, "ARRAY_PIECE_BYTES", 1500)
@@ -52,14 +52,14 @@ def test_file_evaluation_in_small_pieces_equals_pycocotools(iou_type: str, task:
 
 
 def test_a_bad_result_is_named_by_its_index_in_the_file(tmp_path) -> None:
-    from harness.errors import PredictionError
+    from harness.core.errors import PredictionError
     from harness.file_eval.coco_results import evaluate_coco_files
 
     results = json.loads(RESULTS["bbox"].read_text())
     results[555]["score"] = "high"
     bad = tmp_path / "results.json"
     bad.write_text(json.dumps(results))
-    import harness.jsonio as jsonio
+    import harness.io.jsonio as jsonio
 
     defaults = jsonio.iter_json_array.__defaults__
     jsonio.iter_json_array.__defaults__ = (1000,)  # many pieces: the index must still be the file's

@@ -11,11 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from harness.errors import DataError, PredictionError
-from harness.flowio import read_flo, read_pfm, write_flo
+from harness.core.errors import DataError, PredictionError
+from harness.io.flowio import read_flo, read_pfm, write_flo
 from harness.metrics import METRICS
 from harness.metrics.flow import FlowMetric, flow_metrics
-from harness.structures import FlowPrediction, FlowTarget, Sample
+from harness.core.structures import FlowPrediction, FlowTarget, Sample
 
 FLOW = Path(__file__).resolve().parents[1] / "data" / "flow-small"
 

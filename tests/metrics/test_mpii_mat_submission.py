@@ -6,10 +6,10 @@ import pytest
 import scipy.io
 
 from harness.datasets import DATASETS
-from harness.errors import BenchError, PredictionError
+from harness.core.errors import BenchError, PredictionError
 from harness.file_eval.base import EvalRequest
 from harness.file_eval.mpii import evaluate_mpii_files
-from harness.structures import KeypointsPrediction
+from harness.core.structures import KeypointsPrediction
 from harness.submissions import SUBMISSIONS
 from tests.metrics.test_mpii_pckh import hand_case, jittered, score  # noqa: F401  (hand_case is a fixture)
 

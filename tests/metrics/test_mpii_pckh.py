@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import scipy.io
 
-from harness.bench_run import get_task
+from harness.tasks import get_task
 from harness.datasets import DATASETS
 from harness.datasets.mpii import Mpii
 from harness.metrics.matlab import colon
-from harness.structures import KeypointsPrediction
+from harness.core.structures import KeypointsPrediction
 from tests.datasets.mpii_files import write_root
 
 J = {name: i for i, name in enumerate((

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.spatial.transform import Rotation
 
-from harness.errors import DataError, PredictionError
+from harness.core.errors import DataError, PredictionError
 from harness.metrics import METRICS
 from harness.metrics.pose import (
     MPII_JOINTS,
@@ -23,7 +23,7 @@ from harness.metrics.pose import (
     pa_mpjpe,
     pck,
 )
-from harness.structures import KeypointsPrediction, KeypointsTarget, Sample
+from harness.core.structures import KeypointsPrediction, KeypointsTarget, Sample
 
 J = {name: i for i, name in enumerate(MPII_JOINTS)}
 
@@ -184,9 +184,9 @@ def test_mpii_metric_reads_head_boxes_from_the_target_and_compares_in_one_based_
 
 
 def test_mpii_metric_refuses_a_dataset_it_cannot_score():
-    from harness.datasets.base import DatasetInfo
-    from harness.errors import BenchError
-    from harness.keypoint_meta import COCO_KEYPOINT_NAMES, MPII_KEYPOINT_NAMES
+    from harness.core.dataset import DatasetInfo
+    from harness.core.errors import BenchError
+    from harness.labels.keypoints import COCO_KEYPOINT_NAMES, MPII_KEYPOINT_NAMES
 
     cls = METRICS.get("mpii_pckh")
     coco = DatasetInfo(name="coco", task="keypoints", split="val", root=Path("."), keypoint_names=COCO_KEYPOINT_NAMES)

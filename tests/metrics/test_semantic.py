@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from harness.errors import DataError, PredictionError
+from harness.core.errors import DataError, PredictionError
 from harness.metrics import METRICS
 from harness.metrics.semantic import (
     SemanticSegmentationMetric,
@@ -19,7 +19,7 @@ from harness.metrics.semantic import (
     scores_from_counts,
     semantic_segmentation_scores,
 )
-from harness.structures import Sample, SemanticPrediction, SemanticTarget
+from harness.core.structures import Sample, SemanticPrediction, SemanticTarget
 
 ADE = Path(__file__).resolve().parents[1] / "data" / "ade20k"
 

@@ -10,11 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.errors import PredictionError
+from harness.core.errors import PredictionError
 from harness.metrics import METRICS
 from harness.metrics.matlab import colon
 from harness.metrics.voc import DIALECTS, VocAPMetric, average_precision, voc_ap, voc_overlaps
-from harness.structures import DetectionPrediction, DetectionTarget, Sample
+from harness.core.structures import DetectionPrediction, DetectionTarget, Sample
 
 VOC = Path(__file__).resolve().parents[1] / "data" / "voc" / "VOCdevkit" / "VOC2007" / "Annotations"
 CLASSES = {"dog": 12, "person": 15}

@@ -10,7 +10,7 @@ from voc_oracles import legacy, mean_ap_module
 from voc_oracles import eval_map as mmdet_eval_map
 
 from harness.metrics.voc import VocAPMetric
-from harness.structures import DetectionPrediction, DetectionTarget, Sample
+from harness.core.structures import DetectionPrediction, DetectionTarget, Sample
 
 mean_ap_module()  # skips the module without mmdet
 

@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 from pycocotools import mask as mask_codec
 
-from harness.flowio import read_flo, write_flo
+from harness.io.flowio import read_flo, write_flo
 
 #: (extra rows, extra columns) at the bottom and right, one per sample in turn
 PADS = ((0, 0), (13, 5), (37, 21), (3, 30), (45, 45), (0, 11), (22, 0), (7, 2))

@@ -12,10 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import toyplugin
-from harness.bench_run import RunConfig, run_models
+from harness.run.bench_run import RunConfig, run_models
 from harness.cli import main
-from harness.confidence import confidence_intervals
-from harness.gate import load_baselines, run_gate
+from harness.run.confidence import confidence_intervals
+from harness.publish.gate import load_baselines, run_gate
 
 
 def filled_accuracy(labels, scores) -> toyplugin.ToyAccuracy:
@@ -93,7 +93,7 @@ def test_regressed_checkpoint_fails_the_gate_and_the_original_passes(tmp_path):
 
 
 def test_a_drop_inside_the_confidence_interval_is_not_a_regression(tmp_path):
-    from harness.gate import Baseline, Check
+    from harness.publish.gate import Baseline, Check
 
     baseline = Baseline("toy", "toy-set", "m", "accuracy", expected=0.80, tolerance=0.01, direction="higher",
                         protocol="toy@1")
@@ -122,7 +122,7 @@ def test_every_metric_gets_the_requested_resamples_whatever_it_costs():
     assert seen[0].shape == (500, 30) and (seen[0].sum(axis=1) == 30).all() and "accuracy" in intervals
     assert settings_["n_resamples"] == 500 and "budget" not in str(settings_)
     # the first k draws of a longer run are the draws of a shorter one
-    from harness.metrics.base import resample_counts
+    from harness.core.metric import resample_counts
 
     np.testing.assert_array_equal(resample_counts(30, 20, seed=0), seen[0][:20])
     full, _ = confidence_intervals([filled_accuracy([0, 1], [[1, 0, 0], [0, 1, 0]])], 2, 50, seed=0)

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import toyplugin  # noqa: F401  (registers the toy task for the in-process run)
 from harness.cli import main
-from harness.distributed import DistContext
+from harness.run.distributed import DistContext
 
 HERE = Path(__file__).parent
 ROOT = HERE.parents[1]

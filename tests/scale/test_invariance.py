@@ -24,7 +24,8 @@ from PIL import Image
 
 from mixed_sizes import cropped_sintel, padded_coco, padded_voc
 
-from harness.bench_run import RunConfig, default_models, get_task, open_dataset, run_models
+from harness.run.bench_run import RunConfig, default_models, open_dataset, run_models
+from harness.tasks import get_task
 
 ROOT = Path(__file__).resolve().parents[2]
 TASKS = ("keypoints", "detection", "instance", "semantic", "flow")

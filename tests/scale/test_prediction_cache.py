@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import toyplugin
-from harness import safecodec
-from harness.bench_run import RunConfig, run_models
-from harness.predcache import MISSING, PredictionCache
-from harness.structures import DetectionPrediction, FlowPrediction, KeypointsPrediction, SemanticPrediction
+from harness.io import safecodec
+from harness.run.bench_run import RunConfig, run_models
+from harness.run.prediction_cache import MISSING, PredictionCache
+from harness.core.structures import DetectionPrediction, FlowPrediction, KeypointsPrediction, SemanticPrediction
 
 
 def toy_config(tmp_path, **changes) -> RunConfig:
@@ -157,7 +157,7 @@ def test_another_batch_size_never_reuses_cached_predictions(tmp_path, calls, mon
 
 
 def test_batching_key_names_processes_only_for_batch_sensitive_models():
-    from harness.predcache import batching_key
+    from harness.run.prediction_cache import batching_key
 
     class Sensitive:
         pass
@@ -204,7 +204,7 @@ def test_changing_the_adapter_code_changes_the_cache_key(tmp_path, monkeypatch):
     import importlib
     import sys
 
-    from harness.predcache import code_fingerprint
+    from harness.run.prediction_cache import code_fingerprint
 
     package = tmp_path / "myadapters"
     package.mkdir()
@@ -224,7 +224,7 @@ def test_the_cache_key_does_not_depend_on_which_modules_were_imported_first(tmp_
     import importlib
     import sys
 
-    from harness.predcache import code_fingerprint
+    from harness.run.prediction_cache import code_fingerprint
 
     package = tmp_path / "lazyadapters"
     package.mkdir()

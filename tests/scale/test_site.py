@@ -15,10 +15,10 @@ from click.testing import CliRunner
 from playwright.sync_api import sync_playwright
 
 import toyplugin  # noqa: F401
-from harness.bench_run import RunConfig, run_models
+from harness.run.bench_run import RunConfig, run_models
 from harness.cli import main
-from harness.site import curve_series
-from harness.throughput_bench import ThroughputConfig, measure_throughput
+from harness.publish.site import curve_series
+from harness.run.throughput_benchmark import ThroughputConfig, measure_throughput
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",

@@ -6,8 +6,8 @@ from click.testing import CliRunner
 
 import toyplugin
 from harness.cli import main
-from harness.errors import DataError
-from harness.suite import load_suite
+from harness.core.errors import DataError
+from harness.run.suite import load_suite
 
 
 def write(path, text):

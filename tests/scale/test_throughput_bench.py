@@ -8,8 +8,8 @@ from click.testing import CliRunner
 
 import toyplugin  # noqa: F401
 from harness.cli import main
-from harness.errors import BenchError
-from harness.throughput_bench import ThroughputConfig, count_flops, measure_throughput, time_calls
+from harness.core.errors import BenchError
+from harness.run.throughput_benchmark import ThroughputConfig, count_flops, measure_throughput, time_calls
 
 
 def test_rows_carry_latency_percentiles_flops_and_versions(tmp_path):

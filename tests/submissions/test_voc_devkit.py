@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from harness.datasets import DATASETS
-from harness.errors import PredictionError
+from harness.core.errors import PredictionError
 from harness.metrics.voc import AP_MODES, DIALECTS, VocAPMetric
-from harness.structures import DetectionPrediction
+from harness.core.structures import DetectionPrediction
 from harness.submissions import SUBMISSIONS
 from tests.conftest import DATA
 
@@ -194,7 +194,7 @@ def test_add_refuses_what_the_devkit_could_not_read(tmp_path):
 
 
 def test_box_conversion_inverts_exactly():
-    from harness.voc_boxes import devkit_to_xywh, xywh_to_devkit
+    from harness.core.boxes import devkit_to_xywh, xywh_to_devkit
 
     rng = np.random.default_rng(3)
     model_like = np.c_[rng.uniform(-50, 600, (50_000, 2)), rng.exponential(80, (50_000, 2))].astype(np.float32)

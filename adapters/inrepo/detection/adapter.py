@@ -20,13 +20,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from adapters import ADAPTERS
-from adapters.base import Adapter, AdapterInfo
-from adapters.inrepo.detection.checkpoint import Checkpoint, default_weights, weights_for
+from harness.core.catalog import ADAPTERS
+from harness.core.adapter import Adapter, AdapterInfo
+from adapters.inrepo.detection.detector_weights import Checkpoint, default_weights, weights_for
 from adapters.inrepo.inference import fixed_inference
-from harness.datasets.base import DatasetInfo
-from harness.errors import BenchError
-from harness.structures import DetectionPrediction, Sample
+from harness.core.dataset import DatasetInfo
+from harness.core.errors import BenchError
+from harness.core.structures import DetectionPrediction, Sample
 
 #: (height, width) of the training canvas, which the embedded images are at most: every image is padded to it at
 #: least, and ``bench throughput`` times the network at it

@@ -9,15 +9,15 @@ Crowd regions travel with the objects: the trainer ignores detections there, as 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import cv2
 import numpy as np
 from pycocotools import mask as mask_codec
 
-from harness.datasets.base import Dataset
-from harness.errors import DataError
-from harness.structures import DetectionTarget
+from harness.core.dataset import Dataset
+from harness.core.errors import DataError
+from harness.core.structures import DetectionTarget
 
 #: an object cut by the canvas edge stays an object when at least this fraction of its box stays visible
 MIN_VISIBLE_FRACTION = 0.3
@@ -88,7 +88,7 @@ class TrainingScenes:
                 raise DataError(f"image {target.image_id}: category ids {sorted(unknown)} are not in the category list")
             masks = None
             if with_masks:
-                masks = np.stack([decode_segmentation(s, height, width) for s in target.masks]) if len(boxes) else \
+                masks = np.stack([decode_segmentation(s, height, width) for s in cast("list[Any]", target.masks)]) if len(boxes) else \
                     np.zeros((0, height, width), bool)
             scenes.append(Scene(
                 image=image,
@@ -105,6 +105,7 @@ class TrainingScenes:
     def batch(self, indices: np.ndarray, canvas: int, rng: np.random.Generator, scale_range: tuple[float, float],
               vertical_flips: bool = True) -> Batch:
         images = np.zeros((len(indices), canvas, canvas, 3), np.uint8)
+        masks: list[Any]  # per image: an (n, H, W) array, or None for a dataset without masks
         boxes, labels, crowd, masks = [], [], [], []
         with_masks = self.scenes[0].masks is not None
         for slot, index in enumerate(indices):

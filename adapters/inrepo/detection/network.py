@@ -8,7 +8,7 @@ features, because a shape's edge is a colour edge and stride-2 features alone bl
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Sequence, cast
 
 import torch
 from torch import nn
@@ -61,7 +61,7 @@ class CenterNet(nn.Module):
         self.merge2 = conv_bn(head_width, head_width)
         self.heatmap = nn.Sequential(conv_bn(head_width, head_width), nn.Conv2d(head_width, num_classes, 1))
         self.box = nn.Sequential(conv_bn(head_width, head_width), nn.Conv2d(head_width, 4, 1))
-        nn.init.constant_(self.heatmap[-1].bias, HEATMAP_PRIOR_BIAS)
+        nn.init.constant_(cast(torch.Tensor, cast(nn.Conv2d, self.heatmap[-1]).bias), HEATMAP_PRIOR_BIAS)
         if with_masks:
             self.mask_lateral1 = nn.Conv2d(w1, mask_width, 1)
             self.mask_lateral2 = nn.Conv2d(head_width, mask_width, 1)
@@ -96,6 +96,7 @@ class MaskHead(nn.Module):
             nn.Conv2d(width, 1, 1),
         )
         ramp = torch.linspace(-1.0, 1.0, size)
+        self.coordinates: torch.Tensor  # a buffer: moves with the module, not a parameter
         self.register_buffer("coordinates", torch.stack(torch.meshgrid(ramp, ramp, indexing="ij"))[None], persistent=False)
 
     def forward(self, mask_features: torch.Tensor, images: torch.Tensor, rois: torch.Tensor) -> torch.Tensor:

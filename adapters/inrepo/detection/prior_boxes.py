@@ -13,11 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from adapters import ADAPTERS
+from harness.core.catalog import ADAPTERS
 from adapters.inrepo.detection.adapter import InRepoDetectionAdapter
-from adapters.inrepo.detection.checkpoint import Checkpoint
-from harness.errors import DataError
-from harness.structures import DetectionPrediction
+from adapters.inrepo.detection.detector_weights import Checkpoint
+from harness.core.errors import DataError
+from harness.core.structures import DetectionPrediction
 
 SIZES = 4
 GRID = (2, 2)  # rows, columns

@@ -14,12 +14,12 @@ from typing import Any, Callable
 
 import numpy as np
 
-from adapters.inrepo.checkpoints import dataset_family
-from adapters.inrepo.detection.checkpoint import default_weights, family_weights
-from adapters.inrepo.training import cosine_with_warmup
-from harness.datasets.base import Dataset
-from harness.errors import BenchError
-from harness.training import TRAINERS, Trainer, TrainOutcome, torch_threads
+from adapters.inrepo.weights import dataset_family
+from adapters.inrepo.detection.detector_weights import default_weights, family_weights
+from adapters.inrepo.train_loop import cosine_with_warmup
+from harness.core.dataset import Dataset
+from harness.core.errors import BenchError
+from harness.run.trainers import TRAINERS, Trainer, TrainOutcome, torch_threads
 
 #: square training canvas (pixels): the embedded images are 128-192 px a side
 CANVAS = 192
@@ -84,7 +84,7 @@ def _train(name: str, schedule: Schedule, train_set: Dataset, *, out: Path, epoc
            vertical_flips: bool = True) -> TrainOutcome:
     import torch
 
-    from adapters.inrepo.detection.checkpoint import Checkpoint
+    from adapters.inrepo.detection.detector_weights import Checkpoint
     from adapters.inrepo.detection.data import TrainingScenes
 
     torch.manual_seed(seed)

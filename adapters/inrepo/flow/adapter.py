@@ -10,12 +10,12 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from adapters import ADAPTERS
-from adapters.base import Adapter, AdapterInfo
-from adapters.inrepo.checkpoints import default_weights
+from harness.core.catalog import ADAPTERS
+from harness.core.adapter import Adapter, AdapterInfo
+from adapters.inrepo.weights import default_weights
 from adapters.inrepo.inference import fixed_inference
-from harness.errors import BenchError, PredictionError
-from harness.structures import FlowPrediction, Sample
+from harness.core.errors import BenchError, PredictionError
+from harness.core.structures import FlowPrediction, Sample
 
 TASK = "flow"
 #: the frame size of the embedded Sintel-layout pairs, at which ``bench throughput`` times the network
@@ -123,7 +123,7 @@ class FlowNetSAdapter(Adapter):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        from adapters.inrepo.checkpoints import load_into
+        from adapters.inrepo.weights import load_into
         from adapters.inrepo.flow.networks import FlowNetS
 
         self.network = FlowNetS()
@@ -157,7 +157,7 @@ class FlowNetSAdapter(Adapter):
         pair = [torch.nn.functional.pad(normalise(frame[None]), padding, mode="replicate").to(self.device)
                 for frame in (first, second)]
         finest = self.network(*pair)[-1]
-        flow = full_resolution(finest, pair[0].shape[-2:])[0, :, :height, :width]
+        flow = full_resolution(finest, (pair[0].shape[-2], pair[0].shape[-1]))[0, :, :height, :width]
         return np.ascontiguousarray(flow.permute(1, 2, 0).float().cpu().numpy())
 
     def torch_module(self):

@@ -156,6 +156,7 @@ class Farneback:
     def __call__(self, image1: np.ndarray, image2: np.ndarray) -> np.ndarray:
         first, second = (cv2.cvtColor(np.ascontiguousarray(i), cv2.COLOR_RGB2GRAY) for i in (image1, image2))
         flags = cv2.OPTFLOW_FARNEBACK_GAUSSIAN if self.gaussian_window else 0
-        flow = cv2.calcOpticalFlowFarneback(first, second, None, self.pyr_scale, self.levels, self.winsize,
+        # OpenCV allocates the output when ``flow`` is None; its type stubs do not allow None there
+        flow = cv2.calcOpticalFlowFarneback(first, second, None, self.pyr_scale, self.levels, self.winsize,  # type: ignore[call-overload]
                                             self.iterations, self.poly_n, self.poly_sigma, flags)
         return flow.astype(np.float32)

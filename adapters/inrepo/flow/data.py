@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from adapters.inrepo.flow.networks import MEAN, STD
-from harness.datasets.base import Dataset
+from harness.core.dataset import Dataset
 
 
 def normalise(images: np.ndarray) -> torch.Tensor:
@@ -57,9 +57,9 @@ class FlowPairs:
             b = self.second[index][window].astype(np.float32)
             f = self.flow[index][window].copy()
             if rng.random() < 0.5:
-                a, b, f = a[:, ::-1], b[:, ::-1], f[:, ::-1] * np.float32([-1, 1])
+                a, b, f = a[:, ::-1], b[:, ::-1], f[:, ::-1] * np.array([-1, 1], dtype=np.float32)
             if rng.random() < 0.5:
-                a, b, f = a[::-1], b[::-1], f[::-1] * np.float32([1, -1])
+                a, b, f = a[::-1], b[::-1], f[::-1] * np.array([1, -1], dtype=np.float32)
             contrast, brightness = rng.uniform(0.8, 1.2), rng.uniform(-20, 20)
             first.append(np.clip(a * contrast + brightness, 0, 255))
             second.append(np.clip(b * contrast + brightness, 0, 255))

@@ -76,11 +76,11 @@ def multiscale_epe(flows: list[torch.Tensor], target: torch.Tensor, weights: tup
     """Weighted mean end-point error of each scale's flow against the area-averaged ground truth of that scale."""
     total = target.new_zeros(())
     for flow, weight in zip(flows, weights):
-        scaled_target = F.adaptive_avg_pool2d(target, flow.shape[-2:])
+        scaled_target = F.adaptive_avg_pool2d(target, (flow.shape[-2], flow.shape[-1]))
         total = total + weight * torch.linalg.vector_norm(flow - scaled_target, dim=1).mean()
     return total
 
 
 def endpoint_error(flow: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean EPE of a full-resolution prediction (the quantity the benchmark reports)."""
-    return torch.linalg.vector_norm(full_resolution(flow, target.shape[-2:]) - target, dim=1).mean()
+    return torch.linalg.vector_norm(full_resolution(flow, (target.shape[-2], target.shape[-1])) - target, dim=1).mean()

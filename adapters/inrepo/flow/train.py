@@ -18,11 +18,11 @@ from typing import Sequence
 
 import numpy as np
 
-from adapters.inrepo.checkpoints import default_weights, save_compact
-from adapters.inrepo.training import EpochOrder, FirstSamples, Schedule, optimise
-from harness.datasets.base import Dataset
-from harness.errors import BenchError
-from harness.training import TRAINERS, StepCallback, Trainer, TrainOutcome, torch_threads
+from adapters.inrepo.weights import default_weights, save_compact
+from adapters.inrepo.train_loop import EpochOrder, FirstSamples, Schedule, optimise
+from harness.core.dataset import Dataset
+from harness.core.errors import BenchError
+from harness.run.trainers import TRAINERS, StepCallback, Trainer, TrainOutcome, torch_threads
 
 TASK = "flow"
 CROP = (64, 128)
@@ -106,7 +106,7 @@ def train(
             indices = order.take(schedule.batch_size)
             first, second, target = data.batch(indices, rng, CROP)
             flows = network(first, second)
-            finest = full_resolution(flows[-1], target.shape[-2:])
+            finest = full_resolution(flows[-1], (target.shape[-2], target.shape[-1]))
             epe = torch.linalg.vector_norm(finest - target, dim=1).mean()
             return epe + multiscale_epe(flows, target, SCALE_WEIGHTS)
 

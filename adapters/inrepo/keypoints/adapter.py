@@ -17,13 +17,13 @@ from typing import Sequence
 
 import numpy as np
 
-from adapters.base import Adapter, AdapterInfo, load_state_dict
+from harness.core.adapter import Adapter, AdapterInfo, load_state_dict
 from adapters.inrepo.inference import fixed_inference
 from adapters.inrepo.keypoints.crop import DEFAULT_PADDING, crop_matrix, invert, transform_points, warp
 from adapters.inrepo.keypoints.skeletons import COCO17, Skeleton, default_weights, skeleton_of
-from harness.datasets.base import DatasetInfo
-from harness.errors import BenchError
-from harness.structures import KeypointsPrediction, PersonBoxes, Sample
+from harness.core.dataset import DatasetInfo
+from harness.core.errors import BenchError
+from harness.core.structures import KeypointsPrediction, PersonBoxes, Sample
 
 __all__ = ["TopDownAdapter", "default_weights", "prompt_boxes"]
 

@@ -12,8 +12,8 @@ import numpy as np
 
 from adapters.inrepo.keypoints.crop import CropJitter, crop_matrix, flip_joints, transform_points, warp
 from adapters.inrepo.keypoints.skeletons import COCO17, skeleton_of
-from harness.datasets.base import Dataset
-from harness.errors import DataError
+from harness.core.dataset import Dataset
+from harness.core.errors import DataError
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from adapters import ADAPTERS
+from harness.core.catalog import ADAPTERS
 from adapters.inrepo.keypoints.adapter import TopDownAdapter
 from adapters.inrepo.keypoints.networks import Decoder, Encoder, KeypointNet, gaussian_heatmaps
 
@@ -44,6 +44,7 @@ class HeatmapNet(KeypointNet):
         self.encoder = Encoder(widths, blocks)
         self.decoder = Decoder(widths, out_level)
         self.head = nn.Conv2d(widths[out_level], num_joints, 1)
+        assert self.head.bias is not None  # nn.Conv2d has a bias by default
         nn.init.constant_(self.head.bias, BACKGROUND_LOGIT)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:

@@ -13,10 +13,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from adapters import ADAPTERS
+from harness.core.catalog import ADAPTERS
 from adapters.inrepo.keypoints.adapter import TopDownAdapter, prompt_boxes
 from adapters.inrepo.keypoints.networks import KeypointNet
-from harness.structures import KeypointsPrediction, Sample
+from harness.core.structures import KeypointsPrediction, Sample
 
 
 class MeanPoseNet(KeypointNet):

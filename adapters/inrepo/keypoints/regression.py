@@ -6,11 +6,13 @@ inside the image), which serves as its confidence; instance scores are their mea
 """
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from adapters import ADAPTERS
+from harness.core.catalog import ADAPTERS
 from adapters.inrepo.keypoints.adapter import TopDownAdapter
 from adapters.inrepo.keypoints.networks import Encoder, KeypointNet
 
@@ -41,9 +43,10 @@ class RegressionNet(KeypointNet):
             nn.Linear(hidden, num_joints * 3),
         )
         with torch.no_grad():  # start from the crop centre, confident: the loss then only has to move joints
-            self.head[-1].weight.mul_(0.1)
-            self.head[-1].bias.zero_()
-            self.head[-1].bias.view(num_joints, 3)[:, :2] = 0.5
+            last = cast(nn.Linear, self.head[-1])
+            last.weight.mul_(0.1)
+            last.bias.zero_()
+            last.bias.view(num_joints, 3)[:, :2] = 0.5
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.encoder(images)[-1]).view(-1, self.num_joints, 3)

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from harness.errors import BenchError
-from harness.keypoint_meta import COCO_FLIP_PAIRS, COCO_KEYPOINT_NAMES, MPII_FLIP_PAIRS, MPII_KEYPOINT_NAMES
+from harness.core.errors import BenchError
+from harness.labels.keypoints import COCO_FLIP_PAIRS, COCO_KEYPOINT_NAMES, MPII_FLIP_PAIRS, MPII_KEYPOINT_NAMES
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
 

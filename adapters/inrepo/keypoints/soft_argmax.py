@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from adapters import ADAPTERS
+from harness.core.catalog import ADAPTERS
 from adapters.inrepo.keypoints.adapter import TopDownAdapter
 from adapters.inrepo.keypoints.networks import Decoder, Encoder, KeypointNet, gaussian_heatmaps, grid_centres
 

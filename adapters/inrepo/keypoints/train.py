@@ -18,10 +18,10 @@ from typing import Callable
 import numpy as np
 
 from adapters.inrepo.keypoints.skeletons import COCO17, MPII16, Skeleton, default_weights, skeleton_of
-from adapters.inrepo.training import cosine_with_warmup
-from harness.datasets.base import Dataset, DatasetInfo
-from harness.errors import BenchError
-from harness.training import TRAINERS, Trainer, TrainOutcome, torch_threads
+from adapters.inrepo.train_loop import cosine_with_warmup
+from harness.core.dataset import Dataset, DatasetInfo
+from harness.core.errors import BenchError
+from harness.run.trainers import TRAINERS, Trainer, TrainOutcome, torch_threads
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ def _train(
 ) -> TrainOutcome:
     import torch
 
-    from adapters import ADAPTERS
+    from harness.core.catalog import ADAPTERS
     from adapters.inrepo.keypoints.adapter import TopDownAdapter
     from adapters.inrepo.keypoints.data import Augmentation, PersonCrops
 

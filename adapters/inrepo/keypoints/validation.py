@@ -10,9 +10,9 @@ import io
 import time
 from typing import Any
 
-from adapters.base import Adapter
+from harness.core.adapter import Adapter
 from harness.datasets.coco_keypoints import CocoKeypoints
-from harness.structures import KeypointsPrediction
+from harness.core.structures import KeypointsPrediction
 
 SUMMARY_NAMES = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")
 

@@ -3,7 +3,7 @@
 Each has one weights file per label space it was trained for (``python -m adapters.inrepo.semantic.train``): the
 embedded VOC-layout shapes (the default), the embedded Cityscapes streets (19 trainIds) and the embedded ADE20K
 rooms (150 classes).  The adapter is built before the dataset is known; ``check_compatible`` binds the weights of
-the dataset's family (``adapters.inrepo.checkpoints.weights_for``) and the classes those weights were trained
+the dataset's family (``adapters.inrepo.weights.weights_for``) and the classes those weights were trained
 for, so the fingerprint and ``weights_file()`` name the file that predicts.  A ``--checkpoint`` replaces the
 weights but not the label space: it must fit the network for the dataset family's classes.  Predictions are label
 maps in the dataset's evaluation index space at the image's own size.
@@ -16,18 +16,18 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from adapters import ADAPTERS
-from adapters.base import Adapter, AdapterInfo, load_state_dict
-from adapters.inrepo.checkpoints import (dataset_family, default_family, default_weights, weights_family,
+from harness.core.catalog import ADAPTERS
+from harness.core.adapter import Adapter, AdapterInfo, load_state_dict
+from adapters.inrepo.weights import (dataset_family, default_family, default_weights, weights_family,
                                         weights_for)
 from adapters.inrepo.inference import fixed_inference
-from harness.datasets.base import DatasetInfo
-from harness.embedded.shapes_coco import CLASSES as SHAPE_CLASSES
-from harness.errors import BenchError
-from harness.structures import Sample, SemanticPrediction
+from harness.core.dataset import DatasetInfo
+from harness.labels.shapes import SHAPE_CLASSES
+from harness.core.errors import BenchError
+from harness.core.structures import Sample, SemanticPrediction
 
 #: the embedded VOC-layout label space, background first (``class_names.txt`` of the generated devkit)
-CLASSES: list[str] = ["_background_", *(c.name for c in SHAPE_CLASSES)]
+CLASSES: list[str] = ["_background_", *SHAPE_CLASSES]
 TASK = "semantic"
 #: the size ``bench throughput`` times the network at: the middle of the embedded images' 128-192 px range
 EXAMPLE_SIZE = (160, 160)
@@ -47,7 +47,7 @@ def label_space(family: str) -> list[str] | None:
 
         return list(TRAIN_CLASSES)
     if family == "ade20k":
-        from harness.datasets.ade20k_classes import ADE20K_CLASSES
+        from harness.labels.ade20k import ADE20K_CLASSES
 
         return list(ADE20K_CLASSES)
     return None
@@ -133,7 +133,7 @@ class SegmentationNetworkAdapter(InRepoSegmentationAdapter):
         return self.architecture
 
     def load(self, binding: Binding) -> None:
-        from adapters.inrepo.checkpoints import load_into
+        from adapters.inrepo.weights import load_into
         from adapters.inrepo.semantic.networks import build_network
 
         network = build_network(self.architecture, len(binding.classes))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from harness.datasets.base import Dataset
+from harness.core.dataset import Dataset
 
 #: pixel normalisation shared by training and the adapter
 MEAN, STD = 127.5, 64.0

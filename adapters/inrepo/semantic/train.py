@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from adapters.inrepo.checkpoints import dataset_family, default_weights, family_weights, save_compact
-from adapters.inrepo.training import EpochOrder, FirstSamples, Schedule, optimise
-from harness.datasets.base import Dataset, DatasetInfo
-from harness.errors import BenchError
-from harness.training import TRAINERS, StepCallback, Trainer, TrainOutcome, torch_threads
+from adapters.inrepo.weights import dataset_family, default_weights, family_weights, save_compact
+from adapters.inrepo.train_loop import EpochOrder, FirstSamples, Schedule, optimise
+from harness.core.dataset import Dataset, DatasetInfo
+from harness.core.errors import BenchError
+from harness.run.trainers import TRAINERS, StepCallback, Trainer, TrainOutcome, torch_threads
 
 TASK = "semantic"
 IGNORE = 255

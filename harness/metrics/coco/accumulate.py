@@ -26,6 +26,7 @@ bit for bit, a full evaluation of the resampled image list (``tests/metrics/test
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import numpy as np
 
@@ -69,7 +70,7 @@ class _Pass:
     e_first_in_cat: np.ndarray | None = None  # first entry of the same (t, a, k)
     e_fp_block: np.ndarray | None = None  # query of the block start in ``fp_increments``
     e_fp_cat: np.ndarray | None = None  # query of the category start
-    fp_increments: object = None  # sparse (queries x images): counted false positives between queries
+    fp_increments: Any = None  # sparse (queries x images): counted false positives between queries
 
 
 @dataclass
@@ -199,6 +200,7 @@ class AccumulationPlan:
             extra_tp = tp_before[entry] + (j - 1) * one.e_block_tp[entry] + one.e_tp_in[entry]
             extra_fp = fp_before[entry] + (j - 1) * one.e_block_fp[entry] + one.e_fp_in[entry]
             extra_prec, extra_reached = self._precision(extra_tp, extra_fp, npig[entry])
+            assert one.e_key is not None  # set by _index_weighted before any weighted pass
             np.maximum.at(best, one.e_key[entry] + extra_reached, extra_prec)
         return self._envelope(best, has_gt), rec
 
@@ -338,12 +340,13 @@ def _build_pass(shared: "_Shared", max_det: int, blocks: bool) -> _Pass:
     np.cumsum(tp, axis=2, out=tp_before[:, :, 1:])
     counted_before = np.zeros((num_t, num_a, len(cpos) + 1), dtype=np.int32)
     np.cumsum(counted, axis=2, out=counted_before[:, :, 1:])
+    later = cast(np.ndarray, None)  # fields filled in below once the blocks are known
     one = _Pass(
-        max_det=max_det, seq_image=None, plain=None, plain_before=plain_before,
-        cat_start=np.searchsorted(seq_cat, np.arange(num_k + 1)), cand_image=None, tp=tp,
-        counted=None, tp_before=tp_before, counted_before=counted_before, c_start=c_start, cpos=cpos, ccat=ccat,
-        e_t=None, e_a=None, e_c=None, e_k=None,
-        e_block_cand=None, e_block_pos=None, e_block_tp=None, e_block_fp=None, e_tp_in=None, e_fp_in=None,
+        max_det=max_det, seq_image=later, plain=later, plain_before=plain_before,
+        cat_start=np.searchsorted(seq_cat, np.arange(num_k + 1)), cand_image=later, tp=tp,
+        counted=later, tp_before=tp_before, counted_before=counted_before, c_start=c_start, cpos=cpos, ccat=ccat,
+        e_t=later, e_a=later, e_c=later, e_k=later,
+        e_block_cand=later, e_block_pos=later, e_block_tp=later, e_block_fp=later, e_tp_in=later, e_fp_in=later,
     )
     if not blocks:
         return one

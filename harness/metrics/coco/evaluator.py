@@ -200,6 +200,7 @@ def _pair_overlaps(
 ) -> np.ndarray:
     g_rows, d_rows = groups.gt_order, groups.dt_order
     if params.iou_type == "bbox":
+        assert dt.bbox is not None and gt.bbox is not None  # the tables of a bbox evaluation hold boxes
         out = np.empty(len(pair_det), dtype=np.float64)
         for start in range(0, len(pair_det), PAIR_CHUNK):  # chunks: (pairs, 4) gathers stay small
             d, g = d_rows[pair_det[start:start + PAIR_CHUNK]], g_rows[pair_gt[start:start + PAIR_CHUNK]]
@@ -207,10 +208,12 @@ def _pair_overlaps(
         return out
     if params.iou_type == "segm":
         image_starts = groups.image_starts(len(gt.images))
+        assert dt.masks is not None and gt.masks is not None  # the tables of a segm evaluation hold masks
         return mask_iou_pairs(
             [dt.masks[i] for i in d_rows], [gt.masks[i] for i in g_rows], gt.crowd[g_rows],
             groups.dt_bounds[image_starts], groups.gt_bounds[image_starts], pair_det, pair_gt,
         )
+    assert dt.keypoints is not None and gt.keypoints is not None and gt.bbox is not None and params.sigmas is not None
     return oks_pairs(dt.keypoints, gt.keypoints, gt.bbox, gt.area, params.sigmas, d_rows[pair_det], g_rows[pair_gt])
 
 

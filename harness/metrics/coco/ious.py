@@ -48,7 +48,7 @@ def mask_iou_pairs(
     crowd = gt_crowd.astype(np.uint8)
     image_of_pair = np.searchsorted(dt_bounds, pair_det, side="right") - 1
     out = np.zeros(len(pair_det), dtype=np.float64)
-    firsts = np.flatnonzero(np.r_[True, image_of_pair[1:] != image_of_pair[:-1]]) if len(pair_det) else []
+    firsts: np.ndarray | list[int] = np.flatnonzero(np.r_[True, image_of_pair[1:] != image_of_pair[:-1]]) if len(pair_det) else []
     stops = np.r_[firsts[1:], len(pair_det)] if len(pair_det) else []
     for start, stop in zip(firsts, stops):
         image = image_of_pair[start]

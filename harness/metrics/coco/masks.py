@@ -11,7 +11,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from harness.errors import BenchError
+from harness.core.errors import BenchError
 
 
 def segmentations_to_rles(

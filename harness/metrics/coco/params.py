@@ -29,8 +29,8 @@ COCO17_SIGMAS: np.ndarray = (
     / 10.0
 )
 
-_BOX_AREAS = (("all", (0**2, 1e5**2)), ("small", (0**2, 32**2)), ("medium", (32**2, 96**2)), ("large", (96**2, 1e5**2)))
-_KEYPOINT_AREAS = (("all", (0**2, 1e5**2)), ("medium", (32**2, 96**2)), ("large", (96**2, 1e5**2)))
+_BOX_AREAS: tuple[tuple[str, tuple[float, float]], ...] = (("all", (0**2, 1e5**2)), ("small", (0**2, 32**2)), ("medium", (32**2, 96**2)), ("large", (96**2, 1e5**2)))
+_KEYPOINT_AREAS: tuple[tuple[str, tuple[float, float]], ...] = (("all", (0**2, 1e5**2)), ("medium", (32**2, 96**2)), ("large", (96**2, 1e5**2)))
 
 
 @dataclass(frozen=True)

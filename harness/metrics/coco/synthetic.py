@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.keypoint_meta import COCO_SIGMAS
+from harness.labels.keypoints import COCO_SIGMAS
 
 _NUM_KEYPOINTS = len(COCO_SIGMAS)
 
@@ -33,7 +33,7 @@ def _random_boxes(rng: np.random.Generator, n: int, width: int, height: int) -> 
     return np.round(np.stack([x, y, w, h], axis=1), 2)
 
 
-def _jitter(rng: np.random.Generator, boxes: np.ndarray, scale: float) -> np.ndarray:
+def _jitter(rng: np.random.Generator, boxes: np.ndarray, scale: float | np.ndarray) -> np.ndarray:
     w, h = boxes[:, 2:3], boxes[:, 3:4]
     noise = rng.normal(0.0, scale, boxes.shape) * np.concatenate([w, h, w, h], axis=1)
     out = boxes + noise

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Sequence, cast
 
 import numpy as np
 
-from harness.errors import DataError, PredictionError
+from harness.core.errors import DataError, PredictionError
 from harness.metrics.coco import validate as v
 from harness.metrics.coco.masks import rle_areas, rle_boxes, segmentations_to_rles
 
@@ -131,6 +131,7 @@ def load_ground_truth(
         table.image_sizes[image_index.lookup(image_ids)] = sizes  # rows in sorted-id order
     if iou_type == "segm":
         segmentations = v.column(annotations, "segmentation", where, DataError, path)
+        assert table.image_sizes is not None  # read above for every segm evaluation
         table.masks = segmentations_to_rles(segmentations, image, table.image_sizes, where, DataError, path)
     return table
 
@@ -215,7 +216,7 @@ def load_result_chunks(
         if getattr(parts[0], name) is not None:
             setattr(table, name, np.concatenate([getattr(t, name) for t in parts]))
     if parts[0].masks is not None:
-        table.masks = [mask for t in parts for mask in t.masks]
+        table.masks = [mask for t in parts for mask in cast("list[dict[str, Any]]", t.masks)]
     return table
 
 
@@ -252,6 +253,7 @@ def _result_columns(
         segmentations = v.column(results, "segmentation", where, PredictionError, path)
         table.masks = segmentations_to_rles(segmentations, image, gt.image_sizes, where, PredictionError, path)
     if branch == "segmentation":
+        assert table.masks is not None  # the segmentation branch read them above
         table.area = rle_areas(table.masks)
         if iou_type == "bbox":
             table.bbox = _boxes_or_mask_boxes(results, table.masks, path, offset)
@@ -262,6 +264,7 @@ def _result_columns(
         flat = v.numbers(raw, "keypoints", where, PredictionError, path, 3 * num_keypoints)
         table.keypoints = flat.reshape(n, num_keypoints, 3)
     if branch == "keypoints":
+        assert table.keypoints is not None  # the keypoints branch read them above
         x, y = table.keypoints[:, :, 0], table.keypoints[:, :, 1]
         x0, x1, y0, y1 = x.min(axis=1), x.max(axis=1), y.min(axis=1), y.max(axis=1)
         table.area = (x1 - x0) * (y1 - y0)

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from itertools import chain
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NoReturn, Sequence
 
 import numpy as np
 
-from harness.errors import BenchError
+from harness.core.errors import BenchError
 
 Where = Callable[[int], str]
 ErrorType = type[BenchError]
@@ -93,7 +93,7 @@ def numbers(
     return array
 
 
-def _diagnose(values: Sequence[Any], key: str, where: Where, error: ErrorType, path, length: int | None) -> None:
+def _diagnose(values: Sequence[Any], key: str, where: Where, error: ErrorType, path, length: int | None) -> NoReturn:
     for index, value in enumerate(values):
         if length is None:
             if not _is_number(value):

@@ -1,0 +1,167 @@
+"""The Adapter contract: a batch of samples in, one task-typed prediction per sample out.
+
+The adapter owns its preprocessing and batching; the harness only hands it samples and times the call.  It
+also declares what it was trained for (classes, keypoint order, input size) so the harness can refuse a
+dataset it would silently mis-score instead of falling back to somebody's default metadata.
+"""
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from harness.core.dataset import DatasetInfo
+from harness.core.errors import BenchError
+from harness.core.structures import Sample
+
+
+@dataclass
+class AdapterInfo:
+    name: str
+    task: str
+    classes: list[str] = field(default_factory=list)
+    keypoint_names: list[str] = field(default_factory=list)
+    input_size: tuple[int, int] | None = None  # (height, width) the model sees
+    parameters: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Adapter(ABC):
+    """Subclasses set ``task`` and implement ``info`` and ``predict``.
+
+    ``checkpoint`` is a local path the user gave (or None for the adapter's default, e.g. our committed weights).
+    ``options`` carries adapter-specific settings such as the config name after ``mmdet:``.
+    """
+
+    task: str = ""
+    #: False for adapters that never look at pixels (predictions read from files): the runner skips decoding
+    needs_images: bool = True
+    #: True when a sample's prediction is the same, bit for bit, whatever the other samples of its batch and
+    #: the batch size (e.g. the model runs one image at a time, padded on its own).  Models that pad a batch to
+    #: its largest image, or run batched float kernels, are not; the prediction cache then also keys their
+    #: predictions by the number of processes (``harness.run.prediction_cache.batching_key``).
+    batch_invariant: bool = False
+
+    def __init__(
+        self,
+        name: str,
+        checkpoint: Path | None = None,
+        device: str = "cpu",
+        trust_checkpoint: bool = False,
+        options: dict[str, Any] | None = None,
+    ) -> None:
+        self.name = name
+        self.checkpoint = Path(checkpoint) if checkpoint is not None else None
+        self.device = device
+        self.trust_checkpoint = trust_checkpoint
+        self.options = options or {}
+
+    @abstractmethod
+    def info(self) -> AdapterInfo: ...
+
+    @abstractmethod
+    def predict(self, samples: Sequence[Sample]) -> list[Any]:
+        """One prediction per sample, in order, of the task's prediction type (``harness.core.structures``)."""
+
+    def torch_module(self) -> Any:
+        """The ``torch.nn.Module`` doing the forward pass, for ``bench throughput``; None when there is none.
+
+        Returning a module lets the harness time the network alone (fp16/bf16, channels_last, torch.compile),
+        count its parameters and FLOPs; without one, throughput is timed through ``predict``.
+        """
+        return None
+
+    def example_input(self, batch_size: int) -> Any:
+        """A batch the module accepts (a tensor or a tuple of tensors), on the CPU.
+
+        Default: a random ``(batch, 3, H, W)`` float tensor at ``info().input_size``; override when the module
+        takes anything else.
+        """
+        import torch
+
+        size = self.info().input_size
+        if size is None:
+            raise BenchError(f"model {self.name!r} declares no input size; it must override example_input()")
+        generator = torch.Generator().manual_seed(0)
+        return torch.rand((batch_size, 3, *size), generator=generator)
+
+    def weights_file(self) -> Path | None:
+        """The file whose bytes define the model's behaviour (hashed into the fingerprint)."""
+        return self.checkpoint
+
+    def fingerprint(self) -> str:
+        """Identifies the model exactly: name, options and a hash of the weights, for caches and provenance."""
+        digest = hashlib.sha256(f"{self.name}|{sorted(self.options.items())}".encode())
+        weights = self.weights_file()
+        if weights is not None and Path(weights).is_file():
+            with open(weights, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+        return digest.hexdigest()[:16]
+
+    def check_compatible(self, dataset: DatasetInfo) -> None:
+        """Refuse a dataset whose label space differs from the model's (never map silently)."""
+        info = self.info()
+        if info.task != dataset.task:
+            raise BenchError(f"model {self.name!r} is a {info.task} model, dataset {dataset.name!r} is {dataset.task}")
+        if info.keypoint_names and dataset.keypoint_names and info.keypoint_names != dataset.keypoint_names:
+            raise BenchError(
+                f"model {self.name!r} predicts keypoints {info.keypoint_names} but dataset {dataset.name!r} "
+                f"uses {dataset.keypoint_names}"
+            )
+        if info.classes and dataset.classes and info.classes != dataset.classes:
+            raise BenchError(
+                f"model {self.name!r} classes differ from dataset {dataset.name!r}: "
+                f"{len(info.classes)} vs {len(dataset.classes)} (first difference: "
+                f"{_first_difference(info.classes, dataset.classes)})"
+            )
+
+
+def _first_difference(a: list[str], b: list[str]) -> str:
+    for index, (x, y) in enumerate(zip(a, b)):
+        if x != y:
+            return f"#{index} {x!r} vs {y!r}"
+    return f"lengths {len(a)} and {len(b)}"
+
+
+def read_checkpoint(path: Path, trust_checkpoint: bool = False, safe_globals: Sequence[Any] = ()) -> Any:
+    """The whole checkpoint object, loaded with ``weights_only=True`` unless the user said ``--trust-checkpoint``.
+
+    ``safe_globals`` widens the weights-only allowlist with types that cannot run code (e.g. numpy arrays kept
+    in an OpenMMLab checkpoint's metadata).
+    """
+    import pickle
+
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise BenchError("checkpoint file not found", path)
+    try:
+        with torch.serialization.safe_globals(list(safe_globals)):
+            return torch.load(path, map_location="cpu", weights_only=not trust_checkpoint)
+    except pickle.UnpicklingError as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        raise BenchError(
+            f"refusing to unpickle arbitrary objects ({first_line}); pass --trust-checkpoint if you trust this file",
+            path,
+        ) from None
+    except (RuntimeError, EOFError, OSError) as exc:
+        raise BenchError(f"cannot read checkpoint ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})", path) from None
+
+
+def load_state_dict(path: Path, trust_checkpoint: bool = False) -> dict[str, Any]:
+    """Load a checkpoint safely: ``weights_only=True`` unless the user said ``--trust-checkpoint``."""
+    checkpoint = read_checkpoint(path, trust_checkpoint)
+    return state_dict_of(checkpoint, path)
+
+
+def state_dict_of(checkpoint: Any, path: Path) -> dict[str, Any]:
+    """The weights inside a loaded checkpoint: its ``state_dict`` entry when it has one, else itself."""
+    if isinstance(checkpoint, dict) and "state_dict" in checkpoint and isinstance(checkpoint["state_dict"], dict):
+        return checkpoint["state_dict"]
+    if isinstance(checkpoint, dict):
+        return checkpoint
+    raise BenchError(f"expected a state dict, found {type(checkpoint).__name__}", path)

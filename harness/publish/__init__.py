@@ -1,0 +1,1 @@
+"""Publishing results: reports, leaderboards, the site, the CI gate, templates and SVG plots."""

@@ -1,0 +1,1 @@
+"""Running evaluations: runner, `bench run`, prediction cache, processes, confidence, latency, trainers."""

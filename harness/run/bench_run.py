@@ -1,0 +1,218 @@
+"""One ``bench run``: resolve names, evaluate each model, write its report, update the leaderboard.
+
+Kept apart from the CLI so suites, tests and torchrun workers run exactly the same code path.  Under torchrun
+(``WORLD_SIZE`` > 1) every rank evaluates its shard and rank 0 alone merges, scores and writes; a single process
+is the same path with one shard.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from harness.core.catalog import ADAPTERS
+from harness.core.adapter import Adapter
+from harness.run import distributed
+from harness.run.confidence import DEFAULT_LEVEL, DEFAULT_RESAMPLES, confidence_intervals
+from harness.datasets import DATASETS
+from harness.core.dataset import Dataset
+from harness.core.errors import BenchError
+from harness.publish.leaderboard import update_leaderboard
+from harness.run.prediction_cache import PredictionCache, batching_key, code_fingerprint, default_cache_dir
+from harness.publish.provenance import provenance, utc_now
+from harness.publish.reports import iter_records, make_run_id, write_report
+from harness.core.protocol import Protocol
+from harness.core.run_record import DatasetRef, ModelRef, RunRecord
+from harness.run.runner import finish, run_shard, sample_indices
+from harness.submissions import SUBMISSIONS
+from harness.tasks import get_task
+from harness.core.task import Task
+
+
+@dataclass
+class RunConfig:
+    task: str
+    dataset: str | None = None
+    data_root: Path | None = None
+    split: str | None = None
+    models: tuple[str, ...] = ()
+    checkpoint: Path | None = None
+    trust_checkpoint: bool = False
+    limit: int | None = None
+    batch_size: int = 16
+    device: str = "cpu"
+    seed: int = 0
+    reports_dir: Path = Path("reports")
+    leaderboards_dir: Path = Path("leaderboards")
+    #: reuse and store per-sample predictions (``--no-cache`` turns it off)
+    cache: bool = True
+    cache_dir: Path | None = None
+    #: bootstrap resamples for confidence intervals (0: none)
+    bootstrap: int = DEFAULT_RESAMPLES
+    confidence_level: float = DEFAULT_LEVEL
+    #: keep an existing report made with the same model, data and limit instead of running again (suites)
+    skip_existing: bool = False
+    #: a named convention of the protocol's metrics instead of the official one (``--dialect``)
+    dialect: str | None = None
+
+
+def default_models(task: str) -> list[str]:
+    """In-repo models that run with no download: every adapter of the task marked ``runs_by_default``."""
+    return [name for name, cls in ADAPTERS.items() if getattr(cls, "task", None) == task and getattr(cls, "runs_by_default", False)]
+
+
+def open_dataset(task: Task, name: str | None, data_root: Path | None, split: str | None) -> Dataset:
+    dataset = DATASETS.get(name or task.default_dataset)(data_root, split, task.name)
+    if dataset.info.task != task.name:
+        raise BenchError(f"dataset {dataset.info.name!r} is a {dataset.info.task} dataset, not {task.name}")
+    return dataset
+
+
+def build_adapter(name: str, task: Task, config: RunConfig) -> Adapter:
+    cls = ADAPTERS.get(name)
+    if getattr(cls, "task", None) != task.name:
+        raise BenchError(f"model {name!r} is a {getattr(cls, 'task', '?')} model, not {task.name}")
+    argument = ADAPTERS.argument(name)  # mmdet:CONFIG -> CONFIG; a name or path/to/file.py:Class has none
+    options = {"config": argument} if argument else {}
+    device = distributed.context().device_for(config.device)
+    return cls(name, checkpoint=config.checkpoint, device=device, trust_checkpoint=config.trust_checkpoint, options=options)
+
+
+def seed_everything(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def find_existing(reports_dir: Path, task: str, dataset: Dataset, dataset_fp: str, adapter: Adapter, model_fp: str,
+                  limit: int | None, protocol_key: str | None = None) -> dict[str, Any] | None:
+    """The newest report of this exact model (weights included) on this exact ground truth, if any.
+
+    Fingerprints are passed in: computing them hashes every ground-truth file (gigabytes for Sintel) and the
+    weights (hundreds of MB for detectors), so a run computes each once.
+    """
+    found = None
+    for record in iter_records(reports_dir):
+        if (record.get("task") == task and record.get("limit") == limit
+                and record["dataset"].get("name") == dataset.info.name and record["dataset"].get("fingerprint") == dataset_fp
+                and record["model"].get("name") == adapter.name and record["model"].get("fingerprint") == model_fp
+                and (protocol_key is None or (record.get("protocol") or {}).get("key") == protocol_key)):
+            if found is None or record["finished_utc"] >= found["finished_utc"]:
+                found = record
+    return found
+
+
+def run_models(config: RunConfig, progress: Callable[[str, int], Callable[[int], None]] | None = None) -> list[dict[str, Any]]:
+    """Evaluate every requested model; returns the written records (metrics.json contents) on rank 0.
+
+    Other ranks of a distributed run return an empty list: they only compute their shard.
+    """
+    context = distributed.context()
+    task = get_task(config.task)
+    models = list(config.models) or default_models(task.name)
+    if not models:
+        raise BenchError(f"no models registered for task {task.name!r}")
+    adapters = [build_adapter(name, task, config) for name in models]  # fail on a bad name before any work
+    dataset = open_dataset(task, config.dataset, config.data_root, config.split)
+    protocol = task.protocol(dataset.info)
+    task.metrics(dataset.info, config.dialect)  # refuse an unknown dialect before any model runs
+    fingerprint = dataset.fingerprint()
+    indices = sample_indices(dataset, config.limit)
+    context.start(config.device)
+    records = []
+    for adapter in adapters:
+        adapter.check_compatible(dataset.info)
+        model_fingerprint = adapter.fingerprint()
+        if config.skip_existing:
+            existing = find_existing(config.reports_dir, task.name, dataset, fingerprint, adapter, model_fingerprint,
+                                     config.limit, protocol.version_key)
+            if existing is not None:
+                if context.is_main:
+                    records.append({**existing, "skipped": True})
+                continue
+        seed_everything(config.seed)
+        started = utc_now()
+        # one run id for every rank: dense submission files are written by the rank that predicted them
+        run_id = context.all_gather(make_run_id(task.name, dataset.info.name, adapter.name))[0]
+        submission = SUBMISSIONS.get(protocol.submission)(dataset.info, config.reports_dir / run_id)
+        shard_indices = context.shard(indices)
+        on_batch = progress(adapter.name, len(shard_indices)) if progress and context.is_main else None
+        cache = None
+        if config.cache:
+            cache = PredictionCache(config.cache_dir or default_cache_dir(), model_fingerprint, fingerprint,
+                                    adapter.device, code_fingerprint(adapter),
+                                    batching_key(adapter, config.batch_size, context.world_size))
+        failure: Exception | None = None
+        try:
+            _, shard = run_shard(task, dataset, adapter, indices=shard_indices, batch_size=config.batch_size,
+                                 on_batch=on_batch, cache=cache, dialect=config.dialect, submission=submission)
+        except Exception as exc:  # exchanged first, so no rank waits forever in the gather below
+            failure = exc
+        context.raise_if_any_failed(failure)
+        shards = context.gather(shard)
+        if context.is_main:
+            assert shards is not None  # rank 0 receives every rank's shard
+            records.append(_score_and_write(config, task, protocol, dataset, fingerprint, adapter, model_fingerprint,
+                                            shards, started, run_id, submission))
+        context.barrier()
+    return records
+
+
+def _published_for(published: Any, registry: str) -> dict[str, float] | None:
+    """The published metrics of the model when they were measured on the dataset this run scored, else None."""
+    if not isinstance(published, dict) or published.get("dataset") != registry:
+        return None
+    return {str(k): float(v) for k, v in (published.get("metrics") or {}).items()}
+
+
+def _score_and_write(config: RunConfig, task: Task, protocol: Protocol, dataset: Dataset, fingerprint: str,
+                     adapter: Adapter, model_fingerprint: str, shards: list, started: str, run_id: str,
+                     submission: Any) -> dict[str, Any]:
+    evaluation = finish(task, dataset, shards, adapter.device, config.dialect)
+    submission.finish(evaluation.records)
+    intervals, bootstrap = confidence_intervals(evaluation.metrics, evaluation.samples, config.bootstrap, config.seed,
+                                                config.confidence_level)
+    info = adapter.info()
+    run = RunRecord(
+        run_id=run_id,
+        task=task.name,
+        dataset=DatasetRef(name=dataset.info.name, split=dataset.info.split, root=str(dataset.info.root),
+                           fingerprint=fingerprint, size=len(dataset),
+                           # how to open it again (``bench eval --run``): registry name, --data-root, --split as given
+                           registry=config.dataset or task.default_dataset,
+                           data_root=str(config.data_root) if config.data_root is not None else None,
+                           requested_split=config.split),
+        model=ModelRef(name=adapter.name, fingerprint=model_fingerprint,
+                       checkpoint=str(adapter.weights_file()) if adapter.weights_file() else None,
+                       input_size=list(info.input_size) if info.input_size is not None else None,
+                       parameters=info.parameters),
+        limit=config.limit,
+        batch_size=config.batch_size,
+        protocol=protocol.describe(config.dialect),
+        predictions={"format": protocol.submission, "path": submission.entry},
+        samples=evaluation.samples,
+        metrics=dict(evaluation.result.metrics),
+        confidence={name: list(intervals[name]) for name in evaluation.result.metrics if name in intervals},
+        bootstrap=bootstrap,
+        higher_is_better={name: evaluation.result.higher_is_better.get(name, protocol.higher_is_better(name))
+                          for name in evaluation.result.metrics},
+        per_class=evaluation.result.per_class,
+        curves=evaluation.result.curves,
+        settings=evaluation.result.settings,
+        throughput=evaluation.throughput,
+        provenance={**provenance(config.device, config.seed), "world_size": len(shards)},
+        started_utc=started,
+        finished_utc=utc_now(),
+    )
+    write_report(config.reports_dir / run_id, run)
+    record = run.to_dict()
+    if config.limit is None and config.dialect is None:  # leaderboards hold official, full-dataset numbers only
+        update_leaderboard(config.leaderboards_dir, task.name, record, protocol.columns, protocol.headline,
+                           record["higher_is_better"].get(protocol.headline, protocol.higher_is_better(protocol.headline)))
+    record["run_dir"] = str(config.reports_dir / run_id)
+    return record

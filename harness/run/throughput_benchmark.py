@@ -1,0 +1,287 @@
+"""``bench throughput``: how fast is the network itself, per batch size, precision and memory layout?
+
+Two modes.  ``module`` (when the adapter exposes ``torch_module()``) times the forward pass on
+``example_input(batch)``: the number a deployment cares about, and the only one where ``--precision``
+(autocast to fp16/bf16), ``--channels-last`` and ``--compile`` mean anything.  ``predict`` times the adapter's
+``predict`` on real samples, preprocessing and decoding of outputs included.
+
+Timing: ``warmup`` untimed calls (lazy initialisation, autotuning, compilation), then ``repeats`` calls timed one
+by one - CUDA events around the call on a GPU (kernels are asynchronous: wall time would measure the launch),
+``perf_counter`` on the CPU.  Latency is reported as p50/p90/p99 of those calls; images/s is batch / median.
+Peak memory is ``torch.cuda.max_memory_allocated`` on a GPU; on the CPU it is the process's resident-set
+high-water mark (``getrusage``), which cannot be reset, so it includes everything loaded before.  A batch that
+runs out of memory is halved until it fits, and the row records both sizes.
+"""
+from __future__ import annotations
+
+import resource
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from harness.core.errors import BenchError
+
+PRECISIONS = {"fp32": None, "fp16": "float16", "bf16": "bfloat16"}
+KEY_COLUMNS = ["task", "model", "mode", "device", "precision", "channels_last", "compile", "batch_size"]
+COLUMNS = KEY_COLUMNS + [
+    "effective_batch_size", "oom_backoff", "status", "images_per_s", "latency_p50_ms", "latency_p90_ms",
+    "latency_p99_ms", "latency_mean_ms", "peak_memory_mb", "memory_measure", "parameters", "gflops_per_image",
+    "repeats", "warmup", "device_name", "torch", "cuda", "cudnn", "model_fingerprint", "git_sha", "measured_utc",
+]
+
+
+@dataclass
+class ThroughputConfig:
+    task: str
+    model: str
+    batch_sizes: tuple[int, ...] = (1, 8, 32)
+    precision: str = "fp32"
+    channels_last: bool = False
+    compile: bool = False
+    compile_backend: str = "inductor"
+    device: str = "cpu"
+    repeats: int = 20
+    warmup: int = 3
+    mode: str = "auto"  # auto | module | predict
+    dataset: str | None = None
+    data_root: Path | None = None
+    split: str | None = None
+    checkpoint: Path | None = None
+    trust_checkpoint: bool = False
+    leaderboards_dir: Path = Path("leaderboards")
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    import torch
+
+    return isinstance(exc, (torch.OutOfMemoryError, MemoryError)) or (
+        isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower())
+
+
+def move(batch: Any, device: str, channels_last: bool) -> Any:
+    import torch
+
+    if isinstance(batch, torch.Tensor):
+        batch = batch.to(device)
+        return batch.contiguous(memory_format=torch.channels_last) if channels_last and batch.dim() == 4 else batch
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(move(item, device, channels_last) for item in batch)
+    if isinstance(batch, dict):
+        return {key: move(value, device, channels_last) for key, value in batch.items()}
+    return batch
+
+
+def call_module(module: Any, batch: Any) -> Any:
+    if isinstance(batch, dict):
+        return module(**batch)
+    if isinstance(batch, tuple):
+        return module(*batch)
+    return module(batch)
+
+
+def time_calls(run: Callable[[], Any], device: str, warmup: int, repeats: int) -> np.ndarray:
+    """Milliseconds of ``repeats`` calls after ``warmup`` untimed ones."""
+    import torch
+
+    for _ in range(warmup):
+        run()
+    cuda = device.startswith("cuda")
+    if cuda:
+        torch.cuda.synchronize(device)
+    times = []
+    for _ in range(repeats):
+        if cuda:
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            run()
+            end.record()
+            end.synchronize()
+            times.append(start.elapsed_time(end))
+        else:
+            begin = time.perf_counter()
+            run()
+            times.append((time.perf_counter() - begin) * 1000.0)
+    return np.asarray(times, dtype=np.float64)
+
+
+def peak_memory(device: str) -> tuple[float, str]:
+    if device.startswith("cuda"):
+        import torch
+
+        return torch.cuda.max_memory_allocated(device) / 2**20, "cuda max_memory_allocated"
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, "process max RSS"
+
+
+def count_flops(module: Any, batch: Any) -> int | None:
+    """FLOPs of one forward pass (a multiply-add counts 2), or None when the counter cannot trace the module."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    try:
+        with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+            call_module(module, batch)
+    except Exception:  # an exotic op the counter does not know must not cost the whole measurement
+        return None
+    return int(counter.get_total_flops())
+
+
+def measure_throughput(config: ThroughputConfig, on_row: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+    import torch
+
+    from harness.run.bench_run import RunConfig, build_adapter, open_dataset, seed_everything
+    from harness.tasks import get_task
+    from harness.publish.provenance import device_description, git_state, utc_now
+
+    if config.precision not in PRECISIONS:
+        raise BenchError(f"unknown precision {config.precision!r} (known: {', '.join(PRECISIONS)})")
+    if not config.batch_sizes or min(config.batch_sizes) < 1:
+        raise BenchError("batch sizes must be positive integers")
+    if config.repeats < 1 or config.warmup < 0:
+        raise BenchError("--repeats must be at least 1 and --warmup at least 0")
+    task = get_task(config.task)
+    adapter = build_adapter(config.model, task, RunConfig(task=config.task, checkpoint=config.checkpoint,
+                                                          trust_checkpoint=config.trust_checkpoint, device=config.device))
+    module = adapter.torch_module() if config.mode in ("auto", "module") else None
+    if config.mode == "module" and module is None:
+        raise BenchError(f"model {adapter.name!r} exposes no torch module; use --mode predict")
+    mode = "module" if module is not None else "predict"
+    if mode == "predict" and (config.precision != "fp32" or config.channels_last or config.compile):
+        raise BenchError(f"--precision/--channels-last/--compile time the torch module, which model {adapter.name!r} "
+                         "does not expose (predict mode runs the adapter as it is)")
+    seed_everything(0)
+    common = {
+        "task": task.name, "model": adapter.name, "mode": mode, "device": adapter.device, "precision": config.precision,
+        "channels_last": bool(config.channels_last), "compile": bool(config.compile), "repeats": config.repeats,
+        "warmup": config.warmup, "device_name": device_description(adapter.device), "torch": torch.__version__,
+        "cuda": torch.version.cuda or "",
+        "cudnn": str(torch.backends.cudnn.version()) if adapter.device.startswith("cuda") else "",
+        "model_fingerprint": adapter.fingerprint(), "git_sha": (git_state().get("git_sha") or "")[:10],
+    }
+    if mode == "module":
+        run_for, parameters, flops = _module_runner(module, adapter, config)
+    else:
+        run_for, parameters, flops = _predict_runner(adapter, open_dataset(task, config.dataset, config.data_root, config.split)), adapter.info().parameters, None
+    rows = []
+    for requested in config.batch_sizes:
+        row = {**common, "batch_size": requested, "parameters": parameters,
+               "gflops_per_image": None if flops is None else flops / 1e9}
+        try:
+            row.update(_measure_with_backoff(run_for, requested, adapter.device, config))
+        except Exception as exc:
+            if config.compile and type(exc).__module__.startswith(("torch._dynamo", "torch._inductor")):
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise BenchError(f"torch.compile failed for model {adapter.name!r}: {first}") from None
+            raise
+        row["measured_utc"] = utc_now()
+        rows.append(row)
+        if on_row is not None:
+            on_row(row)
+    update_throughput_csv(config.leaderboards_dir / "throughput.csv", rows)
+    return rows
+
+
+def _module_runner(module: Any, adapter: Any, config: ThroughputConfig):
+    import torch
+
+    device = adapter.device
+    module = module.to(device).eval()
+    parameters = int(sum(p.numel() for p in module.parameters()))
+    flops = count_flops(module, move(adapter.example_input(1), device, False))
+    if config.channels_last:
+        module = module.to(memory_format=torch.channels_last)
+    runnable = module
+    if config.compile:
+        try:
+            runnable = torch.compile(module, backend=config.compile_backend)
+        except Exception as exc:
+            raise BenchError(f"torch.compile failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+    dtype = PRECISIONS[config.precision]
+    autocast = (lambda: torch.autocast(device.split(":")[0], dtype=getattr(torch, dtype))) if dtype else nullcontext
+
+    def run_for(batch_size: int) -> Callable[[], Any]:
+        batch = move(adapter.example_input(batch_size), device, config.channels_last)
+
+        def run() -> Any:
+            with torch.inference_mode(), autocast():
+                return call_module(runnable, batch)
+
+        return run
+
+    return run_for, parameters, flops
+
+
+def _predict_runner(adapter: Any, dataset: Any):
+    from harness.run.latency import synchronize
+
+    if len(dataset) == 0:
+        raise BenchError(f"dataset {dataset.info.name!r} is empty; predict mode needs samples")
+
+    def run_for(batch_size: int) -> Callable[[], Any]:
+        samples = [dataset[i % len(dataset)] for i in range(batch_size)]
+        for sample in samples:
+            sample.preload()
+
+        def run() -> Any:
+            out = adapter.predict(samples)
+            synchronize(adapter.device)
+            return out
+
+        return run
+
+    return run_for
+
+
+def _measure_with_backoff(run_for: Callable[[int], Callable[[], Any]], requested: int, device: str,
+                          config: ThroughputConfig) -> dict[str, Any]:
+    batch = requested
+    while True:
+        try:
+            if device.startswith("cuda"):
+                import torch
+
+                torch.cuda.empty_cache()
+                torch.cuda.reset_peak_memory_stats(device)
+            milliseconds = time_calls(run_for(batch), device, config.warmup, config.repeats)
+            break
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                raise
+            if batch == 1:
+                return {"effective_batch_size": 0, "oom_backoff": True, "status": "out of memory at batch size 1"}
+            batch //= 2
+    memory, measure = peak_memory(device)
+    median = float(np.median(milliseconds))
+    return {
+        "effective_batch_size": batch, "oom_backoff": batch != requested,
+        "status": "ok" if batch == requested else f"out of memory at {requested}, measured at {batch}",
+        "images_per_s": batch / (median / 1000.0) if median > 0 else float("inf"),
+        "latency_p50_ms": median,
+        "latency_p90_ms": float(np.percentile(milliseconds, 90)),
+        "latency_p99_ms": float(np.percentile(milliseconds, 99)),
+        "latency_mean_ms": float(milliseconds.mean()),
+        "peak_memory_mb": memory, "memory_measure": measure,
+    }
+
+
+def update_throughput_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Insert or replace rows by (task, model, mode, device, precision, channels_last, compile, batch_size)."""
+    import pandas as pd
+
+    from harness.io.jsonio import atomic_write_text
+
+    new = pd.DataFrame(rows).reindex(columns=COLUMNS)
+    if path.is_file():
+        old = pd.read_csv(path, dtype={"git_sha": str, "cuda": str, "cudnn": str})
+        old = old.reindex(columns=COLUMNS)
+        keys = lambda frame: frame[KEY_COLUMNS].astype(str).agg("|".join, axis=1)  # noqa: E731
+        table = pd.concat([old[~keys(old).isin(set(keys(new)))], new], ignore_index=True)
+    else:
+        table = new
+    table = table.sort_values(["task", "model", "device", "precision", "mode", "channels_last", "compile", "batch_size"],
+                              kind="mergesort")
+    atomic_write_text(path, table.to_csv(index=False))

@@ -1,0 +1,130 @@
+"""Lazy registries: names are listed without importing modules, a broken module fails only its own names, files
+and entry points resolve through the same lookup, and every entry is checked against the registry's base class."""
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from harness.core.errors import BenchError, UnknownNameError
+from harness.core.registry import Registry, scan_registrations
+
+
+class Base:
+    pass
+
+
+def make_package(root: Path, name: str, modules: dict[str, str]) -> None:
+    package = root / name
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    for module, source in modules.items():
+        (package / f"{module}.py").write_text(textwrap.dedent(source))
+
+
+@pytest.fixture
+def plugin_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Registry:
+    """A package ``lazypkg`` whose modules register into ``tests.core.test_lazy_registry.REG``."""
+    global REG
+    REG = Registry("widget", ("lazypkg",), symbol="REG", base=f"{__name__}:Base")
+    header = f"from {__name__} import REG, Base\n"
+    make_package(tmp_path, "lazypkg", {
+        "good": header + "@REG.register('good')\nclass Good(Base):\n    pass\n",
+        "half": header + "from lazypkg.does_not_exist import something\n@REG.register('half')\nclass Half(Base):\n    pass\n",
+        "typo": header + "@REG.register('typo')\nclass Typo(Base)\n    pass\n",  # a SyntaxError
+        "wrong": header + "@REG.register('wrong')\nclass Wrong:\n    pass\n",  # not a Base
+        "computed": header + "for n in ('a', 'b'):\n    REG.register(f'computed-{n}')(type(n, (Base,), {}))\n",
+    })
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield REG
+    for module in [m for m in sys.modules if m == "lazypkg" or m.startswith("lazypkg.")]:
+        del sys.modules[module]
+
+
+REG: Registry = Registry("widget", ())
+
+
+def test_scan_reads_literal_names_and_flags_computed_ones() -> None:
+    assert scan_registrations("@R.register('x')\nclass A: pass\nR.register(name)(A)\nS.register('no')(A)", "R") == (["x"], True)
+    # a file that does not parse still yields its names, so they fail with the file's error when used
+    assert scan_registrations("@R.register('x')\nclass A(\n", "R") == (["x"], False)
+
+
+def test_listing_imports_only_modules_with_computed_names(plugin_package: Registry) -> None:
+    names = plugin_package.names()
+    assert names == ["computed-a", "computed-b", "good", "half", "typo", "wrong"]
+    assert "lazypkg.good" not in sys.modules and "lazypkg.half" not in sys.modules
+    assert "lazypkg.computed" in sys.modules
+
+
+def test_a_broken_module_fails_only_its_own_name(plugin_package: Registry) -> None:
+    assert plugin_package.get("good").__name__ == "Good"
+    with pytest.raises(BenchError) as half:
+        plugin_package.get("half")
+    message = str(half.value)
+    assert "\n" not in message and "widget 'half' cannot be loaded: module lazypkg.half failed" in message
+    assert "ModuleNotFoundError" in message and "lazypkg.does_not_exist" in message
+    with pytest.raises(BenchError, match=r"widget 'typo' cannot be loaded: .*SyntaxError.*typo\.py:3"):
+        plugin_package.get("typo")
+    assert plugin_package.get("computed-b").__name__ == "b"
+    assert plugin_package.get("good").__name__ == "Good"  # still fine after the failures
+
+
+def test_entries_are_checked_against_the_base_class(plugin_package: Registry) -> None:
+    with pytest.raises(BenchError, match=r"widget 'wrong' .* is <class 'lazypkg.wrong.Wrong'>, not a .*\.Base"):
+        plugin_package.get("wrong")
+
+
+def test_items_skip_broken_modules_with_a_warning(plugin_package: Registry) -> None:
+    with pytest.warns(UserWarning) as caught:
+        names = [name for name, _ in plugin_package.items()]
+    assert names == ["computed-a", "computed-b", "good"]
+    assert sorted(str(w.message).split("'")[1] for w in caught) == ["half", "typo", "wrong"]
+
+
+def test_unknown_names_still_suggest(plugin_package: Registry) -> None:
+    with pytest.raises(UnknownNameError, match=r"unknown widget 'goood'; did you mean 'good'\?"):
+        plugin_package.get("goood")
+
+
+def test_a_file_resolves_to_its_attribute_and_is_checked(tmp_path: Path) -> None:
+    file = tmp_path / "my_widget.py"
+    file.write_text(f"from {__name__} import Base\nclass Mine(Base):\n    pass\nclass Other:\n    pass\n")
+    registry: Registry = Registry("widget", (), base=f"{__name__}:Base")
+    assert registry.get(f"{file}:Mine").__name__ == "Mine"
+    assert registry.argument(f"{file}:Mine") is None  # not a prefix:argument name
+    with pytest.raises(BenchError, match="not a"):
+        registry.get(f"{file}:Other")
+    with pytest.raises(BenchError, match="has no attribute 'Missing'"):
+        registry.get(f"{file}:Missing")
+    (tmp_path / "half.py").write_text("import not_a_module_anywhere\n")
+    with pytest.raises(BenchError, match=r"half\.py: cannot import: ModuleNotFoundError"):
+        registry.get(f"{tmp_path / 'half.py'}:X")
+
+
+def test_entry_points_are_listed_lazily_and_loaded_on_use(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fake installed distribution (a dist-info folder on sys.path) declares two entries, one broken."""
+    make_package(tmp_path, "epplugin", {
+        "fine": f"from {__name__} import Base\nclass Fine(Base):\n    pass\n",
+        "broken": "raise ImportError('half written')\n",
+    })
+    dist = tmp_path / "epplugin-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: epplugin\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(
+        "[bench.test-widgets]\nfine = epplugin.fine:Fine\nbroken = epplugin.broken:Thing\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    registry: Registry = Registry("widget", (), group="bench.test-widgets", base=f"{__name__}:Base")
+    try:
+        assert registry.names() == ["broken", "fine"]
+        assert "epplugin.fine" not in sys.modules
+        assert registry.get("fine").__name__ == "Fine"
+        with pytest.raises(BenchError, match=r"widget 'broken' from plugin epplugin .* cannot be loaded: "
+                                             r"ImportError: half written"):
+            registry.get("broken")
+        assert "epplugin" in registry.origin("fine")
+    finally:
+        for module in [m for m in sys.modules if m.startswith("epplugin")]:
+            del sys.modules[module]
