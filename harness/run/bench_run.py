@@ -190,7 +190,9 @@ def _score_and_write(config: RunConfig, task: Task, protocol: Protocol, dataset:
         model=ModelRef(name=adapter.name, fingerprint=model_fingerprint,
                        checkpoint=str(adapter.weights_file()) if adapter.weights_file() else None,
                        input_size=list(info.input_size) if info.input_size is not None else None,
-                       parameters=info.parameters),
+                       parameters=info.parameters,
+                       # the model zoo's own number for this dataset, when the adapter knows it (OpenMMLab metafiles)
+                       published=_published_for(info.extra.get("published"), config.dataset or task.default_dataset)),
         limit=config.limit,
         batch_size=config.batch_size,
         protocol=protocol.describe(config.dialect),
