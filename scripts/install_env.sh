@@ -13,5 +13,7 @@ $PIP -e . --config-settings editable_mode=compat
 if [ "$MODE" = "test" ]; then
     sh scripts/install_openmmlab.sh "$VENV"   # first: it builds xtcocotools, which the test extra lists
     $PIP -e ".[test,openmmlab]" --config-settings editable_mode=compat
+    # TIDE oracle without its declared opencv-python (it would replace opencv-python-headless)
+    $PIP --no-deps tidecv
     sh scripts/install_browser.sh
 fi
