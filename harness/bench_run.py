@@ -56,6 +56,8 @@ class RunConfig:
     skip_existing: bool = False
     #: a named convention of the protocol's metrics instead of the official one (``--dialect``)
     dialect: str | None = None
+    #: report pictures: gallery size (0: no pictures, per-image table or error analysis)
+    gallery: int = 12
 
 
 def get_task(name: str) -> Task:
@@ -205,7 +207,14 @@ def _score_and_write(config: RunConfig, task: Task, protocol: Protocol, dataset:
         "started_utc": started,
         "finished_utc": utc_now(),
     }
-    write_report(config.reports_dir / run_id, record)
+    pictures = None
+    if config.gallery > 0:
+        from harness.pictures.build import build_pictures
+
+        pictures = build_pictures(config.reports_dir / run_id, record, dataset, sample_indices(dataset, config.limit),
+                                  gallery_size=config.gallery, seed=config.seed)
+        record["analysis"] = pictures.summary()
+    write_report(config.reports_dir / run_id, record, pictures)
     if config.limit is None and config.dialect is None:  # leaderboards hold official, full-dataset numbers only
         update_leaderboard(config.leaderboards_dir, task.name, record, protocol.columns, protocol.headline,
                            record["higher_is_better"].get(protocol.headline, protocol.higher_is_better(protocol.headline)))

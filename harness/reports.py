@@ -24,10 +24,16 @@ def make_run_id(task: str, dataset: str, model: str) -> str:
     return f"{stamp}_{safe(task)}_{safe(dataset)}_{safe(model)}"
 
 
-def write_report(run_dir: Path, record: dict[str, Any]) -> None:
-    """The report page and ``metrics.json`` (last); the predictions were written by the run's submission format."""
+def write_report(run_dir: Path, record: dict[str, Any], pictures: Any = None) -> None:
+    """The report page and ``metrics.json`` (last); the predictions were written by the run's submission format.
+
+    ``pictures`` (``harness.pictures.build.Pictures``) adds the charts, error analysis and gallery.
+    """
+    from harness.pictures.view import report_view
+
     run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / "report.html", render("report.html.j2", run=record))
+    atomic_write_text(run_dir / "report.html", render("report.html.j2", run=record, view=report_view(record),
+                                                      pictures=pictures))
     atomic_write_json(run_dir / "metrics.json", record)
 
 
