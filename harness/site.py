@@ -209,13 +209,26 @@ def build_site(reports_dir: Path, out_dir: Path, leaderboards_dir: Path | None =
     return summary
 
 
+RUN_ASSETS = ("pictures", "per_image.csv", "per_image.parquet")
+
+
 def _copy_run_page(record: dict[str, Any], runs_dir: Path) -> None:
-    source = Path(record.get("run_dir", "")) / "report.html"
-    target = runs_dir / f"{slug(record['run_id'])}.html"
-    if source.is_file():
-        shutil.copyfile(source, target)
+    """``runs/<run-id>/report.html`` with the pictures and per-image table it links to (relative paths)."""
+    from harness.pictures.view import report_view
+
+    run_dir = Path(record.get("run_dir", ""))
+    target = runs_dir / slug(record["run_id"])
+    target.mkdir(parents=True, exist_ok=True)
+    if (run_dir / "report.html").is_file():
+        shutil.copyfile(run_dir / "report.html", target / "report.html")
+        for name in RUN_ASSETS:
+            if (run_dir / name).is_dir():
+                shutil.copytree(run_dir / name, target / name, dirs_exist_ok=True)
+            elif (run_dir / name).is_file():
+                shutil.copyfile(run_dir / name, target / name)
     else:
-        atomic_write_text(target, render("report.html.j2", run=record))
+        atomic_write_text(target / "report.html", render("report.html.j2", run=record, view=report_view(record),
+                                                         pictures=None))
 
 
 def _throughput_table(leaderboards_dir: Path | None) -> dict[str, Any] | None:

@@ -177,9 +177,10 @@ def _pck_skeleton(pictures: Pictures, out: Path, info: Any, pairs: Sequence[Pair
             if box[2] <= 0 or box[3] <= 0:
                 continue
             labelled = points[:, 2] > 0
-            total[labelled] += (points[labelled, :2] - box[:2]) / box[2:]
+            total[labelled] += (points[labelled, :2] - box[:2]) / box[2]  # box widths: keeps the aspect
             count[labelled] += 1
-    layout = np.where(count[:, None] > 0, total / np.maximum(count, 1)[:, None], 0.5)
+    layout = np.where(count[:, None] > 0, total / np.maximum(count, 1)[:, None], np.nan)
+    layout = np.where(np.isnan(layout), np.nanmean(layout, axis=0) if np.isfinite(layout).any() else 0.5, layout)
     charts.pck_skeleton(layout, names, values, info.skeleton, out / "pck_skeleton.png", f"{key} per joint")
     pictures.figures.append(Figure(f"{key} per joint", f"{PICTURES}/pck_skeleton.png",
                                    "joints at their mean position inside the person box", wide=True))
@@ -215,7 +216,9 @@ def _gallery(pictures: Pictures, out: Path, task: str, info: Any, pairs: Sequenc
         elif task == "keypoints":
             picture = draw.keypoints_pair(image, target, prediction, info.skeleton)
         elif task == "semantic":
-            picture = draw.semantic_pair(image, target, prediction, palette, info.ignore_index)
+            background = next((i for i, name in enumerate(info.classes)
+                               if name.strip("_ ").lower() in ("background", "unlabeled")), None)
+            picture = draw.semantic_pair(image, target, prediction, palette, info.ignore_index, background)
         else:
             epe, valid = end_point_error(target, prediction)
             picture = draw.flow_pair(image, target, prediction, epe, valid)

@@ -165,12 +165,15 @@ def pck_skeleton(layout: np.ndarray, names: Sequence[str], values: Sequence[floa
     ax.invert_yaxis()
     ax.axis("off")
     ax.set_title("mean joint position, coloured by PCK", fontsize=9)
-    fig.colorbar(points, ax=ax, fraction=0.046, pad=0.02)
-    order = np.argsort(values)
+    order = np.argsort(values, kind="stable")
     y = np.arange(len(order))
     bars.barh(y, values[order], color=cmap(values[order]), edgecolor="#555", linewidth=0.4)
     bars.set_yticks(y, [names[i] for i in order], fontsize=8)
-    bars.set_xlim(0, 1.05)
+    bars.invert_yaxis()
+    for yi, value in zip(y, values[order]):
+        bars.text(value, yi, f" {value:.2f}", va="center", fontsize=7)
+    fig.colorbar(points, ax=bars, fraction=0.046, pad=0.02, label="PCK")
+    bars.set_xlim(0, 1.12)
     bars.grid(axis="x", alpha=0.3)
     bars.set_title("per joint, worst first", fontsize=9)
     fig.suptitle(title, fontsize=10)
@@ -193,7 +196,10 @@ def epe_histogram(counts: np.ndarray, edges: np.ndarray, path: Path, title: str)
         ax.axvline(x, color="#c44e52", ls="--", lw=1)
         ax.text(x, ax.get_ylim()[1] * 0.95, f" {x} px", color="#c44e52", fontsize=8, va="top")
     ax.set_yscale("log")
-    ax.set_xlim(0, min(last * 1.2, max(8.0, float(finite_edges[np.flatnonzero(counts)[-1] + 1]) if counts.any() else 8.0)))
+    # up to the bin holding the 99.9th percentile (at least 8 px): a few wild pixels must not squash the rest
+    cumulative = np.cumsum(counts) / total
+    cut = int(np.searchsorted(cumulative, 0.999)) + 1
+    ax.set_xlim(0, max(8.0, float(finite_edges[min(cut, len(finite_edges) - 1)])))
     ax.set_xlabel("end-point error (px)")
     ax.set_ylabel("share of valid pixels per px (log)")
     share = f"{overflow / total:.2%} of pixels above {last:g} px" if overflow else ""

@@ -39,8 +39,15 @@ def enlarge(image: np.ndarray, scale: float, nearest: bool = False) -> Image.Ima
     return picture.resize(size, Image.NEAREST if nearest else Image.BICUBIC).convert("RGB")
 
 
-def titled(panels: Sequence[tuple[str, Image.Image]], gap: int = 6) -> Image.Image:
-    """Panels side by side, each under a title strip."""
+def titled(panels: Sequence[tuple[str, Image.Image]], gap: int = 6, rows_over: int | None = None) -> Image.Image:
+    """Panels side by side, each under a title strip; two rows when wider than ``rows_over`` px."""
+    if rows_over is not None and len(panels) > 2 and sum(p.width for _, p in panels) > rows_over:
+        half = (len(panels) + 1) // 2
+        top, bottom = titled(panels[:half], gap), titled(panels[half:], gap)
+        canvas = Image.new("RGB", (max(top.width, bottom.width), top.height + bottom.height + gap), WHITE)
+        canvas.paste(top, (0, 0))
+        canvas.paste(bottom, (0, top.height + gap))
+        return canvas
     strip = 22
     width = sum(p.width for _, p in panels) + gap * (len(panels) - 1)
     height = max(p.height for _, p in panels) + strip
@@ -160,24 +167,30 @@ def palette_for(info: Any, k: int) -> np.ndarray:
     return colours
 
 
-def semantic_pair(image: np.ndarray, target: Any, prediction: Any, palette: np.ndarray, ignore: int | None
-                  ) -> Image.Image:
+def semantic_pair(image: np.ndarray, target: Any, prediction: Any, palette: np.ndarray, ignore: int | None,
+                  background: int | None = None) -> Image.Image:
+    """Image | ground truth | prediction | errors.  The ``background`` class (VOC's black) is left uncoloured,
+    void pixels are greyed."""
     s = scale_for(*image.shape[:2])
     gt = np.asarray(target.label_map).astype(np.int64)
     pred = np.asarray(prediction.label_map).astype(np.int64)
     valid = np.ones(gt.shape, bool) if ignore is None else gt != ignore
 
-    def overlay(labels: np.ndarray, where: np.ndarray) -> Image.Image:
+    def overlay(labels: np.ndarray, void: np.ndarray) -> Image.Image:
         base = image.astype(np.float32)
         colours = palette[np.clip(labels, 0, 255)].astype(np.float32)
-        mixed = np.where(where[..., None], base * 0.35 + colours * 0.65, base * 0.6 + 255 * 0.4)
+        coloured = ~void & (labels != background if background is not None else True)
+        mixed = np.where(coloured[..., None], base * 0.3 + colours * 0.7, base)
+        mixed[void] = base[void] * 0.4 + 160 * 0.6
         return enlarge(mixed.astype(np.uint8), s, nearest=True)
 
     wrong = valid & (gt != pred)
-    errors = image.astype(np.float32) * 0.35 + 255 * 0.65
+    errors = image.astype(np.float32) * 0.5 + 255 * 0.5
+    errors[~valid] = (150, 150, 150)
     errors[wrong] = (214, 39, 40)
-    return titled([("ground truth", overlay(gt, valid)), ("prediction", overlay(pred, np.ones(gt.shape, bool))),
-                   ("errors (red; void greyed)", enlarge(errors.astype(np.uint8), s, nearest=True))])
+    return titled([("image", enlarge(image, s)), ("ground truth", overlay(gt, ~valid)),
+                   ("prediction", overlay(pred, np.zeros(gt.shape, bool))),
+                   ("wrong pixels (red)", enlarge(errors.astype(np.uint8), s, nearest=True))], rows_over=1400)
 
 
 # ----------------------------------------------------------------------------------------------------- flow
@@ -214,11 +227,4 @@ def flow_pair(image: np.ndarray, target: Any, prediction: Any, epe: np.ndarray, 
               (f"ground truth (max {top:.1f} px)", enlarge(flow_to_rgb(gt, top), s)),
               ("prediction", enlarge(flow_to_rgb(np.asarray(prediction.flow), top), s)),
               (f"end-point error (0-{error_top:.1f} px)", enlarge(error_to_rgb(epe, valid, error_top), s, nearest=True))]
-    if sum(p.width for _, p in panels) > 1400:  # wide frames: two rows
-        top_row = titled(panels[:2])
-        bottom_row = titled(panels[2:])
-        canvas = Image.new("RGB", (max(top_row.width, bottom_row.width), top_row.height + bottom_row.height), WHITE)
-        canvas.paste(top_row, (0, 0))
-        canvas.paste(bottom_row, (0, top_row.height))
-        return canvas
-    return titled(panels)
+    return titled(panels, rows_over=1400)
