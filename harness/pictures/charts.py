@@ -25,6 +25,15 @@ def _save(fig: Any, path: Path) -> Path:
     return path
 
 
+def _declutter(ax: Any, texts: list, xs: Any, ys: Any) -> None:
+    """Move labels off each other and off the points (adjustText); a no-op when it is not installed."""
+    try:
+        from adjustText import adjust_text
+    except ImportError:
+        return
+    adjust_text(texts, x=list(xs), y=list(ys), ax=ax, arrowprops={"arrowstyle": "-", "color": "#888", "lw": 0.5})
+
+
 def _cut(names: Sequence[str], values: Sequence[float], higher_is_better: bool
          ) -> tuple[list[str], list[float], str]:
     """Sorted best first, with n/a (NaN, -1) last; long lists keep their best and worst 20."""
@@ -159,10 +168,10 @@ def pck_skeleton(layout: np.ndarray, names: Sequence[str], values: Sequence[floa
             ax.plot(layout[[a, b], 0], layout[[a, b], 1], color="#999", lw=2, zorder=1)
     points = ax.scatter(layout[:, 0], layout[:, 1], c=values, cmap=cmap, vmin=0, vmax=1, s=140, edgecolor="#333",
                         zorder=2)
-    for (x, y), value in zip(layout, values):
-        ax.annotate(f"{value:.2f}", (x, y), xytext=(7, -3), textcoords="offset points", fontsize=7)
     ax.set_aspect("equal")
     ax.invert_yaxis()
+    texts = [ax.text(x, y, f"{value:.2f}", fontsize=7) for (x, y), value in zip(layout, values)]
+    _declutter(ax, texts, layout[:, 0], layout[:, 1])
     ax.axis("off")
     ax.set_title("mean joint position, coloured by PCK", fontsize=9)
     order = np.argsort(values, kind="stable")

@@ -190,7 +190,7 @@ def semantic_pair(image: np.ndarray, target: Any, prediction: Any, palette: np.n
     errors[wrong] = (214, 39, 40)
     return titled([("image", enlarge(image, s)), ("ground truth", overlay(gt, ~valid)),
                    ("prediction", overlay(pred, np.zeros(gt.shape, bool))),
-                   ("wrong pixels (red)", enlarge(errors.astype(np.uint8), s, nearest=True))], rows_over=1400)
+                   ("wrong pixels (red)", enlarge(errors.astype(np.uint8), s, nearest=True))], rows_over=0)
 
 
 # ----------------------------------------------------------------------------------------------------- flow
@@ -227,4 +227,4 @@ def flow_pair(image: np.ndarray, target: Any, prediction: Any, epe: np.ndarray, 
               (f"ground truth (max {top:.1f} px)", enlarge(flow_to_rgb(gt, top), s)),
               ("prediction", enlarge(flow_to_rgb(np.asarray(prediction.flow), top), s)),
               (f"end-point error (0-{error_top:.1f} px)", enlarge(error_to_rgb(epe, valid, error_top), s, nearest=True))]
-    return titled(panels, rows_over=1400)
+    return titled(panels, rows_over=0)
