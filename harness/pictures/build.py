@@ -20,6 +20,9 @@ from harness.pictures.per_image import PerImage, end_point_error, per_image
 
 GALLERY_SIZE = 12
 PICTURES = "pictures"
+#: tasks whose targets and predictions this package knows how to match and draw; other (plugin) tasks get the
+#: report without pictures
+TASKS = ("detection", "instance", "keypoints", "semantic", "flow")
 
 
 @dataclass
@@ -61,8 +64,10 @@ def build_pictures(run_dir: Path, record: dict[str, Any], dataset: Dataset, indi
                    gallery_size: int = GALLERY_SIZE, seed: int = 0) -> Pictures:
     run_dir = Path(run_dir)
     out = run_dir / PICTURES
-    (out / "gallery").mkdir(parents=True, exist_ok=True)
     task = record["task"]
+    if task not in TASKS:
+        return Pictures(problems=[f"no pictures for task {task!r} (drawn for {', '.join(TASKS)})"])
+    (out / "gallery").mkdir(parents=True, exist_ok=True)
     info = dataset.info
     pairs = read_pairs(dataset, indices, run_dir, record["predictions"]["format"])
     table = per_image(task, info, pairs)
