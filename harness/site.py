@@ -164,7 +164,9 @@ def board_charts(board: Board, meta: TaskMeta, colours: dict[str, str], site_dir
         charts_dir.mkdir(parents=True, exist_ok=True)
         stem = f"{slug(meta.name)}-{board.slug}"
         curve_imgs = [
-            line_chart_png([(label, xs, ys) for label, xs, ys, *_ in lines], title=name, xlabel=lines[0][3],
+            line_chart_png([(label, xs, ys) for label, xs, ys, *_ in lines],
+                           title=("precision-recall" + (f" ({name})" if name != "pr" else "")) if all(
+                               line[5] for line in lines) else name, xlabel=lines[0][3],
                            ylabel=lines[0][4], unit_square=all(line[5] for line in lines), colours=colours,
                            path=charts_dir / f"{stem}-{slug(name)}.png", site_dir=Path(site_dir))
             for name, lines in curves.items()
@@ -267,7 +269,12 @@ def _throughput_table(leaderboards_dir: Path | None) -> dict[str, Any] | None:
     columns = [c for c in ("task", "model", "mode", "device_name", "precision", "channels_last", "compile", "batch_size",
                            "effective_batch_size", "images_per_s", "latency_p50_ms", "latency_p99_ms", "peak_memory_mb",
                            "parameters", "gflops_per_image") if c in table.columns]
-    return {"columns": columns, "rows": table[columns].to_dict("records")}
+    # a column with one value in every row is said once above the table instead of repeated (the table fits)
+    constant = {c: table[c].iloc[0] for c in columns if c not in ("task", "model", "images_per_s")
+                and len(table) > 1 and table[c].nunique() == 1}
+    columns = [c for c in columns if c not in constant]
+    return {"columns": columns, "rows": table[columns].to_dict("records"),
+            "constant": {k.replace("_", " "): v for k, v in constant.items() if v != ""}}
 
 
 STYLE = """
