@@ -58,6 +58,10 @@ class RunConfig:
     dialect: str | None = None
     #: report pictures: gallery size (0: no pictures, per-image table or error analysis)
     gallery: int = 12
+    #: a label for this run (``--name``): part of its run id and of its row on the site, next to the model name
+    name: str | None = None
+    #: free-form labels (``--tag``, repeatable), recorded in metrics.json and shown in the report
+    tags: tuple[str, ...] = ()
 
 
 def get_task(name: str) -> Task:
@@ -145,7 +149,8 @@ def run_models(config: RunConfig, progress: Callable[[str, int], Callable[[int],
         seed_everything(config.seed)
         started = utc_now()
         # one run id for every rank: dense submission files are written by the rank that predicted them
-        run_id = context.all_gather(make_run_id(task.name, dataset.info.name, adapter.name))[0]
+        run_id = context.all_gather(make_run_id(task.name, dataset.info.name,
+                                                adapter.name + (f"_{config.name}" if config.name else "")))[0]
         submission = SUBMISSIONS.get(protocol.submission)(dataset.info, config.reports_dir / run_id)
         shard_indices = context.shard(indices)
         on_batch = progress(adapter.name, len(shard_indices)) if progress and context.is_main else None
@@ -190,6 +195,8 @@ def _score_and_write(config: RunConfig, task: Task, protocol: Protocol, dataset:
                   "checkpoint": str(adapter.weights_file()) if adapter.weights_file() else None,
                   "input_size": info.input_size, "parameters": info.parameters},
         "limit": config.limit,
+        "name": config.name,
+        "tags": list(config.tags),
         "batch_size": config.batch_size,
         "protocol": protocol.describe(config.dialect),
         "predictions": {"format": protocol.submission, "path": submission.entry},

@@ -63,4 +63,5 @@ def latest_records(reports_dir: Path, task: str | None = None) -> dict[tuple, di
 
 
 def record_key(record: dict[str, Any]) -> tuple:
-    return (record["task"], record["dataset"]["name"], record["model"]["name"], record.get("limit"))
+    """Runs of one model under different ``--name`` labels are different rows."""
+    return (record["task"], record["dataset"]["name"], record["model"]["name"], record.get("limit"), record.get("name"))

@@ -84,11 +84,17 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def display_name(record: dict[str, Any]) -> str:
+    """The model, and the run's ``--name`` when it has one: ``heatmap [lr-0.1]``."""
+    name = record["model"]["name"]
+    return f"{name} [{record['name']}]" if record.get("name") else name
+
+
 def board_rows(board: Board, meta: TaskMeta) -> list[dict[str, Any]]:
     rows = []
     for record in board.records:
         row: dict[str, Any] = {"task": meta.name, "dataset": board.dataset, "limit": board.limit,
-                               "model": record["model"]["name"]}
+                               "model": display_name(record)}
         confidence = record.get("confidence") or {}
         for name in meta.columns:
             row[name] = _number(record["metrics"].get(name))
@@ -149,12 +155,12 @@ def board_charts(board: Board, meta: TaskMeta, colours: dict[str, str], site_dir
         for metric, table in (record.get("per_class") or {}).items():
             if isinstance(table, dict):
                 for cls, value in table.items():
-                    per_class.setdefault(metric, {}).setdefault(str(cls), {})[record["model"]["name"]] = _number(value)
+                    per_class.setdefault(metric, {}).setdefault(str(cls), {})[display_name(record)] = _number(value)
     curves: dict[str, list] = {}
     for record in board.records:
         for name, lines in curve_series(record.get("curves") or {}).items():
             for sub, xs, ys, xlabel, ylabel, pr in lines:
-                label = record["model"]["name"] + (f" · {sub}" if sub else "")
+                label = display_name(record) + (f" · {sub}" if sub else "")
                 curves.setdefault(name, []).append((label, xs, ys, xlabel, ylabel, pr))
     models = [row["model"] for row in board.rows]
     if site_dir is not None:
