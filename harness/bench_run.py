@@ -216,10 +216,11 @@ def _score_and_write(config: RunConfig, task: Task, protocol: Protocol, dataset:
     }
     pictures = None
     if config.gallery > 0:
-        from harness.pictures.build import build_pictures
+        from harness.pictures.build import build_pictures_safely
 
-        pictures = build_pictures(config.reports_dir / run_id, record, dataset, sample_indices(dataset, config.limit),
-                                  gallery_size=config.gallery, seed=config.seed)
+        pictures = build_pictures_safely(config.reports_dir / run_id, record, dataset,
+                                         sample_indices(dataset, config.limit), gallery_size=config.gallery,
+                                         seed=config.seed)
         record["analysis"] = pictures.summary()
     write_report(config.reports_dir / run_id, record, pictures)
     if config.limit is None and config.dialect is None:  # leaderboards hold official, full-dataset numbers only

@@ -50,18 +50,23 @@ def iter_records(reports_dir: Path) -> Iterator[dict[str, Any]]:
         yield record
 
 
-def latest_records(reports_dir: Path, task: str | None = None) -> dict[tuple, dict[str, Any]]:
-    """The newest record per (task, dataset, model, limit)."""
+def latest_records(reports_dir: Path, task: str | None = None, key: Any = None) -> dict[tuple, dict[str, Any]]:
+    """The newest record per (task, dataset, model, limit), or per ``key(record)``."""
+    key_of = key or record_key
     latest: dict[tuple, dict[str, Any]] = {}
     for record in iter_records(reports_dir):
         if task is not None and record.get("task") != task:
             continue
-        key = record_key(record)
+        key = key_of(record)
         if key not in latest or record["finished_utc"] >= latest[key]["finished_utc"]:
             latest[key] = record
     return latest
 
 
 def record_key(record: dict[str, Any]) -> tuple:
-    """Runs of one model under different ``--name`` labels are different rows."""
-    return (record["task"], record["dataset"]["name"], record["model"]["name"], record.get("limit"), record.get("name"))
+    return (record["task"], record["dataset"]["name"], record["model"]["name"], record.get("limit"))
+
+
+def named_record_key(record: dict[str, Any]) -> tuple:
+    """``record_key`` plus the run's ``--name``: runs of one model under different names are different rows."""
+    return (*record_key(record), record.get("name"))

@@ -197,7 +197,9 @@ def board_charts(board: Board, meta: TaskMeta, colours: dict[str, str], site_dir
 def build_site(reports_dir: Path, out_dir: Path, leaderboards_dir: Path | None = None) -> dict[str, Any]:
     """Write the site; returns {task: number of rows} for the command's summary."""
     out_dir = Path(out_dir)
-    records = list(latest_records(Path(reports_dir)).values())
+    from harness.reports import named_record_key
+
+    records = list(latest_records(Path(reports_dir), key=named_record_key).values())
     by_task: dict[str, list[dict[str, Any]]] = {}
     for record in records:
         by_task.setdefault(record["task"], []).append(record)

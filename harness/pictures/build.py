@@ -97,6 +97,22 @@ def build_pictures(run_dir: Path, record: dict[str, Any], dataset: Dataset, indi
     return pictures
 
 
+def build_pictures_safely(run_dir: Path, record: dict[str, Any], dataset: Dataset, indices: Sequence[int],
+                          gallery_size: int = GALLERY_SIZE, seed: int = 0) -> Pictures:
+    """``build_pictures`` for the end of a run: the metrics are already computed and must be written whatever
+    happens to the pictures, so a failure here is printed with its traceback and named in the report instead of
+    losing the run's result."""
+    import sys
+    import traceback
+
+    try:
+        return build_pictures(run_dir, record, dataset, indices, gallery_size=gallery_size, seed=seed)
+    except Exception as exc:  # noqa: BLE001 -- diagnostics must not cost the run its metrics.json
+        traceback.print_exc(file=sys.stderr)
+        return Pictures(problems=[f"building the pictures failed ({type(exc).__name__}: {exc}); the metrics are "
+                                  "unaffected"])
+
+
 def _coco_curves(pictures: Pictures, out: Path, task: str, info: Any, pairs: Sequence[Pair]) -> None:
     """Precision at 101 recall points for every IoU threshold and class, from bench's COCO evaluator."""
     from harness.bench_run import get_task

@@ -132,10 +132,12 @@ def confusion(matrix: np.ndarray, row_names: Sequence[str], col_names: Sequence[
     note = ""
     rows = np.arange(matrix.shape[0])
     cols = np.arange(matrix.shape[1])
-    if matrix.shape[0] > limit:
-        rows = np.sort(np.argsort(-matrix.sum(axis=1), kind="stable")[:limit])
-        cols = rows if matrix.shape[0] == matrix.shape[1] else cols
-        note = f"the {limit} classes with the most ground truth of {matrix.shape[0]}"
+    if matrix.shape[0] > limit and matrix.shape[0] == matrix.shape[1]:
+        # the classes that occur most (ground truth + predictions); never classes absent from both
+        weight = matrix.sum(axis=1) + matrix.sum(axis=0)
+        ranked = [int(i) for i in np.argsort(-weight, kind="stable") if weight[i] > 0][:limit]
+        rows = cols = np.sort(np.asarray(ranked, dtype=int))
+        note = f"the {len(rows)} most frequent of {matrix.shape[0]} classes (ground truth + predictions)"
     sub = matrix[np.ix_(rows, cols)]
     totals = sub.sum(axis=1, keepdims=True)
     share = np.divide(sub, totals, out=np.zeros_like(sub), where=totals > 0)
