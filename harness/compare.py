@@ -66,9 +66,11 @@ def _metrics_for(record: dict[str, Any], dataset: Any, task: Any) -> list[Any]:
 
     pairs = read_pairs(dataset, range(record["samples"]), Path(record["run_dir"]), record["predictions"]["format"])
     metrics = task.metrics(dataset.info, (record.get("protocol") or {}).get("dialect"))
-    samples, predictions = [p.sample for p in pairs], [p.prediction for p in pairs]
-    for metric in metrics:
-        metric.update(samples, predictions)
+    batch = 16  # dense predictions are read lazily; metrics see them a batch at a time, as in a run
+    for start in range(0, len(pairs), batch):
+        chunk = [pairs[i] for i in range(start, min(start + batch, len(pairs)))]
+        for metric in metrics:
+            metric.update([p.sample for p in chunk], [p.prediction for p in chunk])
     return metrics
 
 

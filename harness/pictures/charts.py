@@ -79,8 +79,8 @@ def pr_by_class(recall: np.ndarray, precision: np.ndarray, names: Sequence[str],
         order = order[: limit // 2] + order[-(limit // 2):]
     cols = min(6, max(1, len(order)))
     rows = max(1, -(-len(order) // cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(2.1 * cols, 2.0 * rows + 0.4), sharex=True, sharey=True,
-                             squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.1 * cols, 2.0 * rows + 0.6), sharex=True, sharey=True,
+                             squeeze=False, layout="constrained")
     for ax in axes.flat:
         ax.set_visible(False)
     for ax, k in zip(axes.flat, order):
@@ -94,11 +94,11 @@ def pr_by_class(recall: np.ndarray, precision: np.ndarray, names: Sequence[str],
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
     handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", ncol=3, fontsize=8, frameon=False, bbox_to_anchor=(0.5, 1.0))
-    fig.suptitle(title, y=1.04, fontsize=10)
+    # the title goes in front of the legend: suptitle and an "outside" legend would share the top edge
+    fig.legend(handles, labels, loc="outside upper center", ncol=3, fontsize=8, frameon=False, title=title,
+               title_fontsize=9)
     fig.supxlabel("recall", fontsize=8)
     fig.supylabel("precision", fontsize=8)
-    fig.tight_layout(rect=(0, 0, 1, 0.96))
     return _save(fig, path), note
 
 
