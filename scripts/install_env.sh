@@ -15,5 +15,7 @@ if [ "$MODE" = "test" ]; then
     $PIP -e ".[test,openmmlab]" --config-settings editable_mode=compat
     # the documented plugin example: tests run it through its entry points (tests/cli/test_plugins.py)
     $PIP --no-build-isolation -e examples/bench-plugin-example --config-settings editable_mode=compat
+    # TIDE oracle without its declared opencv-python (it would replace opencv-python-headless)
+    $PIP --no-deps tidecv
     sh scripts/install_browser.sh
 fi

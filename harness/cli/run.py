@@ -35,12 +35,16 @@ from harness.cli import main, options
 @click.option("--dialect", default=None,
               help="Score with a named convention of the dataset's metrics instead of the official one (e.g. mmdet, "
                    "py-faster-rcnn, mmseg, per-image); such runs stay off the leaderboard.")
+@click.option("--gallery", type=click.IntRange(min=0), default=12, show_default=True,
+              help="Images drawn in report.html's gallery (worst + random); 0: no pictures, per-image table or error analysis.")
+@click.option("--name", "run_name", default=None, help="A label for this run (e.g. lr-0.1): in its run id, report and site row.")
+@click.option("--tag", "tags", multiple=True, help="Free-form label recorded with the run (repeatable).")
 @click.option("--suite", type=click.Path(path_type=Path), default=None,
               help="YAML matrix of tasks x datasets x models; entries with a matching report are skipped.")
 @click.option("--force", is_flag=True, help="With --suite: run entries again even when their report exists.")
 def run_command(task_name, dataset_name, data_root, split, models, checkpoint, trust_checkpoint, limit, batch_size,
-                device, seed, reports_dir, leaderboards_dir, no_cache, cache_dir, bootstrap, dialect, suite,
-                force) -> None:
+                device, seed, reports_dir, leaderboards_dir, no_cache, cache_dir, bootstrap, dialect, gallery, run_name,
+                tags, suite, force) -> None:
     """Run models on a dataset and score them (default: all in-repo models on the embedded dataset)."""
     from harness.run import distributed
     from harness.run.bench_run import RunConfig, run_models
@@ -55,7 +59,8 @@ def run_command(task_name, dataset_name, data_root, split, models, checkpoint, t
     config = RunConfig(task=task_name or "", dataset=dataset_name, data_root=data_root, split=split, models=models,
                        checkpoint=checkpoint, trust_checkpoint=trust_checkpoint, limit=limit, batch_size=batch_size,
                        device=device, seed=seed, reports_dir=reports_dir, leaderboards_dir=leaderboards_dir,
-                       cache=not no_cache, cache_dir=cache_dir, bootstrap=bootstrap, dialect=dialect)
+                       cache=not no_cache, cache_dir=cache_dir, bootstrap=bootstrap, dialect=dialect,
+                       gallery=gallery, name=run_name, tags=tuple(tags))
     main_rank = distributed.context().is_main
     with (progress_bar() if main_rank else nullcontext()) as progress:
         track: Callable[[str, int], Callable[[int], None]] | None = None  # other ranks stay quiet

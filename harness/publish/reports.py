@@ -25,12 +25,18 @@ def make_run_id(task: str, dataset: str, model: str) -> str:
     return f"{stamp}_{safe(task)}_{safe(dataset)}_{safe(model)}"
 
 
-def write_report(run_dir: Path, record: dict[str, Any] | RunRecord) -> None:
-    """The report page and ``metrics.json`` (last); the predictions were written by the run's submission format."""
+def write_report(run_dir: Path, record: dict[str, Any] | RunRecord, pictures: Any = None) -> None:
+    """The report page and ``metrics.json`` (last); the predictions were written by the run's submission format.
+
+    ``pictures`` (``harness.pictures.build.Pictures``) adds the charts, error analysis and gallery.
+    """
+    from harness.pictures.view import report_view
+
     if isinstance(record, RunRecord):
         record = record.to_dict()
     run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / "report.html", render("report.html.j2", run=record))
+    atomic_write_text(run_dir / "report.html", render("report.html.j2", run=record, view=report_view(record),
+                                                      pictures=pictures))
     atomic_write_json(run_dir / "metrics.json", record)
 
 
@@ -54,13 +60,14 @@ def iter_run_records(reports_dir: Path) -> Iterator[RunRecord]:
         yield RunRecord.from_dict(record, Path(record["run_dir"]) / "metrics.json")
 
 
-def latest_records(reports_dir: Path, task: str | None = None) -> dict[tuple, dict[str, Any]]:
-    """The newest record per (task, dataset, model, limit)."""
+def latest_records(reports_dir: Path, task: str | None = None, key: Any = None) -> dict[tuple, dict[str, Any]]:
+    """The newest record per (task, dataset, model, limit), or per ``key(record)``."""
+    key_of = key or record_key
     latest: dict[tuple, dict[str, Any]] = {}
     for record in iter_records(reports_dir):
         if task is not None and record.get("task") != task:
             continue
-        key = record_key(record)
+        key = key_of(record)
         if key not in latest or record["finished_utc"] >= latest[key]["finished_utc"]:
             latest[key] = record
     return latest
@@ -68,3 +75,8 @@ def latest_records(reports_dir: Path, task: str | None = None) -> dict[tuple, di
 
 def record_key(record: dict[str, Any]) -> tuple:
     return (record["task"], record["dataset"]["name"], record["model"]["name"], record.get("limit"))
+
+
+def named_record_key(record: dict[str, Any]) -> tuple:
+    """``record_key`` plus the run's ``--name``: runs of one model under different names are different rows."""
+    return (*record_key(record), record.get("name"))

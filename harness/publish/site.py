@@ -84,11 +84,17 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def display_name(record: dict[str, Any]) -> str:
+    """The model, and the run's ``--name`` when it has one: ``heatmap [lr-0.1]``."""
+    name = record["model"]["name"]
+    return f"{name} [{record['name']}]" if record.get("name") else name
+
+
 def board_rows(board: Board, meta: TaskMeta) -> list[dict[str, Any]]:
     rows = []
     for record in board.records:
         row: dict[str, Any] = {"task": meta.name, "dataset": board.dataset, "limit": board.limit,
-                               "model": record["model"]["name"]}
+                               "model": display_name(record)}
         confidence = record.get("confidence") or {}
         for name in meta.columns:
             row[name] = _number(record["metrics"].get(name))
@@ -140,20 +146,43 @@ def curve_series(curves: dict[str, Any]) -> dict[str, list[tuple[str, list[float
     return found
 
 
-def board_charts(board: Board, meta: TaskMeta, colours: dict[str, str]) -> dict[str, Any]:
+def board_charts(board: Board, meta: TaskMeta, colours: dict[str, str], site_dir: Path | None = None
+                 ) -> dict[str, Any]:
+    """Per-class tables and the charts of one board; with ``site_dir`` the charts are matplotlib PNGs under
+    ``charts/`` (``harness.site_charts``), else the inline SVG of ``harness.publish.svgplot``."""
     per_class: dict[str, dict[str, dict[str, float | None]]] = {}
     for record in board.records:
         for metric, table in (record.get("per_class") or {}).items():
             if isinstance(table, dict):
                 for cls, value in table.items():
-                    per_class.setdefault(metric, {}).setdefault(str(cls), {})[record["model"]["name"]] = _number(value)
+                    per_class.setdefault(metric, {}).setdefault(str(cls), {})[display_name(record)] = _number(value)
     curves: dict[str, list] = {}
     for record in board.records:
         for name, lines in curve_series(record.get("curves") or {}).items():
             for sub, xs, ys, xlabel, ylabel, pr in lines:
-                label = record["model"]["name"] + (f" · {sub}" if sub else "")
+                label = display_name(record) + (f" · {sub}" if sub else "")
                 curves.setdefault(name, []).append((label, xs, ys, xlabel, ylabel, pr))
     models = [row["model"] for row in board.rows]
+    if site_dir is not None:
+        from harness.site_charts import line_chart_png, scatter_chart_png
+
+        charts_dir = Path(site_dir) / "charts"
+        charts_dir.mkdir(parents=True, exist_ok=True)
+        stem = f"{slug(meta.name)}-{board.slug}"
+        curve_imgs = [
+            line_chart_png([(label, xs, ys) for label, xs, ys, *_ in lines],
+                           title=("precision-recall" + (f" ({name})" if name != "pr" else "")) if all(
+                               line[5] for line in lines) else name, xlabel=lines[0][3],
+                           ylabel=lines[0][4], unit_square=all(line[5] for line in lines), colours=colours,
+                           path=charts_dir / f"{stem}-{slug(name)}.png", site_dir=Path(site_dir))
+            for name, lines in curves.items()
+        ]
+        scatter = scatter_chart_png(
+            [(row["model"], row["images_per_s"], row[meta.headline]) for row in board.rows],
+            title=f"{meta.headline} vs throughput", xlabel="images/s", ylabel=meta.headline, colours=colours,
+            path=charts_dir / f"{stem}-speed.png", site_dir=Path(site_dir),
+            higher_is_better=meta.higher.get(meta.headline, True))
+        return {"per_class": per_class, "curves": curve_imgs, "scatter": scatter, "models": models}
     curve_svgs = [
         line_chart([(label, xs, ys) for label, xs, ys, *_ in lines], title=name, xlabel=lines[0][3],
                    ylabel=lines[0][4], unit_square=all(line[5] for line in lines), colours=colours)
@@ -168,7 +197,9 @@ def board_charts(board: Board, meta: TaskMeta, colours: dict[str, str]) -> dict[
 def build_site(reports_dir: Path, out_dir: Path, leaderboards_dir: Path | None = None) -> dict[str, Any]:
     """Write the site; returns {task: number of rows} for the command's summary."""
     out_dir = Path(out_dir)
-    records = list(latest_records(Path(reports_dir)).values())
+    from harness.publish.reports import named_record_key
+
+    records = list(latest_records(Path(reports_dir), key=named_record_key).values())
     by_task: dict[str, list[dict[str, Any]]] = {}
     for record in records:
         by_task.setdefault(record["task"], []).append(record)
@@ -192,8 +223,10 @@ def build_site(reports_dir: Path, out_dir: Path, leaderboards_dir: Path | None =
         table["limit"] = table["limit"].astype("Int64")  # blank for full runs, never "20.0"
         atomic_write_text(out_dir / csv_name, table.to_csv(index=False))
         names = sorted({row["model"] for row in rows})
-        colours = {model: PALETTE[index % len(PALETTE)] for index, model in enumerate(names)}  # one per model, page-wide
-        pages = [{"board": board, "charts": board_charts(board, meta, colours)} for board in boards]
+        from harness.site_charts import model_colours
+
+        colours = model_colours(names)  # one distinct colour per model, page-wide
+        pages = [{"board": board, "charts": board_charts(board, meta, colours, out_dir)} for board in boards]
         atomic_write_text(out_dir / f"{slug(task)}.html", render(
             "site_task.html.j2", meta=meta, pages=pages, csv_name=csv_name, generated=generated,
             script=SORT_SCRIPT, style=STYLE))
@@ -209,13 +242,26 @@ def build_site(reports_dir: Path, out_dir: Path, leaderboards_dir: Path | None =
     return summary
 
 
+RUN_ASSETS = ("pictures", "per_image.csv", "per_image.parquet")
+
+
 def _copy_run_page(record: dict[str, Any], runs_dir: Path) -> None:
-    source = Path(record.get("run_dir", "")) / "report.html"
-    target = runs_dir / f"{slug(record['run_id'])}.html"
-    if source.is_file():
-        shutil.copyfile(source, target)
+    """``runs/<run-id>/report.html`` with the pictures and per-image table it links to (relative paths)."""
+    from harness.pictures.view import report_view
+
+    run_dir = Path(record.get("run_dir", ""))
+    target = runs_dir / slug(record["run_id"])
+    target.mkdir(parents=True, exist_ok=True)
+    if (run_dir / "report.html").is_file():
+        shutil.copyfile(run_dir / "report.html", target / "report.html")
+        for name in RUN_ASSETS:
+            if (run_dir / name).is_dir():
+                shutil.copytree(run_dir / name, target / name, dirs_exist_ok=True)
+            elif (run_dir / name).is_file():
+                shutil.copyfile(run_dir / name, target / name)
     else:
-        atomic_write_text(target, render("report.html.j2", run=record))
+        atomic_write_text(target / "report.html", render("report.html.j2", run=record, view=report_view(record),
+                                                         pictures=None))
 
 
 def _throughput_table(leaderboards_dir: Path | None) -> dict[str, Any] | None:
@@ -224,12 +270,19 @@ def _throughput_table(leaderboards_dir: Path | None) -> dict[str, Any] | None:
     table = pd.read_csv(Path(leaderboards_dir) / "throughput.csv")
     for column in table.columns:
         if pd.api.types.is_float_dtype(table[column]):
-            table[column] = table[column].map(lambda v: "" if pd.isna(v) else f"{v:.4g}")
+            # 11,410 rather than 1.141e+04; integers stored as floats by pandas print as integers
+            table[column] = table[column].map(lambda v: "" if pd.isna(v) else f"{v:,.0f}" if float(v).is_integer()
+                                              or abs(v) >= 100 else f"{v:.3g}" if abs(v) < 1 else f"{v:.2f}")
     table = table.astype(str).replace({"nan": "", "<NA>": ""})
     columns = [c for c in ("task", "model", "mode", "device_name", "precision", "channels_last", "compile", "batch_size",
                            "effective_batch_size", "images_per_s", "latency_p50_ms", "latency_p99_ms", "peak_memory_mb",
                            "parameters", "gflops_per_image") if c in table.columns]
-    return {"columns": columns, "rows": table[columns].to_dict("records")}
+    # a column with one value in every row is said once above the table instead of repeated (the table fits)
+    constant = {c: table[c].iloc[0] for c in columns if c not in ("task", "model", "images_per_s")
+                and len(table) > 1 and table[c].nunique() == 1}
+    columns = [c for c in columns if c not in constant]
+    return {"columns": columns, "rows": table[columns].to_dict("records"),
+            "constant": {k.replace("_", " "): v for k, v in constant.items() if v != ""}}
 
 
 STYLE = """
@@ -241,6 +294,9 @@ td .ci { color: #777; font-size: .8rem; display: block; }
 .chart { border: 1px solid #ddd; background: #fafafa; }
 nav a { margin-right: 1rem; }
 section.board { margin-bottom: 2.5rem; }
+#throughput th { white-space: normal; min-width: 3.5rem; }
+#throughput td.text { max-width: 14rem; overflow-wrap: anywhere; }
+img.chart { max-width: 100%; height: auto; }
 """
 
 SORT_SCRIPT = """

@@ -57,6 +57,12 @@ class RunConfig:
     skip_existing: bool = False
     #: a named convention of the protocol's metrics instead of the official one (``--dialect``)
     dialect: str | None = None
+    #: report pictures: gallery size (0: no pictures, per-image table or error analysis)
+    gallery: int = 12
+    #: a label for this run (``--name``): part of its run id and of its row on the site, next to the model name
+    name: str | None = None
+    #: free-form labels (``--tag``, repeatable), recorded in metrics.json and shown in the report
+    tags: tuple[str, ...] = ()
 
 
 def default_models(task: str) -> list[str]:
@@ -138,7 +144,8 @@ def run_models(config: RunConfig, progress: Callable[[str, int], Callable[[int],
         seed_everything(config.seed)
         started = utc_now()
         # one run id for every rank: dense submission files are written by the rank that predicted them
-        run_id = context.all_gather(make_run_id(task.name, dataset.info.name, adapter.name))[0]
+        run_id = context.all_gather(make_run_id(task.name, dataset.info.name,
+                                                adapter.name + (f"_{config.name}" if config.name else "")))[0]
         submission = SUBMISSIONS.get(protocol.submission)(dataset.info, config.reports_dir / run_id)
         shard_indices = context.shard(indices)
         on_batch = progress(adapter.name, len(shard_indices)) if progress and context.is_main else None
@@ -210,9 +217,18 @@ def _score_and_write(config: RunConfig, task: Task, protocol: Protocol, dataset:
         provenance={**provenance(config.device, config.seed), "world_size": len(shards)},
         started_utc=started,
         finished_utc=utc_now(),
+        extra={"name": config.name, "tags": list(config.tags)},
     )
-    write_report(config.reports_dir / run_id, run)
     record = run.to_dict()
+    pictures = None
+    if config.gallery > 0:
+        from harness.pictures.build import build_pictures_safely
+
+        pictures = build_pictures_safely(config.reports_dir / run_id, record, dataset,
+                                         sample_indices(dataset, config.limit), gallery_size=config.gallery,
+                                         seed=config.seed)
+        record["analysis"] = pictures.summary()
+    write_report(config.reports_dir / run_id, record, pictures)
     if config.limit is None and config.dialect is None:  # leaderboards hold official, full-dataset numbers only
         update_leaderboard(config.leaderboards_dir, task.name, record, protocol.columns, protocol.headline,
                            record["higher_is_better"].get(protocol.headline, protocol.higher_is_better(protocol.headline)))

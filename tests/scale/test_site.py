@@ -94,7 +94,9 @@ def test_site_renders_the_csv_sorts_and_stays_offline(site, served, tmp_path):
 
         smoke = cells(page, "board-toy-set-20")
         assert sorted(row[0] for row in smoke) == ["toy-linear", "toy-noisy"] and {row[6] for row in smoke} == {"20"}
-        assert page.locator("svg.chart").count() == 4  # accuracy-vs-throughput and the PR curve, per board
+        assert page.locator("img.chart").count() == 4  # accuracy-vs-throughput and the PR curve, per board
+        sizes = page.eval_on_selector_all("img.chart", "is => is.map(i => [i.naturalWidth, i.naturalHeight])")
+        assert all(w > 100 and h > 100 for w, h in sizes), sizes
         assert page.locator("table.per-class").count() == 2
         page.screenshot(path=str(tmp_path / "toy.png"), full_page=True)
 
