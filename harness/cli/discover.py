@@ -44,7 +44,7 @@ def models_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def models_list(task, as_json) -> None:
     """Each model's task, source, parameters and whether its weights are here (no network is built)."""
-    from harness.discovery import list_models
+    from harness.publish.discovery import list_models
 
     if task is not None:
         from harness.tasks import TASKS
@@ -63,7 +63,7 @@ def metrics_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def metrics_list(as_json) -> None:
     """Each metric's version, dialects (first = official) and the names where lower is better."""
-    from harness.discovery import list_metrics
+    from harness.publish.discovery import list_metrics
 
     _print(list_metrics(), ["name", "version", "dialects", "lower_is_better", "summary"], "metrics", as_json)
 
@@ -77,6 +77,6 @@ def tasks_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def tasks_list(as_json) -> None:
     """Each task's default dataset, the datasets that serve it, its headline metric and how many models."""
-    from harness.discovery import list_tasks
+    from harness.publish.discovery import list_tasks
 
     _print(list_tasks(), ["name", "default_dataset", "datasets", "headline", "metrics", "models"], "tasks", as_json)

@@ -28,9 +28,9 @@ def make_run_id(task: str, dataset: str, model: str) -> str:
 def write_report(run_dir: Path, record: dict[str, Any] | RunRecord, pictures: Any = None) -> None:
     """The report page and ``metrics.json`` (last); the predictions were written by the run's submission format.
 
-    ``pictures`` (``harness.pictures.build.Pictures``) adds the charts, error analysis and gallery.
+    ``pictures`` (``harness.publish.pictures.build.Pictures``) adds the charts, error analysis and gallery.
     """
-    from harness.pictures.view import report_view
+    from harness.publish.pictures.view import report_view
 
     if isinstance(record, RunRecord):
         record = record.to_dict()

@@ -149,7 +149,7 @@ def curve_series(curves: dict[str, Any]) -> dict[str, list[tuple[str, list[float
 def board_charts(board: Board, meta: TaskMeta, colours: dict[str, str], site_dir: Path | None = None
                  ) -> dict[str, Any]:
     """Per-class tables and the charts of one board; with ``site_dir`` the charts are matplotlib PNGs under
-    ``charts/`` (``harness.site_charts``), else the inline SVG of ``harness.publish.svgplot``."""
+    ``charts/`` (``harness.publish.site_charts``), else the inline SVG of ``harness.publish.svgplot``."""
     per_class: dict[str, dict[str, dict[str, float | None]]] = {}
     for record in board.records:
         for metric, table in (record.get("per_class") or {}).items():
@@ -164,7 +164,7 @@ def board_charts(board: Board, meta: TaskMeta, colours: dict[str, str], site_dir
                 curves.setdefault(name, []).append((label, xs, ys, xlabel, ylabel, pr))
     models = [row["model"] for row in board.rows]
     if site_dir is not None:
-        from harness.site_charts import line_chart_png, scatter_chart_png
+        from harness.publish.site_charts import line_chart_png, scatter_chart_png
 
         charts_dir = Path(site_dir) / "charts"
         charts_dir.mkdir(parents=True, exist_ok=True)
@@ -223,7 +223,7 @@ def build_site(reports_dir: Path, out_dir: Path, leaderboards_dir: Path | None =
         table["limit"] = table["limit"].astype("Int64")  # blank for full runs, never "20.0"
         atomic_write_text(out_dir / csv_name, table.to_csv(index=False))
         names = sorted({row["model"] for row in rows})
-        from harness.site_charts import model_colours
+        from harness.publish.site_charts import model_colours
 
         colours = model_colours(names)  # one distinct colour per model, page-wide
         pages = [{"board": board, "charts": board_charts(board, meta, colours, out_dir)} for board in boards]
@@ -247,7 +247,7 @@ RUN_ASSETS = ("pictures", "per_image.csv", "per_image.parquet")
 
 def _copy_run_page(record: dict[str, Any], runs_dir: Path) -> None:
     """``runs/<run-id>/report.html`` with the pictures and per-image table it links to (relative paths)."""
-    from harness.pictures.view import report_view
+    from harness.publish.pictures.view import report_view
 
     run_dir = Path(record.get("run_dir", ""))
     target = runs_dir / slug(record["run_id"])

@@ -222,7 +222,7 @@ def _score_and_write(config: RunConfig, task: Task, protocol: Protocol, dataset:
     record = run.to_dict()
     pictures = None
     if config.gallery > 0:
-        from harness.pictures.build import build_pictures_safely
+        from harness.publish.pictures.build import build_pictures_safely
 
         pictures = build_pictures_safely(config.reports_dir / run_id, record, dataset,
                                          sample_indices(dataset, config.limit), gallery_size=config.gallery,

@@ -58,7 +58,7 @@ def test_parameter_count_read_without_torch_equals_torch_load():
 
     import torch
 
-    from harness.discovery import _state_dict_parameters
+    from harness.publish.discovery import _state_dict_parameters
 
     def count(value):
         if hasattr(value, "numel"):

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.pictures.tide import ERROR_TYPES, average_precision, tide
+from harness.publish.pictures.tide import ERROR_TYPES, average_precision, tide
 from harness.core.structures import DetectionPrediction, DetectionTarget
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "coco"

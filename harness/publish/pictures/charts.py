@@ -239,7 +239,7 @@ def tide_bars(delta: dict[str, float], counts: dict[str, int], path: Path, title
 
 def flow_wheel(path: Path, size: int = 160) -> Path:
     """The colour key of the flow pictures: direction is hue, length is saturation."""
-    from harness.pictures.draw import flow_to_rgb
+    from harness.publish.pictures.draw import flow_to_rgb
 
     yy, xx = np.mgrid[-1:1:complex(size), -1:1:complex(size)]
     flow = np.stack([xx, yy], axis=2).astype(np.float32)

@@ -22,8 +22,8 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from harness.pictures.collect import Pair
-from harness.pictures.overlap import box_iou, greedy_match, mask_iou, oks
+from harness.publish.pictures.collect import Pair
+from harness.publish.pictures.overlap import box_iou, greedy_match, mask_iou, oks
 
 IOU = 0.5
 MAX_DETS = 100

@@ -23,7 +23,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from harness.pictures.overlap import box_iou, mask_iou
+from harness.publish.pictures.overlap import box_iou, mask_iou
 
 ERROR_TYPES = ("cls", "loc", "both", "dupe", "bkg", "missed")
 DESCRIPTIONS = {

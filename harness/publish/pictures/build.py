@@ -14,9 +14,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from harness.core.dataset import Dataset
-from harness.pictures import charts, draw
-from harness.pictures.collect import Pair, read_pairs, safe_name
-from harness.pictures.per_image import PerImage, end_point_error, per_image
+from harness.publish.pictures import charts, draw
+from harness.publish.pictures.collect import Pair, read_pairs, safe_name
+from harness.publish.pictures.per_image import PerImage, end_point_error, per_image
 
 GALLERY_SIZE = 12
 PICTURES = "pictures"
@@ -163,7 +163,7 @@ def _class_bars(pictures: Pictures, out: Path, record: dict[str, Any]) -> None:
 
 def _detection_extras(pictures: Pictures, out: Path, info: Any, pairs: Sequence[Pair], table: PerImage,
                       masks: bool) -> None:
-    from harness.pictures.tide import DESCRIPTIONS, tide
+    from harness.publish.pictures.tide import DESCRIPTIONS, tide
 
     names = list(info.classes)
     matrix = table.extras["class_confusion"]

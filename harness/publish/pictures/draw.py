@@ -74,7 +74,7 @@ def _label(draw: ImageDraw.ImageDraw, xy: tuple[float, float], text: str, colour
 # ------------------------------------------------------------------------------------------------ detection
 def detection_pair(image: np.ndarray, target: Any, prediction: Any, matches: Any, threshold: float,
                    names: dict[Any, str], masks: bool = False, limit: int = 40) -> Image.Image:
-    from harness.pictures.overlap import decode
+    from harness.publish.pictures.overlap import decode
 
     s = scale_for(*image.shape[:2])
     height, width = image.shape[:2]

@@ -62,7 +62,7 @@ def check_comparable(a: dict[str, Any], b: dict[str, Any]) -> None:
 
 
 def _metrics_for(record: dict[str, Any], dataset: Any, task: Any) -> list[Any]:
-    from harness.pictures.collect import read_pairs
+    from harness.publish.pictures.collect import read_pairs
 
     pairs = read_pairs(dataset, range(record["samples"]), Path(record["run_dir"]), record["predictions"]["format"])
     metrics = task.metrics(dataset.info, (record.get("protocol") or {}).get("dialect"))

@@ -21,7 +21,7 @@ def open_run_dataset(record: dict[str, Any]) -> Any:
 
 
 def rebuild_report(run_dir: Path, gallery: int = 12, seed: int | None = None) -> Any:
-    from harness.pictures.build import build_pictures
+    from harness.publish.pictures.build import build_pictures
     from harness.publish.reports import write_report
 
     run_dir = Path(run_dir)
