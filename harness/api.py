@@ -161,9 +161,9 @@ def load(run_dir: str | Path) -> RunResult:
 
 def compare(run_a: str | Path | RunResult, run_b: str | Path | RunResult, *, resamples: int = 200, seed: int = 0,
             top: int = 10) -> Any:
-    """``bench compare``: ``harness.publish.compare.Comparison`` (metrics B - A with paired-bootstrap intervals, per-class
+    """``bench compare``: ``harness.run.compare.Comparison`` (metrics B - A with paired-bootstrap intervals, per-class
     deltas, the images that differ most)."""
-    from harness.publish.compare import compare_runs
+    from harness.run.compare import compare_runs
 
     a = run_a.run_dir if isinstance(run_a, RunResult) else Path(run_a)
     b = run_b.run_dir if isinstance(run_b, RunResult) else Path(run_b)

@@ -29,7 +29,7 @@ def compare_command(run_a, run_b, bootstrap, seed, top, as_json) -> None:
     """Compare two runs' folders (reports/<run-id>) on the same images: B - A."""
     from rich.table import Table
 
-    from harness.publish.compare import compare_runs
+    from harness.run.compare import compare_runs
     from harness.cli.console import console
 
     result = compare_runs(run_a, run_b, resamples=bootstrap, seed=seed, top=top)

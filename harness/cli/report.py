@@ -14,7 +14,7 @@ from harness.cli import main
 @click.option("--seed", type=int, default=None, help="Seed of the gallery's random sample (default: the run's).")
 def report_command(run_dir, gallery, seed) -> None:
     """Draw the run's pictures again (charts, error analysis, gallery, per_image.csv) from its written predictions."""
-    from harness.publish.pictures.rebuild import rebuild_report
+    from harness.run.rebuild_pictures import rebuild_report
 
     pictures = rebuild_report(run_dir, gallery=gallery, seed=seed)
     click.echo(f"{run_dir / 'report.html'}: {len(pictures.figures)} charts, {len(pictures.gallery)} gallery images"

@@ -10,7 +10,7 @@ import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, ClassVar, Sequence
 
 from harness.core.dataset import DatasetInfo
 from harness.core.errors import BenchError
@@ -43,6 +43,18 @@ class Adapter(ABC):
     #: its largest image, or run batched float kernels, are not; the prediction cache then also keys their
     #: predictions by the number of processes (``harness.run.prediction_cache.batching_key``).
     batch_invariant: bool = False
+    #: folder of the weights files shipped with the model, named ``<task>_<model>[_<family>].pt``; None when the
+    #: user supplies the weights.  ``bench models list`` reads it without building the network.
+    shipped_weights_dir: ClassVar[Path | None] = None
+
+    @classmethod
+    def shipped_weights(cls, name: str) -> list[Path]:
+        """The weights files shipped for the model registered as ``name``, its default first."""
+        folder = cls.shipped_weights_dir
+        if folder is None:
+            return []
+        # model names hold '-', never '_': 'prior-boxes_' does not match 'prior-boxes-mask_'
+        return sorted(folder.glob(f"*_{name}.pt")) + sorted(folder.glob(f"*_{name}_*.pt"))
 
     def __init__(
         self,

@@ -94,8 +94,7 @@ def _torchvision_releases(builders: list[str]) -> dict[str, dict[str, Any]]:
 
 
 def list_models(task: str | None = None) -> list[dict[str, Any]]:
-    from adapters import ADAPTERS
-    from adapters.inrepo.weights import WEIGHTS_DIR
+    from harness.core.catalog import ADAPTERS
 
     releases = _torchvision_releases([n.removeprefix("tv-") for n, c in ADAPTERS.items()
                                       if _source(c) == "torchvision" and (task is None or c.task == task)])
@@ -110,7 +109,7 @@ def list_models(task: str | None = None) -> list[dict[str, Any]]:
         weights = ""
         if source == "in-repo":
             # <task>_<model>[_<family>].pt; instance models keep the detection prefix (detection_centernet-mask.pt)
-            files = sorted(WEIGHTS_DIR.glob(f"*_{name}.pt")) + sorted(WEIGHTS_DIR.glob(f"*_{name}_*.pt"))
+            files = cls.shipped_weights(name)
             if files:
                 parameters = _state_dict_parameters(files[0])
                 weights = "yes: " + ", ".join(f.stem.split(f"_{name}", 1)[1].lstrip("_") or "default" for f in files)
@@ -143,8 +142,7 @@ def list_metrics() -> list[dict[str, Any]]:
 
 
 def list_tasks() -> list[dict[str, Any]]:
-    from harness.datasets import DATASETS
-    from harness.tasks import TASKS
+    from harness.core.catalog import ADAPTERS, DATASETS, TASKS
 
     rows = []
     for name, cls in TASKS.items():
@@ -153,5 +151,5 @@ def list_tasks() -> list[dict[str, Any]]:
         rows.append({"name": name, "default_dataset": getattr(cls, "default_dataset", ""),
                      "datasets": datasets, "headline": getattr(protocol, "headline", ""),
                      "metrics": [spec.metric for spec in getattr(protocol, "metrics", ())],
-                     "models": sum(1 for _, a in __import__("adapters").ADAPTERS.items() if getattr(a, "task", "") == name)})
+                     "models": sum(1 for _, a in ADAPTERS.items() if getattr(a, "task", "") == name)})
     return rows

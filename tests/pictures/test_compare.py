@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from harness.run.bench_run import RunConfig, run_models
 from harness.cli import main
-from harness.publish.compare import compare_runs, paired_draws
+from harness.run.compare import compare_runs, paired_draws
 from harness.core.metric import percentile_intervals
 
 

@@ -21,6 +21,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from harness.core.catalog import ADAPTERS
+from adapters.inrepo.weights import WEIGHTS_DIR
 from harness.core.adapter import Adapter, AdapterInfo
 from adapters.inrepo.detection.detector_weights import Checkpoint, default_weights, weights_for
 from adapters.inrepo.inference import fixed_inference
@@ -44,6 +45,8 @@ class InRepoDetectionAdapter(Adapter):
     ``options["threads"]`` sets torch's thread count during ``predict`` (restored afterwards); the default, one
     thread, suits these small networks on a machine shared with other jobs (see the keypoint models).
     """
+
+    shipped_weights_dir = WEIGHTS_DIR
 
     model_name = ""
     kind = ""

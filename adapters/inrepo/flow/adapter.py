@@ -11,6 +11,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from harness.core.catalog import ADAPTERS
+from adapters.inrepo.weights import WEIGHTS_DIR
 from harness.core.adapter import Adapter, AdapterInfo
 from adapters.inrepo.weights import default_weights
 from adapters.inrepo.inference import fixed_inference
@@ -116,6 +117,8 @@ class ZeroFlowAdapter(Adapter):
 @ADAPTERS.register("flownet-s")
 class FlowNetSAdapter(Adapter):
     """A small FlowNetS trained on the embedded Sintel-layout train split (both passes) with a multi-scale EPE loss."""
+
+    shipped_weights_dir = WEIGHTS_DIR
 
     task = TASK
     runs_by_default = True

@@ -18,6 +18,7 @@ from typing import Sequence
 import numpy as np
 
 from harness.core.adapter import Adapter, AdapterInfo, load_state_dict
+from adapters.inrepo.weights import WEIGHTS_DIR
 from adapters.inrepo.inference import fixed_inference
 from adapters.inrepo.keypoints.crop import DEFAULT_PADDING, crop_matrix, invert, transform_points, warp
 from adapters.inrepo.keypoints.skeletons import COCO17, Skeleton, default_weights, skeleton_of
@@ -35,6 +36,8 @@ class TopDownAdapter(Adapter):
     thread, suits these tiny networks: a second thread buys little on 64x48 crops and, on a machine shared with
     other jobs, OpenMP threads waiting for a busy core can make a step ten times slower.
     """
+
+    shipped_weights_dir = WEIGHTS_DIR
 
     task = "keypoints"
     runs_by_default = True  # committed weights, no download: part of `bench run --task keypoints`

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from harness.core.catalog import ADAPTERS
+from adapters.inrepo.weights import WEIGHTS_DIR
 from harness.core.adapter import Adapter, AdapterInfo, load_state_dict
 from adapters.inrepo.weights import (dataset_family, default_family, default_weights, weights_family,
                                         weights_for)
@@ -68,6 +69,8 @@ class Binding:
 
 class InRepoSegmentationAdapter(Adapter):
     """Binds weights per dataset family; subclasses build their predictor from the bound file in ``load``."""
+
+    shipped_weights_dir = WEIGHTS_DIR
 
     task = TASK
     runs_by_default = True

@@ -115,7 +115,7 @@ def build_pictures_safely(run_dir: Path, record: dict[str, Any], dataset: Datase
 
 def _coco_curves(pictures: Pictures, out: Path, task: str, info: Any, pairs: Sequence[Pair]) -> None:
     """Precision at 101 recall points for every IoU threshold and class, from bench's COCO evaluator."""
-    from harness.run.bench_run import get_task
+    from harness.tasks import get_task
     from harness.metrics.coco import evaluate_coco
     from harness.metrics.coco_metric import _CocoMetric
 
