@@ -23,6 +23,7 @@ from harness.errors import BenchError
 from harness.leaderboard import update_leaderboard
 from harness.predcache import PredictionCache, batching_key, code_fingerprint, default_cache_dir
 from harness.provenance import provenance, utc_now
+from harness.safety.cachekey import dataset_cache_key
 from harness.reports import iter_records, make_run_id, write_report
 from harness.protocol import Protocol
 from harness.runner import finish, run_shard, sample_indices
@@ -149,7 +150,8 @@ def run_models(config: RunConfig, progress: Callable[[str, int], Callable[[int],
         on_batch = progress(adapter.name, len(shard_indices)) if progress and context.is_main else None
         cache = None
         if config.cache:
-            cache = PredictionCache(config.cache_dir or default_cache_dir(), model_fingerprint, fingerprint,
+            cache = PredictionCache(config.cache_dir or default_cache_dir(), model_fingerprint,
+                                    dataset_cache_key(fingerprint, dataset, config.seed),
                                     adapter.device, code_fingerprint(adapter),
                                     batching_key(adapter, config.batch_size, context.world_size))
         failure: Exception | None = None

@@ -103,7 +103,7 @@ def run_shard(
         predictions: list[Any] = [MISSING] * len(samples)
         if cache is not None:
             for slot, sample in enumerate(samples):
-                predictions[slot] = cache.get(sample.sample_id, MISSING)
+                predictions[slot] = cache.get(sample.sample_id, MISSING, sample=sample)
                 chunk = cache.chunk_of(sample.sample_id) if predictions[slot] is not MISSING else None
                 if chunk is not None and chunk not in replayed:
                     replayed.add(chunk)
@@ -125,7 +125,7 @@ def run_shard(
                 )
             if cache is not None:
                 try:
-                    cache.put([sample.sample_id for sample in todo], fresh, recorder.batch_seconds[-1])
+                    cache.put([sample.sample_id for sample in todo], fresh, recorder.batch_seconds[-1], samples=todo)
                 except CodecError as exc:  # e.g. a prediction type nobody registered: run on, uncached
                     warnings.warn(f"prediction cache disabled for {adapter.name!r}: {exc}", stacklevel=2)
                     cache = None
