@@ -29,6 +29,7 @@ import yaml
 from harness.errors import DataError
 from harness.jsonio import atomic_write_text
 from harness.reports import latest_records
+from harness.safety.locks import locked, race_window
 from harness.yamlio import read_yaml
 
 DEFAULT_BASELINES = Path("leaderboards/baselines.yaml")
@@ -139,7 +140,15 @@ class Update:
 
 
 def update_baselines(path: Path, reports_dir: Path) -> list[Update]:
-    """Rewrite ``expected`` of every entry that has a latest result; everything else stays as written."""
+    """Rewrite ``expected`` of every entry that has a latest result; everything else stays as written.
+
+    Under a lock on the baselines file: two concurrent updates would otherwise each write back their own read.
+    """
+    with locked(path):
+        return _update_locked(path, reports_dir)
+
+
+def _update_locked(path: Path, reports_dir: Path) -> list[Update]:
     data, entries = _read_entries(path)
     baselines = load_baselines(path)
     checks = run_gate(baselines, reports_dir)
@@ -152,6 +161,7 @@ def update_baselines(path: Path, reports_dir: Path) -> list[Update]:
     text = path.read_text(encoding="utf-8")
     header = "".join(line for line in _leading_comments(text))
     body = yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=200)
+    race_window()
     atomic_write_text(path, header + body)
     return updates
 

@@ -63,6 +63,7 @@ def write_label_png(path: str | Path, labels: np.ndarray, palette: list[int] | N
     try:
         with os.fdopen(fd, "wb") as handle:
             image.save(handle, format="PNG")
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

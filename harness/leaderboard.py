@@ -12,6 +12,7 @@ import pandas as pd
 
 from harness.jsonio import atomic_write_text
 from harness.provenance import utc_now
+from harness.safety.locks import locked, race_window
 from harness.templating import render
 
 DEFAULT_LEADERBOARD_DIR = Path("leaderboards")
@@ -54,6 +55,12 @@ def update_leaderboard(
     protocol are never ranked against each other.
     """
     csv_path = directory / f"{task_name}.csv"
+    with locked(csv_path):  # read-modify-write: without the lock, concurrent runs lose each other's rows
+        return _update_locked(directory, task_name, csv_path, record, metric_columns, headline, headline_higher)
+
+
+def _update_locked(directory: Path, task_name: str, csv_path: Path, record: dict[str, Any],
+                   metric_columns: tuple[str, ...], headline: str, headline_higher: bool) -> Path:
     new_row = pd.DataFrame([row_from_record(record, metric_columns, headline, headline_higher)])
     if csv_path.is_file():
         table = pd.read_csv(csv_path, dtype={"git_sha": str, "protocol": str, "headline": str}, keep_default_na=False,
@@ -70,6 +77,7 @@ def update_leaderboard(
     known = [c for c in table.columns if c not in KEY_COLUMNS + THROUGHPUT_COLUMNS + TRAILING_COLUMNS]
     metrics = list(metric_columns) + [c for c in known if c not in metric_columns]
     table = table.reindex(columns=KEY_COLUMNS + metrics + THROUGHPUT_COLUMNS + TRAILING_COLUMNS)
+    race_window()
     write_leaderboard(directory, task_name, sort_groups(table))
     return csv_path
 

@@ -68,6 +68,7 @@ def _write_mask_png(path: Path, mask: np.ndarray) -> None:
     try:
         with os.fdopen(fd, "wb") as handle:
             Image.fromarray(np.ascontiguousarray(mask, dtype=bool)).save(handle, format="PNG")
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
