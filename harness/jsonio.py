@@ -85,6 +85,8 @@ def read_json(path: str | Path) -> Any:
             raise DataError(f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}", path) from None
         except UnicodeDecodeError as exc:
             raise DataError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", path) from None
+        except RecursionError:  # orjson stops at 1024 levels; the standard library at the interpreter's stack
+            raise DataError("malformed JSON: nested deeper than the parser's recursion limit", path) from None
 
 
 def _orjson_loads(data: bytes) -> Any:

@@ -156,7 +156,7 @@ class IdIndex:
                 raw = None
             if raw is not None and raw.dtype.kind == "f" and raw.shape == (len(values),):
                 # pycocotools finds image_id 3.0 under 3 (Python dict keys): accept integral floats too
-                if np.all(np.isfinite(raw)) and np.all(raw == np.round(raw)):
+                if np.all(np.abs(raw) < 2.0**63) and np.all(raw == np.round(raw)):  # NaN fails both
                     raw = raw.astype(np.int64)
             if raw is not None and raw.dtype.kind in "iu" and raw.shape == (len(values),):
                 raw = raw.astype(np.int64, copy=False)
