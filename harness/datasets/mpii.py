@@ -46,6 +46,7 @@ from harness.jsonio import read_json
 from harness.keypoint_meta import MPII_JOINT_CODES, MPII_KEYPOINT_NAMES, MPII_SKELETON
 from harness.protocol import MetricSpec, ProtocolOverride
 from harness.structures import KeypointsTarget, PersonBoxes, Sample
+from harness.validation.paths import inside
 
 NUM_JOINTS = len(MPII_KEYPOINT_NAMES)
 PERSON_KEYS = ("image", "center", "scale", "joints", "joints_vis")
@@ -314,7 +315,7 @@ class Mpii(Dataset):
 
     def __getitem__(self, index: int) -> Sample:
         file_name, person_ids = self.images[index]
-        image_path = self.image_dir / file_name
+        image_path = inside(self.image_dir, file_name, self.annotation_file, f"image #{index} ({file_name!r})")
         width, height = _image_size(image_path)
         ids = np.array(person_ids, np.int64)
         labelled = self.present[ids]
