@@ -5,9 +5,12 @@ A baseline entry::
     - {task: keypoints, dataset: coco-mini, model: heatmap, metric: AP, expected: 0.71, tolerance: 0.02,
        direction: higher, limit: 48}
 
-``direction`` says which way is better; only a move the wrong way by more than ``max(tolerance, CI half-width)``
-fails, where the half-width comes from the run's bootstrap interval (``confidence`` in metrics.json): a drop that
-resampling the same images could produce is noise, not a regression.  ``limit`` (optional) matches runs made with
+``direction`` says which way is better; a move the wrong way by more than ``tolerance`` fails.  The run's
+bootstrap interval (``confidence`` in metrics.json) is shown beside it but never widens the allowed drop: a wide
+interval on a small set would otherwise let large regressions through (issue 11: a 0.01 tolerance became an
+allowed AP drop of 0.54).  ``class: NAME`` gates one class of a per-class metric (``per_class`` in
+metrics.json).  The file is validated by ``harness.validation.schemas.BaselinesFile``: unknown (misspelt) keys,
+negative tolerances and non-numbers are one-line errors.  ``limit`` (optional) matches runs made with
 ``--limit`` that many samples, so a CI smoke run is compared with a smoke baseline and never with the
 full-dataset number.
 
@@ -47,6 +50,8 @@ class Baseline:
     direction: str
     limit: int | None = None
     protocol: str | None = None
+    #: gate one class of a per-class metric (YAML key ``class``)
+    class_name: str | None = None
 
     def key(self) -> tuple:
         return (self.task, self.dataset, self.model, self.limit)
@@ -75,8 +80,8 @@ class Check:
 
     @property
     def allowed(self) -> float:
-        """The drop tolerated: the baseline's tolerance, or the run's CI half-width when that is wider."""
-        return max(self.baseline.tolerance, self.half_width or 0.0)
+        """The drop tolerated: the baseline's tolerance (the interval is evidence to show, never a licence)."""
+        return self.baseline.tolerance
 
     @property
     def passed(self) -> bool:
@@ -88,6 +93,8 @@ class Check:
     def describe(self) -> str:
         b = self.baseline
         where = f"{b.task}/{b.dataset}/{b.model}{'' if b.limit is None else f' (limit {b.limit})'} {b.metric}"
+        if b.class_name is not None:
+            where += f"[{b.class_name}]"
         if self.actual is None:
             return f"{where}: no result found (run it first)"
         if not self.comparable:
@@ -108,16 +115,12 @@ def _read_entries(path: Path) -> tuple[dict, list]:
 
 
 def load_baselines(path: Path) -> list[Baseline]:
-    _, entries = _read_entries(path)
-    baselines = []
-    for index, entry in enumerate(entries):
-        missing = [key for key in REQUIRED if not isinstance(entry, dict) or key not in entry]
-        if missing:
-            raise DataError(f"baselines[{index}]: missing {', '.join(missing)}", path)
-        if entry["direction"] not in ("higher", "lower"):
-            raise DataError(f"baselines[{index}]: direction must be 'higher' or 'lower'", path)
-        baselines.append(Baseline(**{key: entry[key] for key in (*REQUIRED, "limit", "protocol") if key in entry}))
-    return baselines
+    from harness.validation.schemas import BaselinesFile, validate
+
+    data, _ = _read_entries(path)
+    parsed = validate(BaselinesFile, data, path)
+    return [Baseline(**entry.model_dump(exclude={"class_name"}), class_name=entry.class_name)
+            for entry in parsed.baselines]
 
 
 def run_gate(baselines: list[Baseline], reports_dir: Path) -> list[Check]:
@@ -125,8 +128,14 @@ def run_gate(baselines: list[Baseline], reports_dir: Path) -> list[Check]:
     checks = []
     for baseline in baselines:
         record: dict[str, Any] | None = latest.get(baseline.key())
-        actual = None if record is None else record["metrics"].get(baseline.metric)
-        interval = None if record is None else (record.get("confidence") or {}).get(baseline.metric)
+        if baseline.class_name is None:
+            actual = None if record is None else record["metrics"].get(baseline.metric)
+            interval = None if record is None else (record.get("confidence") or {}).get(baseline.metric)
+        else:
+            classes = {} if record is None else (record.get("per_class") or {}).get(baseline.metric) or {}
+            value = classes.get(baseline.class_name) if isinstance(classes, dict) else None
+            actual = value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+            interval = None
         checks.append(Check(baseline, None if actual is None else float(actual), record and record["run_id"],
                             None if interval is None else (float(interval[0]), float(interval[1])),
                             None if record is None else ((record.get("protocol") or {}).get("key"))))

@@ -38,8 +38,11 @@ def iter_records(reports_dir: Path) -> Iterator[dict[str, Any]]:
     for path in sorted(reports_dir.glob("*/metrics.json")):
         try:
             record = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError, RecursionError):
             continue  # unreadable leftovers are not results; `bench` never writes them half-way
+        from harness.validation.schemas import RecordView, validate
+
+        validate(RecordView, record, path)  # a parsed record with wrong fields is named, not trusted
         record.setdefault("run_dir", str(path.parent))
         yield record
 
