@@ -24,6 +24,7 @@ from harness.leaderboard import update_leaderboard
 from harness.predcache import PredictionCache, batching_key, code_fingerprint, default_cache_dir
 from harness.provenance import provenance, utc_now
 from harness.safety.cachekey import dataset_cache_key
+from harness.safety.runs import clean_stale_runs, mark_finished, mark_started
 from harness.reports import iter_records, make_run_id, write_report
 from harness.protocol import Protocol
 from harness.runner import finish, run_shard, sample_indices
@@ -130,6 +131,8 @@ def run_models(config: RunConfig, progress: Callable[[str, int], Callable[[int],
     fingerprint = dataset.fingerprint()
     indices = sample_indices(dataset, config.limit)
     context.start(config.device)
+    if context.is_main:
+        clean_stale_runs(config.reports_dir)  # folders of killed runs move to <reports>/.partial/
     records = []
     for adapter in adapters:
         adapter.check_compatible(dataset.info)
@@ -145,6 +148,8 @@ def run_models(config: RunConfig, progress: Callable[[str, int], Callable[[int],
         started = utc_now()
         # one run id for every rank: dense submission files are written by the rank that predicted them
         run_id = context.all_gather(make_run_id(task.name, dataset.info.name, adapter.name))[0]
+        if context.is_main:
+            mark_started(config.reports_dir / run_id)
         submission = SUBMISSIONS.get(protocol.submission)(dataset.info, config.reports_dir / run_id)
         shard_indices = context.shard(indices)
         on_batch = progress(adapter.name, len(shard_indices)) if progress and context.is_main else None
@@ -208,6 +213,7 @@ def _score_and_write(config: RunConfig, task: Task, protocol: Protocol, dataset:
         "finished_utc": utc_now(),
     }
     write_report(config.reports_dir / run_id, record)
+    mark_finished(config.reports_dir / run_id)
     if config.limit is None and config.dialect is None:  # leaderboards hold official, full-dataset numbers only
         update_leaderboard(config.leaderboards_dir, task.name, record, protocol.columns, protocol.headline,
                            record["higher_is_better"].get(protocol.headline, protocol.higher_is_better(protocol.headline)))

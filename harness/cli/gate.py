@@ -10,11 +10,13 @@ import click
 
 from harness.cli import main
 from harness.console import console
+from harness.validation import cli as checks
 
 
 @main.command("gate")
 @click.option("--baselines", type=click.Path(path_type=Path), default=Path("leaderboards/baselines.yaml"), show_default=True)
-@click.option("--reports-dir", type=click.Path(path_type=Path), default=Path("reports"), show_default=True)
+@click.option("--reports-dir", type=click.Path(path_type=Path), default=Path("reports"), show_default=True,
+              callback=checks.directory)
 @click.option("--task", "tasks", multiple=True, help="Gate only this task's baselines (repeatable; default: all).")
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="Gate the baselines of smoke runs made with --limit N (default: the full-run baselines).")
@@ -36,14 +38,15 @@ def gate_command(baselines: Path, reports_dir: Path, tasks: tuple[str, ...], lim
         of_tasks = f" of task {', '.join(tasks)}" if tasks else ""
         raise BenchError(f"no baselines{of_tasks} for {which}", baselines)
     checks = run_gate(selected, reports_dir)
-    table = Table(title=f"gate: {baselines}")
+    table = Table(title=escape(f"gate: {baselines}"))
     for column in ("task", "dataset", "model", "limit", "metric", "expected", "actual", "delta", "CI", "tolerance",
                    "allowed", "result"):
         table.add_column(column)
     for check in checks:
         b = check.baseline
         ci = "" if check.confidence is None else escape(f"[{check.confidence[0]:.4f}, {check.confidence[1]:.4f}]")
-        table.add_row(b.task, b.dataset, b.model, str(b.limit or ""), b.metric, f"{b.expected:.4f}",
+        table.add_row(escape(b.task), escape(b.dataset), escape(b.model), str(b.limit or ""),
+                      escape(b.metric + ("" if b.class_name is None else f"[{b.class_name}]")), f"{b.expected:.4f}",
                       "" if check.actual is None else f"{check.actual:.4f}",
                       "" if check.delta is None else f"{check.delta:+.4f}", ci, f"{b.tolerance}", f"{check.allowed:.4f}",
                       "[green]pass[/green]" if check.passed else "[red]FAIL[/red]")
@@ -62,11 +65,13 @@ def _update(baselines: Path, reports_dir: Path) -> None:
     from harness.gate import update_baselines
 
     updates = update_baselines(baselines, reports_dir)
-    table = Table(title=f"updated: {baselines}")
+    from rich.markup import escape
+
+    table = Table(title=escape(f"updated: {baselines}"))
     for column in ("task", "dataset", "model", "limit", "metric", "old", "new"):
         table.add_column(column)
     for item in updates:
         b = item.baseline
-        table.add_row(b.task, b.dataset, b.model, str(b.limit or ""), b.metric, f"{b.expected:.4f}",
-                      "[yellow]no result: kept[/yellow]" if item.new is None else f"{item.new:.4f}")
+        table.add_row(escape(b.task), escape(b.dataset), escape(b.model), str(b.limit or ""), escape(b.metric),
+                      f"{b.expected:.4f}", "[yellow]no result: kept[/yellow]" if item.new is None else f"{item.new:.4f}")
     console().print(table)
