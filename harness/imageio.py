@@ -21,7 +21,9 @@ def _open(path: Path, label: bool = False) -> Image.Image:
         if label:
             check_label_image(image, path)
         image.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError as exc:  # beyond twice Pillow's own limit: refused in Image.open
+        raise DataError(f"image declares more pixels than allowed, a decompression bomb? ({exc})", path) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise DataError(f"cannot decode image ({exc.__class__.__name__}: {exc})", path) from None
     return image
 

@@ -112,6 +112,8 @@ def describe(exc: ValidationError, prefix: str = "") -> str:
         problem = "unknown key (misspelt?)"
     elif missing:
         problem = f"missing {loc[-1]}"
+        if not where:
+            return problem
     else:
         problem = error["msg"].removeprefix("Value error, ")
         if "input" in error and error["type"] not in ("value_error",):

@@ -74,12 +74,14 @@ def numbers(
     try:
         if length is None:
             raw = np.asarray(values)
-            if raw.dtype.kind in "iuf" and raw.shape == (len(values),):
+            # [True, 0.8] becomes a float array: a bool is not a score (one C-level pass over the types)
+            if raw.dtype.kind in "iuf" and raw.shape == (len(values),) and bool not in set(map(type, values)):
                 array = raw.astype(np.float64, copy=False)
         else:  # two flat passes are ~2x faster than np.asarray on a list of lists
             count = len(values)
             sizes = np.fromiter(map(len, values), dtype=np.int64, count=count)
-            if np.all(sizes == length):
+            # fromiter would turn "1" into 1.0 and True into 1.0: only ints and floats are numbers here
+            if np.all(sizes == length) and set(map(type, chain.from_iterable(values))) <= _NUMBER_TYPES:
                 flat = np.fromiter(chain.from_iterable(values), dtype=np.float64, count=count * length)
                 array = flat.reshape(count, length)
     except (TypeError, ValueError):
@@ -91,6 +93,9 @@ def numbers(
         index = int(np.flatnonzero(~finite)[0])
         raise error(f"{where(index)}: {key} must be finite, got {_short(values[index])}", path)
     return array
+
+
+_NUMBER_TYPES = {int, float}
 
 
 def _diagnose(values: Sequence[Any], key: str, where: Where, error: ErrorType, path, length: int | None) -> None:
@@ -151,7 +156,7 @@ class IdIndex:
         """Index of each value, -1 where unknown."""
         if self._int_ids is not None:
             try:
-                raw = np.asarray(values)
+                raw = np.asarray(values) if bool not in set(map(type, values)) else None  # True is not image 1
             except (TypeError, ValueError):
                 raw = None
             if raw is not None and raw.dtype.kind == "f" and raw.shape == (len(values),):
