@@ -35,6 +35,8 @@ MAX_COORDINATE = 1e7
 #: steps of pycocotools' polygon walk per part (5 x perimeter in pixels): 2e7 is 160 MB of C arrays
 MAX_POLYGON_STEPS = 20_000_000
 MAX_VALUE_CHARS = 7
+#: what numpy would turn into a number although it is none (JSON gives no other such types; None fails anyway)
+_NOT_NUMBERS = {str, bool, np.bool_, bytes}
 
 
 def check_image_sizes(sizes: np.ndarray, where: Where, error: type[BenchError], path: Any) -> None:
@@ -58,9 +60,9 @@ def check_polygons(polygons: Sequence[list], owners: Sequence[int], where: Where
                                                                             len(polygons)))
     lengths = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts))
     kinds = set(map(type, chain.from_iterable(parts)))
-    if not kinds <= {int, float}:
+    if kinds & _NOT_NUMBERS:
         for k, part in enumerate(parts):
-            if not all(type(value) in (int, float) for value in part):
+            if any(type(value) in _NOT_NUMBERS for value in part):
                 raise error(f"{where(int(part_owner[k]))}: polygon coordinates must be numbers, got "
                             f"{_short(part)}", path)
     bad_length = (lengths % 2 == 1) | (lengths == 0)
@@ -70,6 +72,14 @@ def check_polygons(polygons: Sequence[list], owners: Sequence[int], where: Where
                     f"got {int(lengths[k])}", path)
     try:
         flat = np.fromiter(chain.from_iterable(parts), dtype=np.float64, count=int(lengths.sum()))
+    except (TypeError, ValueError):  # None, a nested list, ...: name the first part holding one
+        for k, part in enumerate(parts):
+            try:
+                np.asarray(part, dtype=np.float64)
+            except (TypeError, ValueError):
+                raise error(f"{where(int(part_owner[k]))}: polygon coordinates must be numbers, got "
+                            f"{_short(part)}", path) from None
+        raise error(f"{where(int(part_owner[0]))}: polygon coordinates must be numbers", path) from None
     except OverflowError:  # an integer beyond float range
         flat = np.array([float("inf")])
         part_of_value = np.zeros(1, dtype=np.int64)
@@ -228,7 +238,8 @@ def _decode_piece(joined: bytes, lengths: np.ndarray) -> tuple[np.ndarray, np.nd
     return values, rle, None
 
 def check_uncompressed_rle(counts: Any, pixels: int, where: str, error: type[BenchError], path: Any) -> None:
-    if not isinstance(counts, list) or not all(type(c) is int for c in counts):
+    if not isinstance(counts, list) or not all(isinstance(c, (int, np.integer)) and not isinstance(c, (bool, np.bool_))
+                                               for c in counts):
         raise error(f"{where}: uncompressed RLE counts must be a list of integers", path)
     if any(c < 0 or c >= (1 << 32) for c in counts) or sum(counts) != pixels:
         raise error(f"{where}: RLE counts must be non-negative and add up to {pixels} pixels "
@@ -270,13 +281,14 @@ def check_segmentations(segmentations: Sequence[Any], image_index: np.ndarray, i
 
 
 def _size_matches(size: Any, expected: np.ndarray) -> bool:
-    return (isinstance(size, (list, tuple)) and len(size) == 2 and all(type(v) in (int, float) for v in size)
+    return (isinstance(size, (list, tuple)) and len(size) == 2
+            and all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) for v in size)
             and [float(size[0]), float(size[1])] == [float(expected[0]), float(expected[1])])
 
 
 def _box_polygon(box: list, where: str, error: type[BenchError], path: Any) -> list:
     """pycocotools rasterises ``[[x, y, w, h]]`` as the polygon of that box."""
-    if not all(type(v) in (int, float) for v in box):
+    if any(type(v) in _NOT_NUMBERS or v is None for v in box):
         raise error(f"{where}: a [[x, y, w, h]] segmentation must hold numbers, got {_short(box)}", path)
     x, y, w, h = box
     return [x, y, x, y + h, x + w, y + h, x + w, y]

@@ -75,13 +75,13 @@ def numbers(
         if length is None:
             raw = np.asarray(values)
             # [True, 0.8] becomes a float array: a bool is not a score (one C-level pass over the types)
-            if raw.dtype.kind in "iuf" and raw.shape == (len(values),) and bool not in set(map(type, values)):
+            if raw.dtype.kind in "iuf" and raw.shape == (len(values),) and not set(map(type, values)) & _NOT_NUMBERS:
                 array = raw.astype(np.float64, copy=False)
         else:  # two flat passes are ~2x faster than np.asarray on a list of lists
             count = len(values)
             sizes = np.fromiter(map(len, values), dtype=np.int64, count=count)
             # fromiter would turn "1" into 1.0 and True into 1.0: only ints and floats are numbers here
-            if np.all(sizes == length) and set(map(type, chain.from_iterable(values))) <= _NUMBER_TYPES:
+            if np.all(sizes == length) and not set(map(type, chain.from_iterable(values))) & _NOT_NUMBERS:
                 flat = np.fromiter(chain.from_iterable(values), dtype=np.float64, count=count * length)
                 array = flat.reshape(count, length)
     except (TypeError, ValueError):
@@ -95,7 +95,8 @@ def numbers(
     return array
 
 
-_NUMBER_TYPES = {int, float}
+#: what np.fromiter would silently convert although it is not a number (JSON gives no other such types)
+_NOT_NUMBERS = {str, bool, np.bool_}
 
 
 def _diagnose(values: Sequence[Any], key: str, where: Where, error: ErrorType, path, length: int | None) -> None:
@@ -156,7 +157,7 @@ class IdIndex:
         """Index of each value, -1 where unknown."""
         if self._int_ids is not None:
             try:
-                raw = np.asarray(values) if bool not in set(map(type, values)) else None  # True is not image 1
+                raw = np.asarray(values) if not set(map(type, values)) & {bool, np.bool_} else None  # True is not id 1
             except (TypeError, ValueError):
                 raw = None
             if raw is not None and raw.dtype.kind == "f" and raw.shape == (len(values),):
