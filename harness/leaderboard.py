@@ -33,8 +33,8 @@ def row_from_record(record: dict[str, Any], metric_columns: tuple[str, ...], hea
                            "model": record["model"]["name"]}
     for column in metric_columns:
         row[column] = record["metrics"].get(column)
-    for column in THROUGHPUT_COLUMNS:
-        row[column] = record["throughput"].get(column)
+    for column in THROUGHPUT_COLUMNS:  # not published when no warm-up batch could be excluded
+        row[column] = record["throughput"].get(column) if record["throughput"].get("reliable", True) else None
     row["samples"] = record["samples"]
     row["headline"] = headline
     row["headline_higher"] = bool(headline_higher)
