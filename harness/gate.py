@@ -52,6 +52,8 @@ class Baseline:
     protocol: str | None = None
     #: gate one class of a per-class metric (YAML key ``class``)
     class_name: str | None = None
+    #: the run ``expected`` was taken from (for ``bench gate --paired``)
+    run: str | None = None
 
     def key(self) -> tuple:
         return (self.task, self.dataset, self.model, self.limit)
@@ -166,6 +168,7 @@ def _update_locked(path: Path, reports_dir: Path) -> list[Update]:
         if check.actual is not None and check.actual == check.actual:
             entry["expected"] = float(check.actual)
             entry["protocol"] = check.protocol
+            entry["run"] = check.run_id
         updates.append(Update(check.baseline, entry["expected"] if check.actual is not None else None))
     text = path.read_text(encoding="utf-8")
     header = "".join(line for line in _leading_comments(text))

@@ -21,7 +21,12 @@ from harness.validation import cli as checks
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="Gate the baselines of smoke runs made with --limit N (default: the full-run baselines).")
 @click.option("--update", is_flag=True, help="Rewrite the expected values from the latest results (tolerances kept).")
-def gate_command(baselines: Path, reports_dir: Path, tasks: tuple[str, ...], limit: int | None, update: bool) -> None:
+@click.option("--paired", is_flag=True,
+              help="Fail only on a significant drop: paired bootstrap of the latest run against the baseline's run.")
+@click.option("--resamples", type=click.IntRange(min=20), default=200, show_default=True,
+              help="--paired: bootstrap resamples (the same images for both runs).")
+def gate_command(baselines: Path, reports_dir: Path, tasks: tuple[str, ...], limit: int | None, update: bool,
+                 paired: bool, resamples: int) -> None:
     """Compare the latest results with the baselines and name every regression."""
     from rich.markup import escape
     from rich.table import Table
@@ -38,6 +43,9 @@ def gate_command(baselines: Path, reports_dir: Path, tasks: tuple[str, ...], lim
         of_tasks = f" of task {', '.join(tasks)}" if tasks else ""
         raise BenchError(f"no baselines{of_tasks} for {which}", baselines)
     checks = run_gate(selected, reports_dir)
+    if paired:
+        _paired(checks, reports_dir, resamples)
+        return
     table = Table(title=escape(f"gate: {baselines}"))
     for column in ("task", "dataset", "model", "limit", "metric", "expected", "actual", "delta", "CI", "tolerance",
                    "allowed", "result"):
@@ -75,3 +83,26 @@ def _update(baselines: Path, reports_dir: Path) -> None:
         table.add_row(escape(b.task), escape(b.dataset), escape(b.model), str(b.limit or ""), escape(b.metric),
                       f"{b.expected:.4f}", "[yellow]no result: kept[/yellow]" if item.new is None else f"{item.new:.4f}")
     console().print(table)
+
+
+def _paired(checks: list, reports_dir: Path, resamples: int) -> None:
+    """``--paired``: each check's latest run against its baseline run, on the same resampled images."""
+    from harness.errors import GateFailure
+    from harness.paired_gate import paired_check, run_folder
+    from harness.reports import iter_records
+
+    folders = {record["run_id"]: Path(record["run_dir"]) for record in iter_records(reports_dir)}
+    failures = 0
+    for check in checks:
+        b = check.baseline
+        if check.actual is None or not check.comparable or check.run_id not in folders:
+            click.echo(f"regression: {check.describe()}", err=True)
+            failures += 1
+            continue
+        result = paired_check(run_folder(reports_dir, b.run), folders[check.run_id], b.metric,
+                              b.direction == "higher", b.tolerance, resamples=resamples)
+        verdict = "pass" if result.passed else "FAIL"
+        click.echo(f"{verdict}: {b.task}/{b.dataset}/{b.model} {b.metric}: {result.describe()}")
+        failures += 0 if result.passed else 1
+    if failures:
+        raise GateFailure(f"{failures} of {len(checks)} paired checks failed")

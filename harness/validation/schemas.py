@@ -34,6 +34,8 @@ class BaselineEntry(BaseModel):
     limit: Optional[StrictInt] = Field(default=None, ge=1)
     protocol: Optional[StrictStr] = None
     class_name: Optional[StrictStr] = Field(default=None, alias="class")
+    #: the run the expected value came from (``bench gate --paired`` re-scores it); set by ``--update``
+    run: Optional[StrictStr] = None
 
     @field_validator("expected")
     @classmethod
