@@ -60,3 +60,23 @@ def test_without_the_lock_the_forced_race_loses_rows(tmp_path):
     """The control: proves the barrier + delay really race (every process exits 0, rows are lost)."""
     table = race(tmp_path, "nolock")
     assert len(table) < WORKERS
+
+
+def test_gate_update_waits_for_the_baselines_lock_and_names_it(tmp_path, monkeypatch):
+    """``bench gate --update`` is a read-modify-write of baselines.yaml: it takes the same lock, and a holder
+    that never lets go gives a one-line error naming the lock, not a hang or a lost update."""
+    import yaml
+    from filelock import FileLock
+
+    from harness.errors import BenchError
+    from harness.gate import update_baselines
+    from harness.safety import locks
+    from harness.safety.locks import lock_path
+
+    path = tmp_path / "baselines.yaml"
+    path.write_text(yaml.safe_dump({"baselines": []}))
+    monkeypatch.setattr(locks, "LOCK_TIMEOUT", 0.3)
+    with FileLock(str(lock_path(path))):
+        with pytest.raises(BenchError, match=r"another bench process holds the lock \.baselines\.yaml\.lock"):
+            update_baselines(path, tmp_path / "reports")
+    assert update_baselines(path, tmp_path / "reports") == []
