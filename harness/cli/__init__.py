@@ -20,6 +20,10 @@ class BenchGroup(click.Group):
         except BenchError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(exc.exit_code)
+        except click.UsageError as exc:  # a bad option value: one line too, like every other user error
+            where = f"{exc.ctx.command_path}: " if exc.ctx is not None else ""
+            click.echo(f"error: {where}{' '.join(exc.format_message().split())}", err=True)
+            sys.exit(2)
 
 
 @click.group(cls=BenchGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -5,6 +5,7 @@ from functools import lru_cache
 from typing import Any, Sequence
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -32,14 +33,15 @@ def results_table(records: list[dict[str, Any]], columns: Sequence[str] = ()) ->
     protocol = first.get("protocol") or {}
     scored = f", {protocol['name']}" + (f" ({protocol['dialect']} dialect)" if protocol.get("dialect") else "") \
         if protocol.get("name") else ""
-    table = Table(title=f"{first['task']} on {first['dataset']['name']} ({first['samples']} samples{scored})")
+    # names come from files and registries: printed literally, never read as rich markup ("[/bold]" in a name)
+    table = Table(title=escape(f"{first['task']} on {first['dataset']['name']} ({first['samples']} samples{scored})"))
     table.add_column("model", no_wrap=True)
     for name in names:
         table.add_column(name, justify="right")
     table.add_column("img/s", justify="right")
     for record in records:
         values = [_cell(record["metrics"].get(name)) for name in names]
-        table.add_row(record["model"]["name"], *values, f"{record['throughput'].get('images_per_s', 0):.1f}")
+        table.add_row(escape(str(record["model"]["name"])), *values, f"{record['throughput'].get('images_per_s', 0):.1f}")
     return table
 
 

@@ -156,21 +156,23 @@ def _number(value: Any) -> str:
 
 
 def _metrics_table(record: dict[str, Any], dataset: str | None):
+    from rich.markup import escape
     from rich.table import Table
 
     settings = record["settings"]
     where = f" on {dataset}" if dataset else ""
     convention = settings.get("dialect")
     title = f"{record['task']}{where}" + (f" ({convention})" if convention else "")
-    table = Table(title=title)
+    table = Table(title=escape(title))  # names from files: literal text, not markup
     table.add_column("metric")
     table.add_column("value", justify="right")
     for name, value in record["metrics"].items():
-        table.add_row(name, _number(value))
+        table.add_row(escape(str(name)), _number(value))
     return table
 
 
 def _per_class_table(per_class: dict[str, dict[str, float]]):
+    from rich.markup import escape
     from rich.table import Table
 
     if not per_class:
@@ -186,5 +188,5 @@ def _per_class_table(per_class: dict[str, dict[str, float]]):
         table.add_column(metric, justify="right")
     for name in names:
         cells = (_number(values[name]) if name in values else "" for values in per_class.values())
-        table.add_row(name, *cells)
+        table.add_row(escape(str(name)), *cells)
     return table

@@ -10,16 +10,23 @@ import click
 
 from harness.cli import main
 from harness.cli.console import console
+from harness.validation import cli as checks
 
 
 @main.command("gate")
 @click.option("--baselines", type=click.Path(path_type=Path), default=Path("leaderboards/baselines.yaml"), show_default=True)
-@click.option("--reports-dir", type=click.Path(path_type=Path), default=Path("reports"), show_default=True)
+@click.option("--reports-dir", type=click.Path(path_type=Path), default=Path("reports"), show_default=True,
+              callback=checks.directory)
 @click.option("--task", "tasks", multiple=True, help="Gate only this task's baselines (repeatable; default: all).")
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="Gate the baselines of smoke runs made with --limit N (default: the full-run baselines).")
 @click.option("--update", is_flag=True, help="Rewrite the expected values from the latest results (tolerances kept).")
-def gate_command(baselines: Path, reports_dir: Path, tasks: tuple[str, ...], limit: int | None, update: bool) -> None:
+@click.option("--paired", is_flag=True,
+              help="Fail only on a significant drop: paired bootstrap of the latest run against the baseline's run.")
+@click.option("--resamples", type=click.IntRange(min=20), default=200, show_default=True,
+              help="--paired: bootstrap resamples (the same images for both runs).")
+def gate_command(baselines: Path, reports_dir: Path, tasks: tuple[str, ...], limit: int | None, update: bool,
+                 paired: bool, resamples: int) -> None:
     """Compare the latest results with the baselines and name every regression."""
     from rich.markup import escape
     from rich.table import Table
@@ -36,14 +43,18 @@ def gate_command(baselines: Path, reports_dir: Path, tasks: tuple[str, ...], lim
         of_tasks = f" of task {', '.join(tasks)}" if tasks else ""
         raise BenchError(f"no baselines{of_tasks} for {which}", baselines)
     checks = run_gate(selected, reports_dir)
-    table = Table(title=f"gate: {baselines}")
+    if paired:
+        _paired(checks, reports_dir, resamples)
+        return
+    table = Table(title=escape(f"gate: {baselines}"))
     for column in ("task", "dataset", "model", "limit", "metric", "expected", "actual", "delta", "CI", "tolerance",
                    "allowed", "result"):
         table.add_column(column)
     for check in checks:
         b = check.baseline
         ci = "" if check.confidence is None else escape(f"[{check.confidence[0]:.4f}, {check.confidence[1]:.4f}]")
-        table.add_row(b.task, b.dataset, b.model, str(b.limit or ""), b.metric, f"{b.expected:.4f}",
+        table.add_row(escape(b.task), escape(b.dataset), escape(b.model), str(b.limit or ""),
+                      escape(b.metric + ("" if b.class_name is None else f"[{b.class_name}]")), f"{b.expected:.4f}",
                       "" if check.actual is None else f"{check.actual:.4f}",
                       "" if check.delta is None else f"{check.delta:+.4f}", ci, f"{b.tolerance}", f"{check.allowed:.4f}",
                       "[green]pass[/green]" if check.passed else "[red]FAIL[/red]")
@@ -62,11 +73,36 @@ def _update(baselines: Path, reports_dir: Path) -> None:
     from harness.publish.gate import update_baselines
 
     updates = update_baselines(baselines, reports_dir)
-    table = Table(title=f"updated: {baselines}")
+    from rich.markup import escape
+
+    table = Table(title=escape(f"updated: {baselines}"))
     for column in ("task", "dataset", "model", "limit", "metric", "old", "new"):
         table.add_column(column)
     for item in updates:
         b = item.baseline
-        table.add_row(b.task, b.dataset, b.model, str(b.limit or ""), b.metric, f"{b.expected:.4f}",
-                      "[yellow]no result: kept[/yellow]" if item.new is None else f"{item.new:.4f}")
+        table.add_row(escape(b.task), escape(b.dataset), escape(b.model), str(b.limit or ""), escape(b.metric),
+                      f"{b.expected:.4f}", "[yellow]no result: kept[/yellow]" if item.new is None else f"{item.new:.4f}")
     console().print(table)
+
+
+def _paired(checks: list, reports_dir: Path, resamples: int) -> None:
+    """``--paired``: each check's latest run against its baseline run, on the same resampled images."""
+    from harness.errors import GateFailure
+    from harness.paired_gate import paired_check, run_folder
+    from harness.reports import iter_records
+
+    folders = {record["run_id"]: Path(record["run_dir"]) for record in iter_records(reports_dir)}
+    failures = 0
+    for check in checks:
+        b = check.baseline
+        if check.actual is None or not check.comparable or check.run_id not in folders:
+            click.echo(f"regression: {check.describe()}", err=True)
+            failures += 1
+            continue
+        result = paired_check(run_folder(reports_dir, b.run), folders[check.run_id], b.metric,
+                              b.direction == "higher", b.tolerance, resamples=resamples)
+        verdict = "pass" if result.passed else "FAIL"
+        click.echo(f"{verdict}: {b.task}/{b.dataset}/{b.model} {b.metric}: {result.describe()}")
+        failures += 0 if result.passed else 1
+    if failures:
+        raise GateFailure(f"{failures} of {len(checks)} paired checks failed")

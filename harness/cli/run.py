@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Callable
 
 import click
+from rich.markup import escape
 
 from harness.cli import main, options
+from harness.validation import cli as checks
 
 
 @main.command("run")
@@ -24,11 +26,13 @@ from harness.cli import main, options
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Evaluate only the first N samples (smoke run; not put on the leaderboard).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
 @options.DEVICE
-@click.option("--seed", type=int, default=0, show_default=True, help="Seeds torch/numpy and the bootstrap.")
-@click.option("--reports-dir", type=click.Path(path_type=Path), default=Path("reports"), show_default=True)
-@click.option("--leaderboards-dir", type=click.Path(path_type=Path), default=Path("leaderboards"), show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, callback=checks.seed, help="Seeds torch/numpy and the bootstrap.")
+@click.option("--reports-dir", type=click.Path(path_type=Path), default=Path("reports"), show_default=True,
+              callback=checks.directory)
+@click.option("--leaderboards-dir", type=click.Path(path_type=Path), default=Path("leaderboards"), show_default=True,
+              callback=checks.directory)
 @click.option("--no-cache", is_flag=True, help="Neither reuse nor store per-sample predictions.")
-@click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=None, callback=checks.directory,
               help="Prediction cache folder (default: $BENCH_CACHE/predictions).")
 @click.option("--bootstrap", "bootstrap", type=click.IntRange(min=0), default=200, show_default=True,
               help="Bootstrap resamples over images for confidence intervals (0: none).")
@@ -92,7 +96,8 @@ def run_command(task_name, dataset_name, data_root, split, models, checkpoint, t
         console().print(results_table(group, protocol.get("columns") or get_task(group[0]["task"]).leaderboard_columns))
     for record in records:
         status = "kept existing report" if record.get("skipped") else "wrote"
-        console().print(f"[dim]{record['model']['name']} on {record['dataset']['name']}: {status} {record['run_dir']}/[/dim]")
+        console().print(f"[dim]{escape(record['model']['name'])} on {escape(record['dataset']['name'])}: {status} "
+                        f"{escape(str(record['run_dir']))}/[/dim]")
     if limit is not None:
         console().print("[dim]--limit run: reports written, leaderboard left unchanged[/dim]")
     elif dialect is not None:

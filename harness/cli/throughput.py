@@ -7,6 +7,7 @@ import click
 
 from harness.cli import main, options
 from harness.cli.console import console
+from harness.validation import cli as checks
 
 
 def _batch_sizes(ctx, param, value: str) -> tuple[int, ...]:
@@ -39,11 +40,13 @@ def _batch_sizes(ctx, param, value: str) -> tuple[int, ...]:
 @options.SPLIT
 @options.CHECKPOINT
 @options.TRUST
-@click.option("--leaderboards-dir", type=click.Path(path_type=Path), default=Path("leaderboards"), show_default=True)
+@click.option("--leaderboards-dir", type=click.Path(path_type=Path), default=Path("leaderboards"), show_default=True,
+              callback=checks.directory)
 def throughput_command(task_name, model, batch_sizes, precision, channels_last, compile_, compile_backend, device,
                        repeats, warmup, mode, dataset_name, data_root, split, checkpoint, trust_checkpoint,
                        leaderboards_dir) -> None:
     """Time a model per batch size and record it in leaderboards/throughput.csv."""
+    from rich.markup import escape
     from rich.table import Table
 
     from harness.run.throughput_benchmark import ThroughputConfig, measure_throughput
@@ -55,8 +58,8 @@ def throughput_command(task_name, model, batch_sizes, precision, channels_last, 
                               trust_checkpoint=trust_checkpoint, leaderboards_dir=leaderboards_dir)
     rows = measure_throughput(config, on_row=lambda row: console().print(f"[dim]batch {row['batch_size']}: {row['status']}[/dim]"))
     first = rows[0]
-    table = Table(title=f"{model} · {first['mode']} · {first['device_name']} · {precision}"
-                        f"{' · channels_last' if channels_last else ''}{' · compiled' if compile_ else ''}")
+    table = Table(title=escape(f"{model} · {first['mode']} · {first['device_name']} · {precision}"
+                               f"{' · channels_last' if channels_last else ''}{' · compiled' if compile_ else ''}"))
     for column in ("batch", "ran at", "img/s", "p50 ms", "p90 ms", "p99 ms", "peak MiB", "params", "GFLOPs/img"):
         table.add_column(column, justify="right")
     fmt = lambda value, spec: "" if value is None or value != value else format(value, spec)  # noqa: E731
@@ -66,4 +69,5 @@ def throughput_command(task_name, model, batch_sizes, precision, channels_last, 
                       fmt(row.get("latency_p99_ms"), ".3f"), fmt(row.get("peak_memory_mb"), ".0f"),
                       fmt(row.get("parameters"), ","), fmt(row.get("gflops_per_image"), ".4g"))
     console().print(table)
-    console().print(f"[dim]peak memory: {first.get('memory_measure', '')}; rows in {leaderboards_dir / 'throughput.csv'}[/dim]")
+    console().print(f"[dim]peak memory: {escape(str(first.get('memory_measure', '')))}; rows in "
+                    f"{escape(str(leaderboards_dir / 'throughput.csv'))}[/dim]")

@@ -11,6 +11,7 @@ import click
 
 from harness.cli import main
 from harness.cli.options import DATA_ROOT, DATASET, TASK
+from harness.validation import cli as checks
 
 
 @main.command("train")
@@ -21,7 +22,7 @@ from harness.cli.options import DATA_ROOT, DATASET, TASK
     "--out", type=click.Path(path_type=Path, dir_okay=False), default=None,
     help="Where to save the weights (default: the model's committed weights file).",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for initialisation, order and augmentation.")
+@click.option("--seed", type=int, default=0, show_default=True, callback=checks.seed, help="Seed for initialisation, order and augmentation.")
 @click.option("--threads", type=int, default=1, show_default=True, help="torch threads for training.")
 @DATASET
 @DATA_ROOT

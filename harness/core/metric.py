@@ -183,11 +183,15 @@ def resample_counts(n_samples: int, n_resamples: int, seed: int) -> np.ndarray:
 
 
 def percentile_intervals(draws: dict[str, np.ndarray], level: float) -> dict[str, tuple[float, float]]:
-    """(lo, hi) percentiles of each value's resampled distribution, NaN resamples left out."""
+    """(lo, hi) percentiles of each value's resampled distribution, NaN and -1 resamples left out.
+
+    -1 is COCO's "no data" cell (a resample without any medium object has APm -1): it is not a value the
+    metric took, and an interval [-1.0, 0.076] would tell a gate that any drop is noise.
+    """
     intervals = {}
     for name, values in draws.items():
         array = np.asarray(values, dtype=np.float64)
-        array = array[np.isfinite(array)]
+        array = array[np.isfinite(array) & (array != -1.0)]
         if array.size:
             lo, hi = np.percentile(array, [50 * (1 - level), 50 * (1 + level)])
             intervals[name] = (float(lo), float(hi))

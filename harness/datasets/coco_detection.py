@@ -15,6 +15,7 @@ from harness.core.dataset import Dataset, DatasetInfo
 from harness.datasets.coco_format import CocoIndex, locate_coco
 from harness.core.errors import DataError
 from harness.core.structures import DetectionTarget, Sample
+from harness.validation.paths import inside
 
 TASKS = ("detection", "instance")
 
@@ -67,7 +68,7 @@ class CocoDetection(Dataset):
         )
         return Sample(
             sample_id=image["id"],
-            image_path=self.image_dir / image["file_name"],
+            image_path=inside(self.image_dir, image["file_name"], self.annotation_file, f"images id {image['id']!r}"),
             target=target,
             meta={"file_name": image["file_name"]},
         )

@@ -13,6 +13,7 @@ from typing import Any
 from harness.core.dataset import report
 from harness.core.errors import DataError
 from harness.io.jsonio import read_json
+from harness.validation.coco_annotations import annotation_problem, category_problem, image_problem
 
 IMAGE_KEYS = ("id", "file_name", "width", "height")
 ANNOTATION_KEYS = ("id", "image_id", "category_id", "bbox", "area", "iscrowd")
@@ -45,6 +46,9 @@ class CocoIndex:
         for i, image in enumerate(data["images"]):
             if not _has_keys(image, IMAGE_KEYS, f"images[{i}]", path):
                 continue
+            if (problem := image_problem(image)) is not None:
+                report(DataError(f"images[{i}]: {problem}", path))
+                continue
             if image["id"] in images_by_id:
                 report(DataError(f"images[{i}]: duplicate image id {image['id']}", path))
                 continue
@@ -52,6 +56,9 @@ class CocoIndex:
         categories = []
         for i, category in enumerate(data["categories"]):
             if _has_keys(category, ("id", "name"), f"categories[{i}]", path):
+                if (problem := category_problem(category)) is not None:
+                    report(DataError(f"categories[{i}]: {problem}", path))
+                    continue
                 categories.append(category)
         category_ids = {c["id"] for c in categories}
         by_image: dict[int, list[dict[str, Any]]] = defaultdict(list)
@@ -64,7 +71,8 @@ class CocoIndex:
                 continue
             if require_segmentation and not _has_keys(ann, ("segmentation",), where, path):
                 continue
-            problem = _annotation_problem(ann, images_by_id, category_ids, keypoint_lengths, require_keypoints)
+            problem = (annotation_problem(ann, require_keypoints)
+                       or _annotation_problem(ann, images_by_id, category_ids, keypoint_lengths, require_keypoints))
             if problem is None and "segmentation" in ann and require_segmentation:
                 problem = segmentation_problem(ann["segmentation"], images_by_id[ann["image_id"]])
             if problem is not None:

@@ -15,6 +15,7 @@ from harness.datasets.coco_format import CocoIndex, locate_coco
 from harness.core.errors import DataError
 from harness.labels.keypoints import COCO_KEYPOINT_NAMES, COCO_SIGMAS
 from harness.core.structures import KeypointsTarget, PersonBoxes, Sample
+from harness.validation.paths import inside
 
 
 class CocoKeypoints(Dataset):
@@ -77,7 +78,7 @@ class CocoKeypoints(Dataset):
         prompts = PersonBoxes(boxes=target.boxes[prompt], scores=np.ones(int(prompt.sum())))
         return Sample(
             sample_id=image["id"],
-            image_path=self.image_dir / image["file_name"],
+            image_path=inside(self.image_dir, image["file_name"], self.annotation_file, f"images id {image['id']!r}"),
             target=target,
             prompts=prompts,
             meta={"file_name": image["file_name"]},

@@ -46,6 +46,8 @@ from harness.io.jsonio import read_json
 from harness.labels.keypoints import MPII_JOINT_CODES, MPII_KEYPOINT_NAMES, MPII_SKELETON
 from harness.core.protocol import MetricSpec, ProtocolOverride
 from harness.core.structures import KeypointsTarget, PersonBoxes, Sample
+from harness.validation.paths import inside
+from harness.validation.pose import check_head_boxes
 
 NUM_JOINTS = len(MPII_KEYPOINT_NAMES)
 PERSON_KEYS = ("image", "center", "scale", "joints", "joints_vis")
@@ -148,6 +150,7 @@ def read_gt_mat(path: Path, count: int | None = None) -> MpiiGroundTruth:
     if not np.isfinite(boxes).all():
         person = int(np.argwhere(~np.isfinite(boxes))[0][0])
         raise DataError(f"headboxes_src of person #{person} is not finite", path)
+    check_head_boxes(boxes, present, path, "headboxes_src")
     return MpiiGroundTruth(joints, present, boxes, None, "mpii_gt .mat")
 
 
@@ -229,6 +232,8 @@ def ground_truth_from_people(people: list[Any], path: Path, head_boxes: np.ndarr
             raise DataError(f"person #{index}: {problem}", path)
     joints = np.array([p["joints"] for p in people], np.float64).reshape(-1, NUM_JOINTS, 2)
     present = np.array([p["joints_vis"] for p in people], np.float64).reshape(-1, NUM_JOINTS) > 0
+    if head_boxes is not None and len(head_boxes) == len(present):
+        check_head_boxes(head_boxes, present, path)
     return MpiiGroundTruth(joints, present, head_boxes, [str(p["image"]) for p in people], "mmpose json")
 
 
@@ -315,7 +320,7 @@ class Mpii(Dataset):
 
     def __getitem__(self, index: int) -> Sample:
         file_name, person_ids = self.images[index]
-        image_path = self.image_dir / file_name
+        image_path = inside(self.image_dir, file_name, self.annotation_file, f"image #{index} ({file_name!r})")
         width, height = _image_size(image_path)
         ids = np.array(person_ids, np.int64)
         labelled = self.present[ids]

@@ -113,7 +113,15 @@ def read_image_set(year_dir: Path, folder: str, image_set: str) -> list[str]:
     path = year_dir / "ImageSets" / folder / f"{image_set}.txt"
     if not path.is_file():
         raise DataError(f"no image set ImageSets/{folder}/{image_set}.txt", year_dir)
-    ids = [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", path) from None
+    ids = [line.split()[0] for line in text.splitlines() if line.strip()]
+    unsafe = [i for i in ids if "/" in i or "\\" in i or i.startswith(".") or "\0" in i]
+    for image_id in unsafe:  # ids become file names under JPEGImages/, Annotations/: never a path out of them
+        report(DataError(f"image id {image_id!r} is not a plain file name", path))
+    ids = [i for i in ids if i not in unsafe]
     if len(set(ids)) != len(ids):
         report(DataError("image set lists an image id twice", path))
         ids = list(dict.fromkeys(ids))

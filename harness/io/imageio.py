@@ -9,13 +9,20 @@ from PIL import Image, UnidentifiedImageError
 from harness.core.errors import DataError
 
 
-def _open(path: Path) -> Image.Image:
+def _open(path: Path, label: bool = False) -> Image.Image:
+    from harness.validation.images import check_header, check_label_image
+
     path = Path(path)
     if not path.is_file():
         raise DataError("image file is missing", path)
     try:
         image = Image.open(path)
+        check_header(image, path)  # explicit size limit, from the header, before decoding
+        if label:
+            check_label_image(image, path)
         image.load()
+    except Image.DecompressionBombError as exc:  # beyond twice Pillow's own limit: refused in Image.open
+        raise DataError(f"image declares more pixels than allowed, a decompression bomb? ({exc})", path) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise DataError(f"cannot decode image ({exc.__class__.__name__}: {exc})", path) from None
     return image
@@ -28,7 +35,7 @@ def read_rgb(path: str | Path) -> np.ndarray:
 
 def read_label_png(path: str | Path) -> np.ndarray:
     """A label map as stored: palette indices for palette PNGs, raw values for L / I;16 PNGs."""
-    image = _open(Path(path))
+    image = _open(Path(path), label=True)
     if image.mode in ("RGB", "RGBA"):
         raise DataError(f"expected a single-channel or palette label PNG, got mode {image.mode}", path)
     return np.asarray(image)
@@ -63,6 +70,7 @@ def write_label_png(path: str | Path, labels: np.ndarray, palette: list[int] | N
     try:
         with os.fdopen(fd, "wb") as handle:
             image.save(handle, format="PNG")
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -22,6 +22,7 @@ def atomic_write_text(path: str | Path, text: str) -> None:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600: reports and leaderboards must be readable by a web server
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -84,6 +85,8 @@ def read_json(path: str | Path) -> Any:
             raise DataError(f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}", path) from None
         except UnicodeDecodeError as exc:
             raise DataError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", path) from None
+        except RecursionError:  # orjson stops at 1024 levels; the standard library at the interpreter's stack
+            raise DataError("malformed JSON: nested deeper than the parser's recursion limit", path) from None
 
 
 def _orjson_loads(data: bytes) -> Any:

@@ -16,5 +16,9 @@ def read_yaml(path: str | Path, what: str) -> Any:
         raise DataError(f"{what} not found", path)
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise DataError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", path) from None
+    except RecursionError:
+        raise DataError("malformed YAML: nested deeper than the parser's recursion limit", path) from None
     except yaml.YAMLError as exc:
         raise DataError(f"malformed YAML: {' '.join(str(exc).split())}", path) from None

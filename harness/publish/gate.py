@@ -5,9 +5,12 @@ A baseline entry::
     - {task: keypoints, dataset: coco-mini, model: heatmap, metric: AP, expected: 0.71, tolerance: 0.02,
        direction: higher, limit: 48}
 
-``direction`` says which way is better; only a move the wrong way by more than ``max(tolerance, CI half-width)``
-fails, where the half-width comes from the run's bootstrap interval (``confidence`` in metrics.json): a drop that
-resampling the same images could produce is noise, not a regression.  ``limit`` (optional) matches runs made with
+``direction`` says which way is better; a move the wrong way by more than ``tolerance`` fails.  The run's
+bootstrap interval (``confidence`` in metrics.json) is shown beside it but never widens the allowed drop: a wide
+interval on a small set would otherwise let large regressions through (issue 11: a 0.01 tolerance became an
+allowed AP drop of 0.54).  ``class: NAME`` gates one class of a per-class metric (``per_class`` in
+metrics.json).  The file is validated by ``harness.validation.schemas.BaselinesFile``: unknown (misspelt) keys,
+negative tolerances and non-numbers are one-line errors.  ``limit`` (optional) matches runs made with
 ``--limit`` that many samples, so a CI smoke run is compared with a smoke baseline and never with the
 full-dataset number.
 
@@ -31,6 +34,7 @@ from harness.core.errors import DataError
 from harness.io.jsonio import atomic_write_text
 from harness.publish.reports import latest_records
 from harness.io.yamlio import read_yaml
+from harness.safety.locks import locked, race_window
 
 DEFAULT_BASELINES = Path("leaderboards/baselines.yaml")
 REQUIRED = ("task", "dataset", "model", "metric", "expected", "tolerance", "direction")
@@ -47,6 +51,10 @@ class Baseline:
     direction: str
     limit: int | None = None
     protocol: str | None = None
+    #: gate one class of a per-class metric (YAML key ``class``)
+    class_name: str | None = None
+    #: the run ``expected`` was taken from (for ``bench gate --paired``)
+    run: str | None = None
 
     def key(self) -> tuple:
         return (self.task, self.dataset, self.model, self.limit)
@@ -75,8 +83,8 @@ class Check:
 
     @property
     def allowed(self) -> float:
-        """The drop tolerated: the baseline's tolerance, or the run's CI half-width when that is wider."""
-        return max(self.baseline.tolerance, self.half_width or 0.0)
+        """The drop tolerated: the baseline's tolerance (the interval is evidence to show, never a licence)."""
+        return self.baseline.tolerance
 
     @property
     def passed(self) -> bool:
@@ -90,6 +98,8 @@ class Check:
     def describe(self) -> str:
         b = self.baseline
         where = f"{b.task}/{b.dataset}/{b.model}{'' if b.limit is None else f' (limit {b.limit})'} {b.metric}"
+        if b.class_name is not None:
+            where += f"[{b.class_name}]"
         if self.actual is None:
             return f"{where}: no result found (run it first)"
         if not self.comparable:
@@ -110,16 +120,12 @@ def _read_entries(path: Path) -> tuple[dict, list]:
 
 
 def load_baselines(path: Path) -> list[Baseline]:
-    _, entries = _read_entries(path)
-    baselines = []
-    for index, entry in enumerate(entries):
-        missing = [key for key in REQUIRED if not isinstance(entry, dict) or key not in entry]
-        if missing:
-            raise DataError(f"baselines[{index}]: missing {', '.join(missing)}", path)
-        if entry["direction"] not in ("higher", "lower"):
-            raise DataError(f"baselines[{index}]: direction must be 'higher' or 'lower'", path)
-        baselines.append(Baseline(**{key: entry[key] for key in (*REQUIRED, "limit", "protocol") if key in entry}))
-    return baselines
+    from harness.validation.schemas import BaselinesFile, validate
+
+    data, _ = _read_entries(path)
+    parsed = validate(BaselinesFile, data, path)
+    return [Baseline(**entry.model_dump(exclude={"class_name"}), class_name=entry.class_name)
+            for entry in parsed.baselines]
 
 
 def run_gate(baselines: list[Baseline], reports_dir: Path) -> list[Check]:
@@ -131,8 +137,14 @@ def run_gate(baselines: list[Baseline], reports_dir: Path) -> list[Check]:
         if run is None:
             checks.append(Check(baseline, None, None, None, None))
             continue
-        checks.append(Check(baseline, run.metric(baseline.metric), run.run_id, run.interval(baseline.metric),
-                            run.protocol.get("key")))
+        if baseline.class_name is None:
+            actual, interval = run.metric(baseline.metric), run.interval(baseline.metric)
+        else:
+            classes = run.per_class.get(baseline.metric) or {}
+            value = classes.get(baseline.class_name) if isinstance(classes, dict) else None
+            actual = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+            interval = None
+        checks.append(Check(baseline, actual, run.run_id, interval, run.protocol.get("key")))
     return checks
 
 
@@ -143,7 +155,15 @@ class Update:
 
 
 def update_baselines(path: Path, reports_dir: Path) -> list[Update]:
-    """Rewrite ``expected`` of every entry that has a latest result; everything else stays as written."""
+    """Rewrite ``expected`` of every entry that has a latest result; everything else stays as written.
+
+    Under a lock on the baselines file: two concurrent updates would otherwise each write back their own read.
+    """
+    with locked(path):
+        return _update_locked(path, reports_dir)
+
+
+def _update_locked(path: Path, reports_dir: Path) -> list[Update]:
     data, entries = _read_entries(path)
     baselines = load_baselines(path)
     checks = run_gate(baselines, reports_dir)
@@ -152,10 +172,12 @@ def update_baselines(path: Path, reports_dir: Path) -> list[Update]:
         if check.actual is not None and check.actual == check.actual:
             entry["expected"] = float(check.actual)
             entry["protocol"] = check.protocol
+            entry["run"] = check.run_id
         updates.append(Update(check.baseline, entry["expected"] if check.actual is not None else None))
     text = path.read_text(encoding="utf-8")
     header = "".join(line for line in _leading_comments(text))
     body = yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=200)
+    race_window()
     atomic_write_text(path, header + body)
     return updates
 

@@ -14,6 +14,7 @@ from harness.core.run_record import RunRecord
 from harness.io.jsonio import atomic_write_text
 from harness.publish.provenance import utc_now
 from harness.publish.templating import render
+from harness.safety.locks import locked, race_window
 
 DEFAULT_LEADERBOARD_DIR = Path("leaderboards")
 KEY_COLUMNS = ["dataset", "protocol", "model"]
@@ -33,8 +34,8 @@ def row_from_record(record: dict[str, Any] | RunRecord, metric_columns: tuple[st
     row: dict[str, Any] = {"dataset": run.dataset.name, "protocol": run.protocol_key, "model": run.model.name}
     for column in metric_columns:
         row[column] = run.metrics.get(column)
-    for column in THROUGHPUT_COLUMNS:
-        row[column] = run.throughput.get(column)
+    for column in THROUGHPUT_COLUMNS:  # not published when no warm-up batch could be excluded
+        row[column] = run.throughput.get(column) if run.throughput.get("reliable", True) else None
     row["samples"] = run.samples
     # the model zoo's number for the headline, beside the one this run measured (empty when none is)
     row["published"] = (run.model.published or {}).get(headline)
@@ -57,6 +58,12 @@ def update_leaderboard(
     protocol are never ranked against each other.
     """
     csv_path = directory / f"{task_name}.csv"
+    with locked(csv_path):  # read-modify-write: without the lock, concurrent runs lose each other's rows
+        return _update_locked(directory, task_name, csv_path, record, metric_columns, headline, headline_higher)
+
+
+def _update_locked(directory: Path, task_name: str, csv_path: Path, record: dict[str, Any],
+                   metric_columns: tuple[str, ...], headline: str, headline_higher: bool) -> Path:
     new_row = pd.DataFrame([row_from_record(record, metric_columns, headline, headline_higher)])
     if csv_path.is_file():
         table = pd.read_csv(csv_path, dtype={"git_sha": str, "protocol": str, "headline": str}, keep_default_na=False,
@@ -73,6 +80,7 @@ def update_leaderboard(
     known = [c for c in table.columns if c not in KEY_COLUMNS + THROUGHPUT_COLUMNS + TRAILING_COLUMNS]
     metrics = list(metric_columns) + [c for c in known if c not in metric_columns]
     table = table.reindex(columns=KEY_COLUMNS + metrics + THROUGHPUT_COLUMNS + TRAILING_COLUMNS)
+    race_window()
     write_leaderboard(directory, task_name, sort_groups(table))
     return csv_path
 

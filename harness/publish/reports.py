@@ -47,7 +47,7 @@ def iter_records(reports_dir: Path) -> Iterator[dict[str, Any]]:
     for path in sorted(reports_dir.glob("*/metrics.json")):
         try:
             record = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError, RecursionError):
             continue  # unreadable leftovers are not results; `bench` never writes them half-way
         RunRecord.from_dict(record, path)  # a readable file with a malformed field is an error naming both
         record.setdefault("run_dir", str(path.parent))

@@ -27,6 +27,8 @@ from harness.publish.reports import iter_records, make_run_id, write_report
 from harness.core.protocol import Protocol
 from harness.core.run_record import DatasetRef, ModelRef, RunRecord
 from harness.run.runner import finish, run_shard, sample_indices
+from harness.safety.cachekey import dataset_cache_key
+from harness.safety.runs import clean_stale_runs, mark_finished, mark_started
 from harness.submissions import SUBMISSIONS
 from harness.tasks import get_task
 from harness.core.task import Task
@@ -130,6 +132,8 @@ def run_models(config: RunConfig, progress: Callable[[str, int], Callable[[int],
     fingerprint = dataset.fingerprint()
     indices = sample_indices(dataset, config.limit)
     context.start(config.device)
+    if context.is_main:
+        clean_stale_runs(config.reports_dir)  # folders of killed runs move to <reports>/.partial/
     records = []
     for adapter in adapters:
         adapter.check_compatible(dataset.info)
@@ -146,12 +150,15 @@ def run_models(config: RunConfig, progress: Callable[[str, int], Callable[[int],
         # one run id for every rank: dense submission files are written by the rank that predicted them
         run_id = context.all_gather(make_run_id(task.name, dataset.info.name,
                                                 adapter.name + (f"_{config.name}" if config.name else "")))[0]
+        if context.is_main:
+            mark_started(config.reports_dir / run_id)
         submission = SUBMISSIONS.get(protocol.submission)(dataset.info, config.reports_dir / run_id)
         shard_indices = context.shard(indices)
         on_batch = progress(adapter.name, len(shard_indices)) if progress and context.is_main else None
         cache = None
         if config.cache:
-            cache = PredictionCache(config.cache_dir or default_cache_dir(), model_fingerprint, fingerprint,
+            cache = PredictionCache(config.cache_dir or default_cache_dir(), model_fingerprint,
+                                    dataset_cache_key(fingerprint, dataset, config.seed),
                                     adapter.device, code_fingerprint(adapter),
                                     batching_key(adapter, config.batch_size, context.world_size))
         failure: Exception | None = None
@@ -229,6 +236,7 @@ def _score_and_write(config: RunConfig, task: Task, protocol: Protocol, dataset:
                                          seed=config.seed)
         record["analysis"] = pictures.summary()
     write_report(config.reports_dir / run_id, record, pictures)
+    mark_finished(config.reports_dir / run_id)
     if config.limit is None and config.dialect is None:  # leaderboards hold official, full-dataset numbers only
         update_leaderboard(config.leaderboards_dir, task.name, record, protocol.columns, protocol.headline,
                            record["higher_is_better"].get(protocol.headline, protocol.higher_is_better(protocol.headline)))

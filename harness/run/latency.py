@@ -39,13 +39,15 @@ class LatencyRecorder:
     def summary(self) -> dict[str, Any]:
         """images/s and per-batch latency percentiles (ms) over the batches after warm-up.
 
-        With fewer batches than warm-up + 1, every batch is kept rather than reporting nothing.
+        With fewer batches than warm-up + 1, every batch is kept rather than reporting nothing, and the summary
+        says ``reliable: False`` (the warm-up could not be excluded: "0.0 img/s" for a model whose one batch
+        paid its lazy initialisation); leaderboards do not publish such numbers.
         """
         skip = self.warmup_batches if len(self.batch_seconds) > self.warmup_batches else 0
         seconds = np.asarray(self.batch_seconds[skip:], dtype=np.float64)
         sizes = np.asarray(self.batch_sizes[skip:], dtype=np.float64)
         if seconds.size == 0:
-            return {"images_per_s": 0.0, "batches": 0}
+            return {"images_per_s": 0.0, "batches": 0, "reliable": False}
         milliseconds = seconds * 1000.0
         return {
             "images_per_s": float(sizes.sum() / seconds.sum()) if seconds.sum() > 0 else 0.0,
@@ -56,4 +58,5 @@ class LatencyRecorder:
             "warmup_batches": int(skip),
             "batch_size": int(max(self.batch_sizes)),
             "device": self.device,
+            "reliable": bool(skip >= self.warmup_batches),
         }

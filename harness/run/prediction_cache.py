@@ -12,6 +12,12 @@ a hash of the sample ids it holds, written to a temporary name and renamed into 
 chunks or nothing, every process (rank) writes only its own files, and no lock or database is involved.  Chunks
 also keep the call's wall time, so a resumed or re-scored run still reports the throughput it was measured at.
 Files are read with the pickle-free codec in ``harness.io.safecodec``.
+
+Each chunk also records, per sample, stamps of the image files the prediction was computed from
+(``harness.safety.inputs``): a sample whose image changed since (mirrored, replaced, truncated) is a miss
+and is predicted again, alone.  The dataset part of the key (``harness.safety.cachekey``) adds the data root
+and the seed to the ground-truth fingerprint.  Chunk writes take a lock on the cache directory
+(``harness.safety.locks``) so two runs sharing a cache never interleave a write and a directory scan.
 """
 from __future__ import annotations
 
@@ -25,8 +31,11 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from harness.io import safecodec
+from harness import safecodec
+from harness.safety.inputs import sample_matches, stamp_sample
+from harness.safety.locks import locked
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: per-sample input stamps
 MISSING = object()  # pass as ``default`` to tell a miss from a stored value
 
 
@@ -55,6 +64,9 @@ class PredictionCache:
         self._where: dict[str, Path] = {}
         self._timing: dict[Path, CachedTiming] = {}
         self._decoded: dict[Path, dict[str, Any]] = {}
+        #: every chunk holding a sample, with the stamps it was predicted under (a recomputed sample has several)
+        self._candidates: dict[str, list[tuple[Path, Any]]] = {}
+        self.stale = 0  # samples found but refused because an input file changed
         self.hits = 0
         self.writes = 0
         if self.directory.is_dir():
@@ -67,11 +79,13 @@ class PredictionCache:
             if header.get("version") != FORMAT_VERSION:
                 return
             keys = [sample_key(sample_id) for sample_id in header["ids"]]
+            stamps = header.get("inputs") or [None] * len(keys)
         except Exception as exc:  # a damaged file only costs a recomputation
             warnings.warn(f"{path}: unreadable prediction cache chunk ignored ({type(exc).__name__})", stacklevel=2)
             return
-        for key in keys:
+        for key, stamp in zip(keys, stamps):
             self._where[key] = path
+            self._candidates.setdefault(key, []).append((path, stamp))
         self._timing[path] = CachedTiming(float(header["seconds"]), int(header["batch_size"]))
 
     def __len__(self) -> int:
@@ -83,11 +97,19 @@ class PredictionCache:
     def timing(self, chunk: Path) -> CachedTiming:
         return self._timing[chunk]
 
-    def get(self, sample_id: Any, default: Any = None) -> Any:
+    def get(self, sample_id: Any, default: Any = None, sample: Any = None) -> Any:
+        """The stored prediction; with ``sample``, only while the files it was predicted from are unchanged."""
         key = sample_key(sample_id)
         path = self._where.get(key)
         if path is None:
             return default
+        if sample is not None:
+            path = next((p for p, stamp in reversed(self._candidates.get(key, [])) if sample_matches(stamp, sample)),
+                        None)
+            if path is None:
+                self.stale += 1
+                return default
+            self._where[key] = path
         if path not in self._decoded:
             try:
                 header, values = safecodec.loads(path)
@@ -96,6 +118,7 @@ class PredictionCache:
                               stacklevel=2)
                 for stale in [k for k, p in self._where.items() if p == path]:
                     del self._where[stale]
+                    self._candidates[stale] = [c for c in self._candidates.get(stale, []) if c[0] != path]
                 return default
             if len(self._decoded) >= 4:  # chunks are used in order; keep memory bounded
                 self._decoded.pop(next(iter(self._decoded)))
@@ -103,24 +126,37 @@ class PredictionCache:
         self.hits += 1
         return self._decoded[path][key]
 
-    def put(self, sample_ids: Sequence[Any], predictions: Sequence[Any], seconds: float) -> Path:
-        """Store one model call's predictions as one chunk (atomically; an existing identical chunk is replaced)."""
+    def put(self, sample_ids: Sequence[Any], predictions: Sequence[Any], seconds: float,
+            samples: Sequence[Any] | None = None) -> Path:
+        """Store one model call's predictions as one chunk (atomically; an existing identical chunk is replaced).
+
+        ``samples`` (the predicted samples, in order) stamps their input files into the chunk; without them the
+        chunk is served only to callers that do not pass a sample to ``get``.  The chunk name covers the stamps,
+        so a recomputed sample never overwrites the chunk another process may be decoding.
+        """
         ids = [sample_id.item() if hasattr(sample_id, "item") else sample_id for sample_id in sample_ids]
-        name = hashlib.sha256(json.dumps(ids).encode()).hexdigest()[:20]
+        stamps = [stamp_sample(sample) for sample in samples] if samples is not None else None
+        name = hashlib.sha256(json.dumps([ids, stamps]).encode()).hexdigest()[:20]
         header = {"version": FORMAT_VERSION, "ids": ids, "seconds": float(seconds), "batch_size": len(ids)}
+        if stamps is not None:
+            header["inputs"] = stamps
         payload = safecodec.dumps(header, list(predictions))
         self.directory.mkdir(parents=True, exist_ok=True)
         path = self.directory / f"chunk-{name}.pred"
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pred", dir=self.directory)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(payload)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        for sample_id in ids:
+        with locked(self.directory / ".lock"):
+            fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pred", dir=self.directory)
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(payload)
+                os.chmod(tmp, 0o644)
+                os.replace(tmp, path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        for index, sample_id in enumerate(ids):
             self._where[sample_key(sample_id)] = path
+            self._candidates.setdefault(sample_key(sample_id), []).append(
+                (path, stamps[index] if stamps is not None else None))
         self._timing[path] = CachedTiming(float(seconds), len(ids))
         self.writes += 1
         return path

@@ -103,7 +103,7 @@ def run_shard(
         predictions: list[Any] = [MISSING] * len(samples)
         if cache is not None:
             for slot, sample in enumerate(samples):
-                predictions[slot] = cache.get(sample.sample_id, MISSING)
+                predictions[slot] = cache.get(sample.sample_id, MISSING, sample=sample)
                 chunk = cache.chunk_of(sample.sample_id) if predictions[slot] is not MISSING else None
                 if chunk is not None and chunk not in replayed:
                     replayed.add(chunk)
@@ -125,7 +125,7 @@ def run_shard(
                 )
             if cache is not None:
                 try:
-                    cache.put([sample.sample_id for sample in todo], fresh, recorder.batch_seconds[-1])
+                    cache.put([sample.sample_id for sample in todo], fresh, recorder.batch_seconds[-1], samples=todo)
                 except CodecError as exc:  # e.g. a prediction type nobody registered: run on, uncached
                     warnings.warn(f"prediction cache disabled for {adapter.name!r}: {exc}", stacklevel=2)
                     cache = None
@@ -163,11 +163,13 @@ def throughput_summary(shards: Sequence[ShardResult], device: str) -> dict[str, 
     """Latency percentiles over every rank's batches; images/s as the ranks' rates added up (they ran at once)."""
     pooled = LatencyRecorder(device=device, warmup_batches=0)
     rates = []
+    reliable = True
     skipped = 0
     for shard in shards:
         recorder = LatencyRecorder(device=device, batch_seconds=list(shard.batch_seconds), batch_sizes=list(shard.batch_sizes))
         summary = recorder.summary()
         rates.append(summary["images_per_s"])
+        reliable = reliable and bool(summary.get("reliable", True))
         skip = summary.get("warmup_batches", 0)
         skipped += skip
         pooled.batch_seconds += shard.batch_seconds[skip:]
@@ -181,6 +183,7 @@ def throughput_summary(shards: Sequence[ShardResult], device: str) -> dict[str, 
         summary["warmup_batches"] = skipped  # each rank's first batch
         summary["per_rank_images_per_s"] = [float(rate) for rate in rates]
     summary["world_size"] = len(shards)
+    summary["reliable"] = reliable if len(shards) > 1 else bool(summary.get("reliable", True))
     summary["predicted_samples"] = sum(shard.predicted for shard in shards)
     summary["cached_samples"] = sum(shard.cached for shard in shards)
     return summary

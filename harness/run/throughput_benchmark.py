@@ -274,9 +274,22 @@ def update_throughput_csv(path: Path, rows: list[dict[str, Any]]) -> None:
 
     from harness.io.jsonio import atomic_write_text
 
+    from harness.safety.locks import locked
+    from harness.validation.tables import read_csv
+
+    with locked(path):  # read-modify-write: concurrent `bench throughput` runs keep each other's rows
+        _update_throughput_csv(path, rows, read_csv)
+
+
+def _update_throughput_csv(path: Path, rows: list[dict[str, Any]], read_csv: Any) -> None:
+    import pandas as pd
+
+    from harness.jsonio import atomic_write_text
+
     new = pd.DataFrame(rows).reindex(columns=COLUMNS)
     if path.is_file():
-        old = pd.read_csv(path, dtype={"git_sha": str, "cuda": str, "cudnn": str})
+        old = read_csv(path, required=KEY_COLUMNS, numeric=("batch_size", "images_per_s"),
+                       dtype={"git_sha": str, "cuda": str, "cudnn": str})
         old = old.reindex(columns=COLUMNS)
         keys = lambda frame: frame[KEY_COLUMNS].astype(str).agg("|".join, axis=1)  # noqa: E731
         table = pd.concat([old[~keys(old).isin(set(keys(new)))], new], ignore_index=True)

@@ -68,6 +68,7 @@ def _write_mask_png(path: Path, mask: np.ndarray) -> None:
     try:
         with os.fdopen(fd, "wb") as handle:
             Image.fromarray(np.ascontiguousarray(mask, dtype=bool)).save(handle, format="PNG")
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -205,8 +206,11 @@ class CityscapesInstanceFiles(PredictionSource):
             raise PredictionError(f"{where}: mask file {path.name} is missing", txt)
         try:
             with Image.open(path) as image:
+                from harness.validation.images import check_header
+
+                check_header(image, path, PredictionError)  # a bomb is refused before decoding
                 grey = np.asarray(image.convert("L"))  # as the reference reads masks
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
             raise PredictionError(f"{where}: mask {path.name} cannot be decoded ({exc.__class__.__name__})",
                                   txt) from None
         if grey.shape != size:

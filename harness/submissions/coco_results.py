@@ -122,6 +122,12 @@ class CocoResultsSource(PredictionSource):
         masks = None
         if self.info.task == "instance":
             masks = [_rle(r.get("segmentation"), where(k), self.path) for k, r in enumerate(items)]
+            from harness.validation.coco_geometry import check_compressed_rles, check_image_sizes
+
+            sizes = np.asarray([m["size"] for m in masks], dtype=np.float64).reshape(-1, 2)
+            check_image_sizes(sizes, where, PredictionError, self.path)  # before pycocotools reads a count
+            check_compressed_rles([m["counts"] for m in masks], sizes.prod(axis=1), where, PredictionError,
+                                  self.path)
             if self.boxes is not None:
                 boxes = numbers([self.boxes[i].get("bbox") if isinstance(self.boxes[i], dict) else None
                                  for i in indices], "bbox", where, PredictionError, box_path(self.path), length=4)

@@ -31,6 +31,7 @@ class FloFiles(SubmissionFormat):
         os.close(fd)
         try:
             write_flo(tmp, np.asarray(prediction.flow, dtype=np.float32))
+            os.chmod(tmp, 0o644)
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

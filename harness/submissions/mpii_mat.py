@@ -88,6 +88,7 @@ def _atomic_savemat(path: Path, arrays: dict[str, np.ndarray]) -> None:
             handle.write(buffer.getvalue())
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

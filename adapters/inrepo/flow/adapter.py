@@ -59,7 +59,9 @@ class ClassicalFlowAdapter(Adapter):
         """The estimator's parameters stand in for weights (the name and options alone would not change with them)."""
         import hashlib
 
-        return hashlib.sha256(f"{super().fingerprint()}|{self.estimator!r}".encode()).hexdigest()[:16]
+        from harness.safety.fingerprint import stable_text  # fields, never a repr that may hold an address
+
+        return hashlib.sha256(f"{super().fingerprint()}|{stable_text(self.estimator)}".encode()).hexdigest()[:16]
 
     def predict(self, samples: Sequence[Sample]) -> list[FlowPrediction]:
         return [FlowPrediction(flow=np.asarray(self.estimator(*frames(s)), np.float32)) for s in samples]

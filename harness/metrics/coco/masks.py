@@ -25,8 +25,13 @@ def segmentations_to_rles(
     """One compressed RLE per segmentation; ``image_sizes[image_index[i]]`` is (height, width)."""
     from pycocotools import mask as mask_utils
 
-    if _all_compressed(segmentations, image_index, image_sizes):
-        return list(segmentations)  # results as detectron2/mmdet write them: used as given
+    from harness.validation.coco_geometry import check_compressed_rles, check_segmentations
+
+    if _all_compressed(segmentations, image_index, image_sizes):  # results as detectron2/mmdet write them
+        pixels = np.asarray(image_sizes, dtype=np.float64)[np.asarray(image_index, dtype=np.int64)].prod(axis=1)
+        check_compressed_rles(list(map(itemgetter("counts"), segmentations)), pixels, where, error, path)
+        return list(segmentations)  # used as given, once their counts are known to add up
+    check_segmentations(segmentations, image_index, image_sizes, where, error, path)  # bounds before C code
     rles: list[Any] = [None] * len(segmentations)
     polygon_batches: dict[int, list[int]] = {}
     for i, segm in enumerate(segmentations):

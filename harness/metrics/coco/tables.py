@@ -93,6 +93,9 @@ def load_ground_truth(
     v.check_known(category, ann_categories, "category_id", where, DataError, path, "is not in 'categories'")
 
     area = v.numbers(v.column(annotations, "area", where, DataError, path), "area", where, DataError, path)
+    if (area < 0).any():  # an area range can never hold it: refuse instead of dropping it from APs/m/l silently
+        i = int(np.flatnonzero(area < 0)[0])
+        raise DataError(f"{where(i)}: area must not be negative, got {float(area[i])!r}", path)
     crowd_raw = [int(c) if isinstance(c, (bool, np.bool_)) else c for c in v.optional_column(annotations, "iscrowd", 0)]
     crowd_values = v.numbers(crowd_raw, "iscrowd", where, DataError, path) if crowd_raw else np.zeros(0)
     bad_crowd = (crowd_values != 0) & (crowd_values != 1)

@@ -74,12 +74,14 @@ def numbers(
     try:
         if length is None:
             raw = np.asarray(values)
-            if raw.dtype.kind in "iuf" and raw.shape == (len(values),):
+            # [True, 0.8] becomes a float array: a bool is not a score (one C-level pass over the types)
+            if raw.dtype.kind in "iuf" and raw.shape == (len(values),) and not set(map(type, values)) & _NOT_NUMBERS:
                 array = raw.astype(np.float64, copy=False)
         else:  # two flat passes are ~2x faster than np.asarray on a list of lists
             count = len(values)
             sizes = np.fromiter(map(len, values), dtype=np.int64, count=count)
-            if np.all(sizes == length):
+            # fromiter would turn "1" into 1.0 and True into 1.0: only ints and floats are numbers here
+            if np.all(sizes == length) and not set(map(type, chain.from_iterable(values))) & _NOT_NUMBERS:
                 flat = np.fromiter(chain.from_iterable(values), dtype=np.float64, count=count * length)
                 array = flat.reshape(count, length)
     except (TypeError, ValueError):
@@ -93,7 +95,11 @@ def numbers(
     return array
 
 
-def _diagnose(values: Sequence[Any], key: str, where: Where, error: ErrorType, path, length: int | None) -> NoReturn:
+#: what np.fromiter would silently convert although it is not a number (JSON gives no other such types)
+_NOT_NUMBERS = {str, bool, np.bool_}
+
+
+def _diagnose(values: Sequence[Any], key: str, where: Where, error: ErrorType, path, length: int | None) -> None:
     for index, value in enumerate(values):
         if length is None:
             if not _is_number(value):
@@ -151,12 +157,12 @@ class IdIndex:
         """Index of each value, -1 where unknown."""
         if self._int_ids is not None:
             try:
-                raw = np.asarray(values)
+                raw = np.asarray(values) if not set(map(type, values)) & {bool, np.bool_} else None  # True is not id 1
             except (TypeError, ValueError):
                 raw = None
             if raw is not None and raw.dtype.kind == "f" and raw.shape == (len(values),):
                 # pycocotools finds image_id 3.0 under 3 (Python dict keys): accept integral floats too
-                if np.all(np.isfinite(raw)) and np.all(raw == np.round(raw)):
+                if np.all(np.abs(raw) < 2.0**63) and np.all(raw == np.round(raw)):  # NaN fails both
                     raw = raw.astype(np.int64)
             if raw is not None and raw.dtype.kind in "iu" and raw.shape == (len(values),):
                 raw = raw.astype(np.int64, copy=False)
