@@ -10,7 +10,7 @@ import click
 
 from harness.cli import main
 from harness.cli.console import console
-from harness.validation import cli as checks
+from harness.io.validation import cli as checks
 
 
 @main.command("gate")
@@ -87,9 +87,9 @@ def _update(baselines: Path, reports_dir: Path) -> None:
 
 def _paired(checks: list, reports_dir: Path, resamples: int) -> None:
     """``--paired``: each check's latest run against its baseline run, on the same resampled images."""
-    from harness.errors import GateFailure
-    from harness.paired_gate import paired_check, run_folder
-    from harness.reports import iter_records
+    from harness.core.errors import GateFailure
+    from harness.run.paired_gate import paired_check, run_folder
+    from harness.publish.reports import iter_records
 
     folders = {record["run_id"]: Path(record["run_dir"]) for record in iter_records(reports_dir)}
     failures = 0

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from harness.validation import cli as checks
+from harness.io.validation import cli as checks
 
 TASK = click.option("--task", "task_name", required=True, help="Task name, e.g. keypoints, detection, semantic, flow.")
 DATASET = click.option("--dataset", "dataset_name", default=None, help="Dataset name (default: the task's default).")

@@ -12,7 +12,7 @@ import click
 from rich.markup import escape
 
 from harness.cli import main, options
-from harness.validation import cli as checks
+from harness.io.validation import cli as checks
 
 
 @main.command("run")

@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 
 from harness.cli import main
-from harness.validation import cli as checks
+from harness.io.validation import cli as checks
 
 
 @main.command("site")

@@ -7,7 +7,7 @@ import click
 
 from harness.cli import main, options
 from harness.cli.console import console
-from harness.validation import cli as checks
+from harness.io.validation import cli as checks
 
 
 def _batch_sizes(ctx, param, value: str) -> tuple[int, ...]:

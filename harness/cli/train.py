@@ -11,7 +11,7 @@ import click
 
 from harness.cli import main
 from harness.cli.options import DATA_ROOT, DATASET, TASK
-from harness.validation import cli as checks
+from harness.io.validation import cli as checks
 
 
 @main.command("train")

@@ -105,7 +105,7 @@ class Adapter(ABC):
 
     def fingerprint(self) -> str:
         """Identifies the model exactly: name, options and a hash of the weights, for caches and provenance."""
-        from harness.safety.fingerprint import stable_text  # no memory addresses: the same key in every process
+        from harness.core.fingerprint import stable_text  # no memory addresses: the same key in every process
 
         digest = hashlib.sha256(f"{self.name}|{stable_text(self.options)}".encode())
         weights = self.weights_file()

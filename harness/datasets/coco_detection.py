@@ -15,7 +15,7 @@ from harness.core.dataset import Dataset, DatasetInfo
 from harness.datasets.coco_format import CocoIndex, locate_coco
 from harness.core.errors import DataError
 from harness.core.structures import DetectionTarget, Sample
-from harness.validation.paths import inside
+from harness.io.validation.paths import inside
 
 TASKS = ("detection", "instance")
 

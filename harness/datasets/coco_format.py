@@ -13,7 +13,7 @@ from typing import Any
 from harness.core.dataset import report
 from harness.core.errors import DataError
 from harness.io.jsonio import read_json
-from harness.validation.coco_annotations import annotation_problem, category_problem, image_problem
+from harness.io.validation.coco_annotations import annotation_problem, category_problem, image_problem
 
 IMAGE_KEYS = ("id", "file_name", "width", "height")
 ANNOTATION_KEYS = ("id", "image_id", "category_id", "bbox", "area", "iscrowd")

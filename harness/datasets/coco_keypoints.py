@@ -15,7 +15,7 @@ from harness.datasets.coco_format import CocoIndex, locate_coco
 from harness.core.errors import DataError
 from harness.labels.keypoints import COCO_KEYPOINT_NAMES, COCO_SIGMAS
 from harness.core.structures import KeypointsTarget, PersonBoxes, Sample
-from harness.validation.paths import inside
+from harness.io.validation.paths import inside
 
 
 class CocoKeypoints(Dataset):

@@ -46,8 +46,8 @@ from harness.io.jsonio import read_json
 from harness.labels.keypoints import MPII_JOINT_CODES, MPII_KEYPOINT_NAMES, MPII_SKELETON
 from harness.core.protocol import MetricSpec, ProtocolOverride
 from harness.core.structures import KeypointsTarget, PersonBoxes, Sample
-from harness.validation.paths import inside
-from harness.validation.pose import check_head_boxes
+from harness.io.validation.paths import inside
+from harness.io.validation.pose import check_head_boxes
 
 NUM_JOINTS = len(MPII_KEYPOINT_NAMES)
 PERSON_KEYS = ("image", "center", "scale", "joints", "joints_vis")

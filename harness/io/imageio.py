@@ -10,7 +10,7 @@ from harness.core.errors import DataError
 
 
 def _open(path: Path, label: bool = False) -> Image.Image:
-    from harness.validation.images import check_header, check_label_image
+    from harness.io.validation.images import check_header, check_label_image
 
     path = Path(path)
     if not path.is_file():

@@ -9,7 +9,7 @@ A baseline entry::
 bootstrap interval (``confidence`` in metrics.json) is shown beside it but never widens the allowed drop: a wide
 interval on a small set would otherwise let large regressions through (issue 11: a 0.01 tolerance became an
 allowed AP drop of 0.54).  ``class: NAME`` gates one class of a per-class metric (``per_class`` in
-metrics.json).  The file is validated by ``harness.validation.schemas.BaselinesFile``: unknown (misspelt) keys,
+metrics.json).  The file is validated by ``harness.io.validation.schemas.BaselinesFile``: unknown (misspelt) keys,
 negative tolerances and non-numbers are one-line errors.  ``limit`` (optional) matches runs made with
 ``--limit`` that many samples, so a CI smoke run is compared with a smoke baseline and never with the
 full-dataset number.
@@ -34,7 +34,7 @@ from harness.core.errors import DataError
 from harness.io.jsonio import atomic_write_text
 from harness.publish.reports import latest_records
 from harness.io.yamlio import read_yaml
-from harness.safety.locks import locked, race_window
+from harness.io.locks import locked, race_window
 
 DEFAULT_BASELINES = Path("leaderboards/baselines.yaml")
 REQUIRED = ("task", "dataset", "model", "metric", "expected", "tolerance", "direction")
@@ -120,7 +120,7 @@ def _read_entries(path: Path) -> tuple[dict, list]:
 
 
 def load_baselines(path: Path) -> list[Baseline]:
-    from harness.validation.schemas import BaselinesFile, validate
+    from harness.io.validation.schemas import BaselinesFile, validate
 
     data, _ = _read_entries(path)
     parsed = validate(BaselinesFile, data, path)

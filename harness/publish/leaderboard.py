@@ -14,7 +14,7 @@ from harness.core.run_record import RunRecord
 from harness.io.jsonio import atomic_write_text
 from harness.publish.provenance import utc_now
 from harness.publish.templating import render
-from harness.safety.locks import locked, race_window
+from harness.io.locks import locked, race_window
 
 DEFAULT_LEADERBOARD_DIR = Path("leaderboards")
 KEY_COLUMNS = ["dataset", "protocol", "model"]

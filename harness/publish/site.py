@@ -267,7 +267,7 @@ def _copy_run_page(record: dict[str, Any], runs_dir: Path) -> None:
 def _throughput_table(leaderboards_dir: Path | None) -> dict[str, Any] | None:
     if leaderboards_dir is None or not (Path(leaderboards_dir) / "throughput.csv").is_file():
         return None
-    from harness.validation.tables import read_csv
+    from harness.io.validation.tables import read_csv
 
     table = read_csv(Path(leaderboards_dir) / "throughput.csv", required=("task", "model"),
                      numeric=("batch_size", "images_per_s"))

@@ -27,8 +27,8 @@ from harness.publish.reports import iter_records, make_run_id, write_report
 from harness.core.protocol import Protocol
 from harness.core.run_record import DatasetRef, ModelRef, RunRecord
 from harness.run.runner import finish, run_shard, sample_indices
-from harness.safety.cachekey import dataset_cache_key
-from harness.safety.runs import clean_stale_runs, mark_finished, mark_started
+from harness.run.cache_key import dataset_cache_key
+from harness.run.run_folders import clean_stale_runs, mark_finished, mark_started
 from harness.submissions import SUBMISSIONS
 from harness.tasks import get_task
 from harness.core.task import Task

@@ -14,10 +14,10 @@ also keep the call's wall time, so a resumed or re-scored run still reports the 
 Files are read with the pickle-free codec in ``harness.io.safecodec``.
 
 Each chunk also records, per sample, stamps of the image files the prediction was computed from
-(``harness.safety.inputs``): a sample whose image changed since (mirrored, replaced, truncated) is a miss
-and is predicted again, alone.  The dataset part of the key (``harness.safety.cachekey``) adds the data root
+(``harness.run.input_stamps``): a sample whose image changed since (mirrored, replaced, truncated) is a miss
+and is predicted again, alone.  The dataset part of the key (``harness.run.cache_key``) adds the data root
 and the seed to the ground-truth fingerprint.  Chunk writes take a lock on the cache directory
-(``harness.safety.locks``) so two runs sharing a cache never interleave a write and a directory scan.
+(``harness.io.locks``) so two runs sharing a cache never interleave a write and a directory scan.
 """
 from __future__ import annotations
 
@@ -31,9 +31,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from harness.io import safecodec
-from harness import safecodec
-from harness.safety.inputs import sample_matches, stamp_sample
-from harness.safety.locks import locked
+from harness.io import safecodec
+from harness.run.input_stamps import sample_matches, stamp_sample
+from harness.io.locks import locked
 
 FORMAT_VERSION = 2  # 2: per-sample input stamps
 MISSING = object()  # pass as ``default`` to tell a miss from a stored value

@@ -274,8 +274,8 @@ def update_throughput_csv(path: Path, rows: list[dict[str, Any]]) -> None:
 
     from harness.io.jsonio import atomic_write_text
 
-    from harness.safety.locks import locked
-    from harness.validation.tables import read_csv
+    from harness.io.locks import locked
+    from harness.io.validation.tables import read_csv
 
     with locked(path):  # read-modify-write: concurrent `bench throughput` runs keep each other's rows
         _update_throughput_csv(path, rows, read_csv)
@@ -284,7 +284,7 @@ def update_throughput_csv(path: Path, rows: list[dict[str, Any]]) -> None:
 def _update_throughput_csv(path: Path, rows: list[dict[str, Any]], read_csv: Any) -> None:
     import pandas as pd
 
-    from harness.jsonio import atomic_write_text
+    from harness.io.jsonio import atomic_write_text
 
     new = pd.DataFrame(rows).reindex(columns=COLUMNS)
     if path.is_file():

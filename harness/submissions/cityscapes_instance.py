@@ -206,7 +206,7 @@ class CityscapesInstanceFiles(PredictionSource):
             raise PredictionError(f"{where}: mask file {path.name} is missing", txt)
         try:
             with Image.open(path) as image:
-                from harness.validation.images import check_header
+                from harness.io.validation.images import check_header
 
                 check_header(image, path, PredictionError)  # a bomb is refused before decoding
                 grey = np.asarray(image.convert("L"))  # as the reference reads masks

@@ -122,7 +122,7 @@ class CocoResultsSource(PredictionSource):
         masks = None
         if self.info.task == "instance":
             masks = [_rle(r.get("segmentation"), where(k), self.path) for k, r in enumerate(items)]
-            from harness.validation.coco_geometry import check_compressed_rles, check_image_sizes
+            from harness.io.validation.coco_geometry import check_compressed_rles, check_image_sizes
 
             sizes = np.asarray([m["size"] for m in masks], dtype=np.float64).reshape(-1, 2)
             check_image_sizes(sizes, where, PredictionError, self.path)  # before pycocotools reads a count

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from harness.bench_run import RunConfig, get_task, open_dataset, run_models
-from harness.safety.fingerprint import UnstableFingerprint, stable_text
+from harness.run.bench_run import RunConfig, get_task, open_dataset, run_models
+from harness.core.fingerprint import UnstableFingerprint, stable_text
 
 ROOT = Path(__file__).resolve().parents[2]
 LIMIT = 12

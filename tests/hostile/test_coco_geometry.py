@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pycocotools import mask as mask_utils
 
-from harness.errors import PredictionError
-from harness.validation.coco_geometry import (check_compressed_rles, check_polygons, check_segmentations,
+from harness.core.errors import PredictionError
+from harness.io.validation.coco_geometry import (check_compressed_rles, check_polygons, check_segmentations,
                                               decode_counts)
 
 

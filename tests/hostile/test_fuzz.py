@@ -15,11 +15,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from harness.bench_run import get_task, open_dataset
+from harness.run.bench_run import get_task, open_dataset
 from harness.cli import main
-from harness.errors import BenchError
-from harness.metrics.base import MetricResult
-from harness.structures import (DetectionPrediction, DetectionTarget, FlowPrediction, KeypointsPrediction,
+from harness.core.errors import BenchError
+from harness.core.metric import MetricResult
+from harness.core.structures import (DetectionPrediction, DetectionTarget, FlowPrediction, KeypointsPrediction,
                                 KeypointsTarget, SemanticPrediction, SemanticTarget)
 from tests.hostile import cases as c
 

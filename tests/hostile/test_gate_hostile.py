@@ -10,8 +10,8 @@ import yaml
 from click.testing import CliRunner
 
 from harness.cli import main
-from harness.gate import load_baselines, run_gate
-from harness.metrics.base import percentile_intervals
+from harness.publish.gate import load_baselines, run_gate
+from harness.core.metric import percentile_intervals
 from tests.core.test_gate_and_leaderboard import BASE, PROTOCOL, record
 
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness import safecodec
-from harness.bench_run import RunConfig, run_models
+from harness.io import safecodec
+from harness.run.bench_run import RunConfig, run_models
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "scale"))  # the toy task (tests/scale/toyplugin.py) registers itself
@@ -31,7 +31,7 @@ CHILD = textwrap.dedent("""
     sys.path.insert(0, sys.argv[2])
     import toyplugin
     from pathlib import Path
-    from harness.bench_run import RunConfig, run_models
+    from harness.run.bench_run import RunConfig, run_models
     original = toyplugin.ToyLinear.predict
     def slow(self, samples):
         time.sleep(0.05)

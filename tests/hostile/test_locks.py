@@ -2,7 +2,7 @@
 
 8 processes with distinct models wait at a file barrier, then update one leaderboard; ``BENCH_LOCK_TEST_DELAY``
 holds each update open between its read and its write, so without the lock every process reads the same old
-table.  The same test with ``harness.leaderboard.locked`` swapped for a no-op must lose rows: that proves the
+table.  The same test with ``harness.publish.leaderboard.locked`` swapped for a no-op must lose rows: that proves the
 race is really forced and that the lock is what prevents it.
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ WORKERS = 8
 WORKER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    import harness.leaderboard as leaderboard
+    import harness.publish.leaderboard as leaderboard
     if sys.argv[4] == "nolock":
         from contextlib import nullcontext
         leaderboard.locked = lambda path: nullcontext()
@@ -68,10 +68,10 @@ def test_gate_update_waits_for_the_baselines_lock_and_names_it(tmp_path, monkeyp
     import yaml
     from filelock import FileLock
 
-    from harness.errors import BenchError
-    from harness.gate import update_baselines
-    from harness.safety import locks
-    from harness.safety.locks import lock_path
+    from harness.core.errors import BenchError
+    from harness.publish.gate import update_baselines
+    from harness.io import locks
+    from harness.io.locks import lock_path
 
     path = tmp_path / "baselines.yaml"
     path.write_text(yaml.safe_dump({"baselines": []}))

@@ -10,9 +10,9 @@ from pathlib import Path
 import yaml
 from click.testing import CliRunner
 
-from harness.bench_run import RunConfig, run_models
+from harness.run.bench_run import RunConfig, run_models
 from harness.cli import main
-from harness.paired_gate import paired_check
+from harness.run.paired_gate import paired_check
 
 
 def test_paired_gate_fails_a_significant_drop_and_passes_the_same_model(tmp_path):

@@ -1,7 +1,7 @@
 """Throughput from a single batch (no warm-up excluded) is marked unreliable and kept off leaderboards
 (issue 11, finding 9: "0.0 img/s" published for mmseg FCN from its one batch)."""
-from harness.leaderboard import row_from_record
-from harness.throughput import LatencyRecorder
+from harness.publish.leaderboard import row_from_record
+from harness.run.latency import LatencyRecorder
 from tests.core.test_gate_and_leaderboard import record
 
 

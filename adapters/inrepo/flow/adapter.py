@@ -59,7 +59,7 @@ class ClassicalFlowAdapter(Adapter):
         """The estimator's parameters stand in for weights (the name and options alone would not change with them)."""
         import hashlib
 
-        from harness.safety.fingerprint import stable_text  # fields, never a repr that may hold an address
+        from harness.core.fingerprint import stable_text  # fields, never a repr that may hold an address
 
         return hashlib.sha256(f"{super().fingerprint()}|{stable_text(self.estimator)}".encode()).hexdigest()[:16]
 

@@ -25,7 +25,7 @@ def segmentations_to_rles(
     """One compressed RLE per segmentation; ``image_sizes[image_index[i]]`` is (height, width)."""
     from pycocotools import mask as mask_utils
 
-    from harness.validation.coco_geometry import check_compressed_rles, check_segmentations
+    from harness.io.validation.coco_geometry import check_compressed_rles, check_segmentations
 
     if _all_compressed(segmentations, image_index, image_sizes):  # results as detectron2/mmdet write them
         pixels = np.asarray(image_sizes, dtype=np.float64)[np.asarray(image_index, dtype=np.int64)].prod(axis=1)

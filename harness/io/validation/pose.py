@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.errors import DataError
+from harness.core.errors import DataError
 
 
 def check_head_boxes(boxes: np.ndarray | None, present: np.ndarray, path: str | Path, what: str = "head box") -> None:

@@ -11,7 +11,7 @@ import os
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
-from harness.errors import DataError
+from harness.core.errors import DataError
 
 
 def inside(root: str | Path, relative: Any, annotation_file: str | Path | None, where: str) -> Path:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from harness.errors import DataError
+from harness.core.errors import DataError
 
 
 def read_csv(path: str | Path, required: Sequence[str] = (), numeric: Sequence[str] = (), **options: Any) -> Any:

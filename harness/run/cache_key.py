@@ -3,7 +3,7 @@
 ``Dataset.fingerprint()`` hashes the ground truth only.  Two dataset copies with the same annotations (a
 mirror, a copy with other images) share it, so the data root is part of the key; the seed is too (runs call
 ``seed_everything`` before predicting, and a stochastic model's output depends on it).  Per-image contents
-are checked per sample by ``harness.safety.inputs``; model weights, options and adapter code are keyed by
+are checked per sample by ``harness.run.input_stamps``; model weights, options and adapter code are keyed by
 ``Adapter.fingerprint`` and ``predcache.code_fingerprint``; device kind and batching by ``PredictionCache``.
 """
 from __future__ import annotations

@@ -13,7 +13,7 @@ from typing import Any, Optional, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, ValidationError, field_validator
 
-from harness.errors import DataError
+from harness.core.errors import DataError
 
 Number = StrictFloat  # strict: ints accepted, bools and numeric strings refused
 Model = TypeVar("Model", bound=BaseModel)

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from harness.errors import BenchError
+from harness.core.errors import BenchError
 
 _DEVICE = re.compile(r"^(cpu|cuda|mps|xpu)(:(\d+))?$")
 SEED_LIMIT = 2**32  # numpy's legacy seeding takes [0, 2**32)

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from harness.errors import BenchError, DataError
+from harness.core.errors import BenchError, DataError
 
 DEFAULT_MAX_PIXELS = 89_478_485
 #: modes a label map may have: palette indices, 8-bit grey, 16/32-bit integer ids

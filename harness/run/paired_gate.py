@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from harness.errors import BenchError
-from harness.metrics.base import resample_counts
+from harness.core.errors import BenchError
+from harness.core.metric import resample_counts
 
 DEFAULT_RESAMPLES = 200
 DEFAULT_LEVEL = 0.95
@@ -53,7 +53,7 @@ class PairedCheck:
 
 
 def _draws(run_dir: Path, metric: str, counts: np.ndarray) -> tuple[float, np.ndarray, int]:
-    from harness.submission_eval import score_run_folder
+    from harness.run.submission_eval import score_run_folder
 
     score = score_run_folder(run_dir)
     value = score.evaluation.result.metrics.get(metric)
@@ -71,7 +71,7 @@ def _draws(run_dir: Path, metric: str, counts: np.ndarray) -> tuple[float, np.nd
 
 def paired_check(baseline_run: Path, new_run: Path, metric: str, higher_is_better: bool, tolerance: float,
                  resamples: int = DEFAULT_RESAMPLES, seed: int = 0, level: float = DEFAULT_LEVEL) -> PairedCheck:
-    from harness.jsonio import read_json
+    from harness.io.jsonio import read_json
 
     records = [read_json(Path(run) / "metrics.json") for run in (baseline_run, new_run)]
     keys = [(r.get("dataset", {}).get("fingerprint"), r.get("samples"), r.get("limit")) for r in records]

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from harness.errors import BenchError
+from harness.core.errors import BenchError
 
 #: seconds to wait for another process's update before giving up with a one-line error
 LOCK_TIMEOUT = float(os.environ.get("BENCH_LOCK_TIMEOUT", "600"))

@@ -24,7 +24,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from harness.errors import BenchError
+from harness.core.errors import BenchError
 
 Where = Callable[[int], str]
 
