@@ -308,14 +308,14 @@ def record_edit(edit):
 
 
 for name, edit, pattern in [
-    ("metrics-list", lambda r: r.update(metrics=[1]), r"metrics: Input should be a valid dictionary"),
-    ("metric-string", lambda r: r["metrics"].update(AP="0.6"), r"metrics\.AP: Input should be a valid number"),
-    ("metric-bool", lambda r: r["metrics"].update(AP=True), r"metrics\.AP: Input should be a valid number"),
-    ("task-missing", lambda r: r.pop("task"), r"missing task"),
-    ("model-name-number", lambda r: r["model"].update(name=5), r"model\.name: Input should be a valid string"),
-    ("limit-string", lambda r: r.update(limit="48"), r"limit: Input should be a valid integer"),
-    ("confidence-string", lambda r: r.update(confidence={"AP": "narrow"}), r"confidence\.AP: Input should be a valid list"),
-    ("finished-missing", lambda r: r.pop("finished_utc"), r"missing finished_utc"),
+    ("metrics-list", lambda r: r.update(metrics=[1]), r"field 'metrics': expected an object"),
+    ("metric-string", lambda r: r["metrics"].update(AP="0.6"), r"field 'metrics\.AP': expected a number"),
+    ("metric-bool", lambda r: r["metrics"].update(AP=True), r"field 'metrics\.AP': expected a number, got True"),
+    ("task-missing", lambda r: r.pop("task"), r"field 'task': missing"),
+    ("model-name-number", lambda r: r["model"].update(name=5), r"field 'model\.name': expected a string"),
+    ("limit-string", lambda r: r.update(limit="48"), r"field 'limit': expected an integer"),
+    ("confidence-string", lambda r: r.update(confidence={"AP": "narrow"}), r"field 'confidence\.AP': expected \[low, high\]"),
+    ("finished-missing", lambda r: r.pop("finished_utc"), r"field 'finished_utc': missing"),
 ]:
     case(f"gate-record-{name}", 2, r"r1/metrics\.json: " + pattern)(gate([B], record_edit(edit)))
 
@@ -401,7 +401,7 @@ for name, prepare, pattern in [
     ("throughput-csv-missing-columns", lambda t: (t / "lb" / "throughput.csv").write_text("a,b\n1,2\n"), r"throughput\.csv: missing column 'task'"),
     ("throughput-csv-text-number", lambda t: (t / "lb" / "throughput.csv").write_text("task,model,batch_size,images_per_s\ndet,m,1,fast\n"), r"throughput\.csv: row 2, column 'images_per_s': not a number"),
     ("throughput-csv-ragged", lambda t: (t / "lb" / "throughput.csv").write_text('task,model\n"det,m\n'), r"throughput\.csv: malformed CSV"),
-    ("record-metrics-list", lambda t: record_edit(lambda r: r.update(metrics=[1]))(t / "reports"), r"r1/metrics\.json: metrics: Input should be a valid dictionary"),
+    ("record-metrics-list", lambda t: record_edit(lambda r: r.update(metrics=[1]))(t / "reports"), r"r1/metrics\.json: field 'metrics': expected an object"),
     ("out-is-file", lambda t: (t / "site").write_text("x"), r"--out .*site must be a folder, not a file"),
 ]:
     case(f"site-{name}", 2, pattern)(site(prepare))

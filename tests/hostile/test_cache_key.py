@@ -98,7 +98,7 @@ def test_another_seed_is_another_cache_entry(tmp_path, coco_copy):
 
 FINGERPRINTS = """
 import json, sys
-from adapters import ADAPTERS
+from harness.core.catalog import ADAPTERS
 out = {}
 for name, cls in sorted(ADAPTERS.items()):
     if getattr(cls, "runs_by_default", False):

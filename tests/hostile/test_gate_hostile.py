@@ -77,11 +77,11 @@ def test_bad_baselines_exit_2_with_one_line(tmp_path, change, message):
 
 
 @pytest.mark.parametrize("edit, message", [
-    (lambda r: r.update(metrics=[0.5]), r"metrics: Input should be a valid dictionary"),
-    (lambda r: r["metrics"].update(AP="0.5"), r"metrics\.AP: Input should be a valid number"),
-    (lambda r: r.pop("task"), r": missing task"),
-    (lambda r: r.update(dataset="coco"), r"dataset: Input should be a valid dictionary"),
-    (lambda r: r.update(confidence={"AP": "wide"}), r"confidence\.AP: Input should be a valid list"),
+    (lambda r: r.update(metrics=[0.5]), r"field 'metrics': expected an object"),
+    (lambda r: r["metrics"].update(AP="0.5"), r"field 'metrics\.AP': expected a number"),
+    (lambda r: r.pop("task"), r"field 'task': missing"),
+    (lambda r: r.update(dataset="coco"), r"field 'dataset': expected an object"),
+    (lambda r: r.update(confidence={"AP": "wide"}), r"field 'confidence\.AP': expected \[low, high\]"),
 ])
 def test_gate_refuses_malformed_metrics_json_naming_file_and_field(tmp_path, edit, message):
     reports = tmp_path / "reports"

@@ -1,5 +1,5 @@
-"""Schemas (pydantic) of the files bench reads back: gate baselines and the parts of ``metrics.json`` records
-that gates, leaderboards and the site rely on.
+"""Schemas (pydantic) of the YAML files bench reads back: gate baselines (run records are checked by their
+own contract, ``harness.core.run_record.RunRecord``).
 
 Validation turns the first problem into one line naming the file and the field (``baselines[3].tolerence:
 unknown key``), instead of a ``KeyError`` or a string compared with a float later.  Strict types: ``"0.5"`` is
@@ -63,35 +63,6 @@ class BaselinesFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     baselines: list[BaselineEntry]
-
-
-class _Named(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    name: StrictStr
-
-
-class _Protocol(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    key: Optional[StrictStr] = None
-
-
-class RecordView(BaseModel):
-    """What readers of ``metrics.json`` use; every other field is kept as written."""
-
-    model_config = ConfigDict(extra="allow")
-
-    run_id: StrictStr
-    task: StrictStr
-    dataset: _Named
-    model: _Named
-    limit: Optional[StrictInt] = None
-    finished_utc: StrictStr
-    metrics: dict[StrictStr, Optional[Number]]
-    confidence: dict[StrictStr, Optional[list[Number]]] = Field(default_factory=dict)
-    per_class: dict[StrictStr, Any] = Field(default_factory=dict)
-    protocol: Optional[_Protocol] = None
 
 
 def validate(model: type[Model], data: Any, path: str | Path, prefix: str = "") -> Model:
