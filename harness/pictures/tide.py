@@ -13,7 +13,9 @@ detections are removed, and each missed object is removed from the ground truth.
 
 This follows the semantics of the ``tidecv`` package (thresholds 0.5/0.1, 100 detections per image, crowd
 regions ignore same-class detections overlapping them by more than 0.5, AP on 101 recall points over classes
-that have ground truth or detections, in percent), which the tests cross-check on a COCO fixture.
+that have ground truth or detections, in percent), which the tests cross-check on a COCO fixture.  Objects a
+dataset flags ``ignore`` (VOC's difficult) are treated as crowd regions; COCO has none, so this never moves a
+COCO number.
 """
 from __future__ import annotations
 
@@ -95,6 +97,8 @@ def tide(images: Sequence[tuple[Any, Any]], *, masks: bool = False, foreground: 
         counts = dict.fromkeys(ERROR_TYPES, 0)
         gt_labels = np.asarray(target.labels).reshape(-1)
         crowd = np.asarray(target.iscrowd, bool).reshape(-1)
+        if getattr(target, "ignore", None) is not None:  # VOC "difficult": an ignore region, as crowds are
+            crowd = crowd | np.asarray(target.ignore, bool).reshape(-1)
         real = np.flatnonzero(~crowd)
         regions = np.flatnonzero(crowd)
         for g in real:
