@@ -170,7 +170,8 @@ def pck_skeleton(layout: np.ndarray, names: Sequence[str], values: Sequence[floa
             ax.plot(layout[[a, b], 0], layout[[a, b], 1], color="#999", lw=2, zorder=1)
     points = ax.scatter(layout[:, 0], layout[:, 1], c=values, cmap=cmap, vmin=0, vmax=1, s=140, edgecolor="#333",
                         zorder=2)
-    ax.set_aspect("equal")
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.margins(x=0.3, y=0.06)  # room for the labels at the outer joints
     ax.invert_yaxis()
     texts = [ax.text(x, y, f"{value:.2f}", fontsize=7) for (x, y), value in zip(layout, values)]
     _declutter(ax, texts, layout[:, 0], layout[:, 1])
