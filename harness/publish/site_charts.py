@@ -60,7 +60,7 @@ def line_chart_png(lines: Sequence[tuple[str, Sequence[float], Sequence[float]]]
 def pareto_front(points: Sequence[tuple[str, float, float]], higher_is_better: bool) -> list[tuple[str, float, float]]:
     """Points no other point beats on both speed (x, higher) and score (y), ordered by speed."""
     sign = 1 if higher_is_better else -1
-    front = []
+    front: list[tuple[str, float, float]] = []
     for name, x, y in sorted(points, key=lambda p: (-p[1], -sign * p[2])):
         if not front or sign * y > sign * front[-1][2]:
             front.append((name, x, y))

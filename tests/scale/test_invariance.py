@@ -98,7 +98,8 @@ def test_padding_kept_the_annotations(mixed):
 
 def test_batch_size_and_process_count_change_no_bit(mixed, tmp_path):
     runs: dict[str, dict] = {}
-    base = RunConfig(task="", cache=False, bootstrap=0, leaderboards_dir=tmp_path / "lb")
+    # no report pictures: this test is about the numbers, and pictures cost time per run (torchrun has a timeout)
+    base = RunConfig(task="", cache=False, bootstrap=0, leaderboards_dir=tmp_path / "lb", gallery=0)
     for batch_size in BATCH_SIZES:
         reports = tmp_path / f"batch{batch_size}"
         for task in TASKS:
@@ -117,7 +118,7 @@ def test_batch_size_and_process_count_change_no_bit(mixed, tmp_path):
         env.pop(name, None)
     done = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "harness.cli",
-         "run", "--suite", str(suite), "--no-cache", "--reports-dir", str(tmp_path / "torchrun"),
+         "run", "--suite", str(suite), "--no-cache", "--gallery", "0", "--reports-dir", str(tmp_path / "torchrun"),
          "--leaderboards-dir", str(tmp_path / "lb2")],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
     )

@@ -239,6 +239,7 @@ def _gallery(pictures: Pictures, out: Path, task: str, info: Any, pairs: Sequenc
         elif task == "semantic":
             background = next((i for i, name in enumerate(info.classes)
                                if name.strip("_ ").lower() in ("background", "unlabeled")), None)
+            assert palette is not None
             picture = draw.semantic_pair(image, target, prediction, palette, info.ignore_index, background)
         else:
             epe, valid = end_point_error(target, prediction)

@@ -48,7 +48,7 @@ def _cut(names: Sequence[str], values: Sequence[float], higher_is_better: bool
     return [n for n, _ in valid], [v for _, v in valid], note
 
 
-def pr_by_iou(recall: np.ndarray, precision: np.ndarray, iou_thresholds: Sequence[float], path: Path,
+def pr_by_iou(recall: np.ndarray, precision: np.ndarray, iou_thresholds: Any, path: Path,
               title: str) -> Path:
     """precision: (T, R) averaged over classes (NaN where no class has ground truth)."""
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
@@ -62,7 +62,7 @@ def pr_by_iou(recall: np.ndarray, precision: np.ndarray, iou_thresholds: Sequenc
     return _save(fig, path)
 
 
-def pr_by_class(recall: np.ndarray, precision: np.ndarray, names: Sequence[str], iou_thresholds: Sequence[float],
+def pr_by_class(recall: np.ndarray, precision: np.ndarray, names: Any, iou_thresholds: Any,
                 path: Path, title: str, limit: int = 24) -> tuple[Path, str]:
     """Small multiples, one per class (best AP first): curves at IoU 0.50, 0.75 and the mean over thresholds.
 
@@ -70,7 +70,7 @@ def pr_by_class(recall: np.ndarray, precision: np.ndarray, names: Sequence[str],
     """
     t50 = int(np.argmin(np.abs(np.asarray(iou_thresholds) - 0.5)))
     t75 = int(np.argmin(np.abs(np.asarray(iou_thresholds) - 0.75)))
-    has_gt = (precision > -1).all(axis=(0, 1))
+    has_gt = np.asarray((precision > -1).all(axis=(0, 1)))
     ap = np.where(has_gt, np.where(precision > -1, precision, 0).mean(axis=(0, 1)), -1)
     order = [k for k in np.argsort(-ap, kind="stable") if has_gt[k]]
     note = ""
@@ -116,7 +116,7 @@ def class_bars(names: Sequence[str], values: Sequence[float], metric: str, path:
     ax.invert_yaxis()
     for yi, value in zip(y, values):
         if np.isfinite(value):
-            ax.text(value, yi, f" {value:.3g}", va="center", fontsize=7)
+            ax.text(value, float(yi), f" {value:.3g}", va="center", fontsize=7)
     ax.set_xlabel(metric)
     if higher_is_better and finite.max() <= 1:
         ax.set_xlim(0, 1.08)
@@ -125,7 +125,7 @@ def class_bars(names: Sequence[str], values: Sequence[float], metric: str, path:
     return _save(fig, path), note
 
 
-def confusion(matrix: np.ndarray, row_names: Sequence[str], col_names: Sequence[str], path: Path, title: str,
+def confusion(matrix: np.ndarray, row_names: Any, col_names: Any, path: Path, title: str,
               limit: int = 25) -> tuple[Path, str]:
     """Row-normalised confusion matrix (rows: ground truth); more classes than ``limit``: the most frequent."""
     matrix = np.asarray(matrix, dtype=np.float64)
@@ -159,7 +159,7 @@ def confusion(matrix: np.ndarray, row_names: Sequence[str], col_names: Sequence[
     return _save(fig, path), note
 
 
-def pck_skeleton(layout: np.ndarray, names: Sequence[str], values: Sequence[float], skeleton: Sequence[tuple[int, int]],
+def pck_skeleton(layout: np.ndarray, names: Any, values: Any, skeleton: Sequence[tuple[int, int]],
                  path: Path, title: str) -> Path:
     """Each joint at its mean position (normalised to the person box), coloured and labelled by its PCK."""
     fig, (ax, bars) = plt.subplots(1, 2, figsize=(9.5, 5.2), gridspec_kw={"width_ratios": [1, 1.2]})
@@ -170,7 +170,8 @@ def pck_skeleton(layout: np.ndarray, names: Sequence[str], values: Sequence[floa
             ax.plot(layout[[a, b], 0], layout[[a, b], 1], color="#999", lw=2, zorder=1)
     points = ax.scatter(layout[:, 0], layout[:, 1], c=values, cmap=cmap, vmin=0, vmax=1, s=140, edgecolor="#333",
                         zorder=2)
-    ax.set_aspect("equal")
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.margins(x=0.3, y=0.06)  # room for the labels at the outer joints
     ax.invert_yaxis()
     texts = [ax.text(x, y, f"{value:.2f}", fontsize=7) for (x, y), value in zip(layout, values)]
     _declutter(ax, texts, layout[:, 0], layout[:, 1])
@@ -229,7 +230,7 @@ def tide_bars(delta: dict[str, float], counts: dict[str, int], path: Path, title
     ax.set_yticks(y, [f"{k} ({counts.get(k, 0)})" for k in kinds], fontsize=9)
     ax.invert_yaxis()
     for yi, value in zip(y, values):
-        ax.text(value, yi, f" {value:.2f}", va="center", fontsize=8)
+        ax.text(value, float(yi), f" {value:.2f}", va="center", fontsize=8)
     ax.set_xlim(0, max(max(values, default=0) * 1.2, 1))
     ax.set_xlabel("AP50 points gained if every error of this type were fixed (count in brackets)")
     ax.set_title(title, fontsize=10)

@@ -19,7 +19,7 @@ PERSON_COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), 
                   (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
 
 
-def font(size: int = 13) -> ImageFont.ImageFont:
+def font(size: int = 13) -> Any:
     try:
         return ImageFont.load_default(size=size)
     except TypeError:  # Pillow < 10.1
@@ -36,7 +36,7 @@ def enlarge(image: np.ndarray, scale: float, nearest: bool = False) -> Image.Ima
     if scale == 1:
         return picture.convert("RGB")
     size = (max(1, round(picture.width * scale)), max(1, round(picture.height * scale)))
-    return picture.resize(size, Image.NEAREST if nearest else Image.BICUBIC).convert("RGB")
+    return picture.resize(size, Image.Resampling.NEAREST if nearest else Image.Resampling.BICUBIC).convert("RGB")
 
 
 def titled(panels: Sequence[tuple[str, Image.Image]], gap: int = 6, rows_over: int | None = None) -> Image.Image:

@@ -13,7 +13,9 @@ detections are removed, and each missed object is removed from the ground truth.
 
 This follows the semantics of the ``tidecv`` package (thresholds 0.5/0.1, 100 detections per image, crowd
 regions ignore same-class detections overlapping them by more than 0.5, AP on 101 recall points over classes
-that have ground truth or detections, in percent), which the tests cross-check on a COCO fixture.
+that have ground truth or detections, in percent), which the tests cross-check on a COCO fixture.  Objects a
+dataset flags ``ignore`` (VOC's difficult) are treated as crowd regions; COCO has none, so this never moves a
+COCO number.
 """
 from __future__ import annotations
 
@@ -95,6 +97,8 @@ def tide(images: Sequence[tuple[Any, Any]], *, masks: bool = False, foreground: 
         counts = dict.fromkeys(ERROR_TYPES, 0)
         gt_labels = np.asarray(target.labels).reshape(-1)
         crowd = np.asarray(target.iscrowd, bool).reshape(-1)
+        if getattr(target, "ignore", None) is not None:  # VOC "difficult": an ignore region, as crowds are
+            crowd = crowd | np.asarray(target.ignore, bool).reshape(-1)
         real = np.flatnonzero(~crowd)
         regions = np.flatnonzero(crowd)
         for g in real:
@@ -124,11 +128,11 @@ def tide(images: Sequence[tuple[Any, Any]], *, masks: bool = False, foreground: 
         if len(real):
             buffer = cls_iou.copy()
             for p in range(len(order)):
-                g = int(np.argmax(buffer[p]))
-                if buffer[p, g] >= foreground:
+                best = int(np.argmax(buffer[p]))
+                if buffer[p, best] >= foreground:
                     used[p] = True
-                    used_gt[g] = True
-                    buffer[:, g] = 0
+                    used_gt[best] = True
+                    buffer[:, best] = 0
         for r, region in enumerate(regions):
             for p in range(len(order)):
                 if used[p] is False and crowd_iou[p, r] > foreground and gt_labels[region] == labels[p]:
@@ -144,14 +148,14 @@ def tide(images: Sequence[tuple[Any, Any]], *, masks: bool = False, foreground: 
             error = _Error(kind, labels[p], float(scores[p]), ids[p], ignored=used[p] is None, fix_cls=fix_cls)
             if kind in ("cls", "loc") and not used_gt[gt_index]:
                 error.gt_key = (image, int(gt_index))
-                best = best_for_gt.get(error.gt_key)
-                if best is None or best[0] < error.score:
+                holder = best_for_gt.get(error.gt_key)
+                if holder is None or holder[0] < error.score:
                     best_for_gt[error.gt_key] = (error.score, error.pred_id)
             errors.append(error)
             counts[kind] += 1
-        for g in range(len(real)):
-            if not used_gt[g] and (image, g) not in best_for_gt:
-                errors.append(_Error("missed", real_labels[g], gt_key=(image, g)))
+        for index in range(len(real)):
+            if not used_gt[index] and (image, index) not in best_for_gt:
+                errors.append(_Error("missed", real_labels[index], gt_key=(image, index)))
                 counts["missed"] += 1
         per_image.append(counts)
     ap = _mean_ap(base, n_gt)
