@@ -6,10 +6,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from harness.pictures.build import select_gallery
-from harness.pictures.collect import Pair
-from harness.pictures.per_image import per_image
-from harness.structures import (DetectionPrediction, DetectionTarget, FlowPrediction, FlowTarget, Sample,
+from harness.publish.pictures.build import select_gallery
+from harness.publish.pictures.collect import Pair
+from harness.publish.pictures.per_image import per_image
+from harness.core.structures import (DetectionPrediction, DetectionTarget, FlowPrediction, FlowTarget, Sample,
                                 SemanticPrediction, SemanticTarget)
 
 
