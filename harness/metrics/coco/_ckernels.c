@@ -1,0 +1,417 @@
+/* Compiled kernels of the COCO evaluator (harness.metrics.coco.kernels wraps them; numpy fallbacks exist).
+ *
+ * Why C: the three steps below are sequential or per-record by nature, and numpy can only do them as many
+ * whole-array passes (the greedy matching steps through detection ranks, the grouping sorts half a million
+ * floats with a general stable sort, and the results file becomes half a million dicts before it becomes
+ * columns).  Each kernel computes exactly what the numpy path computes; tests run both and compare bits.
+ *
+ *   parse_results(data)       a COCO results file's bytes -> columns, or None when the file is anything
+ *                             but a plain array of {image_id, category_id, score, bbox | keypoints} objects
+ *                             (then the general parser runs and gives every error message)
+ *   group_order(...)          stable order by group, then by descending score (ties keep file order)
+ *   greedy_match(...)         pycocotools' evaluateImg matching for every detection, threshold, area range
+ *
+ * Only the CPython stable ABI-ish API and the buffer protocol are used: no numpy headers at build time.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------------------------------ growable buffer */
+typedef struct {
+    char *data;
+    size_t len, cap;
+} Buf;
+
+static int buf_put(Buf *b, const void *src, size_t n) {
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 1 << 16;
+        while (cap < b->len + n) cap *= 2;
+        char *grown = realloc(b->data, cap);
+        if (!grown) return -1;
+        b->data = grown;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, src, n);
+    b->len += n;
+    return 0;
+}
+
+static PyObject *buf_bytes(Buf *b) { return PyBytes_FromStringAndSize(b->data ? b->data : "", (Py_ssize_t)b->len); }
+
+/* ------------------------------------------------------------------------------------------ JSON scanning */
+typedef const unsigned char *Ptr;
+
+static Ptr skip_ws(Ptr p, Ptr end) {
+    while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) p++;
+    return p;
+}
+
+/* A JSON number (RFC 8259 grammar, nothing more); returns its end or NULL. */
+static Ptr scan_number(Ptr p, Ptr end, int *is_int) {
+    *is_int = 1;
+    if (p < end && *p == '-') p++;
+    if (p >= end) return NULL;
+    if (*p == '0') {
+        p++;
+    } else if (*p >= '1' && *p <= '9') {
+        while (p < end && *p >= '0' && *p <= '9') p++;
+    } else {
+        return NULL;
+    }
+    if (p < end && *p == '.') {
+        *is_int = 0;
+        p++;
+        if (p >= end || !(*p >= '0' && *p <= '9')) return NULL;
+        while (p < end && *p >= '0' && *p <= '9') p++;
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        *is_int = 0;
+        p++;
+        if (p < end && (*p == '+' || *p == '-')) p++;
+        if (p >= end || !(*p >= '0' && *p <= '9')) return NULL;
+        while (p < end && *p >= '0' && *p <= '9') p++;
+    }
+    return p;
+}
+
+/* The double nearest to the number text [s, e) (strtod rounds correctly, as Python's float() does). */
+static int to_double(Ptr s, Ptr e, double *out) {
+    char local[128];
+    size_t n = (size_t)(e - s);
+    if (n >= sizeof(local)) return -1; /* absurdly long literal: the general parser decides */
+    memcpy(local, s, n);
+    local[n] = 0;
+    char *stop = NULL;
+    *out = strtod(local, &stop);
+    return stop == local + n ? 0 : -1; /* a locale with another decimal point stops early: refuse */
+}
+
+/* A JSON integer literal [s, e) within int64. */
+static int to_int64(Ptr s, Ptr e, int64_t *out) {
+    int negative = 0;
+    if (s < e && *s == '-') {
+        negative = 1;
+        s++;
+    }
+    uint64_t value = 0;
+    for (; s < e; s++) {
+        uint64_t digit = (uint64_t)(*s - '0');
+        if (value > (UINT64_MAX - digit) / 10) return -1;
+        value = value * 10 + digit;
+    }
+    if (negative ? value > (uint64_t)INT64_MAX + 1 : value > (uint64_t)INT64_MAX) return -1;
+    *out = negative ? (int64_t)(0 - value) : (int64_t)value;
+    return 0;
+}
+
+static Ptr parse_number(Ptr p, Ptr end, double *out) {
+    int is_int;
+    Ptr e = scan_number(p, end, &is_int);
+    if (!e || to_double(p, e, out)) return NULL;
+    return e;
+}
+
+static Ptr parse_int(Ptr p, Ptr end, int64_t *out) {
+    int is_int;
+    Ptr e = scan_number(p, end, &is_int);
+    if (!e || !is_int || to_int64(p, e, out)) return NULL;
+    return e;
+}
+
+/* [n, n, ...] appended to ``into``; the count in *count.  Only numbers. */
+static Ptr parse_number_array(Ptr p, Ptr end, Buf *into, Py_ssize_t *count) {
+    *count = 0;
+    if (p >= end || *p != '[') return NULL;
+    p = skip_ws(p + 1, end);
+    if (p < end && *p == ']') return p + 1;
+    for (;;) {
+        double value;
+        p = parse_number(p, end, &value);
+        if (!p || buf_put(into, &value, sizeof value)) return NULL;
+        (*count)++;
+        p = skip_ws(p, end);
+        if (p >= end) return NULL;
+        if (*p == ']') return p + 1;
+        if (*p != ',') return NULL;
+        p = skip_ws(p + 1, end);
+    }
+}
+
+enum { K_IMAGE, K_CATEGORY, K_SCORE, K_BBOX, K_KEYPOINTS, K_COUNT };
+static const char *KEY_NAMES[K_COUNT] = {"image_id", "category_id", "score", "bbox", "keypoints"};
+
+static int key_of(Ptr s, Ptr e) {
+    size_t n = (size_t)(e - s);
+    for (int k = 0; k < K_COUNT; k++)
+        if (strlen(KEY_NAMES[k]) == n && memcmp(KEY_NAMES[k], s, n) == 0) return k;
+    return -1;
+}
+
+static PyObject *parse_results(PyObject *self, PyObject *args) {
+    Py_buffer view;
+    if (!PyArg_ParseTuple(args, "y*", &view)) return NULL;
+    Ptr p = (Ptr)view.buf, end = p + view.len;
+    Buf cols[K_COUNT] = {{0}};
+    Py_ssize_t present[K_COUNT] = {0};
+    Py_ssize_t n = 0, kp_len = -1;
+    int ok = 0;
+
+    Py_BEGIN_ALLOW_THREADS
+    p = skip_ws(p, end);
+    if (p < end && *p == '[') {
+        p = skip_ws(p + 1, end);
+        ok = p < end && *p != ']'; /* an empty list goes to the general path */
+        while (ok) {
+            if (p >= end || *p != '{') { ok = 0; break; }
+            p = skip_ws(p + 1, end);
+            int seen = 0;
+            if (p < end && *p == '}') { ok = 0; break; }
+            for (;;) {
+                if (p >= end || *p != '"') { ok = 0; break; }
+                Ptr ks = ++p;
+                while (p < end && *p != '"' && *p != '\\' && *p >= 0x20) p++;
+                if (p >= end || *p != '"') { ok = 0; break; }
+                int key = key_of(ks, p);
+                if (key < 0 || (seen & (1 << key))) { ok = 0; break; } /* unknown or repeated key */
+                seen |= 1 << key;
+                p = skip_ws(p + 1, end);
+                if (p >= end || *p != ':') { ok = 0; break; }
+                p = skip_ws(p + 1, end);
+                if (key == K_IMAGE || key == K_CATEGORY) {
+                    int64_t value;
+                    p = parse_int(p, end, &value);
+                    if (!p || buf_put(&cols[key], &value, sizeof value)) { ok = 0; break; }
+                } else if (key == K_SCORE) {
+                    double value;
+                    p = parse_number(p, end, &value);
+                    if (!p || buf_put(&cols[key], &value, sizeof value)) { ok = 0; break; }
+                } else {
+                    Py_ssize_t count;
+                    p = parse_number_array(p, end, &cols[key], &count);
+                    if (!p) { ok = 0; break; }
+                    if (key == K_BBOX && count != 4) { ok = 0; break; }
+                    if (key == K_KEYPOINTS) {
+                        if (kp_len < 0) kp_len = count;
+                        if (count != kp_len || count == 0) { ok = 0; break; }
+                    }
+                }
+                present[key]++;
+                p = skip_ws(p, end);
+                if (p >= end) { ok = 0; break; }
+                if (*p == '}') { p++; break; }
+                if (*p != ',') { ok = 0; break; }
+                p = skip_ws(p + 1, end);
+            }
+            if (!ok) break;
+            n++;
+            p = skip_ws(p, end);
+            if (p >= end) { ok = 0; break; }
+            if (*p == ']') {
+                p = skip_ws(p + 1, end);
+                ok = p == end;
+                break;
+            }
+            if (*p != ',') { ok = 0; break; }
+            p = skip_ws(p + 1, end);
+        }
+    }
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&view);
+
+    PyObject *out = NULL;
+    if (ok) {
+        PyObject *columns = PyDict_New();
+        PyObject *counts = PyDict_New();
+        int failed = !columns || !counts;
+        for (int k = 0; k < K_COUNT && !failed; k++) {
+            PyObject *bytes = buf_bytes(&cols[k]);
+            PyObject *count = PyLong_FromSsize_t(present[k]);
+            failed = !bytes || !count || PyDict_SetItemString(columns, KEY_NAMES[k], bytes) ||
+                     PyDict_SetItemString(counts, KEY_NAMES[k], count);
+            Py_XDECREF(bytes);
+            Py_XDECREF(count);
+        }
+        if (!failed) out = Py_BuildValue("nOOn", n, columns, counts, kp_len);
+        Py_XDECREF(columns);
+        Py_XDECREF(counts);
+    } else {
+        out = Py_NewRef(Py_None);
+    }
+    for (int k = 0; k < K_COUNT; k++) free(cols[k].data);
+    return out;
+}
+
+/* ------------------------------------------------------------------------------------------ grouping */
+/* Stable order of rows by ``key`` (0 <= key < num_groups), and inside a group by descending ``score`` (equal
+ * scores keep row order): what numpy's lexsort((-score, key)) gives.  Writes ``order`` (n) and ``bounds``
+ * (num_groups + 1). */
+static void sort_by_score(int64_t *idx, int64_t *tmp, Py_ssize_t n, const double *score) {
+    if (n <= 24) { /* insertion sort: stable, moves an item only past strictly lower scores */
+        for (Py_ssize_t i = 1; i < n; i++) {
+            int64_t item = idx[i];
+            double s = score[item];
+            Py_ssize_t j = i;
+            while (j > 0 && score[idx[j - 1]] < s) {
+                idx[j] = idx[j - 1];
+                j--;
+            }
+            idx[j] = item;
+        }
+        return;
+    }
+    Py_ssize_t half = n / 2;
+    sort_by_score(idx, tmp, half, score);
+    sort_by_score(idx + half, tmp, n - half, score);
+    if (!(score[idx[half - 1]] < score[idx[half]])) return; /* already in order */
+    memcpy(tmp, idx, (size_t)half * sizeof *idx);
+    Py_ssize_t i = 0, j = half, o = 0;
+    while (i < half && j < n) /* the left item goes first unless the right one scores strictly higher */
+        idx[o++] = score[idx[j]] > score[tmp[i]] ? idx[j++] : tmp[i++];
+    while (i < half) idx[o++] = tmp[i++];
+}
+
+static PyObject *group_order(PyObject *self, PyObject *args) {
+    Py_buffer key_view, score_view, order_view, bounds_view;
+    Py_ssize_t num_groups;
+    if (!PyArg_ParseTuple(args, "y*y*nw*w*", &key_view, &score_view, &num_groups, &order_view, &bounds_view))
+        return NULL;
+    Py_ssize_t n = key_view.len / (Py_ssize_t)sizeof(int64_t);
+    const int64_t *key = key_view.buf;
+    const double *score = score_view.len ? score_view.buf : NULL;
+    int64_t *order = order_view.buf, *bounds = bounds_view.buf;
+    int bad = order_view.len != key_view.len || bounds_view.len != (num_groups + 1) * (Py_ssize_t)sizeof(int64_t) ||
+              (score && score_view.len != n * (Py_ssize_t)sizeof(double));
+    int64_t *tmp = NULL;
+    if (!bad) {
+        Py_BEGIN_ALLOW_THREADS
+        memset(bounds, 0, (size_t)(num_groups + 1) * sizeof *bounds);
+        for (Py_ssize_t i = 0; i < n; i++) {
+            if (key[i] < 0 || key[i] >= num_groups) { bad = 1; break; }
+            bounds[key[i] + 1]++;
+        }
+        if (!bad) {
+            for (Py_ssize_t g = 0; g < num_groups; g++) bounds[g + 1] += bounds[g];
+            int64_t *fill = malloc((size_t)(num_groups + 1) * sizeof *fill);
+            Py_ssize_t largest = 0;
+            if (fill) {
+                memcpy(fill, bounds, (size_t)(num_groups + 1) * sizeof *fill);
+                for (Py_ssize_t i = 0; i < n; i++) order[fill[key[i]]++] = i;
+                free(fill);
+                for (Py_ssize_t g = 0; g < num_groups; g++)
+                    if (bounds[g + 1] - bounds[g] > largest) largest = bounds[g + 1] - bounds[g];
+                if (score) {
+                    tmp = malloc((size_t)(largest / 2 + 1) * sizeof *tmp);
+                    if (tmp)
+                        for (Py_ssize_t g = 0; g < num_groups; g++)
+                            sort_by_score(order + bounds[g], tmp, bounds[g + 1] - bounds[g], score);
+                    else
+                        bad = 2;
+                    free(tmp);
+                }
+            } else {
+                bad = 2;
+            }
+        }
+        Py_END_ALLOW_THREADS
+    }
+    PyBuffer_Release(&key_view);
+    PyBuffer_Release(&score_view);
+    PyBuffer_Release(&order_view);
+    PyBuffer_Release(&bounds_view);
+    if (bad == 2) return PyErr_NoMemory();
+    if (bad) {
+        PyErr_SetString(PyExc_ValueError, "group_order: bad sizes or keys");
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* ------------------------------------------------------------------------------------------ matching */
+/* pycocotools' evaluateImg for every candidate detection.  Pairs are ordered by detection (detections in
+ * group-then-rank order), then ground truth.  A detection takes, among the ground truths not yet taken (crowds
+ * can be taken again) with IoU >= the threshold, a regular one before an ignored one, then the highest IoU,
+ * then the latest position.  ``matched`` (T, A, C) receives the ground truth of each candidate or -1. */
+static PyObject *greedy_match(PyObject *self, PyObject *args) {
+    Py_buffer det_v, gt_v, iou_v, crowd_v, ignored_v, thr_v, matched_v;
+    Py_ssize_t num_a, num_g;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*nnw*", &det_v, &gt_v, &iou_v, &crowd_v, &ignored_v, &thr_v, &num_a,
+                          &num_g, &matched_v))
+        return NULL;
+    const int64_t *pd = det_v.buf, *pg = gt_v.buf;
+    const double *piou = iou_v.buf, *thr = thr_v.buf;
+    const uint8_t *crowd = crowd_v.buf, *ignored = ignored_v.buf;
+    int32_t *matched = matched_v.buf;
+    Py_ssize_t num_p = det_v.len / 8, num_t = thr_v.len / 8;
+    Py_ssize_t num_c = num_t && num_a ? matched_v.len / 4 / (num_t * num_a) : 0;
+    int bad = gt_v.len != det_v.len || iou_v.len != det_v.len || crowd_v.len != num_g ||
+              ignored_v.len != num_a * num_g || matched_v.len != num_t * num_a * num_c * 4;
+    uint8_t *taken = NULL;
+    if (!bad) {
+        taken = calloc((size_t)(num_t * num_a * num_g) + 1, 1);
+        if (!taken) bad = 2;
+    }
+    if (!bad) {
+        Py_BEGIN_ALLOW_THREADS
+        Py_ssize_t c = -1;
+        for (Py_ssize_t s = 0, e; s < num_p && !bad; s = e) {
+            for (e = s + 1; e < num_p && pd[e] == pd[s]; e++) {}
+            if (++c >= num_c) { bad = 1; break; }
+            for (Py_ssize_t j = s; j < e; j++)
+                if (pg[j] < 0 || pg[j] >= num_g) bad = 1;
+            if (bad) break;
+            for (Py_ssize_t t = 0; t < num_t; t++) {
+                double threshold = thr[t];
+                for (Py_ssize_t a = 0; a < num_a; a++) {
+                    uint8_t *used = taken + (t * num_a + a) * num_g;
+                    const uint8_t *ig = ignored + a * num_g;
+                    int64_t best = -1;
+                    int best_tier = 2;
+                    double best_iou = threshold;
+                    for (Py_ssize_t j = s; j < e; j++) {
+                        int64_t g = pg[j];
+                        double iou = piou[j];
+                        if ((used[g] && !crowd[g]) || !(iou >= threshold)) continue;
+                        int tier = ig[g] != 0;
+                        if (tier < best_tier || (tier == best_tier && iou >= best_iou)) {
+                            best = g;
+                            best_tier = tier;
+                            best_iou = iou;
+                        }
+                    }
+                    matched[(t * num_a + a) * num_c + c] = (int32_t)best;
+                    if (best >= 0 && !crowd[best]) used[best] = 1;
+                }
+            }
+        }
+        if (!bad && c + 1 != num_c) bad = 1;
+        Py_END_ALLOW_THREADS
+    }
+    free(taken);
+    PyBuffer_Release(&det_v);
+    PyBuffer_Release(&gt_v);
+    PyBuffer_Release(&iou_v);
+    PyBuffer_Release(&crowd_v);
+    PyBuffer_Release(&ignored_v);
+    PyBuffer_Release(&thr_v);
+    PyBuffer_Release(&matched_v);
+    if (bad == 2) return PyErr_NoMemory();
+    if (bad) {
+        PyErr_SetString(PyExc_ValueError, "greedy_match: inconsistent sizes");
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef METHODS[] = {
+    {"parse_results", parse_results, METH_VARARGS, "COCO results bytes -> (n, columns, counts, kp_len) or None"},
+    {"group_order", group_order, METH_VARARGS, "stable order by group, then descending score"},
+    {"greedy_match", greedy_match, METH_VARARGS, "pycocotools' greedy matching of candidate pairs"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef MODULE = {PyModuleDef_HEAD_INIT, "_ckernels", NULL, -1, METHODS};
+
+PyMODINIT_FUNC PyInit__ckernels(void) { return PyModule_Create(&MODULE); }

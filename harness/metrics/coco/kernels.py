@@ -1,0 +1,69 @@
+"""The compiled COCO kernels (``_ckernels.c``, built at install by setup.py) behind numpy-shaped functions.
+
+Each function returns exactly what the numpy path it replaces returns (tests run both and compare every bit);
+when the extension is not built (no C compiler at install) or ``BENCH_NO_CKERNELS=1`` is set, ``ENABLED`` is
+False and callers keep their numpy path.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+try:
+    if os.environ.get("BENCH_NO_CKERNELS", "") not in ("", "0"):
+        raise ImportError("disabled by BENCH_NO_CKERNELS")
+    from harness.metrics.coco import _ckernels as _C
+except ImportError:  # pragma: no cover - the install builds it; the numpy path is the fallback
+    _C = None
+
+#: whether the compiled kernels are used (tests switch it off to run the numpy path)
+ENABLED: bool = _C is not None
+
+
+def parse_results(data: bytes) -> tuple[int, dict[str, np.ndarray], dict[str, int], int] | None:
+    """A results file's bytes as columns, or None unless it is a plain non-empty JSON array of objects whose keys
+    are among image_id / category_id (integers), score (a number), bbox (4 numbers), keypoints (numbers, the same
+    count in every result), each at most once.  Returns (results, columns, how many results have each key,
+    keypoint values per result or -1); a column holds the values of the results that have the key."""
+    if not ENABLED:
+        return None
+    parsed = _C.parse_results(data)
+    if parsed is None:
+        return None
+    count, raw, present, kp_len = parsed
+    columns = {
+        "image_id": np.frombuffer(raw["image_id"], dtype=np.int64),
+        "category_id": np.frombuffer(raw["category_id"], dtype=np.int64),
+        "score": np.frombuffer(raw["score"], dtype=np.float64),
+        "bbox": np.frombuffer(raw["bbox"], dtype=np.float64).reshape(-1, 4),
+        "keypoints": np.frombuffer(raw["keypoints"], dtype=np.float64).reshape(-1, max(kp_len, 1)),
+    }
+    return count, columns, present, kp_len
+
+
+def group_order(key: np.ndarray, score: np.ndarray | None, num_groups: int) -> tuple[np.ndarray, np.ndarray]:
+    """(order, bounds): rows stably sorted by ``key`` (0 <= key < num_groups) and, inside a group, by descending
+    ``score`` with ties in row order (``np.lexsort((-score, key))``); group g is order[bounds[g]:bounds[g+1]]."""
+    key = np.ascontiguousarray(key, dtype=np.int64)
+    order = np.empty(len(key), dtype=np.int64)
+    bounds = np.empty(num_groups + 1, dtype=np.int64)
+    scores: Any = b"" if score is None else np.ascontiguousarray(score, dtype=np.float64)
+    _C.group_order(key, scores, int(num_groups), order, bounds)
+    return order, bounds
+
+
+def greedy_match(pair_det: np.ndarray, pair_gt: np.ndarray, pair_iou: np.ndarray, gt_crowd: np.ndarray,
+                 gt_ignored: np.ndarray, thresholds: np.ndarray, num_candidates: int) -> np.ndarray:
+    """(T, A, C) ground truth taken by each candidate detection (pairs ordered by detection, then ground truth;
+    ``thresholds`` already clipped to 1 - 1e-10); see ``matching.greedy_match`` for the rule."""
+    num_a, num_g = gt_ignored.shape
+    matched = np.empty((len(thresholds), num_a, num_candidates), dtype=np.int32)
+    _C.greedy_match(
+        np.ascontiguousarray(pair_det, dtype=np.int64), np.ascontiguousarray(pair_gt, dtype=np.int64),
+        np.ascontiguousarray(pair_iou, dtype=np.float64), np.ascontiguousarray(gt_crowd, dtype=np.uint8),
+        np.ascontiguousarray(gt_ignored, dtype=np.uint8), np.ascontiguousarray(thresholds, dtype=np.float64),
+        num_a, num_g, matched,
+    )
+    return matched
