@@ -128,7 +128,7 @@ def evaluate_coco_files(request: EvalRequest) -> MetricResult:
 def _evaluate_coco_files(request: EvalRequest) -> MetricResult:
     from harness.metrics.coco import make_params
     from harness.metrics.coco.evaluator import evaluate_tables
-    from harness.metrics.coco.tables import load_ground_truth, load_result_chunks
+    from harness.metrics.coco.tables import load_ground_truth, load_result_bytes, load_result_chunks
 
     iou_type = request.option("iou_type") or IOU_TYPE_OF_TASK[request.task]
     dialect = request.dialect or "pycocotools"
@@ -153,7 +153,12 @@ def _evaluate_coco_files(request: EvalRequest) -> MetricResult:
     segm = _SegmResults(dialect) if iou_type == "segm" else None
     counted = _Counted(segm.pieces(pieces) if segm is not None else pieces)
     try:
-        result_table = load_result_chunks(counted, gt_table, iou_type, num_keypoints, request.pred)
+        # plain box or keypoint results: parsed straight into columns; anything else (or any problem) streams
+        result_table = load_result_bytes(Path(request.pred).read_bytes(), gt_table, iou_type, num_keypoints)
+        if result_table is not None:
+            counted.count = len(result_table)
+        else:
+            result_table = load_result_chunks(counted, gt_table, iou_type, num_keypoints, request.pred)
         evaluation = evaluate_tables(gt_table, result_table, params)
     except ValueError as exc:  # e.g. keypoint-only results scored as boxes without a skeleton
         raise BenchError(str(exc)) from None

@@ -107,11 +107,62 @@ static int to_int64(Ptr s, Ptr e, int64_t *out) {
     return 0;
 }
 
+static const double POW10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+                                 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+/* Clinger's fast path: with at most 2**53 as the digits and a power of ten up to 1e22, both are exact doubles
+ * and one multiplication or division rounds once, correctly -- the same double strtod and Python give.
+ * Returns -1 when the literal is outside that range (strtod then decides). */
+static int fast_double(Ptr s, Ptr e, double *out) {
+    int negative = 0;
+    uint64_t digits = 0;
+    int count = 0, scale = 0;
+    if (*s == '-') {
+        negative = 1;
+        s++;
+    }
+    for (; s < e && *s >= '0' && *s <= '9'; s++) {
+        if (++count > 18) return -1;
+        digits = digits * 10 + (uint64_t)(*s - '0');
+    }
+    if (s < e && *s == '.') {
+        for (s++; s < e && *s >= '0' && *s <= '9'; s++) {
+            if (++count > 18) return -1;
+            digits = digits * 10 + (uint64_t)(*s - '0');
+            scale--;
+        }
+    }
+    if (s < e) { /* exponent */
+        int sign = 1, power = 0;
+        s++;
+        if (*s == '+' || *s == '-') sign = *s++ == '-' ? -1 : 1;
+        for (; s < e; s++) {
+            if (power > 1000) return -1;
+            power = power * 10 + (*s - '0');
+        }
+        scale += sign * power;
+    }
+    if (digits > ((uint64_t)1 << 53) || scale < -22 || scale > 22) return -1;
+    double value = (double)digits;
+    value = scale < 0 ? value / POW10[-scale] : value * POW10[scale];
+    *out = negative ? -value : value;
+    return 0;
+}
+
 static Ptr parse_number(Ptr p, Ptr end, double *out) {
     int is_int;
     Ptr e = scan_number(p, end, &is_int);
-    if (!e || to_double(p, e, out)) return NULL;
-    return e;
+    if (!e) return NULL;
+    if (is_int) { /* an integer literal is an int in Python first: -0 is 0, and big ones round from the int */
+        int64_t value;
+        if (!to_int64(p, e, &value)) {
+            *out = (double)value;
+            return e;
+        }
+    } else if (!fast_double(p, e, out)) {
+        return e;
+    }
+    return to_double(p, e, out) ? NULL : e;
 }
 
 static Ptr parse_int(Ptr p, Ptr end, int64_t *out) {

@@ -262,10 +262,63 @@ def _result_columns(
         flat = v.numbers(raw, "keypoints", where, PredictionError, path, 3 * num_keypoints)
         table.keypoints = flat.reshape(n, num_keypoints, 3)
     if branch == "keypoints":
-        x, y = table.keypoints[:, :, 0], table.keypoints[:, :, 1]
-        x0, x1, y0, y1 = x.min(axis=1), x.max(axis=1), y.min(axis=1), y.max(axis=1)
-        table.area = (x1 - x0) * (y1 - y0)
-        table.bbox = np.stack([x0, y0, x1 - x0, y1 - y0], axis=1)
+        _keypoint_extent(table)
+    return table
+
+
+def _keypoint_extent(table: ResultTable) -> None:
+    """``loadRes``' keypoints branch: area and box are the extent of the keypoints."""
+    x, y = table.keypoints[:, :, 0], table.keypoints[:, :, 1]
+    x0, x1, y0, y1 = x.min(axis=1), x.max(axis=1), y.min(axis=1), y.max(axis=1)
+    table.area = (x1 - x0) * (y1 - y0)
+    table.bbox = np.stack([x0, y0, x1 - x0, y1 - y0], axis=1)
+
+
+def load_result_bytes(
+    data: bytes, gt: GroundTruthTable, iou_type: str, num_keypoints: int | None = None
+) -> ResultTable | None:
+    """The fast path of ``load_result_chunks``: a results file's bytes parsed straight into columns by the
+    compiled parser (``kernels.parse_results``), validated a whole column at a time.
+
+    Returns None for anything but the plain case -- box results scored as boxes, or keypoint results (no boxes)
+    scored as keypoints, every result complete and valid -- and the caller then runs the general path, which
+    gives the same table, or the error message naming the offending result.  So this path never decides what
+    is an error; it only accepts what the general path accepts, and produces the same columns.
+    """
+    from harness.metrics.coco import kernels
+
+    parsed = kernels.parse_results(data)
+    if parsed is None:
+        return None
+    n, columns, present, kp_len = parsed
+    if any(present[key] != n for key in ("image_id", "category_id", "score")):
+        return None
+    if iou_type == "bbox":
+        if present["bbox"] != n or present["keypoints"] != 0:
+            return None
+    elif iou_type == "keypoints":
+        if num_keypoints is None or present["keypoints"] != n or present["bbox"] != 0 or kp_len != 3 * num_keypoints:
+            return None
+    else:
+        return None
+    image = gt.images.lookup(columns["image_id"])
+    category = gt.categories.lookup(columns["category_id"])
+    score = columns["score"]
+    if (image < 0).any() or (category < 0).any() or not np.isfinite(score).all():
+        return None
+    table = ResultTable(image=image, category=category, score=score, area=np.zeros(n))
+    if iou_type == "bbox":
+        box = columns["bbox"]
+        if not np.isfinite(box).all() or (box[:, 2] < 0).any() or (box[:, 3] < 0).any():
+            return None
+        table.bbox = box
+        table.area = box[:, 2] * box[:, 3]
+    else:
+        flat = columns["keypoints"]
+        if not np.isfinite(flat).all():
+            return None
+        table.keypoints = flat.reshape(n, num_keypoints, 3)
+        _keypoint_extent(table)
     return table
 
 
