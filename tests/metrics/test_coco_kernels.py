@@ -1,0 +1,94 @@
+"""The compiled COCO kernels against what they replace: Python's own JSON parser (numbers bit for bit), numpy's
+stable lexsort, and the numpy matching path (whole evaluations compared array for array).  The pycocotools
+differential tests (test_coco_random etc.) run with the kernels on; these pin the kernels themselves."""
+from __future__ import annotations
+
+import json
+import struct
+
+import numpy as np
+import pytest
+
+from harness.metrics.coco import evaluator, kernels
+from harness.metrics.coco.synthetic import synthetic_boxes, synthetic_keypoints
+
+pytestmark = pytest.mark.skipif(not kernels.ENABLED, reason="compiled kernels not built")
+
+
+def _bits(values) -> list[bytes]:
+    return [struct.pack("<d", float(v)) for v in values]
+
+
+def test_numbers_parse_to_the_same_doubles_as_python():
+    rng = np.random.default_rng(0)
+    texts = ["0", "-0", "-0.0", "0.0", "1", "1.5", "5e-324", "1e-300", "1.7976931348623157e308", "1e22", "1e23",
+             "9007199254740993", "9007199254740993.0", "123456789012345678901234567890", "0.1", "0.30000000000000004",
+             "2.2250738585072014e-308", "1E5", "1e+5", "12.5e-3", "-4.35", "100000000000000000000000.5",
+             "0.000000000000000000000001", "9223372036854775807", "-9223372036854775808", "9223372036854775808"]
+    floats = np.concatenate([rng.uniform(-1e4, 1e4, 300), rng.uniform(0, 1, 300), 10.0 ** rng.uniform(-30, 30, 300)])
+    texts += [repr(float(x)) for x in floats] + [f"{x:.2f}" for x in floats[:300]] + [f"{x:.6e}" for x in floats]
+    text = "[" + ",".join(f'{{"image_id":1,"category_id":2,"score":{t},"bbox":[{t},{t},0,1]}}' for t in texts) + "]"
+    parsed = kernels.parse_results(text.encode())
+    assert parsed is not None
+    count, columns, present, _ = parsed
+    expected = [float(json.loads(t)) for t in texts]
+    assert count == len(texts) and present["score"] == len(texts) and present["keypoints"] == 0
+    assert _bits(columns["score"]) == _bits(expected)
+    assert _bits(columns["bbox"][:, 0]) == _bits(expected)
+
+
+@pytest.mark.parametrize("text", [
+    "[]", "{}", '[{"image_id":1}', '[{"image_id":1},]', '[{"image_id":1.0}]', '[{"image_id":"1"}]',
+    '[{"image_id":true}]', '[{"score":NaN}]', '[{"score":01}]', '[{"score":.5}]', '[{"score":1.}]',
+    '[{"score":+1}]', '[{"id":1}]', '[{"image_id":1,"image_id":2}]', '[{"bbox":[1,2,3]}]',
+    '[{"keypoints":[1,2,3]},{"keypoints":[1,2]}]', '\ufeff[{"image_id":1}]', '[{"image_id":1}] x',
+    '[{"image_id":99999999999999999999}]', '[{"image\\u005fid":1}]', '[{"image_id":1} {"image_id":2}]',
+])
+def test_anything_unusual_goes_to_the_general_parser(text):
+    assert kernels.parse_results(text.encode()) is None
+
+
+def test_group_order_is_a_stable_lexsort():
+    rng = np.random.default_rng(1)
+    for n, groups in ((0, 1), (1, 1), (50, 3), (5000, 40), (3000, 2)):
+        key = rng.integers(0, groups, n)
+        score = rng.choice([0.0, -0.0, 0.25, 0.5, 0.5000000000000001, 1.0], n)  # many ties
+        order, bounds = kernels.group_order(key, score, groups)
+        assert np.array_equal(order, np.lexsort((-score, key)))
+        assert np.array_equal(bounds, np.searchsorted(key[order], np.arange(groups + 1)))
+        order, _ = kernels.group_order(key, None, groups)
+        assert np.array_equal(order, np.argsort(key, kind="stable"))
+
+
+@pytest.mark.parametrize("kind", ["bbox", "keypoints"])
+def test_evaluation_equals_the_numpy_path(kind, monkeypatch):
+    if kind == "bbox":
+        gt, results = synthetic_boxes(3, num_images=60, num_categories=5, gt_per_image=6, dets_per_image=40)
+    else:
+        gt, results = synthetic_keypoints(3, num_images=60, dets_per_image=10)
+    for r in results[::7]:  # score ties across and within images
+        r["score"] = 0.5
+    fast = evaluator.evaluate_coco(gt, results, kind)
+    monkeypatch.setattr(kernels, "ENABLED", False)
+    slow = evaluator.evaluate_coco(gt, results, kind)
+    assert np.array_equal(fast.precision, slow.precision) and np.array_equal(fast.recall, slow.recall)
+    assert fast.precision.max() > 0
+
+
+def test_file_fast_path_equals_the_general_path(tmp_path, monkeypatch):
+    from harness.metrics.coco import make_params
+    from harness.metrics.coco.tables import load_ground_truth, load_result_bytes, load_results
+
+    gt, results = synthetic_boxes(4, num_images=30, num_categories=4, gt_per_image=5, dets_per_image=20)
+    table = load_ground_truth(gt, "bbox")
+    fast = load_result_bytes(json.dumps(results).encode(), table, "bbox")
+    slow = load_results(results, table, "bbox")
+    assert fast is not None
+    for name in ("image", "category", "score", "area", "bbox"):
+        assert np.array_equal(getattr(fast, name), getattr(slow, name)), name
+    results[3]["image_id"] = 10**6  # unknown image: the general path names it, so the fast path declines
+    assert load_result_bytes(json.dumps(results).encode(), table, "bbox") is None
+    results[3]["image_id"] = gt["images"][0]["id"]
+    results[5]["bbox"][2] = -1.0
+    assert load_result_bytes(json.dumps(results).encode(), table, "bbox") is None
+    assert make_params("bbox").max_dets[-1] == 100
