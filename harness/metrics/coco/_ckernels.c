@@ -456,7 +456,103 @@ static PyObject *greedy_match(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* ------------------------------------------------------------------------------------------ accumulation */
+/* pycocotools' accumulate for every image once.  Detections arrive in accumulation order (category, then
+ * descending score, then image, then rank), ``cat_bounds`` delimiting the categories.  For each (category,
+ * area range, maxDets, threshold) the walk counts true and false positives; the interpolated precision at a
+ * recall threshold is the best precision at or beyond it, and that best is always reached at a true positive,
+ * so only true positives compute a precision (pycocotools' arithmetic: tp / ((fp + tp) + eps), recall tp / npig).
+ * Never-matched detections (``slot`` -1) are false positives where ``plain_inside`` says so, at every threshold
+ * alike; candidates have their status per (threshold) in ``cand_tp`` / ``cand_counted`` laid out (C, A, T).
+ * ``precision`` (T, R, K, A, M) and ``recall`` (T, K, A, M) must arrive filled with -1. */
+static PyObject *accumulate(PyObject *self, PyObject *args) {
+    Py_buffer seq_v, bounds_v, rank_v, slot_v, plain_v, tp_v, counted_v, npos_v, rthr_v, mdet_v, prec_v, rec_v;
+    Py_ssize_t num_t, num_a, num_k;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*y*y*y*y*nnnw*w*", &seq_v, &bounds_v, &rank_v, &slot_v, &plain_v, &tp_v,
+                          &counted_v, &npos_v, &rthr_v, &mdet_v, &num_t, &num_a, &num_k, &prec_v, &rec_v))
+        return NULL;
+    const int64_t *seq = seq_v.buf, *cat_bounds = bounds_v.buf, *rank = rank_v.buf, *slot = slot_v.buf;
+    const int64_t *npos = npos_v.buf, *max_dets = mdet_v.buf;
+    const uint8_t *plain = plain_v.buf, *cand_tp = tp_v.buf, *cand_counted = counted_v.buf;
+    const double *rthr = rthr_v.buf;
+    double *precision = prec_v.buf, *recall = rec_v.buf;
+    Py_ssize_t num_d = rank_v.len / 8, num_r = rthr_v.len / 8, num_m = mdet_v.len / 8, num_seq = seq_v.len / 8;
+    Py_ssize_t num_c = num_t && num_a ? tp_v.len / (num_t * num_a) : 0;
+    int bad = bounds_v.len != (num_k + 1) * 8 || slot_v.len != rank_v.len || plain_v.len != num_a * num_d ||
+              counted_v.len != tp_v.len || npos_v.len != num_k * num_a * 8 ||
+              prec_v.len != num_t * num_r * num_k * num_a * num_m * 8 || rec_v.len != num_t * num_k * num_a * num_m * 8;
+    if (!bad && num_k && (cat_bounds[0] < 0 || cat_bounds[num_k] > num_seq)) bad = 1;
+    for (Py_ssize_t i = 0; i < num_seq && !bad; i++)
+        if (seq[i] < 0 || seq[i] >= num_d || slot[seq[i]] >= num_c) bad = 1;
+    double *work = bad ? NULL : malloc((size_t)(num_t * (num_r + 1) + 2 * num_t) * sizeof(double));
+    if (!bad && !work) bad = 2;
+    if (!bad) {
+        Py_BEGIN_ALLOW_THREADS
+        const double eps = 2.220446049250313e-16; /* np.spacing(1) */
+        double *best = work, *tp = work + num_t * (num_r + 1), *fp = tp + num_t;
+        for (Py_ssize_t k = 0; k < num_k; k++) {
+            for (Py_ssize_t a = 0; a < num_a; a++) {
+                int64_t npig = npos[k * num_a + a];
+                if (npig <= 0) continue;
+                const uint8_t *inside = plain + a * num_d;
+                for (Py_ssize_t m = 0; m < num_m; m++) {
+                    int64_t max_det = max_dets[m];
+                    double plain_fp = 0;
+                    memset(work, 0, (size_t)(num_t * (num_r + 1) + 2 * num_t) * sizeof(double));
+                    for (Py_ssize_t i = cat_bounds[k]; i < cat_bounds[k + 1]; i++) {
+                        int64_t d = seq[i];
+                        if (rank[d] >= max_det) continue;
+                        int64_t c = slot[d];
+                        if (c < 0) {
+                            plain_fp += inside[d];
+                            continue;
+                        }
+                        const uint8_t *is_tp = cand_tp + (c * num_a + a) * num_t;
+                        const uint8_t *is_counted = cand_counted + (c * num_a + a) * num_t;
+                        for (Py_ssize_t t = 0; t < num_t; t++) {
+                            if (is_tp[t]) {
+                                double tpd = ++tp[t], fpd = fp[t] + plain_fp;
+                                double pr = tpd / ((fpd + tpd) + eps);
+                                double rc = tpd / (double)npig;
+                                Py_ssize_t lo = 0, hi = num_r; /* thresholds <= rc */
+                                while (lo < hi) {
+                                    Py_ssize_t mid = (lo + hi) / 2;
+                                    if (rthr[mid] <= rc) lo = mid + 1; else hi = mid;
+                                }
+                                double *slot_best = best + t * (num_r + 1) + lo;
+                                if (pr > *slot_best) *slot_best = pr;
+                            } else if (is_counted[t]) {
+                                fp[t] += 1;
+                            }
+                        }
+                    }
+                    for (Py_ssize_t t = 0; t < num_t; t++) {
+                        double *row = best + t * (num_r + 1), running = 0;
+                        for (Py_ssize_t r = num_r; r >= 1; r--) { /* best of the entries reaching > r-1 */
+                            if (row[r] > running) running = row[r];
+                            precision[(((t * num_r + (r - 1)) * num_k + k) * num_a + a) * num_m + m] = running;
+                        }
+                        recall[((t * num_k + k) * num_a + a) * num_m + m] = tp[t] / (double)npig;
+                    }
+                }
+            }
+        }
+        Py_END_ALLOW_THREADS
+    }
+    free(work);
+    Py_buffer *views[] = {&seq_v, &bounds_v, &rank_v, &slot_v, &plain_v, &tp_v, &counted_v, &npos_v, &rthr_v,
+                          &mdet_v, &prec_v, &rec_v};
+    for (size_t i = 0; i < sizeof views / sizeof *views; i++) PyBuffer_Release(views[i]);
+    if (bad == 2) return PyErr_NoMemory();
+    if (bad) {
+        PyErr_SetString(PyExc_ValueError, "accumulate: inconsistent sizes");
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef METHODS[] = {
+    {"accumulate", accumulate, METH_VARARGS, "pycocotools' accumulate over every image once"},
     {"parse_results", parse_results, METH_VARARGS, "COCO results bytes -> (n, columns, counts, kp_len) or None"},
     {"group_order", group_order, METH_VARARGS, "stable order by group, then descending score"},
     {"greedy_match", greedy_match, METH_VARARGS, "pycocotools' greedy matching of candidate pairs"},

@@ -67,3 +67,25 @@ def greedy_match(pair_det: np.ndarray, pair_gt: np.ndarray, pair_iou: np.ndarray
         num_a, num_g, matched,
     )
     return matched
+
+
+def accumulate(order: np.ndarray, cat_bounds: np.ndarray, dt_rank: np.ndarray, slot_of: np.ndarray,
+               plain_inside: np.ndarray, cand_tp: np.ndarray, cand_counted: np.ndarray, num_positives: np.ndarray,
+               recall_thresholds: np.ndarray, max_dets, precision: np.ndarray, recall: np.ndarray) -> None:
+    """Fill ``precision`` (T, R, K, A, M) and ``recall`` (T, K, A, M), which arrive as -1, as pycocotools'
+    accumulate does for every image once; ``cand_tp``/``cand_counted`` are (T, A, C) as the plan holds them."""
+    num_t, num_a = cand_tp.shape[:2]
+    num_k = len(cat_bounds) - 1
+
+    def i64(x):
+        return np.ascontiguousarray(x, dtype=np.int64)
+
+    def u8(x):
+        return np.ascontiguousarray(x).view(np.uint8) if np.asarray(x).dtype == bool else np.ascontiguousarray(x, np.uint8)
+
+    _C.accumulate(
+        i64(order), i64(cat_bounds), i64(dt_rank), i64(slot_of), u8(plain_inside),
+        u8(cand_tp.transpose(2, 1, 0)), u8(cand_counted.transpose(2, 1, 0)), i64(num_positives),
+        np.ascontiguousarray(recall_thresholds, dtype=np.float64), i64(np.asarray(max_dets)), num_t, num_a, num_k,
+        precision, recall,
+    )
