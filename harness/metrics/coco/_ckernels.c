@@ -462,6 +462,7 @@ static PyObject *greedy_match(PyObject *self, PyObject *args) {
  * area range, maxDets, threshold) the walk counts true and false positives; the interpolated precision at a
  * recall threshold is the best precision at or beyond it, and that best is always reached at a true positive,
  * so only true positives compute a precision (pycocotools' arithmetic: tp / ((fp + tp) + eps), recall tp / npig).
+ * ``rank``, ``slot`` and ``plain_inside`` are gathered into that order (``seq`` only gives the count).
  * Never-matched detections (``slot`` -1) are false positives where ``plain_inside`` says so, at every threshold
  * alike; candidates have their status per (threshold) in ``cand_tp`` / ``cand_counted`` laid out (C, A, T).
  * ``precision`` (T, R, K, A, M) and ``recall`` (T, K, A, M) must arrive filled with -1. */
@@ -471,7 +472,7 @@ static PyObject *accumulate(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*y*y*y*y*nnnw*w*", &seq_v, &bounds_v, &rank_v, &slot_v, &plain_v, &tp_v,
                           &counted_v, &npos_v, &rthr_v, &mdet_v, &num_t, &num_a, &num_k, &prec_v, &rec_v))
         return NULL;
-    const int64_t *seq = seq_v.buf, *cat_bounds = bounds_v.buf, *rank = rank_v.buf, *slot = slot_v.buf;
+    const int64_t *cat_bounds = bounds_v.buf, *rank = rank_v.buf, *slot = slot_v.buf;
     const int64_t *npos = npos_v.buf, *max_dets = mdet_v.buf;
     const uint8_t *plain = plain_v.buf, *cand_tp = tp_v.buf, *cand_counted = counted_v.buf;
     const double *rthr = rthr_v.buf;
@@ -482,8 +483,9 @@ static PyObject *accumulate(PyObject *self, PyObject *args) {
               counted_v.len != tp_v.len || npos_v.len != num_k * num_a * 8 ||
               prec_v.len != num_t * num_r * num_k * num_a * num_m * 8 || rec_v.len != num_t * num_k * num_a * num_m * 8;
     if (!bad && num_k && (cat_bounds[0] < 0 || cat_bounds[num_k] > num_seq)) bad = 1;
-    for (Py_ssize_t i = 0; i < num_seq && !bad; i++)
-        if (seq[i] < 0 || seq[i] >= num_d || slot[seq[i]] >= num_c) bad = 1;
+    if (num_seq != num_d) bad = 1;
+    for (Py_ssize_t i = 0; i < num_d && !bad; i++)
+        if (slot[i] >= num_c) bad = 1;
     double *work = bad ? NULL : malloc((size_t)(num_t * (num_r + 1) + 2 * num_t) * sizeof(double));
     if (!bad && !work) bad = 2;
     if (!bad) {
@@ -500,7 +502,7 @@ static PyObject *accumulate(PyObject *self, PyObject *args) {
                     double plain_fp = 0;
                     memset(work, 0, (size_t)(num_t * (num_r + 1) + 2 * num_t) * sizeof(double));
                     for (Py_ssize_t i = cat_bounds[k]; i < cat_bounds[k + 1]; i++) {
-                        int64_t d = seq[i];
+                        int64_t d = i; /* the columns arrive gathered into accumulation order */
                         if (rank[d] >= max_det) continue;
                         int64_t c = slot[d];
                         if (c < 0) {

@@ -83,8 +83,9 @@ def accumulate(order: np.ndarray, cat_bounds: np.ndarray, dt_rank: np.ndarray, s
     def u8(x):
         return np.ascontiguousarray(x).view(np.uint8) if np.asarray(x).dtype == bool else np.ascontiguousarray(x, np.uint8)
 
+    # gathered into accumulation order once, so the walks read memory in sequence
     _C.accumulate(
-        i64(order), i64(cat_bounds), i64(dt_rank), i64(slot_of), u8(plain_inside),
+        i64(order), i64(cat_bounds), i64(dt_rank[order]), i64(slot_of[order]), u8(plain_inside[:, order]),
         u8(cand_tp.transpose(2, 1, 0)), u8(cand_counted.transpose(2, 1, 0)), i64(num_positives),
         np.ascontiguousarray(recall_thresholds, dtype=np.float64), i64(np.asarray(max_dets)), num_t, num_a, num_k,
         precision, recall,
