@@ -14,7 +14,7 @@ image or category ids, NaN scores, negative box sizes) is the evaluator's, and n
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from harness.errors import BenchError, DataError, PredictionError
 from harness.file_eval import FILE_EVALUATORS
@@ -136,6 +136,8 @@ def _evaluate_coco_files(request: EvalRequest) -> MetricResult:
         raise BenchError(f"--dialect {dialect} applies to boxes and masks; keypoints use pycocotools")
     if iou_type != "keypoints" and request.option("sigmas") is not None:
         raise BenchError("--sigmas applies to keypoints")
+    # box and keypoint results: the compiled parser reads them on the other core while the ground truth loads
+    parsed_results = _parse_in_background(request.pred) if iou_type in ("bbox", "keypoints") else None
     gt = read_json(require_file(request.gt, "ground-truth"))
     pieces = iter_json_array(require_file(request.pred, "prediction", PredictionError))
     sigmas = _keypoint_sigmas(gt, request.option("sigmas"), request.gt) if iou_type == "keypoints" else None
@@ -154,7 +156,8 @@ def _evaluate_coco_files(request: EvalRequest) -> MetricResult:
     counted = _Counted(segm.pieces(pieces) if segm is not None else pieces)
     try:
         # plain box or keypoint results: parsed straight into columns; anything else (or any problem) streams
-        result_table = load_result_bytes(Path(request.pred).read_bytes(), gt_table, iou_type, num_keypoints)
+        parsed = parsed_results() if parsed_results is not None else None
+        result_table = load_result_bytes(parsed, gt_table, iou_type, num_keypoints) if parsed is not None else None
         if result_table is not None:
             counted.count = len(result_table)
         else:
@@ -177,6 +180,34 @@ def _evaluate_coco_files(request: EvalRequest) -> MetricResult:
         settings=settings,
         higher_is_better={name: True for name in evaluation.metrics},
     )
+
+
+def _parse_in_background(path: Path) -> Callable[[], Any] | None:
+    """Start ``kernels.parse_results`` on the file in a thread (the parser releases the GIL); the returned
+    function waits for it.  Any failure (no compiled kernels, unreadable file) means None: the general path then
+    reads the file and says what is wrong, in the order it always did."""
+    from harness.metrics.coco import kernels
+
+    if not kernels.ENABLED:
+        return None
+    import threading
+
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            box["parsed"] = kernels.parse_results(Path(path).read_bytes())
+        except Exception:  # noqa: BLE001 - the general path reports it
+            box["parsed"] = None
+
+    thread = threading.Thread(target=work, name="results-parser", daemon=True)
+    thread.start()
+
+    def result() -> Any:
+        thread.join()
+        return box.get("parsed")
+
+    return result
 
 
 _COCO = FileEvaluator(

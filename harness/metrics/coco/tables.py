@@ -83,7 +83,14 @@ def load_ground_truth(
     where = v.annotation_where(annotations)
     ann_ids = v.column(annotations, "id", where, DataError, path)
     v.unique_ids(ann_ids, "annotation", DataError, path)
-    id_is_zero = np.array([a == 0 and not isinstance(a, str) for a in ann_ids], dtype=bool)
+    id_is_zero = None
+    if set(map(type, ann_ids)) == {int}:  # ints only: compare as a column
+        try:
+            id_is_zero = np.asarray(ann_ids, dtype=np.int64) == 0
+        except OverflowError:
+            pass
+    if id_is_zero is None:
+        id_is_zero = np.array([a == 0 and not isinstance(a, str) for a in ann_ids], dtype=bool)
 
     ann_images = v.column(annotations, "image_id", where, DataError, path)
     image = image_index.lookup(ann_images)
@@ -275,7 +282,7 @@ def _keypoint_extent(table: ResultTable) -> None:
 
 
 def load_result_bytes(
-    data: bytes, gt: GroundTruthTable, iou_type: str, num_keypoints: int | None = None
+    data: Any, gt: GroundTruthTable, iou_type: str, num_keypoints: int | None = None
 ) -> ResultTable | None:
     """The fast path of ``load_result_chunks``: a results file's bytes parsed straight into columns by the
     compiled parser (``kernels.parse_results``), validated a whole column at a time.
@@ -283,11 +290,13 @@ def load_result_bytes(
     Returns None for anything but the plain case -- box results scored as boxes, or keypoint results (no boxes)
     scored as keypoints, every result complete and valid -- and the caller then runs the general path, which
     gives the same table, or the error message naming the offending result.  So this path never decides what
-    is an error; it only accepts what the general path accepts, and produces the same columns.
+    is an error; it only accepts what the general path accepts, and produces the same columns.  ``data`` may
+    also be what ``kernels.parse_results`` returned for the bytes (parsed in a thread while the ground truth
+    loads).
     """
     from harness.metrics.coco import kernels
 
-    parsed = kernels.parse_results(data)
+    parsed = kernels.parse_results(data) if isinstance(data, (bytes, bytearray, memoryview)) else data
     if parsed is None:
         return None
     n, columns, present, kp_len = parsed
