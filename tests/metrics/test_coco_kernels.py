@@ -92,3 +92,32 @@ def test_file_fast_path_equals_the_general_path(tmp_path, monkeypatch):
     results[5]["bbox"][2] = -1.0
     assert load_result_bytes(json.dumps(results).encode(), table, "bbox") is None
     assert make_params("bbox").max_dets[-1] == 100
+
+
+def test_mask_iou_and_area_equal_pycocotools():
+    from pycocotools import mask as mask_utils
+
+    rng = np.random.default_rng(5)
+    h, w = 37, 29
+    masks = []
+    for i in range(60):
+        m = np.zeros((h, w), dtype=np.uint8, order="F")
+        if i % 10:  # every tenth mask empty
+            y0, x0 = rng.integers(0, h - 2), rng.integers(0, w - 2)
+            m[y0:rng.integers(y0 + 1, h + 1), x0:rng.integers(x0 + 1, w + 1)] = 1
+            m[rng.random((h, w)) < 0.1] ^= 1  # ragged, many runs
+        if i % 7 == 0:
+            m[:] = 1  # full mask: the run list starts with a zero-length background run
+        masks.append(m)
+    rles = mask_utils.encode(np.asfortranarray(np.stack(masks, axis=2)))
+    for r in rles[::2]:
+        r["counts"] = r["counts"].decode()  # str as results files have it, bytes as pycocotools makes it
+    dt, gt = rles[:40], rles[40:]
+    crowd = (np.arange(len(gt)) % 3 == 0).astype(np.uint8)
+    pair_dt, pair_gt = np.meshgrid(np.arange(len(dt)), np.arange(len(gt)), indexing="ij")
+    got = kernels.mask_iou(dt, gt, crowd, pair_dt.ravel(), pair_gt.ravel())
+    want = np.asarray(mask_utils.iou(dt, gt, crowd), dtype=np.float64).ravel()
+    assert got is not None and _bits(got) == _bits(want)
+    assert (want > 0).sum() > 100 and ((want > 0) & (want < 1)).any()
+    assert _bits(kernels.mask_areas(rles)) == _bits(np.asarray(mask_utils.area(rles), dtype=np.float64))
+    assert kernels.mask_areas([{"counts": "bad counts ~"}]) is None

@@ -553,7 +553,195 @@ static PyObject *accumulate(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* ------------------------------------------------------------------------------------------ masks */
+/* COCO's compressed RLE strings (the format of pycocotools' "counts"): each count is a little-endian run of
+ * 5-bit groups in chars offset by 48, 0x20 meaning "more", the last group's 0x10 its sign; from the fourth
+ * count on, counts are stored as differences to the count two places earlier.  Runs alternate background /
+ * foreground, column-major, starting with background. */
+typedef struct {
+    uint32_t *runs;       /* all masks' runs, back to back */
+    int64_t *start;       /* (n + 1) */
+    Py_ssize_t n;
+} Runs;
+
+static void runs_free(Runs *r) {
+    free(r->runs);
+    free(r->start);
+}
+
+/* Decode one string into ``out`` (room for len(s) counts); returns the count, or -1 if the text is outside the
+ * format (then the caller falls back to pycocotools). */
+static Py_ssize_t decode_counts(const char *s, Py_ssize_t len, uint32_t *out) {
+    Py_ssize_t m = 0, p = 0;
+    while (p < len) {
+        int64_t x = 0;
+        int k = 0, more = 1;
+        while (more) {
+            if (p >= len || k >= 6) return -1; /* a count of more than 30 bits is not a mask of a real image */
+            unsigned char ch = (unsigned char)s[p];
+            if (ch < 48 || ch > 48 + 63) return -1;
+            int c = ch - 48;
+            x |= (int64_t)(c & 0x1f) << (5 * k);
+            more = c & 0x20;
+            p++;
+            k++;
+            if (!more && (c & 0x10)) x |= (int64_t)(int32_t)(UINT32_MAX << (5 * k)); /* sign-extend as int */
+        }
+        if (m > 2) x += (int64_t)out[m - 2];
+        out[m++] = (uint32_t)x;
+    }
+    return m;
+}
+
+/* The counts of a list of str/bytes objects (or dicts with "counts"). */
+static int runs_from_list(PyObject *list, Runs *r) {
+    r->runs = NULL;
+    r->start = NULL;
+    PyObject *seq = PySequence_Fast(list, "expected a list");
+    if (!seq) return -1;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    r->n = n;
+    r->start = malloc((size_t)(n + 1) * sizeof(int64_t));
+    const char **texts = malloc((size_t)(n + 1) * sizeof(char *));
+    Py_ssize_t *lens = malloc((size_t)(n + 1) * sizeof(Py_ssize_t));
+    int status = (!r->start || !texts || !lens) ? -2 : 0;
+    int64_t total = 0;
+    for (Py_ssize_t i = 0; i < n && !status; i++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
+        if (PyDict_Check(item)) item = PyDict_GetItemString(item, "counts");
+        if (item && PyUnicode_Check(item)) {
+            texts[i] = PyUnicode_AsUTF8AndSize(item, &lens[i]);
+            if (!texts[i]) { PyErr_Clear(); status = 1; }
+        } else if (item && PyBytes_Check(item)) {
+            texts[i] = PyBytes_AS_STRING(item);
+            lens[i] = PyBytes_GET_SIZE(item);
+        } else {
+            status = 1;
+        }
+        if (!status) total += lens[i];
+    }
+    if (!status) {
+        r->runs = malloc((size_t)(total + 1) * sizeof(uint32_t));
+        if (!r->runs) status = -2;
+    }
+    int64_t at = 0;
+    for (Py_ssize_t i = 0; i < n && !status; i++) {
+        r->start[i] = at;
+        Py_ssize_t m = decode_counts(texts[i], lens[i], r->runs + at);
+        if (m < 0) status = 1;
+        else at += m;
+    }
+    if (!status) r->start[n] = at;
+    free(texts);
+    free(lens);
+    Py_DECREF(seq);
+    if (status) {
+        runs_free(r);
+        if (status == -2) PyErr_NoMemory();
+        return status == -2 ? -1 : 1;
+    }
+    return 0;
+}
+
+static uint32_t runs_area(const Runs *r, Py_ssize_t i) {
+    uint32_t a = 0;
+    for (int64_t j = r->start[i] + 1; j < r->start[i + 1]; j += 2) a += r->runs[j];
+    return a;
+}
+
+/* mask_areas(list) -> bytes of float64 areas (pycocotools' area), or None when a string is outside the format */
+static PyObject *mask_areas(PyObject *self, PyObject *args) {
+    PyObject *list;
+    if (!PyArg_ParseTuple(args, "O", &list)) return NULL;
+    Runs r;
+    int status = runs_from_list(list, &r);
+    if (status < 0) return NULL;
+    if (status > 0) Py_RETURN_NONE;
+    PyObject *out = PyBytes_FromStringAndSize(NULL, r.n * (Py_ssize_t)sizeof(double));
+    if (out) {
+        double *areas = (double *)PyBytes_AS_STRING(out);
+        for (Py_ssize_t i = 0; i < r.n; i++) areas[i] = (double)runs_area(&r, i);
+    }
+    runs_free(&r);
+    return out;
+}
+
+/* Mask IoU of pairs, as pycocotools' rleIou computes it: walk both run lists together counting the pixels in
+ * either (u) and in both (i); a crowd ground truth's union is the detection's area; no shared pixel gives 0
+ * (pycocotools' box pre-check, or i = 0 over u = 1).  Masks of one pair must have the same size (the loader
+ * checked it against the image).  mask_iou(dt_list, gt_list, crowd u8, pair_dt i64, pair_gt i64, out f64)
+ * -> True, or False when a string is outside the format (nothing written). */
+static PyObject *mask_iou(PyObject *self, PyObject *args) {
+    PyObject *dt_list, *gt_list;
+    Py_buffer crowd_v, pd_v, pg_v, out_v;
+    if (!PyArg_ParseTuple(args, "OOy*y*y*w*", &dt_list, &gt_list, &crowd_v, &pd_v, &pg_v, &out_v)) return NULL;
+    Runs dt, gt;
+    int status = runs_from_list(dt_list, &dt);
+    if (status == 0) {
+        status = runs_from_list(gt_list, &gt);
+        if (status) runs_free(&dt);
+    }
+    Py_ssize_t num_p = pd_v.len / 8;
+    const int64_t *pd = pd_v.buf, *pg = pg_v.buf;
+    const uint8_t *crowd = crowd_v.buf;
+    double *out = out_v.buf;
+    int bad = 0;
+    if (status == 0) {
+        bad = pg_v.len != pd_v.len || out_v.len != pd_v.len || crowd_v.len != gt.n;
+        for (Py_ssize_t j = 0; j < num_p && !bad; j++)
+            if (pd[j] < 0 || pd[j] >= dt.n || pg[j] < 0 || pg[j] >= gt.n) bad = 1;
+        if (!bad) {
+            Py_BEGIN_ALLOW_THREADS
+            for (Py_ssize_t j = 0; j < num_p; j++) {
+                const uint32_t *ra = dt.runs + dt.start[pd[j]], *rb = gt.runs + gt.start[pg[j]];
+                int64_t ka = dt.start[pd[j] + 1] - dt.start[pd[j]], kb = gt.start[pg[j] + 1] - gt.start[pg[j]];
+                uint32_t i = 0, u = 0;
+                if (ka > 0 && kb > 0) {
+                    uint32_t ca = ra[0], cb = rb[0], c;
+                    int64_t a = 1, b = 1;
+                    int va = 0, vb = 0;
+                    for (;;) {
+                        c = ca < cb ? ca : cb;
+                        if (va || vb) {
+                            u += c;
+                            if (va && vb) i += c;
+                        }
+                        int moved = c > 0;
+                        ca -= c;
+                        if (!ca && a < ka) { ca = ra[a++]; va = !va; moved = 1; }
+                        cb -= c;
+                        if (!cb && b < kb) { cb = rb[b++]; vb = !vb; moved = 1; }
+                        if (ca + (uint64_t)cb == 0 || !moved) break; /* !moved: runs of unequal totals */
+                    }
+                }
+                if (i == 0) {
+                    out[j] = 0.0;
+                    continue;
+                }
+                if (crowd[pg[j]]) u = runs_area(&dt, pd[j]);
+                out[j] = (double)i / (double)u;
+            }
+            Py_END_ALLOW_THREADS
+        }
+        runs_free(&dt);
+        runs_free(&gt);
+    }
+    PyBuffer_Release(&crowd_v);
+    PyBuffer_Release(&pd_v);
+    PyBuffer_Release(&pg_v);
+    PyBuffer_Release(&out_v);
+    if (status < 0) return NULL;
+    if (status > 0) Py_RETURN_FALSE;
+    if (bad) {
+        PyErr_SetString(PyExc_ValueError, "mask_iou: inconsistent sizes");
+        return NULL;
+    }
+    Py_RETURN_TRUE;
+}
+
 static PyMethodDef METHODS[] = {
+    {"mask_areas", mask_areas, METH_VARARGS, "areas of compressed RLE strings"},
+    {"mask_iou", mask_iou, METH_VARARGS, "pycocotools' mask IoU of pairs"},
     {"accumulate", accumulate, METH_VARARGS, "pycocotools' accumulate over every image once"},
     {"parse_results", parse_results, METH_VARARGS, "COCO results bytes -> (n, columns, counts, kp_len) or None"},
     {"group_order", group_order, METH_VARARGS, "stable order by group, then descending score"},

@@ -206,6 +206,12 @@ def _pair_overlaps(
             out[start:start + PAIR_CHUNK] = box_iou_pairs(dt.bbox[d], gt.bbox[g], gt.crowd[g])
         return out
     if params.iou_type == "segm":
+        from harness.metrics.coco import kernels
+
+        # only the same-category pairs, straight from the run lengths (no per-image all-category matrices)
+        values = kernels.mask_iou(dt.masks, gt.masks, gt.crowd, d_rows[pair_det], g_rows[pair_gt])
+        if values is not None:
+            return values
         image_starts = groups.image_starts(len(gt.images))
         return mask_iou_pairs(
             [dt.masks[i] for i in d_rows], [gt.masks[i] for i in g_rows], gt.crowd[g_rows],

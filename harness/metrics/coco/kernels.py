@@ -90,3 +90,24 @@ def accumulate(order: np.ndarray, cat_bounds: np.ndarray, dt_rank: np.ndarray, s
         np.ascontiguousarray(recall_thresholds, dtype=np.float64), i64(np.asarray(max_dets)), num_t, num_a, num_k,
         precision, recall,
     )
+
+
+def mask_areas(rles: list) -> np.ndarray | None:
+    """Areas of compressed RLEs (dicts with 'counts' str/bytes), as ``pycocotools.mask.area``; None when a
+    string is outside the format (the caller asks pycocotools)."""
+    if not ENABLED:
+        return None
+    raw = _C.mask_areas(rles)
+    return None if raw is None else np.frombuffer(raw, dtype=np.float64).copy()
+
+
+def mask_iou(dt_rles: list, gt_rles: list, gt_crowd: np.ndarray, pair_dt: np.ndarray, pair_gt: np.ndarray
+             ) -> np.ndarray | None:
+    """IoU of the mask pairs (dt_rles[pair_dt[i]], gt_rles[pair_gt[i]]) as ``pycocotools.mask.iou`` gives it,
+    or None when a string is outside the format."""
+    if not ENABLED:
+        return None
+    out = np.empty(len(pair_dt), dtype=np.float64)
+    done = _C.mask_iou(dt_rles, gt_rles, np.ascontiguousarray(gt_crowd, dtype=np.uint8),
+                       np.ascontiguousarray(pair_dt, dtype=np.int64), np.ascontiguousarray(pair_gt, dtype=np.int64), out)
+    return out if done else None
