@@ -136,8 +136,8 @@ def _evaluate_coco_files(request: EvalRequest) -> MetricResult:
         raise BenchError(f"--dialect {dialect} applies to boxes and masks; keypoints use pycocotools")
     if iou_type != "keypoints" and request.option("sigmas") is not None:
         raise BenchError("--sigmas applies to keypoints")
-    # box and keypoint results: the compiled parser reads them on the other core while the ground truth loads
-    parsed_results = _parse_in_background(request.pred) if iou_type in ("bbox", "keypoints") else None
+    # plain results: the compiled parser reads them on the other core while the ground truth loads
+    parsed_results = _parse_in_background(request.pred)
     gt = read_json(require_file(request.gt, "ground-truth"))
     pieces = iter_json_array(require_file(request.pred, "prediction", PredictionError))
     sigmas = _keypoint_sigmas(gt, request.option("sigmas"), request.gt) if iou_type == "keypoints" else None
@@ -155,7 +155,7 @@ def _evaluate_coco_files(request: EvalRequest) -> MetricResult:
     segm = _SegmResults(dialect) if iou_type == "segm" else None
     counted = _Counted(segm.pieces(pieces) if segm is not None else pieces)
     try:
-        # plain box or keypoint results: parsed straight into columns; anything else (or any problem) streams
+        # plain box, RLE or keypoint results: parsed straight into columns; anything else (or any problem) streams
         parsed = parsed_results() if parsed_results is not None else None
         result_table = load_result_bytes(parsed, gt_table, iou_type, num_keypoints) if parsed is not None else None
         if result_table is not None:

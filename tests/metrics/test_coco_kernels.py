@@ -121,3 +121,24 @@ def test_mask_iou_and_area_equal_pycocotools():
     assert (want > 0).sum() > 100 and ((want > 0) & (want < 1)).any()
     assert _bits(kernels.mask_areas(rles)) == _bits(np.asarray(mask_utils.area(rles), dtype=np.float64))
     assert kernels.mask_areas([{"counts": "bad counts ~"}]) is None
+
+
+def test_segm_results_fast_path_equals_the_general_path():
+    from harness.metrics.coco.synthetic import synthetic_masks
+    from harness.metrics.coco.tables import load_ground_truth, load_result_bytes, load_results
+
+    gt, results = synthetic_masks(6, num_images=12, num_categories=3, dets_per_image=15)
+    for r in results:
+        if isinstance(r["segmentation"]["counts"], bytes):
+            r["segmentation"]["counts"] = r["segmentation"]["counts"].decode()
+    assert any("\\" in r["segmentation"]["counts"] for r in results)  # JSON escapes inside the strings
+    table = load_ground_truth(gt, "segm")
+    text = json.dumps(results).replace("/", "\\/")  # an escaped slash is still the same string
+    fast = load_result_bytes(text.encode(), table, "segm")
+    slow = load_results(results, table, "segm")
+    assert fast is not None
+    for name in ("image", "category", "score", "area"):
+        assert np.array_equal(getattr(fast, name), getattr(slow, name)), name
+    assert fast.masks == slow.masks
+    results[0]["segmentation"]["size"] = [1, 1]  # not the image's size: the general path names it
+    assert load_result_bytes(json.dumps(results).encode(), table, "segm") is None

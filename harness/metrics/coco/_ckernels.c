@@ -191,8 +191,122 @@ static Ptr parse_number_array(Ptr p, Ptr end, Buf *into, Py_ssize_t *count) {
     }
 }
 
-enum { K_IMAGE, K_CATEGORY, K_SCORE, K_BBOX, K_KEYPOINTS, K_COUNT };
-static const char *KEY_NAMES[K_COUNT] = {"image_id", "category_id", "score", "bbox", "keypoints"};
+enum { K_IMAGE, K_CATEGORY, K_SCORE, K_BBOX, K_KEYPOINTS, K_SEGMENTATION, K_COUNT };
+static const char *KEY_NAMES[K_COUNT] = {"image_id", "category_id", "score", "bbox", "keypoints", "segmentation"};
+
+/* A compressed-RLE segmentation {"size": [h, w], "counts": "..."} (keys in either order, nothing else): the
+ * integers and where the string's text lies in the input (decoded later, with the GIL). */
+typedef struct {
+    int64_t height, width, offset, length, escaped;
+} SegmSpan;
+
+static Ptr parse_string_span(Ptr p, Ptr end, int64_t *escaped) {
+    /* p is past the opening quote; returns the closing quote.  Only printable ASCII and the escapes \\, \" and
+     * \/ (which is all an RLE string can need). */
+    *escaped = 0;
+    while (p < end && *p != '"') {
+        if (*p == '\\') {
+            if (p + 1 >= end || !(p[1] == '\\' || p[1] == '"' || p[1] == '/')) return NULL;
+            *escaped = 1;
+            p += 2;
+            continue;
+        }
+        if (*p < 0x20 || *p >= 0x7f) return NULL;
+        p++;
+    }
+    return p < end ? p : NULL;
+}
+
+static Ptr parse_segmentation(Ptr base, Ptr p, Ptr end, SegmSpan *out) {
+    int seen = 0;
+    if (p >= end || *p != '{') return NULL;
+    p = skip_ws(p + 1, end);
+    for (;;) {
+        if (p >= end || *p != '"') return NULL;
+        Ptr ks = ++p;
+        while (p < end && *p != '"' && *p != '\\' && *p >= 0x20) p++;
+        if (p >= end || *p != '"') return NULL;
+        size_t n = (size_t)(p - ks);
+        int key = n == 4 && !memcmp(ks, "size", 4) ? 1 : n == 6 && !memcmp(ks, "counts", 6) ? 2 : 0;
+        if (!key || (seen & key)) return NULL;
+        seen |= key;
+        p = skip_ws(p + 1, end);
+        if (p >= end || *p != ':') return NULL;
+        p = skip_ws(p + 1, end);
+        if (key == 1) {
+            if (p >= end || *p != '[') return NULL;
+            p = parse_int(skip_ws(p + 1, end), end, &out->height);
+            if (!p) return NULL;
+            p = skip_ws(p, end);
+            if (p >= end || *p != ',') return NULL;
+            p = parse_int(skip_ws(p + 1, end), end, &out->width);
+            if (!p) return NULL;
+            p = skip_ws(p, end);
+            if (p >= end || *p != ']') return NULL;
+            p++;
+        } else {
+            if (p >= end || *p != '"') return NULL;
+            Ptr text = p + 1;
+            p = parse_string_span(text, end, &out->escaped);
+            if (!p) return NULL;
+            out->offset = text - base;
+            out->length = p - text;
+            p++;
+        }
+        p = skip_ws(p, end);
+        if (p >= end) return NULL;
+        if (*p == '}') return seen == 3 ? p + 1 : NULL;
+        if (*p != ',') return NULL;
+        p = skip_ws(p + 1, end);
+    }
+}
+
+/* The list of {"size": [h, w], "counts": str} dicts of the spans. */
+static PyObject *segmentation_dicts(Ptr base, const SegmSpan *spans, Py_ssize_t n) {
+    PyObject *list = PyList_New(n), *size_key = PyUnicode_InternFromString("size"),
+             *counts_key = PyUnicode_InternFromString("counts");
+    if (!list || !size_key || !counts_key) goto fail;
+    char *scratch = NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const SegmSpan *sp = spans + i;
+        PyObject *text;
+        if (sp->escaped) {
+            char *grown = realloc(scratch, (size_t)sp->length + 1);
+            if (!grown) { free(scratch); PyErr_NoMemory(); goto fail; }
+            scratch = grown;
+            Py_ssize_t m = 0;
+            for (int64_t j = 0; j < sp->length; j++) {
+                char c = (char)base[sp->offset + j];
+                if (c == '\\') c = (char)base[sp->offset + ++j];
+                scratch[m++] = c;
+            }
+            text = PyUnicode_DecodeASCII(scratch, m, NULL);
+        } else {
+            text = PyUnicode_DecodeASCII((const char *)base + sp->offset, (Py_ssize_t)sp->length, NULL);
+        }
+        PyObject *size = Py_BuildValue("[LL]", (long long)sp->height, (long long)sp->width);
+        PyObject *dict = PyDict_New();
+        if (!text || !size || !dict || PyDict_SetItem(dict, size_key, size) || PyDict_SetItem(dict, counts_key, text)) {
+            Py_XDECREF(text);
+            Py_XDECREF(size);
+            Py_XDECREF(dict);
+            free(scratch);
+            goto fail;
+        }
+        Py_DECREF(text);
+        Py_DECREF(size);
+        PyList_SET_ITEM(list, i, dict);
+    }
+    free(scratch);
+    Py_DECREF(size_key);
+    Py_DECREF(counts_key);
+    return list;
+fail:
+    Py_XDECREF(list);
+    Py_XDECREF(size_key);
+    Py_XDECREF(counts_key);
+    return NULL;
+}
 
 static int key_of(Ptr s, Ptr e) {
     size_t n = (size_t)(e - s);
@@ -239,6 +353,10 @@ static PyObject *parse_results(PyObject *self, PyObject *args) {
                     double value;
                     p = parse_number(p, end, &value);
                     if (!p || buf_put(&cols[key], &value, sizeof value)) { ok = 0; break; }
+                } else if (key == K_SEGMENTATION) {
+                    SegmSpan span;
+                    p = parse_segmentation((Ptr)view.buf, p, end, &span);
+                    if (!p || buf_put(&cols[key], &span, sizeof span)) { ok = 0; break; }
                 } else {
                     Py_ssize_t count;
                     p = parse_number_array(p, end, &cols[key], &count);
@@ -270,7 +388,6 @@ static PyObject *parse_results(PyObject *self, PyObject *args) {
         }
     }
     Py_END_ALLOW_THREADS
-    PyBuffer_Release(&view);
 
     PyObject *out = NULL;
     if (ok) {
@@ -278,7 +395,10 @@ static PyObject *parse_results(PyObject *self, PyObject *args) {
         PyObject *counts = PyDict_New();
         int failed = !columns || !counts;
         for (int k = 0; k < K_COUNT && !failed; k++) {
-            PyObject *bytes = buf_bytes(&cols[k]);
+            PyObject *bytes = k == K_SEGMENTATION
+                                  ? segmentation_dicts((Ptr)view.buf, (const SegmSpan *)cols[k].data,
+                                                       (Py_ssize_t)(cols[k].len / sizeof(SegmSpan)))
+                                  : buf_bytes(&cols[k]);
             PyObject *count = PyLong_FromSsize_t(present[k]);
             failed = !bytes || !count || PyDict_SetItemString(columns, KEY_NAMES[k], bytes) ||
                      PyDict_SetItemString(counts, KEY_NAMES[k], count);
@@ -291,6 +411,7 @@ static PyObject *parse_results(PyObject *self, PyObject *args) {
     } else {
         out = Py_NewRef(Py_None);
     }
+    PyBuffer_Release(&view);
     for (int k = 0; k < K_COUNT; k++) free(cols[k].data);
     return out;
 }

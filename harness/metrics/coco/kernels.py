@@ -25,7 +25,7 @@ ENABLED: bool = _C is not None
 def parse_results(data: bytes) -> tuple[int, dict[str, np.ndarray], dict[str, int], int] | None:
     """A results file's bytes as columns, or None unless it is a plain non-empty JSON array of objects whose keys
     are among image_id / category_id (integers), score (a number), bbox (4 numbers), keypoints (numbers, the same
-    count in every result), each at most once.  Returns (results, columns, how many results have each key,
+    count in every result), segmentation (a compressed RLE: {"size": [h, w], "counts": str}), each at most once.  Returns (results, columns, how many results have each key,
     keypoint values per result or -1); a column holds the values of the results that have the key."""
     if not ENABLED:
         return None
@@ -39,6 +39,7 @@ def parse_results(data: bytes) -> tuple[int, dict[str, np.ndarray], dict[str, in
         "score": np.frombuffer(raw["score"], dtype=np.float64),
         "bbox": np.frombuffer(raw["bbox"], dtype=np.float64).reshape(-1, 4),
         "keypoints": np.frombuffer(raw["keypoints"], dtype=np.float64).reshape(-1, max(kp_len, 1)),
+        "segmentation": raw["segmentation"],  # list of {"size": [h, w], "counts": str}
     }
     return count, columns, present, kp_len
 

@@ -303,10 +303,14 @@ def load_result_bytes(
     if any(present[key] != n for key in ("image_id", "category_id", "score")):
         return None
     if iou_type == "bbox":
-        if present["bbox"] != n or present["keypoints"] != 0:
+        if present["bbox"] != n or present["keypoints"] != 0 or present["segmentation"] != 0:
+            return None
+    elif iou_type == "segm":  # compressed RLE results without boxes: areas are mask areas
+        if present["segmentation"] != n or present["bbox"] != 0 or present["keypoints"] != 0:
             return None
     elif iou_type == "keypoints":
-        if num_keypoints is None or present["keypoints"] != n or present["bbox"] != 0 or kp_len != 3 * num_keypoints:
+        if (num_keypoints is None or present["keypoints"] != n or present["bbox"] != 0
+                or present["segmentation"] != 0 or kp_len != 3 * num_keypoints):
             return None
     else:
         return None
@@ -322,6 +326,15 @@ def load_result_bytes(
             return None
         table.bbox = box
         table.area = box[:, 2] * box[:, 3]
+    elif iou_type == "segm":
+        masks = columns["segmentation"]
+        if gt.image_sizes is None:
+            return None
+        sizes = np.array([m["size"] for m in masks], dtype=np.float64).reshape(-1, 2)
+        if not np.array_equal(sizes, gt.image_sizes[image]):
+            return None
+        areas = rle_areas(masks)
+        table.masks, table.area = masks, areas
     else:
         flat = columns["keypoints"]
         if not np.isfinite(flat).all():
