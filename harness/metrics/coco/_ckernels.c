@@ -714,8 +714,9 @@ static Py_ssize_t decode_counts(const char *s, Py_ssize_t len, uint32_t *out) {
     return m;
 }
 
-/* The counts of a list of str/bytes objects (or dicts with "counts"). */
-static int runs_from_list(PyObject *list, Runs *r) {
+/* The counts of a list of str/bytes objects (or dicts with "counts"); only items with ``needed[i]`` (all when
+ * NULL) are decoded, the others get no runs. */
+static int runs_from_list(PyObject *list, Runs *r, const uint8_t *needed) {
     r->runs = NULL;
     r->start = NULL;
     PyObject *seq = PySequence_Fast(list, "expected a list");
@@ -728,6 +729,8 @@ static int runs_from_list(PyObject *list, Runs *r) {
     int status = (!r->start || !texts || !lens) ? -2 : 0;
     int64_t total = 0;
     for (Py_ssize_t i = 0; i < n && !status; i++) {
+        lens[i] = 0;
+        if (needed && !needed[i]) continue;
         PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
         if (PyDict_Check(item)) item = PyDict_GetItemString(item, "counts");
         if (item && PyUnicode_Check(item)) {
@@ -748,6 +751,7 @@ static int runs_from_list(PyObject *list, Runs *r) {
     int64_t at = 0;
     for (Py_ssize_t i = 0; i < n && !status; i++) {
         r->start[i] = at;
+        if (needed && !needed[i]) continue;
         Py_ssize_t m = decode_counts(texts[i], lens[i], r->runs + at);
         if (m < 0) status = 1;
         else at += m;
@@ -775,7 +779,7 @@ static PyObject *mask_areas(PyObject *self, PyObject *args) {
     PyObject *list;
     if (!PyArg_ParseTuple(args, "O", &list)) return NULL;
     Runs r;
-    int status = runs_from_list(list, &r);
+    int status = runs_from_list(list, &r, NULL);
     if (status < 0) return NULL;
     if (status > 0) Py_RETURN_NONE;
     PyObject *out = PyBytes_FromStringAndSize(NULL, r.n * (Py_ssize_t)sizeof(double));
@@ -797,13 +801,28 @@ static PyObject *mask_iou(PyObject *self, PyObject *args) {
     Py_buffer crowd_v, pd_v, pg_v, out_v;
     if (!PyArg_ParseTuple(args, "OOy*y*y*w*", &dt_list, &gt_list, &crowd_v, &pd_v, &pg_v, &out_v)) return NULL;
     Runs dt, gt;
-    int status = runs_from_list(dt_list, &dt);
-    if (status == 0) {
-        status = runs_from_list(gt_list, &gt);
-        if (status) runs_free(&dt);
-    }
     Py_ssize_t num_p = pd_v.len / 8;
     const int64_t *pd = pd_v.buf, *pg = pg_v.buf;
+    Py_ssize_t num_dt = PyObject_Length(dt_list), num_gt = PyObject_Length(gt_list);
+    if (num_dt < 0 || num_gt < 0) return NULL;
+    uint8_t *need_dt = calloc((size_t)num_dt + 1, 1), *need_gt = calloc((size_t)num_gt + 1, 1);
+    int status = need_dt && need_gt ? 0 : -1;
+    if (status) PyErr_NoMemory();
+    for (Py_ssize_t j = 0; j < num_p && !status; j++) { /* decode only the masks that are in a pair */
+        if (pd[j] < 0 || pd[j] >= num_dt || pg[j] < 0 || pg[j] >= num_gt) {
+            PyErr_SetString(PyExc_ValueError, "mask_iou: pair index out of range");
+            status = -1;
+        } else {
+            need_dt[pd[j]] = need_gt[pg[j]] = 1;
+        }
+    }
+    if (status == 0) status = runs_from_list(dt_list, &dt, need_dt);
+    if (status == 0) {
+        status = runs_from_list(gt_list, &gt, need_gt);
+        if (status) runs_free(&dt);
+    }
+    free(need_dt);
+    free(need_gt);
     const uint8_t *crowd = crowd_v.buf;
     double *out = out_v.buf;
     int bad = 0;
