@@ -879,7 +879,148 @@ static PyObject *mask_iou(PyObject *self, PyObject *args) {
     Py_RETURN_TRUE;
 }
 
+/* accumulate_matches: pycocotools' accumulate straight from the matching, for every image once.
+ *   seq (n)            sorted-view positions of the detections in accumulation order (category, then descending
+ *                      score, then image, then rank)
+ *   cat_bounds (K + 1) categories in ``seq``
+ *   rank, slot (D)     rank in its group, and candidate index (-1: never overlaps a ground truth enough)
+ *   outside (A, D)     area outside each range
+ *   matched (T, A, C)  ground truth taken by each candidate, or -1
+ *   gt_ignored (A, G), gt_id_zero (G): pycocotools keeps matches by ground-truth id, so id 0 reads as unmatched
+ * A candidate's status at (t, a) follows COCOeval: it is ignored when it matched an ignored ground truth, or
+ * when it is unmatched (or matched id 0) and its area is outside the range; a true positive when matched
+ * (id != 0) and not ignored; else a false positive.  Statuses are packed into bits (T <= 16) in accumulation
+ * order per area range, so each walk reads memory in sequence.  The walk itself is ``accumulate``'s. */
+static PyObject *accumulate_matches(PyObject *self, PyObject *args) {
+    Py_buffer seq_v, bounds_v, rank_v, slot_v, out_v, matched_v, ign_v, zero_v, npos_v, rthr_v, mdet_v, prec_v, rec_v;
+    Py_ssize_t num_t, num_a, num_k;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*y*y*y*y*y*nnnw*w*", &seq_v, &bounds_v, &rank_v, &slot_v, &out_v,
+                          &matched_v, &ign_v, &zero_v, &npos_v, &rthr_v, &mdet_v, &num_t, &num_a, &num_k, &prec_v,
+                          &rec_v))
+        return NULL;
+    const int64_t *seq = seq_v.buf, *cat_bounds = bounds_v.buf, *rank = rank_v.buf, *slot = slot_v.buf;
+    const int64_t *npos = npos_v.buf, *max_dets = mdet_v.buf;
+    const uint8_t *outside = out_v.buf, *gt_ignored = ign_v.buf, *id_zero = zero_v.buf;
+    const int32_t *matched = matched_v.buf;
+    const double *rthr = rthr_v.buf;
+    double *precision = prec_v.buf, *recall = rec_v.buf;
+    Py_ssize_t num_n = seq_v.len / 8, num_d = rank_v.len / 8, num_g = zero_v.len, num_r = rthr_v.len / 8;
+    Py_ssize_t num_m = mdet_v.len / 8;
+    Py_ssize_t num_c = num_t && num_a ? matched_v.len / 4 / (num_t * num_a) : 0;
+    int bad = num_t > 16 || num_t < 1 || bounds_v.len != (num_k + 1) * 8 || slot_v.len != rank_v.len ||
+              out_v.len != num_a * num_d || matched_v.len != num_t * num_a * num_c * 4 || ign_v.len != num_a * num_g ||
+              npos_v.len != num_k * num_a * 8 || prec_v.len != num_t * num_r * num_k * num_a * num_m * 8 ||
+              rec_v.len != num_t * num_k * num_a * num_m * 8;
+    if (!bad && num_k && (cat_bounds[0] < 0 || cat_bounds[num_k] > num_n)) bad = 1;
+    for (Py_ssize_t i = 0; i < num_n && !bad; i++)
+        if (seq[i] < 0 || seq[i] >= num_d || slot[seq[i]] >= num_c) bad = 1;
+    for (Py_ssize_t i = 0; i < (Py_ssize_t)(matched_v.len / 4) && !bad; i++)
+        if (matched[i] >= num_g) bad = 1;
+    uint16_t *tp_bits = NULL, *fp_bits = NULL;
+    int32_t *seq_rank = NULL;
+    double *work = NULL;
+    Py_ssize_t *next = NULL;
+    if (!bad) {
+        tp_bits = malloc((size_t)(num_n + 1) * sizeof *tp_bits);
+        fp_bits = malloc((size_t)(num_n + 1) * sizeof *fp_bits);
+        seq_rank = malloc((size_t)(num_n + 1) * sizeof *seq_rank);
+        work = malloc((size_t)(num_t * (num_r + 1) + 2 * num_t) * sizeof(double));
+        next = malloc((size_t)num_t * sizeof *next);
+        if (!tp_bits || !fp_bits || !seq_rank || !work || !next) bad = 2;
+    }
+    if (!bad) {
+        Py_BEGIN_ALLOW_THREADS
+        const double eps = 2.220446049250313e-16; /* np.spacing(1) */
+        const uint16_t all = (uint16_t)((1u << num_t) - 1);
+        double *best = work, *tp = work + num_t * (num_r + 1), *fp = tp + num_t;
+        for (Py_ssize_t i = 0; i < num_n; i++) seq_rank[i] = rank[seq[i]] > INT32_MAX ? INT32_MAX : (int32_t)rank[seq[i]];
+        for (Py_ssize_t a = 0; a < num_a; a++) {
+            const uint8_t *out_a = outside + a * num_d, *ign_a = gt_ignored + a * num_g;
+            for (Py_ssize_t i = 0; i < num_n; i++) { /* status bits of every detection at every threshold */
+                int64_t d = seq[i], c = slot[d];
+                if (c < 0) {
+                    tp_bits[i] = 0;
+                    fp_bits[i] = out_a[d] ? 0 : all;
+                    continue;
+                }
+                uint16_t tb = 0, fb = 0;
+                for (Py_ssize_t t = 0; t < num_t; t++) {
+                    int32_t g = matched[(t * num_a + a) * num_c + c];
+                    int got = g >= 0;
+                    int matched_ignored = got && ign_a[g];
+                    int dtm_nonzero = got && !id_zero[g];
+                    int ignored = matched_ignored || (!dtm_nonzero && out_a[d]);
+                    if (!ignored) {
+                        if (dtm_nonzero) tb |= (uint16_t)(1u << t);
+                        else fb |= (uint16_t)(1u << t);
+                    }
+                }
+                tp_bits[i] = tb;
+                fp_bits[i] = fb;
+            }
+            for (Py_ssize_t k = 0; k < num_k; k++) {
+                int64_t npig = npos[k * num_a + a];
+                if (npig <= 0) continue;
+                for (Py_ssize_t m = 0; m < num_m; m++) {
+                    int64_t max_det = max_dets[m];
+                    double plain_fp = 0;
+                    memset(work, 0, (size_t)(num_t * (num_r + 1) + 2 * num_t) * sizeof(double));
+                    for (Py_ssize_t t = 0; t < num_t; t++) next[t] = 0;
+                    for (Py_ssize_t i = cat_bounds[k]; i < cat_bounds[k + 1]; i++) {
+                        if (seq_rank[i] >= max_det) continue;
+                        uint16_t tb = tp_bits[i], fb = fp_bits[i];
+                        if (!tb) {
+                            if (fb == all) plain_fp += 1;
+                            else
+                                for (Py_ssize_t t = 0; t < num_t; t++) fp[t] += (fb >> t) & 1;
+                            continue;
+                        }
+                        for (Py_ssize_t t = 0; t < num_t; t++) {
+                            if ((tb >> t) & 1) {
+                                double tpd = ++tp[t], fpd = fp[t] + plain_fp;
+                                double pr = tpd / ((fpd + tpd) + eps);
+                                double rc = tpd / (double)npig;
+                                Py_ssize_t lo = next[t]; /* recall only grows: thresholds <= rc, by pointer */
+                                while (lo < num_r && rthr[lo] <= rc) lo++;
+                                next[t] = lo;
+                                double *slot_best = best + t * (num_r + 1) + lo;
+                                if (pr > *slot_best) *slot_best = pr;
+                            } else {
+                                fp[t] += (fb >> t) & 1;
+                            }
+                        }
+                    }
+                    for (Py_ssize_t t = 0; t < num_t; t++) {
+                        double *row = best + t * (num_r + 1), running = 0;
+                        for (Py_ssize_t r = num_r; r >= 1; r--) {
+                            if (row[r] > running) running = row[r];
+                            precision[(((t * num_r + (r - 1)) * num_k + k) * num_a + a) * num_m + m] = running;
+                        }
+                        recall[((t * num_k + k) * num_a + a) * num_m + m] = tp[t] / (double)npig;
+                    }
+                }
+            }
+        }
+        Py_END_ALLOW_THREADS
+    }
+    free(tp_bits);
+    free(fp_bits);
+    free(seq_rank);
+    free(work);
+    free(next);
+    Py_buffer *views[] = {&seq_v, &bounds_v, &rank_v, &slot_v, &out_v, &matched_v, &ign_v, &zero_v, &npos_v,
+                          &rthr_v, &mdet_v, &prec_v, &rec_v};
+    for (size_t i = 0; i < sizeof views / sizeof *views; i++) PyBuffer_Release(views[i]);
+    if (bad == 2) return PyErr_NoMemory();
+    if (bad) {
+        PyErr_SetString(PyExc_ValueError, "accumulate_matches: inconsistent sizes");
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef METHODS[] = {
+    {"accumulate_matches", accumulate_matches, METH_VARARGS, "pycocotools' accumulate from the matches"},
     {"mask_areas", mask_areas, METH_VARARGS, "areas of compressed RLE strings"},
     {"mask_iou", mask_iou, METH_VARARGS, "pycocotools' mask IoU of pairs"},
     {"accumulate", accumulate, METH_VARARGS, "pycocotools' accumulate over every image once"},

@@ -89,6 +89,11 @@ def evaluate_coco(
 
 def prepare_tables(gt: GroundTruthTable, dt: ResultTable, params: CocoParams) -> AccumulationPlan:
     """Everything up to the accumulation (groups, overlaps, matches), which a bootstrap then reuses."""
+    return plan_evaluation(gt, dt, params, *_match_tables(gt, dt, params))
+
+
+def _match_tables(gt: GroundTruthTable, dt: ResultTable, params: CocoParams):
+    """(groups, matches, gt_ignored (A, G), dt_outside (A, D)) in the sorted views."""
     num_images, num_categories = len(gt.images), len(gt.categories)
     groups = build_groups(
         gt.image, gt.category, dt.image, dt.category, dt.score,
@@ -111,8 +116,7 @@ def prepare_tables(gt: GroundTruthTable, dt: ResultTable, params: CocoParams) ->
     matches = greedy_match(
         pair_det, pair_gt, pair_iou, groups.dt_rank, gt_crowd, gt_ignored, params.iou_thresholds
     )
-
-    return plan_evaluation(gt, dt, params, groups, matches, gt_ignored, dt_outside)
+    return groups, matches, gt_ignored, dt_outside
 
 
 def resampled_stats(
@@ -146,8 +150,40 @@ def resampled_stats(
 
 
 def evaluate_tables(gt: GroundTruthTable, dt: ResultTable, params: CocoParams) -> CocoEvalResult:
-    precision, recall = prepare_tables(gt, dt, params).run()
+    from harness.metrics.coco import kernels
+
+    if kernels.ENABLED and len(params.iou_thresholds) <= 16:
+        precision, recall = _accumulate_compiled(gt, dt, params, *_match_tables(gt, dt, params))
+    else:
+        precision, recall = prepare_tables(gt, dt, params).run()
     return result_from_arrays(gt, params, precision, recall)
+
+
+def _accumulate_compiled(gt: GroundTruthTable, dt: ResultTable, params: CocoParams, groups, matches, gt_ignored,
+                         dt_outside) -> tuple[np.ndarray, np.ndarray]:
+    """(precision, recall) of one evaluation by the compiled accumulation: none of the (T, A, candidates) status
+    arrays of ``plan_accumulation`` (which a bootstrap needs) are built; the kernel derives each status as it
+    walks.  The same counts and arithmetic as ``AccumulationPlan.run``."""
+    from harness.metrics.coco import kernels
+
+    g_rows, d_rows = groups.gt_order, groups.dt_order
+    if params.use_cats:
+        k_gt, k_dt, num_k = gt.category[g_rows], dt.category[d_rows], len(gt.categories)
+    else:
+        k_gt, k_dt, num_k = np.zeros(len(g_rows), np.int64), np.zeros(len(d_rows), np.int64), 1
+    # pycocotools' per-category order: score descending, ties by image then rank (the view's order)
+    order, cat_bounds = kernels.group_order(k_dt, dt.score[d_rows], num_k)
+    slot_of = np.full(len(d_rows), -1, dtype=np.int64)
+    slot_of[matches.detections] = np.arange(len(matches.detections))
+    num_positives = np.stack([np.bincount(k_gt[~ignored], minlength=num_k) for ignored in gt_ignored], axis=1)
+    num_t, num_r, num_a, num_m = (len(params.iou_thresholds), len(params.recall_thresholds), len(params.area_ranges),
+                                  len(params.max_dets))
+    precision = -np.ones((num_t, num_r, num_k, num_a, num_m))
+    recall = -np.ones((num_t, num_k, num_a, num_m))
+    kernels.accumulate_matches(order, cat_bounds, groups.dt_rank, slot_of, dt_outside, matches.gt, gt_ignored,
+                               gt.id_is_zero[g_rows], num_positives, params.recall_thresholds, params.max_dets,
+                               precision, recall)
+    return precision, recall
 
 
 def result_from_arrays(gt: GroundTruthTable, params: CocoParams, precision: np.ndarray, recall: np.ndarray

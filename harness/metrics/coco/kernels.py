@@ -112,3 +112,27 @@ def mask_iou(dt_rles: list, gt_rles: list, gt_crowd: np.ndarray, pair_dt: np.nda
     done = _C.mask_iou(dt_rles, gt_rles, np.ascontiguousarray(gt_crowd, dtype=np.uint8),
                        np.ascontiguousarray(pair_dt, dtype=np.int64), np.ascontiguousarray(pair_gt, dtype=np.int64), out)
     return out if done else None
+
+
+def accumulate_matches(seq: np.ndarray, cat_bounds: np.ndarray, dt_rank: np.ndarray, slot_of: np.ndarray,
+                       dt_outside: np.ndarray, matched: np.ndarray, gt_ignored: np.ndarray, gt_id_is_zero: np.ndarray,
+                       num_positives: np.ndarray, recall_thresholds: np.ndarray, max_dets,
+                       precision: np.ndarray, recall: np.ndarray) -> None:
+    """pycocotools' accumulate for every image once, straight from the matches (see ``_ckernels.c``); fills
+    ``precision`` (T, R, K, A, M) and ``recall`` (T, K, A, M), which arrive as -1.  At most 16 IoU thresholds."""
+    num_t, num_a = matched.shape[:2]
+    num_k = len(cat_bounds) - 1
+
+    def i64(x):
+        return np.ascontiguousarray(x, dtype=np.int64)
+
+    def u8(x):
+        x = np.ascontiguousarray(x)
+        return x.view(np.uint8) if x.dtype == bool else x.astype(np.uint8, copy=False)
+
+    _C.accumulate_matches(
+        i64(seq), i64(cat_bounds), i64(dt_rank), i64(slot_of), u8(dt_outside),
+        np.ascontiguousarray(matched, dtype=np.int32), u8(gt_ignored), u8(gt_id_is_zero), i64(num_positives),
+        np.ascontiguousarray(recall_thresholds, dtype=np.float64), i64(np.asarray(max_dets)), num_t, num_a, num_k,
+        precision, recall,
+    )
