@@ -507,22 +507,33 @@ static PyObject *group_order(PyObject *self, PyObject *args) {
  * can be taken again) with IoU >= the threshold, a regular one before an ignored one, then the highest IoU,
  * then the latest position.  ``matched`` (T, A, C) receives the ground truth of each candidate or -1. */
 static PyObject *greedy_match(PyObject *self, PyObject *args) {
+    /* With ``status`` buffers (tp, fp: (C, A) uint16), the matches are not stored: each candidate's COCOeval
+     * status at every (threshold, area range) is written instead, as bits (see accumulate_matches), which needs
+     * ``id_zero`` (G) and ``outside`` (A, D) of the detections in the sorted view. */
     Py_buffer det_v, gt_v, iou_v, crowd_v, ignored_v, thr_v, matched_v;
+    Py_buffer zero_v = {0}, out_v = {0}, tpb_v = {0}, fpb_v = {0};
     Py_ssize_t num_a, num_g;
-    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*nnw*", &det_v, &gt_v, &iou_v, &crowd_v, &ignored_v, &thr_v, &num_a,
-                          &num_g, &matched_v))
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*nnw*|y*y*w*w*", &det_v, &gt_v, &iou_v, &crowd_v, &ignored_v, &thr_v,
+                          &num_a, &num_g, &matched_v, &zero_v, &out_v, &tpb_v, &fpb_v))
         return NULL;
     const int64_t *pd = det_v.buf, *pg = gt_v.buf;
     const double *piou = iou_v.buf, *thr = thr_v.buf;
-    const uint8_t *crowd = crowd_v.buf, *ignored = ignored_v.buf;
+    const uint8_t *crowd = crowd_v.buf, *ignored = ignored_v.buf, *id_zero = zero_v.buf, *outside = out_v.buf;
     int32_t *matched = matched_v.buf;
-    Py_ssize_t num_p = det_v.len / 8, num_t = thr_v.len / 8;
-    Py_ssize_t num_c = num_t && num_a ? matched_v.len / 4 / (num_t * num_a) : 0;
+    uint16_t *tp_bits = tpb_v.buf, *fp_bits = fpb_v.buf;
+    int status = tpb_v.buf != NULL;
+    Py_ssize_t num_p = det_v.len / 8, num_t = thr_v.len / 8, num_d = num_a ? out_v.len / num_a : 0;
+    Py_ssize_t num_c = !num_t || !num_a ? 0 : status ? tpb_v.len / 2 / num_a : matched_v.len / 4 / (num_t * num_a);
     int bad = gt_v.len != det_v.len || iou_v.len != det_v.len || crowd_v.len != num_g ||
-              ignored_v.len != num_a * num_g || matched_v.len != num_t * num_a * num_c * 4;
+              ignored_v.len != num_a * num_g ||
+              (status ? (fpb_v.len != tpb_v.len || tpb_v.len != num_c * num_a * 2 || zero_v.len != num_g ||
+                         num_t > 16 || out_v.len != num_a * num_d)
+                      : matched_v.len != num_t * num_a * num_c * 4);
+    for (Py_ssize_t j = 0; j < num_p && !bad; j++)
+        if (pg[j] < 0 || pg[j] >= num_g || (status && (pd[j] < 0 || pd[j] >= num_d))) bad = 1;
     uint8_t *taken = NULL;
     if (!bad) {
-        taken = calloc((size_t)(num_t * num_a * num_g) + 1, 1);
+        taken = calloc((size_t)(num_t * num_a * num_g) + 1, 1); /* (G, T, A): one ground truth's flags together */
         if (!taken) bad = 2;
     }
     if (!bad) {
@@ -531,13 +542,11 @@ static PyObject *greedy_match(PyObject *self, PyObject *args) {
         for (Py_ssize_t s = 0, e; s < num_p && !bad; s = e) {
             for (e = s + 1; e < num_p && pd[e] == pd[s]; e++) {}
             if (++c >= num_c) { bad = 1; break; }
-            for (Py_ssize_t j = s; j < e; j++)
-                if (pg[j] < 0 || pg[j] >= num_g) bad = 1;
-            if (bad) break;
+            if (status)
+                for (Py_ssize_t a = 0; a < num_a; a++) tp_bits[c * num_a + a] = fp_bits[c * num_a + a] = 0;
             for (Py_ssize_t t = 0; t < num_t; t++) {
                 double threshold = thr[t];
                 for (Py_ssize_t a = 0; a < num_a; a++) {
-                    uint8_t *used = taken + (t * num_a + a) * num_g;
                     const uint8_t *ig = ignored + a * num_g;
                     int64_t best = -1;
                     int best_tier = 2;
@@ -545,7 +554,7 @@ static PyObject *greedy_match(PyObject *self, PyObject *args) {
                     for (Py_ssize_t j = s; j < e; j++) {
                         int64_t g = pg[j];
                         double iou = piou[j];
-                        if ((used[g] && !crowd[g]) || !(iou >= threshold)) continue;
+                        if ((taken[(g * num_t + t) * num_a + a] && !crowd[g]) || !(iou >= threshold)) continue;
                         int tier = ig[g] != 0;
                         if (tier < best_tier || (tier == best_tier && iou >= best_iou)) {
                             best = g;
@@ -553,8 +562,18 @@ static PyObject *greedy_match(PyObject *self, PyObject *args) {
                             best_iou = iou;
                         }
                     }
-                    matched[(t * num_a + a) * num_c + c] = (int32_t)best;
-                    if (best >= 0 && !crowd[best]) used[best] = 1;
+                    if (best >= 0 && !crowd[best]) taken[(best * num_t + t) * num_a + a] = 1;
+                    if (!status) {
+                        matched[(t * num_a + a) * num_c + c] = (int32_t)best;
+                        continue;
+                    }
+                    int got = best >= 0;
+                    int dtm_nonzero = got && !id_zero[best];
+                    int is_ignored = (got && ig[best]) || (!dtm_nonzero && outside[a * num_d + pd[s]]);
+                    if (!is_ignored) {
+                        if (dtm_nonzero) tp_bits[c * num_a + a] |= (uint16_t)(1u << t);
+                        else fp_bits[c * num_a + a] |= (uint16_t)(1u << t);
+                    }
                 }
             }
         }
@@ -562,13 +581,11 @@ static PyObject *greedy_match(PyObject *self, PyObject *args) {
         Py_END_ALLOW_THREADS
     }
     free(taken);
-    PyBuffer_Release(&det_v);
-    PyBuffer_Release(&gt_v);
-    PyBuffer_Release(&iou_v);
-    PyBuffer_Release(&crowd_v);
-    PyBuffer_Release(&ignored_v);
-    PyBuffer_Release(&thr_v);
-    PyBuffer_Release(&matched_v);
+    Py_buffer *views[] = {&det_v, &gt_v, &iou_v, &crowd_v, &ignored_v, &thr_v, &matched_v};
+    for (size_t i = 0; i < sizeof views / sizeof *views; i++) PyBuffer_Release(views[i]);
+    Py_buffer *optional[] = {&zero_v, &out_v, &tpb_v, &fpb_v};
+    for (size_t i = 0; i < sizeof optional / sizeof *optional; i++)
+        if (optional[i]->obj) PyBuffer_Release(optional[i]);
     if (bad == 2) return PyErr_NoMemory();
     if (bad) {
         PyErr_SetString(PyExc_ValueError, "greedy_match: inconsistent sizes");
@@ -885,37 +902,35 @@ static PyObject *mask_iou(PyObject *self, PyObject *args) {
  *   cat_bounds (K + 1) categories in ``seq``
  *   rank, slot (D)     rank in its group, and candidate index (-1: never overlaps a ground truth enough)
  *   outside (A, D)     area outside each range
- *   matched (T, A, C)  ground truth taken by each candidate, or -1
- *   gt_ignored (A, G), gt_id_zero (G): pycocotools keeps matches by ground-truth id, so id 0 reads as unmatched
+ *   cand_tp, cand_fp (C, A) uint16: each candidate's status bits per threshold (greedy_match with status)
  * A candidate's status at (t, a) follows COCOeval: it is ignored when it matched an ignored ground truth, or
  * when it is unmatched (or matched id 0) and its area is outside the range; a true positive when matched
- * (id != 0) and not ignored; else a false positive.  Statuses are packed into bits (T <= 16) in accumulation
- * order per area range, so each walk reads memory in sequence.  The walk itself is ``accumulate``'s. */
+ * (id != 0) and not ignored; else a false positive (pycocotools keeps matches by ground-truth id, so id 0
+ * reads as unmatched).  Statuses are packed into bits (T <= 16), gathered in accumulation order per area
+ * range, so each walk reads memory in sequence.  The walk itself is ``accumulate``'s.
+ * ``precision`` is laid out (K, A, M, T, R) and ``recall`` (K, A, M, T), both filled with -1 beforehand. */
 static PyObject *accumulate_matches(PyObject *self, PyObject *args) {
-    Py_buffer seq_v, bounds_v, rank_v, slot_v, out_v, matched_v, ign_v, zero_v, npos_v, rthr_v, mdet_v, prec_v, rec_v;
+    Py_buffer seq_v, bounds_v, rank_v, slot_v, out_v, ctp_v, cfp_v, npos_v, rthr_v, mdet_v, prec_v, rec_v;
     Py_ssize_t num_t, num_a, num_k;
-    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*y*y*y*y*y*nnnw*w*", &seq_v, &bounds_v, &rank_v, &slot_v, &out_v,
-                          &matched_v, &ign_v, &zero_v, &npos_v, &rthr_v, &mdet_v, &num_t, &num_a, &num_k, &prec_v,
-                          &rec_v))
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*y*y*y*y*nnnw*w*", &seq_v, &bounds_v, &rank_v, &slot_v, &out_v, &ctp_v,
+                          &cfp_v, &npos_v, &rthr_v, &mdet_v, &num_t, &num_a, &num_k, &prec_v, &rec_v))
         return NULL;
     const int64_t *seq = seq_v.buf, *cat_bounds = bounds_v.buf, *rank = rank_v.buf, *slot = slot_v.buf;
     const int64_t *npos = npos_v.buf, *max_dets = mdet_v.buf;
-    const uint8_t *outside = out_v.buf, *gt_ignored = ign_v.buf, *id_zero = zero_v.buf;
-    const int32_t *matched = matched_v.buf;
+    const uint8_t *outside = out_v.buf;
+    const uint16_t *cand_tp = ctp_v.buf, *cand_fp = cfp_v.buf;
     const double *rthr = rthr_v.buf;
     double *precision = prec_v.buf, *recall = rec_v.buf;
-    Py_ssize_t num_n = seq_v.len / 8, num_d = rank_v.len / 8, num_g = zero_v.len, num_r = rthr_v.len / 8;
+    Py_ssize_t num_n = seq_v.len / 8, num_d = rank_v.len / 8, num_r = rthr_v.len / 8;
     Py_ssize_t num_m = mdet_v.len / 8;
-    Py_ssize_t num_c = num_t && num_a ? matched_v.len / 4 / (num_t * num_a) : 0;
+    Py_ssize_t num_c = num_a ? ctp_v.len / 2 / num_a : 0;
     int bad = num_t > 16 || num_t < 1 || bounds_v.len != (num_k + 1) * 8 || slot_v.len != rank_v.len ||
-              out_v.len != num_a * num_d || matched_v.len != num_t * num_a * num_c * 4 || ign_v.len != num_a * num_g ||
+              out_v.len != num_a * num_d || cfp_v.len != ctp_v.len || ctp_v.len != num_c * num_a * 2 ||
               npos_v.len != num_k * num_a * 8 || prec_v.len != num_t * num_r * num_k * num_a * num_m * 8 ||
               rec_v.len != num_t * num_k * num_a * num_m * 8;
     if (!bad && num_k && (cat_bounds[0] < 0 || cat_bounds[num_k] > num_n)) bad = 1;
     for (Py_ssize_t i = 0; i < num_n && !bad; i++)
         if (seq[i] < 0 || seq[i] >= num_d || slot[seq[i]] >= num_c) bad = 1;
-    for (Py_ssize_t i = 0; i < (Py_ssize_t)(matched_v.len / 4) && !bad; i++)
-        if (matched[i] >= num_g) bad = 1;
     uint16_t *tp_bits = NULL, *fp_bits = NULL;
     int32_t *seq_rank = NULL;
     double *work = NULL;
@@ -935,7 +950,7 @@ static PyObject *accumulate_matches(PyObject *self, PyObject *args) {
         double *best = work, *tp = work + num_t * (num_r + 1), *fp = tp + num_t;
         for (Py_ssize_t i = 0; i < num_n; i++) seq_rank[i] = rank[seq[i]] > INT32_MAX ? INT32_MAX : (int32_t)rank[seq[i]];
         for (Py_ssize_t a = 0; a < num_a; a++) {
-            const uint8_t *out_a = outside + a * num_d, *ign_a = gt_ignored + a * num_g;
+            const uint8_t *out_a = outside + a * num_d;
             for (Py_ssize_t i = 0; i < num_n; i++) { /* status bits of every detection at every threshold */
                 int64_t d = seq[i], c = slot[d];
                 if (c < 0) {
@@ -943,18 +958,7 @@ static PyObject *accumulate_matches(PyObject *self, PyObject *args) {
                     fp_bits[i] = out_a[d] ? 0 : all;
                     continue;
                 }
-                uint16_t tb = 0, fb = 0;
-                for (Py_ssize_t t = 0; t < num_t; t++) {
-                    int32_t g = matched[(t * num_a + a) * num_c + c];
-                    int got = g >= 0;
-                    int matched_ignored = got && ign_a[g];
-                    int dtm_nonzero = got && !id_zero[g];
-                    int ignored = matched_ignored || (!dtm_nonzero && out_a[d]);
-                    if (!ignored) {
-                        if (dtm_nonzero) tb |= (uint16_t)(1u << t);
-                        else fb |= (uint16_t)(1u << t);
-                    }
-                }
+                uint16_t tb = cand_tp[c * num_a + a], fb = cand_fp[c * num_a + a];
                 tp_bits[i] = tb;
                 fp_bits[i] = fb;
             }
@@ -990,13 +994,14 @@ static PyObject *accumulate_matches(PyObject *self, PyObject *args) {
                             }
                         }
                     }
-                    for (Py_ssize_t t = 0; t < num_t; t++) {
+                    for (Py_ssize_t t = 0; t < num_t; t++) { /* written (K, A, M, T, R): in sequence */
                         double *row = best + t * (num_r + 1), running = 0;
+                        double *out = precision + (((k * num_a + a) * num_m + m) * num_t + t) * num_r;
                         for (Py_ssize_t r = num_r; r >= 1; r--) {
                             if (row[r] > running) running = row[r];
-                            precision[(((t * num_r + (r - 1)) * num_k + k) * num_a + a) * num_m + m] = running;
+                            out[r - 1] = running;
                         }
-                        recall[((t * num_k + k) * num_a + a) * num_m + m] = tp[t] / (double)npig;
+                        recall[((k * num_a + a) * num_m + m) * num_t + t] = tp[t] / (double)npig;
                     }
                 }
             }
@@ -1008,8 +1013,8 @@ static PyObject *accumulate_matches(PyObject *self, PyObject *args) {
     free(seq_rank);
     free(work);
     free(next);
-    Py_buffer *views[] = {&seq_v, &bounds_v, &rank_v, &slot_v, &out_v, &matched_v, &ign_v, &zero_v, &npos_v,
-                          &rthr_v, &mdet_v, &prec_v, &rec_v};
+    Py_buffer *views[] = {&seq_v, &bounds_v, &rank_v, &slot_v, &out_v, &ctp_v, &cfp_v, &npos_v, &rthr_v, &mdet_v,
+                          &prec_v, &rec_v};
     for (size_t i = 0; i < sizeof views / sizeof *views; i++) PyBuffer_Release(views[i]);
     if (bad == 2) return PyErr_NoMemory();
     if (bad) {

@@ -114,25 +114,39 @@ def mask_iou(dt_rles: list, gt_rles: list, gt_crowd: np.ndarray, pair_dt: np.nda
     return out if done else None
 
 
+def match_status(pair_det: np.ndarray, pair_gt: np.ndarray, pair_iou: np.ndarray, gt_crowd: np.ndarray,
+                 gt_ignored: np.ndarray, thresholds: np.ndarray, num_candidates: int, gt_id_is_zero: np.ndarray,
+                 dt_outside: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``greedy_match`` that keeps, instead of the matches, each candidate's COCOeval status: (C, A) uint16 bits
+    per threshold of true positive and of counted false positive (neither: ignored).  At most 16 thresholds."""
+    num_a, num_g = gt_ignored.shape
+    tp_bits = np.empty((num_candidates, num_a), dtype=np.uint16)
+    fp_bits = np.empty((num_candidates, num_a), dtype=np.uint16)
+    _C.greedy_match(
+        np.ascontiguousarray(pair_det, dtype=np.int64), np.ascontiguousarray(pair_gt, dtype=np.int64),
+        np.ascontiguousarray(pair_iou, dtype=np.float64), np.ascontiguousarray(gt_crowd, dtype=np.uint8),
+        np.ascontiguousarray(gt_ignored, dtype=np.uint8), np.ascontiguousarray(thresholds, dtype=np.float64),
+        num_a, num_g, bytearray(), np.ascontiguousarray(gt_id_is_zero, dtype=np.uint8),
+        np.ascontiguousarray(dt_outside, dtype=np.uint8), tp_bits, fp_bits,
+    )
+    return tp_bits, fp_bits
+
+
 def accumulate_matches(seq: np.ndarray, cat_bounds: np.ndarray, dt_rank: np.ndarray, slot_of: np.ndarray,
-                       dt_outside: np.ndarray, matched: np.ndarray, gt_ignored: np.ndarray, gt_id_is_zero: np.ndarray,
-                       num_positives: np.ndarray, recall_thresholds: np.ndarray, max_dets,
+                       dt_outside: np.ndarray, cand_tp: np.ndarray, cand_fp: np.ndarray, num_positives: np.ndarray,
+                       recall_thresholds: np.ndarray, max_dets, num_t: int,
                        precision: np.ndarray, recall: np.ndarray) -> None:
-    """pycocotools' accumulate for every image once, straight from the matches (see ``_ckernels.c``); fills
-    ``precision`` (T, R, K, A, M) and ``recall`` (T, K, A, M), which arrive as -1.  At most 16 IoU thresholds."""
-    num_t, num_a = matched.shape[:2]
+    """pycocotools' accumulate for every image once, from the candidates' status bits (``match_status``); fills
+    ``precision`` laid out (K, A, M, T, R) and ``recall`` (K, A, M, T), which arrive as -1."""
+    num_a = dt_outside.shape[0]
     num_k = len(cat_bounds) - 1
 
     def i64(x):
         return np.ascontiguousarray(x, dtype=np.int64)
 
-    def u8(x):
-        x = np.ascontiguousarray(x)
-        return x.view(np.uint8) if x.dtype == bool else x.astype(np.uint8, copy=False)
-
     _C.accumulate_matches(
-        i64(seq), i64(cat_bounds), i64(dt_rank), i64(slot_of), u8(dt_outside),
-        np.ascontiguousarray(matched, dtype=np.int32), u8(gt_ignored), u8(gt_id_is_zero), i64(num_positives),
-        np.ascontiguousarray(recall_thresholds, dtype=np.float64), i64(np.asarray(max_dets)), num_t, num_a, num_k,
-        precision, recall,
+        i64(seq), i64(cat_bounds), i64(dt_rank), i64(slot_of), np.ascontiguousarray(dt_outside, dtype=np.uint8),
+        np.ascontiguousarray(cand_tp, dtype=np.uint16), np.ascontiguousarray(cand_fp, dtype=np.uint16),
+        i64(num_positives), np.ascontiguousarray(recall_thresholds, dtype=np.float64), i64(np.asarray(max_dets)),
+        num_t, num_a, num_k, precision, recall,
     )
