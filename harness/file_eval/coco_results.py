@@ -128,7 +128,9 @@ def evaluate_coco_files(request: EvalRequest) -> MetricResult:
 def _evaluate_coco_files(request: EvalRequest) -> MetricResult:
     from harness.metrics.coco import make_params
     from harness.metrics.coco.evaluator import evaluate_tables
-    from harness.metrics.coco.tables import load_ground_truth, load_result_bytes, load_result_chunks
+    from harness.metrics.coco.tables import (
+        ground_truth_from_columns, load_ground_truth, load_result_bytes, load_result_chunks,
+    )
 
     iou_type = request.option("iou_type") or IOU_TYPE_OF_TASK[request.task]
     dialect = request.dialect or "pycocotools"
@@ -138,7 +140,10 @@ def _evaluate_coco_files(request: EvalRequest) -> MetricResult:
         raise BenchError("--sigmas applies to keypoints")
     # plain results: the compiled parser reads them on the other core while the ground truth loads
     parsed_results = _parse_in_background(request.pred)
-    gt = read_json(require_file(request.gt, "ground-truth"))
+    gt_path = require_file(request.gt, "ground-truth")
+    # box and keypoint ground truth: annotations parsed straight into columns (None: the general reader)
+    gt_parsed = _parse_ground_truth_file(gt_path) if iou_type in ("bbox", "keypoints") else None
+    gt = gt_parsed[4] if gt_parsed is not None else read_json(gt_path)
     pieces = iter_json_array(require_file(request.pred, "prediction", PredictionError))
     sigmas = _keypoint_sigmas(gt, request.option("sigmas"), request.gt) if iou_type == "keypoints" else None
     max_dets = parse_max_dets(request.option("max_dets"), dialect)
@@ -147,7 +152,11 @@ def _evaluate_coco_files(request: EvalRequest) -> MetricResult:
     except ValueError as exc:  # parameter problems (e.g. fewer than three maxDets for boxes)
         raise BenchError(str(exc)) from None
     num_keypoints = len(params.sigmas) if params.sigmas is not None else None
-    gt_table = load_ground_truth(gt, iou_type, num_keypoints, request.gt)
+    gt_table = ground_truth_from_columns(gt_parsed, iou_type, num_keypoints, request.gt) if gt_parsed else None
+    if gt_table is None:
+        if gt_parsed is not None:  # something the fast path does not decide: the general reader says what
+            gt = read_json(gt_path)
+        gt_table = load_ground_truth(gt, iou_type, num_keypoints, request.gt)
     images = len(gt.get("images", [])) if isinstance(gt, dict) else 0
     del gt  # the ground-truth objects are columns now
 
@@ -180,6 +189,16 @@ def _evaluate_coco_files(request: EvalRequest) -> MetricResult:
         settings=settings,
         higher_is_better={name: True for name in evaluation.metrics},
     )
+
+
+def _parse_ground_truth_file(path: Path) -> Any:
+    """``kernels.parse_ground_truth`` of the file, or None (no compiled kernels, or a file it does not take)."""
+    from harness.metrics.coco import kernels
+
+    if not kernels.ENABLED:
+        return None
+    with gc_paused():
+        return kernels.parse_ground_truth(Path(path).read_bytes())
 
 
 def _parse_in_background(path: Path) -> Callable[[], Any] | None:

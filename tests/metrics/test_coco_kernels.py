@@ -142,3 +142,54 @@ def test_segm_results_fast_path_equals_the_general_path():
     assert fast.masks == slow.masks
     results[0]["segmentation"]["size"] = [1, 1]  # not the image's size: the general path names it
     assert load_result_bytes(json.dumps(results).encode(), table, "segm") is None
+
+
+def _same_table(a, b) -> None:
+    for name in ("image", "category", "crowd", "ignore", "area", "id_is_zero", "bbox", "keypoints", "image_sizes"):
+        x, y = getattr(a, name), getattr(b, name)
+        assert (x is None and y is None) or np.array_equal(x, y), name
+    assert a.category_names == b.category_names and a.images.ids == b.images.ids and a.categories.ids == b.categories.ids
+
+
+@pytest.mark.parametrize("name, iou_type, num_keypoints", [
+    ("coco/instances_val2014_100.json", "bbox", None),  # real COCO: polygons and RLE crowds skipped, unicode
+    ("coco-keypoints/test_coco.json", "keypoints", 17),
+])
+def test_ground_truth_fast_path_equals_the_general_path(name, iou_type, num_keypoints):
+    from pathlib import Path
+
+    from harness.metrics.coco.tables import ground_truth_from_columns, load_ground_truth
+
+    path = Path(__file__).parents[1] / "data" / name
+    parsed = kernels.parse_ground_truth(path.read_bytes())
+    assert parsed is not None
+    fast = ground_truth_from_columns(parsed, iou_type, num_keypoints)
+    assert fast is not None
+    _same_table(fast, load_ground_truth(json.loads(path.read_text()), iou_type, num_keypoints))
+
+
+def test_ground_truth_parser_refuses_what_json_refuses_or_it_does_not_decide():
+    good = {"images": [{"id": 1, "width": 4, "height": 4, "file_name": "caf\u00e9 \U0001f600.jpg"}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1], "area": 1,
+                             "segmentation": [[0, 0, 1, 0, 1, 1]], "extra": {"a": [True, False, None, "x\\n\\u00e9"]}}],
+            "categories": [{"id": 1, "name": "a"}], "info": None}
+    text = json.dumps(good, ensure_ascii=False)
+    parsed = kernels.parse_ground_truth(text.encode())
+    assert parsed is not None and parsed[0] == 1 and parsed[4]["images"] == good["images"]
+    assert parsed[1]["iscrowd"].tolist() == [0]  # missing iscrowd reads as 0
+    bad = [
+        text.replace('"info": null', '"info": NaN'),  # not JSON (Python would take it: general path)
+        text.replace('"extra"', '"ex\ttra"'),  # control character in a string
+        text.replace('"x\\\\n', '"x\\q'),  # bad escape
+        text.replace('"annotations": [', '"annotations": [1, '),  # not an object
+        text.replace('"area": 1,', '"area": 1, "area": 2,'),  # repeated annotation key
+        text.replace('"info": null', '"images": []'),  # repeated top-level key
+        text.replace('"iscrowd"', '"x"').replace('"area": 1', '"area": 1, "iscrowd": true'),  # bool iscrowd
+        text + ",",  # trailing garbage
+        text.replace('"annotations": [{', '"annotations": []}').split('}]}')[0],  # truncated
+    ]
+    for variant in bad:
+        assert variant != text
+        assert kernels.parse_ground_truth(variant.encode()) is None, variant[:200]
+    invalid_utf8 = text.encode().replace("caf\u00e9".encode(), b"caf\xe9")
+    assert kernels.parse_ground_truth(invalid_utf8) is None

@@ -1024,7 +1024,253 @@ static PyObject *accumulate_matches(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* ------------------------------------------------------------------------------------------ ground truth */
+/* Any JSON value, checked as strictly as a JSON parser would (strings: escapes, control characters, UTF-8),
+ * skipped; returns its end or NULL. */
+static Ptr skip_string(Ptr p, Ptr end) { /* p after the opening quote; returns past the closing one */
+    while (p < end) {
+        unsigned char c = *p;
+        if (c == '"') return p + 1;
+        if (c < 0x20) return NULL;
+        if (c == '\\') {
+            if (p + 1 >= end) return NULL;
+            unsigned char e = p[1];
+            if (e == 'u') {
+                if (p + 6 > end) return NULL;
+                for (int i = 2; i < 6; i++) {
+                    unsigned char h = p[i];
+                    if (!((h >= '0' && h <= '9') || (h >= 'a' && h <= 'f') || (h >= 'A' && h <= 'F'))) return NULL;
+                }
+                p += 6;
+            } else if (e == '"' || e == '\\' || e == '/' || e == 'b' || e == 'f' || e == 'n' || e == 'r' || e == 't') {
+                p += 2;
+            } else {
+                return NULL;
+            }
+            continue;
+        }
+        if (c < 0x80) {
+            p++;
+            continue;
+        }
+        /* UTF-8: lead byte, then continuation bytes; no overlongs, surrogates or values past U+10FFFF */
+        int n;
+        uint32_t cp;
+        if (c >= 0xC2 && c <= 0xDF) { n = 1; cp = c & 0x1F; }
+        else if (c >= 0xE0 && c <= 0xEF) { n = 2; cp = c & 0x0F; }
+        else if (c >= 0xF0 && c <= 0xF4) { n = 3; cp = c & 0x07; }
+        else return NULL;
+        if (p + n >= end) return NULL;
+        for (int i = 1; i <= n; i++) {
+            if ((p[i] & 0xC0) != 0x80) return NULL;
+            cp = (cp << 6) | (p[i] & 0x3F);
+        }
+        if ((n == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) || (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)))
+            return NULL;
+        p += n + 1;
+    }
+    return NULL;
+}
+
+static Ptr skip_value(Ptr p, Ptr end, int depth) {
+    if (p >= end || depth > 200) return NULL;
+    unsigned char c = *p;
+    if (c == '"') return skip_string(p + 1, end);
+    if (c == '{' || c == '[') {
+        unsigned char close = c == '{' ? '}' : ']';
+        p = skip_ws(p + 1, end);
+        if (p < end && *p == close) return p + 1;
+        for (;;) {
+            if (c == '{') {
+                if (p >= end || *p != '"') return NULL;
+                p = skip_string(p + 1, end);
+                if (!p) return NULL;
+                p = skip_ws(p, end);
+                if (p >= end || *p != ':') return NULL;
+                p = skip_ws(p + 1, end);
+            }
+            p = skip_value(p, end, depth + 1);
+            if (!p) return NULL;
+            p = skip_ws(p, end);
+            if (p >= end) return NULL;
+            if (*p == close) return p + 1;
+            if (*p != ',') return NULL;
+            p = skip_ws(p + 1, end);
+        }
+    }
+    if (c == 't') return end - p >= 4 && !memcmp(p, "true", 4) ? p + 4 : NULL;
+    if (c == 'f') return end - p >= 5 && !memcmp(p, "false", 5) ? p + 5 : NULL;
+    if (c == 'n') return end - p >= 4 && !memcmp(p, "null", 4) ? p + 4 : NULL;
+    int is_int;
+    return scan_number(p, end, &is_int);
+}
+
+enum { A_ID, A_IMAGE, A_CATEGORY, A_AREA, A_ISCROWD, A_BBOX, A_KEYPOINTS, A_NUM_KEYPOINTS, A_COUNT };
+static const char *ANN_KEYS[A_COUNT] = {"id", "image_id", "category_id", "area", "iscrowd", "bbox", "keypoints",
+                                        "num_keypoints"};
+
+/* parse_ground_truth(data) -> None, or (n, columns, counts, kp_len, spans): a COCO annotation file whose
+ * "annotations" are objects with integer id / image_id / category_id / iscrowd, numeric area and num_keypoints,
+ * 4-number bbox and same-length keypoints (each at most once; any other key is checked as JSON and skipped).
+ * ``spans`` maps every other top-level key to the (start, end) of its value's text, for the caller to parse. */
+static PyObject *parse_ground_truth(PyObject *self, PyObject *args) {
+    Py_buffer view;
+    if (!PyArg_ParseTuple(args, "y*", &view)) return NULL;
+    Ptr base = (Ptr)view.buf, p = base, end = base + view.len;
+    Buf cols[A_COUNT] = {{0}};
+    Py_ssize_t present[A_COUNT] = {0};
+    Py_ssize_t n = 0, kp_len = -1, num_spans = 0;
+    int64_t span_key[64][2], span_value[64][2];
+    int ok = 1, have_annotations = 0;
+
+    Py_BEGIN_ALLOW_THREADS
+    p = skip_ws(p, end);
+    if (p >= end || *p != '{') ok = 0;
+    else p = skip_ws(p + 1, end);
+    if (ok && p < end && *p == '}') ok = 0;
+    while (ok) {
+        if (p >= end || *p != '"') { ok = 0; break; }
+        Ptr ks = ++p;
+        while (p < end && *p != '"' && *p != '\\' && *p >= 0x20 && *p < 0x80) p++;
+        if (p >= end || *p != '"') { ok = 0; break; }
+        Ptr ke = p;
+        p = skip_ws(p + 1, end);
+        if (p >= end || *p != ':') { ok = 0; break; }
+        p = skip_ws(p + 1, end);
+        for (Py_ssize_t i = 0; i < num_spans; i++) /* a repeated key: the general parser's rules decide */
+            if (span_key[i][1] - span_key[i][0] == ke - ks && !memcmp(base + span_key[i][0], ks, (size_t)(ke - ks))) ok = 0;
+        int is_annotations = ke - ks == 11 && !memcmp(ks, "annotations", 11);
+        if (!ok || (is_annotations && have_annotations) || num_spans >= 64) { ok = 0; break; }
+        if (is_annotations) {
+            have_annotations = 1;
+            if (p >= end || *p != '[') { ok = 0; break; }
+            p = skip_ws(p + 1, end);
+            if (p < end && *p == ']') { ok = 0; break; } /* no annotations: the general path */
+            for (;;) {
+                if (p >= end || *p != '{') { ok = 0; break; }
+                p = skip_ws(p + 1, end);
+                int seen = 0;
+                if (p < end && *p == '}') { ok = 0; break; }
+                for (;;) {
+                    if (p >= end || *p != '"') { ok = 0; break; }
+                    Ptr as = ++p;
+                    while (p < end && *p != '"' && *p != '\\' && *p >= 0x20 && *p < 0x80) p++;
+                    if (p >= end || *p != '"') { ok = 0; break; }
+                    Py_ssize_t len = p - as;
+                    int key = -1;
+                    for (int k = 0; k < A_COUNT; k++)
+                        if ((Py_ssize_t)strlen(ANN_KEYS[k]) == len && !memcmp(ANN_KEYS[k], as, (size_t)len)) key = k;
+                    p = skip_ws(p + 1, end);
+                    if (p >= end || *p != ':') { ok = 0; break; }
+                    p = skip_ws(p + 1, end);
+                    if (key < 0) {
+                        p = skip_value(p, end, 0);
+                        if (!p) { ok = 0; break; }
+                    } else {
+                        if (seen & (1 << key)) { ok = 0; break; }
+                        seen |= 1 << key;
+                        if (key == A_ID || key == A_IMAGE || key == A_CATEGORY || key == A_ISCROWD) {
+                            int64_t value;
+                            p = parse_int(p, end, &value);
+                            if (!p || buf_put(&cols[key], &value, sizeof value)) { ok = 0; break; }
+                        } else if (key == A_AREA || key == A_NUM_KEYPOINTS) {
+                            double value;
+                            p = parse_number(p, end, &value);
+                            if (!p || buf_put(&cols[key], &value, sizeof value)) { ok = 0; break; }
+                        } else {
+                            Py_ssize_t count;
+                            p = parse_number_array(p, end, &cols[key], &count);
+                            if (!p) { ok = 0; break; }
+                            if (key == A_BBOX && count != 4) { ok = 0; break; }
+                            if (key == A_KEYPOINTS) {
+                                if (kp_len < 0) kp_len = count;
+                                if (count != kp_len || count == 0) { ok = 0; break; }
+                            }
+                        }
+                        present[key]++;
+                    }
+                    p = skip_ws(p, end);
+                    if (p >= end) { ok = 0; break; }
+                    if (*p == '}') { p++; break; }
+                    if (*p != ',') { ok = 0; break; }
+                    p = skip_ws(p + 1, end);
+                }
+                if (!ok) break;
+                /* iscrowd is optional (0): keep the column aligned with the annotations */
+                if (!(seen & (1 << A_ISCROWD))) {
+                    int64_t zero = 0;
+                    if (buf_put(&cols[A_ISCROWD], &zero, sizeof zero)) { ok = 0; break; }
+                }
+                n++;
+                p = skip_ws(p, end);
+                if (p >= end) { ok = 0; break; }
+                if (*p == ']') { p++; break; }
+                if (*p != ',') { ok = 0; break; }
+                p = skip_ws(p + 1, end);
+            }
+            if (!ok) break;
+            span_key[num_spans][0] = ks - base;
+            span_key[num_spans][1] = ke - base;
+            span_value[num_spans][0] = span_value[num_spans][1] = -1;
+            num_spans++;
+        } else {
+            Ptr vs = p;
+            p = skip_value(p, end, 0);
+            if (!p) { ok = 0; break; }
+            span_key[num_spans][0] = ks - base;
+            span_key[num_spans][1] = ke - base;
+            span_value[num_spans][0] = vs - base;
+            span_value[num_spans][1] = p - base;
+            num_spans++;
+        }
+        p = skip_ws(p, end);
+        if (p >= end) { ok = 0; break; }
+        if (*p == '}') {
+            p = skip_ws(p + 1, end);
+            ok = p == end;
+            break;
+        }
+        if (*p != ',') { ok = 0; break; }
+        p = skip_ws(p + 1, end);
+    }
+    if (!have_annotations) ok = 0;
+    Py_END_ALLOW_THREADS
+
+    PyObject *out = NULL;
+    if (ok) {
+        PyObject *columns = PyDict_New(), *counts = PyDict_New(), *spans = PyDict_New();
+        int failed = !columns || !counts || !spans;
+        for (int k = 0; k < A_COUNT && !failed; k++) {
+            PyObject *bytes = buf_bytes(&cols[k]);
+            PyObject *count = PyLong_FromSsize_t(k == A_ISCROWD ? n : present[k]);
+            failed = !bytes || !count || PyDict_SetItemString(columns, ANN_KEYS[k], bytes) ||
+                     PyDict_SetItemString(counts, ANN_KEYS[k], count);
+            Py_XDECREF(bytes);
+            Py_XDECREF(count);
+        }
+        for (Py_ssize_t i = 0; i < num_spans && !failed; i++) {
+            if (span_value[i][0] < 0) continue;
+            PyObject *key = PyUnicode_DecodeASCII((const char *)base + span_key[i][0],
+                                                  (Py_ssize_t)(span_key[i][1] - span_key[i][0]), NULL);
+            PyObject *value = Py_BuildValue("(LL)", (long long)span_value[i][0], (long long)span_value[i][1]);
+            failed = !key || !value || PyDict_SetItem(spans, key, value);
+            Py_XDECREF(key);
+            Py_XDECREF(value);
+        }
+        if (!failed) out = Py_BuildValue("nOOnO", n, columns, counts, kp_len, spans);
+        Py_XDECREF(columns);
+        Py_XDECREF(counts);
+        Py_XDECREF(spans);
+    } else {
+        out = Py_NewRef(Py_None);
+    }
+    PyBuffer_Release(&view);
+    for (int k = 0; k < A_COUNT; k++) free(cols[k].data);
+    return out;
+}
+
 static PyMethodDef METHODS[] = {
+    {"parse_ground_truth", parse_ground_truth, METH_VARARGS, "COCO annotation file -> annotation columns + spans"},
     {"accumulate_matches", accumulate_matches, METH_VARARGS, "pycocotools' accumulate from the matches"},
     {"mask_areas", mask_areas, METH_VARARGS, "areas of compressed RLE strings"},
     {"mask_iou", mask_iou, METH_VARARGS, "pycocotools' mask IoU of pairs"},

@@ -150,3 +150,33 @@ def accumulate_matches(seq: np.ndarray, cat_bounds: np.ndarray, dt_rank: np.ndar
         i64(num_positives), np.ascontiguousarray(recall_thresholds, dtype=np.float64), i64(np.asarray(max_dets)),
         num_t, num_a, num_k, precision, recall,
     )
+
+
+GT_COLUMNS = {"id": np.int64, "image_id": np.int64, "category_id": np.int64, "iscrowd": np.int64,
+              "area": np.float64, "num_keypoints": np.float64}
+
+
+def parse_ground_truth(data: bytes) -> tuple[int, dict[str, np.ndarray], dict[str, int], int, dict[str, Any]] | None:
+    """A COCO annotation file's bytes as (annotations, annotation columns, how many annotations have each key,
+    keypoint values per annotation, the other top-level values parsed) -- or None unless the file is an object
+    whose "annotations" are objects with integer id / image_id / category_id / iscrowd (missing: 0), numeric
+    area / num_keypoints, 4-number bbox and same-length keypoints, other keys (segmentation, ...) skipped.  The
+    other top-level values (images, categories, ...) are parsed by orjson; "annotations" stands in as []."""
+    if not ENABLED:
+        return None
+    parsed = _C.parse_ground_truth(data)
+    if parsed is None:
+        return None
+    import orjson
+
+    count, raw, present, kp_len, spans = parsed
+    columns: dict[str, np.ndarray] = {name: np.frombuffer(raw[name], dtype=dtype) for name, dtype in GT_COLUMNS.items()}
+    columns["bbox"] = np.frombuffer(raw["bbox"], dtype=np.float64).reshape(-1, 4)
+    columns["keypoints"] = np.frombuffer(raw["keypoints"], dtype=np.float64).reshape(-1, max(kp_len, 1))
+    view = memoryview(data)
+    try:
+        rest = {key: orjson.loads(view[start:stop]) for key, (start, stop) in spans.items()}
+    except orjson.JSONDecodeError:  # e.g. an integer beyond 64 bits: the general reader handles it
+        return None
+    rest["annotations"] = []
+    return count, columns, present, kp_len, rest

@@ -67,18 +67,8 @@ def load_ground_truth(
     gt: Any, iou_type: str, num_keypoints: int | None = None, path: str | Path | None = None
 ) -> GroundTruthTable:
     """Validate a COCO annotation dict (images, annotations, categories) into columns; DataError on problems."""
-    images = v.require_list(gt, "images", DataError, path, "ground truth")
-    annotations = v.require_list(gt, "annotations", DataError, path, "ground truth")
-    categories = v.require_list(gt, "categories", DataError, path, "ground truth")
-
-    image_ids = v.column(images, "id", lambda i: f"image #{i}", DataError, path)
-    v.unique_ids(image_ids, "image", DataError, path)
-    image_index = v.IdIndex(image_ids, "image", DataError, path)
-    category_ids = v.column(categories, "id", lambda i: f"category #{i}", DataError, path)
-    v.unique_ids(category_ids, "category", DataError, path)
-    category_index = v.IdIndex(category_ids, "category", DataError, path)
-    names_by_id = {c["id"]: str(c.get("name", c["id"])) for c in categories}
-    category_names = [names_by_id[cid] for cid in category_index.ids]
+    images, annotations, categories, image_ids, image_index, category_index, category_names = _index_ground_truth(
+        gt, path)
 
     where = v.annotation_where(annotations)
     ann_ids = v.column(annotations, "id", where, DataError, path)
@@ -139,6 +129,73 @@ def load_ground_truth(
     if iou_type == "segm":
         segmentations = v.column(annotations, "segmentation", where, DataError, path)
         table.masks = segmentations_to_rles(segmentations, image, table.image_sizes, where, DataError, path)
+    return table
+
+
+def _index_ground_truth(gt: Any, path):
+    """The images and categories of an annotation dict, checked and indexed (their errors come first)."""
+    images = v.require_list(gt, "images", DataError, path, "ground truth")
+    annotations = v.require_list(gt, "annotations", DataError, path, "ground truth")
+    categories = v.require_list(gt, "categories", DataError, path, "ground truth")
+
+    image_ids = v.column(images, "id", lambda i: f"image #{i}", DataError, path)
+    v.unique_ids(image_ids, "image", DataError, path)
+    image_index = v.IdIndex(image_ids, "image", DataError, path)
+    category_ids = v.column(categories, "id", lambda i: f"category #{i}", DataError, path)
+    v.unique_ids(category_ids, "category", DataError, path)
+    category_index = v.IdIndex(category_ids, "category", DataError, path)
+    names_by_id = {c["id"]: str(c.get("name", c["id"])) for c in categories}
+    category_names = [names_by_id[cid] for cid in category_index.ids]
+    return images, annotations, categories, image_ids, image_index, category_index, category_names
+
+
+def ground_truth_from_columns(
+    parsed: Any, iou_type: str, num_keypoints: int | None = None, path: str | Path | None = None
+) -> GroundTruthTable | None:
+    """The fast path of ``load_ground_truth``: an annotation file parsed by ``kernels.parse_ground_truth``
+    (annotations as columns, the other top-level values as parsed JSON, with "annotations": [] standing in).
+
+    Images and categories go through the general checks (their errors come first there too).  Anything about
+    the annotations that the general path would refuse or treat specially (duplicate or unknown ids, non-finite
+    numbers, negative box sizes, iscrowd other than 0/1), and mask evaluation, returns None: the caller then
+    runs ``load_ground_truth`` on the whole file, which gives the same table or names the problem.
+    """
+    n, columns, present, kp_len, rest = parsed
+    if iou_type not in ("bbox", "keypoints"):
+        return None
+    needed = ["id", "image_id", "category_id", "area", "bbox"]
+    if iou_type == "keypoints":
+        needed += ["keypoints", "num_keypoints"]
+        if num_keypoints is None or kp_len != 3 * num_keypoints:
+            return None
+    if any(present[key] != n for key in needed):
+        return None
+    images, _, _, image_ids, image_index, category_index, category_names = _index_ground_truth(rest, path)
+    ann_ids = columns["id"]
+    ordered = np.sort(ann_ids)
+    if (ordered[1:] == ordered[:-1]).any():
+        return None
+    image = image_index.lookup(columns["image_id"])
+    category = category_index.lookup(columns["category_id"])
+    area, crowd_values, bbox = columns["area"], columns["iscrowd"], columns["bbox"]
+    if ((image < 0).any() or (category < 0).any() or not np.isfinite(area).all() or not np.isfinite(bbox).all()
+            or ((crowd_values != 0) & (crowd_values != 1)).any() or (bbox[:, 2] < 0).any() or (bbox[:, 3] < 0).any()):
+        return None
+    crowd = crowd_values.astype(bool)
+    table = GroundTruthTable(
+        images=image_index, categories=category_index, category_names=category_names, image=image,
+        category=category, crowd=crowd, ignore=crowd.copy(), area=area, id_is_zero=ann_ids == 0, bbox=bbox,
+    )
+    if iou_type == "keypoints":
+        flat, labelled = columns["keypoints"], columns["num_keypoints"]
+        if not np.isfinite(flat).all() or not np.isfinite(labelled).all():
+            return None
+        table.keypoints = flat.reshape(n, num_keypoints, 3)
+        table.ignore = crowd | (labelled == 0)
+    if all(isinstance(im, dict) and "height" in im and "width" in im for im in images):
+        sizes = _image_sizes(images, path)
+        table.image_sizes = np.empty_like(sizes)
+        table.image_sizes[image_index.lookup(image_ids)] = sizes
     return table
 
 
