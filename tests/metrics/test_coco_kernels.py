@@ -193,3 +193,40 @@ def test_ground_truth_parser_refuses_what_json_refuses_or_it_does_not_decide():
         assert kernels.parse_ground_truth(variant.encode()) is None, variant[:200]
     invalid_utf8 = text.encode().replace("caf\u00e9".encode(), b"caf\xe9")
     assert kernels.parse_ground_truth(invalid_utf8) is None
+
+
+def test_oks_equals_the_numpy_path_and_numpys_own_sum():
+    from harness.metrics.coco import ious
+
+    rng = np.random.default_rng(7)
+    n, g, k = 400, 60, 17
+    sigmas = np.array([.26, .25, .25, .35, .35, .79, .79, .72, .72, .62, .62, 1.07, 1.07, .87, .87, .89, .89]) / 10
+    dt = rng.uniform(0, 100, (n, k, 3))
+    gt = rng.uniform(0, 100, (g, k, 3))
+    gt[:, :, 2] = rng.integers(0, 3, (g, k))  # every count of labelled keypoints, and none at all
+    gt[:5, :, 2] = 0
+    box = np.concatenate([rng.uniform(0, 50, (g, 2)), rng.uniform(1, 50, (g, 2))], axis=1)
+    area = rng.uniform(10, 3000, g)
+    rows_d, rows_g = rng.integers(0, n, 5000), rng.integers(0, g, 5000)
+    fast = ious.oks_pairs(dt, gt, box, area, sigmas, rows_d, rows_g)
+    kernels.ENABLED = False
+    try:
+        slow = ious.oks_pairs(dt, gt, box, area, sigmas, rows_d, rows_g)
+    finally:
+        kernels.ENABLED = True
+    assert _bits(fast) == _bits(slow)
+    variances = (sigmas * 2) ** 2  # pycocotools' computeOks, one pair at a time, for a sample
+    for i in range(0, 5000, 97):
+        d, q = dt[rows_d[i]], gt[rows_g[i]]
+        visible = q[:, 2] > 0
+        if visible.any():
+            dx, dy = d[:, 0] - q[:, 0], d[:, 1] - q[:, 1]
+        else:
+            b = box[rows_g[i]]
+            z = np.zeros(k)
+            dx = np.max((z, b[0] - b[2] - d[:, 0]), axis=0) + np.max((z, d[:, 0] - (b[0] + b[2] * 2)), axis=0)
+            dy = np.max((z, b[1] - b[3] - d[:, 1]), axis=0) + np.max((z, d[:, 1] - (b[1] + b[3] * 2)), axis=0)
+        e = (dx**2 + dy**2) / variances / (area[rows_g[i]] + np.spacing(1)) / 2
+        if visible.any():
+            e = e[visible]
+        assert _bits([fast[i]]) == _bits([np.sum(np.exp(-e)) / e.shape[0]])

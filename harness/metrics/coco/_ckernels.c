@@ -1269,7 +1269,108 @@ static PyObject *parse_ground_truth(PyObject *self, PyObject *args) {
     return out;
 }
 
+/* ------------------------------------------------------------------------------------------ keypoints */
+/* OKS of pairs in two steps around numpy's exp (so every exp is numpy's own):
+ *   oks_terms   e for each pair (row of K), computed as pycocotools' computeOks does operation by operation:
+ *               ((dx*dx + dy*dy) / var) / (area + eps) / 2 over the labelled keypoints of the ground truth
+ *               (moved to the front of the row, their count returned), or over all K against the box twice
+ *               the ground truth's size when none is labelled;
+ *   oks_sums    sum of exp(-e) over each row's first ``count`` values, in the order of numpy's pairwise sum
+ *               (np.sum on the compacted 1-D array, as pycocotools calls it), divided by the count. */
+static PyObject *oks_terms(PyObject *self, PyObject *args) {
+    Py_buffer dt_v, gt_v, box_v, area_v, var_v, pd_v, pg_v, e_v, count_v;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*y*w*w*", &dt_v, &gt_v, &box_v, &area_v, &var_v, &pd_v, &pg_v, &e_v,
+                          &count_v))
+        return NULL;
+    Py_ssize_t k = var_v.len / 8, num_p = pd_v.len / 8;
+    Py_ssize_t num_dt = k ? dt_v.len / 8 / (3 * k) : 0, num_gt = k ? gt_v.len / 8 / (3 * k) : 0;
+    const double *dt = dt_v.buf, *gt = gt_v.buf, *box = box_v.buf, *area = area_v.buf, *var = var_v.buf;
+    const int64_t *pd = pd_v.buf, *pg = pg_v.buf;
+    double *e = e_v.buf;
+    int64_t *count = count_v.buf;
+    int bad = k < 1 || box_v.len != num_gt * 32 || area_v.len != num_gt * 8 || pg_v.len != pd_v.len ||
+              e_v.len != num_p * k * 8 || count_v.len != num_p * 8;
+    for (Py_ssize_t j = 0; j < num_p && !bad; j++)
+        if (pd[j] < 0 || pd[j] >= num_dt || pg[j] < 0 || pg[j] >= num_gt) bad = 1;
+    if (!bad) {
+        Py_BEGIN_ALLOW_THREADS
+        const double eps = 2.220446049250313e-16;
+        for (Py_ssize_t j = 0; j < num_p; j++) {
+            const double *d = dt + pd[j] * 3 * k, *g = gt + pg[j] * 3 * k, *b = box + pg[j] * 4;
+            double scale = area[pg[j]] + eps, *row = e + j * k;
+            int64_t c = 0;
+            for (Py_ssize_t q = 0; q < k; q++)
+                if (g[3 * q + 2] > 0) {
+                    double dx = d[3 * q] - g[3 * q], dy = d[3 * q + 1] - g[3 * q + 1];
+                    row[c++] = (dx * dx + dy * dy) / var[q] / scale / 2;
+                }
+            if (c == 0) {
+                double x0 = b[0] - b[2], x1 = b[0] + b[2] * 2, y0 = b[1] - b[3], y1 = b[1] + b[3] * 2;
+                for (Py_ssize_t q = 0; q < k; q++) {
+                    double xd = d[3 * q], yd = d[3 * q + 1];
+                    double ax = x0 - xd, bx = xd - x1, ay = y0 - yd, by = yd - y1;
+                    double dx = (ax > 0 ? ax : 0.0) + (bx > 0 ? bx : 0.0);
+                    double dy = (ay > 0 ? ay : 0.0) + (by > 0 ? by : 0.0);
+                    row[q] = (dx * dx + dy * dy) / var[q] / scale / 2;
+                }
+                c = k;
+            }
+            for (Py_ssize_t q = c; q < k; q++) row[q] = 0.0;
+            count[j] = c;
+        }
+        Py_END_ALLOW_THREADS
+    }
+    Py_buffer *views[] = {&dt_v, &gt_v, &box_v, &area_v, &var_v, &pd_v, &pg_v, &e_v, &count_v};
+    for (size_t i = 0; i < sizeof views / sizeof *views; i++) PyBuffer_Release(views[i]);
+    if (bad) {
+        PyErr_SetString(PyExc_ValueError, "oks_terms: inconsistent sizes");
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static double pairwise_small(const double *a, Py_ssize_t n) { /* numpy's pairwise sum below its block size */
+    if (n < 8) {
+        double res = 0.0;
+        for (Py_ssize_t i = 0; i < n; i++) res += a[i];
+        return res;
+    }
+    double r[8];
+    Py_ssize_t i;
+    for (int j = 0; j < 8; j++) r[j] = a[j];
+    for (i = 8; i < n - (n % 8); i += 8)
+        for (int j = 0; j < 8; j++) r[j] += a[i + j];
+    double res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+    for (; i < n; i++) res += a[i];
+    return res;
+}
+
+static PyObject *oks_sums(PyObject *self, PyObject *args) {
+    Py_buffer x_v, count_v, out_v;
+    Py_ssize_t k;
+    if (!PyArg_ParseTuple(args, "y*y*nw*", &x_v, &count_v, &k, &out_v)) return NULL;
+    Py_ssize_t num_p = count_v.len / 8;
+    const double *x = x_v.buf;
+    const int64_t *count = count_v.buf;
+    double *out = out_v.buf;
+    int bad = k < 1 || k > 128 || x_v.len != num_p * k * 8 || out_v.len != num_p * 8;
+    for (Py_ssize_t j = 0; j < num_p && !bad; j++)
+        if (count[j] < 1 || count[j] > k) bad = 1;
+    if (!bad)
+        for (Py_ssize_t j = 0; j < num_p; j++) out[j] = pairwise_small(x + j * k, count[j]) / (double)count[j];
+    PyBuffer_Release(&x_v);
+    PyBuffer_Release(&count_v);
+    PyBuffer_Release(&out_v);
+    if (bad) {
+        PyErr_SetString(PyExc_ValueError, "oks_sums: inconsistent sizes");
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef METHODS[] = {
+    {"oks_terms", oks_terms, METH_VARARGS, "OKS exponents of pairs, pycocotools' arithmetic"},
+    {"oks_sums", oks_sums, METH_VARARGS, "mean of exp terms in numpy's pairwise order"},
     {"parse_ground_truth", parse_ground_truth, METH_VARARGS, "COCO annotation file -> annotation columns + spans"},
     {"accumulate_matches", accumulate_matches, METH_VARARGS, "pycocotools' accumulate from the matches"},
     {"mask_areas", mask_areas, METH_VARARGS, "areas of compressed RLE strings"},

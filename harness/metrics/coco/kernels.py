@@ -180,3 +180,27 @@ def parse_ground_truth(data: bytes) -> tuple[int, dict[str, np.ndarray], dict[st
         return None
     rest["annotations"] = []
     return count, columns, present, kp_len, rest
+
+
+def oks_pairs(dt_keypoints: np.ndarray, gt_keypoints: np.ndarray, gt_box: np.ndarray, gt_area: np.ndarray,
+              sigmas: np.ndarray, dt_rows: np.ndarray, gt_rows: np.ndarray, out: np.ndarray,
+              chunk: int = 1 << 15) -> np.ndarray:
+    """``ious.oks_pairs`` in C around numpy's exp: the exponents with computeOks' arithmetic, exp by numpy,
+    the sums in np.sum's pairwise order (see ``_ckernels.c``)."""
+    variances = np.ascontiguousarray((np.asarray(sigmas, dtype=np.float64) * 2) ** 2)
+    k = len(variances)
+    dt_kp = np.ascontiguousarray(dt_keypoints, dtype=np.float64)
+    gt_kp = np.ascontiguousarray(gt_keypoints, dtype=np.float64)
+    box = np.ascontiguousarray(gt_box, dtype=np.float64)
+    area = np.ascontiguousarray(gt_area, dtype=np.float64)
+    terms = np.empty((min(chunk, len(dt_rows)), k))
+    counts = np.empty(len(terms), dtype=np.int64)
+    for start in range(0, len(dt_rows), chunk):
+        d = np.ascontiguousarray(dt_rows[start:start + chunk], dtype=np.int64)
+        g = np.ascontiguousarray(gt_rows[start:start + chunk], dtype=np.int64)
+        e, c = terms[:len(d)], counts[:len(d)]
+        _C.oks_terms(dt_kp, gt_kp, box, area, variances, d, g, e, c)
+        np.negative(e, out=e)
+        np.exp(e, out=e)
+        _C.oks_sums(e, c, k, out[start:start + len(d)])
+    return out
