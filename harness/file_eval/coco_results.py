@@ -14,7 +14,7 @@ image or category ids, NaN scores, negative box sizes) is the evaluator's, and n
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from harness.core.errors import BenchError, DataError, PredictionError
 from harness.file_eval import FILE_EVALUATORS
@@ -129,7 +129,9 @@ def evaluate_coco_files(request: EvalRequest) -> MetricResult:
 def _evaluate_coco_files(request: EvalRequest) -> MetricResult:
     from harness.metrics.coco import make_params
     from harness.metrics.coco.evaluator import evaluate_tables
-    from harness.metrics.coco.tables import load_ground_truth, load_result_chunks
+    from harness.metrics.coco.tables import (
+        ground_truth_from_columns, load_ground_truth, load_result_bytes, load_result_chunks,
+    )
 
     iou_type = request.option("iou_type") or IOU_TYPE_OF_TASK[request.task]
     dialect = request.dialect or "pycocotools"
@@ -137,7 +139,12 @@ def _evaluate_coco_files(request: EvalRequest) -> MetricResult:
         raise BenchError(f"--dialect {dialect} applies to boxes and masks; keypoints use pycocotools")
     if iou_type != "keypoints" and request.option("sigmas") is not None:
         raise BenchError("--sigmas applies to keypoints")
-    gt = read_json(require_file(request.gt, "ground-truth"))
+    # plain results: the compiled parser reads them on the other core while the ground truth loads
+    parsed_results = _parse_in_background(request.pred)
+    gt_path = require_file(request.gt, "ground-truth")
+    # box and keypoint ground truth: annotations parsed straight into columns (None: the general reader)
+    gt_parsed = _parse_ground_truth_file(gt_path) if iou_type in ("bbox", "keypoints") else None
+    gt = gt_parsed[4] if gt_parsed is not None else read_json(gt_path)
     pieces = iter_json_array(require_file(request.pred, "prediction", PredictionError))
     sigmas = _keypoint_sigmas(gt, request.option("sigmas"), request.gt) if iou_type == "keypoints" else None
     max_dets = parse_max_dets(request.option("max_dets"), dialect)
@@ -146,7 +153,11 @@ def _evaluate_coco_files(request: EvalRequest) -> MetricResult:
     except ValueError as exc:  # parameter problems (e.g. fewer than three maxDets for boxes)
         raise BenchError(str(exc)) from None
     num_keypoints = len(params.sigmas) if params.sigmas is not None else None
-    gt_table = load_ground_truth(gt, iou_type, num_keypoints, request.gt)
+    gt_table = ground_truth_from_columns(gt_parsed, iou_type, num_keypoints, request.gt) if gt_parsed else None
+    if gt_table is None:
+        if gt_parsed is not None:  # something the fast path does not decide: the general reader says what
+            gt = read_json(gt_path)
+        gt_table = load_ground_truth(gt, iou_type, num_keypoints, request.gt)
     images = len(gt.get("images", [])) if isinstance(gt, dict) else 0
     del gt  # the ground-truth objects are columns now
 
@@ -154,7 +165,13 @@ def _evaluate_coco_files(request: EvalRequest) -> MetricResult:
     segm = _SegmResults(dialect) if iou_type == "segm" else None
     counted = _Counted(segm.pieces(pieces) if segm is not None else pieces)
     try:
-        result_table = load_result_chunks(counted, gt_table, iou_type, num_keypoints, request.pred)
+        # plain box, RLE or keypoint results: parsed straight into columns; anything else (or any problem) streams
+        parsed = parsed_results() if parsed_results is not None else None
+        result_table = load_result_bytes(parsed, gt_table, iou_type, num_keypoints) if parsed is not None else None
+        if result_table is not None:
+            counted.count = len(result_table)
+        else:
+            result_table = load_result_chunks(counted, gt_table, iou_type, num_keypoints, request.pred)
         evaluation = evaluate_tables(gt_table, result_table, params)
     except ValueError as exc:  # e.g. keypoint-only results scored as boxes without a skeleton
         raise BenchError(str(exc)) from None
@@ -173,6 +190,44 @@ def _evaluate_coco_files(request: EvalRequest) -> MetricResult:
         settings=settings,
         higher_is_better={name: True for name in evaluation.metrics},
     )
+
+
+def _parse_ground_truth_file(path: Path) -> Any:
+    """``kernels.parse_ground_truth`` of the file, or None (no compiled kernels, or a file it does not take)."""
+    from harness.metrics.coco import kernels
+
+    if not kernels.ENABLED:
+        return None
+    with gc_paused():
+        return kernels.parse_ground_truth(Path(path).read_bytes())
+
+
+def _parse_in_background(path: Path) -> Callable[[], Any] | None:
+    """Start ``kernels.parse_results`` on the file in a thread (the parser releases the GIL); the returned
+    function waits for it.  Any failure (no compiled kernels, unreadable file) means None: the general path then
+    reads the file and says what is wrong, in the order it always did."""
+    from harness.metrics.coco import kernels
+
+    if not kernels.ENABLED:
+        return None
+    import threading
+
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            box["parsed"] = kernels.parse_results(Path(path).read_bytes())
+        except Exception:  # noqa: BLE001 - the general path reports it
+            box["parsed"] = None
+
+    thread = threading.Thread(target=work, name="results-parser", daemon=True)
+    thread.start()
+
+    def result() -> Any:
+        thread.join()
+        return box.get("parsed")
+
+    return result
 
 
 _COCO = FileEvaluator(

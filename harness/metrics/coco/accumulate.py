@@ -30,6 +30,7 @@ from typing import Any, cast
 
 import numpy as np
 
+from harness.metrics.coco import kernels
 from harness.metrics.coco.grouping import stable_lexsort
 from harness.metrics.coco.matching import Matches
 
@@ -123,6 +124,8 @@ class AccumulationPlan:
         """(precision, recall) of the images taken ``weights[i]`` times each (None: once each)."""
         num_t, num_a, num_k = self.num_t, self.num_a, self.num_k
         num_r, num_m = len(self.recall_thresholds), len(self.max_dets)
+        if weights is None and kernels.ENABLED:
+            return self._run_compiled()
         if weights is None:
             num_positives = self.num_positives
         else:
@@ -150,6 +153,19 @@ class AccumulationPlan:
                 if q is not None:
                     precision[:, :, :, :, m] = q
                 del one
+        return precision, recall
+
+    def _run_compiled(self) -> tuple[np.ndarray, np.ndarray]:
+        """``run()`` for every image once, by the compiled walk (``kernels.accumulate``); the same arithmetic."""
+        shared = self.shared
+        num_r, num_m = len(self.recall_thresholds), len(self.max_dets)
+        precision = -np.ones((self.num_t, num_r, self.num_k, self.num_a, num_m))
+        recall = -np.ones((self.num_t, self.num_k, self.num_a, num_m))
+        kernels.accumulate(
+            shared.order, np.searchsorted(shared.o_cat, np.arange(self.num_k + 1)), shared.dt_rank, shared.slot_of,
+            shared.plain_inside, shared.cand_tp, shared.cand_counted, self.num_positives, self.recall_thresholds,
+            self.max_dets, precision, recall,
+        )
         return precision, recall
 
     def _weighted_pass(self, one: _Pass, weights, num_positives, positives, has_gt, fp_at, wanted: bool):
@@ -297,7 +313,10 @@ def plan_accumulation(
     plain_inside[:, cand] = False
     # pycocotools' per-category order: score descending, ties by image (ascending id) then rank in the image.
     # The detections arrive sorted by (image, category, rank), so a stable sort on (category, -score) suffices.
-    order = stable_lexsort(-dt_score, dt_category)
+    if kernels.ENABLED:
+        order, _ = kernels.group_order(dt_category, dt_score, num_k)
+    else:
+        order = stable_lexsort(-dt_score, dt_category)
     o_cat = dt_category[order]
     shared = _Shared(order=order, o_cat=o_cat, dt_score=dt_score, dt_rank=dt_rank, dt_image=dt_image,
                      plain_inside=plain_inside, slot_of=slot_of, cand_tp=cand_tp, cand_counted=cand_counted,

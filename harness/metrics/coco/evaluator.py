@@ -89,6 +89,21 @@ def evaluate_coco(
 
 def prepare_tables(gt: GroundTruthTable, dt: ResultTable, params: CocoParams) -> AccumulationPlan:
     """Everything up to the accumulation (groups, overlaps, matches), which a bootstrap then reuses."""
+    return plan_evaluation(gt, dt, params, *_match_tables(gt, dt, params))
+
+
+def _match_tables(gt: GroundTruthTable, dt: ResultTable, params: CocoParams):
+    """(groups, matches, gt_ignored (A, G), dt_outside (A, D)) in the sorted views."""
+    groups, pair_det, pair_gt, pair_iou, gt_crowd, gt_ignored, dt_outside = _candidate_pairs(gt, dt, params)
+    matches = greedy_match(
+        pair_det, pair_gt, pair_iou, groups.dt_rank, gt_crowd, gt_ignored, params.iou_thresholds
+    )
+    return groups, matches, gt_ignored, dt_outside
+
+
+def _candidate_pairs(gt: GroundTruthTable, dt: ResultTable, params: CocoParams):
+    """Groups, the same-group pairs that reach the lowest threshold (by detection, then ground truth) with their
+    overlaps, and the crowd / ignored flags of the ground truths and area flags of the detections."""
     num_images, num_categories = len(gt.images), len(gt.categories)
     groups = build_groups(
         gt.image, gt.category, dt.image, dt.category, dt.score,
@@ -108,11 +123,7 @@ def prepare_tables(gt: GroundTruthTable, dt: ResultTable, params: CocoParams) ->
     # pairs below the lowest threshold never match: drop them now rather than carry them through matching
     useful = pair_iou >= np.minimum(params.iou_thresholds, 1 - 1e-10).min()
     pair_det, pair_gt, pair_iou = pair_det[useful], pair_gt[useful], pair_iou[useful]
-    matches = greedy_match(
-        pair_det, pair_gt, pair_iou, groups.dt_rank, gt_crowd, gt_ignored, params.iou_thresholds
-    )
-
-    return plan_evaluation(gt, dt, params, groups, matches, gt_ignored, dt_outside)
+    return groups, pair_det, pair_gt, pair_iou, gt_crowd, gt_ignored, dt_outside
 
 
 def resampled_stats(
@@ -146,8 +157,48 @@ def resampled_stats(
 
 
 def evaluate_tables(gt: GroundTruthTable, dt: ResultTable, params: CocoParams) -> CocoEvalResult:
-    precision, recall = prepare_tables(gt, dt, params).run()
+    from harness.metrics.coco import kernels
+
+    if kernels.ENABLED and len(params.iou_thresholds) <= 16:
+        precision, recall = _accumulate_compiled(gt, dt, params)
+    else:
+        precision, recall = prepare_tables(gt, dt, params).run()
     return result_from_arrays(gt, params, precision, recall)
+
+
+def _accumulate_compiled(gt: GroundTruthTable, dt: ResultTable, params: CocoParams) -> tuple[np.ndarray, np.ndarray]:
+    """(precision, recall) of one evaluation by the compiled kernels: the matching keeps only each candidate's
+    status bits, and the accumulation walks them; none of the (T, A, candidates) arrays of ``plan_accumulation``
+    (which a bootstrap needs) are built.  The same counts and arithmetic as ``AccumulationPlan.run``."""
+    from harness.metrics.coco import kernels
+
+    groups, pair_det, pair_gt, pair_iou, gt_crowd, gt_ignored, dt_outside = _candidate_pairs(gt, dt, params)
+    g_rows, d_rows = groups.gt_order, groups.dt_order
+    first = np.ones(len(pair_det), dtype=bool)
+    first[1:] = pair_det[1:] != pair_det[:-1]
+    candidates = pair_det[first]
+    cand_tp, cand_fp = kernels.match_status(
+        pair_det, pair_gt, pair_iou, gt_crowd, gt_ignored, np.minimum(params.iou_thresholds, 1 - 1e-10),
+        len(candidates), gt.id_is_zero[g_rows], dt_outside,
+    )
+    if params.use_cats:
+        k_gt, k_dt, num_k = gt.category[g_rows], dt.category[d_rows], len(gt.categories)
+    else:
+        k_gt, k_dt, num_k = np.zeros(len(g_rows), np.int64), np.zeros(len(d_rows), np.int64), 1
+    # pycocotools' per-category order: score descending, ties by image then rank (the view's order)
+    order, cat_bounds = kernels.group_order(k_dt, dt.score[d_rows], num_k)
+    slot_of = np.full(len(d_rows), -1, dtype=np.int64)
+    slot_of[candidates] = np.arange(len(candidates))
+    num_positives = np.stack([np.bincount(k_gt[~ignored], minlength=num_k) for ignored in gt_ignored], axis=1)
+    num_t, num_r, num_a, num_m = (len(params.iou_thresholds), len(params.recall_thresholds), len(params.area_ranges),
+                                  len(params.max_dets))
+    # written category-major by the kernel (in sequence), then transposed to COCOeval's layout
+    precision = np.full((num_k, num_a, num_m, num_t, num_r), -1.0)
+    recall = np.full((num_k, num_a, num_m, num_t), -1.0)
+    kernels.accumulate_matches(order, cat_bounds, groups.dt_rank, slot_of, dt_outside, cand_tp, cand_fp, num_positives,
+                               params.recall_thresholds, params.max_dets, num_t, precision, recall)
+    return (np.ascontiguousarray(precision.transpose(3, 4, 0, 1, 2)),
+            np.ascontiguousarray(recall.transpose(3, 0, 1, 2)))
 
 
 def result_from_arrays(gt: GroundTruthTable, params: CocoParams, precision: np.ndarray, recall: np.ndarray
@@ -207,6 +258,12 @@ def _pair_overlaps(
             out[start:start + PAIR_CHUNK] = box_iou_pairs(dt.bbox[d], gt.bbox[g], gt.crowd[g])
         return out
     if params.iou_type == "segm":
+        from harness.metrics.coco import kernels
+
+        # only the same-category pairs, straight from the run lengths (no per-image all-category matrices)
+        values = kernels.mask_iou(dt.masks, gt.masks, gt.crowd, d_rows[pair_det], g_rows[pair_gt])
+        if values is not None:
+            return values
         image_starts = groups.image_starts(len(gt.images))
         assert dt.masks is not None and gt.masks is not None  # the tables of a segm evaluation hold masks
         return mask_iou_pairs(

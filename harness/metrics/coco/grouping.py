@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from harness.metrics.coco import kernels
+
 
 @dataclass
 class Groups:
@@ -46,12 +48,25 @@ def build_groups(
     gt_full = gt_image * stride + gt_category if use_cats else gt_image
     dt_full = dt_image * stride + dt_category if use_cats else dt_image
     # only the (image, category) groups that occur: images x categories can be tens of millions (Objects365)
-    present = np.sort(np.concatenate([gt_full, dt_full]))
-    group_keys = present[np.r_[True, present[1:] != present[:-1]]] if len(present) else present
-    num_groups = len(group_keys)
-    gt_key = np.searchsorted(group_keys, gt_full)
-    dt_key = np.searchsorted(group_keys, dt_full)
-    if use_cats:
+    space = num_images * stride
+    if space <= 4 * (len(gt_full) + len(dt_full)) + 1024:  # a flag per possible key is cheaper than a sort
+        seen = np.zeros(space, dtype=bool)
+        seen[gt_full] = True
+        seen[dt_full] = True
+        group_keys = np.flatnonzero(seen)
+        rank = np.cumsum(seen) - 1
+        num_groups = len(group_keys)
+        gt_key, dt_key = rank[gt_full], rank[dt_full]
+    else:
+        present = np.sort(np.concatenate([gt_full, dt_full]))
+        group_keys = present[np.r_[True, present[1:] != present[:-1]]] if len(present) else present
+        num_groups = len(group_keys)
+        gt_key = np.searchsorted(group_keys, gt_full)
+        dt_key = np.searchsorted(group_keys, dt_full)
+    if use_cats and kernels.ENABLED:  # counting sort by group, then a stable sort by score inside each group
+        gt_order, _ = kernels.group_order(gt_key, None, num_groups)
+        dt_order, _ = kernels.group_order(dt_key, dt_score, num_groups)
+    elif use_cats:
         gt_order = np.argsort(gt_key, kind="stable")
         dt_order = stable_lexsort(-dt_score, dt_key)
     else:

@@ -126,6 +126,10 @@ def oks_pairs(
     Each pair's value is computed exactly as ``oks`` computes it, so chunking changes no bit.
     """
     out = np.empty(len(dt_rows), dtype=np.float64)
+    from harness.metrics.coco import kernels
+
+    if kernels.ENABLED and 1 <= len(sigmas) <= 128:
+        return kernels.oks_pairs(dt_keypoints, gt_keypoints, gt_box, gt_area, sigmas, dt_rows, gt_rows, out)
     dt_xy = np.ascontiguousarray(dt_keypoints[:, :, :2])
     for start in range(0, len(dt_rows), chunk):
         d, g = dt_rows[start:start + chunk], gt_rows[start:start + chunk]

@@ -34,8 +34,10 @@ def segmentations_to_rles(
     check_segmentations(segmentations, image_index, image_sizes, where, error, path)  # bounds before C code
     rles: list[Any] = [None] * len(segmentations)
     polygon_batches: dict[int, list[int]] = {}
+    size_of = [(int(h), int(w)) for h, w in image_sizes.tolist()]  # Python ints once, not numpy scalars per item
+    images = image_index.tolist()
     for i, segm in enumerate(segmentations):
-        height, width = (int(v) for v in image_sizes[image_index[i]])
+        height, width = size_of[images[i]]
         if isinstance(segm, dict):
             if "counts" not in segm or "size" not in segm:
                 raise error(f"{where(i)}: an RLE segmentation needs 'counts' and 'size'", path)
@@ -103,6 +105,11 @@ def _convert(function: Callable, args: tuple, where: str, error: type[BenchError
 
 
 def rle_areas(rles: list[dict[str, Any]]) -> np.ndarray:
+    from harness.metrics.coco import kernels
+
+    areas = kernels.mask_areas(rles)
+    if areas is not None:
+        return areas
     from pycocotools import mask as mask_utils
 
     # pycocotools 2.0.11's area() overflows a uint8 counter on lists longer than 255: read in chunks

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from harness.metrics.coco import kernels
+
 
 @dataclass
 class Matches:
@@ -43,6 +45,9 @@ def greedy_match(
     first = np.ones(len(pair_det), dtype=bool)  # pairs come ordered by detection
     first[1:] = pair_det[1:] != pair_det[:-1]
     detections, pair_slot = pair_det[first], np.cumsum(first) - 1
+    if len(detections) and kernels.ENABLED:  # the same walk, one detection at a time, in C
+        return Matches(detections, kernels.greedy_match(pair_det, pair_gt, pair_iou, gt_crowd, gt_ignored,
+                                                        thresholds, len(detections)))
     matched = np.full((num_t, num_a, len(detections)), -1, dtype=np.int32)
     if len(detections) == 0:
         return Matches(detections, matched)

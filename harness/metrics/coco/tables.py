@@ -67,23 +67,20 @@ def load_ground_truth(
     gt: Any, iou_type: str, num_keypoints: int | None = None, path: str | Path | None = None
 ) -> GroundTruthTable:
     """Validate a COCO annotation dict (images, annotations, categories) into columns; DataError on problems."""
-    images = v.require_list(gt, "images", DataError, path, "ground truth")
-    annotations = v.require_list(gt, "annotations", DataError, path, "ground truth")
-    categories = v.require_list(gt, "categories", DataError, path, "ground truth")
-
-    image_ids = v.column(images, "id", lambda i: f"image #{i}", DataError, path)
-    v.unique_ids(image_ids, "image", DataError, path)
-    image_index = v.IdIndex(image_ids, "image", DataError, path)
-    category_ids = v.column(categories, "id", lambda i: f"category #{i}", DataError, path)
-    v.unique_ids(category_ids, "category", DataError, path)
-    category_index = v.IdIndex(category_ids, "category", DataError, path)
-    names_by_id = {c["id"]: str(c.get("name", c["id"])) for c in categories}
-    category_names = [names_by_id[cid] for cid in category_index.ids]
+    images, annotations, categories, image_ids, image_index, category_index, category_names = _index_ground_truth(
+        gt, path)
 
     where = v.annotation_where(annotations)
     ann_ids = v.column(annotations, "id", where, DataError, path)
     v.unique_ids(ann_ids, "annotation", DataError, path)
-    id_is_zero = np.array([a == 0 and not isinstance(a, str) for a in ann_ids], dtype=bool)
+    id_is_zero = None
+    if set(map(type, ann_ids)) == {int}:  # ints only: compare as a column
+        try:
+            id_is_zero = np.asarray(ann_ids, dtype=np.int64) == 0
+        except OverflowError:
+            pass
+    if id_is_zero is None:
+        id_is_zero = np.array([a == 0 and not isinstance(a, str) for a in ann_ids], dtype=bool)
 
     ann_images = v.column(annotations, "image_id", where, DataError, path)
     image = image_index.lookup(ann_images)
@@ -136,6 +133,73 @@ def load_ground_truth(
         segmentations = v.column(annotations, "segmentation", where, DataError, path)
         assert table.image_sizes is not None  # read above for every segm evaluation
         table.masks = segmentations_to_rles(segmentations, image, table.image_sizes, where, DataError, path)
+    return table
+
+
+def _index_ground_truth(gt: Any, path):
+    """The images and categories of an annotation dict, checked and indexed (their errors come first)."""
+    images = v.require_list(gt, "images", DataError, path, "ground truth")
+    annotations = v.require_list(gt, "annotations", DataError, path, "ground truth")
+    categories = v.require_list(gt, "categories", DataError, path, "ground truth")
+
+    image_ids = v.column(images, "id", lambda i: f"image #{i}", DataError, path)
+    v.unique_ids(image_ids, "image", DataError, path)
+    image_index = v.IdIndex(image_ids, "image", DataError, path)
+    category_ids = v.column(categories, "id", lambda i: f"category #{i}", DataError, path)
+    v.unique_ids(category_ids, "category", DataError, path)
+    category_index = v.IdIndex(category_ids, "category", DataError, path)
+    names_by_id = {c["id"]: str(c.get("name", c["id"])) for c in categories}
+    category_names = [names_by_id[cid] for cid in category_index.ids]
+    return images, annotations, categories, image_ids, image_index, category_index, category_names
+
+
+def ground_truth_from_columns(
+    parsed: Any, iou_type: str, num_keypoints: int | None = None, path: str | Path | None = None
+) -> GroundTruthTable | None:
+    """The fast path of ``load_ground_truth``: an annotation file parsed by ``kernels.parse_ground_truth``
+    (annotations as columns, the other top-level values as parsed JSON, with "annotations": [] standing in).
+
+    Images and categories go through the general checks (their errors come first there too).  Anything about
+    the annotations that the general path would refuse or treat specially (duplicate or unknown ids, non-finite
+    numbers, negative box sizes, iscrowd other than 0/1), and mask evaluation, returns None: the caller then
+    runs ``load_ground_truth`` on the whole file, which gives the same table or names the problem.
+    """
+    n, columns, present, kp_len, rest = parsed
+    if iou_type not in ("bbox", "keypoints"):
+        return None
+    needed = ["id", "image_id", "category_id", "area", "bbox"]
+    if iou_type == "keypoints":
+        needed += ["keypoints", "num_keypoints"]
+        if num_keypoints is None or kp_len != 3 * num_keypoints:
+            return None
+    if any(present[key] != n for key in needed):
+        return None
+    images, _, _, image_ids, image_index, category_index, category_names = _index_ground_truth(rest, path)
+    ann_ids = columns["id"]
+    ordered = np.sort(ann_ids)
+    if (ordered[1:] == ordered[:-1]).any():
+        return None
+    image = image_index.lookup(columns["image_id"])
+    category = category_index.lookup(columns["category_id"])
+    area, crowd_values, bbox = columns["area"], columns["iscrowd"], columns["bbox"]
+    if ((image < 0).any() or (category < 0).any() or not np.isfinite(area).all() or not np.isfinite(bbox).all()
+            or ((crowd_values != 0) & (crowd_values != 1)).any() or (bbox[:, 2] < 0).any() or (bbox[:, 3] < 0).any()):
+        return None
+    crowd = crowd_values.astype(bool)
+    table = GroundTruthTable(
+        images=image_index, categories=category_index, category_names=category_names, image=image,
+        category=category, crowd=crowd, ignore=crowd.copy(), area=area, id_is_zero=ann_ids == 0, bbox=bbox,
+    )
+    if iou_type == "keypoints":
+        flat, labelled = columns["keypoints"], columns["num_keypoints"]
+        if not np.isfinite(flat).all() or not np.isfinite(labelled).all():
+            return None
+        table.keypoints = flat.reshape(n, num_keypoints, 3)
+        table.ignore = crowd | (labelled == 0)
+    if all(isinstance(im, dict) and "height" in im and "width" in im for im in images):
+        sizes = _image_sizes(images, path)
+        table.image_sizes = np.empty_like(sizes)
+        table.image_sizes[image_index.lookup(image_ids)] = sizes
     return table
 
 
@@ -267,11 +331,79 @@ def _result_columns(
         flat = v.numbers(raw, "keypoints", where, PredictionError, path, 3 * num_keypoints)
         table.keypoints = flat.reshape(n, num_keypoints, 3)
     if branch == "keypoints":
-        assert table.keypoints is not None  # the keypoints branch read them above
-        x, y = table.keypoints[:, :, 0], table.keypoints[:, :, 1]
-        x0, x1, y0, y1 = x.min(axis=1), x.max(axis=1), y.min(axis=1), y.max(axis=1)
-        table.area = (x1 - x0) * (y1 - y0)
-        table.bbox = np.stack([x0, y0, x1 - x0, y1 - y0], axis=1)
+        _keypoint_extent(table)
+    return table
+
+
+def _keypoint_extent(table: ResultTable) -> None:
+    """``loadRes``' keypoints branch: area and box are the extent of the keypoints."""
+    assert table.keypoints is not None  # the keypoints branch read them
+    x, y = table.keypoints[:, :, 0], table.keypoints[:, :, 1]
+    x0, x1, y0, y1 = x.min(axis=1), x.max(axis=1), y.min(axis=1), y.max(axis=1)
+    table.area = (x1 - x0) * (y1 - y0)
+    table.bbox = np.stack([x0, y0, x1 - x0, y1 - y0], axis=1)
+
+
+def load_result_bytes(
+    data: Any, gt: GroundTruthTable, iou_type: str, num_keypoints: int | None = None
+) -> ResultTable | None:
+    """The fast path of ``load_result_chunks``: a results file's bytes parsed straight into columns by the
+    compiled parser (``kernels.parse_results``), validated a whole column at a time.
+
+    Returns None for anything but the plain case -- box results scored as boxes, or keypoint results (no boxes)
+    scored as keypoints, every result complete and valid -- and the caller then runs the general path, which
+    gives the same table, or the error message naming the offending result.  So this path never decides what
+    is an error; it only accepts what the general path accepts, and produces the same columns.  ``data`` may
+    also be what ``kernels.parse_results`` returned for the bytes (parsed in a thread while the ground truth
+    loads).
+    """
+    from harness.metrics.coco import kernels
+
+    parsed = kernels.parse_results(data) if isinstance(data, (bytes, bytearray, memoryview)) else data
+    if parsed is None:
+        return None
+    n, columns, present, kp_len = parsed
+    if any(present[key] != n for key in ("image_id", "category_id", "score")):
+        return None
+    if iou_type == "bbox":
+        if present["bbox"] != n or present["keypoints"] != 0 or present["segmentation"] != 0:
+            return None
+    elif iou_type == "segm":  # compressed RLE results without boxes: areas are mask areas
+        if present["segmentation"] != n or present["bbox"] != 0 or present["keypoints"] != 0:
+            return None
+    elif iou_type == "keypoints":
+        if (num_keypoints is None or present["keypoints"] != n or present["bbox"] != 0
+                or present["segmentation"] != 0 or kp_len != 3 * num_keypoints):
+            return None
+    else:
+        return None
+    image = gt.images.lookup(columns["image_id"])
+    category = gt.categories.lookup(columns["category_id"])
+    score = columns["score"]
+    if (image < 0).any() or (category < 0).any() or not np.isfinite(score).all():
+        return None
+    table = ResultTable(image=image, category=category, score=score, area=np.zeros(n))
+    if iou_type == "bbox":
+        box = columns["bbox"]
+        if not np.isfinite(box).all() or (box[:, 2] < 0).any() or (box[:, 3] < 0).any():
+            return None
+        table.bbox = box
+        table.area = box[:, 2] * box[:, 3]
+    elif iou_type == "segm":
+        masks = columns["segmentation"]
+        if gt.image_sizes is None:
+            return None
+        sizes = np.array([m["size"] for m in masks], dtype=np.float64).reshape(-1, 2)
+        if not np.array_equal(sizes, gt.image_sizes[image]):
+            return None
+        areas = rle_areas(masks)
+        table.masks, table.area = masks, areas
+    else:
+        flat = columns["keypoints"]
+        if not np.isfinite(flat).all():
+            return None
+        table.keypoints = flat.reshape(n, num_keypoints, 3)
+        _keypoint_extent(table)
     return table
 
 

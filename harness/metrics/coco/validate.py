@@ -130,6 +130,13 @@ def check_nonnegative_size(boxes: np.ndarray, where: Where, error: ErrorType, pa
 
 
 def unique_ids(ids: Sequence[Any], what: str, error: ErrorType, path) -> None:
+    if set(map(type, ids)) == {int}:  # the usual case, checked a column at a time (bools are not ints here)
+        try:
+            values = np.sort(np.asarray(ids, dtype=np.int64))
+        except OverflowError:
+            values = None
+        if values is not None and not (values[1:] == values[:-1]).any():
+            return
     seen: dict[Any, int] = {}
     for index, value in enumerate(ids):
         if not isinstance(value, (int, str, np.integer)) or isinstance(value, (bool, np.bool_)):

@@ -1,0 +1,1387 @@
+/* Compiled kernels of the COCO evaluator (harness.metrics.coco.kernels wraps them; numpy fallbacks exist).
+ *
+ * Why C: the three steps below are sequential or per-record by nature, and numpy can only do them as many
+ * whole-array passes (the greedy matching steps through detection ranks, the grouping sorts half a million
+ * floats with a general stable sort, and the results file becomes half a million dicts before it becomes
+ * columns).  Each kernel computes exactly what the numpy path computes; tests run both and compare bits.
+ *
+ *   parse_results(data)       a COCO results file's bytes -> columns, or None when the file is anything
+ *                             but a plain array of {image_id, category_id, score, bbox | keypoints} objects
+ *                             (then the general parser runs and gives every error message)
+ *   group_order(...)          stable order by group, then by descending score (ties keep file order)
+ *   greedy_match(...)         pycocotools' evaluateImg matching for every detection, threshold, area range
+ *
+ * Only the CPython stable ABI-ish API and the buffer protocol are used: no numpy headers at build time.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------------------------------ growable buffer */
+typedef struct {
+    char *data;
+    size_t len, cap;
+} Buf;
+
+static int buf_put(Buf *b, const void *src, size_t n) {
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 1 << 16;
+        while (cap < b->len + n) cap *= 2;
+        char *grown = realloc(b->data, cap);
+        if (!grown) return -1;
+        b->data = grown;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, src, n);
+    b->len += n;
+    return 0;
+}
+
+static PyObject *buf_bytes(Buf *b) { return PyBytes_FromStringAndSize(b->data ? b->data : "", (Py_ssize_t)b->len); }
+
+/* ------------------------------------------------------------------------------------------ JSON scanning */
+typedef const unsigned char *Ptr;
+
+static Ptr skip_ws(Ptr p, Ptr end) {
+    while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) p++;
+    return p;
+}
+
+/* A JSON number (RFC 8259 grammar, nothing more); returns its end or NULL. */
+static Ptr scan_number(Ptr p, Ptr end, int *is_int) {
+    *is_int = 1;
+    if (p < end && *p == '-') p++;
+    if (p >= end) return NULL;
+    if (*p == '0') {
+        p++;
+    } else if (*p >= '1' && *p <= '9') {
+        while (p < end && *p >= '0' && *p <= '9') p++;
+    } else {
+        return NULL;
+    }
+    if (p < end && *p == '.') {
+        *is_int = 0;
+        p++;
+        if (p >= end || !(*p >= '0' && *p <= '9')) return NULL;
+        while (p < end && *p >= '0' && *p <= '9') p++;
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        *is_int = 0;
+        p++;
+        if (p < end && (*p == '+' || *p == '-')) p++;
+        if (p >= end || !(*p >= '0' && *p <= '9')) return NULL;
+        while (p < end && *p >= '0' && *p <= '9') p++;
+    }
+    return p;
+}
+
+/* The double nearest to the number text [s, e) (strtod rounds correctly, as Python's float() does). */
+static int to_double(Ptr s, Ptr e, double *out) {
+    char local[128];
+    size_t n = (size_t)(e - s);
+    if (n >= sizeof(local)) return -1; /* absurdly long literal: the general parser decides */
+    memcpy(local, s, n);
+    local[n] = 0;
+    char *stop = NULL;
+    *out = strtod(local, &stop);
+    return stop == local + n ? 0 : -1; /* a locale with another decimal point stops early: refuse */
+}
+
+/* A JSON integer literal [s, e) within int64. */
+static int to_int64(Ptr s, Ptr e, int64_t *out) {
+    int negative = 0;
+    if (s < e && *s == '-') {
+        negative = 1;
+        s++;
+    }
+    uint64_t value = 0;
+    for (; s < e; s++) {
+        uint64_t digit = (uint64_t)(*s - '0');
+        if (value > (UINT64_MAX - digit) / 10) return -1;
+        value = value * 10 + digit;
+    }
+    if (negative ? value > (uint64_t)INT64_MAX + 1 : value > (uint64_t)INT64_MAX) return -1;
+    *out = negative ? (int64_t)(0 - value) : (int64_t)value;
+    return 0;
+}
+
+static const double POW10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+                                 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+/* Clinger's fast path: with at most 2**53 as the digits and a power of ten up to 1e22, both are exact doubles
+ * and one multiplication or division rounds once, correctly -- the same double strtod and Python give.
+ * Returns -1 when the literal is outside that range (strtod then decides). */
+static int fast_double(Ptr s, Ptr e, double *out) {
+    int negative = 0;
+    uint64_t digits = 0;
+    int count = 0, scale = 0;
+    if (*s == '-') {
+        negative = 1;
+        s++;
+    }
+    for (; s < e && *s >= '0' && *s <= '9'; s++) {
+        if (++count > 18) return -1;
+        digits = digits * 10 + (uint64_t)(*s - '0');
+    }
+    if (s < e && *s == '.') {
+        for (s++; s < e && *s >= '0' && *s <= '9'; s++) {
+            if (++count > 18) return -1;
+            digits = digits * 10 + (uint64_t)(*s - '0');
+            scale--;
+        }
+    }
+    if (s < e) { /* exponent */
+        int sign = 1, power = 0;
+        s++;
+        if (*s == '+' || *s == '-') sign = *s++ == '-' ? -1 : 1;
+        for (; s < e; s++) {
+            if (power > 1000) return -1;
+            power = power * 10 + (*s - '0');
+        }
+        scale += sign * power;
+    }
+    if (digits > ((uint64_t)1 << 53) || scale < -22 || scale > 22) return -1;
+    double value = (double)digits;
+    value = scale < 0 ? value / POW10[-scale] : value * POW10[scale];
+    *out = negative ? -value : value;
+    return 0;
+}
+
+static Ptr parse_number(Ptr p, Ptr end, double *out) {
+    int is_int;
+    Ptr e = scan_number(p, end, &is_int);
+    if (!e) return NULL;
+    if (is_int) { /* an integer literal is an int in Python first: -0 is 0, and big ones round from the int */
+        int64_t value;
+        if (!to_int64(p, e, &value)) {
+            *out = (double)value;
+            return e;
+        }
+    } else if (!fast_double(p, e, out)) {
+        return e;
+    }
+    return to_double(p, e, out) ? NULL : e;
+}
+
+static Ptr parse_int(Ptr p, Ptr end, int64_t *out) {
+    int is_int;
+    Ptr e = scan_number(p, end, &is_int);
+    if (!e || !is_int || to_int64(p, e, out)) return NULL;
+    return e;
+}
+
+/* [n, n, ...] appended to ``into``; the count in *count.  Only numbers. */
+static Ptr parse_number_array(Ptr p, Ptr end, Buf *into, Py_ssize_t *count) {
+    *count = 0;
+    if (p >= end || *p != '[') return NULL;
+    p = skip_ws(p + 1, end);
+    if (p < end && *p == ']') return p + 1;
+    for (;;) {
+        double value;
+        p = parse_number(p, end, &value);
+        if (!p || buf_put(into, &value, sizeof value)) return NULL;
+        (*count)++;
+        p = skip_ws(p, end);
+        if (p >= end) return NULL;
+        if (*p == ']') return p + 1;
+        if (*p != ',') return NULL;
+        p = skip_ws(p + 1, end);
+    }
+}
+
+enum { K_IMAGE, K_CATEGORY, K_SCORE, K_BBOX, K_KEYPOINTS, K_SEGMENTATION, K_COUNT };
+static const char *KEY_NAMES[K_COUNT] = {"image_id", "category_id", "score", "bbox", "keypoints", "segmentation"};
+
+/* A compressed-RLE segmentation {"size": [h, w], "counts": "..."} (keys in either order, nothing else): the
+ * integers and where the string's text lies in the input (decoded later, with the GIL). */
+typedef struct {
+    int64_t height, width, offset, length, escaped;
+} SegmSpan;
+
+static Ptr parse_string_span(Ptr p, Ptr end, int64_t *escaped) {
+    /* p is past the opening quote; returns the closing quote.  Only printable ASCII and the escapes \\, \" and
+     * \/ (which is all an RLE string can need). */
+    *escaped = 0;
+    while (p < end && *p != '"') {
+        if (*p == '\\') {
+            if (p + 1 >= end || !(p[1] == '\\' || p[1] == '"' || p[1] == '/')) return NULL;
+            *escaped = 1;
+            p += 2;
+            continue;
+        }
+        if (*p < 0x20 || *p >= 0x7f) return NULL;
+        p++;
+    }
+    return p < end ? p : NULL;
+}
+
+static Ptr parse_segmentation(Ptr base, Ptr p, Ptr end, SegmSpan *out) {
+    int seen = 0;
+    if (p >= end || *p != '{') return NULL;
+    p = skip_ws(p + 1, end);
+    for (;;) {
+        if (p >= end || *p != '"') return NULL;
+        Ptr ks = ++p;
+        while (p < end && *p != '"' && *p != '\\' && *p >= 0x20) p++;
+        if (p >= end || *p != '"') return NULL;
+        size_t n = (size_t)(p - ks);
+        int key = n == 4 && !memcmp(ks, "size", 4) ? 1 : n == 6 && !memcmp(ks, "counts", 6) ? 2 : 0;
+        if (!key || (seen & key)) return NULL;
+        seen |= key;
+        p = skip_ws(p + 1, end);
+        if (p >= end || *p != ':') return NULL;
+        p = skip_ws(p + 1, end);
+        if (key == 1) {
+            if (p >= end || *p != '[') return NULL;
+            p = parse_int(skip_ws(p + 1, end), end, &out->height);
+            if (!p) return NULL;
+            p = skip_ws(p, end);
+            if (p >= end || *p != ',') return NULL;
+            p = parse_int(skip_ws(p + 1, end), end, &out->width);
+            if (!p) return NULL;
+            p = skip_ws(p, end);
+            if (p >= end || *p != ']') return NULL;
+            p++;
+        } else {
+            if (p >= end || *p != '"') return NULL;
+            Ptr text = p + 1;
+            p = parse_string_span(text, end, &out->escaped);
+            if (!p) return NULL;
+            out->offset = text - base;
+            out->length = p - text;
+            p++;
+        }
+        p = skip_ws(p, end);
+        if (p >= end) return NULL;
+        if (*p == '}') return seen == 3 ? p + 1 : NULL;
+        if (*p != ',') return NULL;
+        p = skip_ws(p + 1, end);
+    }
+}
+
+/* The list of {"size": [h, w], "counts": str} dicts of the spans. */
+static PyObject *segmentation_dicts(Ptr base, const SegmSpan *spans, Py_ssize_t n) {
+    PyObject *list = PyList_New(n), *size_key = PyUnicode_InternFromString("size"),
+             *counts_key = PyUnicode_InternFromString("counts");
+    if (!list || !size_key || !counts_key) goto fail;
+    char *scratch = NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const SegmSpan *sp = spans + i;
+        PyObject *text;
+        if (sp->escaped) {
+            char *grown = realloc(scratch, (size_t)sp->length + 1);
+            if (!grown) { free(scratch); PyErr_NoMemory(); goto fail; }
+            scratch = grown;
+            Py_ssize_t m = 0;
+            for (int64_t j = 0; j < sp->length; j++) {
+                char c = (char)base[sp->offset + j];
+                if (c == '\\') c = (char)base[sp->offset + ++j];
+                scratch[m++] = c;
+            }
+            text = PyUnicode_DecodeASCII(scratch, m, NULL);
+        } else {
+            text = PyUnicode_DecodeASCII((const char *)base + sp->offset, (Py_ssize_t)sp->length, NULL);
+        }
+        PyObject *size = Py_BuildValue("[LL]", (long long)sp->height, (long long)sp->width);
+        PyObject *dict = PyDict_New();
+        if (!text || !size || !dict || PyDict_SetItem(dict, size_key, size) || PyDict_SetItem(dict, counts_key, text)) {
+            Py_XDECREF(text);
+            Py_XDECREF(size);
+            Py_XDECREF(dict);
+            free(scratch);
+            goto fail;
+        }
+        Py_DECREF(text);
+        Py_DECREF(size);
+        PyList_SET_ITEM(list, i, dict);
+    }
+    free(scratch);
+    Py_DECREF(size_key);
+    Py_DECREF(counts_key);
+    return list;
+fail:
+    Py_XDECREF(list);
+    Py_XDECREF(size_key);
+    Py_XDECREF(counts_key);
+    return NULL;
+}
+
+static int key_of(Ptr s, Ptr e) {
+    size_t n = (size_t)(e - s);
+    for (int k = 0; k < K_COUNT; k++)
+        if (strlen(KEY_NAMES[k]) == n && memcmp(KEY_NAMES[k], s, n) == 0) return k;
+    return -1;
+}
+
+static PyObject *parse_results(PyObject *self, PyObject *args) {
+    Py_buffer view;
+    if (!PyArg_ParseTuple(args, "y*", &view)) return NULL;
+    Ptr p = (Ptr)view.buf, end = p + view.len;
+    Buf cols[K_COUNT] = {{0}};
+    Py_ssize_t present[K_COUNT] = {0};
+    Py_ssize_t n = 0, kp_len = -1;
+    int ok = 0;
+
+    Py_BEGIN_ALLOW_THREADS
+    p = skip_ws(p, end);
+    if (p < end && *p == '[') {
+        p = skip_ws(p + 1, end);
+        ok = p < end && *p != ']'; /* an empty list goes to the general path */
+        while (ok) {
+            if (p >= end || *p != '{') { ok = 0; break; }
+            p = skip_ws(p + 1, end);
+            int seen = 0;
+            if (p < end && *p == '}') { ok = 0; break; }
+            for (;;) {
+                if (p >= end || *p != '"') { ok = 0; break; }
+                Ptr ks = ++p;
+                while (p < end && *p != '"' && *p != '\\' && *p >= 0x20) p++;
+                if (p >= end || *p != '"') { ok = 0; break; }
+                int key = key_of(ks, p);
+                if (key < 0 || (seen & (1 << key))) { ok = 0; break; } /* unknown or repeated key */
+                seen |= 1 << key;
+                p = skip_ws(p + 1, end);
+                if (p >= end || *p != ':') { ok = 0; break; }
+                p = skip_ws(p + 1, end);
+                if (key == K_IMAGE || key == K_CATEGORY) {
+                    int64_t value;
+                    p = parse_int(p, end, &value);
+                    if (!p || buf_put(&cols[key], &value, sizeof value)) { ok = 0; break; }
+                } else if (key == K_SCORE) {
+                    double value;
+                    p = parse_number(p, end, &value);
+                    if (!p || buf_put(&cols[key], &value, sizeof value)) { ok = 0; break; }
+                } else if (key == K_SEGMENTATION) {
+                    SegmSpan span;
+                    p = parse_segmentation((Ptr)view.buf, p, end, &span);
+                    if (!p || buf_put(&cols[key], &span, sizeof span)) { ok = 0; break; }
+                } else {
+                    Py_ssize_t count;
+                    p = parse_number_array(p, end, &cols[key], &count);
+                    if (!p) { ok = 0; break; }
+                    if (key == K_BBOX && count != 4) { ok = 0; break; }
+                    if (key == K_KEYPOINTS) {
+                        if (kp_len < 0) kp_len = count;
+                        if (count != kp_len || count == 0) { ok = 0; break; }
+                    }
+                }
+                present[key]++;
+                p = skip_ws(p, end);
+                if (p >= end) { ok = 0; break; }
+                if (*p == '}') { p++; break; }
+                if (*p != ',') { ok = 0; break; }
+                p = skip_ws(p + 1, end);
+            }
+            if (!ok) break;
+            n++;
+            p = skip_ws(p, end);
+            if (p >= end) { ok = 0; break; }
+            if (*p == ']') {
+                p = skip_ws(p + 1, end);
+                ok = p == end;
+                break;
+            }
+            if (*p != ',') { ok = 0; break; }
+            p = skip_ws(p + 1, end);
+        }
+    }
+    Py_END_ALLOW_THREADS
+
+    PyObject *out = NULL;
+    if (ok) {
+        PyObject *columns = PyDict_New();
+        PyObject *counts = PyDict_New();
+        int failed = !columns || !counts;
+        for (int k = 0; k < K_COUNT && !failed; k++) {
+            PyObject *bytes = k == K_SEGMENTATION
+                                  ? segmentation_dicts((Ptr)view.buf, (const SegmSpan *)cols[k].data,
+                                                       (Py_ssize_t)(cols[k].len / sizeof(SegmSpan)))
+                                  : buf_bytes(&cols[k]);
+            PyObject *count = PyLong_FromSsize_t(present[k]);
+            failed = !bytes || !count || PyDict_SetItemString(columns, KEY_NAMES[k], bytes) ||
+                     PyDict_SetItemString(counts, KEY_NAMES[k], count);
+            Py_XDECREF(bytes);
+            Py_XDECREF(count);
+        }
+        if (!failed) out = Py_BuildValue("nOOn", n, columns, counts, kp_len);
+        Py_XDECREF(columns);
+        Py_XDECREF(counts);
+    } else {
+        out = Py_NewRef(Py_None);
+    }
+    PyBuffer_Release(&view);
+    for (int k = 0; k < K_COUNT; k++) free(cols[k].data);
+    return out;
+}
+
+/* ------------------------------------------------------------------------------------------ grouping */
+/* Stable order of rows by ``key`` (0 <= key < num_groups), and inside a group by descending ``score`` (equal
+ * scores keep row order): what numpy's lexsort((-score, key)) gives.  Writes ``order`` (n) and ``bounds``
+ * (num_groups + 1). */
+static void sort_by_score(int64_t *idx, int64_t *tmp, Py_ssize_t n, const double *score) {
+    if (n <= 24) { /* insertion sort: stable, moves an item only past strictly lower scores */
+        for (Py_ssize_t i = 1; i < n; i++) {
+            int64_t item = idx[i];
+            double s = score[item];
+            Py_ssize_t j = i;
+            while (j > 0 && score[idx[j - 1]] < s) {
+                idx[j] = idx[j - 1];
+                j--;
+            }
+            idx[j] = item;
+        }
+        return;
+    }
+    Py_ssize_t half = n / 2;
+    sort_by_score(idx, tmp, half, score);
+    sort_by_score(idx + half, tmp, n - half, score);
+    if (!(score[idx[half - 1]] < score[idx[half]])) return; /* already in order */
+    memcpy(tmp, idx, (size_t)half * sizeof *idx);
+    Py_ssize_t i = 0, j = half, o = 0;
+    while (i < half && j < n) /* the left item goes first unless the right one scores strictly higher */
+        idx[o++] = score[idx[j]] > score[tmp[i]] ? idx[j++] : tmp[i++];
+    while (i < half) idx[o++] = tmp[i++];
+}
+
+static PyObject *group_order(PyObject *self, PyObject *args) {
+    Py_buffer key_view, score_view, order_view, bounds_view;
+    Py_ssize_t num_groups;
+    if (!PyArg_ParseTuple(args, "y*y*nw*w*", &key_view, &score_view, &num_groups, &order_view, &bounds_view))
+        return NULL;
+    Py_ssize_t n = key_view.len / (Py_ssize_t)sizeof(int64_t);
+    const int64_t *key = key_view.buf;
+    const double *score = score_view.len ? score_view.buf : NULL;
+    int64_t *order = order_view.buf, *bounds = bounds_view.buf;
+    int bad = order_view.len != key_view.len || bounds_view.len != (num_groups + 1) * (Py_ssize_t)sizeof(int64_t) ||
+              (score && score_view.len != n * (Py_ssize_t)sizeof(double));
+    int64_t *tmp = NULL;
+    if (!bad) {
+        Py_BEGIN_ALLOW_THREADS
+        memset(bounds, 0, (size_t)(num_groups + 1) * sizeof *bounds);
+        for (Py_ssize_t i = 0; i < n; i++) {
+            if (key[i] < 0 || key[i] >= num_groups) { bad = 1; break; }
+            bounds[key[i] + 1]++;
+        }
+        if (!bad) {
+            for (Py_ssize_t g = 0; g < num_groups; g++) bounds[g + 1] += bounds[g];
+            int64_t *fill = malloc((size_t)(num_groups + 1) * sizeof *fill);
+            Py_ssize_t largest = 0;
+            if (fill) {
+                memcpy(fill, bounds, (size_t)(num_groups + 1) * sizeof *fill);
+                for (Py_ssize_t i = 0; i < n; i++) order[fill[key[i]]++] = i;
+                free(fill);
+                for (Py_ssize_t g = 0; g < num_groups; g++)
+                    if (bounds[g + 1] - bounds[g] > largest) largest = bounds[g + 1] - bounds[g];
+                if (score) {
+                    tmp = malloc((size_t)(largest / 2 + 1) * sizeof *tmp);
+                    if (tmp)
+                        for (Py_ssize_t g = 0; g < num_groups; g++)
+                            sort_by_score(order + bounds[g], tmp, bounds[g + 1] - bounds[g], score);
+                    else
+                        bad = 2;
+                    free(tmp);
+                }
+            } else {
+                bad = 2;
+            }
+        }
+        Py_END_ALLOW_THREADS
+    }
+    PyBuffer_Release(&key_view);
+    PyBuffer_Release(&score_view);
+    PyBuffer_Release(&order_view);
+    PyBuffer_Release(&bounds_view);
+    if (bad == 2) return PyErr_NoMemory();
+    if (bad) {
+        PyErr_SetString(PyExc_ValueError, "group_order: bad sizes or keys");
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* ------------------------------------------------------------------------------------------ matching */
+/* pycocotools' evaluateImg for every candidate detection.  Pairs are ordered by detection (detections in
+ * group-then-rank order), then ground truth.  A detection takes, among the ground truths not yet taken (crowds
+ * can be taken again) with IoU >= the threshold, a regular one before an ignored one, then the highest IoU,
+ * then the latest position.  ``matched`` (T, A, C) receives the ground truth of each candidate or -1. */
+static PyObject *greedy_match(PyObject *self, PyObject *args) {
+    /* With ``status`` buffers (tp, fp: (C, A) uint16), the matches are not stored: each candidate's COCOeval
+     * status at every (threshold, area range) is written instead, as bits (see accumulate_matches), which needs
+     * ``id_zero`` (G) and ``outside`` (A, D) of the detections in the sorted view. */
+    Py_buffer det_v, gt_v, iou_v, crowd_v, ignored_v, thr_v, matched_v;
+    Py_buffer zero_v = {0}, out_v = {0}, tpb_v = {0}, fpb_v = {0};
+    Py_ssize_t num_a, num_g;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*nnw*|y*y*w*w*", &det_v, &gt_v, &iou_v, &crowd_v, &ignored_v, &thr_v,
+                          &num_a, &num_g, &matched_v, &zero_v, &out_v, &tpb_v, &fpb_v))
+        return NULL;
+    const int64_t *pd = det_v.buf, *pg = gt_v.buf;
+    const double *piou = iou_v.buf, *thr = thr_v.buf;
+    const uint8_t *crowd = crowd_v.buf, *ignored = ignored_v.buf, *id_zero = zero_v.buf, *outside = out_v.buf;
+    int32_t *matched = matched_v.buf;
+    uint16_t *tp_bits = tpb_v.buf, *fp_bits = fpb_v.buf;
+    int status = tpb_v.buf != NULL;
+    Py_ssize_t num_p = det_v.len / 8, num_t = thr_v.len / 8, num_d = num_a ? out_v.len / num_a : 0;
+    Py_ssize_t num_c = !num_t || !num_a ? 0 : status ? tpb_v.len / 2 / num_a : matched_v.len / 4 / (num_t * num_a);
+    int bad = gt_v.len != det_v.len || iou_v.len != det_v.len || crowd_v.len != num_g ||
+              ignored_v.len != num_a * num_g ||
+              (status ? (fpb_v.len != tpb_v.len || tpb_v.len != num_c * num_a * 2 || zero_v.len != num_g ||
+                         num_t > 16 || out_v.len != num_a * num_d)
+                      : matched_v.len != num_t * num_a * num_c * 4);
+    for (Py_ssize_t j = 0; j < num_p && !bad; j++)
+        if (pg[j] < 0 || pg[j] >= num_g || (status && (pd[j] < 0 || pd[j] >= num_d))) bad = 1;
+    uint8_t *taken = NULL;
+    if (!bad) {
+        taken = calloc((size_t)(num_t * num_a * num_g) + 1, 1); /* (G, T, A): one ground truth's flags together */
+        if (!taken) bad = 2;
+    }
+    if (!bad) {
+        Py_BEGIN_ALLOW_THREADS
+        Py_ssize_t c = -1;
+        for (Py_ssize_t s = 0, e; s < num_p && !bad; s = e) {
+            for (e = s + 1; e < num_p && pd[e] == pd[s]; e++) {}
+            if (++c >= num_c) { bad = 1; break; }
+            if (status)
+                for (Py_ssize_t a = 0; a < num_a; a++) tp_bits[c * num_a + a] = fp_bits[c * num_a + a] = 0;
+            for (Py_ssize_t t = 0; t < num_t; t++) {
+                double threshold = thr[t];
+                for (Py_ssize_t a = 0; a < num_a; a++) {
+                    const uint8_t *ig = ignored + a * num_g;
+                    int64_t best = -1;
+                    int best_tier = 2;
+                    double best_iou = threshold;
+                    for (Py_ssize_t j = s; j < e; j++) {
+                        int64_t g = pg[j];
+                        double iou = piou[j];
+                        if ((taken[(g * num_t + t) * num_a + a] && !crowd[g]) || !(iou >= threshold)) continue;
+                        int tier = ig[g] != 0;
+                        if (tier < best_tier || (tier == best_tier && iou >= best_iou)) {
+                            best = g;
+                            best_tier = tier;
+                            best_iou = iou;
+                        }
+                    }
+                    if (best >= 0 && !crowd[best]) taken[(best * num_t + t) * num_a + a] = 1;
+                    if (!status) {
+                        matched[(t * num_a + a) * num_c + c] = (int32_t)best;
+                        continue;
+                    }
+                    int got = best >= 0;
+                    int dtm_nonzero = got && !id_zero[best];
+                    int is_ignored = (got && ig[best]) || (!dtm_nonzero && outside[a * num_d + pd[s]]);
+                    if (!is_ignored) {
+                        if (dtm_nonzero) tp_bits[c * num_a + a] |= (uint16_t)(1u << t);
+                        else fp_bits[c * num_a + a] |= (uint16_t)(1u << t);
+                    }
+                }
+            }
+        }
+        if (!bad && c + 1 != num_c) bad = 1;
+        Py_END_ALLOW_THREADS
+    }
+    free(taken);
+    Py_buffer *views[] = {&det_v, &gt_v, &iou_v, &crowd_v, &ignored_v, &thr_v, &matched_v};
+    for (size_t i = 0; i < sizeof views / sizeof *views; i++) PyBuffer_Release(views[i]);
+    Py_buffer *optional[] = {&zero_v, &out_v, &tpb_v, &fpb_v};
+    for (size_t i = 0; i < sizeof optional / sizeof *optional; i++)
+        if (optional[i]->obj) PyBuffer_Release(optional[i]);
+    if (bad == 2) return PyErr_NoMemory();
+    if (bad) {
+        PyErr_SetString(PyExc_ValueError, "greedy_match: inconsistent sizes");
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* ------------------------------------------------------------------------------------------ accumulation */
+/* pycocotools' accumulate for every image once.  Detections arrive in accumulation order (category, then
+ * descending score, then image, then rank), ``cat_bounds`` delimiting the categories.  For each (category,
+ * area range, maxDets, threshold) the walk counts true and false positives; the interpolated precision at a
+ * recall threshold is the best precision at or beyond it, and that best is always reached at a true positive,
+ * so only true positives compute a precision (pycocotools' arithmetic: tp / ((fp + tp) + eps), recall tp / npig).
+ * ``rank``, ``slot`` and ``plain_inside`` are gathered into that order (``seq`` only gives the count).
+ * Never-matched detections (``slot`` -1) are false positives where ``plain_inside`` says so, at every threshold
+ * alike; candidates have their status per (threshold) in ``cand_tp`` / ``cand_counted`` laid out (C, A, T).
+ * ``precision`` (T, R, K, A, M) and ``recall`` (T, K, A, M) must arrive filled with -1. */
+static PyObject *accumulate(PyObject *self, PyObject *args) {
+    Py_buffer seq_v, bounds_v, rank_v, slot_v, plain_v, tp_v, counted_v, npos_v, rthr_v, mdet_v, prec_v, rec_v;
+    Py_ssize_t num_t, num_a, num_k;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*y*y*y*y*nnnw*w*", &seq_v, &bounds_v, &rank_v, &slot_v, &plain_v, &tp_v,
+                          &counted_v, &npos_v, &rthr_v, &mdet_v, &num_t, &num_a, &num_k, &prec_v, &rec_v))
+        return NULL;
+    const int64_t *cat_bounds = bounds_v.buf, *rank = rank_v.buf, *slot = slot_v.buf;
+    const int64_t *npos = npos_v.buf, *max_dets = mdet_v.buf;
+    const uint8_t *plain = plain_v.buf, *cand_tp = tp_v.buf, *cand_counted = counted_v.buf;
+    const double *rthr = rthr_v.buf;
+    double *precision = prec_v.buf, *recall = rec_v.buf;
+    Py_ssize_t num_d = rank_v.len / 8, num_r = rthr_v.len / 8, num_m = mdet_v.len / 8, num_seq = seq_v.len / 8;
+    Py_ssize_t num_c = num_t && num_a ? tp_v.len / (num_t * num_a) : 0;
+    int bad = bounds_v.len != (num_k + 1) * 8 || slot_v.len != rank_v.len || plain_v.len != num_a * num_d ||
+              counted_v.len != tp_v.len || npos_v.len != num_k * num_a * 8 ||
+              prec_v.len != num_t * num_r * num_k * num_a * num_m * 8 || rec_v.len != num_t * num_k * num_a * num_m * 8;
+    if (!bad && num_k && (cat_bounds[0] < 0 || cat_bounds[num_k] > num_seq)) bad = 1;
+    if (num_seq != num_d) bad = 1;
+    for (Py_ssize_t i = 0; i < num_d && !bad; i++)
+        if (slot[i] >= num_c) bad = 1;
+    double *work = bad ? NULL : malloc((size_t)(num_t * (num_r + 1) + 2 * num_t) * sizeof(double));
+    if (!bad && !work) bad = 2;
+    if (!bad) {
+        Py_BEGIN_ALLOW_THREADS
+        const double eps = 2.220446049250313e-16; /* np.spacing(1) */
+        double *best = work, *tp = work + num_t * (num_r + 1), *fp = tp + num_t;
+        for (Py_ssize_t k = 0; k < num_k; k++) {
+            for (Py_ssize_t a = 0; a < num_a; a++) {
+                int64_t npig = npos[k * num_a + a];
+                if (npig <= 0) continue;
+                const uint8_t *inside = plain + a * num_d;
+                for (Py_ssize_t m = 0; m < num_m; m++) {
+                    int64_t max_det = max_dets[m];
+                    double plain_fp = 0;
+                    memset(work, 0, (size_t)(num_t * (num_r + 1) + 2 * num_t) * sizeof(double));
+                    for (Py_ssize_t i = cat_bounds[k]; i < cat_bounds[k + 1]; i++) {
+                        int64_t d = i; /* the columns arrive gathered into accumulation order */
+                        if (rank[d] >= max_det) continue;
+                        int64_t c = slot[d];
+                        if (c < 0) {
+                            plain_fp += inside[d];
+                            continue;
+                        }
+                        const uint8_t *is_tp = cand_tp + (c * num_a + a) * num_t;
+                        const uint8_t *is_counted = cand_counted + (c * num_a + a) * num_t;
+                        for (Py_ssize_t t = 0; t < num_t; t++) {
+                            if (is_tp[t]) {
+                                double tpd = ++tp[t], fpd = fp[t] + plain_fp;
+                                double pr = tpd / ((fpd + tpd) + eps);
+                                double rc = tpd / (double)npig;
+                                Py_ssize_t lo = 0, hi = num_r; /* thresholds <= rc */
+                                while (lo < hi) {
+                                    Py_ssize_t mid = (lo + hi) / 2;
+                                    if (rthr[mid] <= rc) lo = mid + 1; else hi = mid;
+                                }
+                                double *slot_best = best + t * (num_r + 1) + lo;
+                                if (pr > *slot_best) *slot_best = pr;
+                            } else if (is_counted[t]) {
+                                fp[t] += 1;
+                            }
+                        }
+                    }
+                    for (Py_ssize_t t = 0; t < num_t; t++) {
+                        double *row = best + t * (num_r + 1), running = 0;
+                        for (Py_ssize_t r = num_r; r >= 1; r--) { /* best of the entries reaching > r-1 */
+                            if (row[r] > running) running = row[r];
+                            precision[(((t * num_r + (r - 1)) * num_k + k) * num_a + a) * num_m + m] = running;
+                        }
+                        recall[((t * num_k + k) * num_a + a) * num_m + m] = tp[t] / (double)npig;
+                    }
+                }
+            }
+        }
+        Py_END_ALLOW_THREADS
+    }
+    free(work);
+    Py_buffer *views[] = {&seq_v, &bounds_v, &rank_v, &slot_v, &plain_v, &tp_v, &counted_v, &npos_v, &rthr_v,
+                          &mdet_v, &prec_v, &rec_v};
+    for (size_t i = 0; i < sizeof views / sizeof *views; i++) PyBuffer_Release(views[i]);
+    if (bad == 2) return PyErr_NoMemory();
+    if (bad) {
+        PyErr_SetString(PyExc_ValueError, "accumulate: inconsistent sizes");
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* ------------------------------------------------------------------------------------------ masks */
+/* COCO's compressed RLE strings (the format of pycocotools' "counts"): each count is a little-endian run of
+ * 5-bit groups in chars offset by 48, 0x20 meaning "more", the last group's 0x10 its sign; from the fourth
+ * count on, counts are stored as differences to the count two places earlier.  Runs alternate background /
+ * foreground, column-major, starting with background. */
+typedef struct {
+    uint32_t *runs;       /* all masks' runs, back to back */
+    int64_t *start;       /* (n + 1) */
+    Py_ssize_t n;
+} Runs;
+
+static void runs_free(Runs *r) {
+    free(r->runs);
+    free(r->start);
+}
+
+/* Decode one string into ``out`` (room for len(s) counts); returns the count, or -1 if the text is outside the
+ * format (then the caller falls back to pycocotools). */
+static Py_ssize_t decode_counts(const char *s, Py_ssize_t len, uint32_t *out) {
+    Py_ssize_t m = 0, p = 0;
+    while (p < len) {
+        int64_t x = 0;
+        int k = 0, more = 1;
+        while (more) {
+            if (p >= len || k >= 6) return -1; /* a count of more than 30 bits is not a mask of a real image */
+            unsigned char ch = (unsigned char)s[p];
+            if (ch < 48 || ch > 48 + 63) return -1;
+            int c = ch - 48;
+            x |= (int64_t)(c & 0x1f) << (5 * k);
+            more = c & 0x20;
+            p++;
+            k++;
+            if (!more && (c & 0x10)) x |= (int64_t)(int32_t)(UINT32_MAX << (5 * k)); /* sign-extend as int */
+        }
+        if (m > 2) x += (int64_t)out[m - 2];
+        out[m++] = (uint32_t)x;
+    }
+    return m;
+}
+
+/* The counts of a list of str/bytes objects (or dicts with "counts"); only items with ``needed[i]`` (all when
+ * NULL) are decoded, the others get no runs. */
+static int runs_from_list(PyObject *list, Runs *r, const uint8_t *needed) {
+    r->runs = NULL;
+    r->start = NULL;
+    PyObject *seq = PySequence_Fast(list, "expected a list");
+    if (!seq) return -1;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    r->n = n;
+    r->start = malloc((size_t)(n + 1) * sizeof(int64_t));
+    const char **texts = malloc((size_t)(n + 1) * sizeof(char *));
+    Py_ssize_t *lens = malloc((size_t)(n + 1) * sizeof(Py_ssize_t));
+    int status = (!r->start || !texts || !lens) ? -2 : 0;
+    int64_t total = 0;
+    for (Py_ssize_t i = 0; i < n && !status; i++) {
+        lens[i] = 0;
+        if (needed && !needed[i]) continue;
+        PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
+        if (PyDict_Check(item)) item = PyDict_GetItemString(item, "counts");
+        if (item && PyUnicode_Check(item)) {
+            texts[i] = PyUnicode_AsUTF8AndSize(item, &lens[i]);
+            if (!texts[i]) { PyErr_Clear(); status = 1; }
+        } else if (item && PyBytes_Check(item)) {
+            texts[i] = PyBytes_AS_STRING(item);
+            lens[i] = PyBytes_GET_SIZE(item);
+        } else {
+            status = 1;
+        }
+        if (!status) total += lens[i];
+    }
+    if (!status) {
+        r->runs = malloc((size_t)(total + 1) * sizeof(uint32_t));
+        if (!r->runs) status = -2;
+    }
+    int64_t at = 0;
+    for (Py_ssize_t i = 0; i < n && !status; i++) {
+        r->start[i] = at;
+        if (needed && !needed[i]) continue;
+        Py_ssize_t m = decode_counts(texts[i], lens[i], r->runs + at);
+        if (m < 0) status = 1;
+        else at += m;
+    }
+    if (!status) r->start[n] = at;
+    free(texts);
+    free(lens);
+    Py_DECREF(seq);
+    if (status) {
+        runs_free(r);
+        if (status == -2) PyErr_NoMemory();
+        return status == -2 ? -1 : 1;
+    }
+    return 0;
+}
+
+static uint32_t runs_area(const Runs *r, Py_ssize_t i) {
+    uint32_t a = 0;
+    for (int64_t j = r->start[i] + 1; j < r->start[i + 1]; j += 2) a += r->runs[j];
+    return a;
+}
+
+/* mask_areas(list) -> bytes of float64 areas (pycocotools' area), or None when a string is outside the format */
+static PyObject *mask_areas(PyObject *self, PyObject *args) {
+    PyObject *list;
+    if (!PyArg_ParseTuple(args, "O", &list)) return NULL;
+    Runs r;
+    int status = runs_from_list(list, &r, NULL);
+    if (status < 0) return NULL;
+    if (status > 0) Py_RETURN_NONE;
+    PyObject *out = PyBytes_FromStringAndSize(NULL, r.n * (Py_ssize_t)sizeof(double));
+    if (out) {
+        double *areas = (double *)PyBytes_AS_STRING(out);
+        for (Py_ssize_t i = 0; i < r.n; i++) areas[i] = (double)runs_area(&r, i);
+    }
+    runs_free(&r);
+    return out;
+}
+
+/* Mask IoU of pairs, as pycocotools' rleIou computes it: walk both run lists together counting the pixels in
+ * either (u) and in both (i); a crowd ground truth's union is the detection's area; no shared pixel gives 0
+ * (pycocotools' box pre-check, or i = 0 over u = 1).  Masks of one pair must have the same size (the loader
+ * checked it against the image).  mask_iou(dt_list, gt_list, crowd u8, pair_dt i64, pair_gt i64, out f64)
+ * -> True, or False when a string is outside the format (nothing written). */
+static PyObject *mask_iou(PyObject *self, PyObject *args) {
+    PyObject *dt_list, *gt_list;
+    Py_buffer crowd_v, pd_v, pg_v, out_v;
+    if (!PyArg_ParseTuple(args, "OOy*y*y*w*", &dt_list, &gt_list, &crowd_v, &pd_v, &pg_v, &out_v)) return NULL;
+    Runs dt, gt;
+    Py_ssize_t num_p = pd_v.len / 8;
+    const int64_t *pd = pd_v.buf, *pg = pg_v.buf;
+    Py_ssize_t num_dt = PyObject_Length(dt_list), num_gt = PyObject_Length(gt_list);
+    if (num_dt < 0 || num_gt < 0) return NULL;
+    uint8_t *need_dt = calloc((size_t)num_dt + 1, 1), *need_gt = calloc((size_t)num_gt + 1, 1);
+    int status = need_dt && need_gt ? 0 : -1;
+    if (status) PyErr_NoMemory();
+    for (Py_ssize_t j = 0; j < num_p && !status; j++) { /* decode only the masks that are in a pair */
+        if (pd[j] < 0 || pd[j] >= num_dt || pg[j] < 0 || pg[j] >= num_gt) {
+            PyErr_SetString(PyExc_ValueError, "mask_iou: pair index out of range");
+            status = -1;
+        } else {
+            need_dt[pd[j]] = need_gt[pg[j]] = 1;
+        }
+    }
+    if (status == 0) status = runs_from_list(dt_list, &dt, need_dt);
+    if (status == 0) {
+        status = runs_from_list(gt_list, &gt, need_gt);
+        if (status) runs_free(&dt);
+    }
+    free(need_dt);
+    free(need_gt);
+    const uint8_t *crowd = crowd_v.buf;
+    double *out = out_v.buf;
+    int bad = 0;
+    if (status == 0) {
+        bad = pg_v.len != pd_v.len || out_v.len != pd_v.len || crowd_v.len != gt.n;
+        for (Py_ssize_t j = 0; j < num_p && !bad; j++)
+            if (pd[j] < 0 || pd[j] >= dt.n || pg[j] < 0 || pg[j] >= gt.n) bad = 1;
+        if (!bad) {
+            Py_BEGIN_ALLOW_THREADS
+            for (Py_ssize_t j = 0; j < num_p; j++) {
+                const uint32_t *ra = dt.runs + dt.start[pd[j]], *rb = gt.runs + gt.start[pg[j]];
+                int64_t ka = dt.start[pd[j] + 1] - dt.start[pd[j]], kb = gt.start[pg[j] + 1] - gt.start[pg[j]];
+                uint32_t i = 0, u = 0;
+                if (ka > 0 && kb > 0) {
+                    uint32_t ca = ra[0], cb = rb[0], c;
+                    int64_t a = 1, b = 1;
+                    int va = 0, vb = 0;
+                    for (;;) {
+                        c = ca < cb ? ca : cb;
+                        if (va || vb) {
+                            u += c;
+                            if (va && vb) i += c;
+                        }
+                        int moved = c > 0;
+                        ca -= c;
+                        if (!ca && a < ka) { ca = ra[a++]; va = !va; moved = 1; }
+                        cb -= c;
+                        if (!cb && b < kb) { cb = rb[b++]; vb = !vb; moved = 1; }
+                        if (ca + (uint64_t)cb == 0 || !moved) break; /* !moved: runs of unequal totals */
+                    }
+                }
+                if (i == 0) {
+                    out[j] = 0.0;
+                    continue;
+                }
+                if (crowd[pg[j]]) u = runs_area(&dt, pd[j]);
+                out[j] = (double)i / (double)u;
+            }
+            Py_END_ALLOW_THREADS
+        }
+        runs_free(&dt);
+        runs_free(&gt);
+    }
+    PyBuffer_Release(&crowd_v);
+    PyBuffer_Release(&pd_v);
+    PyBuffer_Release(&pg_v);
+    PyBuffer_Release(&out_v);
+    if (status < 0) return NULL;
+    if (status > 0) Py_RETURN_FALSE;
+    if (bad) {
+        PyErr_SetString(PyExc_ValueError, "mask_iou: inconsistent sizes");
+        return NULL;
+    }
+    Py_RETURN_TRUE;
+}
+
+/* accumulate_matches: pycocotools' accumulate straight from the matching, for every image once.
+ *   seq (n)            sorted-view positions of the detections in accumulation order (category, then descending
+ *                      score, then image, then rank)
+ *   cat_bounds (K + 1) categories in ``seq``
+ *   rank, slot (D)     rank in its group, and candidate index (-1: never overlaps a ground truth enough)
+ *   outside (A, D)     area outside each range
+ *   cand_tp, cand_fp (C, A) uint16: each candidate's status bits per threshold (greedy_match with status)
+ * A candidate's status at (t, a) follows COCOeval: it is ignored when it matched an ignored ground truth, or
+ * when it is unmatched (or matched id 0) and its area is outside the range; a true positive when matched
+ * (id != 0) and not ignored; else a false positive (pycocotools keeps matches by ground-truth id, so id 0
+ * reads as unmatched).  Statuses are packed into bits (T <= 16), gathered in accumulation order per area
+ * range, so each walk reads memory in sequence.  The walk itself is ``accumulate``'s.
+ * ``precision`` is laid out (K, A, M, T, R) and ``recall`` (K, A, M, T), both filled with -1 beforehand. */
+static PyObject *accumulate_matches(PyObject *self, PyObject *args) {
+    Py_buffer seq_v, bounds_v, rank_v, slot_v, out_v, ctp_v, cfp_v, npos_v, rthr_v, mdet_v, prec_v, rec_v;
+    Py_ssize_t num_t, num_a, num_k;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*y*y*y*y*nnnw*w*", &seq_v, &bounds_v, &rank_v, &slot_v, &out_v, &ctp_v,
+                          &cfp_v, &npos_v, &rthr_v, &mdet_v, &num_t, &num_a, &num_k, &prec_v, &rec_v))
+        return NULL;
+    const int64_t *seq = seq_v.buf, *cat_bounds = bounds_v.buf, *rank = rank_v.buf, *slot = slot_v.buf;
+    const int64_t *npos = npos_v.buf, *max_dets = mdet_v.buf;
+    const uint8_t *outside = out_v.buf;
+    const uint16_t *cand_tp = ctp_v.buf, *cand_fp = cfp_v.buf;
+    const double *rthr = rthr_v.buf;
+    double *precision = prec_v.buf, *recall = rec_v.buf;
+    Py_ssize_t num_n = seq_v.len / 8, num_d = rank_v.len / 8, num_r = rthr_v.len / 8;
+    Py_ssize_t num_m = mdet_v.len / 8;
+    Py_ssize_t num_c = num_a ? ctp_v.len / 2 / num_a : 0;
+    int bad = num_t > 16 || num_t < 1 || bounds_v.len != (num_k + 1) * 8 || slot_v.len != rank_v.len ||
+              out_v.len != num_a * num_d || cfp_v.len != ctp_v.len || ctp_v.len != num_c * num_a * 2 ||
+              npos_v.len != num_k * num_a * 8 || prec_v.len != num_t * num_r * num_k * num_a * num_m * 8 ||
+              rec_v.len != num_t * num_k * num_a * num_m * 8;
+    if (!bad && num_k && (cat_bounds[0] < 0 || cat_bounds[num_k] > num_n)) bad = 1;
+    for (Py_ssize_t i = 0; i < num_n && !bad; i++)
+        if (seq[i] < 0 || seq[i] >= num_d || slot[seq[i]] >= num_c) bad = 1;
+    uint16_t *tp_bits = NULL, *fp_bits = NULL;
+    int32_t *seq_rank = NULL;
+    double *work = NULL;
+    Py_ssize_t *next = NULL;
+    if (!bad) {
+        tp_bits = malloc((size_t)(num_n + 1) * sizeof *tp_bits);
+        fp_bits = malloc((size_t)(num_n + 1) * sizeof *fp_bits);
+        seq_rank = malloc((size_t)(num_n + 1) * sizeof *seq_rank);
+        work = malloc((size_t)(num_t * (num_r + 1) + 2 * num_t) * sizeof(double));
+        next = malloc((size_t)num_t * sizeof *next);
+        if (!tp_bits || !fp_bits || !seq_rank || !work || !next) bad = 2;
+    }
+    if (!bad) {
+        Py_BEGIN_ALLOW_THREADS
+        const double eps = 2.220446049250313e-16; /* np.spacing(1) */
+        const uint16_t all = (uint16_t)((1u << num_t) - 1);
+        double *best = work, *tp = work + num_t * (num_r + 1), *fp = tp + num_t;
+        for (Py_ssize_t i = 0; i < num_n; i++) seq_rank[i] = rank[seq[i]] > INT32_MAX ? INT32_MAX : (int32_t)rank[seq[i]];
+        for (Py_ssize_t a = 0; a < num_a; a++) {
+            const uint8_t *out_a = outside + a * num_d;
+            for (Py_ssize_t i = 0; i < num_n; i++) { /* status bits of every detection at every threshold */
+                int64_t d = seq[i], c = slot[d];
+                if (c < 0) {
+                    tp_bits[i] = 0;
+                    fp_bits[i] = out_a[d] ? 0 : all;
+                    continue;
+                }
+                uint16_t tb = cand_tp[c * num_a + a], fb = cand_fp[c * num_a + a];
+                tp_bits[i] = tb;
+                fp_bits[i] = fb;
+            }
+            for (Py_ssize_t k = 0; k < num_k; k++) {
+                int64_t npig = npos[k * num_a + a];
+                if (npig <= 0) continue;
+                for (Py_ssize_t m = 0; m < num_m; m++) {
+                    int64_t max_det = max_dets[m];
+                    double plain_fp = 0;
+                    memset(work, 0, (size_t)(num_t * (num_r + 1) + 2 * num_t) * sizeof(double));
+                    for (Py_ssize_t t = 0; t < num_t; t++) next[t] = 0;
+                    for (Py_ssize_t i = cat_bounds[k]; i < cat_bounds[k + 1]; i++) {
+                        if (seq_rank[i] >= max_det) continue;
+                        uint16_t tb = tp_bits[i], fb = fp_bits[i];
+                        if (!tb) {
+                            if (fb == all) plain_fp += 1;
+                            else
+                                for (Py_ssize_t t = 0; t < num_t; t++) fp[t] += (fb >> t) & 1;
+                            continue;
+                        }
+                        for (Py_ssize_t t = 0; t < num_t; t++) {
+                            if ((tb >> t) & 1) {
+                                double tpd = ++tp[t], fpd = fp[t] + plain_fp;
+                                double pr = tpd / ((fpd + tpd) + eps);
+                                double rc = tpd / (double)npig;
+                                Py_ssize_t lo = next[t]; /* recall only grows: thresholds <= rc, by pointer */
+                                while (lo < num_r && rthr[lo] <= rc) lo++;
+                                next[t] = lo;
+                                double *slot_best = best + t * (num_r + 1) + lo;
+                                if (pr > *slot_best) *slot_best = pr;
+                            } else {
+                                fp[t] += (fb >> t) & 1;
+                            }
+                        }
+                    }
+                    for (Py_ssize_t t = 0; t < num_t; t++) { /* written (K, A, M, T, R): in sequence */
+                        double *row = best + t * (num_r + 1), running = 0;
+                        double *out = precision + (((k * num_a + a) * num_m + m) * num_t + t) * num_r;
+                        for (Py_ssize_t r = num_r; r >= 1; r--) {
+                            if (row[r] > running) running = row[r];
+                            out[r - 1] = running;
+                        }
+                        recall[((k * num_a + a) * num_m + m) * num_t + t] = tp[t] / (double)npig;
+                    }
+                }
+            }
+        }
+        Py_END_ALLOW_THREADS
+    }
+    free(tp_bits);
+    free(fp_bits);
+    free(seq_rank);
+    free(work);
+    free(next);
+    Py_buffer *views[] = {&seq_v, &bounds_v, &rank_v, &slot_v, &out_v, &ctp_v, &cfp_v, &npos_v, &rthr_v, &mdet_v,
+                          &prec_v, &rec_v};
+    for (size_t i = 0; i < sizeof views / sizeof *views; i++) PyBuffer_Release(views[i]);
+    if (bad == 2) return PyErr_NoMemory();
+    if (bad) {
+        PyErr_SetString(PyExc_ValueError, "accumulate_matches: inconsistent sizes");
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* ------------------------------------------------------------------------------------------ ground truth */
+/* Any JSON value, checked as strictly as a JSON parser would (strings: escapes, control characters, UTF-8),
+ * skipped; returns its end or NULL. */
+static Ptr skip_string(Ptr p, Ptr end) { /* p after the opening quote; returns past the closing one */
+    while (p < end) {
+        unsigned char c = *p;
+        if (c == '"') return p + 1;
+        if (c < 0x20) return NULL;
+        if (c == '\\') {
+            if (p + 1 >= end) return NULL;
+            unsigned char e = p[1];
+            if (e == 'u') {
+                if (p + 6 > end) return NULL;
+                for (int i = 2; i < 6; i++) {
+                    unsigned char h = p[i];
+                    if (!((h >= '0' && h <= '9') || (h >= 'a' && h <= 'f') || (h >= 'A' && h <= 'F'))) return NULL;
+                }
+                p += 6;
+            } else if (e == '"' || e == '\\' || e == '/' || e == 'b' || e == 'f' || e == 'n' || e == 'r' || e == 't') {
+                p += 2;
+            } else {
+                return NULL;
+            }
+            continue;
+        }
+        if (c < 0x80) {
+            p++;
+            continue;
+        }
+        /* UTF-8: lead byte, then continuation bytes; no overlongs, surrogates or values past U+10FFFF */
+        int n;
+        uint32_t cp;
+        if (c >= 0xC2 && c <= 0xDF) { n = 1; cp = c & 0x1F; }
+        else if (c >= 0xE0 && c <= 0xEF) { n = 2; cp = c & 0x0F; }
+        else if (c >= 0xF0 && c <= 0xF4) { n = 3; cp = c & 0x07; }
+        else return NULL;
+        if (p + n >= end) return NULL;
+        for (int i = 1; i <= n; i++) {
+            if ((p[i] & 0xC0) != 0x80) return NULL;
+            cp = (cp << 6) | (p[i] & 0x3F);
+        }
+        if ((n == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) || (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)))
+            return NULL;
+        p += n + 1;
+    }
+    return NULL;
+}
+
+static Ptr skip_value(Ptr p, Ptr end, int depth) {
+    if (p >= end || depth > 200) return NULL;
+    unsigned char c = *p;
+    if (c == '"') return skip_string(p + 1, end);
+    if (c == '{' || c == '[') {
+        unsigned char close = c == '{' ? '}' : ']';
+        p = skip_ws(p + 1, end);
+        if (p < end && *p == close) return p + 1;
+        for (;;) {
+            if (c == '{') {
+                if (p >= end || *p != '"') return NULL;
+                p = skip_string(p + 1, end);
+                if (!p) return NULL;
+                p = skip_ws(p, end);
+                if (p >= end || *p != ':') return NULL;
+                p = skip_ws(p + 1, end);
+            }
+            p = skip_value(p, end, depth + 1);
+            if (!p) return NULL;
+            p = skip_ws(p, end);
+            if (p >= end) return NULL;
+            if (*p == close) return p + 1;
+            if (*p != ',') return NULL;
+            p = skip_ws(p + 1, end);
+        }
+    }
+    if (c == 't') return end - p >= 4 && !memcmp(p, "true", 4) ? p + 4 : NULL;
+    if (c == 'f') return end - p >= 5 && !memcmp(p, "false", 5) ? p + 5 : NULL;
+    if (c == 'n') return end - p >= 4 && !memcmp(p, "null", 4) ? p + 4 : NULL;
+    int is_int;
+    return scan_number(p, end, &is_int);
+}
+
+enum { A_ID, A_IMAGE, A_CATEGORY, A_AREA, A_ISCROWD, A_BBOX, A_KEYPOINTS, A_NUM_KEYPOINTS, A_COUNT };
+static const char *ANN_KEYS[A_COUNT] = {"id", "image_id", "category_id", "area", "iscrowd", "bbox", "keypoints",
+                                        "num_keypoints"};
+
+/* parse_ground_truth(data) -> None, or (n, columns, counts, kp_len, spans): a COCO annotation file whose
+ * "annotations" are objects with integer id / image_id / category_id / iscrowd, numeric area and num_keypoints,
+ * 4-number bbox and same-length keypoints (each at most once; any other key is checked as JSON and skipped).
+ * ``spans`` maps every other top-level key to the (start, end) of its value's text, for the caller to parse. */
+static PyObject *parse_ground_truth(PyObject *self, PyObject *args) {
+    Py_buffer view;
+    if (!PyArg_ParseTuple(args, "y*", &view)) return NULL;
+    Ptr base = (Ptr)view.buf, p = base, end = base + view.len;
+    Buf cols[A_COUNT] = {{0}};
+    Py_ssize_t present[A_COUNT] = {0};
+    Py_ssize_t n = 0, kp_len = -1, num_spans = 0;
+    int64_t span_key[64][2], span_value[64][2];
+    int ok = 1, have_annotations = 0;
+
+    Py_BEGIN_ALLOW_THREADS
+    p = skip_ws(p, end);
+    if (p >= end || *p != '{') ok = 0;
+    else p = skip_ws(p + 1, end);
+    if (ok && p < end && *p == '}') ok = 0;
+    while (ok) {
+        if (p >= end || *p != '"') { ok = 0; break; }
+        Ptr ks = ++p;
+        while (p < end && *p != '"' && *p != '\\' && *p >= 0x20 && *p < 0x80) p++;
+        if (p >= end || *p != '"') { ok = 0; break; }
+        Ptr ke = p;
+        p = skip_ws(p + 1, end);
+        if (p >= end || *p != ':') { ok = 0; break; }
+        p = skip_ws(p + 1, end);
+        for (Py_ssize_t i = 0; i < num_spans; i++) /* a repeated key: the general parser's rules decide */
+            if (span_key[i][1] - span_key[i][0] == ke - ks && !memcmp(base + span_key[i][0], ks, (size_t)(ke - ks))) ok = 0;
+        int is_annotations = ke - ks == 11 && !memcmp(ks, "annotations", 11);
+        if (!ok || (is_annotations && have_annotations) || num_spans >= 64) { ok = 0; break; }
+        if (is_annotations) {
+            have_annotations = 1;
+            if (p >= end || *p != '[') { ok = 0; break; }
+            p = skip_ws(p + 1, end);
+            if (p < end && *p == ']') { ok = 0; break; } /* no annotations: the general path */
+            for (;;) {
+                if (p >= end || *p != '{') { ok = 0; break; }
+                p = skip_ws(p + 1, end);
+                int seen = 0;
+                if (p < end && *p == '}') { ok = 0; break; }
+                for (;;) {
+                    if (p >= end || *p != '"') { ok = 0; break; }
+                    Ptr as = ++p;
+                    while (p < end && *p != '"' && *p != '\\' && *p >= 0x20 && *p < 0x80) p++;
+                    if (p >= end || *p != '"') { ok = 0; break; }
+                    Py_ssize_t len = p - as;
+                    int key = -1;
+                    for (int k = 0; k < A_COUNT; k++)
+                        if ((Py_ssize_t)strlen(ANN_KEYS[k]) == len && !memcmp(ANN_KEYS[k], as, (size_t)len)) key = k;
+                    p = skip_ws(p + 1, end);
+                    if (p >= end || *p != ':') { ok = 0; break; }
+                    p = skip_ws(p + 1, end);
+                    if (key < 0) {
+                        p = skip_value(p, end, 0);
+                        if (!p) { ok = 0; break; }
+                    } else {
+                        if (seen & (1 << key)) { ok = 0; break; }
+                        seen |= 1 << key;
+                        if (key == A_ID || key == A_IMAGE || key == A_CATEGORY || key == A_ISCROWD) {
+                            int64_t value;
+                            p = parse_int(p, end, &value);
+                            if (!p || buf_put(&cols[key], &value, sizeof value)) { ok = 0; break; }
+                        } else if (key == A_AREA || key == A_NUM_KEYPOINTS) {
+                            double value;
+                            p = parse_number(p, end, &value);
+                            if (!p || buf_put(&cols[key], &value, sizeof value)) { ok = 0; break; }
+                        } else {
+                            Py_ssize_t count;
+                            p = parse_number_array(p, end, &cols[key], &count);
+                            if (!p) { ok = 0; break; }
+                            if (key == A_BBOX && count != 4) { ok = 0; break; }
+                            if (key == A_KEYPOINTS) {
+                                if (kp_len < 0) kp_len = count;
+                                if (count != kp_len || count == 0) { ok = 0; break; }
+                            }
+                        }
+                        present[key]++;
+                    }
+                    p = skip_ws(p, end);
+                    if (p >= end) { ok = 0; break; }
+                    if (*p == '}') { p++; break; }
+                    if (*p != ',') { ok = 0; break; }
+                    p = skip_ws(p + 1, end);
+                }
+                if (!ok) break;
+                /* iscrowd is optional (0): keep the column aligned with the annotations */
+                if (!(seen & (1 << A_ISCROWD))) {
+                    int64_t zero = 0;
+                    if (buf_put(&cols[A_ISCROWD], &zero, sizeof zero)) { ok = 0; break; }
+                }
+                n++;
+                p = skip_ws(p, end);
+                if (p >= end) { ok = 0; break; }
+                if (*p == ']') { p++; break; }
+                if (*p != ',') { ok = 0; break; }
+                p = skip_ws(p + 1, end);
+            }
+            if (!ok) break;
+            span_key[num_spans][0] = ks - base;
+            span_key[num_spans][1] = ke - base;
+            span_value[num_spans][0] = span_value[num_spans][1] = -1;
+            num_spans++;
+        } else {
+            Ptr vs = p;
+            p = skip_value(p, end, 0);
+            if (!p) { ok = 0; break; }
+            span_key[num_spans][0] = ks - base;
+            span_key[num_spans][1] = ke - base;
+            span_value[num_spans][0] = vs - base;
+            span_value[num_spans][1] = p - base;
+            num_spans++;
+        }
+        p = skip_ws(p, end);
+        if (p >= end) { ok = 0; break; }
+        if (*p == '}') {
+            p = skip_ws(p + 1, end);
+            ok = p == end;
+            break;
+        }
+        if (*p != ',') { ok = 0; break; }
+        p = skip_ws(p + 1, end);
+    }
+    if (!have_annotations) ok = 0;
+    Py_END_ALLOW_THREADS
+
+    PyObject *out = NULL;
+    if (ok) {
+        PyObject *columns = PyDict_New(), *counts = PyDict_New(), *spans = PyDict_New();
+        int failed = !columns || !counts || !spans;
+        for (int k = 0; k < A_COUNT && !failed; k++) {
+            PyObject *bytes = buf_bytes(&cols[k]);
+            PyObject *count = PyLong_FromSsize_t(k == A_ISCROWD ? n : present[k]);
+            failed = !bytes || !count || PyDict_SetItemString(columns, ANN_KEYS[k], bytes) ||
+                     PyDict_SetItemString(counts, ANN_KEYS[k], count);
+            Py_XDECREF(bytes);
+            Py_XDECREF(count);
+        }
+        for (Py_ssize_t i = 0; i < num_spans && !failed; i++) {
+            if (span_value[i][0] < 0) continue;
+            PyObject *key = PyUnicode_DecodeASCII((const char *)base + span_key[i][0],
+                                                  (Py_ssize_t)(span_key[i][1] - span_key[i][0]), NULL);
+            PyObject *value = Py_BuildValue("(LL)", (long long)span_value[i][0], (long long)span_value[i][1]);
+            failed = !key || !value || PyDict_SetItem(spans, key, value);
+            Py_XDECREF(key);
+            Py_XDECREF(value);
+        }
+        if (!failed) out = Py_BuildValue("nOOnO", n, columns, counts, kp_len, spans);
+        Py_XDECREF(columns);
+        Py_XDECREF(counts);
+        Py_XDECREF(spans);
+    } else {
+        out = Py_NewRef(Py_None);
+    }
+    PyBuffer_Release(&view);
+    for (int k = 0; k < A_COUNT; k++) free(cols[k].data);
+    return out;
+}
+
+/* ------------------------------------------------------------------------------------------ keypoints */
+/* OKS of pairs in two steps around numpy's exp (so every exp is numpy's own):
+ *   oks_terms   e for each pair (row of K), computed as pycocotools' computeOks does operation by operation:
+ *               ((dx*dx + dy*dy) / var) / (area + eps) / 2 over the labelled keypoints of the ground truth
+ *               (moved to the front of the row, their count returned), or over all K against the box twice
+ *               the ground truth's size when none is labelled;
+ *   oks_sums    sum of exp(-e) over each row's first ``count`` values, in the order of numpy's pairwise sum
+ *               (np.sum on the compacted 1-D array, as pycocotools calls it), divided by the count. */
+static PyObject *oks_terms(PyObject *self, PyObject *args) {
+    Py_buffer dt_v, gt_v, box_v, area_v, var_v, pd_v, pg_v, e_v, count_v;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*y*w*w*", &dt_v, &gt_v, &box_v, &area_v, &var_v, &pd_v, &pg_v, &e_v,
+                          &count_v))
+        return NULL;
+    Py_ssize_t k = var_v.len / 8, num_p = pd_v.len / 8;
+    Py_ssize_t num_dt = k ? dt_v.len / 8 / (3 * k) : 0, num_gt = k ? gt_v.len / 8 / (3 * k) : 0;
+    const double *dt = dt_v.buf, *gt = gt_v.buf, *box = box_v.buf, *area = area_v.buf, *var = var_v.buf;
+    const int64_t *pd = pd_v.buf, *pg = pg_v.buf;
+    double *e = e_v.buf;
+    int64_t *count = count_v.buf;
+    int bad = k < 1 || box_v.len != num_gt * 32 || area_v.len != num_gt * 8 || pg_v.len != pd_v.len ||
+              e_v.len != num_p * k * 8 || count_v.len != num_p * 8;
+    for (Py_ssize_t j = 0; j < num_p && !bad; j++)
+        if (pd[j] < 0 || pd[j] >= num_dt || pg[j] < 0 || pg[j] >= num_gt) bad = 1;
+    if (!bad) {
+        Py_BEGIN_ALLOW_THREADS
+        const double eps = 2.220446049250313e-16;
+        for (Py_ssize_t j = 0; j < num_p; j++) {
+            const double *d = dt + pd[j] * 3 * k, *g = gt + pg[j] * 3 * k, *b = box + pg[j] * 4;
+            double scale = area[pg[j]] + eps, *row = e + j * k;
+            int64_t c = 0;
+            for (Py_ssize_t q = 0; q < k; q++)
+                if (g[3 * q + 2] > 0) {
+                    double dx = d[3 * q] - g[3 * q], dy = d[3 * q + 1] - g[3 * q + 1];
+                    row[c++] = (dx * dx + dy * dy) / var[q] / scale / 2;
+                }
+            if (c == 0) {
+                double x0 = b[0] - b[2], x1 = b[0] + b[2] * 2, y0 = b[1] - b[3], y1 = b[1] + b[3] * 2;
+                for (Py_ssize_t q = 0; q < k; q++) {
+                    double xd = d[3 * q], yd = d[3 * q + 1];
+                    double ax = x0 - xd, bx = xd - x1, ay = y0 - yd, by = yd - y1;
+                    double dx = (ax > 0 ? ax : 0.0) + (bx > 0 ? bx : 0.0);
+                    double dy = (ay > 0 ? ay : 0.0) + (by > 0 ? by : 0.0);
+                    row[q] = (dx * dx + dy * dy) / var[q] / scale / 2;
+                }
+                c = k;
+            }
+            for (Py_ssize_t q = c; q < k; q++) row[q] = 0.0;
+            count[j] = c;
+        }
+        Py_END_ALLOW_THREADS
+    }
+    Py_buffer *views[] = {&dt_v, &gt_v, &box_v, &area_v, &var_v, &pd_v, &pg_v, &e_v, &count_v};
+    for (size_t i = 0; i < sizeof views / sizeof *views; i++) PyBuffer_Release(views[i]);
+    if (bad) {
+        PyErr_SetString(PyExc_ValueError, "oks_terms: inconsistent sizes");
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static double pairwise_small(const double *a, Py_ssize_t n) { /* numpy's pairwise sum below its block size */
+    if (n < 8) {
+        double res = 0.0;
+        for (Py_ssize_t i = 0; i < n; i++) res += a[i];
+        return res;
+    }
+    double r[8];
+    Py_ssize_t i;
+    for (int j = 0; j < 8; j++) r[j] = a[j];
+    for (i = 8; i < n - (n % 8); i += 8)
+        for (int j = 0; j < 8; j++) r[j] += a[i + j];
+    double res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+    for (; i < n; i++) res += a[i];
+    return res;
+}
+
+static PyObject *oks_sums(PyObject *self, PyObject *args) {
+    Py_buffer x_v, count_v, out_v;
+    Py_ssize_t k;
+    if (!PyArg_ParseTuple(args, "y*y*nw*", &x_v, &count_v, &k, &out_v)) return NULL;
+    Py_ssize_t num_p = count_v.len / 8;
+    const double *x = x_v.buf;
+    const int64_t *count = count_v.buf;
+    double *out = out_v.buf;
+    int bad = k < 1 || k > 128 || x_v.len != num_p * k * 8 || out_v.len != num_p * 8;
+    for (Py_ssize_t j = 0; j < num_p && !bad; j++)
+        if (count[j] < 1 || count[j] > k) bad = 1;
+    if (!bad)
+        for (Py_ssize_t j = 0; j < num_p; j++) out[j] = pairwise_small(x + j * k, count[j]) / (double)count[j];
+    PyBuffer_Release(&x_v);
+    PyBuffer_Release(&count_v);
+    PyBuffer_Release(&out_v);
+    if (bad) {
+        PyErr_SetString(PyExc_ValueError, "oks_sums: inconsistent sizes");
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef METHODS[] = {
+    {"oks_terms", oks_terms, METH_VARARGS, "OKS exponents of pairs, pycocotools' arithmetic"},
+    {"oks_sums", oks_sums, METH_VARARGS, "mean of exp terms in numpy's pairwise order"},
+    {"parse_ground_truth", parse_ground_truth, METH_VARARGS, "COCO annotation file -> annotation columns + spans"},
+    {"accumulate_matches", accumulate_matches, METH_VARARGS, "pycocotools' accumulate from the matches"},
+    {"mask_areas", mask_areas, METH_VARARGS, "areas of compressed RLE strings"},
+    {"mask_iou", mask_iou, METH_VARARGS, "pycocotools' mask IoU of pairs"},
+    {"accumulate", accumulate, METH_VARARGS, "pycocotools' accumulate over every image once"},
+    {"parse_results", parse_results, METH_VARARGS, "COCO results bytes -> (n, columns, counts, kp_len) or None"},
+    {"group_order", group_order, METH_VARARGS, "stable order by group, then descending score"},
+    {"greedy_match", greedy_match, METH_VARARGS, "pycocotools' greedy matching of candidate pairs"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef MODULE = {PyModuleDef_HEAD_INIT, "_ckernels", NULL, -1, METHODS};
+
+PyMODINIT_FUNC PyInit__ckernels(void) { return PyModule_Create(&MODULE); }

@@ -1,0 +1,206 @@
+"""The compiled COCO kernels (``_ckernels.c``, built at install by setup.py) behind numpy-shaped functions.
+
+Each function returns exactly what the numpy path it replaces returns (tests run both and compare every bit);
+when the extension is not built (no C compiler at install) or ``BENCH_NO_CKERNELS=1`` is set, ``ENABLED`` is
+False and callers keep their numpy path.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+try:
+    if os.environ.get("BENCH_NO_CKERNELS", "") not in ("", "0"):
+        raise ImportError("disabled by BENCH_NO_CKERNELS")
+    from harness.metrics.coco import _ckernels as _C
+except ImportError:  # pragma: no cover - the install builds it; the numpy path is the fallback
+    _C = None
+
+#: whether the compiled kernels are used (tests switch it off to run the numpy path)
+ENABLED: bool = _C is not None
+
+
+def parse_results(data: bytes) -> tuple[int, dict[str, np.ndarray], dict[str, int], int] | None:
+    """A results file's bytes as columns, or None unless it is a plain non-empty JSON array of objects whose keys
+    are among image_id / category_id (integers), score (a number), bbox (4 numbers), keypoints (numbers, the same
+    count in every result), segmentation (a compressed RLE: {"size": [h, w], "counts": str}), each at most once.  Returns (results, columns, how many results have each key,
+    keypoint values per result or -1); a column holds the values of the results that have the key."""
+    if not ENABLED:
+        return None
+    parsed = _C.parse_results(data)
+    if parsed is None:
+        return None
+    count, raw, present, kp_len = parsed
+    columns = {
+        "image_id": np.frombuffer(raw["image_id"], dtype=np.int64),
+        "category_id": np.frombuffer(raw["category_id"], dtype=np.int64),
+        "score": np.frombuffer(raw["score"], dtype=np.float64),
+        "bbox": np.frombuffer(raw["bbox"], dtype=np.float64).reshape(-1, 4),
+        "keypoints": np.frombuffer(raw["keypoints"], dtype=np.float64).reshape(-1, max(kp_len, 1)),
+        "segmentation": raw["segmentation"],  # list of {"size": [h, w], "counts": str}
+    }
+    return count, columns, present, kp_len
+
+
+def group_order(key: np.ndarray, score: np.ndarray | None, num_groups: int) -> tuple[np.ndarray, np.ndarray]:
+    """(order, bounds): rows stably sorted by ``key`` (0 <= key < num_groups) and, inside a group, by descending
+    ``score`` with ties in row order (``np.lexsort((-score, key))``); group g is order[bounds[g]:bounds[g+1]]."""
+    key = np.ascontiguousarray(key, dtype=np.int64)
+    order = np.empty(len(key), dtype=np.int64)
+    bounds = np.empty(num_groups + 1, dtype=np.int64)
+    scores: Any = b"" if score is None else np.ascontiguousarray(score, dtype=np.float64)
+    _C.group_order(key, scores, int(num_groups), order, bounds)
+    return order, bounds
+
+
+def greedy_match(pair_det: np.ndarray, pair_gt: np.ndarray, pair_iou: np.ndarray, gt_crowd: np.ndarray,
+                 gt_ignored: np.ndarray, thresholds: np.ndarray, num_candidates: int) -> np.ndarray:
+    """(T, A, C) ground truth taken by each candidate detection (pairs ordered by detection, then ground truth;
+    ``thresholds`` already clipped to 1 - 1e-10); see ``matching.greedy_match`` for the rule."""
+    num_a, num_g = gt_ignored.shape
+    matched = np.empty((len(thresholds), num_a, num_candidates), dtype=np.int32)
+    _C.greedy_match(
+        np.ascontiguousarray(pair_det, dtype=np.int64), np.ascontiguousarray(pair_gt, dtype=np.int64),
+        np.ascontiguousarray(pair_iou, dtype=np.float64), np.ascontiguousarray(gt_crowd, dtype=np.uint8),
+        np.ascontiguousarray(gt_ignored, dtype=np.uint8), np.ascontiguousarray(thresholds, dtype=np.float64),
+        num_a, num_g, matched,
+    )
+    return matched
+
+
+def accumulate(order: np.ndarray, cat_bounds: np.ndarray, dt_rank: np.ndarray, slot_of: np.ndarray,
+               plain_inside: np.ndarray, cand_tp: np.ndarray, cand_counted: np.ndarray, num_positives: np.ndarray,
+               recall_thresholds: np.ndarray, max_dets, precision: np.ndarray, recall: np.ndarray) -> None:
+    """Fill ``precision`` (T, R, K, A, M) and ``recall`` (T, K, A, M), which arrive as -1, as pycocotools'
+    accumulate does for every image once; ``cand_tp``/``cand_counted`` are (T, A, C) as the plan holds them."""
+    num_t, num_a = cand_tp.shape[:2]
+    num_k = len(cat_bounds) - 1
+
+    def i64(x):
+        return np.ascontiguousarray(x, dtype=np.int64)
+
+    def u8(x):
+        return np.ascontiguousarray(x).view(np.uint8) if np.asarray(x).dtype == bool else np.ascontiguousarray(x, np.uint8)
+
+    # gathered into accumulation order once, so the walks read memory in sequence
+    _C.accumulate(
+        i64(order), i64(cat_bounds), i64(dt_rank[order]), i64(slot_of[order]), u8(plain_inside[:, order]),
+        u8(cand_tp.transpose(2, 1, 0)), u8(cand_counted.transpose(2, 1, 0)), i64(num_positives),
+        np.ascontiguousarray(recall_thresholds, dtype=np.float64), i64(np.asarray(max_dets)), num_t, num_a, num_k,
+        precision, recall,
+    )
+
+
+def mask_areas(rles: list) -> np.ndarray | None:
+    """Areas of compressed RLEs (dicts with 'counts' str/bytes), as ``pycocotools.mask.area``; None when a
+    string is outside the format (the caller asks pycocotools)."""
+    if not ENABLED:
+        return None
+    raw = _C.mask_areas(rles)
+    return None if raw is None else np.frombuffer(raw, dtype=np.float64).copy()
+
+
+def mask_iou(dt_rles: list, gt_rles: list, gt_crowd: np.ndarray, pair_dt: np.ndarray, pair_gt: np.ndarray
+             ) -> np.ndarray | None:
+    """IoU of the mask pairs (dt_rles[pair_dt[i]], gt_rles[pair_gt[i]]) as ``pycocotools.mask.iou`` gives it,
+    or None when a string is outside the format."""
+    if not ENABLED:
+        return None
+    out = np.empty(len(pair_dt), dtype=np.float64)
+    done = _C.mask_iou(dt_rles, gt_rles, np.ascontiguousarray(gt_crowd, dtype=np.uint8),
+                       np.ascontiguousarray(pair_dt, dtype=np.int64), np.ascontiguousarray(pair_gt, dtype=np.int64), out)
+    return out if done else None
+
+
+def match_status(pair_det: np.ndarray, pair_gt: np.ndarray, pair_iou: np.ndarray, gt_crowd: np.ndarray,
+                 gt_ignored: np.ndarray, thresholds: np.ndarray, num_candidates: int, gt_id_is_zero: np.ndarray,
+                 dt_outside: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``greedy_match`` that keeps, instead of the matches, each candidate's COCOeval status: (C, A) uint16 bits
+    per threshold of true positive and of counted false positive (neither: ignored).  At most 16 thresholds."""
+    num_a, num_g = gt_ignored.shape
+    tp_bits = np.empty((num_candidates, num_a), dtype=np.uint16)
+    fp_bits = np.empty((num_candidates, num_a), dtype=np.uint16)
+    _C.greedy_match(
+        np.ascontiguousarray(pair_det, dtype=np.int64), np.ascontiguousarray(pair_gt, dtype=np.int64),
+        np.ascontiguousarray(pair_iou, dtype=np.float64), np.ascontiguousarray(gt_crowd, dtype=np.uint8),
+        np.ascontiguousarray(gt_ignored, dtype=np.uint8), np.ascontiguousarray(thresholds, dtype=np.float64),
+        num_a, num_g, bytearray(), np.ascontiguousarray(gt_id_is_zero, dtype=np.uint8),
+        np.ascontiguousarray(dt_outside, dtype=np.uint8), tp_bits, fp_bits,
+    )
+    return tp_bits, fp_bits
+
+
+def accumulate_matches(seq: np.ndarray, cat_bounds: np.ndarray, dt_rank: np.ndarray, slot_of: np.ndarray,
+                       dt_outside: np.ndarray, cand_tp: np.ndarray, cand_fp: np.ndarray, num_positives: np.ndarray,
+                       recall_thresholds: np.ndarray, max_dets, num_t: int,
+                       precision: np.ndarray, recall: np.ndarray) -> None:
+    """pycocotools' accumulate for every image once, from the candidates' status bits (``match_status``); fills
+    ``precision`` laid out (K, A, M, T, R) and ``recall`` (K, A, M, T), which arrive as -1."""
+    num_a = dt_outside.shape[0]
+    num_k = len(cat_bounds) - 1
+
+    def i64(x):
+        return np.ascontiguousarray(x, dtype=np.int64)
+
+    _C.accumulate_matches(
+        i64(seq), i64(cat_bounds), i64(dt_rank), i64(slot_of), np.ascontiguousarray(dt_outside, dtype=np.uint8),
+        np.ascontiguousarray(cand_tp, dtype=np.uint16), np.ascontiguousarray(cand_fp, dtype=np.uint16),
+        i64(num_positives), np.ascontiguousarray(recall_thresholds, dtype=np.float64), i64(np.asarray(max_dets)),
+        num_t, num_a, num_k, precision, recall,
+    )
+
+
+GT_COLUMNS = {"id": np.int64, "image_id": np.int64, "category_id": np.int64, "iscrowd": np.int64,
+              "area": np.float64, "num_keypoints": np.float64}
+
+
+def parse_ground_truth(data: bytes) -> tuple[int, dict[str, np.ndarray], dict[str, int], int, dict[str, Any]] | None:
+    """A COCO annotation file's bytes as (annotations, annotation columns, how many annotations have each key,
+    keypoint values per annotation, the other top-level values parsed) -- or None unless the file is an object
+    whose "annotations" are objects with integer id / image_id / category_id / iscrowd (missing: 0), numeric
+    area / num_keypoints, 4-number bbox and same-length keypoints, other keys (segmentation, ...) skipped.  The
+    other top-level values (images, categories, ...) are parsed by orjson; "annotations" stands in as []."""
+    if not ENABLED:
+        return None
+    parsed = _C.parse_ground_truth(data)
+    if parsed is None:
+        return None
+    import orjson
+
+    count, raw, present, kp_len, spans = parsed
+    columns: dict[str, np.ndarray] = {name: np.frombuffer(raw[name], dtype=dtype) for name, dtype in GT_COLUMNS.items()}
+    columns["bbox"] = np.frombuffer(raw["bbox"], dtype=np.float64).reshape(-1, 4)
+    columns["keypoints"] = np.frombuffer(raw["keypoints"], dtype=np.float64).reshape(-1, max(kp_len, 1))
+    view = memoryview(data)
+    try:
+        rest = {key: orjson.loads(view[start:stop]) for key, (start, stop) in spans.items()}
+    except orjson.JSONDecodeError:  # e.g. an integer beyond 64 bits: the general reader handles it
+        return None
+    rest["annotations"] = []
+    return count, columns, present, kp_len, rest
+
+
+def oks_pairs(dt_keypoints: np.ndarray, gt_keypoints: np.ndarray, gt_box: np.ndarray, gt_area: np.ndarray,
+              sigmas: np.ndarray, dt_rows: np.ndarray, gt_rows: np.ndarray, out: np.ndarray,
+              chunk: int = 1 << 15) -> np.ndarray:
+    """``ious.oks_pairs`` in C around numpy's exp: the exponents with computeOks' arithmetic, exp by numpy,
+    the sums in np.sum's pairwise order (see ``_ckernels.c``)."""
+    variances = np.ascontiguousarray((np.asarray(sigmas, dtype=np.float64) * 2) ** 2)
+    k = len(variances)
+    dt_kp = np.ascontiguousarray(dt_keypoints, dtype=np.float64)
+    gt_kp = np.ascontiguousarray(gt_keypoints, dtype=np.float64)
+    box = np.ascontiguousarray(gt_box, dtype=np.float64)
+    area = np.ascontiguousarray(gt_area, dtype=np.float64)
+    terms = np.empty((min(chunk, len(dt_rows)), k))
+    counts = np.empty(len(terms), dtype=np.int64)
+    for start in range(0, len(dt_rows), chunk):
+        d = np.ascontiguousarray(dt_rows[start:start + chunk], dtype=np.int64)
+        g = np.ascontiguousarray(gt_rows[start:start + chunk], dtype=np.int64)
+        e, c = terms[:len(d)], counts[:len(d)]
+        _C.oks_terms(dt_kp, gt_kp, box, area, variances, d, g, e, c)
+        np.negative(e, out=e)
+        np.exp(e, out=e)
+        _C.oks_sums(e, c, k, out[start:start + len(d)])
+    return out
