@@ -121,7 +121,9 @@ class DeepLabASPP(nn.Module):
         return F.interpolate(logits, size=image.shape[-2:], mode="bilinear", align_corners=False)
 
 
-ARCHITECTURES: dict[str, type[nn.Module]] = {"fcn": FCN, "unet": UNet, "aspp": DeepLabASPP}
+from adapters.inrepo.semantic.pspnet import PSPNet  # noqa: E402  (it builds on conv_bn above)
+
+ARCHITECTURES: dict[str, type[nn.Module]] = {"fcn": FCN, "unet": UNet, "aspp": DeepLabASPP, "pspnet": PSPNet}
 
 
 def build_network(name: str, num_classes: int) -> nn.Module:
