@@ -121,10 +121,12 @@ class DeepLabASPP(nn.Module):
         return F.interpolate(logits, size=image.shape[-2:], mode="bilinear", align_corners=False)
 
 
-from adapters.inrepo.semantic.pspnet import PSPNet  # noqa: E402  (it builds on conv_bn above)
-
-ARCHITECTURES: dict[str, type[nn.Module]] = {"fcn": FCN, "unet": UNet, "aspp": DeepLabASPP, "pspnet": PSPNet}
+ARCHITECTURES: dict[str, type[nn.Module]] = {"fcn": FCN, "unet": UNet, "aspp": DeepLabASPP}
 
 
 def build_network(name: str, num_classes: int) -> nn.Module:
+    if name == "pspnet":  # its own module, which builds on conv_bn above (so imported here, not at the top)
+        from adapters.inrepo.semantic.pspnet import PSPNet
+
+        return PSPNet(num_classes)
     return ARCHITECTURES[name](num_classes)
