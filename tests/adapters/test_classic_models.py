@@ -257,7 +257,7 @@ def test_registered_run_by_default_with_small_weights(name):
     assert entry.task == DETECTORS[name] and entry.runs_by_default and entry.batch_invariant
     assert name in default_models(DETECTORS[name])
     path = default_weights(name)
-    assert path.stat().st_size < 3_000_000
+    assert path.stat().st_size < 5_000_000  # float32 state dicts of 0.6-1.1 M parameters
     content = torch.load(path, map_location="cpu", weights_only=True)
     assert content["kind"] == name and content["category_ids"] == [1, 2, 3, 4, 5]
 
@@ -290,7 +290,14 @@ def test_predictions_are_valid_and_do_not_depend_on_the_batch(name, val_sets):
 
 #: losses of the first two training steps from seed 0 on the first 32 train images (batch 16), on CPU with one
 #: thread; a change to a model, its loss, its targets or the data pipeline changes them
-RECORDED_LOSSES: dict[str, list[float]] = {}
+RECORDED_LOSSES: dict[str, list[float]] = {
+    "pspnet": [2.2122714519500732, 2.2066903114318848],
+    "ssd": [15.154269218444824, 13.925517082214355],
+    "yolo": [18.383983612060547, 15.758272171020508],
+    "retinanet": [4.012146949768066, 3.784342050552368],
+    "mask-rcnn": [3.454944133758545, 2.1186375617980957],
+    "detr": [28.491436004638672, 27.111164093017578],
+}
 
 
 @pytest.mark.parametrize("name", sorted(DETECTORS))
