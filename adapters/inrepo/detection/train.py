@@ -66,9 +66,16 @@ def train(
     """Train model ``name`` on ``train_set`` and save its checkpoint to ``out``.
 
     ``on_step(step, total_steps, loss)`` reports progress; ``max_steps`` cuts the run short (tests, smoke runs).
+    The classic families (YOLO, SSD, RetinaNet, DETR, Mask R-CNN) have their own loop in ``classics``.
     """
+    from adapters.inrepo.detection import classics
+
+    if name in classics.MODELS:
+        return classics.train(name, train_set, out=out, epochs=epochs, seed=seed, threads=threads,
+                              max_steps=max_steps, on_step=on_step)
     if name not in SCHEDULES:
-        raise BenchError(f"model {name!r} is not an in-repo detection model (trainable: {', '.join(sorted(SCHEDULES))})")
+        raise BenchError(f"model {name!r} is not an in-repo detection model "
+                         f"(trainable: {', '.join(sorted([*SCHEDULES, *classics.MODELS]))})")
     schedule = SCHEDULES[name]
     family = dataset_family(train_set.info)
     epochs = FAMILY_EPOCHS.get((name, family), schedule.epochs) if epochs is None else epochs

@@ -208,6 +208,13 @@ class ASPPAdapter(SegmentationNetworkAdapter):
     architecture = "aspp"
 
 
+@ADAPTERS.register("pspnet")
+class PSPNetAdapter(SegmentationNetworkAdapter):
+    """PSPNet: dilated backbone and a pyramid pooling module (1, 2, 3, 6 bins); see ``semantic.pspnet``."""
+
+    architecture = "pspnet"
+
+
 @ADAPTERS.register("majority-class")
 class MajorityClassAdapter(InRepoSegmentationAdapter):
     """The trivial baseline: every pixel gets the class most frequent among the training split's pixels.

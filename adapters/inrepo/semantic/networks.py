@@ -125,4 +125,8 @@ ARCHITECTURES: dict[str, type[nn.Module]] = {"fcn": FCN, "unet": UNet, "aspp": D
 
 
 def build_network(name: str, num_classes: int) -> nn.Module:
+    if name == "pspnet":  # its own module, which builds on conv_bn above (so imported here, not at the top)
+        from adapters.inrepo.semantic.pspnet import PSPNet
+
+        return PSPNet(num_classes)
     return ARCHITECTURES[name](num_classes)

@@ -31,6 +31,7 @@ SCHEDULES: dict[str, Schedule] = {
     "fcn": Schedule(steps=1000, batch_size=16, learning_rate=4e-3),
     "unet": Schedule(steps=1000, batch_size=12, learning_rate=4e-3),
     "aspp": Schedule(steps=1000, batch_size=16, learning_rate=4e-3),
+    "pspnet": Schedule(steps=600, batch_size=16, learning_rate=4e-3),
 }
 MODELS = (*SCHEDULES, "majority-class")
 
@@ -123,12 +124,26 @@ def train(
         def loss_of_step(step: int):
             indices = order.take(schedule.batch_size)
             images, labels = data.batch(indices, rng, recipe.crop, recipe.upright)
-            return torch.nn.functional.cross_entropy(network(images), labels, ignore_index=IGNORE)
+            return segmentation_loss(network(images), labels)
 
         losses = optimise(network, schedule, loss_of_step, on_step)
     save_compact(network.state_dict(), out)
     epochs_done = round(schedule.steps * schedule.batch_size / len(data), 1)
     return TrainOutcome(model_name, out, epochs_done, schedule.steps, time.perf_counter() - began, losses)
+
+
+def segmentation_loss(outputs, labels):
+    """Cross-entropy of the logits; a network that also returns auxiliary logits in training (PSPNet's deep
+    supervision) adds their cross-entropy weighted by its ``AUX_WEIGHT``."""
+    from torch.nn.functional import cross_entropy
+
+    if isinstance(outputs, tuple):
+        from adapters.inrepo.semantic.pspnet import AUX_WEIGHT
+
+        logits, aux = outputs
+        return (cross_entropy(logits, labels, ignore_index=IGNORE)
+                + AUX_WEIGHT * cross_entropy(aux, labels, ignore_index=IGNORE))
+    return cross_entropy(outputs, labels, ignore_index=IGNORE)
 
 
 def weights_of(model_name: str, dataset: DatasetInfo) -> Path:
