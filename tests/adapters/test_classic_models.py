@@ -14,11 +14,11 @@ import pytest
 import torch
 
 from adapters import ADAPTERS
-from adapters.inrepo.detection.checkpoint import default_weights
-from adapters.inrepo.training import FirstSamples
-from harness.bench_run import default_models
+from adapters.inrepo.detection.detector_weights import default_weights
+from adapters.inrepo.train_loop import FirstSamples
+from harness.run.bench_run import default_models
 from harness.datasets import DATASETS
-from harness.training import torch_threads
+from harness.run.trainers import torch_threads
 
 DETECTORS = {"yolo": "detection", "ssd": "detection", "retinanet": "detection", "detr": "detection",
              "mask-rcnn": "instance"}
@@ -59,7 +59,7 @@ def test_pspnet_trains_with_an_auxiliary_loss_and_predicts_without_it():
 
 
 def test_pspnet_runs_by_default_and_beats_half_the_best_semantic_model():
-    from harness.training import validate
+    from harness.run.trainers import validate
 
     assert "pspnet" in default_models("semantic")
     dataset = DATASETS.get("voc")(None, None, "semantic")

@@ -16,9 +16,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from adapters.inrepo.checkpoints import dataset_family
-from harness.errors import BenchError
-from harness.training import TrainOutcome, torch_threads
+from adapters.inrepo.weights import dataset_family
+from harness.core.errors import BenchError
+from harness.run.trainers import TrainOutcome, torch_threads
 
 
 @dataclass(frozen=True)
@@ -106,10 +106,10 @@ def _train(name: str, spec: ClassicModel, train_set, *, out: Path, epochs: int, 
            on_step: Callable[[int, int, float], None] | None, vertical_flips: bool) -> TrainOutcome:
     import torch
 
-    from adapters.inrepo.detection.checkpoint import Checkpoint
+    from adapters.inrepo.detection.detector_weights import Checkpoint
     from adapters.inrepo.detection.data import TrainingScenes
     from adapters.inrepo.detection.targets_classic import batch_targets, images_tensor
-    from adapters.inrepo.training import cosine_with_warmup
+    from adapters.inrepo.train_loop import cosine_with_warmup
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)

@@ -13,8 +13,8 @@ import numpy as np
 
 from adapters import ADAPTERS
 from adapters.inrepo.detection.adapter import InRepoDetectionAdapter, load_network, padded_image
-from adapters.inrepo.detection.checkpoint import Checkpoint
-from harness.structures import DetectionPrediction
+from adapters.inrepo.detection.detector_weights import Checkpoint
+from harness.core.structures import DetectionPrediction
 
 #: instance detections that get a mask (the mask head runs per detection)
 MASK_DETECTIONS = 50
