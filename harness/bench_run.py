@@ -56,6 +56,10 @@ class RunConfig:
     skip_existing: bool = False
     #: a named convention of the protocol's metrics instead of the official one (``--dialect``)
     dialect: str | None = None
+    #: keypoints: where the people come from (``--protocol gt-boxes|detector|bottom-up``, harness.keypoint_protocols)
+    keypoint_protocol: str | None = None
+    person_boxes: Path | None = None
+    person_detector: str | None = None
 
 
 def get_task(name: str) -> Task:
@@ -124,6 +128,12 @@ def run_models(config: RunConfig, progress: Callable[[str, int], Callable[[int],
         raise BenchError(f"no models registered for task {task.name!r}")
     adapters = [build_adapter(name, task, config) for name in models]  # fail on a bad name before any work
     dataset = open_dataset(task, config.dataset, config.data_root, config.split)
+    if config.keypoint_protocol is not None:
+        from harness.keypoint_protocols import KeypointCondition, condition_run
+
+        condition = KeypointCondition(config.keypoint_protocol, config.person_boxes, config.person_detector)
+        dataset, adapters = condition_run(task, dataset, adapters, condition, bool(config.models),
+                                          lambda name: build_adapter(name, task, config))
     protocol = task.protocol(dataset.info)
     task.metrics(dataset.info, config.dialect)  # refuse an unknown dialect before any model runs
     fingerprint = dataset.fingerprint()
@@ -189,7 +199,9 @@ def _score_and_write(config: RunConfig, task: Task, protocol: Protocol, dataset:
                   "input_size": info.input_size, "parameters": info.parameters},
         "limit": config.limit,
         "batch_size": config.batch_size,
-        "protocol": protocol.describe(config.dialect),
+        "protocol": {**protocol.describe(config.dialect),
+                     **({"condition": dataset.info.extra["keypoint_protocol"]}
+                        if "keypoint_protocol" in dataset.info.extra else {})},
         "predictions": {"format": protocol.submission, "path": submission.entry},
         "samples": evaluation.samples,
         "metrics": evaluation.result.metrics,

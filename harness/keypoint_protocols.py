@@ -309,7 +309,7 @@ def wrap_adapter(adapter: Any, condition: KeypointCondition, sigmas: Sequence[fl
 
         def fingerprint(self) -> str:
             tag = f"{self.inner.fingerprint()}|{condition.name}|{condition.keypoint_score_threshold}|" \
-                  f"{condition.nms_threshold}|{CROP_ASPECT}|{CROP_PADDING}"
+                  f"{condition.nms_threshold}|{CROP_ASPECT}|{CROP_PADDING}|{file_digest(Path(__file__))}"
             return hashlib.sha256(tag.encode()).hexdigest()[:16]
 
         def torch_module(self):
@@ -320,4 +320,61 @@ def wrap_adapter(adapter: Any, condition: KeypointCondition, sigmas: Sequence[fl
             return [postprocess_detector(sample, prediction, sigmas, condition)
                     for sample, prediction in zip(samples, predictions)]
 
+    # the prediction cache hashes the code of the adapter's package: the wrapped model's, not the harness's
+    DetectorProtocol.__module__ = type(adapter).__module__
     return DetectorProtocol()
+
+
+# ------------------------------------------------------------------------------------------- one bench run
+def boxes_from_model(model: Any, dataset: Dataset) -> dict[int, PersonBoxes]:
+    """Person boxes from a bench model run over the dataset: a bottom-up keypoints model's people (their boxes
+    and instance scores), as a detector would give them."""
+    if not getattr(model, "bottom_up", False):
+        raise BenchError(f"--person-detector {model.name!r}: give a bottom-up keypoints model (its people's boxes "
+                         "and scores are the detections) or a COCO detection results file with --person-boxes")
+    model.check_compatible(dataset.info)
+    out: dict[int, PersonBoxes] = {}
+    for index in range(len(dataset)):
+        sample = dataset[index]
+        sample.prompts = None
+        prediction = model.predict([sample])[0]
+        out[int(sample.sample_id)] = PersonBoxes(np.asarray(prediction.boxes, np.float64).reshape(-1, 4),
+                                                 np.asarray(prediction.scores, np.float64))
+    return out
+
+
+def condition_run(task: Any, dataset: Dataset, adapters: list[Any], condition: KeypointCondition,
+                  explicit_models: bool, build_model: Any = None) -> tuple[Dataset, list[Any]]:
+    """The dataset and models of a ``bench run --task keypoints --protocol NAME``.
+
+    Without ``--model``, models that cannot run under the condition are left out (top-down ones under
+    ``bottom-up`` and the other way round); a model named explicitly is refused in one line instead.
+    ``build_model(name)`` builds the ``--person-detector`` model.
+    """
+    if task.name != "keypoints":
+        raise BenchError(f"--protocol applies to the keypoints task, not {task.name}")
+    if dataset.info.protocol is not None:
+        raise BenchError(f"--protocol {condition.name}: dataset {dataset.info.name!r} is scored with its own "
+                         f"protocol {dataset.info.protocol.name!r}, which gives ground-truth boxes")
+    if not explicit_models:
+        adapters = [adapter for adapter in adapters if accepts(type(adapter), condition)]
+        if not adapters:
+            raise BenchError(f"no in-repo keypoints model runs under --protocol {condition.name}")
+    if condition.is_default:
+        dataset.info.extra["keypoint_protocol"] = condition.record()
+        for adapter in adapters:
+            wrap_adapter(adapter, condition, dataset.info.sigmas)  # refuses a bottom-up model
+        return dataset, adapters
+    prompts = None
+    if condition.name == "detector":
+        if condition.person_boxes is not None:
+            digest = file_digest(Path(condition.person_boxes))
+            prompts = read_person_boxes(Path(condition.person_boxes), dataset.info.category_ids[0],
+                                        [int(dataset[i].sample_id) for i in range(len(dataset))])
+        else:
+            detector = build_model(condition.person_detector)
+            digest = detector.fingerprint()
+            prompts = boxes_from_model(detector, dataset)
+        condition = replace(condition, source_digest=digest)
+    conditioned = ConditionedDataset(dataset, condition, prompts, task.protocol(dataset.info))
+    return conditioned, [wrap_adapter(adapter, condition, dataset.info.sigmas) for adapter in adapters]

@@ -34,12 +34,20 @@ from harness.cli import main, options
 @click.option("--dialect", default=None,
               help="Score with a named convention of the dataset's metrics instead of the official one (e.g. mmdet, "
                    "py-faster-rcnn, mmseg, per-image); such runs stay off the leaderboard.")
+@click.option("--protocol", "keypoint_protocol", type=click.Choice(["gt-boxes", "detector", "bottom-up"]), default=None,
+              help="Keypoints: where people come from: gt-boxes (default), detector (boxes from --person-boxes or "
+                   "--person-detector, mmpose's rescoring and OKS-NMS) or bottom-up (no boxes); recorded, and a "
+                   "leaderboard table of its own.")
+@click.option("--person-boxes", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="With --protocol detector: person boxes as a COCO detection results file.")
+@click.option("--person-detector", default=None,
+              help="With --protocol detector: a bottom-up keypoints model whose people give the boxes.")
 @click.option("--suite", type=click.Path(path_type=Path), default=None,
               help="YAML matrix of tasks x datasets x models; entries with a matching report are skipped.")
 @click.option("--force", is_flag=True, help="With --suite: run entries again even when their report exists.")
 def run_command(task_name, dataset_name, data_root, split, models, checkpoint, trust_checkpoint, limit, batch_size,
-                device, seed, reports_dir, leaderboards_dir, no_cache, cache_dir, bootstrap, dialect, suite,
-                force) -> None:
+                device, seed, reports_dir, leaderboards_dir, no_cache, cache_dir, bootstrap, dialect, keypoint_protocol,
+                person_boxes, person_detector, suite, force) -> None:
     """Run models on a dataset and score them (default: all in-repo models on the embedded dataset)."""
     from harness import distributed
     from harness.bench_run import RunConfig, get_task, run_models
@@ -50,10 +58,13 @@ def run_command(task_name, dataset_name, data_root, split, models, checkpoint, t
         raise BenchError("give --task (or --suite FILE.yaml)")
     if suite is not None and (task_name or dataset_name or models):
         raise BenchError("--suite takes tasks, datasets and models from the file; drop --task/--dataset/--model")
+    if (person_boxes is not None or person_detector is not None) and keypoint_protocol != "detector":
+        raise BenchError("--person-boxes/--person-detector need --protocol detector")
     config = RunConfig(task=task_name or "", dataset=dataset_name, data_root=data_root, split=split, models=models,
                        checkpoint=checkpoint, trust_checkpoint=trust_checkpoint, limit=limit, batch_size=batch_size,
                        device=device, seed=seed, reports_dir=reports_dir, leaderboards_dir=leaderboards_dir,
-                       cache=not no_cache, cache_dir=cache_dir, bootstrap=bootstrap, dialect=dialect)
+                       cache=not no_cache, cache_dir=cache_dir, bootstrap=bootstrap, dialect=dialect,
+                       keypoint_protocol=keypoint_protocol, person_boxes=person_boxes, person_detector=person_detector)
     main_rank = distributed.context().is_main
     with (progress_bar() if main_rank else nullcontext()) as progress:
         def track(model: str, total: int):
