@@ -121,3 +121,27 @@ def test_peaks_and_decoding_return_input_pixels():
     assert keypoints.shape == (1, 17, 3)
     np.testing.assert_allclose(keypoints[0, :, :2], person * 4 + 1.5, atol=1e-6)
     assert scores[0] == pytest.approx(0.95, abs=1e-6)
+
+
+# ------------------------------------------------------------------------------------------ training
+#: the first three step losses from seed 0 on the first 8 training images (one torch thread), as recorded when
+#: the committed weights were trained; the full retrain is `make retrain-pose` (checked against the weights hash)
+RECORDED_LOSSES = {
+    "hourglass": ("coco", [9.61556625366211, 9.13414192199707, 8.790105819702148]),
+    "openpose": ("coco-multi", [45.724998474121094, 38.19011688232422, 29.35504913330078]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(RECORDED_LOSSES))
+def test_first_training_steps_reproduce_the_recorded_losses(name, tmp_path):
+    from adapters.inrepo.keypoints.train import train_model
+    from adapters.inrepo.training import FirstSamples
+    from harness.datasets import DATASETS
+
+    dataset_name, recorded = RECORDED_LOSSES[name]
+    data = FirstSamples(DATASETS.get(dataset_name)(None, "train", "keypoints"), 8)
+    steps: list[float] = []
+    outcome = train_model(name, data, out=tmp_path / "w.pt", max_steps=3, seed=0, threads=1,
+                          on_step=lambda step, total, loss: steps.append(loss))
+    assert outcome.steps == 3 and outcome.weights.is_file()
+    assert steps == pytest.approx(recorded, rel=1e-5)

@@ -35,7 +35,7 @@ class Scenes:
         if skeleton != COCO17:
             raise BenchError("the bottom-up model trains on COCO-17 keypoints")
         self.flip_pairs = skeleton.flip_pairs
-        ground_truth = dataset.coco_ground_truth()  # type: ignore[attr-defined]
+        ground_truth = _coco_dict(dataset)
         by_image: dict[int, list[dict]] = {}
         for ann in ground_truth["annotations"]:
             by_image.setdefault(ann["image_id"], []).append(ann)
@@ -95,6 +95,17 @@ class Scenes:
                 pafs = np.zeros((len(indices), *fields.shape), np.float32)
             pafs[row] = fields
         return images, heatmaps, pafs, masks
+
+
+def _coco_dict(dataset: Dataset) -> dict:
+    """The COCO annotation dict behind a dataset (through wrappers such as ``FirstSamples``): crowd and
+    unlabelled people's segmentations are only there."""
+    inner: object = dataset
+    while not hasattr(inner, "coco_ground_truth") and hasattr(inner, "dataset"):
+        inner = inner.dataset  # type: ignore[attr-defined]
+    if not hasattr(inner, "coco_ground_truth"):
+        raise BenchError(f"the bottom-up trainer needs a COCO-layout keypoints dataset, not {dataset.info.name!r}")
+    return inner.coco_ground_truth()  # type: ignore[attr-defined]
 
 
 def train_bottom_up(name: str, train_set: Dataset, *, out: Path, epochs: int | None = None, seed: int = 0,
