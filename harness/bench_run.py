@@ -68,9 +68,17 @@ def get_task(name: str) -> Task:
     return entry() if isinstance(entry, type) else entry
 
 
-def default_models(task: str) -> list[str]:
-    """In-repo models that run with no download: every adapter of the task marked ``runs_by_default``."""
-    return [name for name, cls in ADAPTERS.items() if getattr(cls, "task", None) == task and getattr(cls, "runs_by_default", False)]
+def default_models(task: str, keypoint_protocol: str | None = None) -> list[str]:
+    """In-repo models that run with no download: every adapter of the task marked ``runs_by_default``.
+
+    Keypoints: the bottom-up ones (``bottom_up = True``) under ``--protocol bottom-up``, the top-down ones
+    otherwise."""
+    names = [name for name, cls in ADAPTERS.items()
+             if getattr(cls, "task", None) == task and getattr(cls, "runs_by_default", False)]
+    if task == "keypoints":
+        bottom_up = keypoint_protocol == "bottom-up"
+        names = [name for name in names if bool(getattr(ADAPTERS.get(name), "bottom_up", False)) == bottom_up]
+    return names
 
 
 def open_dataset(task: Task, name: str | None, data_root: Path | None, split: str | None) -> Dataset:
@@ -123,15 +131,16 @@ def run_models(config: RunConfig, progress: Callable[[str, int], Callable[[int],
     """
     context = distributed.context()
     task = get_task(config.task)
-    models = list(config.models) or default_models(task.name)
+    models = list(config.models) or default_models(task.name, config.keypoint_protocol)
     if not models:
         raise BenchError(f"no models registered for task {task.name!r}")
     adapters = [build_adapter(name, task, config) for name in models]  # fail on a bad name before any work
     dataset = open_dataset(task, config.dataset, config.data_root, config.split)
-    if config.keypoint_protocol is not None:
+    if config.keypoint_protocol is not None or task.name == "keypoints":  # default: gt-boxes, top-down models
         from harness.keypoint_protocols import KeypointCondition, condition_run
 
-        condition = KeypointCondition(config.keypoint_protocol, config.person_boxes, config.person_detector)
+        condition = KeypointCondition(config.keypoint_protocol or "gt-boxes", config.person_boxes,
+                                      config.person_detector)
         dataset, adapters = condition_run(task, dataset, adapters, condition, bool(config.models),
                                           lambda name: build_adapter(name, task, config))
     protocol = task.protocol(dataset.info)

@@ -353,7 +353,7 @@ def condition_run(task: Any, dataset: Dataset, adapters: list[Any], condition: K
     """
     if task.name != "keypoints":
         raise BenchError(f"--protocol applies to the keypoints task, not {task.name}")
-    if dataset.info.protocol is not None:
+    if dataset.info.protocol is not None and not condition.is_default:
         raise BenchError(f"--protocol {condition.name}: dataset {dataset.info.name!r} is scored with its own "
                          f"protocol {dataset.info.protocol.name!r}, which gives ground-truth boxes")
     if not explicit_models:
