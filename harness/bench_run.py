@@ -60,6 +60,9 @@ class RunConfig:
     keypoint_protocol: str | None = None
     person_boxes: Path | None = None
     person_detector: str | None = None
+    #: keypoints: average each heatmap model's output with its mirrored crop's (``--flip-test``); the model is
+    #: recorded and ranked as ``<name>+flip``
+    flip_test: bool = False
 
 
 def get_task(name: str) -> Task:
@@ -96,6 +99,24 @@ def build_adapter(name: str, task: Task, config: RunConfig) -> Adapter:
     options = {"config": argument} if argument else {}
     device = distributed.context().device_for(config.device)
     return cls(name, checkpoint=config.checkpoint, device=device, trust_checkpoint=config.trust_checkpoint, options=options)
+
+
+def with_flip_test(adapters: list[Adapter], explicit: bool) -> list[Adapter]:
+    """The adapters that support a flip test, switched to it and renamed ``<name>+flip`` (a different model on
+    the leaderboard); a model named with ``--model`` that cannot is refused, unnamed ones are left out."""
+    chosen = []
+    for adapter in adapters:
+        supports = getattr(type(adapter), "supports_flip_test", None)
+        if not (callable(supports) and supports()):
+            if explicit:
+                raise BenchError(f"model {adapter.name!r} has no flip test (heatmap models have)")
+            continue
+        adapter.options = {**adapter.options, "flip_test": True}
+        adapter.name = f"{adapter.name}+flip"
+        chosen.append(adapter)
+    if not chosen:
+        raise BenchError("no model with a flip test among the models to run")
+    return chosen
 
 
 def seed_everything(seed: int) -> None:
@@ -135,6 +156,8 @@ def run_models(config: RunConfig, progress: Callable[[str, int], Callable[[int],
     if not models:
         raise BenchError(f"no models registered for task {task.name!r}")
     adapters = [build_adapter(name, task, config) for name in models]  # fail on a bad name before any work
+    if config.flip_test:
+        adapters = with_flip_test(adapters, explicit=bool(config.models))
     dataset = open_dataset(task, config.dataset, config.data_root, config.split)
     if config.keypoint_protocol is not None or task.name == "keypoints":  # default: gt-boxes, top-down models
         from harness.keypoint_protocols import KeypointCondition, condition_run

@@ -42,12 +42,14 @@ from harness.cli import main, options
               help="With --protocol detector: person boxes as a COCO detection results file.")
 @click.option("--person-detector", default=None,
               help="With --protocol detector: a bottom-up keypoints model whose people give the boxes.")
+@click.option("--flip-test", is_flag=True,
+              help="Keypoints: heatmap models also see the mirrored crop and average (ranked as MODEL+flip).")
 @click.option("--suite", type=click.Path(path_type=Path), default=None,
               help="YAML matrix of tasks x datasets x models; entries with a matching report are skipped.")
 @click.option("--force", is_flag=True, help="With --suite: run entries again even when their report exists.")
 def run_command(task_name, dataset_name, data_root, split, models, checkpoint, trust_checkpoint, limit, batch_size,
                 device, seed, reports_dir, leaderboards_dir, no_cache, cache_dir, bootstrap, dialect, keypoint_protocol,
-                person_boxes, person_detector, suite, force) -> None:
+                person_boxes, person_detector, flip_test, suite, force) -> None:
     """Run models on a dataset and score them (default: all in-repo models on the embedded dataset)."""
     from harness import distributed
     from harness.bench_run import RunConfig, get_task, run_models
@@ -64,7 +66,8 @@ def run_command(task_name, dataset_name, data_root, split, models, checkpoint, t
                        checkpoint=checkpoint, trust_checkpoint=trust_checkpoint, limit=limit, batch_size=batch_size,
                        device=device, seed=seed, reports_dir=reports_dir, leaderboards_dir=leaderboards_dir,
                        cache=not no_cache, cache_dir=cache_dir, bootstrap=bootstrap, dialect=dialect,
-                       keypoint_protocol=keypoint_protocol, person_boxes=person_boxes, person_detector=person_detector)
+                       keypoint_protocol=keypoint_protocol, person_boxes=person_boxes, person_detector=person_detector,
+                       flip_test=flip_test)
     main_rank = distributed.context().is_main
     with (progress_bar() if main_rank else nullcontext()) as progress:
         def track(model: str, total: int):

@@ -145,3 +145,25 @@ def test_first_training_steps_reproduce_the_recorded_losses(name, tmp_path):
                           on_step=lambda step, total, loss: steps.append(loss))
     assert outcome.steps == 3 and outcome.weights.is_file()
     assert steps == pytest.approx(recorded, rel=1e-5)
+
+
+# ------------------------------------------------------------------------------------------ flip test
+@pytest.mark.parametrize("network_class", ["heatmap", "hourglass"])
+def test_flip_test_output_is_mirror_symmetric(network_class):
+    """Flip-test maps of a crop equal the mirrored, left/right-swapped flip-test maps of the mirrored crop: the
+    symmetry a wrong mirror axis, a missing joint swap or a cell shift would break."""
+    from adapters.inrepo.keypoints.adapter import flip_test_output
+    from adapters.inrepo.keypoints.heatmap import HeatmapNet
+    from adapters.inrepo.keypoints.skeletons import COCO17
+
+    torch.manual_seed(0)
+    net = (HeatmapNet() if network_class == "heatmap" else StackedHourglassNet()).eval()
+    batch = torch.rand(2, 3, 64, 48) * 255
+    order = list(range(17))
+    for left, right in COCO17.flip_pairs:
+        order[left], order[right] = right, left
+    with torch.no_grad():
+        plain = flip_test_output(net, net(batch), batch, COCO17.flip_pairs)
+        mirrored = flip_test_output(net, net(batch.flip(-1)), batch.flip(-1), COCO17.flip_pairs)
+        assert torch.allclose(plain, net.flip_output(mirrored, order), atol=1e-5)
+        assert not torch.allclose(plain, net(batch), atol=1e-3)  # it did average something

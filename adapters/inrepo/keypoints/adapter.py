@@ -43,6 +43,11 @@ class TopDownAdapter(Adapter):
     network_class: type = type(None)
     #: people per forward pass; bounds memory on images with many prompts
     max_people = 256
+    #: ``options["flip_test"]`` (``bench run --flip-test``) averages with the mirrored crop: networks with heatmap
+    #: outputs (``flip_output``) only
+    @classmethod
+    def supports_flip_test(cls) -> bool:
+        return hasattr(cls.network_class, "flip_output")
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -115,7 +120,10 @@ class TopDownAdapter(Adapter):
                 batch = torch.from_numpy(crops).to(self.device).permute(0, 3, 1, 2).float()
             else:
                 batch = torch.zeros((stop - start, 3, *input_hw), device=self.device)
-            xy, conf = network.decode(network(batch))
+            output = network(batch)
+            if self.options.get("flip_test"):
+                output = flip_test_output(network, output, batch, self.skeleton.flip_pairs)
+            xy, conf = network.decode(output)
             coords[start:stop] = xy.double().cpu().numpy()
             confidence[start:stop] = conf.double().cpu().numpy()
         if total:
@@ -126,6 +134,16 @@ class TopDownAdapter(Adapter):
             scores=confidence.mean(axis=1) if total else np.zeros(0),
             boxes=np.asarray(boxes, dtype=np.float64).reshape(-1, 4),
         )
+
+
+def flip_test_output(network, output, batch, flip_pairs):
+    """Flip test: the mean of the output and the network's output on the mirrored crops, mirrored back with
+    left/right joints swapped (``network.flip_output``).  A crop mirrors pixel x to W-1-x and the stride-s cells
+    mirror exactly with it (cell centres at s*i + (s-1)/2), so no shift is needed."""
+    order = list(range(network.num_joints_of(output)))
+    for left, right in flip_pairs:
+        order[left], order[right] = right, left
+    return (output + network.flip_output(network(batch.flip(-1)), order)) / 2
 
 
 def prompt_boxes(sample: Sample) -> np.ndarray:

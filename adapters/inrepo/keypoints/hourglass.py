@@ -84,6 +84,15 @@ class StackedHourglassNet(KeypointNet):
     def decode(self, output):  # type: ignore[override]
         return decode_heatmaps(torch.sigmoid(output[:, -1]), self.stride)
 
+    @staticmethod
+    def num_joints_of(output: torch.Tensor) -> int:
+        return output.shape[2]
+
+    @staticmethod
+    def flip_output(output: torch.Tensor, order: list[int]) -> torch.Tensor:
+        """Every stack's logit maps of a mirrored crop, mirrored back with left/right joints swapped."""
+        return output.flip(-1)[:, :, order]
+
 
 @ADAPTERS.register("hourglass")
 class HourglassAdapter(TopDownAdapter):
