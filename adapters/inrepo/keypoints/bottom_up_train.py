@@ -21,7 +21,7 @@ from harness.datasets.base import Dataset
 from harness.errors import BenchError
 from harness.training import TrainOutcome, torch_threads
 
-SCHEDULE = Schedule(steps=1500, batch_size=8, learning_rate=3e-3, warmup_steps=50)
+SCHEDULE = Schedule(steps=3000, batch_size=8, learning_rate=3e-3, warmup_steps=50)
 WINDOW = 128
 
 

@@ -36,8 +36,8 @@ from harness.structures import KeypointsPrediction, Sample
 INPUT_WH = (256, 192)
 STRIDE = 4
 SIGMA_CELLS = 1.0
-PAF_HALF_WIDTH_CELLS = 1.0
-PAF_LOSS_WEIGHT = 50.0
+PAF_HALF_WIDTH_CELLS = 1.5
+PAF_LOSS_WEIGHT = 200.0
 PEAK_THRESHOLD = 0.1
 
 

@@ -42,7 +42,7 @@ class Peaks:
 
 
 def find_peaks(heatmaps: np.ndarray, threshold: float = 0.1) -> Peaks:
-    """Local maxima (3x3, ties kept once) above ``threshold`` per map, refined by the 3x3 weighted centroid."""
+    """Local maxima (3x3, one per plateau) above ``threshold`` per map, refined below the cell size."""
     joints, height, width = heatmaps.shape
     padded = np.pad(heatmaps, ((0, 0), (1, 1), (1, 1)), constant_values=-np.inf)
     neighbours = np.stack([padded[:, 1 + dy: 1 + dy + height, 1 + dx: 1 + dx + width]
@@ -52,18 +52,36 @@ def find_peaks(heatmaps: np.ndarray, threshold: float = 0.1) -> Peaks:
     after = neighbours[4:].max(axis=0)
     is_peak = (heatmaps > threshold) & (heatmaps > before) & (heatmaps >= after)
     coords, scores = [], []
-    zero_padded = np.pad(heatmaps, ((0, 0), (1, 1), (1, 1)))
     for joint in range(joints):
         ys, xs = np.nonzero(is_peak[joint])
-        points = np.zeros((len(xs), 2))
-        for index, (x, y) in enumerate(zip(xs, ys)):
-            patch = np.clip(zero_padded[joint, y: y + 3, x: x + 3], 0, None)
-            total = patch.sum()
-            offset = np.array([(patch.sum(axis=0) * [-1, 0, 1]).sum(), (patch.sum(axis=1) * [-1, 0, 1]).sum()])
-            points[index] = np.array([x, y], dtype=np.float64) + (offset / total if total > 0 else 0.0)
-        coords.append(points)
+        log = _smoothed_log(heatmaps[joint]) if len(xs) else None
+        points = np.array([np.array([x, y], np.float64) + _newton_offset(log, x, y) for x, y in zip(xs, ys)])
+        coords.append(points.reshape(-1, 2))
         scores.append(heatmaps[joint, ys, xs].astype(np.float64))
     return Peaks(coords, scores)
+
+
+def _smoothed_log(heatmap: np.ndarray) -> np.ndarray:
+    """log of the 3x3 box-smoothed map (edges replicated), padded by one more replicated cell."""
+    padded = np.pad(heatmap, 1, mode="edge")
+    height, width = heatmap.shape
+    smooth = sum(padded[dy: dy + height, dx: dx + width] for dy in range(3) for dx in range(3)) / 9.0
+    return np.pad(np.log(np.clip(smooth, 1e-10, None)), 1, mode="edge")
+
+
+def _newton_offset(log: np.ndarray, x: int, y: int) -> np.ndarray:
+    """Sub-cell offset of the maximum of the local quadratic fit of the log map at cell (x, y) (the
+    "distribution-aware" refinement); the quarter-cell shift towards the higher neighbour where the fit is not a
+    proper maximum."""
+    at = lambda dx, dy: log[y + 1 + dy, x + 1 + dx]  # noqa: E731
+    gx, gy = 0.5 * (at(1, 0) - at(-1, 0)), 0.5 * (at(0, 1) - at(0, -1))
+    hxx = at(1, 0) - 2 * at(0, 0) + at(-1, 0)
+    hyy = at(0, 1) - 2 * at(0, 0) + at(0, -1)
+    hxy = 0.25 * (at(1, 1) - at(1, -1) - at(-1, 1) + at(-1, -1))
+    det = hxx * hyy - hxy**2
+    if hxx < 0 and det > 1e-12:
+        return np.clip([-(hyy * gx - hxy * gy) / det, -(hxx * gy - hxy * gx) / det], -0.5, 0.5)
+    return 0.25 * np.sign([at(1, 0) - at(-1, 0), at(0, 1) - at(0, -1)])
 
 
 def connection_scores(paf: np.ndarray, starts: np.ndarray, ends: np.ndarray, map_height: int) -> np.ndarray:
