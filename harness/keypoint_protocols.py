@@ -356,8 +356,9 @@ def condition_run(task: Any, dataset: Dataset, adapters: list[Any], condition: K
     if dataset.info.protocol is not None and not condition.is_default:
         raise BenchError(f"--protocol {condition.name}: dataset {dataset.info.name!r} is scored with its own "
                          f"protocol {dataset.info.protocol.name!r}, which gives ground-truth boxes")
-    if not explicit_models:
-        adapters = [adapter for adapter in adapters if accepts(type(adapter), condition)]
+    if not explicit_models:  # the models that fit the condition and have weights for this dataset's skeleton
+        adapters = [adapter for adapter in adapters if accepts(type(adapter), condition)
+                    and getattr(adapter, "has_weights_for", lambda info: True)(dataset.info)]
         if not adapters:
             raise BenchError(f"no in-repo keypoints model runs under --protocol {condition.name}")
     if condition.is_default:

@@ -65,9 +65,24 @@ class TopDownAdapter(Adapter):
         """Bind to the dataset's skeleton (its weights are loaded from then on), then the usual checks."""
         if dataset.task == self.task:
             skeleton = skeleton_of(dataset.keypoint_names, f"dataset {dataset.name!r}")
+            if not self.has_weights_for(dataset):
+                raise BenchError(f"model {self.name!r} has no committed weights for {skeleton.name} keypoints "
+                                 f"(dataset {dataset.name!r}); train them with `bench train --task keypoints --model "
+                                 f"{self.model_name} --dataset NAME` or pass --checkpoint")
             if skeleton != self.skeleton:
                 self.skeleton, self._network = skeleton, None
         super().check_compatible(dataset)
+
+    def has_weights_for(self, dataset: DatasetInfo) -> bool:
+        """Whether weights for the dataset's skeleton exist (a --checkpoint always counts); a default ``bench
+        run`` leaves out the models without."""
+        if self.checkpoint is not None:
+            return True
+        try:
+            skeleton = skeleton_of(dataset.keypoint_names, f"dataset {dataset.name!r}")
+        except BenchError:
+            return True  # check_compatible refuses it with the skeleton message
+        return default_weights(self.model_name, skeleton).is_file()
 
     @property
     def network(self):
