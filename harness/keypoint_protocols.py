@@ -200,6 +200,25 @@ class KeypointCondition:
         return out
 
 
+def condition_from_record(recorded: dict[str, Any] | None) -> KeypointCondition | None:
+    """The condition a run recorded (``protocol.condition``), to score its written files the same way; None for
+    the default or a record without one."""
+    if not recorded or recorded.get("name", "gt-boxes") == "gt-boxes":
+        return None
+    boxes = recorded.get("person_boxes")
+    return KeypointCondition(str(recorded["name"]), person_boxes=Path(boxes) if boxes else None,
+                             person_detector=recorded.get("person_detector"),
+                             source_digest=str(recorded.get("source_sha256") or ""))
+
+
+def conditioned_for_files(task: Any, dataset: Dataset, condition: KeypointCondition | None) -> Dataset:
+    """The dataset as a run under ``condition`` scored it, for re-scoring that run's written predictions (the
+    files already hold the final people: no boxes are needed)."""
+    if condition is None or condition.is_default:
+        return dataset
+    return ConditionedDataset(dataset, condition, {}, task.protocol(dataset.info))
+
+
 def accepts(adapter_class: type, condition: KeypointCondition) -> bool:
     """Whether a keypoints model can run under ``condition``: bottom-up models (``bottom_up = True``) find
     people themselves and ignore boxes, top-down ones need boxes."""

@@ -43,6 +43,12 @@ def test_detector_protocol_run_is_recorded_and_scored_on_written_predictions(tmp
     evaluator = COCOeval(gt, gt.loadRes(predictions), "keypoints")
     evaluator.evaluate(), evaluator.accumulate(), evaluator.summarize()
     assert abs(evaluator.stats[0] - detector["metrics"]["AP"]) < 1e-12
+    # `bench eval --run` re-scores the written files under the recorded protocol: the same numbers
+    from harness.submission_eval import score_run_folder
+
+    again = score_run_folder(tmp_path / "reports" / detector["run_id"])
+    assert again.protocol.name == detector["protocol"]["name"]
+    assert again.evaluation.result.metrics["AP"] == detector["metrics"]["AP"]
     table = pd.read_csv(tmp_path / "lb" / "keypoints.csv", keep_default_na=False)
     assert sorted(table["protocol"].str.contains("detector")) == [False, True]  # two tables, one row each
 
