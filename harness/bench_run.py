@@ -7,7 +7,7 @@ is the same path with one shard.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -165,7 +165,7 @@ def run_models(config: RunConfig, progress: Callable[[str, int], Callable[[int],
         condition = KeypointCondition(config.keypoint_protocol or "gt-boxes", config.person_boxes,
                                       config.person_detector)
         dataset, adapters = condition_run(task, dataset, adapters, condition, bool(config.models),
-                                          lambda name: build_adapter(name, task, config))
+                                          lambda name: build_adapter(name, task, replace(config, checkpoint=None)))
     protocol = task.protocol(dataset.info)
     task.metrics(dataset.info, config.dialect)  # refuse an unknown dialect before any model runs
     fingerprint = dataset.fingerprint()
