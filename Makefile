@@ -45,3 +45,11 @@ retrain-classics: $(VENV)/.bench-base
 	for model in $(CLASSIC_INSTANCE); do \
 	  OMP_NUM_THREADS=1 $(BIN)/bench train --task instance --model $$model --val-split '' || exit 1; done
 	cd adapters/weights && sha256sum -c classics.sha256
+
+# Full retrains of committed in-repo weights (seed 0, one thread), checked against the recorded content digests
+# (adapters/weights/*.sha256; torch.save bytes carry a random id, so the digest hashes the tensors).
+.PHONY: retrain-pose
+retrain-pose: $(VENV)/.bench-base
+	OMP_NUM_THREADS=1 $(BIN)/bench train --task keypoints --model hourglass --threads 1
+	OMP_NUM_THREADS=1 $(BIN)/bench train --task keypoints --model openpose --dataset coco-multi --threads 1
+	$(BIN)/python -m adapters.inrepo.weights_digest --check adapters/weights/keypoints_classics.sha256

@@ -43,12 +43,22 @@ from harness.io.validation import cli as checks
               help="Images drawn in report.html's gallery (worst + random); 0: no pictures, per-image table or error analysis.")
 @click.option("--name", "run_name", default=None, help="A label for this run (e.g. lr-0.1): in its run id, report and site row.")
 @click.option("--tag", "tags", multiple=True, help="Free-form label recorded with the run (repeatable).")
+@click.option("--protocol", "keypoint_protocol", type=click.Choice(["gt-boxes", "detector", "bottom-up"]), default=None,
+              help="Keypoints: where people come from: gt-boxes (default), detector (boxes from --person-boxes or "
+                   "--person-detector, mmpose's rescoring and OKS-NMS) or bottom-up (no boxes); recorded, and a "
+                   "leaderboard table of its own.")
+@click.option("--person-boxes", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="With --protocol detector: person boxes as a COCO detection results file.")
+@click.option("--person-detector", default=None,
+              help="With --protocol detector: a bottom-up keypoints model whose people give the boxes.")
+@click.option("--flip-test", is_flag=True,
+              help="Keypoints: heatmap models also see the mirrored crop and average (ranked as MODEL+flip).")
 @click.option("--suite", type=click.Path(path_type=Path), default=None,
               help="YAML matrix of tasks x datasets x models; entries with a matching report are skipped.")
 @click.option("--force", is_flag=True, help="With --suite: run entries again even when their report exists.")
 def run_command(task_name, dataset_name, data_root, split, models, checkpoint, trust_checkpoint, limit, batch_size,
                 device, seed, reports_dir, leaderboards_dir, no_cache, cache_dir, bootstrap, dialect, gallery, run_name,
-                tags, suite, force) -> None:
+                tags, keypoint_protocol, person_boxes, person_detector, flip_test, suite, force) -> None:
     """Run models on a dataset and score them (default: all in-repo models on the embedded dataset)."""
     from harness.run import distributed
     from harness.run.bench_run import RunConfig, run_models
@@ -60,11 +70,15 @@ def run_command(task_name, dataset_name, data_root, split, models, checkpoint, t
         raise BenchError("give --task (or --suite FILE.yaml)")
     if suite is not None and (task_name or dataset_name or models):
         raise BenchError("--suite takes tasks, datasets and models from the file; drop --task/--dataset/--model")
+    if (person_boxes is not None or person_detector is not None) and keypoint_protocol != "detector":
+        raise BenchError("--person-boxes/--person-detector need --protocol detector")
     config = RunConfig(task=task_name or "", dataset=dataset_name, data_root=data_root, split=split, models=models,
                        checkpoint=checkpoint, trust_checkpoint=trust_checkpoint, limit=limit, batch_size=batch_size,
                        device=device, seed=seed, reports_dir=reports_dir, leaderboards_dir=leaderboards_dir,
                        cache=not no_cache, cache_dir=cache_dir, bootstrap=bootstrap, dialect=dialect,
-                       gallery=gallery, name=run_name, tags=tuple(tags))
+                       gallery=gallery, name=run_name, tags=tuple(tags),
+                       keypoint_protocol=keypoint_protocol, person_boxes=person_boxes, person_detector=person_detector,
+                       flip_test=flip_test)
     main_rank = distributed.context().is_main
     with (progress_bar() if main_rank else nullcontext()) as progress:
         track: Callable[[str, int], Callable[[int], None]] | None = None  # other ranks stay quiet

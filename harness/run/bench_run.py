@@ -7,7 +7,7 @@ is the same path with one shard.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -65,11 +65,27 @@ class RunConfig:
     name: str | None = None
     #: free-form labels (``--tag``, repeatable), recorded in metrics.json and shown in the report
     tags: tuple[str, ...] = ()
+    #: keypoints: where the people come from (``--protocol gt-boxes|detector|bottom-up``, harness.keypoint_protocols)
+    keypoint_protocol: str | None = None
+    person_boxes: Path | None = None
+    person_detector: str | None = None
+    #: keypoints: average each heatmap model's output with its mirrored crop's (``--flip-test``); the model is
+    #: recorded and ranked as ``<name>+flip``
+    flip_test: bool = False
 
 
-def default_models(task: str) -> list[str]:
-    """In-repo models that run with no download: every adapter of the task marked ``runs_by_default``."""
-    return [name for name, cls in ADAPTERS.items() if getattr(cls, "task", None) == task and getattr(cls, "runs_by_default", False)]
+
+def default_models(task: str, keypoint_protocol: str | None = None) -> list[str]:
+    """In-repo models that run with no download: every adapter of the task marked ``runs_by_default``.
+
+    Keypoints: the bottom-up ones (``bottom_up = True``) under ``--protocol bottom-up``, the top-down ones
+    otherwise."""
+    names = [name for name, cls in ADAPTERS.items()
+             if getattr(cls, "task", None) == task and getattr(cls, "runs_by_default", False)]
+    if task == "keypoints":
+        bottom_up = keypoint_protocol == "bottom-up"
+        names = [name for name in names if bool(getattr(ADAPTERS.get(name), "bottom_up", False)) == bottom_up]
+    return names
 
 
 def open_dataset(task: Task, name: str | None, data_root: Path | None, split: str | None) -> Dataset:
@@ -87,6 +103,24 @@ def build_adapter(name: str, task: Task, config: RunConfig) -> Adapter:
     options = {"config": argument} if argument else {}
     device = distributed.context().device_for(config.device)
     return cls(name, checkpoint=config.checkpoint, device=device, trust_checkpoint=config.trust_checkpoint, options=options)
+
+
+def with_flip_test(adapters: list[Adapter], explicit: bool) -> list[Adapter]:
+    """The adapters that support a flip test, switched to it and renamed ``<name>+flip`` (a different model on
+    the leaderboard); a model named with ``--model`` that cannot is refused, unnamed ones are left out."""
+    chosen = []
+    for adapter in adapters:
+        supports = getattr(type(adapter), "supports_flip_test", None)
+        if not (callable(supports) and supports()):
+            if explicit:
+                raise BenchError(f"model {adapter.name!r} has no flip test (heatmap models have)")
+            continue
+        adapter.options = {**adapter.options, "flip_test": True}
+        adapter.name = f"{adapter.name}+flip"
+        chosen.append(adapter)
+    if not chosen:
+        raise BenchError("no model with a flip test among the models to run")
+    return chosen
 
 
 def seed_everything(seed: int) -> None:
@@ -122,11 +156,20 @@ def run_models(config: RunConfig, progress: Callable[[str, int], Callable[[int],
     """
     context = distributed.context()
     task = get_task(config.task)
-    models = list(config.models) or default_models(task.name)
+    models = list(config.models) or default_models(task.name, config.keypoint_protocol)
     if not models:
         raise BenchError(f"no models registered for task {task.name!r}")
     adapters = [build_adapter(name, task, config) for name in models]  # fail on a bad name before any work
+    if config.flip_test:
+        adapters = with_flip_test(adapters, explicit=bool(config.models))
     dataset = open_dataset(task, config.dataset, config.data_root, config.split)
+    if config.keypoint_protocol is not None or task.name == "keypoints":  # default: gt-boxes, top-down models
+        from harness.keypoint_protocols import KeypointCondition, condition_run
+
+        condition = KeypointCondition(config.keypoint_protocol or "gt-boxes", config.person_boxes,
+                                      config.person_detector)
+        dataset, adapters = condition_run(task, dataset, adapters, condition, bool(config.models),
+                                          lambda name: build_adapter(name, task, replace(config, checkpoint=None)))
     protocol = task.protocol(dataset.info)
     task.metrics(dataset.info, config.dialect)  # refuse an unknown dialect before any model runs
     fingerprint = dataset.fingerprint()
@@ -209,7 +252,9 @@ def _score_and_write(config: RunConfig, task: Task, protocol: Protocol, dataset:
                        published=_published_for(info.extra.get("published"), config.dataset or task.default_dataset)),
         limit=config.limit,
         batch_size=config.batch_size,
-        protocol=protocol.describe(config.dialect),
+        protocol={**protocol.describe(config.dialect),
+                  **({"condition": dataset.info.extra["keypoint_protocol"]}
+                     if "keypoint_protocol" in dataset.info.extra else {})},
         predictions={"format": protocol.submission, "path": submission.entry},
         samples=evaluation.samples,
         metrics=dict(evaluation.result.metrics),

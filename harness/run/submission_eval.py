@@ -52,10 +52,16 @@ class SubmissionScore:
 def score_submission(task_name: str, dataset_name: str | None, data_root: Path | None, split: str | None,
                      pred: Path, *, submission: str | None = None, dialect: str | None = None,
                      limit: int | None = None, batch_size: int = 16,
-                     reader_options: dict[str, Any] | None = None) -> SubmissionScore:
-    """Score the files at ``pred`` on the dataset; refuses predictions of items the dataset does not have."""
+                     reader_options: dict[str, Any] | None = None,
+                     keypoint_condition: Any = None) -> SubmissionScore:
+    """Score the files at ``pred`` on the dataset; refuses predictions of items the dataset does not have.
+    ``keypoint_condition`` (``harness.keypoint_protocols``) scores a keypoints run's files under its protocol."""
     task = get_task(task_name)
     dataset = open_dataset(task, dataset_name, data_root, split)
+    if keypoint_condition is not None:
+        from harness.keypoint_protocols import conditioned_for_files
+
+        dataset = conditioned_for_files(task, dataset, keypoint_condition)
     protocol = task.protocol(dataset.info)
     protocol.build_metrics(dataset.info, dialect)  # an unknown dialect is refused before any file is read
     name = submission or protocol.submission
@@ -77,6 +83,12 @@ def score_submission(task_name: str, dataset_name: str | None, data_root: Path |
     return SubmissionScore(evaluation, protocol, dataset, name, Path(pred))
 
 
+def _recorded_condition(record: dict) -> Any:
+    from harness.keypoint_protocols import condition_from_record
+
+    return condition_from_record((record.get("protocol") or {}).get("condition"))
+
+
 def score_run_folder(run_dir: Path, *, dialect: str | None = None) -> SubmissionScore:
     """Re-score a report folder's written predictions on the dataset the run named (``bench eval --run``).
 
@@ -91,7 +103,7 @@ def score_run_folder(run_dir: Path, *, dialect: str | None = None) -> Submission
             record["task"], dataset["registry"], Path(data_root) if data_root else None, dataset.get("requested_split"),
             Path(run_dir) / predictions["path"], submission=predictions["format"],
             dialect=dialect if dialect is not None else (record.get("protocol") or {}).get("dialect"),
-            limit=record.get("limit"))
+            limit=record.get("limit"), keypoint_condition=_recorded_condition(record))
     except (KeyError, TypeError) as exc:
         raise DataError(f"not a report of this bench version (missing {exc})", Path(run_dir) / "metrics.json") from None
 

@@ -77,6 +77,10 @@ def validate(adapter: Any, dataset: Any, indices: Sequence[int] | None = None, b
     from harness.run.runner import evaluate
 
     task = get_task(dataset.info.task)
+    if getattr(adapter, "bottom_up", False):  # no boxes, COCO OKS only: the keypoints bottom-up protocol
+        from harness.keypoint_protocols import KeypointCondition, condition_run
+
+        dataset, (adapter,) = condition_run(task, dataset, [adapter], KeypointCondition("bottom-up"), True)
     adapter.check_compatible(dataset.info)
     chosen = list(range(len(dataset))) if indices is None else list(indices)
     evaluation = evaluate(task, dataset, adapter, indices=chosen, batch_size=batch_size)

@@ -46,6 +46,11 @@ class TopDownAdapter(Adapter):
     network_class: type = type(None)
     #: people per forward pass; bounds memory on images with many prompts
     max_people = 256
+    #: ``options["flip_test"]`` (``bench run --flip-test``) averages with the mirrored crop: networks with heatmap
+    #: outputs (``flip_output``) only
+    @classmethod
+    def supports_flip_test(cls) -> bool:
+        return hasattr(cls.network_class, "flip_output")
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -63,9 +68,24 @@ class TopDownAdapter(Adapter):
         """Bind to the dataset's skeleton (its weights are loaded from then on), then the usual checks."""
         if dataset.task == self.task:
             skeleton = skeleton_of(dataset.keypoint_names, f"dataset {dataset.name!r}")
+            if not self.has_weights_for(dataset):
+                raise BenchError(f"model {self.name!r} has no committed weights for {skeleton.name} keypoints "
+                                 f"(dataset {dataset.name!r}); train them with `bench train --task keypoints --model "
+                                 f"{self.model_name} --dataset NAME` or pass --checkpoint")
             if skeleton != self.skeleton:
                 self.skeleton, self._network = skeleton, None
         super().check_compatible(dataset)
+
+    def has_weights_for(self, dataset: DatasetInfo) -> bool:
+        """Whether weights for the dataset's skeleton exist (a --checkpoint always counts); a default ``bench
+        run`` leaves out the models without."""
+        if self.checkpoint is not None:
+            return True
+        try:
+            skeleton = skeleton_of(dataset.keypoint_names, f"dataset {dataset.name!r}")
+        except BenchError:
+            return True  # check_compatible refuses it with the skeleton message
+        return default_weights(self.model_name, skeleton).is_file()
 
     @property
     def network(self):
@@ -118,7 +138,10 @@ class TopDownAdapter(Adapter):
                 batch = torch.from_numpy(crops).to(self.device).permute(0, 3, 1, 2).float()
             else:
                 batch = torch.zeros((stop - start, 3, *input_hw), device=self.device)
-            xy, conf = network.decode(network(batch))
+            output = network(batch)
+            if self.options.get("flip_test"):
+                output = flip_test_output(network, output, batch, self.skeleton.flip_pairs)
+            xy, conf = network.decode(output)
             coords[start:stop] = xy.double().cpu().numpy()
             confidence[start:stop] = conf.double().cpu().numpy()
         if total:
@@ -129,6 +152,16 @@ class TopDownAdapter(Adapter):
             scores=confidence.mean(axis=1) if total else np.zeros(0),
             boxes=np.asarray(boxes, dtype=np.float64).reshape(-1, 4),
         )
+
+
+def flip_test_output(network, output, batch, flip_pairs):
+    """Flip test: the mean of the output and the network's output on the mirrored crops, mirrored back with
+    left/right joints swapped (``network.flip_output``).  A crop mirrors pixel x to W-1-x and the stride-s cells
+    mirror exactly with it (cell centres at s*i + (s-1)/2), so no shift is needed."""
+    order = list(range(network.num_joints_of(output)))
+    for left, right in flip_pairs:
+        order[left], order[right] = right, left
+    return (output + network.flip_output(network(batch.flip(-1)), order)) / 2
 
 
 def prompt_boxes(sample: Sample) -> np.ndarray:

@@ -59,6 +59,15 @@ class HeatmapNet(KeypointNet):
     def decode(self, output):  # type: ignore[override]
         return decode_heatmaps(torch.sigmoid(output), self.stride)
 
+    @staticmethod
+    def num_joints_of(output: torch.Tensor) -> int:
+        return output.shape[1]
+
+    @staticmethod
+    def flip_output(output: torch.Tensor, order: list[int]) -> torch.Tensor:
+        """Logit maps of a mirrored crop, mirrored back with left/right joints swapped (flip test)."""
+        return output.flip(-1)[:, order]
+
 
 def decode_heatmaps(heatmaps: torch.Tensor, stride: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Arg-max plus sub-cell refinement; returns input-pixel coordinates and peak values clipped to [0, 1]."""

@@ -40,6 +40,7 @@ SCHEDULES: dict[str, Schedule] = {
     "regression": Schedule(epochs=60),  # no decoder: an epoch costs about a third of the others'
     "heatmap": Schedule(epochs=30),
     "soft-argmax": Schedule(epochs=35),
+    "hourglass": Schedule(epochs=20),  # two stacks at stride 2: an epoch costs about three of the heatmap's
 }
 #: other skeletons' schedules where they differ
 SKELETON_SCHEDULES: dict[Skeleton, dict[str, Schedule]] = {
@@ -77,6 +78,13 @@ def train_model(
     ``threads`` pins torch's thread count for the run (restored afterwards): the committed weights were trained
     with one, and results depend on it in the last bits.
     """
+    from adapters import ADAPTERS
+
+    if getattr(ADAPTERS.get(name), "bottom_up", False):  # whole images, not person crops: its own loop
+        from adapters.inrepo.keypoints.bottom_up_train import train_bottom_up
+
+        return train_bottom_up(name, train_set, out=out, epochs=epochs, seed=seed, threads=threads,
+                               max_steps=max_steps, on_step=on_step)
     with torch_threads(threads):
         return _train(name, train_set, out, epochs, seed, max_steps, on_step)
 
