@@ -17,8 +17,8 @@ import numpy as np
 from adapters import ADAPTERS
 from adapters.openmmlab._common import bgr
 from adapters.openmmlab.mmpose import MMPoseTopDown, instance_scores
-from harness.errors import BenchError
-from harness.structures import KeypointsPrediction, Sample
+from harness.core.errors import BenchError
+from harness.core.structures import KeypointsPrediction, Sample
 
 
 @ADAPTERS.register("mmpose-bu:")

@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.datasets import DATASETS
-from harness.datasets.base import Dataset, supports
-from harness.errors import BenchError
+from harness.core.dataset import Dataset, supports
+from harness.core.errors import BenchError
 
 
 @DATASETS.register("coco-multi")

@@ -21,7 +21,7 @@ import numpy as np
 from harness.embedded.shapes import visible_box
 from harness.embedded.shapes_coco import encode_rle
 from harness.embedded.stick_figures import IMAGE_SIZE, _background, _polygons, draw_person, random_pose
-from harness.keypoint_meta import COCO_KEYPOINT_NAMES, COCO_SKELETON_1BASED
+from harness.labels.keypoints import COCO_KEYPOINT_NAMES, COCO_SKELETON_1BASED
 
 SPLITS = {"train": (600, 21), "val": (120, 22)}  # images, seed
 VERSION = 1

@@ -65,7 +65,7 @@ class RunConfig:
     name: str | None = None
     #: free-form labels (``--tag``, repeatable), recorded in metrics.json and shown in the report
     tags: tuple[str, ...] = ()
-    #: keypoints: where the people come from (``--protocol gt-boxes|detector|bottom-up``, harness.keypoint_protocols)
+    #: keypoints: where the people come from (``--protocol gt-boxes|detector|bottom-up``, harness.run.keypoint_protocols)
     keypoint_protocol: str | None = None
     person_boxes: Path | None = None
     person_detector: str | None = None
@@ -164,7 +164,7 @@ def run_models(config: RunConfig, progress: Callable[[str, int], Callable[[int],
         adapters = with_flip_test(adapters, explicit=bool(config.models))
     dataset = open_dataset(task, config.dataset, config.data_root, config.split)
     if config.keypoint_protocol is not None or task.name == "keypoints":  # default: gt-boxes, top-down models
-        from harness.keypoint_protocols import KeypointCondition, condition_run
+        from harness.run.keypoint_protocols import KeypointCondition, condition_run
 
         condition = KeypointCondition(config.keypoint_protocol or "gt-boxes", config.person_boxes,
                                       config.person_detector)

@@ -55,11 +55,11 @@ def score_submission(task_name: str, dataset_name: str | None, data_root: Path |
                      reader_options: dict[str, Any] | None = None,
                      keypoint_condition: Any = None) -> SubmissionScore:
     """Score the files at ``pred`` on the dataset; refuses predictions of items the dataset does not have.
-    ``keypoint_condition`` (``harness.keypoint_protocols``) scores a keypoints run's files under its protocol."""
+    ``keypoint_condition`` (``harness.run.keypoint_protocols``) scores a keypoints run's files under its protocol."""
     task = get_task(task_name)
     dataset = open_dataset(task, dataset_name, data_root, split)
     if keypoint_condition is not None:
-        from harness.keypoint_protocols import conditioned_for_files
+        from harness.run.keypoint_protocols import conditioned_for_files
 
         dataset = conditioned_for_files(task, dataset, keypoint_condition)
     protocol = task.protocol(dataset.info)
@@ -84,7 +84,7 @@ def score_submission(task_name: str, dataset_name: str | None, data_root: Path |
 
 
 def _recorded_condition(record: dict) -> Any:
-    from harness.keypoint_protocols import condition_from_record
+    from harness.run.keypoint_protocols import condition_from_record
 
     return condition_from_record((record.get("protocol") or {}).get("condition"))
 

@@ -78,7 +78,7 @@ def validate(adapter: Any, dataset: Any, indices: Sequence[int] | None = None, b
 
     task = get_task(dataset.info.task)
     if getattr(adapter, "bottom_up", False):  # no boxes, COCO OKS only: the keypoints bottom-up protocol
-        from harness.keypoint_protocols import KeypointCondition, condition_run
+        from harness.run.keypoint_protocols import KeypointCondition, condition_run
 
         dataset, (adapter,) = condition_run(task, dataset, [adapter], KeypointCondition("bottom-up"), True)
     adapter.check_compatible(dataset.info)

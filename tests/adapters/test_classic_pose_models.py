@@ -135,7 +135,7 @@ RECORDED_LOSSES = {
 @pytest.mark.parametrize("name", sorted(RECORDED_LOSSES))
 def test_first_training_steps_reproduce_the_recorded_losses(name, tmp_path):
     from adapters.inrepo.keypoints.train import train_model
-    from adapters.inrepo.training import FirstSamples
+    from adapters.inrepo.train_loop import FirstSamples
     from harness.datasets import DATASETS
 
     dataset_name, recorded = RECORDED_LOSSES[name]

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from adapters import ADAPTERS
-from harness.errors import BenchError
-from harness.keypoint_protocols import KeypointCondition, accepts
+from harness.core.errors import BenchError
+from harness.run.keypoint_protocols import KeypointCondition, accepts
 from tests.adapters.samples import coco_eval, keypoint_results
 
 pytest.importorskip("mmpose")

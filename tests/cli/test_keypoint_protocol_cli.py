@@ -44,7 +44,7 @@ def test_detector_protocol_run_is_recorded_and_scored_on_written_predictions(tmp
     evaluator.evaluate(), evaluator.accumulate(), evaluator.summarize()
     assert abs(evaluator.stats[0] - detector["metrics"]["AP"]) < 1e-12
     # `bench eval --run` re-scores the written files under the recorded protocol: the same numbers
-    from harness.submission_eval import score_run_folder
+    from harness.run.submission_eval import score_run_folder
 
     again = score_run_folder(tmp_path / "reports" / detector["run_id"])
     assert again.protocol.name == detector["protocol"]["name"]

@@ -10,15 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from adapters.base import Adapter, AdapterInfo
-from harness.bench_run import get_task
+from harness.core.adapter import Adapter, AdapterInfo
+from harness.run.bench_run import get_task
 from harness.datasets.coco_keypoints import CocoKeypoints
-from harness.errors import BenchError, DataError
-from harness.keypoint_meta import COCO_KEYPOINT_NAMES, COCO_SIGMAS
-from harness.keypoint_protocols import (ConditionedDataset, KeypointCondition, file_digest, oks_nms,
+from harness.core.errors import BenchError, DataError
+from harness.labels.keypoints import COCO_KEYPOINT_NAMES, COCO_SIGMAS
+from harness.run.keypoint_protocols import (ConditionedDataset, KeypointCondition, file_digest, oks_nms,
                                         read_person_boxes, wrap_adapter)
-from harness.runner import evaluate
-from harness.structures import KeypointsPrediction
+from harness.run.runner import evaluate
+from harness.core.structures import KeypointsPrediction
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "coco-keypoints"
 GT = DATA / "test_coco.json"

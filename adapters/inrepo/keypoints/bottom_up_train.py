@@ -4,7 +4,7 @@ Whole images are held in memory; each step draws random 128x128 windows (plus a 
 swapped) and builds the confidence-map, PAF and mask targets for the window on the fly, so augmentation moves
 image and targets together by construction.  Everything that changes the result comes from the seed (torch
 initialisation, the epoch order and every window/flip draw), on one pinned thread, through the optimisation
-loop the other in-repo trainers share (``adapters.inrepo.training.optimise``).
+loop the other in-repo trainers share (``adapters.inrepo.train_loop.optimise``).
 """
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ import numpy as np
 
 from adapters.inrepo.keypoints.openpose import STRIDE, OpenPoseNet, confidence_maps, part_affinity_fields
 from adapters.inrepo.keypoints.skeletons import COCO17, skeleton_of
-from adapters.inrepo.training import EpochOrder, Schedule, optimise
-from harness.datasets.base import Dataset
-from harness.errors import BenchError
-from harness.training import TrainOutcome, torch_threads
+from adapters.inrepo.train_loop import EpochOrder, Schedule, optimise
+from harness.core.dataset import Dataset
+from harness.core.errors import BenchError
+from harness.run.trainers import TrainOutcome, torch_threads
 
 SCHEDULE = Schedule(steps=3000, batch_size=8, learning_rate=3e-3, warmup_steps=50)
 WINDOW = 128
@@ -114,7 +114,7 @@ def train_bottom_up(name: str, train_set: Dataset, *, out: Path, epochs: int | N
     """Train ``openpose`` on ``train_set`` and save float16 weights to ``out`` (``bench train`` calls this)."""
     import torch
 
-    from adapters.inrepo.checkpoints import save_compact
+    from adapters.inrepo.weights import save_compact
 
     with torch_threads(threads):
         torch.manual_seed(seed)

@@ -22,15 +22,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from adapters import ADAPTERS
-from adapters.base import Adapter, AdapterInfo, load_state_dict
+from harness.core.adapter import Adapter, AdapterInfo, load_state_dict
 from adapters.inrepo.inference import fixed_inference
 from adapters.inrepo.keypoints.heatmap import BACKGROUND_LOGIT
 from adapters.inrepo.keypoints.networks import Decoder, Encoder, conv_bn, grid_centres
 from adapters.inrepo.keypoints.paf_grouping import COCO_LIMBS, find_peaks, group_people
 from adapters.inrepo.keypoints.skeletons import COCO17, default_weights, skeleton_of
-from harness.datasets.base import DatasetInfo
-from harness.errors import BenchError
-from harness.structures import KeypointsPrediction, Sample
+from harness.core.dataset import DatasetInfo
+from harness.core.errors import BenchError
+from harness.core.structures import KeypointsPrediction, Sample
 
 #: the network input the embedded scenes have; other images are scaled to fit and padded
 INPUT_WH = (256, 192)

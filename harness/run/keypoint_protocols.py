@@ -25,10 +25,10 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from harness.datasets.base import Dataset
-from harness.errors import BenchError, DataError
-from harness.protocol import MetricSpec, ProtocolOverride
-from harness.structures import KeypointsPrediction, PersonBoxes, Sample
+from harness.core.dataset import Dataset
+from harness.core.errors import BenchError, DataError
+from harness.core.protocol import MetricSpec, ProtocolOverride
+from harness.core.structures import KeypointsPrediction, PersonBoxes, Sample
 
 KEYPOINT_PROTOCOLS = ("gt-boxes", "detector", "bottom-up")
 #: mmpose CocoMetric defaults for top-down results
@@ -102,7 +102,7 @@ def read_person_boxes(path: Path, category_id: int, image_ids: Iterable[int]) ->
     Images without a box get none; a box for an image the dataset does not have, or a malformed entry, is
     refused in one line naming the file and the entry.
     """
-    from harness.jsonio import read_json
+    from harness.io.jsonio import read_json
 
     path = Path(path)
     if not path.is_file():
@@ -296,7 +296,7 @@ def postprocess_detector(sample: Sample, prediction: KeypointsPrediction, sigmas
 
 def wrap_adapter(adapter: Any, condition: KeypointCondition, sigmas: Sequence[float]) -> Any:
     """``adapter`` as it runs under ``condition``: refused when it cannot, post-processed under ``detector``."""
-    from adapters.base import Adapter
+    from harness.core.adapter import Adapter
 
     if not accepts(type(adapter), condition):
         kind = "a bottom-up model (it ignores person boxes)" if getattr(adapter, "bottom_up", False) else \
