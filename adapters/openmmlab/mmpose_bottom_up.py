@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from adapters import ADAPTERS
+from harness.core.catalog import ADAPTERS
 from adapters.openmmlab._common import bgr
 from adapters.openmmlab.mmpose import MMPoseTopDown, instance_scores
 from harness.core.errors import BenchError

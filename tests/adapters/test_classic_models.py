@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from adapters import ADAPTERS
+from harness.core.catalog import ADAPTERS
 from adapters.inrepo.detection.detector_weights import default_weights
 from adapters.inrepo.train_loop import FirstSamples
 from harness.run.bench_run import default_models

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from adapters import ADAPTERS
+from harness.core.catalog import ADAPTERS
 from harness.core.errors import BenchError
 from harness.run.keypoint_protocols import KeypointCondition, accepts
 from tests.adapters.samples import coco_eval, keypoint_results

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from adapters import ADAPTERS
+from harness.core.catalog import ADAPTERS
 from adapters.inrepo.detection.adapter import InRepoDetectionAdapter, load_network, padded_image
 from adapters.inrepo.detection.detector_weights import Checkpoint
 from harness.core.structures import DetectionPrediction

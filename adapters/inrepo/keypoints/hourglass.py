@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from adapters import ADAPTERS
+from harness.core.catalog import ADAPTERS
 from adapters.inrepo.keypoints.adapter import TopDownAdapter
 from adapters.inrepo.keypoints.heatmap import BACKGROUND_LOGIT, decode_heatmaps
 from adapters.inrepo.keypoints.networks import KeypointNet, Residual, conv_bn, gaussian_heatmaps

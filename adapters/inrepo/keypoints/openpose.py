@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from adapters import ADAPTERS
+from harness.core.catalog import ADAPTERS
 from harness.core.adapter import Adapter, AdapterInfo, load_state_dict
 from adapters.inrepo.inference import fixed_inference
 from adapters.inrepo.keypoints.heatmap import BACKGROUND_LOGIT

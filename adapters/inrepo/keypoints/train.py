@@ -78,7 +78,7 @@ def train_model(
     ``threads`` pins torch's thread count for the run (restored afterwards): the committed weights were trained
     with one, and results depend on it in the last bits.
     """
-    from adapters import ADAPTERS
+    from harness.core.catalog import ADAPTERS
 
     if getattr(ADAPTERS.get(name), "bottom_up", False):  # whole images, not person crops: its own loop
         from adapters.inrepo.keypoints.bottom_up_train import train_bottom_up
