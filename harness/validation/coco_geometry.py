@@ -217,8 +217,8 @@ def _decode_piece(joined: bytes, lengths: np.ndarray) -> tuple[np.ndarray, np.nd
             has = np.flatnonzero(lengths_l > k)
             rebuilt[has] |= (code[starts_l[has] + k] & np.uint8(0x1F)).astype(np.int64) << (5 * k)
         x[longer] = rebuilt
-    negative = np.flatnonzero(top & np.uint8(0x10))
-    x[negative] |= np.int64(-1) << (5 * value_lengths[negative])
+    # a sign bit in the last character: x | (-1 << 5L), which for x < 2**5L is x - 2**5L (no fancy indexing)
+    x -= ((top & np.uint8(0x10)) != 0) * np.left_shift(np.int64(1), 5 * value_lengths)
     first_value = np.concatenate([[0], np.cumsum(per_string)[:-1]])
     m = np.arange(len(ends)) - first_value[rle]
     # rleFrString: counts[m] = x[m] + counts[m - 2] for m > 2, so odd counts are running sums of the odd x
