@@ -16,6 +16,7 @@ from typing import Any, Iterable, Sequence
 import click
 
 from harness.cli import main
+from harness.validation import cli as checks
 
 #: per-class tables longer than this are written to --json only
 MAX_TABLE_ROWS = 40
@@ -40,7 +41,8 @@ MAX_TABLE_ROWS = 40
 @click.option("--dialect", default=None,
               help="Convention to reproduce: pycocotools|detectron2|mmdet (COCO), ade20k-devkit|mmseg (semantic), "
                    "pixels|per-image (flow), official|mmpose (mpii). Default: the official one.")
-@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Write the result as JSON here.")
+@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, callback=checks.output_file,
+              help="Write the result as JSON here.")
 @click.option("--max-dets", default=None, help="COCO maxDets: coco, mmdet (100,300,1000) or a list like 1,10,100.")
 @click.option("--iou-type", type=click.Choice(["bbox", "segm", "keypoints"]), default=None,
               help="COCO iou type (default: by task), e.g. bbox for the boxes of instance results.")

@@ -177,6 +177,18 @@ def _(t):
     return coco_eval("keypoints", extra=("--sigmas", "-1" + ",0.1" * 16))(t)
 
 
+@case("det-json-out-is-folder", 2, r"--json .* is a folder; give a file name")
+def _(t):
+    (t / "out").mkdir()
+    return coco_eval("detection", extra=("--json", str(t / "out")))(t)
+
+
+@case("det-json-out-under-file", 2, r"--json .*x\.json: .*file is a file, not a folder")
+def _(t):
+    (t / "file").write_text("x")
+    return coco_eval("detection", extra=("--json", str(t / "file" / "x.json")))(t)
+
+
 @case("det-max-dets-text", 2, r"--max-dets must be coco, mmdet or integers")
 def _(t):
     return coco_eval("detection", extra=("--max-dets", "lots"))(t)

@@ -52,3 +52,16 @@ def directory(ctx: Any, param: Any, value: Path | None) -> Path | None:
             where = "" if path == Path(value) else f" ({path} is a file)"
             raise BenchError(f"{option} {value} must be a folder, not a file{where}")
     return value
+
+
+def output_file(ctx: Any, param: Any, value: Path | None) -> Path | None:
+    """A file to write: refused when it is a folder, or when a parent of it exists as a file."""
+    if value is None:
+        return value
+    option = "/".join(param.opts) if getattr(param, "opts", None) else param.name
+    if Path(value).is_dir():
+        raise BenchError(f"{option} {value} is a folder; give a file name")
+    for path in Path(value).parents:
+        if path.exists() and not path.is_dir():
+            raise BenchError(f"{option} {value}: {path} is a file, not a folder")
+    return value

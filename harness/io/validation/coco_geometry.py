@@ -217,8 +217,8 @@ def _decode_piece(joined: bytes, lengths: np.ndarray) -> tuple[np.ndarray, np.nd
             has = np.flatnonzero(lengths_l > k)
             rebuilt[has] |= (code[starts_l[has] + k] & np.uint8(0x1F)).astype(np.int64) << (5 * k)
         x[longer] = rebuilt
-    negative = np.flatnonzero(top & np.uint8(0x10))
-    x[negative] |= np.int64(-1) << (5 * value_lengths[negative])
+    # a sign bit in the last character: x | (-1 << 5L), which for x < 2**5L is x - 2**5L (no fancy indexing)
+    x -= ((top & np.uint8(0x10)) != 0) * np.left_shift(np.int64(1), 5 * value_lengths)
     first_value = np.concatenate([[0], np.cumsum(per_string)[:-1]])
     m = np.arange(len(ends)) - first_value[rle]
     # rleFrString: counts[m] = x[m] + counts[m - 2] for m > 2, so odd counts are running sums of the odd x
@@ -253,7 +253,9 @@ def check_segmentations(segmentations: Sequence[Any], image_index: np.ndarray, i
     Items of another shape are left to the caller, which names them with its own message.
     """
     sizes = np.asarray(image_sizes, dtype=np.float64).reshape(-1, 2)
-    used = np.unique(np.asarray(image_index, dtype=np.int64)) if len(segmentations) else np.zeros(0, np.int64)
+    # images that hold a segmentation (np.unique would import numpy.ma, which `bench eval` keeps out)
+    used = (np.flatnonzero(np.bincount(np.asarray(image_index, dtype=np.int64), minlength=len(sizes)))
+            if len(segmentations) else np.zeros(0, np.int64))
     check_image_sizes(sizes[used], lambda k: f"image of {where(int(np.flatnonzero(image_index == used[k])[0]))}",
                       error, path)
     polygons, owners, strings, string_owners = [], [], [], []
