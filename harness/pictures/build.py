@@ -52,6 +52,7 @@ class Pictures:
     score_name: str = ""
     tide: dict[str, Any] | None = None
     problems: list[str] = field(default_factory=list)
+    note: str = ""  # said in passing (a plugin task without pictures), unlike problems
 
     def summary(self) -> dict[str, Any]:
         """What ``metrics.json`` records about the analysis (file names and the TIDE numbers)."""
@@ -66,7 +67,7 @@ def build_pictures(run_dir: Path, record: dict[str, Any], dataset: Dataset, indi
     out = run_dir / PICTURES
     task = record["task"]
     if task not in TASKS:
-        return Pictures(problems=[f"no pictures for task {task!r} (drawn for {', '.join(TASKS)})"])
+        return Pictures(note=f"No pictures for task {task!r} (drawn for {', '.join(TASKS)}).")
     (out / "gallery").mkdir(parents=True, exist_ok=True)
     info = dataset.info
     pairs = read_pairs(dataset, indices, run_dir, record["predictions"]["format"])
