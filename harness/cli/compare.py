@@ -25,7 +25,9 @@ def _fmt(value, signed: bool = False) -> str:
 @click.option("--top", type=click.IntRange(min=1), default=10, show_default=True,
               help="How many classes and images with the largest differences to show.")
 @click.option("--json", "as_json", is_flag=True, help="Everything as JSON on stdout.")
-def compare_command(run_a, run_b, bootstrap, seed, top, as_json) -> None:
+@click.option("--html", "html", type=click.Path(path_type=Path), default=None,
+              help="Also write the comparison as a page, with the most different images drawn for A and B.")
+def compare_command(run_a, run_b, bootstrap, seed, top, as_json, html) -> None:
     """Compare two runs' folders (reports/<run-id>) on the same images: B - A."""
     from rich.table import Table
 
@@ -33,6 +35,10 @@ def compare_command(run_a, run_b, bootstrap, seed, top, as_json) -> None:
     from harness.cli.console import console
 
     result = compare_runs(run_a, run_b, resamples=bootstrap, seed=seed, top=top)
+    if html is not None:
+        from harness.run.compare_page import write_compare_page
+
+        write_compare_page(result, run_a, run_b, html)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=1, default=float))
         return
@@ -65,3 +71,5 @@ def compare_command(run_a, run_b, bootstrap, seed, top, as_json) -> None:
             images.add_row(str(record["image_id"]), _fmt(record[f"{score}_a"]), _fmt(record[f"{score}_b"]),
                            _fmt(record["delta"], True))
         out.print(images)
+    if html is not None:
+        out.print(f"comparison page: {html}")

@@ -16,7 +16,7 @@ from typing import Any, Iterable, Sequence
 import click
 
 from harness.cli import main
-from harness.validation import cli as checks
+from harness.io.validation import cli as checks
 
 #: per-class tables longer than this are written to --json only
 MAX_TABLE_ROWS = 40

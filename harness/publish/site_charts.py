@@ -98,7 +98,9 @@ def scatter_chart_png(points: Sequence[tuple[str, float | None, float | None]], 
                         arrowprops={"arrowstyle": "-", "color": "#999", "lw": 0.5})
         except ImportError:
             pass
-        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1 else f"{v:g}"))
+        plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1 else f"{v:g}")
+        ax.xaxis.set_major_formatter(plain)
+        ax.xaxis.set_minor_formatter(plain if span <= 1 else matplotlib.ticker.NullFormatter())  # never 8x10^0
     else:
         ax.text(0.5, 0.5, "no throughput measured", ha="center", va="center", transform=ax.transAxes)
     ax.set(xlabel=xlabel + " (log scale)", ylabel=ylabel + ("" if higher_is_better else " (lower is better)"))

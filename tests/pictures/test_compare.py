@@ -60,5 +60,12 @@ def test_cli_tables_json_and_refusal(runs):
     payload = json.loads(CliRunner().invoke(main, ["compare", a["run_dir"], b["run_dir"], "--bootstrap", "0",
                                                    "--json"]).output)
     assert payload["metrics"]["mIoU"]["delta"] == pytest.approx(b["metrics"]["mIoU"] - a["metrics"]["mIoU"])
+    page = Path(a["run_dir"]).parent / "compare.html"
+    drawn = CliRunner().invoke(main, ["compare", a["run_dir"], b["run_dir"], "--bootstrap", "10", "--html", str(page)])
+    assert drawn.exit_code == 0, drawn.output
+    html = page.read_text()
+    sources = [line.split('src="')[1].split('"')[0] for line in html.split("<img")[1:]]
+    assert len(sources) == 1 + 2 * 6  # the per-class chart, then A and B for the six most different images
+    assert all((page.parent / src).is_file() for src in sources) and "+0." in html
     refused = CliRunner().invoke(main, ["compare", a["run_dir"], other["run_dir"]])
     assert refused.exit_code == 2 and "sample count" in refused.output

@@ -50,13 +50,15 @@ class Pictures:
     per_image_files: list[str] = field(default_factory=list)
     per_image_note: str = ""
     score_name: str = ""
+    score_threshold: float | None = None  # detection: the operating threshold of the per-image counts
     tide: dict[str, Any] | None = None
     problems: list[str] = field(default_factory=list)
+    note: str = ""  # said in passing (a plugin task without pictures), unlike problems
 
     def summary(self) -> dict[str, Any]:
         """What ``metrics.json`` records about the analysis (file names and the TIDE numbers)."""
         return {"per_image": self.per_image_files, "per_image_score": self.score_name,
-                "per_image_note": self.per_image_note, "tide": self.tide,
+                "per_image_note": self.per_image_note, "score_threshold": self.score_threshold, "tide": self.tide,
                 "gallery": [item.image_id for item in self.gallery], "pictures_dir": PICTURES}
 
 
@@ -66,13 +68,13 @@ def build_pictures(run_dir: Path, record: dict[str, Any], dataset: Dataset, indi
     out = run_dir / PICTURES
     task = record["task"]
     if task not in TASKS:
-        return Pictures(problems=[f"no pictures for task {task!r} (drawn for {', '.join(TASKS)})"])
+        return Pictures(note=f"No pictures for task {task!r} (drawn for {', '.join(TASKS)}).")
     (out / "gallery").mkdir(parents=True, exist_ok=True)
     info = dataset.info
     pairs = read_pairs(dataset, indices, run_dir, record["predictions"]["format"])
     table = per_image(task, info, pairs)
     pictures = Pictures(per_image_files=table.write(run_dir), per_image_note=table.notes.get("score", ""),
-                        score_name=table.score)
+                        score_name=table.score, score_threshold=table.notes.get("score_threshold"))
     if task in ("detection", "instance", "keypoints"):
         _coco_curves(pictures, out, task, info, pairs)
     _class_bars(pictures, out, record)
@@ -229,21 +231,8 @@ def _gallery(pictures: Pictures, out: Path, task: str, info: Any, pairs: Sequenc
     rows = table.table.to_dict("records")
     for rank, (position, why) in enumerate(chosen):
         pair = pairs[position]
-        image = pair.sample.load_image()
-        target, prediction = pair.sample.target, pair.prediction
-        if task in ("detection", "instance"):
-            picture = draw.detection_pair(image, target, prediction, table.extras["matches"][position],
-                                          table.extras["threshold"], names, masks=task == "instance")
-        elif task == "keypoints":
-            picture = draw.keypoints_pair(image, target, prediction, info.skeleton)
-        elif task == "semantic":
-            background = next((i for i, name in enumerate(info.classes)
-                               if name.strip("_ ").lower() in ("background", "unlabeled")), None)
-            assert palette is not None
-            picture = draw.semantic_pair(image, target, prediction, palette, info.ignore_index, background)
-        else:
-            epe, valid = end_point_error(target, prediction)
-            picture = draw.flow_pair(image, target, prediction, epe, valid)
+        matches = table.extras["matches"][position] if task in ("detection", "instance") else None
+        picture = draw_pair(task, info, pair, matches, table.extras.get("threshold", 0.0), names, palette)
         name = f"{rank:02d}_{safe_name(pair.sample.sample_id)}.png"
         picture.save(out / "gallery" / name)
         row = rows[position]
@@ -254,6 +243,28 @@ def _gallery(pictures: Pictures, out: Path, task: str, info: Any, pairs: Sequenc
                                             float(scores[position]), details))
     pictures.gallery_note = (f"{len(chosen)} images: the worst by per-image {table.score} and a random sample "
                              f"(seed {seed})" if len(pairs) > size else f"all {len(chosen)} images, worst first")
+
+
+def draw_pair(task: str, info: Any, pair: Pair, matches: Any = None, threshold: float = 0.0,
+              names: dict[Any, str] | None = None, palette: np.ndarray | None = None) -> Any:
+    """Ground truth and prediction of one image side by side (a PIL image), as the gallery draws them."""
+    from harness.publish.pictures.per_image import match_image
+
+    image = pair.sample.load_image()
+    target, prediction = pair.sample.target, pair.prediction
+    names = names if names is not None else dict(zip(info.category_ids, info.classes))
+    if task in ("detection", "instance"):
+        matches = matches if matches is not None else match_image(target, prediction, task == "instance")
+        return draw.detection_pair(image, target, prediction, matches, threshold, names, masks=task == "instance")
+    if task == "keypoints":
+        return draw.keypoints_pair(image, target, prediction, info.skeleton)
+    if task == "semantic":
+        background = next((i for i, name in enumerate(info.classes)
+                           if name.strip("_ ").lower() in ("background", "unlabeled")), None)
+        palette = palette if palette is not None else draw.palette_for(info, len(info.classes))
+        return draw.semantic_pair(image, target, prediction, palette, info.ignore_index, background)
+    epe, valid = end_point_error(target, prediction)
+    return draw.flow_pair(image, target, prediction, epe, valid)
 
 
 CAPTION_NAMES = {"tp": "TP", "fp": "FP", "fn": "FN", "gt": "objects", "people": "people",
