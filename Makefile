@@ -3,7 +3,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
-DEPS    = pyproject.toml constraints.txt scripts/install_env.sh
+DEPS    = pyproject.toml constraints.txt scripts/install_env.sh setup.py harness/metrics/coco/_ckernels.c
 
 .PHONY: demo test env test-env clean-env retrain-classics
 

@@ -230,3 +230,21 @@ def test_oks_equals_the_numpy_path_and_numpys_own_sum():
         if visible.any():
             e = e[visible]
         assert _bits([fast[i]]) == _bits([np.sum(np.exp(-e)) / e.shape[0]])
+
+
+def test_segm_evaluation_from_packed_masks_equals_the_general_path():
+    from harness.metrics.coco import make_params
+    from harness.metrics.coco.synthetic import synthetic_masks
+    from harness.metrics.coco.tables import load_ground_truth, load_result_bytes, load_results
+
+    gt, results = synthetic_masks(8, num_images=15, num_categories=3, dets_per_image=12)
+    for r in results:
+        if isinstance(r["segmentation"]["counts"], bytes):
+            r["segmentation"]["counts"] = r["segmentation"]["counts"].decode()
+    table = load_ground_truth(gt, "segm")
+    fast = load_result_bytes(json.dumps(results).encode(), table, "segm")
+    assert fast is not None and len(fast.masks) == len(results) and fast.masks[3] == results[3]["segmentation"]
+    params = make_params("segm")
+    got = evaluator.evaluate_tables(table, fast, params)
+    want = evaluator.evaluate_tables(table, load_results(results, table, "segm"), params)
+    assert np.array_equal(got.precision, want.precision) and got.stats[0] > 0

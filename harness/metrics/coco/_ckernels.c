@@ -149,7 +149,51 @@ static int fast_double(Ptr s, Ptr e, double *out) {
     return 0;
 }
 
+static Ptr parse_number_general(Ptr p, Ptr end, double *out);
+
+/* The common literals in one pass: an integer of up to 18 digits (converted as Python converts the int), or a
+ * decimal fraction of up to 18 significant digits without exponent (Clinger's exact fast path); anything
+ * else goes to parse_number_general. */
 static Ptr parse_number(Ptr p, Ptr end, double *out) {
+    Ptr start = p;
+    int negative = 0, count = 0, scale = 0, is_int = 1;
+    uint64_t digits = 0;
+    if (p < end && *p == '-') {
+        negative = 1;
+        p++;
+    }
+    if (p >= end) return NULL;
+    if (*p == '0') {
+        p++;
+    } else if (*p >= '1' && *p <= '9') {
+        for (; p < end && *p >= '0' && *p <= '9'; p++, count++)
+            if (count < 19) digits = digits * 10 + (uint64_t)(*p - '0');
+    } else {
+        return NULL;
+    }
+    if (p < end && *p == '.') {
+        is_int = 0;
+        p++;
+        if (p >= end || !(*p >= '0' && *p <= '9')) return NULL;
+        for (; p < end && *p >= '0' && *p <= '9'; p++, count++)
+            if (count < 19) {
+                digits = digits * 10 + (uint64_t)(*p - '0');
+                scale--;
+            }
+    }
+    if ((p < end && (*p == 'e' || *p == 'E')) || count > 18) return parse_number_general(start, end, out);
+    if (is_int) {
+        int64_t value = negative ? -(int64_t)digits : (int64_t)digits;
+        *out = (double)value;
+        return p;
+    }
+    if (digits > ((uint64_t)1 << 53) || scale < -22) return parse_number_general(start, end, out);
+    double value = (double)digits / POW10[-scale];
+    *out = negative ? -value : value;
+    return p;
+}
+
+static Ptr parse_number_general(Ptr p, Ptr end, double *out) {
     int is_int;
     Ptr e = scan_number(p, end, &is_int);
     if (!e) return NULL;
@@ -261,51 +305,58 @@ static Ptr parse_segmentation(Ptr base, Ptr p, Ptr end, SegmSpan *out) {
     }
 }
 
-/* The list of {"size": [h, w], "counts": str} dicts of the spans. */
-static PyObject *segmentation_dicts(Ptr base, const SegmSpan *spans, Py_ssize_t n) {
-    PyObject *list = PyList_New(n), *size_key = PyUnicode_InternFromString("size"),
-             *counts_key = PyUnicode_InternFromString("counts");
-    if (!list || !size_key || !counts_key) goto fail;
-    char *scratch = NULL;
+static Py_ssize_t decode_counts(const char *s, Py_ssize_t len, uint32_t *out);
+
+/* The spans as (blob, offsets, sizes, areas): every counts string unescaped back to back in one bytes object,
+ * offsets int64 (n + 1) into it and sizes int64 (n, 2) -- no Python object per mask. */
+static PyObject *segmentation_packed(Ptr base, const SegmSpan *spans, Py_ssize_t n) {
+    int64_t total = 0;
+    for (Py_ssize_t i = 0; i < n; i++) total += spans[i].length;
+    PyObject *blob = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)total);
+    PyObject *offsets = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)((n + 1) * 8));
+    PyObject *sizes = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(n * 16));
+    PyObject *areas = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(n * 8));
+    int64_t longest = 0;
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (spans[i].length > longest) longest = spans[i].length;
+    uint32_t *runs = malloc((size_t)(longest + 1) * sizeof *runs);
+    if (!blob || !offsets || !sizes || !areas || !runs) {
+        Py_XDECREF(blob);
+        Py_XDECREF(offsets);
+        Py_XDECREF(sizes);
+        Py_XDECREF(areas);
+        free(runs);
+        return runs ? NULL : PyErr_NoMemory();
+    }
+    double *area = (double *)PyBytes_AS_STRING(areas);
+    char *out = PyBytes_AS_STRING(blob);
+    int64_t *off = (int64_t *)PyBytes_AS_STRING(offsets), *hw = (int64_t *)PyBytes_AS_STRING(sizes);
+    int64_t at = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         const SegmSpan *sp = spans + i;
-        PyObject *text;
-        if (sp->escaped) {
-            char *grown = realloc(scratch, (size_t)sp->length + 1);
-            if (!grown) { free(scratch); PyErr_NoMemory(); goto fail; }
-            scratch = grown;
-            Py_ssize_t m = 0;
-            for (int64_t j = 0; j < sp->length; j++) {
-                char c = (char)base[sp->offset + j];
-                if (c == '\\') c = (char)base[sp->offset + ++j];
-                scratch[m++] = c;
-            }
-            text = PyUnicode_DecodeASCII(scratch, m, NULL);
-        } else {
-            text = PyUnicode_DecodeASCII((const char *)base + sp->offset, (Py_ssize_t)sp->length, NULL);
+        off[i] = at;
+        for (int64_t j = 0; j < sp->length; j++) {
+            char c = (char)base[sp->offset + j];
+            if (sp->escaped && c == '\\') c = (char)base[sp->offset + ++j];
+            out[at++] = c;
         }
-        PyObject *size = Py_BuildValue("[LL]", (long long)sp->height, (long long)sp->width);
-        PyObject *dict = PyDict_New();
-        if (!text || !size || !dict || PyDict_SetItem(dict, size_key, size) || PyDict_SetItem(dict, counts_key, text)) {
-            Py_XDECREF(text);
-            Py_XDECREF(size);
-            Py_XDECREF(dict);
-            free(scratch);
-            goto fail;
-        }
-        Py_DECREF(text);
-        Py_DECREF(size);
-        PyList_SET_ITEM(list, i, dict);
+        hw[2 * i] = sp->height;
+        hw[2 * i + 1] = sp->width;
+        /* the mask's area (pycocotools' area: the foreground runs), NaN when the text is not a mask's */
+        Py_ssize_t m = decode_counts(out + off[i], (Py_ssize_t)(at - off[i]), runs);
+        uint32_t a = 0;
+        for (Py_ssize_t j = 1; j < m; j += 2) a += runs[j];
+        area[i] = m < 0 ? Py_NAN : (double)a;
     }
-    free(scratch);
-    Py_DECREF(size_key);
-    Py_DECREF(counts_key);
-    return list;
-fail:
-    Py_XDECREF(list);
-    Py_XDECREF(size_key);
-    Py_XDECREF(counts_key);
-    return NULL;
+    free(runs);
+    off[n] = at;
+    if (at != total && _PyBytes_Resize(&blob, (Py_ssize_t)at)) {
+        Py_DECREF(offsets);
+        Py_DECREF(sizes);
+        Py_DECREF(areas);
+        return NULL;
+    }
+    return Py_BuildValue("(NNNN)", blob, offsets, sizes, areas);
 }
 
 static int key_of(Ptr s, Ptr e) {
@@ -396,8 +447,8 @@ static PyObject *parse_results(PyObject *self, PyObject *args) {
         int failed = !columns || !counts;
         for (int k = 0; k < K_COUNT && !failed; k++) {
             PyObject *bytes = k == K_SEGMENTATION
-                                  ? segmentation_dicts((Ptr)view.buf, (const SegmSpan *)cols[k].data,
-                                                       (Py_ssize_t)(cols[k].len / sizeof(SegmSpan)))
+                                  ? segmentation_packed((Ptr)view.buf, (const SegmSpan *)cols[k].data,
+                                                        (Py_ssize_t)(cols[k].len / sizeof(SegmSpan)))
                                   : buf_bytes(&cols[k]);
             PyObject *count = PyLong_FromSsize_t(present[k]);
             failed = !bytes || !count || PyDict_SetItemString(columns, KEY_NAMES[k], bytes) ||
@@ -731,11 +782,50 @@ static Py_ssize_t decode_counts(const char *s, Py_ssize_t len, uint32_t *out) {
     return m;
 }
 
+/* The counts of packed strings: (blob bytes, offsets int64 (n + 1)), string i = blob[offsets[i]:offsets[i+1]]. */
+static int runs_from_packed(PyObject *packed, Runs *r, const uint8_t *needed) {
+    PyObject *blob = PyTuple_GET_ITEM(packed, 0);
+    Py_buffer off_v;
+    if (!PyBytes_Check(blob)) { PyErr_SetString(PyExc_TypeError, "packed masks: blob must be bytes"); return -1; }
+    if (PyObject_GetBuffer(PyTuple_GET_ITEM(packed, 1), &off_v, PyBUF_SIMPLE)) return -1;
+    const int64_t *off = off_v.buf;
+    Py_ssize_t n = off_v.len / 8 - 1, size = PyBytes_GET_SIZE(blob);
+    const char *text = PyBytes_AS_STRING(blob);
+    int status = n < 0 ? 1 : 0;
+    for (Py_ssize_t i = 0; i < n && !status; i++)
+        if (off[i] < 0 || off[i] > off[i + 1] || off[i + 1] > size) status = 1;
+    if (!status) {
+        r->n = n;
+        r->start = malloc((size_t)(n + 1) * sizeof(int64_t));
+        r->runs = malloc((size_t)(size + 1) * sizeof(uint32_t));
+        if (!r->start || !r->runs) status = -2;
+    }
+    int64_t at = 0;
+    for (Py_ssize_t i = 0; i < n && !status; i++) {
+        r->start[i] = at;
+        if (needed && !needed[i]) continue;
+        Py_ssize_t m = decode_counts(text + off[i], (Py_ssize_t)(off[i + 1] - off[i]), r->runs + at);
+        if (m < 0) status = 1;
+        else at += m;
+    }
+    if (!status) r->start[n] = at;
+    PyBuffer_Release(&off_v);
+    if (status) {
+        runs_free(r);
+        r->runs = NULL;
+        r->start = NULL;
+        if (status == -2) PyErr_NoMemory();
+        return status == -2 ? -1 : 1;
+    }
+    return 0;
+}
+
 /* The counts of a list of str/bytes objects (or dicts with "counts"); only items with ``needed[i]`` (all when
  * NULL) are decoded, the others get no runs. */
 static int runs_from_list(PyObject *list, Runs *r, const uint8_t *needed) {
     r->runs = NULL;
     r->start = NULL;
+    if (PyTuple_Check(list) && PyTuple_GET_SIZE(list) == 2) return runs_from_packed(list, r, needed);
     PyObject *seq = PySequence_Fast(list, "expected a list");
     if (!seq) return -1;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
@@ -791,6 +881,18 @@ static uint32_t runs_area(const Runs *r, Py_ssize_t i) {
     return a;
 }
 
+/* How many masks a list, or a packed (blob, offsets) tuple, holds; -1 with an exception set on error. */
+static Py_ssize_t masks_length(PyObject *masks) {
+    if (PyTuple_Check(masks) && PyTuple_GET_SIZE(masks) == 2) {
+        Py_buffer off_v;
+        if (PyObject_GetBuffer(PyTuple_GET_ITEM(masks, 1), &off_v, PyBUF_SIMPLE)) return -1;
+        Py_ssize_t n = off_v.len / 8 - 1;
+        PyBuffer_Release(&off_v);
+        return n < 0 ? 0 : n;
+    }
+    return PyObject_Length(masks);
+}
+
 /* mask_areas(list) -> bytes of float64 areas (pycocotools' area), or None when a string is outside the format */
 static PyObject *mask_areas(PyObject *self, PyObject *args) {
     PyObject *list;
@@ -820,7 +922,7 @@ static PyObject *mask_iou(PyObject *self, PyObject *args) {
     Runs dt, gt;
     Py_ssize_t num_p = pd_v.len / 8;
     const int64_t *pd = pd_v.buf, *pg = pg_v.buf;
-    Py_ssize_t num_dt = PyObject_Length(dt_list), num_gt = PyObject_Length(gt_list);
+    Py_ssize_t num_dt = masks_length(dt_list), num_gt = masks_length(gt_list);
     if (num_dt < 0 || num_gt < 0) return NULL;
     uint8_t *need_dt = calloc((size_t)num_dt + 1, 1), *need_gt = calloc((size_t)num_gt + 1, 1);
     int status = need_dt && need_gt ? 0 : -1;

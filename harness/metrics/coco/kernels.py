@@ -25,7 +25,8 @@ ENABLED: bool = _C is not None
 def parse_results(data: bytes) -> tuple[int, dict[str, np.ndarray], dict[str, int], int] | None:
     """A results file's bytes as columns, or None unless it is a plain non-empty JSON array of objects whose keys
     are among image_id / category_id (integers), score (a number), bbox (4 numbers), keypoints (numbers, the same
-    count in every result), segmentation (a compressed RLE: {"size": [h, w], "counts": str}), each at most once.  Returns (results, columns, how many results have each key,
+    count in every result), segmentation (a compressed RLE: {"size": [h, w], "counts": str}; the column is an
+    ``RleColumn``), each at most once.  Returns (results, columns, how many results have each key,
     keypoint values per result or -1); a column holds the values of the results that have the key."""
     if not ENABLED:
         return None
@@ -39,9 +40,24 @@ def parse_results(data: bytes) -> tuple[int, dict[str, np.ndarray], dict[str, in
         "score": np.frombuffer(raw["score"], dtype=np.float64),
         "bbox": np.frombuffer(raw["bbox"], dtype=np.float64).reshape(-1, 4),
         "keypoints": np.frombuffer(raw["keypoints"], dtype=np.float64).reshape(-1, max(kp_len, 1)),
-        "segmentation": raw["segmentation"],  # list of {"size": [h, w], "counts": str}
+        "segmentation": _rle_column(raw["segmentation"]),
     }
     return count, columns, present, kp_len
+
+
+def _rle_column(packed: tuple[bytes, bytes, bytes]):
+    from harness.metrics.coco.rle_column import RleColumn
+
+    blob, offsets, sizes, areas = packed
+    column = RleColumn(blob, np.frombuffer(offsets, dtype=np.int64), np.frombuffer(sizes, dtype=np.int64).reshape(-1, 2))
+    column.areas = np.frombuffer(areas, dtype=np.float64)  # decoded while packing; NaN: not a mask's text
+    return column
+
+
+def _masks_arg(rles: Any) -> Any:
+    """A mask list as the kernels take it: an ``RleColumn`` packed, anything else as is."""
+    packed = getattr(rles, "packed", None)
+    return packed if packed is not None else rles
 
 
 def group_order(key: np.ndarray, score: np.ndarray | None, num_groups: int) -> tuple[np.ndarray, np.ndarray]:
@@ -98,7 +114,7 @@ def mask_areas(rles: list) -> np.ndarray | None:
     string is outside the format (the caller asks pycocotools)."""
     if not ENABLED:
         return None
-    raw = _C.mask_areas(rles)
+    raw = _C.mask_areas(_masks_arg(rles))
     return None if raw is None else np.frombuffer(raw, dtype=np.float64).copy()
 
 
@@ -109,7 +125,7 @@ def mask_iou(dt_rles: list, gt_rles: list, gt_crowd: np.ndarray, pair_dt: np.nda
     if not ENABLED:
         return None
     out = np.empty(len(pair_dt), dtype=np.float64)
-    done = _C.mask_iou(dt_rles, gt_rles, np.ascontiguousarray(gt_crowd, dtype=np.uint8),
+    done = _C.mask_iou(_masks_arg(dt_rles), _masks_arg(gt_rles), np.ascontiguousarray(gt_crowd, dtype=np.uint8),
                        np.ascontiguousarray(pair_dt, dtype=np.int64), np.ascontiguousarray(pair_gt, dtype=np.int64), out)
     return out if done else None
 

@@ -57,7 +57,7 @@ class ResultTable:
     area: np.ndarray
     bbox: np.ndarray | None = None
     keypoints: np.ndarray | None = None
-    masks: list[dict[str, Any]] | None = None
+    masks: Sequence[dict[str, Any]] | None = None  # a list, or an RleColumn from the compiled parser
 
     def __len__(self) -> int:
         return len(self.image)
@@ -390,13 +390,10 @@ def load_result_bytes(
         table.bbox = box
         table.area = box[:, 2] * box[:, 3]
     elif iou_type == "segm":
-        masks = columns["segmentation"]
-        if gt.image_sizes is None:
+        masks = columns["segmentation"]  # an RleColumn: packed strings, a dict only when one is asked for
+        if gt.image_sizes is None or not np.array_equal(masks.sizes, gt.image_sizes[image]):
             return None
-        sizes = np.array([m["size"] for m in masks], dtype=np.float64).reshape(-1, 2)
-        if not np.array_equal(sizes, gt.image_sizes[image]):
-            return None
-        areas = rle_areas(masks)
+        areas = masks.areas if masks.areas is not None and not np.isnan(masks.areas).any() else rle_areas(masks)
         table.masks, table.area = masks, areas
     else:
         flat = columns["keypoints"]
