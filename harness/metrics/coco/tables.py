@@ -182,8 +182,8 @@ def ground_truth_from_columns(
     image = image_index.lookup(columns["image_id"])
     category = category_index.lookup(columns["category_id"])
     area, crowd_values, bbox = columns["area"], columns["iscrowd"], columns["bbox"]
-    if ((image < 0).any() or (category < 0).any() or not np.isfinite(area).all() or not np.isfinite(bbox).all()
-            or ((crowd_values != 0) & (crowd_values != 1)).any() or (bbox[:, 2] < 0).any() or (bbox[:, 3] < 0).any()):
+    if ((image < 0).any() or (category < 0).any() or not np.isfinite(area).all() or (area < 0).any()
+            or not np.isfinite(bbox).all() or ((crowd_values != 0) & (crowd_values != 1)).any() or (bbox[:, 2] < 0).any() or (bbox[:, 3] < 0).any()):
         return None
     crowd = crowd_values.astype(bool)
     table = GroundTruthTable(
