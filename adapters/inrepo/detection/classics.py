@@ -73,10 +73,10 @@ def _mask_rcnn(num_classes: int):
 
 
 MODELS: dict[str, ClassicModel] = {
-    "yolo": ClassicModel("detection", _yolo, ClassicSchedule(epochs=24)),
+    "yolo": ClassicModel("detection", _yolo, ClassicSchedule(epochs=30)),
     "ssd": ClassicModel("detection", _ssd, ClassicSchedule(epochs=24)),
-    "retinanet": ClassicModel("detection", _retinanet, ClassicSchedule(epochs=12)),
-    "detr": ClassicModel("detection", _detr, ClassicSchedule(epochs=40, learning_rate=5e-4, clip_norm=0.5)),
+    "retinanet": ClassicModel("detection", _retinanet, ClassicSchedule(epochs=24)),
+    "detr": ClassicModel("detection", _detr, ClassicSchedule(epochs=16, learning_rate=5e-4, clip_norm=0.5)),
     "mask-rcnn": ClassicModel("instance", _mask_rcnn, ClassicSchedule(epochs=12), with_masks=True),
 }
 #: the training canvas and scale augmentation of ``train.py`` (the same data pipeline as centernet's)

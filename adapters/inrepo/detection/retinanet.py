@@ -69,10 +69,12 @@ class RetinaNet(nn.Module):
         anchors = len(self.shapes[0])
         self.classifier = subnet(width, anchors * num_classes)
         self.regressor = subnet(width, anchors * 4)
-        for module in (*self.classifier, *self.regressor):
-            if isinstance(module, nn.Conv2d):
-                nn.init.normal_(module.weight, std=0.01)
-                nn.init.zeros_(module.bias)
+        # the output layers as in the paper (std 0.01, class bias at the prior); the hidden layers keep torch's
+        # default initialisation: at width 64 the paper's std 0.01 shrinks the signal ~4x per layer, and after 300
+        # steps every class scored the same (AP 0.03)
+        for module in (self.classifier[-1], self.regressor[-1]):
+            nn.init.normal_(module.weight, std=0.01)
+            nn.init.zeros_(module.bias)
         nn.init.constant_(self.classifier[-1].bias, -math.log((1 - PRIOR) / PRIOR))
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -67,6 +67,10 @@ class MaskRCNN(nn.Module):
         nn.init.normal_(self.box_deltas.weight, std=0.001)
         nn.init.zeros_(self.box_deltas.bias)
 
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The dense part (backbone, pyramid, RPN), what ``bench throughput`` times; RoI heads run per detection."""
+        return self.features(images)
+
     # ---------------------------------------------------------------------------------------------- stage one
     def features(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """-> RoI features (P2), RPN objectness logits (B, A), RPN deltas (B, A, 4), anchors (A, 4)."""
