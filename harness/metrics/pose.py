@@ -508,12 +508,15 @@ class MPJPEMetric(Metric):
                 self.per_sample.append((0.0, 0.0, 0.0, 0))
                 continue
             pred = np.where(labelled[..., None], pred, 0.0)
-            self.per_sample.append((
-                math.fsum(joint_errors(pred, gt)[labelled]),
-                math.fsum(joint_errors(pred, gt, "procrustes", labelled)[labelled]),
-                math.fsum(joint_errors(pred, gt, "scale", labelled)[labelled]),
-                int(labelled.sum()),
-            ))
+            with np.errstate(over="ignore", invalid="ignore"):
+                row = (math.fsum(joint_errors(pred, gt)[labelled]),
+                       math.fsum(joint_errors(pred, gt, "procrustes", labelled)[labelled]),
+                       math.fsum(joint_errors(pred, gt, "scale", labelled)[labelled]))
+            if any(math.isinf(value) for value in row):  # finite coordinates whose squared error overflows
+                item = getattr(sample, "sample_id", "?")
+                raise PredictionError(f"item {item!r}: predicted keypoints too far away to score (an error "
+                                      f"overflows float64; largest |coordinate| {float(np.nanmax(np.abs(pred))):.3g})")
+            self.per_sample.append((*row, int(labelled.sum())))
 
     def resampled(self, counts: np.ndarray) -> dict[str, np.ndarray]:
         """Exact fsums of the per-sample error sums with multiplicities, over the weighted joint count."""
