@@ -75,7 +75,7 @@ def _mask_rcnn(num_classes: int):
 MODELS: dict[str, ClassicModel] = {
     "yolo": ClassicModel("detection", _yolo, ClassicSchedule(epochs=30)),
     "ssd": ClassicModel("detection", _ssd, ClassicSchedule(epochs=24)),
-    "retinanet": ClassicModel("detection", _retinanet, ClassicSchedule(epochs=24)),
+    "retinanet": ClassicModel("detection", _retinanet, ClassicSchedule(epochs=40)),
     "detr": ClassicModel("detection", _detr, ClassicSchedule(epochs=16, learning_rate=5e-4, clip_norm=0.5)),
     "mask-rcnn": ClassicModel("instance", _mask_rcnn, ClassicSchedule(epochs=12), with_masks=True),
 }
