@@ -68,7 +68,7 @@ def generate_image(rng: np.random.Generator) -> tuple[np.ndarray, list[dict]]:
             cv2.rectangle(occluder, *box, 1, -1)
             objects.append(("occluder", occluder, None))
     annotations = []
-    for index, (kind, mask, joints) in enumerate(objects):
+    for index, (kind, mask, joints) in enumerate(objects):  # type: ignore[assignment]
         if kind == "occluder":
             continue
         covered = np.zeros_like(mask)
@@ -101,7 +101,7 @@ def write_split(root: Path, split: str, count: int, seed: int) -> None:
     rng = np.random.default_rng(seed)
     (root / split).mkdir(parents=True, exist_ok=True)
     (root / "annotations").mkdir(parents=True, exist_ok=True)
-    images, annotations = [], []
+    images, annotations = [], []  # type: ignore[var-annotated]
     for index in range(count):
         image, anns = generate_image(rng)
         image_id = index + 1

@@ -123,7 +123,7 @@ class DETR(nn.Module):
         height, width = images.shape[-2:]
         scale = torch.tensor([width, height, width, height], dtype=torch.float32)
         goals = [(t.labels, xyxy_to_cxcywh(t.boxes / scale)) for t in targets]
-        return sum(set_loss(logits, boxes, goals) for logits, boxes in self(images))
+        return sum(set_loss(logits, boxes, goals) for logits, boxes in self(images))  # type: ignore[return-value]
 
     def detect(self, images: torch.Tensor, height: int, width: int) -> Detections:
         logits, boxes = self(images)[-1]
@@ -180,7 +180,7 @@ def set_loss(logits: torch.Tensor, boxes: torch.Tensor, goals: list[tuple[torch.
         with torch.no_grad():
             cost = matching_cost(logits[image], boxes[image], labels, targets)
         chosen, objects = hungarian_match(cost)
-        chosen, objects = torch.from_numpy(chosen).long(), torch.from_numpy(objects).long()
+        chosen, objects = torch.from_numpy(chosen).long(), torch.from_numpy(objects).long()  # type: ignore[assignment]
         class_targets[image, chosen] = labels[objects]
         matched_boxes.append(boxes[image, chosen])
         goal_boxes.append(targets[objects])

@@ -47,7 +47,7 @@ class Scenes:
             target = sample.target
             scored = ~target.iscrowd & (target.num_keypoints > 0)
             mask = np.ones((height, width), np.uint8)
-            for ann in by_image.get(sample.sample_id, []):
+            for ann in by_image.get(sample.sample_id, []):  # type: ignore[arg-type]
                 if ann["iscrowd"] or ann["num_keypoints"] == 0:
                     segmentation = ann["segmentation"]
                     rles = mask_utils.frPyObjects(segmentation, height, width) if isinstance(segmentation, list) \

@@ -51,7 +51,7 @@ class StackedHourglassNet(KeypointNet):
         self.features = nn.ModuleList(nn.Sequential(Residual(channels), conv_bn(channels, channels)) for _ in range(stacks))
         self.heads = nn.ModuleList(nn.Conv2d(channels, num_joints, 1) for _ in range(stacks))
         for head in self.heads:
-            nn.init.constant_(head.bias, BACKGROUND_LOGIT)
+            nn.init.constant_(head.bias, BACKGROUND_LOGIT)  # type: ignore[arg-type]
         # back from stack s's features and heatmaps into stack s+1's input
         self.remap_features = nn.ModuleList(nn.Conv2d(channels, channels, 1) for _ in range(stacks - 1))
         self.remap_heatmaps = nn.ModuleList(nn.Conv2d(num_joints, channels, 1) for _ in range(stacks - 1))

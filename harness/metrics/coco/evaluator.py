@@ -261,7 +261,7 @@ def _pair_overlaps(
         from harness.metrics.coco import kernels
 
         # only the same-category pairs, straight from the run lengths (no per-image all-category matrices)
-        values = kernels.mask_iou(dt.masks, gt.masks, gt.crowd, d_rows[pair_det], g_rows[pair_gt])
+        values = kernels.mask_iou(dt.masks, gt.masks, gt.crowd, d_rows[pair_det], g_rows[pair_gt])  # type: ignore[arg-type]
         if values is not None:
             return values
         image_starts = groups.image_starts(len(gt.images))

@@ -14,7 +14,7 @@ import numpy as np
 try:
     if os.environ.get("BENCH_NO_CKERNELS", "") not in ("", "0"):
         raise ImportError("disabled by BENCH_NO_CKERNELS")
-    from harness.metrics.coco import _ckernels as _C
+    from harness.metrics.coco import _ckernels as _C  # type: ignore[attr-defined]
 except ImportError:  # pragma: no cover - the install builds it; the numpy path is the fallback
     _C = None
 
@@ -48,7 +48,7 @@ def parse_results(data: bytes) -> tuple[int, dict[str, np.ndarray], dict[str, in
 def _rle_column(packed: tuple[bytes, bytes, bytes]):
     from harness.metrics.coco.rle_column import RleColumn
 
-    blob, offsets, sizes, areas = packed
+    blob, offsets, sizes, areas = packed  # type: ignore[misc]
     column = RleColumn(blob, np.frombuffer(offsets, dtype=np.int64), np.frombuffer(sizes, dtype=np.int64).reshape(-1, 2))
     column.areas = np.frombuffer(areas, dtype=np.float64)  # decoded while packing; NaN: not a mask's text
     return column

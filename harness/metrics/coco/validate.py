@@ -88,11 +88,11 @@ def numbers(
         array = None
     if array is None:
         _diagnose(values, key, where, error, path, length)
-    finite = np.isfinite(array) if length is None else np.isfinite(array).all(axis=1)
+    finite = np.isfinite(array) if length is None else np.isfinite(array).all(axis=1)  # type: ignore[arg-type]
     if not finite.all():
         index = int(np.flatnonzero(~finite)[0])
         raise error(f"{where(index)}: {key} must be finite, got {_short(values[index])}", path)
-    return array
+    return array  # type: ignore[return-value]
 
 
 #: what np.fromiter would silently convert although it is not a number (JSON gives no other such types)
