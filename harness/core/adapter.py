@@ -56,6 +56,11 @@ class Adapter(ABC):
         # model names hold '-', never '_': 'prior-boxes_' does not match 'prior-boxes-mask_'
         return sorted(folder.glob(f"*_{name}.pt")) + sorted(folder.glob(f"*_{name}_*.pt"))
 
+    def has_weights_for(self, dataset: DatasetInfo) -> bool:
+        """Whether the model has weights for ``dataset`` (its own, or the user's ``--checkpoint``).  A default
+        ``bench run`` (no ``--model``) leaves out, with a note, the models without; naming one gives its error."""
+        return True
+
     def __init__(
         self,
         name: str,

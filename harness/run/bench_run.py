@@ -170,6 +170,13 @@ def run_models(config: RunConfig, progress: Callable[[str, int], Callable[[int],
                                       config.person_detector)
         dataset, adapters = condition_run(task, dataset, adapters, condition, bool(config.models),
                                           lambda name: build_adapter(name, task, replace(config, checkpoint=None)))
+    if not config.models:  # a default run compares the models that have weights for this dataset
+        left_out = [adapter.name for adapter in adapters if not adapter.has_weights_for(dataset.info)]
+        adapters = [adapter for adapter in adapters if adapter.name not in left_out]
+        if left_out and context.is_main:
+            print(f"note: left out (no weights for {dataset.info.name}): {', '.join(left_out)}")
+        if not adapters:
+            raise BenchError(f"no {task.name} model has weights for dataset {dataset.info.name!r}")
     protocol = task.protocol(dataset.info)
     task.metrics(dataset.info, config.dialect)  # refuse an unknown dialect before any model runs
     fingerprint = dataset.fingerprint()

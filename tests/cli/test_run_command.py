@@ -106,3 +106,16 @@ def test_malformed_annotation_file_is_one_line(tmp_path):
     assert result.exit_code == 2
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and "person_keypoints_val2017.json" in lines[0] and "missing key 'keypoints'" in lines[0]
+
+
+def test_a_default_run_leaves_out_models_without_weights_for_the_dataset(tmp_path):
+    """mask-rcnn has COCO weights only: the default Cityscapes instance run compares the others and says so;
+    naming it still gives its one-line error."""
+    common = ["--task", "instance", "--dataset", "cityscapes", "--limit", "2", "--bootstrap", "0", "--gallery", "0",
+              "--reports-dir", str(tmp_path / "r"), "--leaderboards-dir", str(tmp_path / "b"), "--no-cache"]
+    result = CliRunner().invoke(main, ["run", *common])
+    assert result.exit_code == 0, result.output
+    assert "left out (no weights for cityscapes-mini): mask-rcnn" in result.output
+    assert not any("mask-rcnn" in p.name for p in (tmp_path / "r").iterdir())
+    named = CliRunner().invoke(main, ["run", *common, "--model", "mask-rcnn"])
+    assert named.exit_code == 2 and "has no weights for dataset 'cityscapes-mini'" in named.output

@@ -74,6 +74,15 @@ class InRepoDetectionAdapter(Adapter):
             self._checkpoint, self._network = None, None
         self._bound = path
 
+    def has_weights_for(self, dataset: DatasetInfo) -> bool:
+        if self.checkpoint is not None:
+            return True
+        try:
+            weights_for(self.model_name, dataset, self.kind, self.trust_checkpoint)
+        except BenchError:
+            return False
+        return True
+
     @property
     def loaded(self) -> Checkpoint:
         if self._checkpoint is None:

@@ -81,6 +81,15 @@ class InRepoSegmentationAdapter(Adapter):
         super().__init__(*args, **kwargs)
         self._binding: Binding | None = None
 
+    def has_weights_for(self, dataset: DatasetInfo) -> bool:
+        if self.checkpoint is not None or dataset.task != TASK:
+            return True
+        try:
+            weights_for(TASK, self.model_name, dataset, lambda other, _: label_space(other) == list(dataset.classes))
+        except BenchError:
+            return False
+        return True
+
     def _bind(self, family: str, dataset: DatasetInfo | None = None) -> Binding:
         classes = label_space(family)
         if self.checkpoint is not None:
