@@ -20,6 +20,11 @@ DEFAULT_LEADERBOARD_DIR = Path("leaderboards")
 KEY_COLUMNS = ["dataset", "protocol", "model"]
 TEXT_COLUMNS = ["dataset", "protocol", "model", "headline", "run_id", "finished_utc", "git_sha", "device"]
 THROUGHPUT_COLUMNS = ["images_per_s", "latency_p50_ms"]
+#: kept in the CSV, left out of the page (the run id and device are in each run's report; the rest is a heading)
+HTML_HIDDEN = ("dataset", "protocol", "headline", "headline_higher", "run_id", "device")
+#: page headings of columns whose CSV names are for programs
+HTML_HEADINGS = {"images_per_s": "img/s", "latency_p50_ms": "p50 ms", "finished_utc": "finished (UTC)",
+                 "git_sha": "commit"}
 TRAILING_COLUMNS = ["samples", "published", "headline", "headline_higher", "run_id", "finished_utc", "git_sha", "device"]
 
 
@@ -103,12 +108,14 @@ def write_leaderboard(directory: Path, task_name: str, table: pd.DataFrame) -> N
     atomic_write_text(directory / f"{task_name}.csv", table.to_csv(index=False, float_format="%.6f"))
     groups = []
     for (dataset, protocol), group in table.groupby(["dataset", "protocol"], sort=False, dropna=False):
-        columns = [c for c in table.columns if c not in ("dataset", "protocol", "headline", "headline_higher")
-                   and not group[c].isna().all()]
+        # a column no row fills (or COCO's -1 "no such objects" everywhere) says nothing on the page
+        columns = [c for c in table.columns if c not in HTML_HIDDEN and not group[c].isna().all()
+                   and not (group[c] == -1).all()]
         rows = [{key: (None if pd.isna(value) else value) for key, value in row.items()}
                 for row in group.to_dict("records")]
         headline = rows[0].get("headline") or ""
         groups.append({"dataset": dataset, "protocol": protocol, "headline": headline,
                        "higher": bool(rows[0].get("headline_higher", True)), "columns": columns, "rows": rows})
-    html = render("leaderboard.html.j2", task=task_name, groups=groups, text_columns=TEXT_COLUMNS, generated=utc_now())
+    html = render("leaderboard.html.j2", task=task_name, groups=groups, text_columns=TEXT_COLUMNS, generated=utc_now(),
+                  headings=HTML_HEADINGS)
     atomic_write_text(directory / f"{task_name}.html", html)
