@@ -14,7 +14,8 @@ import pytest
 import torch
 
 from harness.core.catalog import ADAPTERS
-from adapters.inrepo.detection.detector_weights import default_weights
+from adapters.inrepo.detection.detector_weights import PREFIX
+from adapters.inrepo.weights import default_weights
 from adapters.inrepo.train_loop import FirstSamples
 from harness.run.bench_run import default_models
 from harness.datasets import DATASETS
@@ -256,7 +257,7 @@ def test_registered_run_by_default_with_small_weights(name):
     entry = ADAPTERS.get(name)
     assert entry.task == DETECTORS[name] and entry.runs_by_default and entry.batch_invariant
     assert name in default_models(DETECTORS[name])
-    path = default_weights(name)
+    path = default_weights(PREFIX, name)
     assert path.stat().st_size < 5_000_000  # float32 state dicts of 0.6-1.1 M parameters
     content = torch.load(path, map_location="cpu", weights_only=True)
     assert content["kind"] == name and content["category_ids"] == [1, 2, 3, 4, 5]

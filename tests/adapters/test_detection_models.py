@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from pycocotools import mask as mask_codec
 
 from harness.core.catalog import ADAPTERS
-from adapters.inrepo.detection.detector_weights import Checkpoint, default_weights, family_weights
+from adapters.inrepo.detection.detector_weights import PREFIX, Checkpoint, family_weights
+from adapters.inrepo.weights import default_weights
 from adapters.inrepo.detection.postprocess import paste_masks, suppress
 from adapters.inrepo.detection.train import train
 from harness.run.trainers import validate as evaluate_adapter
@@ -49,7 +50,7 @@ def test_registered_for_its_task_and_run_by_default(name):
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_committed_weights_are_small_and_load_without_unpickling(name):
-    path = default_weights(name)
+    path = default_weights(PREFIX, name)
     assert path.is_file() and path.stat().st_size < 3_000_000
     content = torch.load(path, map_location="cpu", weights_only=True)
     assert content["classes"] == ["circle", "square", "triangle", "cross", "ring"]
@@ -114,8 +115,8 @@ def test_a_dataset_with_other_classes_or_ids_is_refused(adapters, val_sets):
 
 def test_a_checkpoint_of_another_model_is_refused(tmp_path):
     with pytest.raises(BenchError, match="expected 'centernet-mask'"):
-        Checkpoint.load(default_weights("centernet"), "centernet-mask")
-    adapter = ADAPTERS.get("centernet")("centernet", checkpoint=default_weights("prior-boxes"))
+        Checkpoint.load(default_weights(PREFIX, "centernet"), "centernet-mask")
+    adapter = ADAPTERS.get("centernet")("centernet", checkpoint=default_weights(PREFIX, "prior-boxes"))
     with pytest.raises(BenchError, match="prior-boxes"):
         adapter.info()
 
@@ -155,7 +156,7 @@ def test_voc_mini_boxes_share_the_coco_shapes_label_space_and_weights():
     voc = DATASETS.get("voc")(None, None, "detection").info
     adapter = ADAPTERS.get("centernet")("centernet")
     adapter.check_compatible(voc)
-    assert adapter.weights_file() == default_weights("centernet")
+    assert adapter.weights_file() == default_weights(PREFIX, "centernet")
 
 
 def test_a_dataset_without_weights_is_refused_in_one_line():
@@ -171,10 +172,10 @@ def test_a_dataset_without_weights_is_refused_in_one_line():
 
 
 def test_the_users_checkpoint_is_never_swapped_for_the_datasets(cityscapes_val):
-    adapter = ADAPTERS.get("centernet-mask")("centernet-mask", checkpoint=default_weights("centernet-mask"))
+    adapter = ADAPTERS.get("centernet-mask")("centernet-mask", checkpoint=default_weights(PREFIX, "centernet-mask"))
     with pytest.raises(BenchError, match="classes differ"):
         adapter.check_compatible(cityscapes_val.info)
-    assert adapter.weights_file() == default_weights("centernet-mask")
+    assert adapter.weights_file() == default_weights(PREFIX, "centernet-mask")
 
 
 def test_the_cityscapes_model_beats_its_baseline(cityscapes_val):
@@ -290,7 +291,7 @@ def test_bench_train_writes_the_dataset_familys_weights_by_default(cityscapes_va
 
     trainer = TRAINERS.get("instance")
     assert trainer.weights_file("centernet-mask", cityscapes_val.info).name == "detection_centernet-mask_cityscapes.pt"
-    assert trainer.weights_file("centernet-mask", val_sets["instance"].info) == default_weights("centernet-mask")
+    assert trainer.weights_file("centernet-mask", val_sets["instance"].info) == default_weights(PREFIX, "centernet-mask")
 
 
 def test_training_is_reproducible_from_the_seed(tmp_path: Path, val_sets):

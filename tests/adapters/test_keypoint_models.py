@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from harness.core.catalog import ADAPTERS
-from adapters.inrepo.keypoints.adapter import default_weights
+from adapters.inrepo.keypoints.skeletons import skeleton_weights as default_weights
 from adapters.inrepo.keypoints.crop import CropJitter, crop_matrix, flip_joints, invert, transform_points, warp
 from adapters.inrepo.keypoints.data import Augmentation, PersonCrops
 from adapters.inrepo.keypoints.skeletons import COCO17, MPII16

@@ -47,14 +47,14 @@ def test_train_refuses_a_model_that_is_not_in_repo_keypoints(tmp_path):
 
 
 def test_train_on_mpii_reproduces_the_committed_mpii_mean_pose(tmp_path):
-    from adapters.inrepo.keypoints.skeletons import MPII16, default_weights
+    from adapters.inrepo.keypoints.skeletons import MPII16, skeleton_weights
 
     out = tmp_path / "mean_mpii.pt"
     arguments = ["train", "--task", "keypoints", "--model", "mean-pose", "--dataset", "mpii", "--out", str(out),
                  "--val-split", ""]
     result = CliRunner().invoke(main, arguments)
     assert result.exit_code == 0, result.output
-    state, committed = torch.load(out, weights_only=True), torch.load(default_weights("mean-pose", MPII16),
+    state, committed = torch.load(out, weights_only=True), torch.load(skeleton_weights("mean-pose", MPII16),
                                                                       weights_only=True)
     assert state["mean"].shape == (16, 2) and set(state) == set(committed)
     assert all(torch.equal(state[key], committed[key]) for key in state)

@@ -23,7 +23,8 @@ import numpy as np
 from harness.core.catalog import ADAPTERS
 from adapters.inrepo.weights import WEIGHTS_DIR
 from harness.core.adapter import Adapter, AdapterInfo
-from adapters.inrepo.detection.detector_weights import Checkpoint, default_weights, weights_for
+from adapters.inrepo.detection.detector_weights import PREFIX, Checkpoint, weights_for
+from adapters.inrepo.weights import default_weights
 from adapters.inrepo.inference import fixed_inference
 from harness.core.dataset import DatasetInfo
 from harness.core.errors import BenchError
@@ -63,7 +64,7 @@ class InRepoDetectionAdapter(Adapter):
     def weights_file(self) -> Path:
         if self.checkpoint is not None:
             return self.checkpoint
-        return self._bound if self._bound is not None else default_weights(self.model_name)
+        return self._bound if self._bound is not None else default_weights(PREFIX, self.model_name)
 
     def bind(self, dataset: DatasetInfo) -> None:
         """Use the committed weights for ``dataset``'s family (the user's ``--checkpoint`` is never replaced)."""

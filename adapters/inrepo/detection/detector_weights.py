@@ -20,11 +20,6 @@ from harness.core.errors import BenchError
 PREFIX = "detection"
 
 
-def default_weights(model_name: str) -> Path:
-    """Where the committed weights of an in-repo detection model for the embedded COCO shapes live."""
-    return weights.default_weights(PREFIX, model_name)
-
-
 def weights_for(model_name: str, dataset: DatasetInfo, kind: str, trust_checkpoint: bool = False) -> Path:
     """The committed weights of ``model_name`` for ``dataset``'s family, or of a family whose checkpoint holds the
     dataset's classes and category ids (``voc-mini`` boxes are the ``coco-mini`` shapes); one-line error if none."""

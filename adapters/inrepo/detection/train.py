@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
-from adapters.inrepo.weights import dataset_family
-from adapters.inrepo.detection.detector_weights import default_weights, family_weights
+from adapters.inrepo.detection.detector_weights import PREFIX, family_weights
+from adapters.inrepo.weights import dataset_family, default_weights
 from adapters.inrepo.train_loop import cosine_with_warmup
 from harness.core.dataset import Dataset
 from harness.core.errors import BenchError
@@ -202,5 +203,5 @@ def mask_loss(network: Any, mask_features: Any, images: Any, batch: Any, rng: np
 
 
 for _task in ("detection", "instance"):
-    TRAINERS.register(_task)(Trainer(task=_task, train=train, default_weights=default_weights,
+    TRAINERS.register(_task)(Trainer(task=_task, train=train, default_weights=partial(default_weights, PREFIX),
                                      weights_for=family_weights))

@@ -21,12 +21,12 @@ from harness.core.adapter import Adapter, AdapterInfo, load_state_dict
 from adapters.inrepo.weights import WEIGHTS_DIR
 from adapters.inrepo.inference import fixed_inference
 from adapters.inrepo.keypoints.crop import DEFAULT_PADDING, crop_matrix, invert, transform_points, warp
-from adapters.inrepo.keypoints.skeletons import COCO17, Skeleton, default_weights, skeleton_of
+from adapters.inrepo.keypoints.skeletons import COCO17, Skeleton, skeleton_weights, skeleton_of
 from harness.core.dataset import DatasetInfo
 from harness.core.errors import BenchError
 from harness.core.structures import KeypointsPrediction, PersonBoxes, Sample
 
-__all__ = ["TopDownAdapter", "default_weights", "prompt_boxes"]
+__all__ = ["TopDownAdapter", "skeleton_weights", "prompt_boxes"]
 
 
 class TopDownAdapter(Adapter):
@@ -62,7 +62,7 @@ class TopDownAdapter(Adapter):
         return cls.network_class(num_joints=num_joints)
 
     def weights_file(self) -> Path:
-        return self.checkpoint if self.checkpoint is not None else default_weights(self.model_name, self.skeleton)
+        return self.checkpoint if self.checkpoint is not None else skeleton_weights(self.model_name, self.skeleton)
 
     def check_compatible(self, dataset: DatasetInfo) -> None:
         """Bind to the dataset's skeleton (its weights are loaded from then on), then the usual checks."""
@@ -85,7 +85,7 @@ class TopDownAdapter(Adapter):
             skeleton = skeleton_of(dataset.keypoint_names, f"dataset {dataset.name!r}")
         except BenchError:
             return True  # check_compatible refuses it with the skeleton message
-        return default_weights(self.model_name, skeleton).is_file()
+        return skeleton_weights(self.model_name, skeleton).is_file()
 
     @property
     def network(self):

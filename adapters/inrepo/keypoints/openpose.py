@@ -27,7 +27,7 @@ from adapters.inrepo.inference import fixed_inference
 from adapters.inrepo.keypoints.heatmap import BACKGROUND_LOGIT
 from adapters.inrepo.keypoints.networks import Decoder, Encoder, conv_bn, grid_centres
 from adapters.inrepo.keypoints.paf_grouping import COCO_LIMBS, find_peaks, group_people
-from adapters.inrepo.keypoints.skeletons import COCO17, default_weights, skeleton_of
+from adapters.inrepo.keypoints.skeletons import COCO17, skeleton_weights, skeleton_of
 from harness.core.dataset import DatasetInfo
 from harness.core.errors import BenchError
 from harness.core.structures import KeypointsPrediction, Sample
@@ -184,7 +184,7 @@ class OpenPoseAdapter(Adapter):
         self.skeleton = COCO17
 
     def weights_file(self) -> Path:
-        return self.checkpoint if self.checkpoint is not None else default_weights(self.model_name, self.skeleton)
+        return self.checkpoint if self.checkpoint is not None else skeleton_weights(self.model_name, self.skeleton)
 
     def check_compatible(self, dataset: DatasetInfo) -> None:
         if dataset.task == self.task and skeleton_of(dataset.keypoint_names, f"dataset {dataset.name!r}") != COCO17:

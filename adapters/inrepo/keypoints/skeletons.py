@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from adapters.inrepo.weights import family_weights
 from harness.core.errors import BenchError
 from harness.labels.keypoints import COCO_FLIP_PAIRS, COCO_KEYPOINT_NAMES, MPII_FLIP_PAIRS, MPII_KEYPOINT_NAMES
 
-WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
 
 
 @dataclass(frozen=True)
@@ -23,16 +23,16 @@ class Skeleton:
     keypoint_names: tuple[str, ...]
     #: index pairs that swap under a horizontal flip (training augmentation)
     flip_pairs: tuple[tuple[int, int], ...]
-    #: appended to ``keypoints_<model>`` to name the weights file
-    weights_suffix: str
+    #: the dataset family whose weights fit this skeleton (``adapters.inrepo.weights.family_weights``)
+    family: str
 
     @property
     def num_joints(self) -> int:
         return len(self.keypoint_names)
 
 
-COCO17 = Skeleton("COCO-17", tuple(COCO_KEYPOINT_NAMES), tuple(COCO_FLIP_PAIRS), "")
-MPII16 = Skeleton("MPII-16", tuple(MPII_KEYPOINT_NAMES), tuple(MPII_FLIP_PAIRS), "_mpii")
+COCO17 = Skeleton("COCO-17", tuple(COCO_KEYPOINT_NAMES), tuple(COCO_FLIP_PAIRS), "coco")
+MPII16 = Skeleton("MPII-16", tuple(MPII_KEYPOINT_NAMES), tuple(MPII_FLIP_PAIRS), "mpii")
 SKELETONS: tuple[Skeleton, ...] = (COCO17, MPII16)
 
 
@@ -46,6 +46,7 @@ def skeleton_of(keypoint_names: Sequence[str], what: str = "the dataset") -> Ske
                      f"{len(keypoint_names)} keypoints {list(keypoint_names)[:4]}...")
 
 
-def default_weights(model_name: str, skeleton: Skeleton = COCO17) -> Path:
-    """Where the committed weights of an in-repo keypoint model for ``skeleton`` live."""
-    return WEIGHTS_DIR / f"keypoints_{model_name}{skeleton.weights_suffix}.pt"
+def skeleton_weights(model_name: str, skeleton: Skeleton = COCO17) -> Path:
+    """The committed weights of an in-repo keypoint model for ``skeleton``: the one weights naming rule,
+    ``keypoints_<model>[_<family>].pt`` (``adapters.inrepo.weights.family_weights``)."""
+    return family_weights("keypoints", model_name, skeleton.family)

@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from adapters.inrepo.keypoints.skeletons import COCO17, MPII16, Skeleton, default_weights, skeleton_of
+from adapters.inrepo.keypoints.skeletons import COCO17, MPII16, Skeleton, skeleton_weights, skeleton_of
 from adapters.inrepo.train_loop import cosine_with_warmup
 from harness.core.dataset import Dataset, DatasetInfo
 from harness.core.errors import BenchError
@@ -58,7 +58,7 @@ def schedule_of(model_name: str, skeleton: Skeleton = COCO17) -> Schedule:
 
 def weights_for(model_name: str, info: DatasetInfo) -> Path:
     """The committed weights file that training ``model_name`` on a dataset like ``info`` reproduces."""
-    return default_weights(model_name, skeleton_of(info.keypoint_names, f"dataset {info.name!r}"))
+    return skeleton_weights(model_name, skeleton_of(info.keypoint_names, f"dataset {info.name!r}"))
 
 
 def train_model(
@@ -181,5 +181,5 @@ def compact_state_dict(network) -> dict:
 
 
 TRAINERS.register("keypoints")(
-    Trainer(task="keypoints", train=train_model, default_weights=default_weights, weights_for=weights_for)
+    Trainer(task="keypoints", train=train_model, default_weights=skeleton_weights, weights_for=weights_for)
 )
