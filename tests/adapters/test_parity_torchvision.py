@@ -80,6 +80,7 @@ def no_downloads(monkeypatch: pytest.MonkeyPatch) -> None:
 def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A private torch hub cache: ``$TORCH_HOME/hub/checkpoints``."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setattr(torch.hub, "_hub_dir", None)  # a folder pinned by torch.hub.set_dir would win over TORCH_HOME
     folder = tmp_path / "torch" / "hub" / "checkpoints"
     folder.mkdir(parents=True)
     assert Path(torch.hub.get_dir()) == folder.parent

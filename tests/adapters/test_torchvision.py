@@ -10,6 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+# imported before any test patches torch.hub: torchvision.models._api binds load_state_dict_from_url at import,
+# and a binding made while a test's refusal is patched in would outlive the test (and break later files)
+import torchvision.models  # noqa: F401
 
 from harness.core.catalog import ADAPTERS
 from harness.core.adapter import Adapter
@@ -65,6 +68,7 @@ def no_downloads(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", refuse)
     monkeypatch.setattr(torch.hub, "download_url_to_file", refuse)
+    monkeypatch.setattr(torchvision.models._api, "load_state_dict_from_url", refuse)
 
 
 def build(name: str, checkpoint: Path | str | None = None, **options) -> Adapter:
@@ -374,11 +378,11 @@ def test_a_checkpoint_of_another_architecture_is_refused(tmp_path: Path) -> None
 
 
 @pytest.fixture()
-def hub_dir(tmp_path: Path):
-    previous = torch.hub.get_dir()
-    torch.hub.set_dir(str(tmp_path / "hub"))
-    yield tmp_path / "hub"
-    torch.hub.set_dir(previous)
+def hub_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    # torch.hub.set_dir stores the folder in torch.hub._hub_dir for good (set_dir(previous) would pin the default
+    # and hide a later test's $TORCH_HOME); patching the attribute restores its original value (None)
+    monkeypatch.setattr(torch.hub, "_hub_dir", str(tmp_path / "hub"))
+    return tmp_path / "hub"
 
 
 def test_named_weights_load_only_from_the_local_hub_cache(hub_dir: Path) -> None:
