@@ -16,7 +16,6 @@ weights_backbone=None)``, which is what torchvision's own ``load_state_dict`` on
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import warnings
@@ -29,6 +28,7 @@ import numpy as np
 
 from harness.core.adapter import Adapter, AdapterInfo, load_state_dict
 from harness.core.errors import BenchError
+from harness.core.fingerprint import file_digest
 
 RANDOM_WEIGHTS_WARNING = "NO CHECKPOINT: random weights, scores are meaningless (pass --checkpoint FILE or weights:NAME)"
 WEIGHTS_PREFIX = "weights:"
@@ -45,14 +45,6 @@ def hub_cache_file(url: str) -> Path:
 HUB_HASH = re.compile(r"-([a-f0-9]+)\.")
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def release_of_file(builder: str, path: Path) -> Any:
     """The torchvision weights enum member whose published file ``path`` is, else None.
 
@@ -66,7 +58,7 @@ def release_of_file(builder: str, path: Path) -> Any:
         if Path(path).name != published:
             continue
         match = HUB_HASH.search(published)
-        if match and not file_sha256(Path(path)).startswith(match.group(1)):
+        if match and not file_digest(Path(path)).startswith(match.group(1)):
             raise BenchError(f"file is named like torchvision's {member} but its sha256 does not start with "
                              f"{match.group(1)} (a damaged download, or another file under that name)", path)
         return member

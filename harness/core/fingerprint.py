@@ -8,6 +8,7 @@ cannot describe without an address, so the mistake shows up as an error, not as 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import enum
 import json
 import math
@@ -16,6 +17,15 @@ from pathlib import Path
 from typing import Any
 
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+def file_digest(path: Path) -> str:
+    """sha256 of a file's bytes, read in 1 MiB blocks (weights, images, detection files: all hashed alike)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 class UnstableFingerprint(TypeError):

@@ -9,22 +9,15 @@ identical file is still a hit and a changed file is a miss for that sample alone
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import Any, Sequence
 
+from harness.core.fingerprint import file_digest
+
 #: a missing file is stamped so: it can never match an existing file, and a cached prediction made while it
 #: was missing is not served once it appears
 ABSENT = -1
-
-
-def file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def stamp_file(path: Path) -> list[Any]:

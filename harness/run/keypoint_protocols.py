@@ -27,6 +27,7 @@ import numpy as np
 
 from harness.core.dataset import Dataset
 from harness.core.errors import BenchError, DataError
+from harness.core.fingerprint import file_digest
 from harness.core.protocol import MetricSpec, ProtocolOverride
 from harness.core.structures import KeypointsPrediction, PersonBoxes, Sample
 
@@ -134,14 +135,6 @@ def read_person_boxes(path: Path, category_id: int, image_ids: Iterable[int]) ->
 
 def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # ------------------------------------------------------------------------------------------- the condition

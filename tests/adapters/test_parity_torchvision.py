@@ -234,7 +234,7 @@ def test_checkpoint_files_plain_or_a_copy_of_a_release(hub: Path, tmp_path: Path
     with pytest.raises(BenchError, match=rf"named like torchvision's {type(weights).__name__}.COCO_V1 but its sha256"):
         adapter_for(name, download, model_kwargs=kwargs).info()
     digits = common.HUB_HASH.search(release.name).group(1)
-    monkeypatch.setattr(common, "file_sha256", lambda path: digits + "0" * (64 - len(digits)))  # the genuine file
+    monkeypatch.setattr(common, "file_digest", lambda path: digits + "0" * (64 - len(digits)))  # the genuine file
     adapter = adapter_for(name, download, model_kwargs=kwargs)
     adapter.check_compatible(coco80_info("detection"))
     release_reference = detect(library_model(name, member, kwargs), weights, item.image_path)

@@ -15,7 +15,8 @@ from harness.run.bench_run import get_task
 from harness.datasets.coco_keypoints import CocoKeypoints
 from harness.core.errors import BenchError, DataError
 from harness.labels.keypoints import COCO_KEYPOINT_NAMES, COCO_SIGMAS
-from harness.run.keypoint_protocols import (ConditionedDataset, KeypointCondition, file_digest, oks_nms,
+from harness.core.fingerprint import file_digest
+from harness.run.keypoint_protocols import (ConditionedDataset, KeypointCondition, oks_nms,
                                         read_person_boxes, wrap_adapter)
 from harness.run.runner import evaluate
 from harness.core.structures import KeypointsPrediction
