@@ -12,7 +12,6 @@ untouched), so a model trained on one reads the other.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import cv2
@@ -20,8 +19,8 @@ import numpy as np
 
 from harness.embedded.shapes import visible_box
 from harness.embedded.shapes_coco import encode_rle
-from harness.embedded.stick_figures import IMAGE_SIZE, _background, _polygons, draw_person, random_pose
-from harness.labels.keypoints import COCO_KEYPOINT_NAMES, COCO_SKELETON_1BASED
+from harness.embedded.stick_figures import (IMAGE_SIZE, _background, _polygons, draw_person, random_pose,
+                                            write_people_split)
 
 SPLITS = {"train": (600, 21), "val": (120, 22)}  # images, seed
 VERSION = 1
@@ -98,29 +97,8 @@ def generate_image(rng: np.random.Generator) -> tuple[np.ndarray, list[dict]]:
 
 
 def write_split(root: Path, split: str, count: int, seed: int) -> None:
-    rng = np.random.default_rng(seed)
-    (root / split).mkdir(parents=True, exist_ok=True)
-    (root / "annotations").mkdir(parents=True, exist_ok=True)
-    images, annotations = [], []  # type: ignore[var-annotated]
-    for index in range(count):
-        image, anns = generate_image(rng)
-        image_id = index + 1
-        file_name = f"{image_id:012d}.jpg"
-        cv2.imwrite(str(root / split / file_name), cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])
-        images.append({"id": image_id, "file_name": file_name, "width": image.shape[1], "height": image.shape[0]})
-        for ann in anns:
-            annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": 1, **ann})
-    data = {
-        "info": {"description": f"bench embedded multi-person stick-figure scenes v{VERSION}, split {split}, seed {seed}"},
-        "licenses": [],
-        "images": images,
-        "annotations": annotations,
-        "categories": [{
-            "supercategory": "person", "id": 1, "name": "person",
-            "keypoints": list(COCO_KEYPOINT_NAMES), "skeleton": COCO_SKELETON_1BASED,
-        }],
-    }
-    (root / "annotations" / f"person_keypoints_{split}.json").write_text(json.dumps(data))
+    write_people_split(root, split, count, seed, generate_image,
+                       f"bench embedded multi-person stick-figure scenes v{VERSION}")
 
 
 def build_split(root: Path, split: str) -> None:

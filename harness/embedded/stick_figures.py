@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import cv2
 import numpy as np
@@ -168,13 +168,21 @@ def generate_image(rng: np.random.Generator) -> tuple[np.ndarray, list[dict]]:
 
 
 def write_split(root: Path, split: str, count: int, seed: int) -> None:
+    write_people_split(root, split, count, seed, generate_image, f"bench embedded stick-figure people v{VERSION}")
+
+
+def write_people_split(root: Path, split: str, count: int, seed: int,
+                       generate: Callable[[np.random.Generator], tuple[np.ndarray, list[dict[str, Any]]]],
+                       description: str) -> None:
+    """A COCO person_keypoints split of ``count`` images drawn by ``generate`` (one person or a group per image):
+    JPEGs under ``<split>/`` and ``annotations/person_keypoints_<split>.json``."""
     rng = np.random.default_rng(seed)
     (root / split).mkdir(parents=True, exist_ok=True)
     (root / "annotations").mkdir(parents=True, exist_ok=True)
     images: list[dict[str, Any]] = []
     annotations: list[dict[str, Any]] = []
     for index in range(count):
-        image, anns = generate_image(rng)
+        image, anns = generate(rng)
         image_id = index + 1
         file_name = f"{image_id:012d}.jpg"
         cv2.imwrite(str(root / split / file_name), cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])
@@ -182,7 +190,7 @@ def write_split(root: Path, split: str, count: int, seed: int) -> None:
         for ann in anns:
             annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": 1, **ann})
     data = {
-        "info": {"description": f"bench embedded stick-figure people v{VERSION}, split {split}, seed {seed}"},
+        "info": {"description": f"{description}, split {split}, seed {seed}"},
         "licenses": [],
         "images": images,
         "annotations": annotations,
