@@ -36,6 +36,20 @@ class Schedule:
         return replace(self, steps=steps or self.steps, batch_size=batch_size or self.batch_size)
 
 
+@dataclass(frozen=True)
+class EpochSchedule:
+    """Optimiser settings of a model trained in epochs (detection, keypoints): epochs are what fits in a few CPU
+    minutes on the embedded data."""
+
+    epochs: int
+    learning_rate: float = 3e-3
+    batch_size: int = 16
+    weight_decay: float = 1e-4
+    warmup_steps: int = 50
+    #: global gradient-norm clipping (DETR's recipe); None: none
+    clip_norm: float | None = None
+
+
 class EpochOrder:
     """Batches of item indices drawn from consecutive seeded permutations: every epoch is a fresh shuffle."""
 

@@ -17,28 +17,16 @@ from typing import Any, Callable
 import numpy as np
 
 from adapters.inrepo.weights import dataset_family
+from adapters.inrepo.train_loop import EpochSchedule
 from harness.core.errors import BenchError
 from harness.run.trainers import TrainOutcome, torch_threads
-
-
-@dataclass(frozen=True)
-class ClassicSchedule:
-    """The optimiser settings of one classic model; epochs are what fits in a few CPU minutes."""
-
-    epochs: int
-    learning_rate: float = 3e-3
-    batch_size: int = 16
-    weight_decay: float = 1e-4
-    warmup_steps: int = 50
-    #: global gradient-norm clipping (DETR's recipe); None: none
-    clip_norm: float | None = None
 
 
 @dataclass(frozen=True)
 class ClassicModel:
     task: str
     build: Callable[[int], Any]
-    schedule: ClassicSchedule
+    schedule: EpochSchedule
     with_masks: bool = False
 
 
@@ -73,11 +61,11 @@ def _mask_rcnn(num_classes: int):
 
 
 MODELS: dict[str, ClassicModel] = {
-    "yolo": ClassicModel("detection", _yolo, ClassicSchedule(epochs=30)),
-    "ssd": ClassicModel("detection", _ssd, ClassicSchedule(epochs=24)),
-    "retinanet": ClassicModel("detection", _retinanet, ClassicSchedule(epochs=40)),
-    "detr": ClassicModel("detection", _detr, ClassicSchedule(epochs=16, learning_rate=5e-4, clip_norm=0.5)),
-    "mask-rcnn": ClassicModel("instance", _mask_rcnn, ClassicSchedule(epochs=12), with_masks=True),
+    "yolo": ClassicModel("detection", _yolo, EpochSchedule(epochs=30)),
+    "ssd": ClassicModel("detection", _ssd, EpochSchedule(epochs=24)),
+    "retinanet": ClassicModel("detection", _retinanet, EpochSchedule(epochs=40)),
+    "detr": ClassicModel("detection", _detr, EpochSchedule(epochs=16, learning_rate=5e-4, clip_norm=0.5)),
+    "mask-rcnn": ClassicModel("instance", _mask_rcnn, EpochSchedule(epochs=12), with_masks=True),
 }
 #: the training canvas and scale augmentation of ``train.py`` (the same data pipeline as centernet's)
 CANVAS = 192

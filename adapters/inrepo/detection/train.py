@@ -8,7 +8,6 @@ second OpenMP thread waiting for a busy core makes a step several times slower),
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable
@@ -17,7 +16,7 @@ import numpy as np
 
 from adapters.inrepo.detection.detector_weights import PREFIX, family_weights
 from adapters.inrepo.weights import dataset_family, default_weights
-from adapters.inrepo.train_loop import cosine_with_warmup
+from adapters.inrepo.train_loop import EpochSchedule, cosine_with_warmup
 from harness.core.dataset import Dataset
 from harness.core.errors import BenchError
 from harness.run.trainers import TRAINERS, Trainer, TrainOutcome, torch_threads
@@ -30,22 +29,11 @@ SCALE_RANGE = (0.6, 1.5)
 ROI_SHIFT, ROI_LOG_SCALE = 0.06, 0.08
 
 
-@dataclass(frozen=True)
-class Schedule:
-    """Optimiser settings of one model; epochs are what fits in a few CPU minutes on the embedded data."""
-
-    epochs: int
-    learning_rate: float = 3e-3
-    batch_size: int = 16
-    weight_decay: float = 1e-4
-    warmup_steps: int = 50
-
-
-SCHEDULES: dict[str, Schedule] = {
-    "centernet": Schedule(epochs=24),
-    "centernet-mask": Schedule(epochs=20),
-    "prior-boxes": Schedule(epochs=1),
-    "prior-boxes-mask": Schedule(epochs=1),
+SCHEDULES: dict[str, EpochSchedule] = {
+    "centernet": EpochSchedule(epochs=24),
+    "centernet-mask": EpochSchedule(epochs=20),
+    "prior-boxes": EpochSchedule(epochs=1),
+    "prior-boxes-mask": EpochSchedule(epochs=1),
 }
 #: epochs per (model, dataset family) where they differ from the schedule's
 FAMILY_EPOCHS: dict[tuple[str, str], int] = {("centernet-mask", "cityscapes"): 12}
@@ -87,7 +75,7 @@ def train(
                       on_step=on_step, vertical_flips=family not in UPRIGHT_FAMILIES)
 
 
-def _train(name: str, schedule: Schedule, train_set: Dataset, *, out: Path, epochs: int, seed: int,
+def _train(name: str, schedule: EpochSchedule, train_set: Dataset, *, out: Path, epochs: int, seed: int,
            max_steps: int | None, on_step: Callable[[int, int, float], None] | None,
            vertical_flips: bool = True) -> TrainOutcome:
     import torch

@@ -11,48 +11,40 @@ weights can be reproduced with ``bench train --task keypoints --model NAME [--da
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from adapters.inrepo.keypoints.skeletons import COCO17, MPII16, Skeleton, skeleton_weights, skeleton_of
-from adapters.inrepo.train_loop import cosine_with_warmup
+from adapters.inrepo.train_loop import EpochSchedule, cosine_with_warmup
 from harness.core.dataset import Dataset, DatasetInfo
 from harness.core.errors import BenchError
 from harness.run.trainers import TRAINERS, Trainer, TrainOutcome, torch_threads
 
 
-@dataclass(frozen=True)
-class Schedule:
-    """Optimiser settings of one model; epochs are what fits in a few CPU minutes on the embedded data."""
-
-    epochs: int
-    learning_rate: float = 3e-3
-    batch_size: int = 32
-    weight_decay: float = 1e-4
-    warmup_steps: int = 50
-
-
-SCHEDULES: dict[str, Schedule] = {
-    "mean-pose": Schedule(epochs=1),
-    "regression": Schedule(epochs=60),  # no decoder: an epoch costs about a third of the others'
-    "heatmap": Schedule(epochs=30),
-    "soft-argmax": Schedule(epochs=35),
-    "hourglass": Schedule(epochs=20),  # two stacks at stride 2: an epoch costs about three of the heatmap's
+#: crops are small: keypoint models train in batches of 32
+BATCH_SIZE = 32
+SCHEDULES: dict[str, EpochSchedule] = {
+    "mean-pose": EpochSchedule(epochs=1, batch_size=BATCH_SIZE),
+    # no decoder: an epoch costs about a third of the others'
+    "regression": EpochSchedule(epochs=60, batch_size=BATCH_SIZE),
+    "heatmap": EpochSchedule(epochs=30, batch_size=BATCH_SIZE),
+    "soft-argmax": EpochSchedule(epochs=35, batch_size=BATCH_SIZE),
+    # two stacks at stride 2: an epoch costs about three of the heatmap's
+    "hourglass": EpochSchedule(epochs=20, batch_size=BATCH_SIZE),
 }
 #: other skeletons' schedules where they differ
-SKELETON_SCHEDULES: dict[Skeleton, dict[str, Schedule]] = {
+SKELETON_SCHEDULES: dict[Skeleton, dict[str, EpochSchedule]] = {
     MPII16: {
-        "regression": Schedule(epochs=80),
-        "heatmap": Schedule(epochs=40),
-        "soft-argmax": Schedule(epochs=45),
+        "regression": EpochSchedule(epochs=80, batch_size=BATCH_SIZE),
+        "heatmap": EpochSchedule(epochs=40, batch_size=BATCH_SIZE),
+        "soft-argmax": EpochSchedule(epochs=45, batch_size=BATCH_SIZE),
     },
 }
 
 
-def schedule_of(model_name: str, skeleton: Skeleton = COCO17) -> Schedule:
+def schedule_of(model_name: str, skeleton: Skeleton = COCO17) -> EpochSchedule:
     return SKELETON_SCHEDULES.get(skeleton, {}).get(model_name, SCHEDULES[model_name])
 
 
