@@ -9,10 +9,12 @@ from __future__ import annotations
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Protocol, Sequence
 
+from harness.core.dataset import Dataset
 from harness.core.registry import Registry
 
+#: ``on_step(step, total_steps, loss)``: progress of a training run, after every optimiser step
 StepCallback = Callable[[int, int, float], None]
 
 
@@ -22,10 +24,25 @@ class TrainOutcome:
 
     model: str
     weights: Path
-    epochs: float  # passes over the training split (fractional for step-counted schedules)
+    epochs: float  # passes over the training split (fractional for a run cut short or counted in steps)
     steps: int
     seconds: float
-    losses: list[float] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)  # one per optimiser step (none for a fit without steps)
+
+
+class TrainFunction(Protocol):
+    """The one entry point of every in-repo trainer (``train`` in each trainer module).
+
+    Train model ``name`` on ``train_set`` and save its weights to ``out`` (None: the committed file for that
+    dataset).  ``epochs`` or ``steps`` replace the length of the model's schedule (steps win), ``batch_size`` its
+    batch size; ``max_steps`` cuts the run short (tests, smoke runs: the learning rate then decays over the
+    shortened run).  ``seed`` fixes initialisation, batch order and augmentation; ``threads`` pins torch's thread
+    count for the run (the committed weights were trained with one).
+    """
+
+    def __call__(self, name: str, train_set: Dataset, /, *, out: Path | None = None, epochs: float | None = None,
+                 steps: int | None = None, max_steps: int | None = None, batch_size: int | None = None,
+                 seed: int = 0, threads: int | None = 1, on_step: StepCallback | None = None) -> TrainOutcome: ...
 
 
 @contextmanager
@@ -47,14 +64,14 @@ def torch_threads(threads: int | None) -> Iterator[None]:
 
 @dataclass(frozen=True)
 class Trainer:
-    """``train(name, train_set, *, out, epochs, seed, threads, on_step)`` returns an outcome with ``weights``,
-    ``steps``, ``epochs`` and ``seconds``; ``default_weights(name)`` is the committed file a model loads.
+    """``train`` (a ``TrainFunction``) returns an outcome with ``weights``, ``steps``, ``epochs`` and ``seconds``;
+    ``default_weights(name)`` is the committed file a model loads.
 
     Models that ship weights per dataset label space (the keypoint models: COCO-17 and MPII-16) give
     ``weights_for(name, dataset_info)``, the committed file a training run on that dataset reproduces."""
 
     task: str
-    train: Callable[..., Any]
+    train: TrainFunction
     default_weights: Callable[[str], Path]
     train_split: str = "train"
     val_split: str = "val"

@@ -134,14 +134,14 @@ RECORDED_LOSSES = {
 
 @pytest.mark.parametrize("name", sorted(RECORDED_LOSSES))
 def test_first_training_steps_reproduce_the_recorded_losses(name, tmp_path):
-    from adapters.inrepo.keypoints.train import train_model
+    from adapters.inrepo.keypoints.train import train
     from adapters.inrepo.train_loop import FirstSamples
     from harness.datasets import DATASETS
 
     dataset_name, recorded = RECORDED_LOSSES[name]
     data = FirstSamples(DATASETS.get(dataset_name)(None, "train", "keypoints"), 8)
     steps: list[float] = []
-    outcome = train_model(name, data, out=tmp_path / "w.pt", max_steps=3, seed=0, threads=1,
+    outcome = train(name, data, out=tmp_path / "w.pt", max_steps=3, seed=0, threads=1,
                           on_step=lambda step, total, loss: steps.append(loss))
     assert outcome.steps == 3 and outcome.weights.is_file()
     assert steps == pytest.approx(recorded, rel=1e-5)

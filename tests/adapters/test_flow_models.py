@@ -181,6 +181,6 @@ def test_bench_train_trains_and_scores_flownet(tmp_path):
     assert "25 steps" in result.output  # 1 epoch of both passes: 200 pairs in batches of 8
 
 
-def test_classical_methods_have_nothing_to_train():
+def test_classical_methods_have_nothing_to_train(val_set):
     with pytest.raises(BenchError, match="no trainer"):
-        train("horn-schunck")
+        train("horn-schunck", val_set)

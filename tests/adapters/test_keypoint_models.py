@@ -16,7 +16,7 @@ from adapters.inrepo.keypoints.skeletons import skeleton_weights as default_weig
 from adapters.inrepo.keypoints.crop import CropJitter, crop_matrix, flip_joints, invert, transform_points, warp
 from adapters.inrepo.keypoints.data import Augmentation, PersonCrops
 from adapters.inrepo.keypoints.skeletons import COCO17, MPII16
-from adapters.inrepo.keypoints.train import train_model
+from adapters.inrepo.keypoints.train import train
 from adapters.inrepo.train_loop import FirstSamples
 from harness.datasets import DATASETS
 from harness.core.dataset import Dataset, DatasetInfo
@@ -139,7 +139,7 @@ def test_the_committed_mpii_models_beat_the_mean_pose(mpii_val):
 def test_training_on_mpii_builds_sixteen_joints_and_flips_mpii_pairs(mpii_val, tmp_path):
     train_set = FirstSamples(mpii_val, 6)
     out = tmp_path / "heatmap_mpii.pt"
-    outcome = train_model("heatmap", train_set, out=out, epochs=1, max_steps=2, seed=3)
+    outcome = train("heatmap", train_set, out=out, epochs=1, max_steps=2, seed=3)
     assert outcome.steps == 1  # 6 images, fewer than one batch of 32 people: one step per epoch
     state = torch.load(out, weights_only=True)
     assert state["head.weight"].shape[0] == 16
@@ -347,7 +347,7 @@ class TinyDataset(Dataset):
 def test_short_training_lowers_the_loss_and_saves_safe_weights(name, scene, tmp_path):
     losses: list[float] = []
     out = tmp_path / f"{name}.pt"
-    outcome = train_model(
+    outcome = train(
         name, TinyDataset(scene), out=out, epochs=60, max_steps=40, seed=1,
         on_step=lambda step, total, loss: losses.append(loss),
     )
@@ -362,7 +362,7 @@ def test_short_training_lowers_the_loss_and_saves_safe_weights(name, scene, tmp_
 def test_mean_pose_training_is_the_box_normalised_mean(scene, tmp_path):
     dataset = TinyDataset(scene)
     out = tmp_path / "mean.pt"
-    train_model("mean-pose", dataset, out=out)
+    train("mean-pose", dataset, out=out)
     adapter = ADAPTERS.get("mean-pose")("mean-pose", checkpoint=out)
     sample = dataset[0]
     (prediction,) = adapter.predict([sample])
@@ -376,6 +376,6 @@ def test_mean_pose_training_is_the_box_normalised_mean(scene, tmp_path):
 def test_training_is_reproducible_for_a_seed(scene, tmp_path):
     first, second = tmp_path / "a.pt", tmp_path / "b.pt"
     for out in (first, second):
-        train_model("regression", TinyDataset(scene), out=out, epochs=1, max_steps=3, seed=7)
+        train("regression", TinyDataset(scene), out=out, epochs=1, max_steps=3, seed=7)
     a, b = torch.load(first, weights_only=True), torch.load(second, weights_only=True)
     assert all(torch.equal(a[key], b[key]) for key in a)

@@ -303,6 +303,6 @@ def test_training_refuses_a_dataset_outside_the_known_label_spaces(val_set):
         train("fcn", other)
 
 
-def test_training_refuses_an_unknown_model():
+def test_training_refuses_an_unknown_model(val_set):
     with pytest.raises(BenchError, match="no trainer"):
-        train("segformer")
+        train("segformer", val_set)

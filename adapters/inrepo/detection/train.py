@@ -8,6 +8,7 @@ second OpenMP thread waiting for a busy core makes a step several times slower),
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable
@@ -16,10 +17,10 @@ import numpy as np
 
 from adapters.inrepo.detection.detector_weights import PREFIX, family_weights
 from adapters.inrepo.weights import dataset_family, default_weights
-from adapters.inrepo.train_loop import EpochSchedule, cosine_with_warmup
+from adapters.inrepo.train_loop import Schedule, optimise
 from harness.core.dataset import Dataset
 from harness.core.errors import BenchError
-from harness.run.trainers import TRAINERS, Trainer, TrainOutcome, torch_threads
+from harness.run.trainers import TRAINERS, StepCallback, Trainer, TrainOutcome, torch_threads
 
 #: square training canvas (pixels): the embedded images are 128-192 px a side
 CANVAS = 192
@@ -29,11 +30,11 @@ SCALE_RANGE = (0.6, 1.5)
 ROI_SHIFT, ROI_LOG_SCALE = 0.06, 0.08
 
 
-SCHEDULES: dict[str, EpochSchedule] = {
-    "centernet": EpochSchedule(epochs=24),
-    "centernet-mask": EpochSchedule(epochs=20),
-    "prior-boxes": EpochSchedule(epochs=1),
-    "prior-boxes-mask": EpochSchedule(epochs=1),
+SCHEDULES: dict[str, Schedule] = {
+    "centernet": Schedule(epochs=24),
+    "centernet-mask": Schedule(epochs=20),
+    "prior-boxes": Schedule(epochs=1),
+    "prior-boxes-mask": Schedule(epochs=1),
 }
 #: epochs per (model, dataset family) where they differ from the schedule's
 FAMILY_EPOCHS: dict[tuple[str, str], int] = {("centernet-mask", "cityscapes"): 12}
@@ -44,40 +45,43 @@ UPRIGHT_FAMILIES = frozenset({"cityscapes"})
 def train(
     name: str,
     train_set: Dataset,
+    /,
     *,
-    out: Path,
-    epochs: int | None = None,
+    out: Path | None = None,
+    epochs: float | None = None,
+    steps: int | None = None,
+    max_steps: int | None = None,
+    batch_size: int | None = None,
     seed: int = 0,
     threads: int | None = 1,
-    max_steps: int | None = None,
-    on_step: Callable[[int, int, float], None] | None = None,
+    on_step: StepCallback | None = None,
 ) -> TrainOutcome:
-    """Train model ``name`` on ``train_set`` and save its checkpoint to ``out``.
+    """Train model ``name`` on ``train_set`` and save its checkpoint to ``out`` (``harness.run.trainers.TrainFunction``).
 
-    ``on_step(step, total_steps, loss)`` reports progress; ``max_steps`` cuts the run short (tests, smoke runs).
-    The classic families (YOLO, SSD, RetinaNet, DETR, Mask R-CNN) have their own loop in ``classics``.
+    The classic families (YOLO, SSD, RetinaNet, DETR, Mask R-CNN) have their own models and losses in
+    ``classics``, on the same data pipeline and loop (``fit_scenes``).
     """
     from adapters.inrepo.detection import classics
 
     if name in classics.MODELS:
-        return classics.train(name, train_set, out=out, epochs=epochs, seed=seed, threads=threads,
-                              max_steps=max_steps, on_step=on_step)
+        return classics.train(name, train_set, out=out, epochs=epochs, steps=steps, max_steps=max_steps,
+                              batch_size=batch_size, seed=seed, threads=threads, on_step=on_step)
     if name not in SCHEDULES:
         raise BenchError(f"model {name!r} is not an in-repo detection model "
                          f"(trainable: {', '.join(sorted([*SCHEDULES, *classics.MODELS]))})")
-    schedule = SCHEDULES[name]
     family = dataset_family(train_set.info)
-    epochs = FAMILY_EPOCHS.get((name, family), schedule.epochs) if epochs is None else epochs
-    if epochs < 1:
-        raise BenchError(f"epochs must be at least 1, got {epochs}")
+    schedule = SCHEDULES[name]
+    if (name, family) in FAMILY_EPOCHS:
+        schedule = replace(schedule, epochs=FAMILY_EPOCHS[name, family])
+    schedule = schedule.overridden(epochs, steps, batch_size)
+    out = Path(out) if out is not None else family_weights(name, train_set.info)
     with torch_threads(threads):
-        return _train(name, schedule, train_set, out=Path(out), epochs=epochs, seed=seed, max_steps=max_steps,
-                      on_step=on_step, vertical_flips=family not in UPRIGHT_FAMILIES)
+        return _train(name, schedule, train_set, out=out, seed=seed, max_steps=max_steps, on_step=on_step,
+                      vertical_flips=family not in UPRIGHT_FAMILIES)
 
 
-def _train(name: str, schedule: EpochSchedule, train_set: Dataset, *, out: Path, epochs: int, seed: int,
-           max_steps: int | None, on_step: Callable[[int, int, float], None] | None,
-           vertical_flips: bool = True) -> TrainOutcome:
+def _train(name: str, schedule: Schedule, train_set: Dataset, *, out: Path, seed: int, max_steps: int | None,
+           on_step: StepCallback | None, vertical_flips: bool = True) -> TrainOutcome:
     import torch
 
     from adapters.inrepo.detection.detector_weights import Checkpoint
@@ -108,34 +112,25 @@ def _train(name: str, schedule: EpochSchedule, train_set: Dataset, *, out: Path,
     from adapters.inrepo.detection.network import CenterNet, CenterNetMask
 
     network = CenterNetMask(len(scenes.classes)) if with_masks else CenterNet(len(scenes.classes))
-    steps_per_epoch = max(len(scenes) // schedule.batch_size, 1)
-    total_steps = epochs * steps_per_epoch if max_steps is None else min(max_steps, epochs * steps_per_epoch)
-    optimiser = torch.optim.AdamW(network.parameters(), lr=schedule.learning_rate, weight_decay=schedule.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, cosine_with_warmup(total_steps, schedule.warmup_steps))
-    network.train()
-    losses: list[float] = []
-    step = 0
-    while step < total_steps:
-        order = rng.permutation(len(scenes))
-        epoch_losses = []
-        for batch_start in range(0, steps_per_epoch * schedule.batch_size, schedule.batch_size):
-            if step >= total_steps:
-                break
-            batch = scenes.batch(order[batch_start : batch_start + schedule.batch_size], CANVAS, rng, SCALE_RANGE,
-                                 vertical_flips)
-            loss = batch_loss(network, batch, len(scenes.classes), rng)
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            scheduler.step()
-            step += 1
-            epoch_losses.append(loss.item())
-            if on_step is not None:
-                on_step(step, total_steps, epoch_losses[-1])
-        losses.append(float(np.mean(epoch_losses)))
-    network.eval()
+    num_classes = len(scenes.classes)
+    schedule = schedule.in_steps(len(scenes), max_steps)
+    losses = fit_scenes(network, scenes, schedule, rng, vertical_flips,
+                        lambda batch: batch_loss(network, batch, num_classes, rng), on_step)
     save(name, network.state_dict())
-    return TrainOutcome(name, out, len(losses), step, time.perf_counter() - began, losses)
+    return TrainOutcome(name, out, schedule.epochs_run(len(scenes)), len(losses), time.perf_counter() - began, losses)
+
+
+def fit_scenes(network: Any, scenes: Any, schedule: Schedule, rng: np.random.Generator, vertical_flips: bool,
+               loss_of_batch: Callable[[Any], Any], on_step: StepCallback | None) -> list[float]:
+    """Run ``schedule`` (in steps) on augmented canvases of ``scenes`` (``data.TrainingScenes``): every
+    detection and instance model, centernet's and the classic families', trains through this one loop."""
+    order = schedule.batch_order(rng, len(scenes))
+
+    def loss_of_step(step: int) -> Any:
+        batch = scenes.batch(order.take(schedule.batch_size), CANVAS, rng, SCALE_RANGE, vertical_flips)
+        return loss_of_batch(batch)
+
+    return optimise(network, schedule, loss_of_step, on_step)
 
 
 def batch_loss(network: Any, batch: Any, num_classes: int, rng: np.random.Generator) -> Any:

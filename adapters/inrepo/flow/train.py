@@ -14,12 +14,12 @@ import argparse
 import time
 from functools import partial
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from adapters.inrepo.weights import default_weights, save_compact
-from adapters.inrepo.train_loop import EpochOrder, FirstSamples, Schedule, optimise
+from adapters.inrepo.train_loop import Schedule, optimise
 from harness.core.dataset import Dataset
 from harness.core.errors import BenchError
 from harness.run.trainers import TRAINERS, StepCallback, Trainer, TrainOutcome, torch_threads
@@ -28,7 +28,9 @@ TASK = "flow"
 CROP = (64, 128)
 #: loss weights of the flows at strides 16, 8, 4, 2; the full-resolution EPE is added with weight 1
 SCALE_WEIGHTS = (0.08, 0.16, 0.32, 0.5)
-SCHEDULES: dict[str, Schedule] = {"flownet-s": Schedule(steps=1400, batch_size=8, learning_rate=1.5e-3)}
+SCHEDULES: dict[str, Schedule] = {
+    "flownet-s": Schedule(steps=1400, batch_size=8, learning_rate=1.5e-3, warmup_steps=30, drop_last=False),
+}
 MODELS = tuple(SCHEDULES)
 
 
@@ -58,51 +60,45 @@ def with_other_pass(dataset: Dataset) -> list[Dataset]:
 
 
 def train(
-    model_name: str,
-    train_sets: Dataset | Sequence[Dataset] | None = None,
+    name: str,
+    train_set: Dataset | Sequence[Dataset],
+    /,
     *,
     out: Path | None = None,
     epochs: float | None = None,
     steps: int | None = None,
+    max_steps: int | None = None,
     batch_size: int | None = None,
     seed: int = 0,
-    threads: int = 1,
-    limit: int | None = None,
+    threads: int | None = 1,
     on_step: StepCallback | None = None,
 ) -> TrainOutcome:
-    """Fit ``model_name`` on the pairs of ``train_sets`` (default: the embedded train split, both passes).
+    """Fit ``name`` on the pairs of ``train_set`` and save its weights to ``out``
+    (``harness.run.trainers.TrainFunction``).
 
     A single dataset is taken with its other render pass (``with_other_pass``); a list is used as it is.
-
-    ``epochs`` (passes over the pairs) or ``steps``, and ``batch_size``, override the schedule; ``limit`` keeps the
-    first N pairs of each set (smoke runs).
     """
     import torch
 
     from adapters.inrepo.flow.data import FlowPairs
     from adapters.inrepo.flow.networks import FlowNetS, full_resolution, multiscale_epe
 
-    if model_name not in SCHEDULES:
-        raise BenchError(f"no trainer for flow model {model_name!r} (trainable: {', '.join(MODELS)}; the classical "
+    if name not in SCHEDULES:
+        raise BenchError(f"no trainer for flow model {name!r} (trainable: {', '.join(MODELS)}; the classical "
                          "methods and zero-flow have no weights)")
     began = time.perf_counter()
-    if train_sets is None:
-        train_sets = open_train_splits()
-    elif isinstance(train_sets, Dataset):
-        train_sets = with_other_pass(train_sets)
-    if limit is not None:
-        train_sets = [FirstSamples(dataset, limit) for dataset in train_sets]
+    train_sets = with_other_pass(train_set) if isinstance(train_set, Dataset) else list(train_set)
     data = FlowPairs.load(*train_sets)
     if not len(data):
         raise BenchError("the training split has no frame pairs")
-    schedule = SCHEDULES[model_name].overridden(len(data), epochs, steps, batch_size)
+    schedule = SCHEDULES[name].overridden(epochs, steps, batch_size).in_steps(len(data), max_steps)
     with torch_threads(threads):
         torch.manual_seed(seed)
         rng = np.random.default_rng(seed)
         network = FlowNetS()
-        order = EpochOrder(rng, len(data))
+        order = schedule.batch_order(rng, len(data))
 
-        def loss_of_step(step: int):
+        def loss_of_step(step: int) -> Any:
             indices = order.take(schedule.batch_size)
             first, second, target = data.batch(indices, rng, CROP)
             flows = network(first, second)
@@ -111,10 +107,9 @@ def train(
             return epe + multiscale_epe(flows, target, SCALE_WEIGHTS)
 
         losses = optimise(network, schedule, loss_of_step, on_step)
-    out = Path(out) if out is not None else default_weights(TASK, model_name)
+    out = Path(out) if out is not None else default_weights(TASK, name)
     save_compact(network.state_dict(), out)
-    epochs_done = round(schedule.steps * schedule.batch_size / len(data), 1)
-    return TrainOutcome(model_name, out, epochs_done, schedule.steps, time.perf_counter() - began, losses)
+    return TrainOutcome(name, out, schedule.epochs_run(len(data)), len(losses), time.perf_counter() - began, losses)
 
 
 TRAINERS.register(TASK)(Trainer(task=TASK, train=train, default_weights=partial(default_weights, TASK)))

@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
 import numpy as np
 
 from adapters.inrepo.keypoints.openpose import STRIDE, OpenPoseNet, confidence_maps, part_affinity_fields
-from adapters.inrepo.keypoints.skeletons import COCO17, skeleton_of
-from adapters.inrepo.train_loop import EpochOrder, Schedule, optimise
+from adapters.inrepo.keypoints.skeletons import COCO17, skeleton_of, skeleton_weights
+from adapters.inrepo.train_loop import Schedule, optimise
 from harness.core.dataset import Dataset
 from harness.core.errors import BenchError
-from harness.run.trainers import TrainOutcome, torch_threads
+from harness.run.trainers import StepCallback, TrainOutcome, torch_threads
 
-SCHEDULE = Schedule(steps=3000, batch_size=8, learning_rate=3e-3, warmup_steps=50)
+SCHEDULE = Schedule(steps=3000, batch_size=8, learning_rate=3e-3, warmup_steps=50, drop_last=False)
 WINDOW = 128
 
 
@@ -108,30 +108,32 @@ def _coco_dict(dataset: Dataset) -> dict:
     return inner.coco_ground_truth()  # type: ignore[attr-defined]
 
 
-def train_bottom_up(name: str, train_set: Dataset, *, out: Path, epochs: int | None = None, seed: int = 0,
-                    threads: int | None = 1, max_steps: int | None = None,
-                    on_step: Callable[[int, int, float], None] | None = None) -> TrainOutcome:
-    """Train ``openpose`` on ``train_set`` and save float16 weights to ``out`` (``bench train`` calls this)."""
+def train(name: str, train_set: Dataset, /, *, out: Path | None = None, epochs: float | None = None,
+          steps: int | None = None, max_steps: int | None = None, batch_size: int | None = None, seed: int = 0,
+          threads: int | None = 1, on_step: StepCallback | None = None) -> TrainOutcome:
+    """Train ``openpose`` on ``train_set`` and save float16 weights to ``out`` (``harness.run.trainers.TrainFunction``;
+    ``keypoints.train.train`` dispatches here)."""
     import torch
 
     from adapters.inrepo.weights import save_compact
 
+    out = Path(out) if out is not None else skeleton_weights(name, COCO17)
+    schedule = SCHEDULE.overridden(epochs, steps, batch_size)
     with torch_threads(threads):
         torch.manual_seed(seed)
         rng = np.random.default_rng(seed)
         began = time.perf_counter()
         scenes = Scenes(train_set)
-        schedule = SCHEDULE.overridden(len(scenes), epochs, max_steps, None)
+        schedule = schedule.in_steps(len(scenes), max_steps)
         network = OpenPoseNet(17)
-        order = EpochOrder(rng, len(scenes))
+        order = schedule.batch_order(rng, len(scenes))
 
-        def loss_of_step(step: int):
+        def loss_of_step(step: int) -> Any:
             images, heatmaps, pafs, masks = scenes.batch(order.take(schedule.batch_size), rng)
             output = network(torch.from_numpy(images).permute(0, 3, 1, 2).float())
             return network.loss(output, torch.from_numpy(heatmaps), torch.from_numpy(pafs), torch.from_numpy(masks))
 
         losses = optimise(network, schedule, loss_of_step, on_step)
-        save_compact(network.state_dict(), Path(out))
+        save_compact(network.state_dict(), out)
         seconds = time.perf_counter() - began
-    return TrainOutcome(name, Path(out), schedule.steps * schedule.batch_size / len(scenes), schedule.steps, seconds,
-                        losses)
+    return TrainOutcome(name, out, schedule.epochs_run(len(scenes)), len(losses), seconds, losses)
