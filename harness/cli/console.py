@@ -9,6 +9,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from harness.core.run_record import RunRecord
+
 
 @lru_cache(maxsize=1)
 def console() -> Console:
@@ -23,25 +25,25 @@ def progress_bar() -> Progress:
                     console=console(), transient=False)
 
 
-def results_table(records: list[dict[str, Any]], columns: Sequence[str] = ()) -> Table:
+def results_table(records: list[RunRecord], columns: Sequence[str] = ()) -> Table:
     """One row per record; ``columns`` (the task's leaderboard columns) first, else every metric."""
     if not records:
         return Table(title="no results")
     first = records[0]
-    present = [name for name in columns if any(name in record["metrics"] for record in records)]
-    names = present or list(first["metrics"])
-    protocol = first.get("protocol") or {}
+    present = [name for name in columns if any(name in record.metrics for record in records)]
+    names = present or list(first.metrics)
+    protocol = first.protocol
     scored = f", {protocol['name']}" + (f" ({protocol['dialect']} dialect)" if protocol.get("dialect") else "") \
         if protocol.get("name") else ""
     # names come from files and registries: printed literally, never read as rich markup ("[/bold]" in a name)
-    table = Table(title=escape(f"{first['task']} on {first['dataset']['name']} ({first['samples']} samples{scored})"))
+    table = Table(title=escape(f"{first.task} on {first.dataset.name} ({first.samples} samples{scored})"))
     table.add_column("model", no_wrap=True)
     for name in names:
         table.add_column(name, justify="right")
     table.add_column("img/s", justify="right")
     for record in records:
-        values = [_cell(record["metrics"].get(name)) for name in names]
-        table.add_row(escape(str(record["model"]["name"])), *values, f"{record['throughput'].get('images_per_s', 0):.1f}")
+        values = [_cell(record.metrics.get(name)) for name in names]
+        table.add_row(escape(record.model.name), *values, f"{record.throughput.get('images_per_s', 0):.1f}")
     return table
 
 

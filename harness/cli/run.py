@@ -12,6 +12,7 @@ import click
 from rich.markup import escape
 
 from harness.cli import main, options
+from harness.core.run_record import RunRecord
 from harness.io.validation import cli as checks
 
 
@@ -101,25 +102,25 @@ def run_command(task_name, dataset_name, data_root, split, models, checkpoint, t
 
             records = run_suite(suite, config, force=force, progress=track, announce=announce)
         else:
-            records = run_models(config, progress=track)
+            records = [RunRecord.from_dict(record) for record in run_models(config, progress=track)]
     if not main_rank:
         return
-    fresh = [record for record in records if not record.get("skipped")]
+    fresh = [record for record in records if not record.skipped]
     for group in _by_table(fresh):
-        protocol = group[0].get("protocol") or {}
-        console().print(results_table(group, protocol.get("columns") or get_task(group[0]["task"]).leaderboard_columns))
+        columns = group[0].protocol.get("columns") or get_task(group[0].task).leaderboard_columns
+        console().print(results_table(group, columns))
     for record in records:
-        status = "kept existing report" if record.get("skipped") else "wrote"
-        console().print(f"[dim]{escape(record['model']['name'])} on {escape(record['dataset']['name'])}: {status} "
-                        f"{escape(str(record['run_dir']))}/[/dim]")
+        status = "kept existing report" if record.skipped else "wrote"
+        console().print(f"[dim]{escape(record.model.name)} on {escape(record.dataset.name)}: {status} "
+                        f"{escape(str(record.run_dir))}/[/dim]")
     if limit is not None:
         console().print("[dim]--limit run: reports written, leaderboard left unchanged[/dim]")
     elif dialect is not None:
         console().print(f"[dim]--dialect {dialect}: not the official protocol; leaderboard left unchanged[/dim]")
 
 
-def _by_table(records: list[dict]) -> list[list[dict]]:
-    groups: dict[tuple, list[dict]] = {}
+def _by_table(records: list[RunRecord]) -> list[list[RunRecord]]:
+    groups: dict[tuple, list[RunRecord]] = {}
     for record in records:
-        groups.setdefault((record["task"], record["dataset"]["name"], record["samples"]), []).append(record)
+        groups.setdefault((record.task, record.dataset.name, record.samples), []).append(record)
     return list(groups.values())

@@ -188,6 +188,23 @@ class RunRecord:
 
     # ----------------------------------------------------------------------------------------- queries
     @property
+    def run_name(self) -> str | None:
+        """The run's ``--name`` label (kept in ``extra``), or None."""
+        value = self.extra.get("name")
+        return None if value is None else str(value)
+
+    @property
+    def run_dir(self) -> Path | None:
+        """The report folder the record was read from or written to (``run_dir``, added by the readers)."""
+        value = self.extra.get("run_dir")
+        return None if value is None else Path(str(value))
+
+    @property
+    def skipped(self) -> bool:
+        """True when ``bench run`` kept this existing report instead of running again (``--suite``)."""
+        return bool(self.extra.get("skipped"))
+
+    @property
     def protocol_key(self) -> str:
         """The protocol and metric-code version the numbers were scored under ('' for records from before)."""
         return str(self.protocol.get("key") or "")

@@ -10,7 +10,7 @@ import json
 import re
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from harness.core.run_record import RunRecord
 from harness.io.jsonio import atomic_write_json, atomic_write_text
@@ -80,3 +80,27 @@ def record_key(record: dict[str, Any]) -> tuple:
 def named_record_key(record: dict[str, Any]) -> tuple:
     """``record_key`` plus the run's ``--name``: runs of one model under different names are different rows."""
     return (*record_key(record), record.get("name"))
+
+
+def latest_run_records(reports_dir: Path, task: str | None = None,
+                       key: Callable[[RunRecord], tuple] | None = None) -> dict[tuple, RunRecord]:
+    """``latest_records``, typed: the newest ``RunRecord`` per (task, dataset, model, limit), or per ``key``."""
+    key_of = key or run_key
+    latest: dict[tuple, RunRecord] = {}
+    for record in iter_run_records(reports_dir):
+        if task is not None and record.task != task:
+            continue
+        found = key_of(record)
+        if found not in latest or record.finished_utc >= latest[found].finished_utc:
+            latest[found] = record
+    return latest
+
+
+def run_key(record: RunRecord) -> tuple:
+    """``record_key`` of a typed record."""
+    return (record.task, record.dataset.name, record.model.name, record.limit)
+
+
+def named_run_key(record: RunRecord) -> tuple:
+    """``named_record_key`` of a typed record."""
+    return (*run_key(record), record.extra.get("name"))

@@ -21,9 +21,10 @@ from typing import Any
 
 import pandas as pd
 
+from harness.core.run_record import RunRecord
 from harness.io.jsonio import atomic_write_text
 from harness.publish.provenance import utc_now
-from harness.publish.reports import latest_records
+from harness.publish.reports import latest_run_records, named_run_key
 from harness.publish.svgplot import PALETTE, line_chart, scatter_chart
 from harness.publish.templating import render
 
@@ -42,7 +43,7 @@ class Board:
 
     dataset: str
     limit: int | None
-    records: list[dict[str, Any]]
+    records: list[RunRecord]
     slug: str = ""
     rows: list[dict[str, Any]] = field(default_factory=list)
 
@@ -55,13 +56,13 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", str(text)).strip("-") or "x"
 
 
-def task_meta(task: str, records: list[dict[str, Any]]) -> TaskMeta:
+def task_meta(task: str, records: list[RunRecord]) -> TaskMeta:
     """Headline and columns from the registered task; from the records when the task is not installed here."""
     higher: dict[str, bool] = {}
     seen: list[str] = []
     for record in records:
-        higher.update(record.get("higher_is_better") or {})
-        seen += [name for name in record["metrics"] if name not in seen]
+        higher.update(record.higher_is_better)
+        seen += [name for name in record.metrics if name not in seen]
     try:
         from harness.tasks import get_task
 
@@ -84,10 +85,9 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def display_name(record: dict[str, Any]) -> str:
+def display_name(record: RunRecord) -> str:
     """The model, and the run's ``--name`` when it has one: ``heatmap [lr-0.1]``."""
-    name = record["model"]["name"]
-    return f"{name} [{record['name']}]" if record.get("name") else name
+    return f"{record.model.name} [{record.run_name}]" if record.run_name else record.model.name
 
 
 def board_rows(board: Board, meta: TaskMeta) -> list[dict[str, Any]]:
@@ -95,19 +95,17 @@ def board_rows(board: Board, meta: TaskMeta) -> list[dict[str, Any]]:
     for record in board.records:
         row: dict[str, Any] = {"task": meta.name, "dataset": board.dataset, "limit": board.limit,
                                "model": display_name(record)}
-        confidence = record.get("confidence") or {}
         for name in meta.columns:
-            row[name] = _number(record["metrics"].get(name))
-            interval = confidence.get(name)
+            row[name] = _number(record.metrics.get(name))
+            interval = record.confidence.get(name)
             row[f"{name}_ci_low"] = None if interval is None else _number(interval[0])
             row[f"{name}_ci_high"] = None if interval is None else _number(interval[1])
-        throughput = record.get("throughput") or {}
-        row["images_per_s"] = _number(throughput.get("images_per_s"))
-        row["latency_p50_ms"] = _number(throughput.get("latency_p50_ms"))
-        row["samples"] = record.get("samples")
-        row["run_id"] = record["run_id"]
-        row["finished_utc"] = record.get("finished_utc", "")
-        row["git_sha"] = ((record.get("provenance") or {}).get("git_sha") or "")[:10]
+        row["images_per_s"] = _number(record.throughput.get("images_per_s"))
+        row["latency_p50_ms"] = _number(record.throughput.get("latency_p50_ms"))
+        row["samples"] = record.samples
+        row["run_id"] = record.run_id
+        row["finished_utc"] = record.finished_utc
+        row["git_sha"] = (record.provenance.get("git_sha") or "")[:10]
         rows.append(row)
     higher = meta.higher.get(meta.headline, True)
     rows.sort(key=lambda r: (r[meta.headline] is None, -(r[meta.headline] or 0) if higher else (r[meta.headline] or 0), r["model"]))
@@ -152,13 +150,13 @@ def board_charts(board: Board, meta: TaskMeta, colours: dict[str, str], site_dir
     ``charts/`` (``harness.publish.site_charts``), else the inline SVG of ``harness.publish.svgplot``."""
     per_class: dict[str, dict[str, dict[str, float | None]]] = {}
     for record in board.records:
-        for metric, table in (record.get("per_class") or {}).items():
+        for metric, table in record.per_class.items():
             if isinstance(table, dict):
                 for cls, value in table.items():
                     per_class.setdefault(metric, {}).setdefault(str(cls), {})[display_name(record)] = _number(value)
     curves: dict[str, list] = {}
     for record in board.records:
-        for name, lines in curve_series(record.get("curves") or {}).items():
+        for name, lines in curve_series(record.curves).items():
             for sub, xs, ys, xlabel, ylabel, pr in lines:
                 label = display_name(record) + (f" · {sub}" if sub else "")
                 curves.setdefault(name, []).append((label, xs, ys, xlabel, ylabel, pr))
@@ -197,12 +195,10 @@ def board_charts(board: Board, meta: TaskMeta, colours: dict[str, str], site_dir
 def build_site(reports_dir: Path, out_dir: Path, leaderboards_dir: Path | None = None) -> dict[str, Any]:
     """Write the site; returns {task: number of rows} for the command's summary."""
     out_dir = Path(out_dir)
-    from harness.publish.reports import named_record_key
-
-    records = list(latest_records(Path(reports_dir), key=named_record_key).values())
-    by_task: dict[str, list[dict[str, Any]]] = {}
+    records = list(latest_run_records(Path(reports_dir), key=named_run_key).values())
+    by_task: dict[str, list[RunRecord]] = {}
     for record in records:
-        by_task.setdefault(record["task"], []).append(record)
+        by_task.setdefault(record.task, []).append(record)
     generated = utc_now()
     summary: dict[str, Any] = {}
     index_tasks = []
@@ -211,7 +207,7 @@ def build_site(reports_dir: Path, out_dir: Path, leaderboards_dir: Path | None =
         meta = task_meta(task, by_task[task])
         groups: dict[tuple, list] = {}
         for record in by_task[task]:
-            groups.setdefault((record["dataset"]["name"], record.get("limit")), []).append(record)
+            groups.setdefault((record.dataset.name, record.limit), []).append(record)
         boards = []
         for (dataset, limit), members in sorted(groups.items(), key=lambda item: (item[0][0], item[0][1] is not None, item[0][1] or 0)):
             board = Board(dataset, limit, members, slug=slug(f"{dataset}-{'full' if limit is None else limit}"))
@@ -245,12 +241,15 @@ def build_site(reports_dir: Path, out_dir: Path, leaderboards_dir: Path | None =
 RUN_ASSETS = ("pictures", "per_image.csv", "per_image.parquet")
 
 
-def _copy_run_page(record: dict[str, Any], runs_dir: Path) -> None:
-    """``runs/<run-id>/report.html`` with the pictures and per-image table it links to (relative paths)."""
+def _copy_run_page(record: RunRecord, runs_dir: Path) -> None:
+    """``runs/<run-id>/report.html`` with the pictures and per-image table it links to (relative paths); a run
+    without its page gets one rendered from its metrics.json as stored (the template reads the JSON object)."""
+    import json
+
     from harness.publish.pictures.view import report_view
 
-    run_dir = Path(record.get("run_dir", ""))
-    target = runs_dir / slug(record["run_id"])
+    run_dir = record.run_dir or Path("")
+    target = runs_dir / slug(record.run_id)
     target.mkdir(parents=True, exist_ok=True)
     if (run_dir / "report.html").is_file():
         shutil.copyfile(run_dir / "report.html", target / "report.html")
@@ -260,7 +259,9 @@ def _copy_run_page(record: dict[str, Any], runs_dir: Path) -> None:
             elif (run_dir / name).is_file():
                 shutil.copyfile(run_dir / name, target / name)
     else:
-        atomic_write_text(target / "report.html", render("report.html.j2", run=record, view=report_view(record),
+        stored = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+        stored.setdefault("run_dir", str(run_dir))
+        atomic_write_text(target / "report.html", render("report.html.j2", run=stored, view=report_view(stored),
                                                          pictures=None))
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from harness.core.errors import BenchError, DataError
+from harness.core.run_record import RunRecord
 from harness.io.yamlio import read_yaml
 
 ENTRY_KEYS = {
@@ -132,15 +133,16 @@ def entry_config(entry: SuiteEntry, base: Any) -> Any:
 
 def run_suite(path: Path, base: Any, force: bool = False,
               progress: Callable[[str, int], Callable[[int], None]] | None = None,
-              announce: Callable[[SuiteEntry, int, int], None] | None = None) -> list[dict[str, Any]]:
-    """Run every entry (``base`` is a ``RunConfig`` carrying directories and CLI defaults)."""
+              announce: Callable[[SuiteEntry, int, int], None] | None = None) -> list[RunRecord]:
+    """Run every entry (``base`` is a ``RunConfig`` carrying directories and CLI defaults); the records of the
+    runs, typed (an entry whose report was kept has ``skipped`` set)."""
     from harness.run.bench_run import run_models
 
     entries = load_suite(path)
-    records = []
+    records: list[RunRecord] = []
     for number, entry in enumerate(entries, start=1):
         if announce is not None:
             announce(entry, number, len(entries))
         config = replace(entry_config(entry, base), skip_existing=not force)
-        records.extend(run_models(config, progress=progress))
+        records.extend(RunRecord.from_dict(record) for record in run_models(config, progress=progress))
     return records
