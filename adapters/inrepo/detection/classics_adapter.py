@@ -21,11 +21,9 @@ MASK_DETECTIONS = 50
 
 
 class ClassicDetectorAdapter(InRepoDetectionAdapter):
-    task = "detection"
+    """A classic family (``classics.MODELS``); its checkpoint ``kind`` is its model name."""
 
-    @property
-    def kind(self) -> str:  # type: ignore[override]
-        return self.model_name
+    task = "detection"
 
     def build(self, checkpoint: Checkpoint) -> Any:
         from adapters.inrepo.detection.classics import build
@@ -52,28 +50,28 @@ class ClassicDetectorAdapter(InRepoDetectionAdapter):
 class YOLOAdapter(ClassicDetectorAdapter):
     """YOLOv1-style grid: responsible cells, B boxes per cell, sum-squared loss (``detection.yolo``)."""
 
-    model_name = "yolo"
+    model_name = kind = "yolo"
 
 
 @ADAPTERS.register("ssd")
 class SSDAdapter(ClassicDetectorAdapter):
     """SSD-style default boxes on three scales, softmax classes, hard negative mining 3:1 (``detection.ssd``)."""
 
-    model_name = "ssd"
+    model_name = kind = "ssd"
 
 
 @ADAPTERS.register("retinanet")
 class RetinaNetAdapter(ClassicDetectorAdapter):
     """RetinaNet-style FPN with shared class/box subnets and the sigmoid focal loss (``detection.retinanet``)."""
 
-    model_name = "retinanet"
+    model_name = kind = "retinanet"
 
 
 @ADAPTERS.register("detr")
 class DETRAdapter(ClassicDetectorAdapter):
     """DETR-style set prediction: transformer, object queries, Hungarian matching (``detection.detr``)."""
 
-    model_name = "detr"
+    model_name = kind = "detr"
 
 
 @ADAPTERS.register("mask-rcnn")
@@ -81,7 +79,7 @@ class MaskRCNNAdapter(ClassicDetectorAdapter):
     """Mask R-CNN-style two-stage detector: RPN, RoIAlign, box and mask heads (``detection.two_stage``)."""
 
     task = "instance"
-    model_name = "mask-rcnn"
+    model_name = kind = "mask-rcnn"
 
     def _predict_image(self, image: np.ndarray) -> DetectionPrediction:
         from adapters.inrepo.detection.postprocess import encode_masks, paste_masks, xyxy_to_xywh

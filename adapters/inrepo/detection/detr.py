@@ -123,7 +123,11 @@ class DETR(nn.Module):
         height, width = images.shape[-2:]
         scale = torch.tensor([width, height, width, height], dtype=torch.float32)
         goals = [(t.labels, xyxy_to_cxcywh(t.boxes / scale)) for t in targets]
-        return sum(set_loss(logits, boxes, goals) for logits, boxes in self(images))  # type: ignore[return-value]
+        layer_losses = [set_loss(logits, boxes, goals) for logits, boxes in self(images)]
+        total = layer_losses[0]
+        for loss in layer_losses[1:]:  # summed in decoder order
+            total = total + loss
+        return total
 
     def detect(self, images: torch.Tensor, height: int, width: int) -> Detections:
         logits, boxes = self(images)[-1]
@@ -179,8 +183,7 @@ def set_loss(logits: torch.Tensor, boxes: torch.Tensor, goals: list[tuple[torch.
             continue
         with torch.no_grad():
             cost = matching_cost(logits[image], boxes[image], labels, targets)
-        chosen, objects = hungarian_match(cost)
-        chosen, objects = torch.from_numpy(chosen).long(), torch.from_numpy(objects).long()  # type: ignore[assignment]
+        chosen, objects = (torch.from_numpy(index).long() for index in hungarian_match(cost))
         class_targets[image, chosen] = labels[objects]
         matched_boxes.append(boxes[image, chosen])
         goal_boxes.append(targets[objects])

@@ -72,10 +72,14 @@ class RetinaNet(nn.Module):
         # the output layers as in the paper (std 0.01, class bias at the prior); the hidden layers keep torch's
         # default initialisation: at width 64 the paper's std 0.01 shrinks the signal ~4x per layer, and after 300
         # steps every class scored the same (AP 0.03)
-        for module in (self.classifier[-1], self.regressor[-1]):
-            nn.init.normal_(module.weight, std=0.01)  # type: ignore[arg-type]
-            nn.init.zeros_(module.bias)  # type: ignore[arg-type]
-        nn.init.constant_(self.classifier[-1].bias, -math.log((1 - PRIOR) / PRIOR))  # type: ignore[arg-type]
+        classifier, regressor = self.classifier[-1], self.regressor[-1]
+        assert isinstance(classifier, nn.Conv2d) and isinstance(regressor, nn.Conv2d)  # subnet's output layers
+        for conv in (classifier, regressor):
+            assert conv.bias is not None
+            nn.init.normal_(conv.weight, std=0.01)
+            nn.init.zeros_(conv.bias)
+        assert classifier.bias is not None
+        nn.init.constant_(classifier.bias, -math.log((1 - PRIOR) / PRIOR))
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """-> class logits (B, A, C), box deltas (B, A, 4), anchors (A, 4) xyxy over all levels."""

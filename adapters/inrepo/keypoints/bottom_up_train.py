@@ -36,7 +36,7 @@ class Scenes:
             raise BenchError("the bottom-up model trains on COCO-17 keypoints")
         self.flip_pairs = skeleton.flip_pairs
         ground_truth = _coco_dict(dataset)
-        by_image: dict[int, list[dict]] = {}
+        by_image: dict[int | str, list[dict]] = {}
         for ann in ground_truth["annotations"]:
             by_image.setdefault(ann["image_id"], []).append(ann)
         self.images, self.people, self.masks = [], [], []
@@ -47,7 +47,7 @@ class Scenes:
             target = sample.target
             scored = ~target.iscrowd & (target.num_keypoints > 0)
             mask = np.ones((height, width), np.uint8)
-            for ann in by_image.get(sample.sample_id, []):  # type: ignore[arg-type]
+            for ann in by_image.get(sample.sample_id, []):
                 if ann["iscrowd"] or ann["num_keypoints"] == 0:
                     segmentation = ann["segmentation"]
                     rles = mask_utils.frPyObjects(segmentation, height, width) if isinstance(segmentation, list) \
@@ -102,10 +102,10 @@ def _coco_dict(dataset: Dataset) -> dict:
     unlabelled people's segmentations are only there."""
     inner: object = dataset
     while not hasattr(inner, "coco_ground_truth") and hasattr(inner, "dataset"):
-        inner = inner.dataset  # type: ignore[attr-defined]
+        inner = inner.dataset
     if not hasattr(inner, "coco_ground_truth"):
         raise BenchError(f"the bottom-up trainer needs a COCO-layout keypoints dataset, not {dataset.info.name!r}")
-    return inner.coco_ground_truth()  # type: ignore[attr-defined]
+    return inner.coco_ground_truth()
 
 
 def train(name: str, train_set: Dataset, /, *, out: Path | None = None, epochs: float | None = None,

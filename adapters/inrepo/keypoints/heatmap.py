@@ -50,13 +50,13 @@ class HeatmapNet(KeypointNet):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.decoder(self.encoder(images)))
 
-    def loss(self, output, keypoints, labelled, inside):  # type: ignore[override]
+    def loss(self, output, keypoints, labelled, inside):
         target = gaussian_heatmaps(keypoints, tuple(output.shape[-2:]), self.stride, self.sigma_px)
         per_joint = F.binary_cross_entropy_with_logits(output, target, reduction="none").mean(dim=(-2, -1))
         weight = inside.float()
         return (per_joint * weight).sum() / weight.sum().clamp(min=1.0) * 100.0
 
-    def decode(self, output):  # type: ignore[override]
+    def decode(self, output):
         return decode_heatmaps(torch.sigmoid(output), self.stride)
 
     @staticmethod

@@ -51,7 +51,8 @@ class StackedHourglassNet(KeypointNet):
         self.features = nn.ModuleList(nn.Sequential(Residual(channels), conv_bn(channels, channels)) for _ in range(stacks))
         self.heads = nn.ModuleList(nn.Conv2d(channels, num_joints, 1) for _ in range(stacks))
         for head in self.heads:
-            nn.init.constant_(head.bias, BACKGROUND_LOGIT)  # type: ignore[arg-type]
+            assert isinstance(head, nn.Conv2d) and head.bias is not None
+            nn.init.constant_(head.bias, BACKGROUND_LOGIT)
         # back from stack s's features and heatmaps into stack s+1's input
         self.remap_features = nn.ModuleList(nn.Conv2d(channels, channels, 1) for _ in range(stacks - 1))
         self.remap_heatmaps = nn.ModuleList(nn.Conv2d(num_joints, channels, 1) for _ in range(stacks - 1))
@@ -77,11 +78,11 @@ class StackedHourglassNet(KeypointNet):
             losses.append((per_joint * weight).sum() / weight.sum().clamp(min=1.0) * 100.0)
         return torch.stack(losses)
 
-    def loss(self, output, keypoints, labelled, inside):  # type: ignore[override]
+    def loss(self, output, keypoints, labelled, inside):
         """Intermediate supervision: the sum of every stack's loss."""
         return self.stage_losses(output, keypoints, labelled, inside).sum()
 
-    def decode(self, output):  # type: ignore[override]
+    def decode(self, output):
         return decode_heatmaps(torch.sigmoid(output[:, -1]), self.stride)
 
     @staticmethod

@@ -20,7 +20,7 @@ from harness.core.structures import KeypointsPrediction, Sample
 
 
 class MeanPoseNet(KeypointNet):
-    input_hw = None  # type: ignore[assignment]
+    input_hw = None
     uses_image = False
     trainable = False
 

@@ -80,7 +80,8 @@ class Decoder(nn.Module):
 class KeypointNet(nn.Module):
     """What the adapter and the trainer need from a network."""
 
-    input_hw: tuple[int, int] = (64, 48)
+    #: crop size (height, width); None when ``forward`` ignores the pixels (no crop to size)
+    input_hw: tuple[int, int] | None = (64, 48)
     #: False when ``forward`` ignores the pixels (the mean pose), so the adapter can skip cropping
     uses_image: bool = True
     #: False for models fitted by statistics rather than gradient steps (they implement ``fit``)

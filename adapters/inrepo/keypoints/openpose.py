@@ -55,8 +55,9 @@ class OpenPoseNet(nn.Module):
         self.stage1 = nn.Sequential(conv_bn(width, width), nn.Conv2d(width, channels, 1))
         self.stage2 = nn.Sequential(conv_bn(width + channels, width), conv_bn(width, width), nn.Conv2d(width, channels, 1))
         for head in (self.stage1[-1], self.stage2[-1]):
-            nn.init.constant_(head.bias[:num_joints], BACKGROUND_LOGIT)  # type: ignore[index]
-            nn.init.zeros_(head.bias[num_joints:])  # type: ignore[index]
+            assert isinstance(head, nn.Conv2d) and head.bias is not None  # each stage ends in a biased 1x1 conv
+            nn.init.constant_(head.bias[:num_joints], BACKGROUND_LOGIT)
+            nn.init.zeros_(head.bias[num_joints:])
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         features = self.decoder(self.encoder(images))

@@ -54,8 +54,11 @@ def find_peaks(heatmaps: np.ndarray, threshold: float = 0.1) -> Peaks:
     coords, scores = [], []
     for joint in range(joints):
         ys, xs = np.nonzero(is_peak[joint])
-        log = _smoothed_log(heatmaps[joint]) if len(xs) else None
-        points = np.array([np.array([x, y], np.float64) + _newton_offset(log, x, y) for x, y in zip(xs, ys)])  # type: ignore[arg-type]
+        points = np.zeros((0, 2))
+        if len(xs):
+            log = _smoothed_log(heatmaps[joint])
+            points = np.array([np.array([x, y], np.float64) + _newton_offset(log, int(x), int(y))
+                               for x, y in zip(xs, ys)])
         coords.append(points.reshape(-1, 2))
         scores.append(heatmaps[joint, ys, xs].astype(np.float64))
     return Peaks(coords, scores)

@@ -55,14 +55,14 @@ class RegressionNet(KeypointNet):
         height, width = self.input_hw
         return output.new_tensor([width, height])
 
-    def loss(self, output, keypoints, labelled, inside):  # type: ignore[override]
+    def loss(self, output, keypoints, labelled, inside):
         weight = labelled.float()
         error = ((output[..., :2] - keypoints / self._size(output)).abs().sum(dim=-1) * weight).sum()
         coordinate_loss = error / weight.sum().clamp(min=1.0)
         confidence_loss = F.binary_cross_entropy_with_logits(output[..., 2], weight)
         return coordinate_loss * 100.0 + CONFIDENCE_LOSS_WEIGHT * confidence_loss
 
-    def decode(self, output):  # type: ignore[override]
+    def decode(self, output):
         return output[..., :2] * self._size(output), torch.sigmoid(output[..., 2])
 
 

@@ -55,7 +55,7 @@ class SoftArgmaxNet(KeypointNet):
         y = (probabilities.sum(dim=-1) * ys).sum(dim=-1)
         return probabilities, torch.stack([x, y], dim=-1)
 
-    def loss(self, output, keypoints, labelled, inside):  # type: ignore[override]
+    def loss(self, output, keypoints, labelled, inside):
         _, coords = self.expectation(output)
         weight = inside.float()
         per_joint = (coords - keypoints).abs().sum(dim=-1) / self.stride
@@ -67,7 +67,7 @@ class SoftArgmaxNet(KeypointNet):
         per_joint = per_joint + REGULARISER_WEIGHT * cross_entropy
         return (per_joint * weight).sum() / weight.sum().clamp(min=1.0)
 
-    def decode(self, output):  # type: ignore[override]
+    def decode(self, output):
         probabilities, coords = self.expectation(output)
         height, width = output.shape[-2:]
         xs = grid_centres(width, self.stride, output.device)

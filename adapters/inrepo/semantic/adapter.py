@@ -136,19 +136,14 @@ class InRepoSegmentationAdapter(Adapter):
 
 
 class SegmentationNetworkAdapter(InRepoSegmentationAdapter):
-    """A network from ``networks.ARCHITECTURES`` with its committed (or the user's) weights."""
-
-    architecture = ""
-
-    @property
-    def model_name(self) -> str:  # type: ignore[override]
-        return self.architecture
+    """A network from ``networks.ARCHITECTURES`` (named by ``model_name``) with its committed (or the user's)
+    weights."""
 
     def load(self, binding: Binding) -> None:
         from adapters.inrepo.weights import load_into
         from adapters.inrepo.semantic.networks import build_network
 
-        network = build_network(self.architecture, len(binding.classes))
+        network = build_network(self.model_name, len(binding.classes))
         load_into(network, binding.weights, self.trust_checkpoint)
         self._network = network.to(self.device).eval()
 
@@ -162,7 +157,7 @@ class SegmentationNetworkAdapter(InRepoSegmentationAdapter):
         parameters = sum(p.numel() for p in self.network.parameters())
         trained_on = "--checkpoint" if self.checkpoint is not None else TRAINED_ON.get(binding.family, binding.family)
         return AdapterInfo(name=self.name, task=TASK, classes=list(binding.classes), parameters=parameters,
-                           extra={"architecture": self.architecture, "trained_on": trained_on,
+                           extra={"architecture": self.model_name, "trained_on": trained_on,
                                   "weights": binding.weights.name})
 
     def predict(self, samples: Sequence[Sample]) -> list[SemanticPrediction]:
@@ -200,28 +195,28 @@ class SegmentationNetworkAdapter(InRepoSegmentationAdapter):
 class FCNAdapter(SegmentationNetworkAdapter):
     """Fully convolutional network: stride-8 backbone, 1x1 classifier, bilinear upsampling."""
 
-    architecture = "fcn"
+    model_name = "fcn"
 
 
 @ADAPTERS.register("unet")
 class UNetAdapter(SegmentationNetworkAdapter):
     """U-Net: three poolings, a decoder with skip connections at every scale."""
 
-    architecture = "unet"
+    model_name = "unet"
 
 
 @ADAPTERS.register("aspp")
 class ASPPAdapter(SegmentationNetworkAdapter):
     """DeepLabv3-style: dilated backbone and an atrous spatial pyramid pooling head with image pooling."""
 
-    architecture = "aspp"
+    model_name = "aspp"
 
 
 @ADAPTERS.register("pspnet")
 class PSPNetAdapter(SegmentationNetworkAdapter):
     """PSPNet: dilated backbone and a pyramid pooling module (1, 2, 3, 6 bins); see ``semantic.pspnet``."""
 
-    architecture = "pspnet"
+    model_name = "pspnet"
 
 
 @ADAPTERS.register("majority-class")

@@ -260,12 +260,12 @@ def _pair_overlaps(
     if params.iou_type == "segm":
         from harness.metrics.coco import kernels
 
+        assert dt.masks is not None and gt.masks is not None  # the tables of a segm evaluation hold masks
         # only the same-category pairs, straight from the run lengths (no per-image all-category matrices)
-        values = kernels.mask_iou(dt.masks, gt.masks, gt.crowd, d_rows[pair_det], g_rows[pair_gt])  # type: ignore[arg-type]
+        values = kernels.mask_iou(dt.masks, gt.masks, gt.crowd, d_rows[pair_det], g_rows[pair_gt])
         if values is not None:
             return values
         image_starts = groups.image_starts(len(gt.images))
-        assert dt.masks is not None and gt.masks is not None  # the tables of a segm evaluation hold masks
         return mask_iou_pairs(
             [dt.masks[i] for i in d_rows], [gt.masks[i] for i in g_rows], gt.crowd[g_rows],
             groups.dt_bounds[image_starts], groups.gt_bounds[image_starts], pair_det, pair_gt,

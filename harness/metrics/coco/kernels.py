@@ -6,23 +6,47 @@ False and callers keep their numpy path.
 """
 from __future__ import annotations
 
+import importlib
 import os
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Sequence, TypedDict
 
 import numpy as np
 
-try:
+if TYPE_CHECKING:
+    from harness.metrics.coco.rle_column import RleColumn
+
+
+def _compiled() -> ModuleType | None:
+    """The extension module, or None when it is not built or ``BENCH_NO_CKERNELS`` switches it off."""
     if os.environ.get("BENCH_NO_CKERNELS", "") not in ("", "0"):
-        raise ImportError("disabled by BENCH_NO_CKERNELS")
-    from harness.metrics.coco import _ckernels as _C  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover - the install builds it; the numpy path is the fallback
-    _C = None
+        return None
+    try:
+        return importlib.import_module("harness.metrics.coco._ckernels")
+    except ImportError:  # pragma: no cover - the install builds it; the numpy path is the fallback
+        return None
+
+
+#: the compiled kernels (a C module has no annotations: its functions take and return buffers, typed here by
+#: the wrappers below), or None
+_C: Any = _compiled()
 
 #: whether the compiled kernels are used (tests switch it off to run the numpy path)
 ENABLED: bool = _C is not None
 
 
-def parse_results(data: bytes) -> tuple[int, dict[str, np.ndarray], dict[str, int], int] | None:
+class ResultColumns(TypedDict):
+    """The columns ``parse_results`` reads: one entry per result that has the key."""
+
+    image_id: np.ndarray
+    category_id: np.ndarray
+    score: np.ndarray
+    bbox: np.ndarray  # (n, 4) xywh
+    keypoints: np.ndarray  # (n, values per result)
+    segmentation: RleColumn
+
+
+def parse_results(data: bytes | bytearray | memoryview) -> tuple[int, ResultColumns, dict[str, int], int] | None:
     """A results file's bytes as columns, or None unless it is a plain non-empty JSON array of objects whose keys
     are among image_id / category_id (integers), score (a number), bbox (4 numbers), keypoints (numbers, the same
     count in every result), segmentation (a compressed RLE: {"size": [h, w], "counts": str}; the column is an
@@ -34,7 +58,7 @@ def parse_results(data: bytes) -> tuple[int, dict[str, np.ndarray], dict[str, in
     if parsed is None:
         return None
     count, raw, present, kp_len = parsed
-    columns = {
+    columns: ResultColumns = {
         "image_id": np.frombuffer(raw["image_id"], dtype=np.int64),
         "category_id": np.frombuffer(raw["category_id"], dtype=np.int64),
         "score": np.frombuffer(raw["score"], dtype=np.float64),
@@ -45,10 +69,10 @@ def parse_results(data: bytes) -> tuple[int, dict[str, np.ndarray], dict[str, in
     return count, columns, present, kp_len
 
 
-def _rle_column(packed: tuple[bytes, bytes, bytes]):
+def _rle_column(packed: tuple[bytes, bytes, bytes, bytes]) -> RleColumn:
     from harness.metrics.coco.rle_column import RleColumn
 
-    blob, offsets, sizes, areas = packed  # type: ignore[misc]
+    blob, offsets, sizes, areas = packed
     column = RleColumn(blob, np.frombuffer(offsets, dtype=np.int64), np.frombuffer(sizes, dtype=np.int64).reshape(-1, 2))
     column.areas = np.frombuffer(areas, dtype=np.float64)  # decoded while packing; NaN: not a mask's text
     return column
@@ -109,7 +133,7 @@ def accumulate(order: np.ndarray, cat_bounds: np.ndarray, dt_rank: np.ndarray, s
     )
 
 
-def mask_areas(rles: list) -> np.ndarray | None:
+def mask_areas(rles: Sequence[dict[str, Any]]) -> np.ndarray | None:
     """Areas of compressed RLEs (dicts with 'counts' str/bytes), as ``pycocotools.mask.area``; None when a
     string is outside the format (the caller asks pycocotools)."""
     if not ENABLED:
@@ -118,8 +142,8 @@ def mask_areas(rles: list) -> np.ndarray | None:
     return None if raw is None else np.frombuffer(raw, dtype=np.float64).copy()
 
 
-def mask_iou(dt_rles: list, gt_rles: list, gt_crowd: np.ndarray, pair_dt: np.ndarray, pair_gt: np.ndarray
-             ) -> np.ndarray | None:
+def mask_iou(dt_rles: Sequence[dict[str, Any]], gt_rles: Sequence[dict[str, Any]], gt_crowd: np.ndarray,
+             pair_dt: np.ndarray, pair_gt: np.ndarray) -> np.ndarray | None:
     """IoU of the mask pairs (dt_rles[pair_dt[i]], gt_rles[pair_gt[i]]) as ``pycocotools.mask.iou`` gives it,
     or None when a string is outside the format."""
     if not ENABLED:

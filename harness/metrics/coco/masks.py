@@ -104,7 +104,9 @@ def _convert(function: Callable, args: tuple, where: str, error: type[BenchError
         raise error(f"{where}: segmentation cannot be read ({exc})", path) from None
 
 
-def rle_areas(rles: list[dict[str, Any]]) -> np.ndarray:
+def rle_areas(rles: Sequence[dict[str, Any]]) -> np.ndarray:
+    """``pycocotools.mask.area`` of compressed RLEs (a list, or an ``RleColumn``), by the compiled kernel when it
+    reads them all."""
     from harness.metrics.coco import kernels
 
     areas = kernels.mask_areas(rles)

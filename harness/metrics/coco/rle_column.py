@@ -44,7 +44,7 @@ class RleColumn(Sequence):
         height, width = (int(v) for v in self.sizes[index])
         return {"size": [height, width], "counts": self.blob[start:stop].decode("ascii")}
 
+    # like a list, a column is unhashable: defining __eq__ without __hash__ makes Python set __hash__ to None
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Sequence) and len(other) == len(self) and all(a == b for a, b in zip(self, other))
 
-    __hash__ = None  # type: ignore[assignment]

@@ -318,12 +318,12 @@ def _result_columns(
         if gt.image_sizes is None:
             raise PredictionError("mask results need the image sizes ('height', 'width') in the ground truth", path)
         segmentations = v.column(results, "segmentation", where, PredictionError, path)
-        table.masks = segmentations_to_rles(segmentations, image, gt.image_sizes, where, PredictionError, path)
+        table.masks = masks = segmentations_to_rles(segmentations, image, gt.image_sizes, where, PredictionError,
+                                                    path)
     if branch == "segmentation":
-        assert table.masks is not None  # the segmentation branch read them above
-        table.area = rle_areas(table.masks)  # type: ignore[arg-type]
+        table.area = rle_areas(masks)  # the segmentation branch read them above
         if iou_type == "bbox":
-            table.bbox = _boxes_or_mask_boxes(results, table.masks, path, offset)  # type: ignore[arg-type]
+            table.bbox = _boxes_or_mask_boxes(results, masks, path, offset)
     if iou_type == "keypoints" or branch == "keypoints":
         if num_keypoints is None:
             raise ValueError("num_keypoints is needed to read keypoint results")
@@ -359,7 +359,7 @@ def load_result_bytes(
     """
     from harness.metrics.coco import kernels
 
-    parsed = kernels.parse_results(data) if isinstance(data, (bytes, bytearray, memoryview)) else data  # type: ignore[arg-type]
+    parsed = kernels.parse_results(data) if isinstance(data, (bytes, bytearray, memoryview)) else data
     if parsed is None:
         return None
     n, columns, present, kp_len = parsed
@@ -377,8 +377,8 @@ def load_result_bytes(
             return None
     else:
         return None
-    image = gt.images.lookup(columns["image_id"])  # type: ignore[arg-type]
-    category = gt.categories.lookup(columns["category_id"])  # type: ignore[arg-type]
+    image = gt.images.lookup(columns["image_id"])
+    category = gt.categories.lookup(columns["category_id"])
     score = columns["score"]
     if (image < 0).any() or (category < 0).any() or not np.isfinite(score).all():
         return None
@@ -391,20 +391,20 @@ def load_result_bytes(
         table.area = box[:, 2] * box[:, 3]
     elif iou_type == "segm":
         masks = columns["segmentation"]  # an RleColumn: packed strings, a dict only when one is asked for
-        if gt.image_sizes is None or not np.array_equal(masks.sizes, gt.image_sizes[image]):  # type: ignore[union-attr]
+        if gt.image_sizes is None or not np.array_equal(masks.sizes, gt.image_sizes[image]):
             return None
-        areas = masks.areas if masks.areas is not None and not np.isnan(masks.areas).any() else rle_areas(masks)  # type: ignore[arg-type, union-attr]
-        table.masks, table.area = masks, areas  # type: ignore[assignment]
+        areas = masks.areas if masks.areas is not None and not np.isnan(masks.areas).any() else rle_areas(masks)
+        table.masks, table.area = masks, areas
     else:
         flat = columns["keypoints"]
-        if not np.isfinite(flat).all():
+        if num_keypoints is None or not np.isfinite(flat).all():
             return None
-        table.keypoints = flat.reshape(n, num_keypoints, 3)  # type: ignore[arg-type]
+        table.keypoints = flat.reshape(n, num_keypoints, 3)
         _keypoint_extent(table)
     return table
 
 
-def _boxes_or_mask_boxes(results: Sequence[dict], masks: list, path, offset: int = 0) -> np.ndarray:
+def _boxes_or_mask_boxes(results: Sequence[dict], masks: list[dict[str, Any]], path, offset: int = 0) -> np.ndarray:
     boxes = rle_boxes(masks)
     given = [i for i, r in enumerate(results) if "bbox" in r and r["bbox"] != []]
     if given:

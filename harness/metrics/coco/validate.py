@@ -88,18 +88,18 @@ def numbers(
         array = None
     if array is None:
         _diagnose(values, key, where, error, path, length)
-    finite = np.isfinite(array) if length is None else np.isfinite(array).all(axis=1)  # type: ignore[arg-type]
+    finite = np.isfinite(array) if length is None else np.isfinite(array).all(axis=1)
     if not finite.all():
         index = int(np.flatnonzero(~finite)[0])
         raise error(f"{where(index)}: {key} must be finite, got {_short(values[index])}", path)
-    return array  # type: ignore[return-value]
+    return array
 
 
 #: what np.fromiter would silently convert although it is not a number (JSON gives no other such types)
 _NOT_NUMBERS = {str, bool, np.bool_}
 
 
-def _diagnose(values: Sequence[Any], key: str, where: Where, error: ErrorType, path, length: int | None) -> None:
+def _diagnose(values: Sequence[Any], key: str, where: Where, error: ErrorType, path, length: int | None) -> NoReturn:
     for index, value in enumerate(values):
         if length is None:
             if not _is_number(value):
@@ -160,7 +160,7 @@ class IdIndex:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def lookup(self, values: Sequence[Any]) -> np.ndarray:
+    def lookup(self, values: Sequence[Any] | np.ndarray) -> np.ndarray:
         """Index of each value, -1 where unknown."""
         if self._int_ids is not None:
             try:
