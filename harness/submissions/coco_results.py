@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.core.boxes import Boxes, BoxMode
 from harness.core.errors import PredictionError
 from harness.io.jsonio import atomic_write_json, read_json
 from harness.metrics.coco.validate import numbers
@@ -166,8 +167,9 @@ def _rle(segmentation: Any, where: str, path: Path) -> dict[str, Any]:
 
 
 def _extent(points: np.ndarray) -> np.ndarray:
-    """xywh of each person's keypoints (what pycocotools sizes a keypoint result by)."""
+    """xywh of each person's keypoints (what pycocotools sizes a keypoint result by): the corners of their extent,
+    converted by ``Boxes``."""
     if points.size == 0:
         return np.zeros((0, 4))
-    low, high = points[..., :2].min(axis=1), points[..., :2].max(axis=1)
-    return np.concatenate([low, high - low], axis=1)
+    corners = np.concatenate([points[..., :2].min(axis=1), points[..., :2].max(axis=1)], axis=1)
+    return Boxes(corners, BoxMode.XYXY).xywh()
