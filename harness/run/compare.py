@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 
 from harness.core.errors import BenchError, DataError
-from harness.io.jsonio import read_json
+from harness.core.run_record import RunRecord
 
 
 @dataclass
@@ -42,30 +42,31 @@ class Comparison:
                 "images": None if self.images is None else self.images.to_dict("records")}
 
 
-def _record(run_dir: Path) -> dict[str, Any]:
+def _record(run_dir: Path) -> RunRecord:
     path = Path(run_dir) / "metrics.json"
     if not path.is_file():
         raise DataError("no metrics.json: not a finished run folder", path)
-    record = read_json(path)
-    record["run_dir"] = str(run_dir)
+    record = RunRecord.load(path)
+    record.extra["run_dir"] = str(run_dir)
     return record
 
 
-def check_comparable(a: dict[str, Any], b: dict[str, Any]) -> None:
-    for what, get in (("task", lambda r: r.get("task")),
-                      ("dataset fingerprint", lambda r: (r.get("dataset") or {}).get("fingerprint")),
-                      ("sample count", lambda r: r.get("samples")),
-                      ("protocol", lambda r: (r.get("protocol") or {}).get("key"))):
+def check_comparable(a: RunRecord, b: RunRecord) -> None:
+    checks: tuple[tuple[str, Callable[[RunRecord], Any]], ...] = (
+        ("task", lambda r: r.task), ("dataset fingerprint", lambda r: r.dataset.fingerprint),
+        ("sample count", lambda r: r.samples), ("protocol", lambda r: r.protocol.get("key")))
+    for what, get in checks:
         if get(a) != get(b):
-            raise BenchError(f"runs {a.get('run_id')} and {b.get('run_id')} differ in {what} "
+            raise BenchError(f"runs {a.run_id} and {b.run_id} differ in {what} "
                              f"({get(a)!r} vs {get(b)!r}): not the same images under the same rules")
 
 
-def _metrics_for(record: dict[str, Any], dataset: Any, task: Any) -> list[Any]:
+def _metrics_for(record: RunRecord, dataset: Any, task: Any) -> list[Any]:
     from harness.publish.pictures.collect import read_pairs
 
-    pairs = read_pairs(dataset, range(record["samples"]), Path(record["run_dir"]), record["predictions"]["format"])
-    metrics = task.metrics(dataset.info, (record.get("protocol") or {}).get("dialect"))
+    assert record.run_dir is not None  # _record sets it
+    pairs = read_pairs(dataset, range(record.samples or 0), record.run_dir, record.predictions["format"])
+    metrics = task.metrics(dataset.info, record.protocol.get("dialect"))
     batch = 16  # dense predictions are read lazily; metrics see them a batch at a time, as in a run
     for start in range(0, len(pairs), batch):
         chunk = [pairs[i] for i in range(start, min(start + batch, len(pairs)))]
@@ -74,18 +75,17 @@ def _metrics_for(record: dict[str, Any], dataset: Any, task: Any) -> list[Any]:
     return metrics
 
 
-def paired_draws(record_a: dict[str, Any], record_b: dict[str, Any], resamples: int, seed: int
+def paired_draws(record_a: RunRecord, record_b: RunRecord, resamples: int, seed: int
                  ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], list[str]]:
     """Both runs' metrics on the same ``resamples`` image multisets; metrics that cannot be resampled are listed."""
     from harness.run.bench_run import get_task, open_dataset
     from harness.core.metric import resample_counts
 
-    task = get_task(record_a["task"])
-    info = record_a["dataset"]
-    data_root = info.get("data_root")
-    dataset = open_dataset(task, info.get("registry"), Path(data_root) if data_root else None,
-                           info.get("requested_split"))
-    counts = resample_counts(record_a["samples"], resamples, seed)
+    task = get_task(record_a.task)
+    info = record_a.dataset
+    dataset = open_dataset(task, info.registry, Path(info.data_root) if info.data_root else None,
+                           info.requested_split)
+    counts = resample_counts(record_a.samples or 0, resamples, seed)
     draws_a: dict[str, np.ndarray] = {}
     draws_b: dict[str, np.ndarray] = {}
     unsupported = []
@@ -98,8 +98,9 @@ def paired_draws(record_a: dict[str, Any], record_b: dict[str, Any], resamples: 
     return draws_a, draws_b, unsupported
 
 
-def _per_image(record: dict[str, Any]) -> pd.DataFrame | None:
-    path = Path(record["run_dir"]) / "per_image.csv"
+def _per_image(record: RunRecord) -> pd.DataFrame | None:
+    assert record.run_dir is not None  # _record sets it
+    path = record.run_dir / "per_image.csv"
     if not path.is_file():
         return None
     return pd.read_csv(path, dtype={"image_id": str})
@@ -110,10 +111,10 @@ def compare_runs(run_a: Path, run_b: Path, *, resamples: int = 200, seed: int = 
     a, b = _record(run_a), _record(run_b)
     check_comparable(a, b)
     draws_a, draws_b, unsupported = paired_draws(a, b, resamples, seed) if resamples > 0 else ({}, {}, [])
-    higher = {**(a.get("higher_is_better") or {}), **(b.get("higher_is_better") or {})}
+    higher = {**a.higher_is_better, **b.higher_is_better}
     metrics = {}
-    for name, value_a in (a.get("metrics") or {}).items():
-        value_b = (b.get("metrics") or {}).get(name)
+    for name, value_a in a.metrics.items():
+        value_b = b.metrics.get(name)
         if not isinstance(value_a, (int, float)) or not isinstance(value_b, (int, float)):
             continue
         row: dict[str, Any] = {"a": value_a, "b": value_b, "higher_is_better": higher.get(name, True)}
@@ -128,8 +129,8 @@ def compare_runs(run_a: Path, run_b: Path, *, resamples: int = 200, seed: int = 
                 row.update(low=float(low), high=float(high), share_b_better=float(better.mean()))
         metrics[name] = row
     per_class = {}
-    for metric, table_a in (a.get("per_class") or {}).items():
-        table_b = (b.get("per_class") or {}).get(metric)
+    for metric, table_a in a.per_class.items():
+        table_b = b.per_class.get(metric)
         if not isinstance(table_b, dict):
             continue
         frame = pd.DataFrame({"class": list(table_a), "a": [table_a[c] for c in table_a],
@@ -139,13 +140,13 @@ def compare_runs(run_a: Path, run_b: Path, *, resamples: int = 200, seed: int = 
         per_class[metric] = frame.reindex(frame["delta"].abs().sort_values(ascending=False, na_position="last").index)
     images = None
     pa, pb = _per_image(a), _per_image(b)
-    score = ((a.get("analysis") or {}).get("per_image_score"))
+    score = (a.extra.get("analysis") or {}).get("per_image_score")
     if pa is not None and pb is not None and score in pa and score in pb:
         joined = pa[["image_id", score]].merge(pb[["image_id", score]], on="image_id", suffixes=("_a", "_b"))
         joined["delta"] = joined[f"{score}_b"] - joined[f"{score}_a"]
         images = joined.reindex(joined["delta"].abs().sort_values(ascending=False, na_position="last").index).head(top)
         images = images.reset_index(drop=True)
-    return Comparison(a["run_id"], b["run_id"], a["task"], int(a["samples"]), metrics, per_class, images,
+    return Comparison(a.run_id, b.run_id, a.task, int(a.samples or 0), metrics, per_class, images,
                       {"method": "paired percentile bootstrap over images (same resamples for both runs)",
                        "n_resamples": resamples, "seed": seed, "level": level, "unsupported": unsupported,
-                       "per_image_score": score, "headline": (a.get("protocol") or {}).get("headline")})
+                       "per_image_score": score, "headline": a.protocol.get("headline")})

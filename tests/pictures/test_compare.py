@@ -12,6 +12,7 @@ from harness.run.bench_run import RunConfig, run_models
 from harness.cli import main
 from harness.run.compare import compare_runs, paired_draws
 from harness.core.metric import percentile_intervals
+from harness.core.run_record import RunRecord
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +34,7 @@ def test_deltas_and_paired_intervals(runs):
     assert miou["low"] <= miou["delta"] <= miou["high"] and miou["share_b_better"] == 1.0
     # the paired draws are the runs' own bootstrap: with the runs' seed and count, each side's percentile
     # interval is exactly the interval its metrics.json recorded
-    draws_a, draws_b, unsupported = paired_draws(a, b, 40, 0)
+    draws_a, draws_b, unsupported = paired_draws(RunRecord.from_dict(a), RunRecord.from_dict(b), 40, 0)
     assert not unsupported
     assert list(percentile_intervals(draws_a, 0.95)["mIoU"]) == a["confidence"]["mIoU"]
     assert list(percentile_intervals(draws_b, 0.95)["mIoU"]) == b["confidence"]["mIoU"]
