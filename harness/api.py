@@ -44,7 +44,7 @@ class RunResult:
     dataset: str
     samples: int
     headline: str | None
-    metrics: dict[str, float]
+    metrics: dict[str, float | None]
     confidence: dict[str, list[float]]
     per_class: dict[str, dict[str, float]]
     run_dir: Path
@@ -52,11 +52,19 @@ class RunResult:
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> "RunResult":
-        return cls(run_id=record["run_id"], task=record["task"], model=record["model"]["name"],
-                   dataset=record["dataset"]["name"], samples=int(record["samples"]),
-                   headline=(record.get("protocol") or {}).get("headline"), metrics=dict(record["metrics"]),
-                   confidence=dict(record.get("confidence") or {}), per_class=dict(record.get("per_class") or {}),
-                   run_dir=Path(record["run_dir"]), record=record)
+        """From a metrics.json object and its ``run_dir``, checked by ``RunRecord`` (a malformed field is one
+        DataError naming it); ``record`` keeps the object as it was."""
+        from harness.core.errors import DataError
+        from harness.core.run_record import RunRecord
+
+        where = Path(str(record.get("run_dir", "."))) / "metrics.json" if isinstance(record, dict) else None
+        run = RunRecord.from_dict(record, where)
+        if run.samples is None or run.run_dir is None:
+            raise DataError(f"field {'samples' if run.samples is None else 'run_dir'!r}: missing", where)
+        return cls(run_id=run.run_id, task=run.task, model=run.model.name, dataset=run.dataset.name,
+                   samples=run.samples, headline=run.protocol.get("headline"), metrics=dict(run.metrics),
+                   confidence=dict(run.confidence), per_class=dict(run.per_class), run_dir=run.run_dir,
+                   record=record)
 
     @property
     def value(self) -> float | None:
