@@ -18,6 +18,9 @@ from harness.io.validation import cli as checks
 @TASK
 @click.option("--model", "model_name", required=True, help="In-repo model name, e.g. heatmap, centernet.")
 @click.option("--epochs", type=int, default=None, help="Training epochs (default: the model's schedule).")
+@click.option("--steps", type=click.IntRange(min=1), default=None,
+              help="Training length in optimiser steps instead of epochs (wins over --epochs).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Batch size (default: the model's schedule).")
 @click.option(
     "--out", type=click.Path(path_type=Path, dir_okay=False), default=None,
     help="Where to save the weights (default: the model's committed weights file).",
@@ -28,8 +31,9 @@ from harness.io.validation import cli as checks
 @DATA_ROOT
 @click.option("--split", default=None, help="Split to train on (default: the trainer's, e.g. train).")
 @click.option("--val-split", default=None, help="Split scored after training (default: the trainer's; '' to skip).")
-def train_command(task_name: str, model_name: str, epochs: int | None, out: Path | None, seed: int, threads: int,
-                  dataset_name: str | None, data_root: Path | None, split: str | None, val_split: str | None) -> None:
+def train_command(task_name: str, model_name: str, epochs: int | None, steps: int | None, batch_size: int | None,
+                  out: Path | None, seed: int, threads: int, dataset_name: str | None, data_root: Path | None,
+                  split: str | None, val_split: str | None) -> None:
     """Train an in-repo model and print its validation numbers."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
     from rich.table import Table
@@ -60,8 +64,8 @@ def train_command(task_name: str, model_name: str, epochs: int | None, out: Path
         def on_step(step: int, total: int, loss: float) -> None:
             progress.update(bar, completed=step, total=total, loss="-" if loss != loss else f"{loss:.4f}")
 
-        outcome = trainer.train(model_name, train_set, out=out, epochs=epochs, seed=seed, threads=threads,
-                                on_step=on_step)
+        outcome = trainer.train(model_name, train_set, out=out, epochs=epochs, steps=steps, batch_size=batch_size,
+                                seed=seed, threads=threads, on_step=on_step)
     console().print(f"saved {outcome.weights} ({outcome.steps} steps, {outcome.epochs} epochs, {outcome.seconds:.0f} s)")
     val_split = trainer.val_split if val_split is None else val_split
     if not val_split:

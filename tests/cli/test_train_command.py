@@ -58,3 +58,16 @@ def test_train_on_mpii_reproduces_the_committed_mpii_mean_pose(tmp_path):
                                                                       weights_only=True)
     assert state["mean"].shape == (16, 2) and set(state) == set(committed)
     assert all(torch.equal(state[key], committed[key]) for key in state)
+
+
+def test_steps_and_batch_size_set_the_length_of_either_kind_of_schedule(tmp_path):
+    """--steps overrides a schedule counted in epochs (keypoints) and one counted in steps (segmentation) alike."""
+    for task, model in (("keypoints", "regression"), ("semantic", "fcn")):
+        out = tmp_path / f"{model}.pt"
+        arguments = ["train", "--task", task, "--model", model, "--steps", "2", "--batch-size", "2", "--epochs", "9",
+                     "--val-split", "", "--out", str(out)]
+        result = CliRunner().invoke(main, arguments)
+        assert result.exit_code == 0, result.output
+        assert "(2 steps," in result.output and out.is_file(), result.output
+    result = CliRunner().invoke(main, ["train", "--task", "semantic", "--model", "fcn", "--steps", "0"])
+    assert result.exit_code == 2 and "--steps" in result.output
