@@ -78,13 +78,12 @@ def _metrics_for(record: RunRecord, dataset: Any, task: Any) -> list[Any]:
 def paired_draws(record_a: RunRecord, record_b: RunRecord, resamples: int, seed: int
                  ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], list[str]]:
     """Both runs' metrics on the same ``resamples`` image multisets; metrics that cannot be resampled are listed."""
-    from harness.run.bench_run import get_task, open_dataset
+    from harness.run.bench_run import get_task
+    from harness.run.rebuild_pictures import open_run_dataset
     from harness.core.metric import resample_counts
 
     task = get_task(record_a.task)
-    info = record_a.dataset
-    dataset = open_dataset(task, info.registry, Path(info.data_root) if info.data_root else None,
-                           info.requested_split)
+    dataset = open_run_dataset(record_a)
     counts = resample_counts(record_a.samples or 0, resamples, seed)
     draws_a: dict[str, np.ndarray] = {}
     draws_b: dict[str, np.ndarray] = {}

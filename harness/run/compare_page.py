@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 
 from harness.run.compare import Comparison
-from harness.io.jsonio import atomic_write_text, read_json
+from harness.core.run_record import RunRecord
+from harness.io.jsonio import atomic_write_text
 from harness.publish.templating import render
 
 
@@ -41,7 +42,7 @@ def write_compare_page(result: Comparison, run_a: Path, run_b: Path, out: Path, 
     out = Path(out)
     assets = out.parent / (out.stem + "_files")
     assets.mkdir(parents=True, exist_ok=True)
-    record_a, record_b = read_json(Path(run_a) / "metrics.json"), read_json(Path(run_b) / "metrics.json")
+    record_a, record_b = RunRecord.load(Path(run_a) / "metrics.json"), RunRecord.load(Path(run_b) / "metrics.json")
     headline = result.settings.get("headline")
     chart = None
     for metric, frame in result.per_class.items():
@@ -54,15 +55,15 @@ def write_compare_page(result: Comparison, run_a: Path, run_b: Path, out: Path, 
         dataset = open_run_dataset(record_a)
         wanted = {str(i): n for n, i in enumerate(result.images["image_id"].head(images))}
         found: dict[str, int] = {}
-        for index in range(int(record_a["samples"])):
+        for index in range(record_a.samples or 0):
             key = str(dataset[index].sample_id)
             if key in wanted:
                 found[key] = index
             if len(found) == len(wanted):
                 break
-        readers = [SUBMISSIONS.get(r["predictions"]["format"]).reader(dataset.info, Path(d) / r["predictions"]["path"])
+        readers = [SUBMISSIONS.get(r.predictions["format"]).reader(dataset.info, Path(d) / r.predictions["path"])
                    for r, d in ((record_a, run_a), (record_b, run_b))]
-        thresholds = [((r.get("analysis") or {}).get("score_threshold") or 0.0) for r in (record_a, record_b)]
+        thresholds = [((r.extra.get("analysis") or {}).get("score_threshold") or 0.0) for r in (record_a, record_b)]
         score = result.settings["per_image_score"]
         for row in result.images.head(images).to_dict("records"):
             position = found.get(str(row["image_id"]))

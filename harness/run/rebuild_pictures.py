@@ -6,18 +6,17 @@ from pathlib import Path
 from typing import Any
 
 from harness.core.errors import DataError
+from harness.core.run_record import RunRecord
 from harness.io.jsonio import read_json
 
 
-def open_run_dataset(record: dict[str, Any]) -> Any:
+def open_run_dataset(record: RunRecord) -> Any:
     """The dataset a run was scored on, opened as the run opened it (registry name, --data-root, --split)."""
     from harness.run.bench_run import get_task, open_dataset
 
-    info = record["dataset"]
-    data_root = info.get("data_root")
-    dataset = open_dataset(get_task(record["task"]), info.get("registry"), Path(data_root) if data_root else None,
-                           info.get("requested_split"))
-    return dataset
+    info = record.dataset
+    return open_dataset(get_task(record.task), info.registry, Path(info.data_root) if info.data_root else None,
+                        info.requested_split)
 
 
 def rebuild_report(run_dir: Path, gallery: int = 12, seed: int | None = None) -> Any:
@@ -28,17 +27,18 @@ def rebuild_report(run_dir: Path, gallery: int = 12, seed: int | None = None) ->
     path = run_dir / "metrics.json"
     if not path.is_file():
         raise DataError("no metrics.json: not a finished run folder", path)
-    record = read_json(path)
+    record = read_json(path)  # written back as it was, plus the new analysis
+    run = RunRecord.from_dict(record, path)
     try:
-        dataset = open_run_dataset(record)
+        dataset = open_run_dataset(run)
         fingerprint = dataset.fingerprint()
     except KeyError as exc:
         raise DataError(f"not a report of this bench version (missing {exc})", path) from None
-    if fingerprint != record["dataset"].get("fingerprint"):
+    if fingerprint != run.dataset.fingerprint:
         raise DataError("the dataset at the run's data root has changed since the run (fingerprint differs): "
                         "pictures would not show what was scored", path)
-    seed = (record.get("provenance") or {}).get("seed", 0) if seed is None else seed
-    pictures = build_pictures(run_dir, record, dataset, range(int(record["samples"])), gallery_size=gallery,
+    seed = run.provenance.get("seed", 0) if seed is None else seed
+    pictures = build_pictures(run_dir, record, dataset, range(run.samples or 0), gallery_size=gallery,
                               seed=int(seed or 0))
     record["analysis"] = pictures.summary()
     write_report(run_dir, record, pictures)
