@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import resource
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -24,13 +23,14 @@ from typing import Any, Callable
 import numpy as np
 
 from harness.core.errors import BenchError
+from harness.run.precision import PRECISIONS, autocast
 
-PRECISIONS = {"fp32": None, "fp16": "float16", "bf16": "bfloat16"}
 KEY_COLUMNS = ["task", "model", "mode", "device", "precision", "channels_last", "compile", "batch_size"]
 COLUMNS = KEY_COLUMNS + [
     "effective_batch_size", "oom_backoff", "status", "images_per_s", "latency_p50_ms", "latency_p90_ms",
     "latency_p99_ms", "latency_mean_ms", "peak_memory_mb", "memory_measure", "parameters", "gflops_per_image",
     "repeats", "warmup", "device_name", "torch", "cuda", "cudnn", "model_fingerprint", "git_sha", "measured_utc",
+    "notes",
 ]
 
 
@@ -130,7 +130,10 @@ def count_flops(module: Any, batch: Any) -> int | None:
     return int(counter.get_total_flops())
 
 
-def measure_throughput(config: ThroughputConfig, on_row: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+def measure_throughput(config: ThroughputConfig, on_row: Callable[[dict[str, Any]], None] | None = None,
+                       on_note: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    """One row per batch size, also upserted into ``<leaderboards_dir>/throughput.csv``; ``on_note`` hears
+    one-line notes (e.g. torch.compile unavailable, measured without it)."""
     import torch
 
     from harness.run.bench_run import RunConfig, build_adapter, open_dataset, seed_everything
@@ -162,8 +165,10 @@ def measure_throughput(config: ThroughputConfig, on_row: Callable[[dict[str, Any
         "cudnn": str(torch.backends.cudnn.version()) if adapter.device.startswith("cuda") else "",
         "model_fingerprint": adapter.fingerprint(), "git_sha": (git_state().get("git_sha") or "")[:10],
     }
+    runner: ModuleRunner | None = None
     if mode == "module":
-        run_for, parameters, flops = _module_runner(module, adapter, config)
+        runner = ModuleRunner(module, adapter, config)
+        run_for, parameters, flops = runner.run_for, runner.parameters, runner.flops
     else:
         run_for, parameters, flops = _predict_runner(adapter, open_dataset(task, config.dataset, config.data_root, config.split)), adapter.info().parameters, None
     rows = []
@@ -173,10 +178,16 @@ def measure_throughput(config: ThroughputConfig, on_row: Callable[[dict[str, Any
         try:
             row.update(_measure_with_backoff(run_for, requested, adapter.device, config))
         except Exception as exc:
-            if config.compile and type(exc).__module__.startswith(("torch._dynamo", "torch._inductor")):
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                raise BenchError(f"torch.compile failed for model {adapter.name!r}: {first}") from None
-            raise
+            if runner is None or not runner.compiled or not is_compile_failure(exc):
+                raise
+            # torch.compile needs a working C++ toolchain (inductor on the CPU) or Triton (on a GPU), and some
+            # models break it: measure without it, say so in one line and in the row, never pass it off as compiled
+            note = runner.fall_back(exc)
+            if on_note is not None:
+                on_note(note)
+            row.update(_measure_with_backoff(run_for, requested, adapter.device, config))
+        if runner is not None and runner.note:
+            row.update(compile=runner.compiled, notes=runner.note)
         row["measured_utc"] = utc_now()
         rows.append(row)
         if on_row is not None:
@@ -185,34 +196,61 @@ def measure_throughput(config: ThroughputConfig, on_row: Callable[[dict[str, Any
     return rows
 
 
-def _module_runner(module: Any, adapter: Any, config: ThroughputConfig):
+def is_compile_failure(exc: BaseException) -> bool:
+    """An error raised by torch.compile's machinery (dynamo tracing, inductor code generation, the C++ build)."""
     import torch
 
-    device = adapter.device
-    module = module.to(device).eval()
-    parameters = int(sum(p.numel() for p in module.parameters()))
-    flops = count_flops(module, move(adapter.example_input(1), device, False))
-    if config.channels_last:
-        module = module.to(memory_format=torch.channels_last)
-    runnable = module
-    if config.compile:
-        try:
-            runnable = torch.compile(module, backend=config.compile_backend)
-        except Exception as exc:
-            raise BenchError(f"torch.compile failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
-    dtype = PRECISIONS[config.precision]
-    autocast = (lambda: torch.autocast(device.split(":")[0], dtype=getattr(torch, dtype))) if dtype else nullcontext
+    compile_errors: tuple[type, ...] = (torch._dynamo.exc.TorchDynamoException,)
+    module = type(exc).__module__
+    return isinstance(exc, compile_errors) or module.startswith(("torch._dynamo", "torch._inductor"))
 
-    def run_for(batch_size: int) -> Callable[[], Any]:
-        batch = move(adapter.example_input(batch_size), device, config.channels_last)
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__
+
+
+class ModuleRunner:
+    """Times ``module`` (the adapter's ``torch_module()``) on ``example_input`` under the config's precision,
+    memory format and compilation; ``fall_back`` drops compilation when it cannot work here."""
+
+    def __init__(self, module: Any, adapter: Any, config: ThroughputConfig) -> None:
+        import torch
+
+        self.adapter, self.config, self.device = adapter, config, adapter.device
+        self.module = module.to(self.device).eval()
+        self.parameters = int(sum(p.numel() for p in self.module.parameters()))
+        self.flops = count_flops(self.module, move(adapter.example_input(1), self.device, False))
+        if config.channels_last:
+            self.module = self.module.to(memory_format=torch.channels_last)
+        self.runnable = self.module
+        self.compiled = False
+        self.note = ""
+        if config.compile:
+            try:
+                self.runnable = torch.compile(self.module, backend=config.compile_backend)
+                self.compiled = True
+            except Exception as exc:  # e.g. an unknown backend; a missing compiler shows at the first call
+                self.note = f"torch.compile unavailable ({first_line(exc)}): measured without it"
+
+    def fall_back(self, exc: BaseException) -> str:
+        import torch
+
+        torch._dynamo.reset()
+        self.runnable, self.compiled = self.module, False
+        self.note = f"torch.compile failed ({type(exc).__name__}: {first_line(exc)}): measured without it"
+        return self.note
+
+    def run_for(self, batch_size: int) -> Callable[[], Any]:
+        import torch
+
+        batch = move(self.adapter.example_input(batch_size), self.device, self.config.channels_last)
 
         def run() -> Any:
-            with torch.inference_mode(), autocast():
-                return call_module(runnable, batch)
+            with torch.inference_mode(), autocast(self.config.precision, self.device):
+                return call_module(self.runnable, batch)  # self.runnable: eager again after a fall-back
 
         return run
-
-    return run_for, parameters, flops
 
 
 def _predict_runner(adapter: Any, dataset: Any):
