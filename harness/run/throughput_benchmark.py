@@ -168,6 +168,8 @@ def measure_throughput(config: ThroughputConfig, on_row: Callable[[dict[str, Any
     runner: ModuleRunner | None = None
     if mode == "module":
         runner = ModuleRunner(module, adapter, config)
+        if runner.note and on_note is not None:
+            on_note(runner.note)
         run_for, parameters, flops = runner.run_for, runner.parameters, runner.flops
     else:
         run_for, parameters, flops = _predict_runner(adapter, open_dataset(task, config.dataset, config.data_root, config.split)), adapter.info().parameters, None
@@ -238,7 +240,8 @@ class ModuleRunner:
 
         torch._dynamo.reset()
         self.runnable, self.compiled = self.module, False
-        self.note = f"torch.compile failed ({type(exc).__name__}: {first_line(exc)}): measured without it"
+        cause = getattr(exc, "inner_exception", None) or exc.__cause__ or exc  # dynamo wraps the backend's error
+        self.note = f"torch.compile failed ({type(cause).__name__}: {first_line(cause)}): measured without it"
         return self.note
 
     def run_for(self, batch_size: int) -> Callable[[], Any]:
