@@ -37,7 +37,7 @@ from harness.core.errors import BenchError, DataError
 from harness.io.yamlio import read_yaml
 from harness.run.precision import PRECISIONS
 
-ENTRY_KEYS = {
+ENTRY_KEYS: dict[str, type | tuple[type, ...]] = {
     "task": str, "dataset": str, "datasets": list, "model": str, "models": list, "data_root": str, "split": str,
     "limit": int, "batch_size": int, "device": str, "seed": int, "checkpoint": str, "bootstrap": int,
     "precision": str, "timeout": (int, float),

@@ -25,12 +25,12 @@ import numpy as np
 from harness.core.errors import BenchError
 from harness.run.precision import PRECISIONS, autocast
 
-KEY_COLUMNS = ["task", "model", "mode", "device", "precision", "channels_last", "compile", "batch_size"]
+KEY_COLUMNS = ["task", "model", "mode", "device", "precision", "channels_last", "compile", "batch_size", "machine"]
 COLUMNS = KEY_COLUMNS + [
     "effective_batch_size", "oom_backoff", "status", "images_per_s", "latency_p50_ms", "latency_p90_ms",
     "latency_p99_ms", "latency_mean_ms", "peak_memory_mb", "memory_measure", "parameters", "gflops_per_image",
     "repeats", "warmup", "device_name", "torch", "cuda", "cudnn", "model_fingerprint", "git_sha", "measured_utc",
-    "notes",
+    "notes", "cpu", "cores",
 ]
 
 
@@ -138,6 +138,7 @@ def measure_throughput(config: ThroughputConfig, on_row: Callable[[dict[str, Any
 
     from harness.run.bench_run import RunConfig, build_adapter, open_dataset, seed_everything
     from harness.tasks import get_task
+    from harness.publish.machine import machine_fingerprint, machine_key
     from harness.publish.provenance import device_description, git_state, utc_now
 
     if config.precision not in PRECISIONS:
@@ -157,7 +158,9 @@ def measure_throughput(config: ThroughputConfig, on_row: Callable[[dict[str, Any
         raise BenchError(f"--precision/--channels-last/--compile time the torch module, which model {adapter.name!r} "
                          "does not expose (predict mode runs the adapter as it is)")
     seed_everything(0)
+    machine = machine_fingerprint(adapter.device)
     common = {
+        "machine": machine_key(machine), "cpu": machine["cpu"], "cores": machine["cores"],
         "task": task.name, "model": adapter.name, "mode": mode, "device": adapter.device, "precision": config.precision,
         "channels_last": bool(config.channels_last), "compile": bool(config.compile), "repeats": config.repeats,
         "warmup": config.warmup, "device_name": device_description(adapter.device), "torch": torch.__version__,
@@ -166,6 +169,8 @@ def measure_throughput(config: ThroughputConfig, on_row: Callable[[dict[str, Any
         "model_fingerprint": adapter.fingerprint(), "git_sha": (git_state().get("git_sha") or "")[:10],
     }
     runner: ModuleRunner | None = None
+    parameters: int | None
+    flops: int | None
     if mode == "module":
         runner = ModuleRunner(module, adapter, config)
         if runner.note and on_note is not None:
@@ -310,7 +315,8 @@ def _measure_with_backoff(run_for: Callable[[int], Callable[[], Any]], requested
 
 
 def update_throughput_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    """Insert or replace rows by (task, model, mode, device, precision, channels_last, compile, batch_size)."""
+    """Insert or replace rows by (task, model, mode, device, precision, channels_last, compile, batch_size,
+    machine): a row measured on another machine is kept beside this one's."""
     import pandas as pd
 
     from harness.io.jsonio import atomic_write_text
@@ -329,13 +335,14 @@ def _update_throughput_csv(path: Path, rows: list[dict[str, Any]], read_csv: Any
 
     new = pd.DataFrame(rows).reindex(columns=COLUMNS)
     if path.is_file():
-        old = read_csv(path, required=KEY_COLUMNS, numeric=("batch_size", "images_per_s"),
+        old = read_csv(path, required=KEY_COLUMNS[:-1], numeric=("batch_size", "images_per_s"),
                        dtype={"git_sha": str, "cuda": str, "cudnn": str})
         old = old.reindex(columns=COLUMNS)
         keys = lambda frame: frame[KEY_COLUMNS].astype(str).agg("|".join, axis=1)  # noqa: E731
         table = pd.concat([old[~keys(old).isin(set(keys(new)))], new], ignore_index=True)
     else:
         table = new
-    table = table.sort_values(["task", "model", "device", "precision", "mode", "channels_last", "compile", "batch_size"],
+    table = table.sort_values(["task", "model", "device", "precision", "mode", "channels_last", "compile", "batch_size",
+                               "machine"],
                               kind="mergesort")
     atomic_write_text(path, table.to_csv(index=False))
