@@ -336,7 +336,7 @@ def _update_throughput_csv(path: Path, rows: list[dict[str, Any]], read_csv: Any
     new = pd.DataFrame(rows).reindex(columns=COLUMNS)
     if path.is_file():
         old = read_csv(path, required=KEY_COLUMNS[:-1], numeric=("batch_size", "images_per_s"),
-                       dtype={"git_sha": str, "cuda": str, "cudnn": str})
+                       dtype={"git_sha": str, "cuda": str, "cudnn": str, "machine": str})
         old = old.reindex(columns=COLUMNS)
         keys = lambda frame: frame[KEY_COLUMNS].astype(str).agg("|".join, axis=1)  # noqa: E731
         table = pd.concat([old[~keys(old).isin(set(keys(new)))], new], ignore_index=True)
