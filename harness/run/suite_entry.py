@@ -93,7 +93,11 @@ def preload(modules: list[str]) -> None:
     """Import the modules that registered the entry's models in the suite's process (plugins registered on
     import, e.g. by a test); a module this interpreter cannot find is left to the registry's own lookup."""
     for name in modules:
-        if importlib.util.find_spec(name) is not None:
+        try:
+            found = importlib.util.find_spec(name)
+        except (ImportError, ValueError):  # a dotted name whose parent is gone, a module made from a file
+            found = None
+        if found is not None:
             importlib.import_module(name)
 
 
