@@ -11,6 +11,12 @@ by one - CUDA events around the call on a GPU (kernels are asynchronous: wall ti
 Peak memory is ``torch.cuda.max_memory_allocated`` on a GPU; on the CPU it is the process's resident-set
 high-water mark (``getrusage``), which cannot be reset, so it includes everything loaded before.  A batch that
 runs out of memory is halved until it fits, and the row records both sizes.
+
+``torch.compile`` that cannot work here (no C++ compiler for inductor, no Triton, a model dynamo cannot trace)
+does not end the measurement: the module is timed eagerly, a one-line note says why, and the row records
+``compile=False`` with the reason in ``notes``.  Rows are keyed by the machine too
+(``harness.publish.machine``), so ``throughput.csv`` holds every machine's numbers side by side and
+``bench gate --throughput`` compares like with like.
 """
 from __future__ import annotations
 
