@@ -100,16 +100,22 @@ def run_command(task_name, dataset_name, data_root, split, models, checkpoint, t
             from harness.run.suite import run_suite
 
             def announce(entry, number, total):
+                if not main_rank:
+                    return
                 progress.console.print(f"[bold]{number}/{total}[/bold] {escape(entry.task)} · "
                                        f"{escape(entry.dataset or 'default')} · {escape(entry.model or 'default models')} "
                                        f"[dim]({entry.where})[/dim]")
 
             def finished(outcome):
+                if not main_rank:
+                    return
                 colour = {"ok": "green", "skipped": "dim"}.get(outcome.status, "red")
                 progress.console.print(f"  [{colour}]{outcome.status}[/{colour}] {escape(outcome.reason)}")
 
+            if entry_timeout is not None and distributed.context().world_size > 1:
+                raise BenchError("--entry-timeout needs each entry in its own process; start the suite without torchrun")
             result = run_suite(suite, config, force=force, entry_timeout=entry_timeout, announce=announce,
-                               finished=finished)
+                               finished=finished, progress=track)
             records, outcomes = result.records, result.outcomes
         else:
             if entry_timeout is not None:

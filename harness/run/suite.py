@@ -186,18 +186,21 @@ class SuiteResult:
 
 def run_suite(path: Path, base: Any, force: bool = False, entry_timeout: float | None = None,
               announce: Callable[[SuiteEntry, int, int], None] | None = None,
-              finished: Callable[[EntryOutcome], None] | None = None) -> SuiteResult:
+              finished: Callable[[EntryOutcome], None] | None = None,
+              progress: Callable[[str, int], Callable[[int], None]] | None = None) -> SuiteResult:
     """Run every entry in its own process (``base`` is a ``RunConfig`` carrying directories and CLI defaults).
 
     ``entry_timeout`` applies to entries without their own ``timeout:``.  Never raises for a failing entry:
-    the caller reads ``SuiteResult.failures``.
+    the caller reads ``SuiteResult.failures``.  Under torchrun the ranks run each entry together in their own
+    processes (a child per rank would need a process group of its own): an entry's error, which every rank
+    raises together, still costs only that entry, but a hard crash or hang ends the suite and ``timeout`` is
+    not applied.
     """
     from harness.run import distributed
 
-    if distributed.context().world_size > 1:
-        raise BenchError("--suite runs each entry in its own process; start it without torchrun")
     entries = load_suite(path)
-    logs = Path(tempfile.mkdtemp(prefix="bench-suite-"))
+    in_process = distributed.context().world_size > 1
+    logs = None if in_process else Path(tempfile.mkdtemp(prefix="bench-suite-"))
     records: list[dict[str, Any]] = []
     outcomes = []
     for number, entry in enumerate(entries, start=1):
@@ -205,7 +208,10 @@ def run_suite(path: Path, base: Any, force: bool = False, entry_timeout: float |
             announce(entry, number, len(entries))
         config = replace(entry_config(entry, base), skip_existing=not force)
         timeout = dict(entry.options).get("timeout", entry_timeout)
-        outcome = run_entry_process(entry, config, timeout, logs / f"{number:03d}")
+        if logs is None:
+            outcome = run_entry_in_process(entry, config, progress)
+        else:
+            outcome = run_entry_process(entry, config, timeout, logs / f"{number:03d}")
         records.extend(outcome.records)
         outcomes.append(outcome)
         if finished is not None:
@@ -221,6 +227,28 @@ def _preload_modules(entry: SuiteEntry) -> list[str]:
         return []
     module = getattr(ADAPTERS.get(entry.model), "__module__", "")
     return [module] if module and not module.startswith("harness.") else []
+
+
+def run_entry_in_process(entry: SuiteEntry, config: Any,
+                         progress: Callable[[str, int], Callable[[int], None]] | None) -> EntryOutcome:
+    """Under torchrun: ``run_models`` here, on every rank; a failure (raised on every rank alike by the
+    runner's collective error check) becomes this entry's outcome."""
+    import traceback
+
+    from harness.run.bench_run import run_models
+    from harness.run.suite_entry import first_line
+
+    started = time.monotonic()
+    try:
+        records = run_models(config, progress=progress)
+    except BenchError as exc:
+        return EntryOutcome(entry, "failed", str(exc).splitlines()[0], time.monotonic() - started, config.batch_size)
+    except Exception as exc:  # a bug: keep its traceback in the output, and go on with the next entry
+        traceback.print_exc()
+        return EntryOutcome(entry, "failed", first_line(exc), time.monotonic() - started, config.batch_size)
+    skipped = bool(records) and all(record.get("skipped") for record in records)
+    return EntryOutcome(entry, "skipped" if skipped else "ok", "report exists (--force runs it again)" if skipped else "",
+                        time.monotonic() - started, config.batch_size, records=records)
 
 
 def run_entry_process(entry: SuiteEntry, config: Any, timeout: float | None, stem: Path) -> EntryOutcome:
