@@ -26,7 +26,7 @@ def _batch_sizes(ctx, param, value: str) -> tuple[int, ...]:
 @click.option("--batch-sizes", default="1,8,32", show_default=True, callback=_batch_sizes,
               help="Comma-separated batch sizes; one that runs out of memory is halved until it fits.")
 @click.option("--precision", type=click.Choice(["fp32", "fp16", "bf16"]), default="fp32", show_default=True,
-              help="fp16/bf16 run the module under torch.autocast.")
+              help="fp16/bf16 run the module (or, in predict mode, the adapter) under torch.autocast.")
 @click.option("--channels-last", is_flag=True, help="Module and 4-D inputs in channels_last memory format.")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the module (warm-up includes compilation).")
 @click.option("--compile-backend", default="inductor", show_default=True, hidden=True)

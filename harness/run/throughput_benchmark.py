@@ -29,7 +29,7 @@ from typing import Any, Callable
 import numpy as np
 
 from harness.core.errors import BenchError
-from harness.run.precision import PRECISIONS, autocast
+from harness.run.precision import PRECISIONS, autocast, autocast_predict
 
 KEY_COLUMNS = ["task", "model", "mode", "device", "precision", "channels_last", "compile", "batch_size", "machine"]
 COLUMNS = KEY_COLUMNS + [
@@ -160,9 +160,13 @@ def measure_throughput(config: ThroughputConfig, on_row: Callable[[dict[str, Any
     if config.mode == "module" and module is None:
         raise BenchError(f"model {adapter.name!r} exposes no torch module; use --mode predict")
     mode = "module" if module is not None else "predict"
-    if mode == "predict" and (config.precision != "fp32" or config.channels_last or config.compile):
-        raise BenchError(f"--precision/--channels-last/--compile time the torch module, which model {adapter.name!r} "
-                         "does not expose (predict mode runs the adapter as it is)")
+    if mode == "predict" and (config.channels_last or config.compile):
+        raise BenchError(f"--channels-last/--compile time the torch module, which model {adapter.name!r} "
+                         "does not expose (predict mode runs the adapter as it is, under --precision's autocast)")
+    if mode == "predict" and PRECISIONS[config.precision] is not None:
+        # an instance attribute shadows the method: wrappers calling the adapter's predict get autocast too
+        adapter.predict = autocast_predict(  # type: ignore[method-assign]
+            adapter.predict, adapter.name, config.precision, adapter.device)
     seed_everything(0)
     machine = machine_fingerprint(adapter.device)
     common = {

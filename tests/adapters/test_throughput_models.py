@@ -8,7 +8,6 @@ import pandas as pd
 import pytest
 import torch
 
-from harness.cli import main
 from harness.core.catalog import ADAPTERS
 from harness.run.throughput_benchmark import ThroughputConfig, count_flops, measure_throughput
 
@@ -66,26 +65,3 @@ def test_two_stage_openmmlab_detector_gets_image_shapes(tmp_path):
     with torch.no_grad():
         (roi_outputs,) = adapter.torch_module()(batch)  # mmdet: a 1-tuple of the RoI head's outputs
     assert roi_outputs[0].shape[-1] == 81  # class scores per proposal: 80 classes + background
-
-
-def test_cli_records_compile_fallback_in_one_line(tmp_path, monkeypatch):
-    """When torch.compile cannot work (no C++ compiler, a model dynamo cannot trace), the module is measured
-    without it: one note, and the row says compile=False with the reason."""
-    import toyplugin  # noqa: F401
-
-    def broken_backend(graph, example_inputs):
-        raise RuntimeError("no working C++ compiler found")
-
-    rows = measure_throughput(ThroughputConfig(task="toy", model="toy-linear", batch_sizes=(1, 3), repeats=2, warmup=1,
-                                               compile=True, compile_backend=broken_backend, leaderboards_dir=tmp_path))
-    assert [r["compile"] for r in rows] == [False, False] and all(r["status"] == "ok" for r in rows)
-    assert all("torch.compile failed" in r["notes"] and "no working C++ compiler" in r["notes"] for r in rows)
-    table = pd.read_csv(tmp_path / "throughput.csv")
-    assert table["compile"].tolist() == [False, False]
-    from click.testing import CliRunner
-
-    result = CliRunner().invoke(main, ["throughput", "--task", "toy", "--model", "toy-linear", "--batch-sizes", "1",
-                                       "--repeats", "1", "--compile", "--compile-backend", "no-such-backend",
-                                       "--leaderboards-dir", str(tmp_path)])
-    assert result.exit_code == 0, result.output
-    assert "note: torch.compile unavailable" in result.output
