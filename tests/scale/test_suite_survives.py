@@ -61,3 +61,33 @@ runs:
     assert "error: 1 of 2 suite entries did not complete (1 timeout)" in result.output
     again = CliRunner().invoke(main, [*args[:-2], "--entry-timeout", "15"])  # the finished entry is kept, not rerun
     assert again.exit_code == 1 and "report exists" in again.output
+
+
+def test_under_torchrun_an_entry_error_costs_only_that_entry(tmp_path):
+    """Under torchrun the ranks run each entry together in their own processes; an error, raised on every rank
+    alike, is that entry's outcome and the suite goes on."""
+    import os
+    import subprocess
+    import sys
+
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(f"""
+defaults: {{limit: 4, bootstrap: 0}}
+runs:
+  - {{task: toy, model: "{MODELS}:Raiser"}}
+  - {{task: toy, model: toy-linear}}
+""")
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), str(Path(__file__).parent)]), "OMP_NUM_THREADS": "1"}
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(name, None)
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "harness.cli",
+         "run", "--suite", str(suite), "--no-cache", "--gallery", "0", "--reports-dir", str(tmp_path / "r"),
+         "--leaderboards-dir", str(tmp_path / "lb")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0
+    assert "error: 1 of 2 suite entries did not complete (1 failed)" in done.stderr + done.stdout
+    [report] = (tmp_path / "r").glob("*/metrics.json")
+    record = read_json(report)
+    assert record["model"]["name"] == "toy-linear" and record["provenance"]["world_size"] == 2
