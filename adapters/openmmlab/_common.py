@@ -315,6 +315,35 @@ class OpenMMLabAdapter(Adapter):
         self._built = BuiltModel(model=model, config=config, metadata=metadata, unexpected_keys=unexpected)
         return self._built
 
+    #: the data-sample class ``mode='tensor'`` forwards get (``"package.structures:Class"``); None: no samples
+    data_sample_class: str | None = None
+
+    def torch_module(self) -> Any:
+        """The network in OpenMMLab's ``mode='tensor'`` (backbone, neck, heads; no decoding), as one module call
+        on a normalised, padded batch (``adapters/openmmlab/timing.py``)."""
+        import importlib
+
+        from adapters.openmmlab.timing import TensorForward
+
+        sample_type = None
+        if self.data_sample_class is not None:
+            module, _, name = self.data_sample_class.partition(":")
+            sample_type = getattr(importlib.import_module(module), name)
+        return TensorForward(self.built().model, sample_type)
+
+    def example_input(self, batch_size: int) -> Any:
+        """A normalised ``(batch, 3, H, W)`` batch at the test pipeline's size, padded as the data
+        preprocessor pads (``pad_size_divisor``)."""
+        import torch
+
+        from adapters.openmmlab.timing import padded_size
+
+        size = self.info().input_size
+        if size is None:
+            raise BenchError(f"model {self.name!r}: its config's test pipeline gives no input size to time at")
+        height, width = padded_size(size, self.built().model)
+        return torch.randn((batch_size, 3, height, width), generator=torch.Generator().manual_seed(0))
+
     def base_info(self, task: str, **fields: Any) -> AdapterInfo:
         built = self.built()
         extra: dict[str, Any] = {"config": str(self.config_path), "library": self.package}

@@ -66,6 +66,8 @@ class MMDetAdapter(ClassListAdapter):
     #: pipeline pads every image to one size, moves boxes by up to 3e-3 px through batched convolutions.
     #: Batch 1 is what ``inference_detector`` does.
     default_max_batch = 1
+    #: two-stage detectors clip proposals to the data samples' image shapes, even in ``mode='tensor'``
+    data_sample_class = "mmdet.structures:DetDataSample"
     _compose: Any = None
 
     def build_model(self, config: Any) -> Any:

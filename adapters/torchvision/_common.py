@@ -200,6 +200,10 @@ class TorchvisionAdapter(Adapter):
         self._model = model.to(torch.device(self.device)).eval()
         return self._model
 
+    def torch_module(self) -> Any:
+        """The torchvision network itself (``bench throughput`` times its forward pass on ``example_input``)."""
+        return self.model()
+
     def base_info(self, **fields: Any) -> AdapterInfo:
         model = self.model()
         extra: dict[str, Any] = {"library": "torchvision", "builder": self.builder}

@@ -9,7 +9,7 @@ default is 12); the option overrides it.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -24,6 +24,8 @@ DEFAULT_FLOW_UPDATES = 32
 STRIDE = 8
 #: RAFT's correlation pyramid needs feature maps of at least 16 cells (16 x stride 8)
 MIN_SIDE = 128
+#: (height, width) of ``example_input``'s frames: a Sintel frame (436 x 1024) padded to the stride
+EXAMPLE_SIZE = (440, 1024)
 
 
 def centred_padding(height: int, width: int) -> tuple[int, int, int, int]:
@@ -42,6 +44,20 @@ class TorchvisionRAFT(TorchvisionAdapter):
 
     def info(self) -> AdapterInfo:
         return self.base_info(extra={"num_flow_updates": self.updates(), "padding": "replicate, centred, to x8"})
+
+    def torch_module(self) -> Any:
+        """RAFT with this adapter's number of flow updates, returning the last flow estimate: what ``predict``
+        runs, as a module taking the two frames (``example_input``)."""
+        from adapters.torchvision.timing_modules import LastFlow
+
+        return LastFlow(self.model(), self.updates())
+
+    def example_input(self, batch_size: int) -> Any:
+        """Two ``(batch, 3, H, W)`` frames in [-1, 1] at Sintel's size padded to the stride (440 x 1024)."""
+        import torch
+
+        generator = torch.Generator().manual_seed(0)
+        return tuple(torch.rand((batch_size, 3, *EXAMPLE_SIZE), generator=generator) * 2 - 1 for _ in range(2))
 
     def predict(self, samples: Sequence[Sample]) -> list[FlowPrediction]:
         import torch

@@ -48,6 +48,13 @@ class TorchvisionSegmenter(TorchvisionAdapter):
         return self.base_info(classes=list(VOC_CLASSES),
                               extra={"preprocessing": f"shorter side {self.resize_size()}, ImageNet mean/std; logits resized back"})
 
+    def example_input(self, batch_size: int) -> Any:
+        """A normalised ``(batch, 3, S, S)`` batch at the preset's size S (shorter side ``resize_size``)."""
+        import torch
+
+        size = self.resize_size()
+        return torch.randn((batch_size, 3, size, size), generator=torch.Generator().manual_seed(0))
+
     def predict(self, samples: Sequence[Sample]) -> list[SemanticPrediction]:
         import torch
         import torch.nn.functional as F

@@ -1,6 +1,8 @@
 """``bench gate``: fail (exit 1) when a metric regressed beyond its baseline tolerance (or its CI half-width).
 
 ``bench gate --update`` is the only way baselines change: it rewrites the expected values from the latest results.
+``bench gate --throughput`` is a separate gate on images/s against this machine's throughput baselines
+(``harness.publish.throughput_gate``); it never reads the accuracy baselines, and they never read it.
 """
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from harness.cli import main
+from harness.cli import main, options
 from harness.cli.console import console
 from harness.io.validation import cli as checks
 
@@ -25,8 +27,17 @@ from harness.io.validation import cli as checks
               help="Fail only on a significant drop: paired bootstrap of the latest run against the baseline's run.")
 @click.option("--resamples", type=click.IntRange(min=20), default=200, show_default=True,
               help="--paired: bootstrap resamples (the same images for both runs).")
+@click.option("--throughput", is_flag=True,
+              help="Gate images/s (leaderboards/throughput.csv) against this machine's throughput baselines instead.")
+@click.option("--throughput-baselines", type=click.Path(path_type=Path),
+              default=Path("leaderboards/throughput_baselines.yaml"), show_default=True,
+              help="--throughput: the per-machine baselines file.")
+@click.option("--throughput-csv", type=click.Path(path_type=Path), default=Path("leaderboards/throughput.csv"),
+              show_default=True, help="--throughput: the `bench throughput` results.")
+@options.DEVICE
 def gate_command(baselines: Path, reports_dir: Path, tasks: tuple[str, ...], limit: int | None, update: bool,
-                 paired: bool, resamples: int) -> None:
+                 paired: bool, resamples: int, throughput: bool, throughput_baselines: Path, throughput_csv: Path,
+                 device: str) -> None:
     """Compare the latest results with the baselines and name every regression."""
     from rich.markup import escape
     from rich.table import Table
@@ -34,6 +45,11 @@ def gate_command(baselines: Path, reports_dir: Path, tasks: tuple[str, ...], lim
     from harness.core.errors import BenchError, GateFailure
     from harness.publish.gate import load_baselines, run_gate
 
+    if throughput:
+        if paired or limit is not None:
+            raise BenchError("--throughput gates images/s only; --paired and --limit are accuracy-gate options")
+        _throughput_gate(throughput_baselines, throughput_csv, device, tasks, update)
+        return
     if update:
         _update(baselines, reports_dir)
         return
@@ -106,3 +122,51 @@ def _paired(checks: list, reports_dir: Path, resamples: int) -> None:
         failures += 0 if result.passed else 1
     if failures:
         raise GateFailure(f"{failures} of {len(checks)} paired checks failed")
+
+
+def _throughput_gate(path: Path, throughput_csv: Path, device: str, tasks: tuple[str, ...], update: bool) -> None:
+    """``--throughput``: this machine's images/s baselines; other machines' are skipped with a note."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from harness.core.errors import BenchError, GateFailure
+    from harness.publish.machine import machine_fingerprint, machine_key
+    from harness.publish.throughput_gate import run_throughput_gate, update_throughput_baselines
+
+    fingerprint = machine_fingerprint(device)
+    machine = machine_key(fingerprint)
+    described = ", ".join(f"{key} {value}" for key, value in fingerprint.items())
+    if update:
+        entries = update_throughput_baselines(path, throughput_csv, machine, fingerprint)
+        console().print(f"recorded {len(entries)} throughput baseline(s) of machine {machine} ({escape(described)}) "
+                        f"in {escape(str(path))}")
+        return
+    if not path.is_file():
+        raise BenchError("throughput baselines file not found (record one with `bench gate --throughput --update`)",
+                         path)
+    gate = run_throughput_gate(path, throughput_csv, machine)
+    for note in gate.skipped:
+        console().print(f"[dim]note: {escape(note)}[/dim]")
+    checks = [check for check in gate.checks if not tasks or check.baseline.task in tasks]
+    if not checks:
+        console().print(f"[yellow]no throughput baselines for this machine[/yellow] ({machine}: {escape(described)}); "
+                        "nothing gated (record them with `bench gate --throughput --update`)")
+        return
+    table = Table(title=escape(f"throughput gate: {path} · machine {machine}"))
+    for column in ("task", "model", "settings", "batch", "baseline img/s", "img/s", "change", "tolerance", "result"):
+        table.add_column(column)
+    for check in checks:
+        b = check.baseline
+        settings = " ".join([b.mode, b.device, b.precision] + [f for f, on in (("channels_last", b.channels_last),
+                                                                                ("compiled", b.compile)) if on])
+        table.add_row(escape(b.task), escape(b.model), escape(settings), str(b.batch_size), f"{b.images_per_s:.2f}",
+                      "" if check.actual is None else f"{check.actual:.2f}",
+                      "" if check.change is None else f"{check.change:+.1%}", f"{b.tolerance:.0%}",
+                      "[green]pass[/green]" if check.passed else "[red]FAIL[/red]")
+    console().print(table)
+    failures = [check for check in checks if not check.passed]
+    for check in failures:
+        click.echo(f"slower: {check.describe()}", err=True)
+    if failures:
+        raise GateFailure(f"{len(failures)} of {len(checks)} throughput checks failed")
+    console().print(f"[green]all {len(checks)} throughput checks passed[/green]")

@@ -54,12 +54,16 @@ from harness.io.validation import cli as checks
               help="With --protocol detector: a bottom-up keypoints model whose people give the boxes.")
 @click.option("--flip-test", is_flag=True,
               help="Keypoints: heatmap models also see the mirrored crop and average (ranked as MODEL+flip).")
+@click.option("--precision", type=click.Choice(["fp32", "fp16", "bf16"]), default="fp32", show_default=True,
+              help="Forward passes under torch.autocast to fp16/bf16; recorded, and ranked as MODEL+fp16 / MODEL+bf16.")
 @click.option("--suite", type=click.Path(path_type=Path), default=None,
               help="YAML matrix of tasks x datasets x models; entries with a matching report are skipped.")
 @click.option("--force", is_flag=True, help="With --suite: run entries again even when their report exists.")
+@click.option("--entry-timeout", type=click.FloatRange(min=1), default=None,
+              help="With --suite: seconds an entry may run before it is killed (an entry's timeout: key wins).")
 def run_command(task_name, dataset_name, data_root, split, models, checkpoint, trust_checkpoint, limit, batch_size,
                 device, seed, reports_dir, leaderboards_dir, no_cache, cache_dir, bootstrap, dialect, gallery, run_name,
-                tags, keypoint_protocol, person_boxes, person_detector, flip_test, suite, force) -> None:
+                tags, keypoint_protocol, person_boxes, person_detector, flip_test, precision, suite, force, entry_timeout) -> None:
     """Run models on a dataset and score them (default: all in-repo models on the embedded dataset)."""
     from harness.run import distributed
     from harness.run.bench_run import RunConfig, run_models
@@ -79,7 +83,7 @@ def run_command(task_name, dataset_name, data_root, split, models, checkpoint, t
                        cache=not no_cache, cache_dir=cache_dir, bootstrap=bootstrap, dialect=dialect,
                        gallery=gallery, name=run_name, tags=tuple(tags),
                        keypoint_protocol=keypoint_protocol, person_boxes=person_boxes, person_detector=person_detector,
-                       flip_test=flip_test)
+                       flip_test=flip_test, precision=precision)
     main_rank = distributed.context().is_main
     with (progress_bar() if main_rank else nullcontext()) as progress:
         track: Callable[[str, int], Callable[[int], None]] | None = None  # other ranks stay quiet
@@ -92,16 +96,31 @@ def run_command(task_name, dataset_name, data_root, split, models, checkpoint, t
 
             track = track_model
 
+        outcomes = None
         if suite is not None:
             from harness.run.suite import run_suite
 
             def announce(entry, number, total):
-                if main_rank:
-                    progress.console.print(f"[bold]{number}/{total}[/bold] {entry.task} · {entry.dataset or 'default'} · "
-                                           f"{entry.model or 'default models'} [dim]({entry.where})[/dim]")
+                if not main_rank:
+                    return
+                progress.console.print(f"[bold]{number}/{total}[/bold] {escape(entry.task)} · "
+                                       f"{escape(entry.dataset or 'default')} · {escape(entry.model or 'default models')} "
+                                       f"[dim]({entry.where})[/dim]")
 
-            records = run_suite(suite, config, force=force, progress=track, announce=announce)
+            def finished(outcome):
+                if not main_rank:
+                    return
+                colour = {"ok": "green", "skipped": "dim"}.get(outcome.status, "red")
+                progress.console.print(f"  [{colour}]{outcome.status}[/{colour}] {escape(outcome.reason)}")
+
+            if entry_timeout is not None and distributed.context().world_size > 1:
+                raise BenchError("--entry-timeout needs each entry in its own process; start the suite without torchrun")
+            result = run_suite(suite, config, force=force, entry_timeout=entry_timeout, announce=announce,
+                               finished=finished, progress=track)
+            records, outcomes = result.records, result.outcomes
         else:
+            if entry_timeout is not None:
+                raise BenchError("--entry-timeout applies to --suite entries")
             records = [RunRecord.from_dict(record) for record in run_models(config, progress=track)]
     if not main_rank:
         return
@@ -117,6 +136,35 @@ def run_command(task_name, dataset_name, data_root, split, models, checkpoint, t
         console().print("[dim]--limit run: reports written, leaderboard left unchanged[/dim]")
     elif dialect is not None:
         console().print(f"[dim]--dialect {dialect}: not the official protocol; leaderboard left unchanged[/dim]")
+    if outcomes is not None:
+        _suite_summary(outcomes)
+
+
+def _suite_summary(outcomes: list) -> None:
+    """What ran, what was skipped, what failed and why; a failed, timed-out or crashed entry fails the command."""
+    from rich.table import Table
+
+    from harness.cli.console import console
+    from harness.run.suite import SuiteFailure
+
+    table = Table(title="suite summary")
+    for column in ("#", "entry", "task", "dataset", "model", "status", "batch", "seconds", "reason"):
+        table.add_column(column)
+    colours = {"ok": "green", "skipped": "dim"}
+    for number, outcome in enumerate(outcomes, start=1):
+        entry, colour = outcome.entry, colours.get(outcome.status, "red")
+        table.add_row(str(number), escape(entry.where), escape(entry.task), escape(entry.dataset or "default"),
+                      escape(entry.model or "default models"), f"[{colour}]{outcome.status}[/{colour}]",
+                      "" if outcome.batch_size is None else str(outcome.batch_size), f"{outcome.seconds:.1f}",
+                      escape(outcome.reason))
+    console().print(table)
+    failed = [outcome for outcome in outcomes if outcome.failed]
+    for outcome in failed:
+        console().print(f"[dim]{escape(outcome.entry.where)} log: {escape(str(outcome.log))}[/dim]")
+    if failed:
+        counts = ", ".join(f"{sum(o.status == s for o in failed)} {s}" for s in ("failed", "timeout", "crashed")
+                           if any(o.status == s for o in failed))
+        raise SuiteFailure(f"{len(failed)} of {len(outcomes)} suite entries did not complete ({counts})")
 
 
 def _by_table(records: list[RunRecord]) -> list[list[RunRecord]]:

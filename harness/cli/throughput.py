@@ -26,7 +26,7 @@ def _batch_sizes(ctx, param, value: str) -> tuple[int, ...]:
 @click.option("--batch-sizes", default="1,8,32", show_default=True, callback=_batch_sizes,
               help="Comma-separated batch sizes; one that runs out of memory is halved until it fits.")
 @click.option("--precision", type=click.Choice(["fp32", "fp16", "bf16"]), default="fp32", show_default=True,
-              help="fp16/bf16 run the module under torch.autocast.")
+              help="fp16/bf16 run the module (or, in predict mode, the adapter) under torch.autocast.")
 @click.option("--channels-last", is_flag=True, help="Module and 4-D inputs in channels_last memory format.")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the module (warm-up includes compilation).")
 @click.option("--compile-backend", default="inductor", show_default=True, hidden=True)
@@ -56,10 +56,12 @@ def throughput_command(task_name, model, batch_sizes, precision, channels_last, 
                               device=device, repeats=repeats, warmup=warmup, mode=mode, dataset=dataset_name,
                               data_root=data_root, split=split, checkpoint=checkpoint,
                               trust_checkpoint=trust_checkpoint, leaderboards_dir=leaderboards_dir)
-    rows = measure_throughput(config, on_row=lambda row: console().print(f"[dim]batch {row['batch_size']}: {row['status']}[/dim]"))
+    rows = measure_throughput(config, on_row=lambda row: console().print(f"[dim]batch {row['batch_size']}: {row['status']}[/dim]"),
+                              on_note=lambda note: console().print(f"[yellow]note:[/yellow] {escape(note)}"))
     first = rows[0]
+    compiled = all(row["compile"] for row in rows)
     table = Table(title=escape(f"{model} · {first['mode']} · {first['device_name']} · {precision}"
-                               f"{' · channels_last' if channels_last else ''}{' · compiled' if compile_ else ''}"))
+                               f"{' · channels_last' if channels_last else ''}{' · compiled' if compiled else ''}"))
     for column in ("batch", "ran at", "img/s", "p50 ms", "p90 ms", "p99 ms", "peak MiB", "params", "GFLOPs/img"):
         table.add_column(column, justify="right")
     fmt = lambda value, spec: "" if value is None or value != value else format(value, spec)  # noqa: E731

@@ -86,12 +86,15 @@ class Adapter(ABC):
         """The ``torch.nn.Module`` doing the forward pass, for ``bench throughput``; None when there is none.
 
         Returning a module lets the harness time the network alone (fp16/bf16, channels_last, torch.compile),
-        count its parameters and FLOPs; without one, throughput is timed through ``predict``.
+        count its parameters and FLOPs; without one, throughput is timed through ``predict``.  A library model
+        whose forward needs fixed arguments is returned wrapped in a small module that supplies them (RAFT's
+        update count, OpenMMLab's ``mode='tensor'``).
         """
         return None
 
     def example_input(self, batch_size: int) -> Any:
-        """A batch the module accepts (a tensor or a tuple of tensors), on the CPU.
+        """A batch the module accepts, on the CPU: a tensor (one argument), a tuple of tensors (positional
+        arguments) or a list (one argument, e.g. the list of images a torchvision detector takes).
 
         Default: a random ``(batch, 3, H, W)`` float tensor at ``info().input_size``; override when the module
         takes anything else.

@@ -26,6 +26,7 @@ from harness.publish.provenance import provenance, utc_now
 from harness.publish.reports import iter_records, make_run_id, write_report
 from harness.core.protocol import Protocol
 from harness.core.run_record import DatasetRef, ModelRef, RunRecord
+from harness.run.precision import with_precision
 from harness.run.runner import finish, run_shard, sample_indices
 from harness.run.cache_key import dataset_cache_key
 from harness.run.run_folders import clean_stale_runs, mark_finished, mark_started
@@ -72,6 +73,9 @@ class RunConfig:
     #: keypoints: average each heatmap model's output with its mirrored crop's (``--flip-test``); the model is
     #: recorded and ranked as ``<name>+flip``
     flip_test: bool = False
+    #: autocast precision of the forward passes (``--precision``, harness.run.precision): fp16/bf16 runs are
+    #: recorded and ranked as ``<name>+fp16`` / ``<name>+bf16``
+    precision: str = "fp32"
 
 
 
@@ -162,6 +166,7 @@ def run_models(config: RunConfig, progress: Callable[[str, int], Callable[[int],
     adapters = [build_adapter(name, task, config) for name in models]  # fail on a bad name before any work
     if config.flip_test:
         adapters = with_flip_test(adapters, explicit=bool(config.models))
+    adapters = with_precision(adapters, config.precision)
     dataset = open_dataset(task, config.dataset, config.data_root, config.split)
     if config.keypoint_protocol is not None or task.name == "keypoints":  # default: gt-boxes, top-down models
         from harness.run.keypoint_protocols import KeypointCondition, condition_run
@@ -273,7 +278,7 @@ def _score_and_write(config: RunConfig, task: Task, protocol: Protocol, dataset:
         curves=evaluation.result.curves,
         settings=evaluation.result.settings,
         throughput=evaluation.throughput,
-        provenance={**provenance(config.device, config.seed), "world_size": len(shards)},
+        provenance={**provenance(config.device, config.seed), "world_size": len(shards), "precision": config.precision},
         started_utc=started,
         finished_utc=utc_now(),
         extra={"name": config.name, "tags": list(config.tags)},

@@ -11,12 +11,17 @@ by one - CUDA events around the call on a GPU (kernels are asynchronous: wall ti
 Peak memory is ``torch.cuda.max_memory_allocated`` on a GPU; on the CPU it is the process's resident-set
 high-water mark (``getrusage``), which cannot be reset, so it includes everything loaded before.  A batch that
 runs out of memory is halved until it fits, and the row records both sizes.
+
+``torch.compile`` that cannot work here (no C++ compiler for inductor, no Triton, a model dynamo cannot trace)
+does not end the measurement: the module is timed eagerly, a one-line note says why, and the row records
+``compile=False`` with the reason in ``notes``.  Rows are keyed by the machine too
+(``harness.publish.machine``), so ``throughput.csv`` holds every machine's numbers side by side and
+``bench gate --throughput`` compares like with like.
 """
 from __future__ import annotations
 
 import resource
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -24,13 +29,14 @@ from typing import Any, Callable
 import numpy as np
 
 from harness.core.errors import BenchError
+from harness.run.precision import PRECISIONS, autocast, autocast_predict
 
-PRECISIONS = {"fp32": None, "fp16": "float16", "bf16": "bfloat16"}
-KEY_COLUMNS = ["task", "model", "mode", "device", "precision", "channels_last", "compile", "batch_size"]
+KEY_COLUMNS = ["task", "model", "mode", "device", "precision", "channels_last", "compile", "batch_size", "machine"]
 COLUMNS = KEY_COLUMNS + [
     "effective_batch_size", "oom_backoff", "status", "images_per_s", "latency_p50_ms", "latency_p90_ms",
     "latency_p99_ms", "latency_mean_ms", "peak_memory_mb", "memory_measure", "parameters", "gflops_per_image",
     "repeats", "warmup", "device_name", "torch", "cuda", "cudnn", "model_fingerprint", "git_sha", "measured_utc",
+    "notes", "cpu", "cores",
 ]
 
 
@@ -130,11 +136,15 @@ def count_flops(module: Any, batch: Any) -> int | None:
     return int(counter.get_total_flops())
 
 
-def measure_throughput(config: ThroughputConfig, on_row: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+def measure_throughput(config: ThroughputConfig, on_row: Callable[[dict[str, Any]], None] | None = None,
+                       on_note: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    """One row per batch size, also upserted into ``<leaderboards_dir>/throughput.csv``; ``on_note`` hears
+    one-line notes (e.g. torch.compile unavailable, measured without it)."""
     import torch
 
     from harness.run.bench_run import RunConfig, build_adapter, open_dataset, seed_everything
     from harness.tasks import get_task
+    from harness.publish.machine import machine_fingerprint, machine_key
     from harness.publish.provenance import device_description, git_state, utc_now
 
     if config.precision not in PRECISIONS:
@@ -150,11 +160,17 @@ def measure_throughput(config: ThroughputConfig, on_row: Callable[[dict[str, Any
     if config.mode == "module" and module is None:
         raise BenchError(f"model {adapter.name!r} exposes no torch module; use --mode predict")
     mode = "module" if module is not None else "predict"
-    if mode == "predict" and (config.precision != "fp32" or config.channels_last or config.compile):
-        raise BenchError(f"--precision/--channels-last/--compile time the torch module, which model {adapter.name!r} "
-                         "does not expose (predict mode runs the adapter as it is)")
+    if mode == "predict" and (config.channels_last or config.compile):
+        raise BenchError(f"--channels-last/--compile time the torch module, which model {adapter.name!r} "
+                         "does not expose (predict mode runs the adapter as it is, under --precision's autocast)")
+    if mode == "predict" and PRECISIONS[config.precision] is not None:
+        # an instance attribute shadows the method: wrappers calling the adapter's predict get autocast too
+        adapter.predict = autocast_predict(  # type: ignore[method-assign]
+            adapter.predict, adapter.name, config.precision, adapter.device)
     seed_everything(0)
+    machine = machine_fingerprint(adapter.device)
     common = {
+        "machine": machine_key(machine), "cpu": machine["cpu"], "cores": machine["cores"],
         "task": task.name, "model": adapter.name, "mode": mode, "device": adapter.device, "precision": config.precision,
         "channels_last": bool(config.channels_last), "compile": bool(config.compile), "repeats": config.repeats,
         "warmup": config.warmup, "device_name": device_description(adapter.device), "torch": torch.__version__,
@@ -162,8 +178,14 @@ def measure_throughput(config: ThroughputConfig, on_row: Callable[[dict[str, Any
         "cudnn": str(torch.backends.cudnn.version()) if adapter.device.startswith("cuda") else "",
         "model_fingerprint": adapter.fingerprint(), "git_sha": (git_state().get("git_sha") or "")[:10],
     }
+    runner: ModuleRunner | None = None
+    parameters: int | None
+    flops: int | None
     if mode == "module":
-        run_for, parameters, flops = _module_runner(module, adapter, config)
+        runner = ModuleRunner(module, adapter, config)
+        if runner.note and on_note is not None:
+            on_note(runner.note)
+        run_for, parameters, flops = runner.run_for, runner.parameters, runner.flops
     else:
         run_for, parameters, flops = _predict_runner(adapter, open_dataset(task, config.dataset, config.data_root, config.split)), adapter.info().parameters, None
     rows = []
@@ -173,10 +195,16 @@ def measure_throughput(config: ThroughputConfig, on_row: Callable[[dict[str, Any
         try:
             row.update(_measure_with_backoff(run_for, requested, adapter.device, config))
         except Exception as exc:
-            if config.compile and type(exc).__module__.startswith(("torch._dynamo", "torch._inductor")):
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                raise BenchError(f"torch.compile failed for model {adapter.name!r}: {first}") from None
-            raise
+            if runner is None or not runner.compiled or not is_compile_failure(exc):
+                raise
+            # torch.compile needs a working C++ toolchain (inductor on the CPU) or Triton (on a GPU), and some
+            # models break it: measure without it, say so in one line and in the row, never pass it off as compiled
+            note = runner.fall_back(exc)
+            if on_note is not None:
+                on_note(note)
+            row.update(_measure_with_backoff(run_for, requested, adapter.device, config))
+        if runner is not None and runner.note:
+            row.update(compile=runner.compiled, notes=runner.note)
         row["measured_utc"] = utc_now()
         rows.append(row)
         if on_row is not None:
@@ -185,34 +213,62 @@ def measure_throughput(config: ThroughputConfig, on_row: Callable[[dict[str, Any
     return rows
 
 
-def _module_runner(module: Any, adapter: Any, config: ThroughputConfig):
+def is_compile_failure(exc: BaseException) -> bool:
+    """An error raised by torch.compile's machinery (dynamo tracing, inductor code generation, the C++ build)."""
     import torch
 
-    device = adapter.device
-    module = module.to(device).eval()
-    parameters = int(sum(p.numel() for p in module.parameters()))
-    flops = count_flops(module, move(adapter.example_input(1), device, False))
-    if config.channels_last:
-        module = module.to(memory_format=torch.channels_last)
-    runnable = module
-    if config.compile:
-        try:
-            runnable = torch.compile(module, backend=config.compile_backend)
-        except Exception as exc:
-            raise BenchError(f"torch.compile failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
-    dtype = PRECISIONS[config.precision]
-    autocast = (lambda: torch.autocast(device.split(":")[0], dtype=getattr(torch, dtype))) if dtype else nullcontext
+    compile_errors: tuple[type, ...] = (torch._dynamo.exc.TorchDynamoException,)
+    module = type(exc).__module__
+    return isinstance(exc, compile_errors) or module.startswith(("torch._dynamo", "torch._inductor"))
 
-    def run_for(batch_size: int) -> Callable[[], Any]:
-        batch = move(adapter.example_input(batch_size), device, config.channels_last)
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__
+
+
+class ModuleRunner:
+    """Times ``module`` (the adapter's ``torch_module()``) on ``example_input`` under the config's precision,
+    memory format and compilation; ``fall_back`` drops compilation when it cannot work here."""
+
+    def __init__(self, module: Any, adapter: Any, config: ThroughputConfig) -> None:
+        import torch
+
+        self.adapter, self.config, self.device = adapter, config, adapter.device
+        self.module = module.to(self.device).eval()
+        self.parameters = int(sum(p.numel() for p in self.module.parameters()))
+        self.flops = count_flops(self.module, move(adapter.example_input(1), self.device, False))
+        if config.channels_last:
+            self.module = self.module.to(memory_format=torch.channels_last)
+        self.runnable = self.module
+        self.compiled = False
+        self.note = ""
+        if config.compile:
+            try:
+                self.runnable = torch.compile(self.module, backend=config.compile_backend)
+                self.compiled = True
+            except Exception as exc:  # e.g. an unknown backend; a missing compiler shows at the first call
+                self.note = f"torch.compile unavailable ({first_line(exc)}): measured without it"
+
+    def fall_back(self, exc: BaseException) -> str:
+        import torch
+
+        torch._dynamo.reset()
+        self.runnable, self.compiled = self.module, False
+        cause = getattr(exc, "inner_exception", None) or exc.__cause__ or exc  # dynamo wraps the backend's error
+        self.note = f"torch.compile failed ({type(cause).__name__}: {first_line(cause)}): measured without it"
+        return self.note
+
+    def run_for(self, batch_size: int) -> Callable[[], Any]:
+        import torch
+
+        batch = move(self.adapter.example_input(batch_size), self.device, self.config.channels_last)
 
         def run() -> Any:
-            with torch.inference_mode(), autocast():
-                return call_module(runnable, batch)
+            with torch.inference_mode(), autocast(self.config.precision, self.device):
+                return call_module(self.runnable, batch)  # self.runnable: eager again after a fall-back
 
         return run
-
-    return run_for, parameters, flops
 
 
 def _predict_runner(adapter: Any, dataset: Any):
@@ -269,7 +325,8 @@ def _measure_with_backoff(run_for: Callable[[int], Callable[[], Any]], requested
 
 
 def update_throughput_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    """Insert or replace rows by (task, model, mode, device, precision, channels_last, compile, batch_size)."""
+    """Insert or replace rows by (task, model, mode, device, precision, channels_last, compile, batch_size,
+    machine): a row measured on another machine is kept beside this one's."""
     import pandas as pd
 
     from harness.io.jsonio import atomic_write_text
@@ -288,13 +345,14 @@ def _update_throughput_csv(path: Path, rows: list[dict[str, Any]], read_csv: Any
 
     new = pd.DataFrame(rows).reindex(columns=COLUMNS)
     if path.is_file():
-        old = read_csv(path, required=KEY_COLUMNS, numeric=("batch_size", "images_per_s"),
-                       dtype={"git_sha": str, "cuda": str, "cudnn": str})
+        old = read_csv(path, required=KEY_COLUMNS[:-1], numeric=("batch_size", "images_per_s"),
+                       dtype={"git_sha": str, "cuda": str, "cudnn": str, "machine": str})
         old = old.reindex(columns=COLUMNS)
         keys = lambda frame: frame[KEY_COLUMNS].astype(str).agg("|".join, axis=1)  # noqa: E731
         table = pd.concat([old[~keys(old).isin(set(keys(new)))], new], ignore_index=True)
     else:
         table = new
-    table = table.sort_values(["task", "model", "device", "precision", "mode", "channels_last", "compile", "batch_size"],
+    table = table.sort_values(["task", "model", "device", "precision", "mode", "channels_last", "compile", "batch_size",
+                               "machine"],
                               kind="mergesort")
     atomic_write_text(path, table.to_csv(index=False))

@@ -364,8 +364,35 @@ for name, extra, pattern in [
     ("unknown-option", ("--bogus",), r"run: No such option '--bogus'"),
     ("unknown-model", ("--model", "no-such-model"), r"no-such-model"),
     ("unknown-dataset", ("--dataset", "no-such-set"), r"no-such-set"),
+    ("precision-fp8", ("--precision", "fp8"), r"run: Invalid value for '--precision'"),
+    ("entry-timeout-without-suite", ("--entry-timeout", "5"), r"--entry-timeout applies to --suite entries"),
+    ("entry-timeout-zero", ("--entry-timeout", "0"), r"run: Invalid value for '--entry-timeout'"),
 ]:
     case(f"run-{name}", 2, pattern)(run(*extra))
+
+
+for name, text, pattern in [
+    ("timeout-text", "runs: [{task: toy, timeout: soon}]", r"runs\[0\]: timeout must be a number of seconds, got 'soon'"),
+    ("timeout-zero", "runs: [{task: toy, timeout: 0}]", r"runs\[0\]: timeout must be positive, got 0"),
+    ("precision-fp8", "runs: [{task: toy, precision: fp8}]", r"runs\[0\]: precision must be one of fp32, fp16, bf16"),
+]:
+    @case(f"suite-{name}", 2, pattern)
+    def _(t, text=text):
+        (t / "suite.yaml").write_text(text)
+        return ["run", "--suite", str(t / "suite.yaml"), "--reports-dir", str(t / "r")]
+
+
+for name, text, pattern in [
+    ("tolerance-one", "machines: {m: {baselines: [{task: t, model: m, batch_size: 1, images_per_s: 9, tolerance: 1}]}}",
+     r"machines\.m\.baselines\[0\]\.tolerance"),
+    ("speed-zero", "machines: {m: {baselines: [{task: t, model: m, batch_size: 1, images_per_s: 0}]}}",
+     r"machines\.m\.baselines\[0\]\.images_per_s"),
+    ("not-yaml", "machines: [", r"malformed YAML"),
+]:
+    @case(f"throughput-gate-{name}", 2, pattern)
+    def _(t, text=text):
+        (t / "tb.yaml").write_text(text)
+        return ["gate", "--throughput", "--throughput-baselines", str(t / "tb.yaml"), "--throughput-csv", str(t / "x.csv")]
 
 
 @case("run-unknown-task", 2, r"no-such-task")

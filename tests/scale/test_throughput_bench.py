@@ -48,9 +48,12 @@ def test_compile_channels_last_and_predict_mode(tmp_path):
                                                   mode="predict", leaderboards_dir=tmp_path))
     assert predict[0]["mode"] == "predict" and predict[0]["gflops_per_image"] is None
     with pytest.raises(BenchError, match="time the torch module"):
-        measure_throughput(ThroughputConfig(task="toy", model="toy-linear", mode="predict", precision="fp16",
+        measure_throughput(ThroughputConfig(task="toy", model="toy-linear", mode="predict", channels_last=True,
                                             leaderboards_dir=tmp_path))
-    assert len(pd.read_csv(tmp_path / "throughput.csv")) == 2
+    amp = measure_throughput(ThroughputConfig(task="toy", model="toy-linear", batch_sizes=(3,), repeats=2, warmup=0,
+                                              mode="predict", precision="bf16", leaderboards_dir=tmp_path))
+    assert amp[0]["mode"] == "predict" and amp[0]["precision"] == "bf16" and amp[0]["status"] == "ok"
+    assert len(pd.read_csv(tmp_path / "throughput.csv")) == 3
 
 
 def test_timing_counts_only_the_timed_calls_and_flops_of_a_conv():
@@ -59,3 +62,22 @@ def test_timing_counts_only_the_timed_calls_and_flops_of_a_conv():
     assert len(calls) == 8 and times.shape == (5,) and (times >= 0).all()
     conv = torch.nn.Conv2d(3, 8, 3, bias=False)
     assert count_flops(conv, torch.zeros(1, 3, 10, 10)) == 2 * 8 * 8 * 8 * 3 * 3 * 3
+
+
+def test_compile_that_cannot_work_falls_back_with_a_recorded_note(tmp_path):
+    """When torch.compile cannot work (no C++ compiler, a model dynamo cannot trace), the module is measured
+    without it: one note, and the row says compile=False with the reason."""
+    def broken_backend(graph, example_inputs):
+        raise RuntimeError("no working C++ compiler found")
+
+    rows = measure_throughput(ThroughputConfig(task="toy", model="toy-linear", batch_sizes=(1, 3), repeats=2, warmup=1,
+                                               compile=True, compile_backend=broken_backend, leaderboards_dir=tmp_path))
+    assert [r["compile"] for r in rows] == [False, False] and all(r["status"] == "ok" for r in rows)
+    assert all("torch.compile failed" in r["notes"] and "no working C++ compiler" in r["notes"] for r in rows)
+    table = pd.read_csv(tmp_path / "throughput.csv")
+    assert table["compile"].tolist() == [False, False]
+    result = CliRunner().invoke(main, ["throughput", "--task", "toy", "--model", "toy-linear", "--batch-sizes", "1",
+                                       "--repeats", "1", "--compile", "--compile-backend", "no-such-backend",
+                                       "--leaderboards-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "note: torch.compile unavailable" in result.output
