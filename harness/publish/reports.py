@@ -78,5 +78,8 @@ def record_key(record: dict[str, Any]) -> tuple:
 
 
 def named_record_key(record: dict[str, Any]) -> tuple:
-    """``record_key`` plus the run's ``--name``: runs of one model under different names are different rows."""
-    return (*record_key(record), record.get("name"))
+    """``record_key`` plus the run's ``--name`` and identity: runs of one model under different names, with
+    another checkpoint, on another copy of the data or with other model arguments are different rows."""
+    from harness.publish.identity import identity_of
+
+    return (*record_key(record), record.get("name"), identity_of(record).key)

@@ -86,11 +86,18 @@ def _number(value: Any) -> float | None:
 
 def display_name(record: dict[str, Any]) -> str:
     """The model, and the run's ``--name`` when it has one: ``heatmap [lr-0.1]``."""
+    from harness.publish.identity import identity_of
+
     name = record["model"]["name"]
+    identity = identity_of(record)
+    if not identity.official:  # another checkpoint / data copy / arguments: never the official model's row name
+        name = f"{name} ({identity.label})"
     return f"{name} [{record['name']}]" if record.get("name") else name
 
 
 def board_rows(board: Board, meta: TaskMeta) -> list[dict[str, Any]]:
+    from harness.publish.identity import identity_of
+
     rows = []
     for record in board.records:
         row: dict[str, Any] = {"task": meta.name, "dataset": board.dataset, "limit": board.limit,
@@ -105,6 +112,7 @@ def board_rows(board: Board, meta: TaskMeta) -> list[dict[str, Any]]:
         row["images_per_s"] = _number(throughput.get("images_per_s"))
         row["latency_p50_ms"] = _number(throughput.get("latency_p50_ms"))
         row["samples"] = record.get("samples")
+        row.update(identity_of(record).columns())  # checkpoint digest, data copy, score conditions
         row["run_id"] = record["run_id"]
         row["finished_utc"] = record.get("finished_utc", "")
         row["git_sha"] = ((record.get("provenance") or {}).get("git_sha") or "")[:10]
