@@ -56,7 +56,10 @@ def read_label_map(path: Path) -> dict[Any, Any]:
 
 
 def _lookup(item: Any, names: list[str], ids: list[int], side: str, path: Path) -> int:
-    """The category id ``item`` (a name, or an id) stands for in a label space."""
+    """The category id ``item`` (a name, or an id) stands for in a label space.  A string of digits that is not a
+    class name is an id (JSON object keys are always strings)."""
+    if isinstance(item, str) and item not in names and item.strip().lstrip("-").isdigit():
+        item = int(item)
     if isinstance(item, str) and item in names:
         return ids[names.index(item)]
     if isinstance(item, int) and item in ids:
@@ -69,8 +72,12 @@ def translation(data: dict[Any, Any], model_names: list[str], model_ids: list[in
                 dataset_ids: list[int], path: Path) -> dict[int, int]:
     """model category id -> dataset category id, for the classes the file maps (dropped ones left out)."""
     table: dict[int, int] = {}
+    seen: dict[int, Any] = {}
     for key, value in data.items():
         source = _lookup(key, model_names, model_ids, "model", path)
+        if source in seen:
+            raise DataError(f"--label-map: {key!r} and {seen[source]!r} name the same model class", path)
+        seen[source] = key
         if value is not None:
             table[source] = _lookup(value, dataset_names, dataset_ids, "dataset", path)
     return table
