@@ -33,6 +33,9 @@ class RunIdentity:
     data: str
     conditions: str
     user_checkpoint: bool = False
+    #: the model a baseline names: its shipped weights (or, for models without any, the user's file), no model
+    #: arguments, config overrides or label map; ``bench gate`` checks only such runs
+    gated: bool = True
 
     @property
     def official(self) -> bool:
@@ -103,4 +106,6 @@ def identity_of(record: Mapping[str, Any]) -> RunIdentity:
         if conditions.get(name):
             differs[name] = conditions[name]
     return RunIdentity(key=_short(differs) if differs else "", checkpoint=checkpoint_text, data=data_text,
-                       conditions=conditions_text(conditions), user_checkpoint=bool(checkpoint.get("user")))
+                       conditions=conditions_text(conditions), user_checkpoint=bool(checkpoint.get("user")),
+                       gated=not (checkpoint.get("replaces_shipped") or any(
+                           conditions.get(name) for name in ("model_args", "cfg_options", "label_map"))))

@@ -53,8 +53,14 @@ def run_identity(config: Any, adapter: Any, dataset: Any, fingerprint: str, info
         "cfg_options": dict(getattr(config, "cfg_options", {}) or {}),
         "label_map": getattr(adapter, "label_map", None),
     }
+    base = adapter
+    while hasattr(base, "inner"):  # label map / keypoint-protocol wrappers: the model class underneath
+        base = base.inner
+    ships_weights = bool(type(base).shipped_weights(base.name.split("+")[0]))
     return {
         "checkpoint": {"file": str(weights_path) if weights_path is not None else None,
+                       # the user's file instead of the weights the model ships with: not the model a baseline names
+                       "replaces_shipped": config.checkpoint is not None and ships_weights,
                        "sha256": file_digest(weights_path) if weights_path is not None and weights_path.is_file()
                        else None,
                        "user": config.checkpoint is not None},

@@ -158,3 +158,19 @@ def test_site_rows_keep_identities_apart(official, tmp_path):
     rows = pd.read_csv(tmp_path / "site" / "keypoints.csv", dtype=str, keep_default_na=False)
     assert sorted(rows["model"]) == ["mean-pose", f"mean-pose (other.pt@{rows['checkpoint'].iloc[0][-8:]})"]
     assert set(rows["data"]) == {"embedded"}
+
+
+def test_the_gate_checks_the_official_run_not_a_newer_one_with_other_weights(official, tmp_path):
+    from harness.publish.gate import Baseline, run_gate
+
+    boards, reports = copy_board(official, tmp_path)
+    shutil.copytree(official[0] / "reports", reports)
+    _, record = official
+    other = tmp_path / "other.pt"
+    shutil.copy(SHIPPED, other)
+    assert run(boards, reports, "--checkpoint", str(other)).exit_code == 0
+    assert run(boards, reports, "--model-arg", "threads=2").exit_code == 0
+    baseline = Baseline(task="keypoints", dataset=record["dataset"]["name"], model="mean-pose", metric="AP",
+                        expected=record["metrics"]["AP"], tolerance=0.0, direction="higher")
+    (check,) = run_gate([baseline], reports)
+    assert check.run_id == record["run_id"]  # the two newer runs are other models as far as the baseline goes
