@@ -70,6 +70,13 @@ def test_ann_file_and_img_dir_score_like_the_registry_dataset(tmp_path, shapes, 
     assert record["dataset"]["ann_file"] == str(ann) and record["dataset"]["img_dir"] == str(images)
     assert record["identity"]["data"]["ann_file"] == str(ann.resolve())
     assert "ann_file" not in reference["dataset"]  # registry runs keep the keys they always wrote
+    # `bench eval --run` opens the same file and folder again (not the registry's coco) and agrees
+    out = tmp_path / "rescored.json"
+    rescored = CliRunner().invoke(main, ["eval", "--run", str(tmp_path / "reports" / record["run_id"]),
+                                         "--json", str(out)], catch_exceptions=False)
+    assert rescored.exit_code == 0, rescored.output
+    assert json.loads(out.read_text())["metrics"] == record["metrics"]
+    assert json.loads(out.read_text())["dataset"] == "file:shapes"
 
 
 def test_an_image_path_outside_img_dir_is_refused_before_any_model_runs(tmp_path, shapes):
