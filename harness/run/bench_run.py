@@ -276,7 +276,7 @@ def _score_and_write(config: RunConfig, task: Task, protocol: Protocol, dataset:
         dataset=DatasetRef(name=dataset.info.name, split=dataset.info.split, root=str(dataset.info.root),
                            fingerprint=fingerprint, size=len(dataset),
                            # how to open it again (``bench eval --run``): registry name, --data-root, --split as given
-                           registry=config.dataset or task.default_dataset,
+                           registry=None if config.ann_file is not None else config.dataset or task.default_dataset,
                            data_root=str(config.data_root) if config.data_root is not None else None,
                            requested_split=config.split,
                            ann_file=str(config.ann_file) if config.ann_file is not None else None,
@@ -286,7 +286,8 @@ def _score_and_write(config: RunConfig, task: Task, protocol: Protocol, dataset:
                        input_size=list(info.input_size) if info.input_size is not None else None,
                        parameters=info.parameters,
                        # the model zoo's own number for this dataset, when the adapter knows it (OpenMMLab metafiles)
-                       published=_published_for(info.extra.get("published"), config.dataset or task.default_dataset)),
+                       published=_published_for(info.extra.get("published"),
+                                                 None if config.ann_file else config.dataset or task.default_dataset)),
         limit=config.limit,
         batch_size=config.batch_size,
         protocol={**protocol.describe(config.dialect),

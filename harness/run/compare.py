@@ -77,14 +77,12 @@ def _metrics_for(record: dict[str, Any], dataset: Any, task: Any) -> list[Any]:
 def paired_draws(record_a: dict[str, Any], record_b: dict[str, Any], resamples: int, seed: int
                  ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], list[str]]:
     """Both runs' metrics on the same ``resamples`` image multisets; metrics that cannot be resampled are listed."""
-    from harness.run.bench_run import get_task, open_dataset
+    from harness.run.bench_run import get_task
+    from harness.run.rebuild_pictures import open_run_dataset
     from harness.core.metric import resample_counts
 
     task = get_task(record_a["task"])
-    info = record_a["dataset"]
-    data_root = info.get("data_root")
-    dataset = open_dataset(task, info.get("registry"), Path(data_root) if data_root else None,
-                           info.get("requested_split"))
+    dataset = open_run_dataset(record_a)  # as the run opened it (an --ann-file run included)
     counts = resample_counts(record_a["samples"], resamples, seed)
     draws_a: dict[str, np.ndarray] = {}
     draws_b: dict[str, np.ndarray] = {}

@@ -10,11 +10,14 @@ from harness.io.jsonio import read_json
 
 
 def open_run_dataset(record: dict[str, Any]) -> Any:
-    """The dataset a run was scored on, opened as the run opened it (registry name, --data-root, --split)."""
+    """The dataset a run was scored on, opened as the run opened it (registry name, --data-root, --split; or
+    --ann-file and --img-dir)."""
     from harness.run.bench_run import get_task, open_dataset
 
     info = record["dataset"]
     data_root = info.get("data_root")
+    if info.get("ann_file"):
+        return open_dataset(get_task(record["task"]), None, None, None, Path(info["ann_file"]), Path(info["img_dir"]))
     dataset = open_dataset(get_task(record["task"]), info.get("registry"), Path(data_root) if data_root else None,
                            info.get("requested_split"))
     return dataset

@@ -77,6 +77,13 @@ def test_ann_file_and_img_dir_score_like_the_registry_dataset(tmp_path, shapes, 
     assert rescored.exit_code == 0, rescored.output
     assert json.loads(out.read_text())["metrics"] == record["metrics"]
     assert json.loads(out.read_text())["dataset"] == "file:shapes"
+    assert record["dataset"]["registry"] is None  # nothing to re-open by name
+    # bench compare re-opens it too (the paired bootstrap needs the ground truth): a run against itself
+    compared = CliRunner().invoke(main, ["compare", str(tmp_path / "reports" / record["run_id"]),
+                                         str(tmp_path / "reports" / record["run_id"]), "--json"],
+                                  catch_exceptions=False)
+    assert compared.exit_code == 0, compared.output
+    assert json.loads(compared.output)["run_a"] == record["run_id"]
 
 
 def test_an_image_path_outside_img_dir_is_refused_before_any_model_runs(tmp_path, shapes):
