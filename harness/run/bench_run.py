@@ -255,7 +255,7 @@ def run_models(config: RunConfig, progress: Callable[[str, int], Callable[[int],
     return records
 
 
-def _published_for(published: Any, registry: str) -> dict[str, float] | None:
+def _published_for(published: Any, registry: str | None) -> dict[str, float] | None:
     """The published metrics of the model when they were measured on the dataset this run scored, else None."""
     if not isinstance(published, dict) or published.get("dataset") != registry:
         return None
