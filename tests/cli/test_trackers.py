@@ -172,6 +172,18 @@ def test_a_missing_tracker_package_is_one_line_before_the_run(tmp_path, monkeypa
     assert unknown.exit_code == 2 and "unknown tracker" in unknown.output and "mlflow" in unknown.output
 
 
+def test_an_mlflow_store_that_refuses_is_one_line_before_the_run(tmp_path, monkeypatch):
+    from harness.cli import main
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", (tmp_path / "mlruns").as_uri())
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    result = CliRunner().invoke(main, ["run", "--task", "detection", "--model", "centernet", "--log", "mlflow",
+                                       "--reports-dir", str(tmp_path / "r")], catch_exceptions=False)
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
+    assert "--log mlflow" in result.output and "MLFLOW_ALLOW_FILE_STORE=true" in result.output
+    assert not (tmp_path / "r").exists()
+
+
 def test_adding_a_tracker_is_one_module():
     from harness.publish import trackers
 

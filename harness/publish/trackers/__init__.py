@@ -2,8 +2,8 @@
 experiment tracker.
 
 One module per tracker in this package, found by name (``wandb.py`` serves ``--log wandb``): adding a tracker
-is adding one file with ``PACKAGE`` (the module it imports), ``INSTALL`` (what to pip install) and
-``log(export) -> str`` (where it wrote).  The tracker's package is imported only when asked for, and checked
+is adding one file with ``PACKAGE`` (the module it imports), ``INSTALL`` (what to pip install),
+``log(export) -> str`` (where it wrote) and optionally ``check()`` (raises when the tracker cannot be written to).  The tracker's package is imported only when asked for, and checked
 before any model runs (``check_trackers``): a missing one is a one-line error, never a traceback after an hour
 of evaluation.  Trackers write what ``Export`` holds; ``metrics.json`` stays the record of truth.
 """
@@ -39,7 +39,16 @@ def tracker(name: str) -> ModuleType:
 
 
 def check_trackers(requested: Iterable[str]) -> list[ModuleType]:
-    return [tracker(name) for name in dict.fromkeys(requested)]
+    """The trackers' modules, each package present and (where a module has ``check()``) its store reachable."""
+    modules = [tracker(name) for name in dict.fromkeys(requested)]
+    for module in modules:
+        if hasattr(module, "check"):
+            try:
+                module.check()
+            except Exception as exc:
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                raise BenchError(f"--log {module.__name__.rsplit('.', 1)[-1]}: {first[:300]}") from exc
+    return modules
 
 
 @dataclass

@@ -20,6 +20,26 @@ def metric_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_\-./ ]", "_", name)
 
 
+def check() -> None:
+    """Open the tracking store before any model runs: MLflow 3 refuses a ``file:`` store unless
+    ``MLFLOW_ALLOW_FILE_STORE=true``, and a ``sqlite:`` store needs SQLAlchemy (not in mlflow-skinny)."""
+    from mlflow.tracking import MlflowClient
+
+    try:
+        MlflowClient().search_experiments(max_results=1)
+    except Exception as exc:
+        text = str(exc)
+        if "MLFLOW_ALLOW_FILE_STORE" in text:
+            text = "MLflow 3 refuses a file: tracking store unless MLFLOW_ALLOW_FILE_STORE=true (or use a database URI)"
+        raise RuntimeError(f"cannot open the tracking store {_uri()}: {text}") from exc
+
+
+def _uri() -> str:
+    import mlflow
+
+    return str(mlflow.get_tracking_uri())
+
+
 def log(export: Any) -> str:
     import mlflow
 
