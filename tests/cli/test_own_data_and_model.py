@@ -135,6 +135,13 @@ def test_model_arg_is_parsed_validated_and_recorded(tmp_path):
                    "--cfg-options", "OpenMMLab models only")
 
 
+def test_models_list_names_the_accepted_model_args():
+    listed = CliRunner().invoke(main, ["models", "list", "--task", "detection", "--json"], catch_exceptions=False)
+    rows = {row["name"]: row for row in json.loads(listed.output)}
+    assert rows["centernet"]["options"] == "threads"
+    assert "model_kwargs" in rows["tv-fasterrcnn_resnet50_fpn"]["options"]
+
+
 def test_model_args_key_the_prediction_cache(tmp_path):
     """Options are part of the model fingerprint: another --model-arg never reuses cached predictions."""
     from harness.run.bench_run import RunConfig, build_adapter
