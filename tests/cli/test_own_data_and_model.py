@@ -223,6 +223,20 @@ def test_label_map_problems_are_one_line(tmp_path, shapes):
                    "--label-map applies to detection and instance")
 
 
+def test_the_shipped_coco_to_voc_map_covers_every_voc_class():
+    """examples/label_maps/coco_to_voc.yaml, read as --label-map reads it, against torchvision's COCO names and
+    the VOC reader's classes: every VOC class is reached, by one COCO class each."""
+    from adapters.torchvision.labels import COCO_LABELS
+    from harness.datasets.voc import VOC_CLASSES
+    from harness.run.label_mapping import read_label_map, translation
+
+    path = Path(__file__).resolve().parents[2] / "examples" / "label_maps" / "coco_to_voc.yaml"
+    ids = sorted(COCO_LABELS)
+    table = translation(read_label_map(path), [COCO_LABELS[i] for i in ids], ids, VOC_CLASSES,
+                        list(range(1, len(VOC_CLASSES) + 1)), path)
+    assert sorted(table.values()) == list(range(1, 21)) and len(table) == 20
+
+
 def test_a_model_class_from_a_file(tmp_path, reference):
     module = tmp_path / "my_detector.py"
     module.write_text("from adapters.inrepo.detection.adapter import CenterNetAdapter\n\n\n"
