@@ -255,6 +255,14 @@ def run_models(config: RunConfig, progress: Callable[[str, int], Callable[[int],
     return records
 
 
+def _given(config: RunConfig) -> dict[str, Any]:
+    """The user's data and model flags (``--ann-file``, ``--img-dir``, ``--model-arg``, ``--cfg-options``,
+    ``--label-map``) as given, for the provenance; only those that were set."""
+    given = {"ann_file": config.ann_file, "img_dir": config.img_dir, "model_args": config.model_args,
+             "cfg_options": config.cfg_options, "label_map": config.label_map}
+    return {key: str(value) if isinstance(value, Path) else value for key, value in given.items() if value}
+
+
 def _published_for(published: Any, registry: str | None) -> dict[str, float] | None:
     """The published metrics of the model when they were measured on the dataset this run scored, else None."""
     if not isinstance(published, dict) or published.get("dataset") != registry:
@@ -304,7 +312,7 @@ def _score_and_write(config: RunConfig, task: Task, protocol: Protocol, dataset:
         curves=evaluation.result.curves,
         settings=evaluation.result.settings,
         throughput=evaluation.throughput,
-        provenance={**provenance(config.device, config.seed), "world_size": len(shards)},
+        provenance={**provenance(config.device, config.seed), "world_size": len(shards), **_given(config)},
         started_utc=started,
         finished_utc=utc_now(),
         extra={"name": config.name, "tags": list(config.tags),

@@ -125,6 +125,7 @@ def test_model_arg_is_parsed_validated_and_recorded(tmp_path):
     assert result.exit_code == 0, result.output
     record = records(tmp_path)[0]
     assert record["identity"]["conditions"]["model_args"] == {"threads": 2}  # a YAML int, not "2"
+    assert record["provenance"]["model_args"] == {"threads": 2}
     one_line_error(run(tmp_path, "--task", "detection", "--model", "centernet", "--model-arg", "thread=2"),
                    "--model-arg thread", "centernet", "accepted: threads")
     one_line_error(run(tmp_path, "--task", "detection", "--model", "centernet", "--model-arg", "threads={a: 1}"),
@@ -196,6 +197,7 @@ def test_label_map_scores_a_model_on_a_dataset_with_other_classes(tmp_path, shap
     record = records(tmp_path)[-1]
     assert record["metrics"] == reference["metrics"]  # same detections, relabelled: the same numbers
     assert record["identity"]["conditions"]["label_map"]["file"] == str(label_map)
+    assert record["provenance"]["label_map"] == str(label_map)
     # by id, and a class dropped: fewer true positives, a different row and number
     by_id = tmp_path / "map.json"
     by_id.write_text(json.dumps({str(c["id"]): None if c["name"] == "circle" else c["id"] + 100
