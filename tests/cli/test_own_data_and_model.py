@@ -166,6 +166,34 @@ def test_cfg_options_reach_an_openmmlab_adapter():
     assert adapter.options["max_batch"] == 2 and adapter.options["config"] == "rtmdet_tiny_8xb32-300e_coco"
 
 
+def test_cfg_options_and_a_label_map_through_bench_run_on_an_openmmlab_detector(tmp_path):
+    """RTMDet (random weights, COCO classes from its config) on the shapes: every COCO class mapped to 'circle',
+    and --cfg-options keeping 3 boxes of any score per image.  Exactly 3 detections per image, all circles, show
+    the overrides reached the resolved config and the map relabelled every box."""
+    pytest.importorskip("mmdet")
+    import torch
+
+    from adapters.torchvision.labels import COCO_LABELS
+
+    torch.manual_seed(0)  # the random weights are drawn when the network is built, before bench seeds the run
+
+    label_map = tmp_path / "all_circles.json"
+    label_map.write_text(json.dumps({name: "circle" for name in COCO_LABELS.values()}))
+    result = run(tmp_path, "--task", "detection", "--model", "mmdet:rtmdet_tiny_8xb32-300e_coco", "--limit", "2",
+                 "--cfg-options", "model.test_cfg.score_thr=0.0", "--cfg-options", "model.test_cfg.max_per_img=3",
+                 "--label-map", str(label_map))
+    assert result.exit_code == 0, result.output
+    record = records(tmp_path)[0]
+    detections = json.loads((tmp_path / "reports" / record["run_id"] / "predictions.json").read_text())
+    per_image: dict[int, int] = {}
+    for detection in detections:
+        per_image[detection["image_id"]] = per_image.get(detection["image_id"], 0) + 1
+    assert sorted(per_image.values()) == [3, 3] and {d["category_id"] for d in detections} == {1}  # circle
+    conditions = record["identity"]["conditions"]
+    assert conditions["cfg_options"] == {"model.test_cfg.score_thr": 0.0, "model.test_cfg.max_per_img": 3}
+    assert conditions["score_threshold"] == 0.0 and conditions["input_size"] == [640, 640]
+
+
 def renamed_copy(tmp_path: Path, ann: Path) -> Path:
     """The shapes file with other class names and ids (circle -> round, id + 100): the model's classes differ."""
     data = json.loads(ann.read_text())
