@@ -130,7 +130,7 @@ def run(task: str, models: Sequence[str] = (), *, dataset: str | None = None, da
     unknown = sorted(set(options) - known)
     if unknown:
         raise BenchError(f"api.run: unknown option(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
-    for key in ("checkpoint", "cache_dir"):
+    for key in ("checkpoint", "cache_dir", "ann_file", "img_dir", "label_map"):
         if options.get(key) is not None:
             options[key] = Path(options[key])
     config = RunConfig(task=task, models=tuple(models), dataset=dataset,

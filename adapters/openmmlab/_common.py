@@ -255,6 +255,12 @@ class OpenMMLabAdapter(Adapter):
     (``tests/adapters/test_parity_openmmlab.py``).
     """
 
+    #: ``bench run --model-arg`` keys (harness.run.model_options)
+    accepted_options = {
+        "cfg_options": "config overrides (bench run --cfg-options)",
+        "max_batch": "inputs per forward pass",
+    }
+
     runs_by_default = False
     package: str = ""
     scope: str = ""

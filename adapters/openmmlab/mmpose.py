@@ -53,6 +53,12 @@ def xywh_to_xyxy(boxes: np.ndarray) -> np.ndarray:
 
 @ADAPTERS.register("mmpose:")
 class MMPoseTopDown(OpenMMLabAdapter):
+    #: ``bench run --model-arg`` keys (harness.run.model_options)
+    accepted_options = {
+        **OpenMMLabAdapter.accepted_options,
+        "person_category_id": "category id of people in the detector's output",
+        "person_score_threshold": "drop detected people below this score",
+    }
     package = "mmpose"
     scope = "mmpose"
     task = "keypoints"

@@ -105,6 +105,13 @@ def resolve_weights_enum(builder: str, spec: str) -> Any:
 class TorchvisionAdapter(Adapter):
     """Subclasses set ``task`` and ``builder`` (via the registered name) and implement ``predict``."""
 
+    #: ``bench run --model-arg`` keys (harness.run.model_options)
+    accepted_options = {
+        "weights": "a torchvision weights enum name (DEFAULT, COCO_V1, ...)",
+        "model_kwargs": "builder arguments (dotted: model_kwargs.box_score_thresh=0.05)",
+        "max_batch": "inputs per forward pass",
+    }
+
     runs_by_default = False
     #: builder keyword arguments fixed by the adapter (label-space size etc.)
     fixed_kwargs: dict[str, Any] = {}

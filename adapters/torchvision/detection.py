@@ -181,6 +181,12 @@ class TorchvisionKeypointRCNN(TorchvisionDetectorBase):
     person detections, scored by the detector.  Per-joint confidences are the raw keypoint-heatmap logits
     torchvision returns."""
 
+    #: ``bench run --model-arg`` keys (harness.run.model_options)
+    accepted_options = {
+        **TorchvisionDetectorBase.accepted_options,
+        "use_prompts": "score the dataset's person boxes (default true)",
+    }
+
     task = "keypoints"
     label_table = PERSON_LABELS
     label_slots = 2

@@ -37,6 +37,11 @@ def centred_padding(height: int, width: int) -> tuple[int, int, int, int]:
 
 
 class TorchvisionRAFT(TorchvisionAdapter):
+    #: ``bench run --model-arg`` keys (harness.run.model_options)
+    accepted_options = {
+        **TorchvisionAdapter.accepted_options,
+        "num_flow_updates": "RAFT refinement iterations (default 32)",
+    }
     task = "flow"
 
     def updates(self) -> int:

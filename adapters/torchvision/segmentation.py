@@ -29,6 +29,11 @@ DEFAULT_RESIZE = 520
 
 
 class TorchvisionSegmenter(TorchvisionAdapter):
+    #: ``bench run --model-arg`` keys (harness.run.model_options)
+    accepted_options = {
+        **TorchvisionAdapter.accepted_options,
+        "resize_size": "shorter side before the network (default 520)",
+    }
     task = "semantic"
     fixed_kwargs = {"num_classes": len(VOC_CLASSES)}
 

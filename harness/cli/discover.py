@@ -50,7 +50,7 @@ def models_list(task, as_json) -> None:
         from harness.tasks import TASKS
 
         TASKS.get(task)  # an unknown task is a one-line error naming the known ones
-    _print(list_models(task), ["name", "task", "source", "parameters", "weights", "default"],
+    _print(list_models(task), ["name", "task", "source", "parameters", "weights", "default", "options"],
            "models (default: run by `bench run` without --model)", as_json)
 
 

@@ -56,6 +56,21 @@ from harness.io.validation import cli as checks
               help="Keypoints: heatmap models also see the mirrored crop and average (ranked as MODEL+flip).")
 @click.option("--precision", type=click.Choice(["fp32", "fp16", "bf16"]), default="fp32", show_default=True,
               help="Forward passes under torch.autocast to fp16/bf16; recorded, and ranked as MODEL+fp16 / MODEL+bf16.")
+@click.option("--ann-file", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="A COCO-format annotation file anywhere (detection, instance, keypoints; with --img-dir): scored "
+                   "with the COCO protocol as dataset file:<stem>.")
+@click.option("--img-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="With --ann-file: the image folder; every file_name must stay inside it.")
+@click.option("--model-arg", "model_args", multiple=True, metavar="KEY=VALUE",
+              help="An adapter option (repeatable; YAML value, dotted key for a dict option, e.g. "
+                   "model_kwargs.box_score_thresh=0.05); checked against the model's accepted options.")
+@click.option("--cfg-options", "cfg_options", multiple=True, metavar="KEY=VALUE",
+              help="OpenMMLab models: a config override (repeatable), e.g. model.test_cfg.score_thr=0.05.")
+@click.option("--label-map", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="YAML/JSON mapping model classes (names or ids) to dataset classes; unmapped ones are dropped.")
+@click.option("--log", "trackers", multiple=True, metavar="TRACKER",
+              help="Also log metrics, per-class tables and the gallery to an experiment tracker (repeatable): "
+                   "wandb, mlflow, tensorboard.")
 @click.option("--suite", type=click.Path(path_type=Path), default=None,
               help="YAML matrix of tasks x datasets x models; entries with a matching report are skipped.")
 @click.option("--force", is_flag=True, help="With --suite: run entries again even when their report exists.")
@@ -63,17 +78,19 @@ from harness.io.validation import cli as checks
               help="With --suite: seconds an entry may run before it is killed (an entry's timeout: key wins).")
 def run_command(task_name, dataset_name, data_root, split, models, checkpoint, trust_checkpoint, limit, batch_size,
                 device, seed, reports_dir, leaderboards_dir, no_cache, cache_dir, bootstrap, dialect, gallery, run_name,
-                tags, keypoint_protocol, person_boxes, person_detector, flip_test, precision, suite, force, entry_timeout) -> None:
+                tags, keypoint_protocol, person_boxes, person_detector, flip_test, precision, ann_file, img_dir,
+                model_args, cfg_options, label_map, trackers, suite, force, entry_timeout) -> None:
     """Run models on a dataset and score them (default: all in-repo models on the embedded dataset)."""
     from harness.run import distributed
     from harness.run.bench_run import RunConfig, run_models
     from harness.tasks import get_task
     from harness.cli.console import console, progress_bar, results_table
     from harness.core.errors import BenchError
+    from harness.run.model_options import parse_assignments
 
     if suite is None and task_name is None:
         raise BenchError("give --task (or --suite FILE.yaml)")
-    if suite is not None and (task_name or dataset_name or models):
+    if suite is not None and (task_name or dataset_name or models or ann_file or img_dir):
         raise BenchError("--suite takes tasks, datasets and models from the file; drop --task/--dataset/--model")
     if (person_boxes is not None or person_detector is not None) and keypoint_protocol != "detector":
         raise BenchError("--person-boxes/--person-detector need --protocol detector")
@@ -83,7 +100,10 @@ def run_command(task_name, dataset_name, data_root, split, models, checkpoint, t
                        cache=not no_cache, cache_dir=cache_dir, bootstrap=bootstrap, dialect=dialect,
                        gallery=gallery, name=run_name, tags=tuple(tags),
                        keypoint_protocol=keypoint_protocol, person_boxes=person_boxes, person_detector=person_detector,
-                       flip_test=flip_test, precision=precision)
+                       flip_test=flip_test, precision=precision, ann_file=ann_file, img_dir=img_dir,
+                       model_args=parse_assignments(model_args, "--model-arg"),
+                       cfg_options=parse_assignments(cfg_options, "--cfg-options"), label_map=label_map,
+                       trackers=tuple(trackers))
     main_rank = distributed.context().is_main
     with (progress_bar() if main_rank else nullcontext()) as progress:
         track: Callable[[str, int], Callable[[int], None]] | None = None  # other ranks stay quiet
@@ -132,6 +152,9 @@ def run_command(task_name, dataset_name, data_root, split, models, checkpoint, t
         status = "kept existing report" if record.skipped else "wrote"
         console().print(f"[dim]{escape(record.model.name)} on {escape(record.dataset.name)}: {status} "
                         f"{escape(str(record.run_dir))}/[/dim]")
+    for record in fresh:
+        for where in record.extra.get("logged") or []:
+            console().print(f"[dim]logged {escape(record.model.name)} to {escape(where)}[/dim]")
     if limit is not None:
         console().print("[dim]--limit run: reports written, leaderboard left unchanged[/dim]")
     elif dialect is not None:

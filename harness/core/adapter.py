@@ -46,6 +46,9 @@ class Adapter(ABC):
     #: folder of the weights files shipped with the model, named ``<task>_<model>[_<family>].pt``; None when the
     #: user supplies the weights.  ``bench models list`` reads it without building the network.
     shipped_weights_dir: ClassVar[Path | None] = None
+    #: the options a user may set with ``bench run --model-arg key=value`` (name -> what it does); a key not
+    #: listed is refused in one line, so a typo never runs the model with its default silently
+    accepted_options: ClassVar[dict[str, str]] = {}
 
     @classmethod
     def shipped_weights(cls, name: str) -> list[Path]:

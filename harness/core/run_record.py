@@ -45,6 +45,8 @@ class DatasetRef:
     registry: str | None = None  # registry name as given (``--dataset``)
     data_root: str | None = None  # ``--data-root`` as given; None = the embedded copy
     requested_split: str | None = None
+    ann_file: str | None = None  # ``--ann-file`` as given (a COCO-format file anywhere); None = a registry dataset
+    img_dir: str | None = None  # ``--img-dir``: the folder every image path of ``ann_file`` must stay inside
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], path: Path | str | None) -> DatasetRef:
@@ -55,7 +57,9 @@ class DatasetRef:
                    size=_field(data, "size", int, w, path, False),
                    registry=_field(data, "registry", str, w, path, False),
                    data_root=_field(data, "data_root", str, w, path, False),
-                   requested_split=_field(data, "requested_split", str, w, path, False))
+                   requested_split=_field(data, "requested_split", str, w, path, False),
+                   ann_file=_field(data, "ann_file", str, w, path, False),
+                   img_dir=_field(data, "img_dir", str, w, path, False))
 
 
 @dataclass
@@ -81,6 +85,9 @@ class ModelRef:
                    parameters=_field(data, "parameters", int, w, path, False),
                    published=_field(data, "published", dict, w, path, False))
 
+
+#: DatasetRef fields of ``--ann-file`` runs, left out of metrics.json when unset
+_FILE_DATASET = ("ann_file", "img_dir")
 
 #: the keys RunRecord reads into typed fields; every other key of metrics.json is kept in ``extra``
 _KNOWN = ("run_id", "task", "dataset", "model", "limit", "batch_size", "protocol", "predictions", "samples",
@@ -169,7 +176,9 @@ class RunRecord:
     def to_dict(self) -> dict[str, Any]:
         """The metrics.json object, in the key order bench has always written."""
         out: dict[str, Any] = {
-            "run_id": self.run_id, "task": self.task, "dataset": vars(self.dataset).copy(),
+            "run_id": self.run_id, "task": self.task,
+            # a file dataset's paths only when there are some: registry runs keep the keys they always had
+            "dataset": {k: v for k, v in vars(self.dataset).items() if v is not None or k not in _FILE_DATASET},
             "model": vars(self.model).copy(), "limit": self.limit, "batch_size": self.batch_size,
             "protocol": self.protocol, "predictions": self.predictions, "samples": self.samples,
             "metrics": self.metrics, "confidence": self.confidence, "bootstrap": self.bootstrap,

@@ -125,7 +125,10 @@ def list_models(task: str | None = None) -> list[dict[str, Any]]:
             weights = "--checkpoint FILE"
         rows.append({"name": name + ("CONFIG" if name.endswith(":") else ""), "task": cls_task, "source": source,
                      "parameters": parameters, "weights": weights,
-                     "default": bool(getattr(cls, "runs_by_default", False)), "summary": _summary(cls)})
+                     "default": bool(getattr(cls, "runs_by_default", False)),
+                     # what `bench run --model-arg KEY=VALUE` accepts for it
+                     "options": ", ".join(sorted(getattr(cls, "accepted_options", {}) or {})),
+                     "summary": _summary(cls)})
     return rows
 
 

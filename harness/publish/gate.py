@@ -32,7 +32,7 @@ import yaml
 from harness.core.run_record import RunRecord
 from harness.core.errors import DataError
 from harness.io.jsonio import atomic_write_text
-from harness.publish.reports import latest_records
+from harness.publish.reports import latest_records, record_key
 from harness.io.yamlio import read_yaml
 from harness.io.locks import locked, race_window
 
@@ -129,7 +129,12 @@ def load_baselines(path: Path) -> list[Baseline]:
 
 
 def run_gate(baselines: list[Baseline], reports_dir: Path) -> list[Check]:
-    latest = latest_records(reports_dir)
+    from harness.publish.identity import identity_of
+
+    # a run with the user's weights instead of the shipped ones, or with model arguments, is not the model the
+    # baseline names: it never stands in for it (``harness.publish.identity``)
+    latest = {key[:-1]: record for key, record in
+              latest_records(reports_dir, key=lambda r: (*record_key(r), identity_of(r).gated)).items() if key[-1]}
     checks = []
     for baseline in baselines:
         found: dict[str, Any] | None = latest.get(baseline.key())

@@ -1,7 +1,10 @@
 """Per-task leaderboards (``leaderboards/<task>.csv`` and ``.html``): one row per model x dataset, latest run.
 
 Only full runs enter a leaderboard: a ``--limit`` smoke run scores a different subset, and mixing the two in one
-table would compare numbers that are not comparable.
+table would compare numbers that are not comparable.  A row is one (dataset, protocol, model, identity): the
+identity (``harness.publish.identity``) is '' for a model's official run and a hash of what differs otherwise
+(the user's checkpoint, another copy of the data, model arguments, a label map), so such a run gets its own row
+and never replaces the official one.  The checkpoint digest, data and conditions are columns of every row.
 """
 from __future__ import annotations
 
@@ -12,16 +15,18 @@ import pandas as pd
 
 from harness.core.run_record import RunRecord
 from harness.io.jsonio import atomic_write_text
+from harness.publish.identity import IDENTITY_COLUMNS, identity_of
 from harness.publish.provenance import utc_now
 from harness.publish.templating import render
 from harness.io.locks import locked, race_window
 
 DEFAULT_LEADERBOARD_DIR = Path("leaderboards")
-KEY_COLUMNS = ["dataset", "protocol", "model"]
-TEXT_COLUMNS = ["dataset", "protocol", "model", "headline", "run_id", "finished_utc", "git_sha", "device"]
+KEY_COLUMNS = ["dataset", "protocol", "model", "identity"]
+TEXT_COLUMNS = ["dataset", "protocol", "model", *IDENTITY_COLUMNS, "headline", "run_id", "finished_utc", "git_sha",
+                "device"]
 THROUGHPUT_COLUMNS = ["images_per_s", "latency_p50_ms"]
 #: kept in the CSV, left out of the page (the run id and device are in each run's report; the rest is a heading)
-HTML_HIDDEN = ("dataset", "protocol", "headline", "headline_higher", "run_id", "device")
+HTML_HIDDEN = ("dataset", "protocol", "identity", "headline", "headline_higher", "run_id", "device")
 #: page headings of columns whose CSV names are for programs
 HTML_HEADINGS = {"images_per_s": "img/s", "latency_p50_ms": "p50 ms", "finished_utc": "finished (UTC)",
                  "git_sha": "commit"}
@@ -36,7 +41,9 @@ def protocol_key(record: dict[str, Any] | RunRecord) -> str:
 def row_from_record(record: dict[str, Any] | RunRecord, metric_columns: tuple[str, ...], headline: str = "",
                     headline_higher: bool = True) -> dict[str, Any]:
     run = record if isinstance(record, RunRecord) else RunRecord.from_dict(record)
-    row: dict[str, Any] = {"dataset": run.dataset.name, "protocol": run.protocol_key, "model": run.model.name}
+    identity = identity_of(run.to_dict())
+    row: dict[str, Any] = {"dataset": run.dataset.name, "protocol": run.protocol_key, "model": run.model.name,
+                           "identity": identity.key, **identity.columns()}
     for column in metric_columns:
         row[column] = run.metrics.get(column)
     for column in THROUGHPUT_COLUMNS:  # not published when no warm-up batch could be excluded
@@ -71,20 +78,24 @@ def _update_locked(directory: Path, task_name: str, csv_path: Path, record: dict
                    metric_columns: tuple[str, ...], headline: str, headline_higher: bool) -> Path:
     new_row = pd.DataFrame([row_from_record(record, metric_columns, headline, headline_higher)])
     if csv_path.is_file():
-        table = pd.read_csv(csv_path, dtype={"git_sha": str, "protocol": str, "headline": str}, keep_default_na=False,
-                            na_values=[""])
-        for column in ("protocol", "headline"):
+        table = pd.read_csv(csv_path, dtype={"git_sha": str, "protocol": str, "headline": str, "identity": str,
+                                             **{c: str for c in IDENTITY_COLUMNS}},
+                            keep_default_na=False, na_values=[""])
+        for column in ("protocol", "headline", "identity"):  # tables written before these columns: official rows
             if column not in table:
                 table[column] = ""
         table["protocol"] = table["protocol"].fillna("")
+        table["identity"] = table["identity"].fillna("")
         same = ((table["dataset"] == new_row.at[0, "dataset"]) & (table["model"] == new_row.at[0, "model"])
-                & (table["protocol"] == new_row.at[0, "protocol"]))
+                & (table["protocol"] == new_row.at[0, "protocol"]) & (table["identity"] == new_row.at[0, "identity"]))
         table = pd.concat([table[~same], new_row], ignore_index=True)
     else:
         table = new_row
-    known = [c for c in table.columns if c not in KEY_COLUMNS + THROUGHPUT_COLUMNS + TRAILING_COLUMNS]
+    fixed = KEY_COLUMNS + list(IDENTITY_COLUMNS) + THROUGHPUT_COLUMNS + TRAILING_COLUMNS
+    known = [c for c in table.columns if c not in fixed]
     metrics = list(metric_columns) + [c for c in known if c not in metric_columns]
-    table = table.reindex(columns=KEY_COLUMNS + metrics + THROUGHPUT_COLUMNS + TRAILING_COLUMNS)
+    table = table.reindex(columns=KEY_COLUMNS + list(IDENTITY_COLUMNS) + metrics + THROUGHPUT_COLUMNS
+                          + TRAILING_COLUMNS)
     race_window()
     write_leaderboard(directory, task_name, sort_groups(table))
     return csv_path

@@ -78,8 +78,11 @@ def record_key(record: dict[str, Any]) -> tuple:
 
 
 def named_record_key(record: dict[str, Any]) -> tuple:
-    """``record_key`` plus the run's ``--name``: runs of one model under different names are different rows."""
-    return (*record_key(record), record.get("name"))
+    """``record_key`` plus the run's ``--name`` and identity: runs of one model under different names, with
+    another checkpoint, on another copy of the data or with other model arguments are different rows."""
+    from harness.publish.identity import identity_of
+
+    return (*record_key(record), record.get("name"), identity_of(record).key)
 
 
 def latest_run_records(reports_dir: Path, task: str | None = None,
@@ -103,4 +106,6 @@ def run_key(record: RunRecord) -> tuple:
 
 def named_run_key(record: RunRecord) -> tuple:
     """``named_record_key`` of a typed record."""
-    return (*run_key(record), record.extra.get("name"))
+    from harness.publish.identity import identity_of
+
+    return (*run_key(record), record.extra.get("name"), identity_of(record).key)

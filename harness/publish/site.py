@@ -87,10 +87,18 @@ def _number(value: Any) -> float | None:
 
 def display_name(record: RunRecord) -> str:
     """The model, and the run's ``--name`` when it has one: ``heatmap [lr-0.1]``."""
-    return f"{record.model.name} [{record.run_name}]" if record.run_name else record.model.name
+    from harness.publish.identity import identity_of
+
+    name = record.model.name
+    identity = identity_of(record)
+    if not identity.official:  # another checkpoint / data copy / arguments: never the official model's row name
+        name = f"{name} ({identity.label})"
+    return f"{name} [{record.run_name}]" if record.run_name else name
 
 
 def board_rows(board: Board, meta: TaskMeta) -> list[dict[str, Any]]:
+    from harness.publish.identity import identity_of
+
     rows = []
     for record in board.records:
         row: dict[str, Any] = {"task": meta.name, "dataset": board.dataset, "limit": board.limit,
@@ -103,6 +111,7 @@ def board_rows(board: Board, meta: TaskMeta) -> list[dict[str, Any]]:
         row["images_per_s"] = _number(record.throughput.get("images_per_s"))
         row["latency_p50_ms"] = _number(record.throughput.get("latency_p50_ms"))
         row["samples"] = record.samples
+        row.update(identity_of(record).columns())  # checkpoint digest, data copy, score conditions
         row["run_id"] = record.run_id
         row["finished_utc"] = record.finished_utc
         row["git_sha"] = (record.provenance.get("git_sha") or "")[:10]
@@ -294,6 +303,7 @@ table.sortable th { cursor: pointer; user-select: none; white-space: nowrap; }
 table.sortable th[data-sort=asc]::after { content: " \\25B2"; }
 table.sortable th[data-sort=desc]::after { content: " \\25BC"; }
 td .ci { color: #777; font-size: .8rem; display: block; }
+td .ci.identity { white-space: normal; overflow-wrap: anywhere; max-width: 11rem; }
 .charts { display: flex; flex-wrap: wrap; gap: 1rem; }
 .chart { border: 1px solid #ddd; background: #fafafa; }
 nav a { margin-right: 1rem; }

@@ -7,7 +7,7 @@ is the same path with one shard.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -21,6 +21,7 @@ from harness.datasets import DATASETS
 from harness.core.dataset import Dataset
 from harness.core.errors import BenchError
 from harness.publish.leaderboard import update_leaderboard
+from harness.publish.trackers import check_trackers, log_run
 from harness.run.prediction_cache import PredictionCache, batching_key, code_fingerprint, default_cache_dir
 from harness.publish.provenance import provenance, utc_now
 from harness.publish.reports import iter_records, make_run_id, write_report
@@ -29,6 +30,9 @@ from harness.core.run_record import DatasetRef, ModelRef, RunRecord
 from harness.run.precision import with_precision
 from harness.run.runner import finish, run_shard, sample_indices
 from harness.run.cache_key import dataset_cache_key
+from harness.run.label_mapping import with_label_map
+from harness.run.model_options import adapter_options
+from harness.run.run_conditions import run_identity
 from harness.run.run_folders import clean_stale_runs, mark_finished, mark_started
 from harness.submissions import SUBMISSIONS
 from harness.tasks import get_task
@@ -76,7 +80,17 @@ class RunConfig:
     #: autocast precision of the forward passes (``--precision``, harness.run.precision): fp16/bf16 runs are
     #: recorded and ranked as ``<name>+fp16`` / ``<name>+bf16``
     precision: str = "fp32"
-
+    #: a COCO-format dataset anywhere (``--ann-file``/``--img-dir``) instead of ``dataset``/``data_root``
+    ann_file: Path | None = None
+    img_dir: Path | None = None
+    #: adapter options (``--model-arg key=value``, dotted keys kept) and OpenMMLab config overrides
+    #: (``--cfg-options``), checked against each model's ``accepted_options`` (harness.run.model_options)
+    model_args: dict[str, Any] = field(default_factory=dict)
+    cfg_options: dict[str, Any] = field(default_factory=dict)
+    #: model classes -> dataset classes (``--label-map FILE``, harness.run.label_mapping)
+    label_map: Path | None = None
+    #: experiment trackers to send each finished run to (``--log``, harness.publish.trackers)
+    trackers: tuple[str, ...] = ()
 
 
 def default_models(task: str, keypoint_protocol: str | None = None) -> list[str]:
@@ -92,7 +106,16 @@ def default_models(task: str, keypoint_protocol: str | None = None) -> list[str]
     return names
 
 
-def open_dataset(task: Task, name: str | None, data_root: Path | None, split: str | None) -> Dataset:
+def open_dataset(task: Task, name: str | None, data_root: Path | None, split: str | None,
+                 ann_file: Path | None = None, img_dir: Path | None = None) -> Dataset:
+    if ann_file is not None or img_dir is not None:
+        if ann_file is None or img_dir is None:
+            raise BenchError("--ann-file and --img-dir go together (the COCO-format file and its image folder)")
+        if name is not None or data_root is not None or split is not None:
+            raise BenchError("--ann-file/--img-dir name the dataset; drop --dataset/--data-root/--split")
+        from harness.datasets.coco_file import open_coco_file
+
+        return open_coco_file(ann_file, img_dir, task.name)
     dataset = DATASETS.get(name or task.default_dataset)(data_root, split, task.name)
     if dataset.info.task != task.name:
         raise BenchError(f"dataset {dataset.info.name!r} is a {dataset.info.task} dataset, not {task.name}")
@@ -105,8 +128,11 @@ def build_adapter(name: str, task: Task, config: RunConfig) -> Adapter:
         raise BenchError(f"model {name!r} is a {getattr(cls, 'task', '?')} model, not {task.name}")
     argument = ADAPTERS.argument(name)  # mmdet:CONFIG -> CONFIG; a name or path/to/file.py:Class has none
     options = {"config": argument} if argument else {}
+    options.update(adapter_options(cls, name, config.model_args, config.cfg_options))
     device = distributed.context().device_for(config.device)
-    return cls(name, checkpoint=config.checkpoint, device=device, trust_checkpoint=config.trust_checkpoint, options=options)
+    adapter = cls(name, checkpoint=config.checkpoint, device=device, trust_checkpoint=config.trust_checkpoint,
+                  options=options)
+    return with_label_map(adapter, config.label_map) if config.label_map is not None else adapter
 
 
 def with_flip_test(adapters: list[Adapter], explicit: bool) -> list[Adapter]:
@@ -159,6 +185,7 @@ def run_models(config: RunConfig, progress: Callable[[str, int], Callable[[int],
     Other ranks of a distributed run return an empty list: they only compute their shard.
     """
     context = distributed.context()
+    check_trackers(config.trackers)  # a missing tracker package is refused before any model runs
     task = get_task(config.task)
     models = list(config.models) or default_models(task.name, config.keypoint_protocol)
     if not models:
@@ -167,14 +194,15 @@ def run_models(config: RunConfig, progress: Callable[[str, int], Callable[[int],
     if config.flip_test:
         adapters = with_flip_test(adapters, explicit=bool(config.models))
     adapters = with_precision(adapters, config.precision)
-    dataset = open_dataset(task, config.dataset, config.data_root, config.split)
+    dataset = open_dataset(task, config.dataset, config.data_root, config.split, config.ann_file, config.img_dir)
     if config.keypoint_protocol is not None or task.name == "keypoints":  # default: gt-boxes, top-down models
         from harness.run.keypoint_protocols import KeypointCondition, condition_run
 
         condition = KeypointCondition(config.keypoint_protocol or "gt-boxes", config.person_boxes,
                                       config.person_detector)
         dataset, adapters = condition_run(task, dataset, adapters, condition, bool(config.models),
-                                          lambda name: build_adapter(name, task, replace(config, checkpoint=None)))
+                                          lambda name: build_adapter(name, task, replace(
+                                              config, checkpoint=None, model_args={}, cfg_options={}, label_map=None)))
     if not config.models:  # a default run compares the models that have weights for this dataset
         left_out = [adapter.name for adapter in adapters if not adapter.has_weights_for(dataset.info)]
         adapters = [adapter for adapter in adapters if adapter.name not in left_out]
@@ -232,7 +260,15 @@ def run_models(config: RunConfig, progress: Callable[[str, int], Callable[[int],
     return records
 
 
-def _published_for(published: Any, registry: str) -> dict[str, float] | None:
+def _given(config: RunConfig) -> dict[str, Any]:
+    """The user's data and model flags (``--ann-file``, ``--img-dir``, ``--model-arg``, ``--cfg-options``,
+    ``--label-map``) as given, for the provenance; only those that were set."""
+    given = {"ann_file": config.ann_file, "img_dir": config.img_dir, "model_args": config.model_args,
+             "cfg_options": config.cfg_options, "label_map": config.label_map}
+    return {key: str(value) if isinstance(value, Path) else value for key, value in given.items() if value}
+
+
+def _published_for(published: Any, registry: str | None) -> dict[str, float] | None:
     """The published metrics of the model when they were measured on the dataset this run scored, else None."""
     if not isinstance(published, dict) or published.get("dataset") != registry:
         return None
@@ -253,15 +289,18 @@ def _score_and_write(config: RunConfig, task: Task, protocol: Protocol, dataset:
         dataset=DatasetRef(name=dataset.info.name, split=dataset.info.split, root=str(dataset.info.root),
                            fingerprint=fingerprint, size=len(dataset),
                            # how to open it again (``bench eval --run``): registry name, --data-root, --split as given
-                           registry=config.dataset or task.default_dataset,
+                           registry=None if config.ann_file is not None else config.dataset or task.default_dataset,
                            data_root=str(config.data_root) if config.data_root is not None else None,
-                           requested_split=config.split),
+                           requested_split=config.split,
+                           ann_file=str(config.ann_file) if config.ann_file is not None else None,
+                           img_dir=str(config.img_dir) if config.img_dir is not None else None),
         model=ModelRef(name=adapter.name, fingerprint=model_fingerprint,
                        checkpoint=str(adapter.weights_file()) if adapter.weights_file() else None,
                        input_size=list(info.input_size) if info.input_size is not None else None,
                        parameters=info.parameters,
                        # the model zoo's own number for this dataset, when the adapter knows it (OpenMMLab metafiles)
-                       published=_published_for(info.extra.get("published"), config.dataset or task.default_dataset)),
+                       published=_published_for(info.extra.get("published"),
+                                                 None if config.ann_file else config.dataset or task.default_dataset)),
         limit=config.limit,
         batch_size=config.batch_size,
         protocol={**protocol.describe(config.dialect),
@@ -278,10 +317,13 @@ def _score_and_write(config: RunConfig, task: Task, protocol: Protocol, dataset:
         curves=evaluation.result.curves,
         settings=evaluation.result.settings,
         throughput=evaluation.throughput,
-        provenance={**provenance(config.device, config.seed), "world_size": len(shards), "precision": config.precision},
+        provenance={**provenance(config.device, config.seed), "world_size": len(shards), "precision": config.precision,
+                    **_given(config)},
         started_utc=started,
         finished_utc=utc_now(),
-        extra={"name": config.name, "tags": list(config.tags)},
+        extra={"name": config.name, "tags": list(config.tags),
+               # the weights, data copy and conditions: leaderboard columns and row (harness.publish.identity)
+               "identity": run_identity(config, adapter, dataset, fingerprint, info, evaluation.result.settings)},
     )
     record = run.to_dict()
     pictures = None
@@ -294,6 +336,8 @@ def _score_and_write(config: RunConfig, task: Task, protocol: Protocol, dataset:
         record["analysis"] = pictures.summary()
     write_report(config.reports_dir / run_id, record, pictures)
     mark_finished(config.reports_dir / run_id)
+    if config.trackers:
+        record["logged"] = log_run(check_trackers(config.trackers), record, config.reports_dir / run_id)
     if config.limit is None and config.dialect is None:  # leaderboards hold official, full-dataset numbers only
         update_leaderboard(config.leaderboards_dir, task.name, record, protocol.columns, protocol.headline,
                            record["higher_is_better"].get(protocol.headline, protocol.higher_is_better(protocol.headline)))

@@ -83,7 +83,7 @@ def paired_draws(record_a: RunRecord, record_b: RunRecord, resamples: int, seed:
     from harness.core.metric import resample_counts
 
     task = get_task(record_a.task)
-    dataset = open_run_dataset(record_a)
+    dataset = open_run_dataset(record_a)  # as the run opened it (an --ann-file run included)
     counts = resample_counts(record_a.samples or 0, resamples, seed)
     draws_a: dict[str, np.ndarray] = {}
     draws_b: dict[str, np.ndarray] = {}

@@ -11,10 +11,13 @@ from harness.io.jsonio import read_json
 
 
 def open_run_dataset(record: RunRecord) -> Any:
-    """The dataset a run was scored on, opened as the run opened it (registry name, --data-root, --split)."""
+    """The dataset a run was scored on, opened as the run opened it (registry name, --data-root, --split; or
+    --ann-file and --img-dir)."""
     from harness.run.bench_run import get_task, open_dataset
 
     info = record.dataset
+    if info.ann_file:
+        return open_dataset(get_task(record.task), None, None, None, Path(info.ann_file), Path(info.img_dir or ""))
     return open_dataset(get_task(record.task), info.registry, Path(info.data_root) if info.data_root else None,
                         info.requested_split)
 

@@ -53,11 +53,12 @@ def score_submission(task_name: str, dataset_name: str | None, data_root: Path |
                      pred: Path, *, submission: str | None = None, dialect: str | None = None,
                      limit: int | None = None, batch_size: int = 16,
                      reader_options: dict[str, Any] | None = None,
-                     keypoint_condition: Any = None) -> SubmissionScore:
+                     keypoint_condition: Any = None, ann_file: Path | None = None,
+                     img_dir: Path | None = None) -> SubmissionScore:
     """Score the files at ``pred`` on the dataset; refuses predictions of items the dataset does not have.
     ``keypoint_condition`` (``harness.run.keypoint_protocols``) scores a keypoints run's files under its protocol."""
     task = get_task(task_name)
-    dataset = open_dataset(task, dataset_name, data_root, split)
+    dataset = open_dataset(task, dataset_name, data_root, split, ann_file, img_dir)
     if keypoint_condition is not None:
         from harness.run.keypoint_protocols import conditioned_for_files
 
@@ -99,6 +100,12 @@ def score_run_folder(run_dir: Path, *, dialect: str | None = None) -> Submission
         dataset = record["dataset"]
         predictions = record["predictions"]
         data_root = dataset.get("data_root")
+        if dataset.get("ann_file"):  # a ``--ann-file`` run: the same file and image folder, no registry dataset
+            return score_submission(
+                record["task"], None, None, None, Path(run_dir) / predictions["path"], submission=predictions["format"],
+                dialect=dialect if dialect is not None else (record.get("protocol") or {}).get("dialect"),
+                limit=record.get("limit"), keypoint_condition=_recorded_condition(record),
+                ann_file=Path(dataset["ann_file"]), img_dir=Path(dataset["img_dir"]))
         return score_submission(
             record["task"], dataset["registry"], Path(data_root) if data_root else None, dataset.get("requested_split"),
             Path(run_dir) / predictions["path"], submission=predictions["format"],

@@ -367,6 +367,17 @@ for name, extra, pattern in [
     ("precision-fp8", ("--precision", "fp8"), r"run: Invalid value for '--precision'"),
     ("entry-timeout-without-suite", ("--entry-timeout", "5"), r"--entry-timeout applies to --suite entries"),
     ("entry-timeout-zero", ("--entry-timeout", "0"), r"run: Invalid value for '--entry-timeout'"),
+    ("model-arg-no-equals", ("--model-arg", "threads"), r"--model-arg 'threads': expected key=value"),
+    ("model-arg-empty-key", ("--model-arg", "a..b=1"), r"--model-arg 'a\.\.b=1': expected key=value"),
+    ("model-arg-mapping", ("--model-arg", "x={a: 1}"), r"--model-arg x: '\{a: 1\}' is a dict"),
+    ("model-arg-bad-yaml", ("--model-arg", "x=[1,"), r"--model-arg x: cannot parse '\[1,' as a YAML value"),
+    ("model-arg-unknown", ("--model-arg", "threads=2"), r"--model-arg threads: model '.*' does not accept it"),
+    ("cfg-options-not-openmmlab", ("--cfg-options", "a.b=1"), r"--cfg-options: model '.*' has no config"),
+    ("label-map-missing", ("--task", "detection", "--model", "centernet", "--label-map", "@/nope.yaml"), r"nope\.yaml: --label-map: file not found"),
+    ("label-map-wrong-task", ("--label-map", "@/file"), r"--label-map applies to detection and instance"),
+    ("ann-file-alone", ("--ann-file", "@/file"), r"--ann-file and --img-dir go together"),
+    ("ann-file-wrong-task", ("--ann-file", "@/file", "--img-dir", "@"), r"--ann-file reads COCO-format files"),
+    ("log-unknown", ("--log", "neptune"), r"--log 'neptune': unknown tracker"),
 ]:
     case(f"run-{name}", 2, pattern)(run(*extra))
 

@@ -47,6 +47,9 @@ class InRepoDetectionAdapter(Adapter):
     thread, suits these small networks on a machine shared with other jobs (see the keypoint models).
     """
 
+    #: ``bench run --model-arg`` keys (harness.run.model_options)
+    accepted_options = {"threads": "torch threads during predict (default 1)"}
+
     shipped_weights_dir = WEIGHTS_DIR
 
     model_name = ""

@@ -120,6 +120,9 @@ class ZeroFlowAdapter(Adapter):
 class FlowNetSAdapter(Adapter):
     """A small FlowNetS trained on the embedded Sintel-layout train split (both passes) with a multi-scale EPE loss."""
 
+    #: ``bench run --model-arg`` keys (harness.run.model_options)
+    accepted_options = {"threads": "torch threads during predict (default 1)"}
+
     shipped_weights_dir = WEIGHTS_DIR
 
     task = TASK

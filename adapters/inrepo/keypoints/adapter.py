@@ -37,6 +37,9 @@ class TopDownAdapter(Adapter):
     other jobs, OpenMP threads waiting for a busy core can make a step ten times slower.
     """
 
+    #: ``bench run --model-arg`` keys (harness.run.model_options)
+    accepted_options = {"threads": "torch threads during predict (default 1)"}
+
     shipped_weights_dir = WEIGHTS_DIR
 
     task = "keypoints"

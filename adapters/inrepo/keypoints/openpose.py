@@ -173,6 +173,9 @@ def decode_people(output: np.ndarray, num_joints: int, limbs=COCO_LIMBS, stride:
 class OpenPoseAdapter(Adapter):
     """Bottom-up: ignores person boxes; run it with ``bench run --task keypoints --protocol bottom-up``."""
 
+    #: ``bench run --model-arg`` keys (harness.run.model_options)
+    accepted_options = {"threads": "torch threads during predict (default 1)"}
+
     task = "keypoints"
     runs_by_default = True
     batch_invariant = True

@@ -70,6 +70,9 @@ class Binding:
 class InRepoSegmentationAdapter(Adapter):
     """Binds weights per dataset family; subclasses build their predictor from the bound file in ``load``."""
 
+    #: ``bench run --model-arg`` keys (harness.run.model_options)
+    accepted_options = {"threads": "torch threads during predict (default 1)"}
+
     shipped_weights_dir = WEIGHTS_DIR
 
     task = TASK
