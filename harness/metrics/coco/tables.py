@@ -40,7 +40,7 @@ class GroundTruthTable:
     id_is_zero: np.ndarray  # (N,) bool: pycocotools stores matches by GT id, so id 0 reads as "unmatched"
     bbox: np.ndarray | None = None  # (N, 4)
     keypoints: np.ndarray | None = None  # (N, K, 3)
-    masks: list[dict[str, Any]] | None = None
+    masks: Sequence[dict[str, Any]] | None = None  # a list, or an RleColumn (polygons rasterised in C)
     image_sizes: np.ndarray | None = None  # (n_images, 2) height, width in sorted-id order (segm only)
 
     def __len__(self) -> int:
@@ -132,7 +132,8 @@ def load_ground_truth(
     if iou_type == "segm":
         segmentations = v.column(annotations, "segmentation", where, DataError, path)
         assert table.image_sizes is not None  # read above for every segm evaluation
-        table.masks = segmentations_to_rles(segmentations, image, table.image_sizes, where, DataError, path)
+        table.masks = segmentations_to_rles(segmentations, image, table.image_sizes, where, DataError, path,
+                                            packed=True)
     return table
 
 
