@@ -344,11 +344,17 @@ static PyObject *segmentation_packed(Ptr base, const SegmSpan *spans, Py_ssize_t
         }
         hw[2 * i] = sp->height;
         hw[2 * i + 1] = sp->width;
-        /* the mask's area (pycocotools' area: the foreground runs), NaN when the text is not a mask's */
+        /* the mask's area (pycocotools' area: the foreground runs), NaN when the text is not a valid mask of
+         * its size -- outside the format, a run length out of range, or runs not adding up to h*w -- so the
+         * caller hands the file to the general path, whose checks name the problem */
         Py_ssize_t m = decode_counts(out + off[i], (Py_ssize_t)(at - off[i]), runs);
-        uint32_t a = 0;
-        for (Py_ssize_t j = 1; j < m; j += 2) a += runs[j];
-        area[i] = m < 0 ? Py_NAN : (double)a;
+        uint64_t a = 0, total = 0;
+        for (Py_ssize_t j = 0; j < m; j++) {
+            total += runs[j];
+            if (j & 1) a += runs[j];
+        }
+        int sized = sp->height >= 1 && sp->width >= 1 && sp->height <= 65536 && sp->width <= 65536;
+        area[i] = m < 0 || !sized || total != (uint64_t)(sp->height * sp->width) ? Py_NAN : (double)a;
     }
     free(runs);
     off[n] = at;
@@ -779,6 +785,7 @@ static Py_ssize_t decode_counts(const char *s, Py_ssize_t len, uint32_t *out) {
             if (!more && (c & 0x10)) x |= (int64_t)(int32_t)(UINT32_MAX << (5 * k)); /* sign-extend as int */
         }
         if (m > 2) x += (int64_t)out[m - 2];
+        if (x < 0 || x > (int64_t)UINT32_MAX) return -1; /* a negative or out-of-range run length */
         out[m++] = (uint32_t)x;
     }
     return m;

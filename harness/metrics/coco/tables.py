@@ -394,8 +394,11 @@ def load_result_bytes(
         masks = columns["segmentation"]  # an RleColumn: packed strings, a dict only when one is asked for
         if gt.image_sizes is None or not np.array_equal(masks.sizes, gt.image_sizes[image]):  # type: ignore[union-attr]
             return None
-        areas = masks.areas if masks.areas is not None and not np.isnan(masks.areas).any() else rle_areas(masks)  # type: ignore[arg-type, union-attr]
-        table.masks, table.area = masks, areas  # type: ignore[assignment]
+        # NaN: a string that is not a valid mask of its size (the packer checks format, run range and the sum
+        # h*w); image sizes beyond the C counters' range: both are the general path's to name
+        if masks.areas is None or np.isnan(masks.areas).any() or not _sizes_in_bounds(masks.sizes):  # type: ignore[union-attr]
+            return None
+        table.masks, table.area = masks, masks.areas  # type: ignore[assignment, union-attr]
     else:
         flat = columns["keypoints"]
         if not np.isfinite(flat).all():
@@ -403,6 +406,14 @@ def load_result_bytes(
         table.keypoints = flat.reshape(n, num_keypoints, 3)  # type: ignore[arg-type]
         _keypoint_extent(table)
     return table
+
+
+def _sizes_in_bounds(sizes: np.ndarray) -> bool:
+    """Whether every (h, w) passes ``coco_geometry.check_image_sizes`` (without raising: the caller falls back)."""
+    from harness.io.validation.coco_geometry import MAX_PIXELS, MAX_SIDE
+
+    sizes = np.asarray(sizes, dtype=np.int64).reshape(-1, 2)
+    return bool(((sizes >= 1) & (sizes <= MAX_SIDE)).all() and (sizes.prod(axis=1) <= MAX_PIXELS).all())
 
 
 def _boxes_or_mask_boxes(results: Sequence[dict], masks: list, path, offset: int = 0) -> np.ndarray:
