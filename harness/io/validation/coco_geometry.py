@@ -20,6 +20,7 @@ million masks is checked in a few array passes, not a Python loop per character.
 from __future__ import annotations
 
 from itertools import chain
+from operator import itemgetter
 from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
@@ -59,6 +60,8 @@ class PolygonColumns(NamedTuple):
     part_starts: np.ndarray
     item_parts: np.ndarray
     owners: np.ndarray
+    #: per item: a ``[[x, y, w, h]]`` box, held as the polygon pycocotools rasterises for it
+    boxes: np.ndarray | None = None
 
     def select(self, keep: np.ndarray) -> "PolygonColumns":
         """The items where ``keep`` is True, in order."""
@@ -69,7 +72,11 @@ class PolygonColumns(NamedTuple):
         part_keep = np.repeat(keep, parts_per_item)
         coords = self.coords[np.repeat(part_keep, part_lengths)]
         return PolygonColumns(coords, _offsets(part_lengths[part_keep]), _offsets(parts_per_item[keep]),
-                              self.owners[keep])
+                              self.owners[keep], None if self.boxes is None else self.boxes[keep])
+
+    def first_part_lengths(self) -> np.ndarray:
+        """How many numbers each item's first part holds (pycocotools picks its branch by it)."""
+        return np.diff(self.part_starts)[self.item_parts[:-1]]
 
 
 def _offsets(lengths: np.ndarray) -> np.ndarray:
@@ -292,15 +299,25 @@ def check_segmentations(segmentations: Sequence[Any], image_index: np.ndarray, i
             if len(segmentations) else np.zeros(0, np.int64))
     check_image_sizes(sizes[used], lambda k: f"image of {where(int(np.flatnonzero(image_index == used[k])[0]))}",
                       error, path)
-    polygons, owners, strings, string_owners = [], [], [], []
-    for i, segm in enumerate(segmentations):
+    polygons, owners, boxes, strings, string_owners = [], [], [], [], []
+    is_list = [isinstance(segm, list) for segm in segmentations]
+    lists = [segm for segm, listed in zip(segmentations, is_list) if listed]
+    # every list item a non-empty list of lists, none of them a [[x, y, w, h]] box (rare: those keep the loop,
+    # which names problems in item order): the polygons are taken a column at a time
+    plain = _plain_polygon_lists(lists) and not (
+        (np.fromiter(map(len, lists), np.int64, len(lists)) == 1)
+        & (np.fromiter(map(len, map(itemgetter(0), lists)), np.int64, len(lists)) == 4)).any()
+    for i in [i for i, listed in enumerate(is_list) if not listed] if plain else range(len(segmentations)):
+        segm = segmentations[i]
         if isinstance(segm, list):
             if segm and all(isinstance(part, list) for part in segm) and not (len(segm) == 1 and len(segm[0]) == 4):
                 polygons.append(segm)
                 owners.append(i)
+                boxes.append(False)
             elif segm and all(isinstance(part, list) for part in segm):  # [[x, y, w, h]]: rasterised as a box
                 polygons.append([_box_polygon(segm[0], where(i), error, path)])
                 owners.append(i)
+                boxes.append(True)
         elif not isinstance(segm, dict) or not _size_matches(segm.get("size"), sizes[image_index[i]]):
             continue  # the caller names a missing or different mask size
         elif isinstance(segm.get("counts"), (str, bytes)):
@@ -309,12 +326,22 @@ def check_segmentations(segmentations: Sequence[Any], image_index: np.ndarray, i
         elif isinstance(segm.get("counts"), list):
             h, w = sizes[image_index[i]]
             check_uncompressed_rle(segm["counts"], int(h * w), where(i), error, path)
+    if plain and lists:
+        owners = [i for i, listed in enumerate(is_list) if listed]
+        polygons, boxes = lists, [False] * len(lists)
     columns = check_polygons(polygons, owners, where, error, path)
+    if columns is not None:
+        columns = columns._replace(boxes=np.asarray(boxes, dtype=bool))
     if strings:
         owner = np.asarray(string_owners, dtype=np.int64)
         pixels = sizes[np.asarray(image_index, dtype=np.int64)[owner]].prod(axis=1)
         check_compressed_rles(strings, pixels, where, error, path, indices=string_owners)
     return columns
+
+
+def _plain_polygon_lists(lists: list[list]) -> bool:
+    """Whether every item is a non-empty list of lists, decided a column at a time (map and set run in C)."""
+    return (not lists or min(map(len, lists)) > 0) and set(map(type, chain.from_iterable(lists))) <= {list}
 
 
 def _size_matches(size: Any, expected: np.ndarray) -> bool:

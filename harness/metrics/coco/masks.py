@@ -52,9 +52,13 @@ def segmentations_to_rles(
     polygons = check_segmentations(segmentations, image_index, image_sizes, where, error, path)  # before C code
     rles: list[Any] = [None] * len(segmentations)
     rasterised = np.zeros(len(segmentations), dtype=bool)  # polygons of more than 4 numbers: frPoly's branch
+    if polygons is not None:  # checked polygon lists: rasterised below unless pycocotools reads them as boxes
+        assert polygons.boxes is not None  # check_segmentations marks them
+        rasterised[polygons.owners[(polygons.first_part_lengths() > 4) & ~polygons.boxes]] = True
     size_of = [(int(h), int(w)) for h, w in image_sizes.tolist()]  # Python ints once, not numpy scalars per item
     images = image_index.tolist()
-    for i, segm in enumerate(segmentations):
+    for i in np.flatnonzero(~rasterised).tolist():
+        segm = segmentations[i]
         height, width = size_of[images[i]]
         if isinstance(segm, dict):
             if "counts" not in segm or "size" not in segm:
@@ -71,10 +75,8 @@ def segmentations_to_rles(
         elif isinstance(segm, list):
             if not segm or not all(isinstance(part, list) for part in segm):
                 raise error(f"{where(i)}: a polygon segmentation must be a non-empty list of coordinate lists", path)
-            if len(segm[0]) > 4:
-                rasterised[i] = True
-            else:  # pycocotools reads [[x, y, w, h]] (4 numbers) as a box; fewer is an error there too
-                rles[i] = _merge(_convert(mask_utils.frPyObjects, (segm, height, width), where(i), error, path))
+            # [[x, y, w, h]] (4 numbers first) is a box to pycocotools; fewer is an error there too
+            rles[i] = _merge(_convert(mask_utils.frPyObjects, (segm, height, width), where(i), error, path))
         else:
             raise error(f"{where(i)}: segmentation must be polygons or an RLE object, got {type(segm).__name__}", path)
     if not rasterised.any():
