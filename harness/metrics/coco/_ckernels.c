@@ -769,23 +769,29 @@ static void runs_free(Runs *r) {
 /* Decode one string into ``out`` (room for len(s) counts); returns the count, or -1 if the text is outside the
  * format (then the caller falls back to pycocotools). */
 static Py_ssize_t decode_counts(const char *s, Py_ssize_t len, uint32_t *out) {
-    Py_ssize_t m = 0, p = 0;
-    while (p < len) {
-        int64_t x = 0;
-        int k = 0, more = 1;
-        while (more) {
-            if (p >= len || k >= 6) return -1; /* a count of more than 30 bits is not a mask of a real image */
-            unsigned char ch = (unsigned char)s[p];
-            if (ch < 48 || ch > 48 + 63) return -1;
-            int c = ch - 48;
-            x |= (int64_t)(c & 0x1f) << (5 * k);
-            more = c & 0x20;
-            p++;
-            k++;
-            if (!more && (c & 0x10)) x |= (int64_t)(int32_t)(UINT32_MAX << (5 * k)); /* sign-extend as int */
+    const unsigned char *p = (const unsigned char *)s, *end = p + len;
+    Py_ssize_t m = 0;
+    while (p < end) {
+        unsigned c = (unsigned)*p++ - 48u; /* below '0' wraps: one compare finds both ends of the alphabet */
+        if (c > 63u) return -1;
+        int64_t x;
+        if (!(c & 0x20)) { /* a one-character value (most of them): 5 bits, 0x10 the sign */
+            x = (c & 0x10) ? (int64_t)c - 32 : (int64_t)c;
+        } else {
+            x = c & 0x1f;
+            for (int k = 1;; k++) {
+                if (p >= end || k >= 6) return -1; /* a count of more than 30 bits is not a mask of a real image */
+                c = (unsigned)*p++ - 48u;
+                if (c > 63u) return -1;
+                x |= (int64_t)(c & 0x1f) << (5 * k);
+                if (!(c & 0x20)) {
+                    if (c & 0x10) x |= (int64_t)(int32_t)(UINT32_MAX << (5 * (k + 1))); /* sign-extend as int */
+                    break;
+                }
+            }
         }
         if (m > 2) x += (int64_t)out[m - 2];
-        if (x < 0 || x > (int64_t)UINT32_MAX) return -1; /* a negative or out-of-range run length */
+        if ((uint64_t)x > UINT32_MAX) return -1; /* a negative or out-of-range run length */
         out[m++] = (uint32_t)x;
     }
     return m;
