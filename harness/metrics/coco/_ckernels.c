@@ -10,6 +10,7 @@
  *                             (then the general parser runs and gives every error message)
  *   group_order(...)          stable order by group, then by descending score (ties keep file order)
  *   greedy_match(...)         pycocotools' evaluateImg matching for every detection, threshold, area range
+ *   polygons_to_rles(...)     COCO polygons -> compressed RLE strings, pycocotools' rasteriser to the bit
  *
  * Only the CPython stable ABI-ish API and the buffer protocol are used: no numpy headers at build time.
  */
