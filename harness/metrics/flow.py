@@ -262,17 +262,12 @@ class FlowMetric(Metric):
         valid = _check_mask(target.valid, shape, "valid", item)
         occluded = _check_mask(target.occluded, shape, "occluded", item)
         out_of_frame = _check_mask(target.out_of_frame, shape, "out_of_frame", item)
-        sums = flow_sums(pred, gt, valid, occluded, out_of_frame)
-        # a non-finite value on a scored pixel makes its EPE, and so the EPE sum, NaN or infinite: only then are
-        # the flows scanned for the culprit (two whole passes saved on every clean frame); finite flows whose
-        # difference overflows pass the scan and keep their infinite EPE, as before
-        if not math.isfinite(sums["EPE"][0]):
-            scored = slice(None) if valid is None else valid  # no all-true mask: a boolean index copies everything
-            if not np.all(np.isfinite(pred[scored])):
-                raise PredictionError(f"item {item!r}: predicted flow has non-finite values on valid pixels")
-            if not np.all(np.isfinite(gt[scored])):
-                raise DataError(f"item {item!r}: ground-truth flow has non-finite values on valid pixels")
-        return sums
+        scored = slice(None) if valid is None else valid  # no all-true mask: a boolean index copies everything
+        if not np.all(np.isfinite(pred[scored])):
+            raise PredictionError(f"item {item!r}: predicted flow has non-finite values on valid pixels")
+        if not np.all(np.isfinite(gt[scored])):
+            raise DataError(f"item {item!r}: ground-truth flow has non-finite values on valid pixels")
+        return flow_sums(pred, gt, valid, occluded, out_of_frame)
 
     def compute(self) -> MetricResult:
         numerators, denominators = self.totals()
