@@ -7,7 +7,8 @@ Adding a task, dataset, metric or adapter touches one file: the new module regis
    is parsed (never imported) for ``SYMBOL.register("literal name")`` calls, giving name -> module.  Looking a
    name up imports that one module.  A module that registers computed names (``f"tv-{builder}"`` in a loop) is
    imported only when a name is not found statically, or when the whole list is asked for.
-2. installed plugins: ``importlib.metadata`` entry points of the registry's group (``bench.adapters``,
+2. installed plugins (read only when a name is not built in, or for a listing): ``importlib.metadata`` entry
+   points of the registry's group (``bench.adapters``,
    ``bench.datasets``, ``bench.metrics``, ``bench.tasks``, ...), ``name = "module:attribute"``, loaded on use.
 3. files: ``path/to/module.py:Attribute`` loads that file (``bench run --model my_model.py:MyAdapter``).
 
@@ -19,14 +20,10 @@ before it is handed out, so a plugin that registers the wrong thing fails at loo
 from __future__ import annotations
 
 import ast
-import difflib
-import hashlib
 import importlib
-import importlib.metadata
 import importlib.util
 import re
 import sys
-import traceback
 import warnings
 from pathlib import Path
 from typing import Callable, Generic, Iterator, TypeVar
@@ -51,6 +48,8 @@ def one_line(exc: BaseException) -> str:
     if isinstance(exc, SyntaxError) and exc.filename:
         where = f" ({exc.filename}:{exc.lineno})"
     else:
+        import traceback  # error paths only: start-up pays for what every lookup needs, no more
+
         frames = traceback.extract_tb(exc.__traceback__)
         if frames:
             where = f" ({frames[-1].filename}:{frames[-1].lineno})"
@@ -66,6 +65,8 @@ def load_file_attribute(spec: str) -> object:
     if not path.is_file():
         raise BenchError("no such file", path)
     # a stable, unique module name: the prediction cache fingerprints code by module, pickling needs one too
+    import hashlib
+
     module_name = f"bench_file_{path.stem}_{hashlib.sha256(str(path).encode()).hexdigest()[:8]}"
     module = sys.modules.get(module_name)
     if module is None:
@@ -163,6 +164,7 @@ class Registry(Generic[T]):
         self._dynamic: list[str] = []  # modules with computed names, imported on a miss or a listing
         self._failed: dict[str, str] = {}  # module -> one-line import error
         self._scanned = False
+        self._plugins_scanned = False
         self._dynamic_loaded = False
 
     # ------------------------------------------------------------------------------------------- filling
@@ -177,6 +179,7 @@ class Registry(Generic[T]):
         return decorate
 
     def _scan(self) -> None:
+        """The packages' literal names (cheap: source text only); plugins are read by ``_scan_plugins``."""
         if self._scanned:
             return
         self._scanned = True
@@ -194,7 +197,18 @@ class Registry(Generic[T]):
                     self._origin.setdefault(name, str(path))
                 if computed:
                     self._dynamic.append(module)
+
+    def _scan_plugins(self) -> None:
+        """Installed plugins' entry points, read only when a name is not built in or every name is wanted:
+        ``importlib.metadata`` and the walk over every installed distribution cost tens of milliseconds of
+        start-up, which ``bench eval`` on a built-in format should not pay.  A built-in name wins either way."""
+        self._scan()
+        if self._plugins_scanned:
+            return
+        self._plugins_scanned = True
         if self.group:
+            import importlib.metadata
+
             for entry_point in importlib.metadata.entry_points(group=self.group):
                 if entry_point.name in self._lazy or entry_point.name in self._entries:
                     warnings.warn(f"{self.kind} {entry_point.name!r} of plugin {entry_point.value!r} ignored: the name is "
@@ -260,12 +274,13 @@ class Registry(Generic[T]):
         """The registered key a name resolves through: itself, ``"prefix:"`` for ``prefix:argument``, or the file."""
         if is_file_spec(name) or name in self._entries:
             return name
-        self._scan()
-        if name in self._lazy:
-            return name
         prefix, colon, _ = name.partition(":")
-        if colon and (f"{prefix}:" in self._entries or f"{prefix}:" in self._lazy):
-            return f"{prefix}:"
+        for scan in (self._scan, self._scan_plugins):  # built-in first: plugins only when that misses
+            scan()
+            if name in self._lazy:
+                return name
+            if colon and (f"{prefix}:" in self._entries or f"{prefix}:" in self._lazy):
+                return f"{prefix}:"
         self._load_dynamic()
         if name not in self._entries and colon and f"{prefix}:" in self._entries:
             return f"{prefix}:"
@@ -286,6 +301,8 @@ class Registry(Generic[T]):
         key = self.key(name)
         if key in self._entries or key in self._lazy:
             return self._materialise(key)
+        import difflib
+
         hint = difflib.get_close_matches(name, self._known(), n=1)
         suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
         known = ", ".join(self._known()) or "none"
@@ -295,7 +312,7 @@ class Registry(Generic[T]):
         raise UnknownNameError(f"unknown {self.kind} {name!r}{suggestion} (known: {known}){broken}")
 
     def _known(self) -> list[str]:
-        self._scan()
+        self._scan_plugins()
         self._load_dynamic()
         return sorted(set(self._entries) | set(self._lazy))
 
@@ -318,6 +335,6 @@ class Registry(Generic[T]):
 
     def origin(self, name: str) -> str:
         """Where a name is declared (a file, a module, or a plugin's entry point), for listings."""
-        self._scan()
+        self._scan_plugins()
         return self._origin.get(name, getattr(self._entries.get(name), "__module__", "?"))
 

@@ -128,3 +128,24 @@ def test_entry_points_are_listed_lazily_and_loaded_on_use(tmp_path: Path, monkey
     finally:
         for module in [m for m in sys.modules if m.startswith("epplugin")]:
             del sys.modules[module]
+
+
+def test_a_built_in_name_is_found_without_reading_installed_plugins(
+        plugin_package: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reading every installed distribution's entry points is start-up time `bench eval` should not pay for a
+    built-in name; an unknown name still reaches the plugins."""
+    import importlib.metadata
+
+    calls: list[str] = []
+
+    def entry_points(group: str) -> list[object]:
+        calls.append(group)
+        return []
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
+    plugin_package.group = "bench.test-widgets"
+    assert plugin_package.get("good").__name__ == "Good"
+    assert calls == []
+    with pytest.raises(UnknownNameError):
+        plugin_package.get("not-built-in")
+    assert calls == ["bench.test-widgets"]

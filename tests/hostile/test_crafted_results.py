@@ -21,6 +21,12 @@ def result(segmentation) -> str:
                         "segmentation": segmentation}])
 
 
+def mask_only(counts: str, size=(48, 64)) -> str:
+    """A result without "bbox": the compiled parser's fast path reads it, and must hand it to the checks."""
+    return json.dumps([{"image_id": 1, "category_id": 1, "score": 0.9,
+                        "segmentation": {"size": list(size), "counts": counts}}])
+
+
 CASES = {
     "polygon-nan": ('[{"image_id": 1, "category_id": 1, "score": 0.9, "segmentation": [[NaN, 10, 20, 10, 20, 20]]}]',
                     "polygon coordinates must be finite"),
@@ -41,6 +47,12 @@ CASES = {
     "rle-non-ascii": (result({"size": [48, 64], "counts": "é"}), "ASCII|alphabet"),
     "rle-uncompressed-overflow": (result({"size": [48, 64], "counts": [2**40, 3072]}), "add up to|integers"),
     "rle-uncompressed-negative": (result({"size": [48, 64], "counts": [-5, 3077]}), "non-negative"),
+    "fast-rle-short": (mask_only("0"), "add up to 0 pixels"),
+    "fast-rle-too-long": (mask_only("0`7"), "add up to"),
+    "fast-rle-negative": (mask_only("1O2O"), "negative or out-of-range"),
+    "fast-rle-open-end": (mask_only("ZZZZZZZZZZZZ"), "end inside a value"),
+    "fast-rle-long-value": (mask_only("ooooooooo0"), "longer than 7"),
+    "fast-rle-alphabet": (mask_only("\u007f\u007f"), "alphabet"),
     "deep-json": ("[" * 100000 + "]" * 100000, "nested deeper"),
     "id-beyond-int64": (json.dumps([{"image_id": 2**70, "category_id": 1, "score": 0.9, "bbox": [1, 1, 2, 2]}]),
                         "image_id"),

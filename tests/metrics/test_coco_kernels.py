@@ -248,3 +248,63 @@ def test_segm_evaluation_from_packed_masks_equals_the_general_path():
     got = evaluator.evaluate_tables(table, fast, params)
     want = evaluator.evaluate_tables(table, load_results(results, table, "segm"), params)
     assert np.array_equal(got.precision, want.precision) and got.stats[0] > 0
+
+
+def _polygon_cases(seed: int, count: int):
+    """Random polygons of every awkward kind: off the image, negative, on the 1/5-pixel grid (ties in the
+    rasteriser's rounding), repeated vertices, one-point parts, steep and shallow edges, several parts."""
+    rng = np.random.default_rng(seed)
+    for trial in range(count):
+        h, w = int(rng.integers(1, 300)), int(rng.integers(1, 300))
+        side = max(h, w)
+        parts = []
+        for _ in range(int(rng.integers(1, 4))):
+            k = int(rng.integers(1, 40))
+            kind = trial % 6
+            if kind == 0:
+                values = rng.uniform(-20, side + 20, 2 * k)
+            elif kind == 1:
+                values = rng.integers(-5, side + 5, 2 * k) + rng.choice([0.0, 0.1, 0.2, 0.5, 0.6, -0.1, -0.5], 2 * k)
+            elif kind == 2:
+                values = np.repeat(rng.uniform(-3, side, k), 2)  # every vertex on the diagonal
+            elif kind == 3:
+                values = np.tile(rng.uniform(0, side, 2), k) + rng.integers(0, 2, 2 * k) * 0.2  # repeats
+            elif kind == 4:
+                values = rng.uniform(-1e3, 1e3, 2 * k)  # far outside
+            else:
+                values = rng.uniform(0, side, 2 * k)
+            parts.append([float(v) for v in values])
+        if len(parts[0]) <= 4:  # pycocotools reads 4 numbers or fewer first as a box: keep to polygons
+            parts[0] += [1.0, 2.0, 3.0, 1.0]
+        yield h, w, parts
+
+
+def test_polygon_rasteriser_equals_pycocotools():
+    """frPyObjects on the parts, then merge (COCO.annToRLE): the same strings, byte for byte, and areas."""
+    from pycocotools import mask as mask_utils
+
+    cases = list(_polygon_cases(7, 1500))
+    coords = np.concatenate([np.asarray(part) for _, _, parts in cases for part in parts])
+    part_lengths = [len(part) for _, _, parts in cases for part in parts]
+    part_starts = np.concatenate([[0], np.cumsum(part_lengths)])
+    item_parts = np.concatenate([[0], np.cumsum([len(parts) for _, _, parts in cases])])
+    sizes = np.array([[h, w] for h, w, _ in cases])
+    column = kernels.polygons_to_rles(coords, part_starts, item_parts, sizes)
+    assert len(column) == len(cases)
+    for i, (h, w, parts) in enumerate(cases):
+        own = mask_utils.frPyObjects(parts, h, w)
+        expected = own[0] if len(own) == 1 else mask_utils.merge(own)
+        assert column[i] == {"size": [h, w], "counts": expected["counts"].decode()}, (h, w, parts)
+        assert column.areas[i] == mask_utils.area(expected)
+
+
+def test_polygon_rasteriser_refuses_values_outside_the_checked_bounds():
+    one = np.array([0, 8]), np.array([0, 1])
+    with pytest.raises(ValueError, match="within"):
+        kernels.polygons_to_rles(np.array([0, 0, np.nan, 1, 2, 2, 1, 0]), *one, np.array([[10, 10]]))
+    with pytest.raises(ValueError, match="within"):
+        kernels.polygons_to_rles(np.array([0, 0, 1e9, 1, 2, 2, 1, 0]), *one, np.array([[10, 10]]))
+    with pytest.raises(ValueError, match="image sizes"):
+        kernels.polygons_to_rles(np.arange(8.0), *one, np.array([[0, 10]]))
+    with pytest.raises(ValueError, match="odd"):
+        kernels.polygons_to_rles(np.arange(8.0), np.array([0, 7]), np.array([0, 1]), np.array([[10, 10]]))

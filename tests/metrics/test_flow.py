@@ -247,3 +247,28 @@ def test_perfect_predictions(spec):
     m = metric.compute().metrics
     if metric.denominators[0]:
         assert m["EPE"] == 0.0 and m["Fl-all"] == 0.0 and m["1px"] == 1.0
+
+
+def test_non_finite_flow_on_a_scored_pixel_is_refused_and_elsewhere_ignored():
+    """The finiteness scan runs only when the EPE sum is not finite: it must still name the side at fault, skip
+    pixels the valid mask drops."""
+    gt = np.zeros((4, 5, 2), dtype=np.float32)
+    valid = np.ones((4, 5), dtype=bool)
+    valid[0, 0] = False
+
+    def score(pred: np.ndarray, target: np.ndarray, mask=valid) -> float:
+        metric = FlowMetric()
+        metric.update([Sample(sample_id=0, image_path=None, target=FlowTarget(flow=target, valid=mask))],
+                      [FlowPrediction(flow=pred)])
+        return metric.compute().metrics["EPE"]
+
+    pred = np.ones_like(gt)
+    pred[0, 0] = np.nan  # not scored
+    assert score(pred, gt) == pytest.approx(math.sqrt(2))
+    pred[1, 1] = np.nan
+    with pytest.raises(PredictionError, match="predicted flow has non-finite values"):
+        score(pred, gt)
+    broken_gt = gt.copy()
+    broken_gt[2, 2, 1] = np.inf
+    with pytest.raises(DataError, match="ground-truth flow has non-finite values"):
+        score(np.ones_like(gt), broken_gt, None)

@@ -20,7 +20,8 @@ million masks is checked in a few array passes, not a Python loop per character.
 from __future__ import annotations
 
 from itertools import chain
-from typing import Any, Callable, Sequence
+from operator import itemgetter
+from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 
@@ -50,11 +51,48 @@ def check_image_sizes(sizes: np.ndarray, where: Where, error: type[BenchError], 
                     f"{sizes[i].tolist()}", path)
 
 
+class PolygonColumns(NamedTuple):
+    """Checked polygon segmentations as columns, what the compiled rasteriser takes: item j (segmentation
+    ``owners[j]``) is parts ``item_parts[j]`` .. ``item_parts[j + 1] - 1``, part p the x, y values
+    ``coords[part_starts[p]:part_starts[p + 1]]``."""
+
+    coords: np.ndarray
+    part_starts: np.ndarray
+    item_parts: np.ndarray
+    owners: np.ndarray
+    #: per item: a ``[[x, y, w, h]]`` box, held as the polygon pycocotools rasterises for it
+    boxes: np.ndarray | None = None
+
+    def select(self, keep: np.ndarray) -> "PolygonColumns":
+        """The items where ``keep`` is True, in order."""
+        if keep.all():
+            return self
+        parts_per_item = np.diff(self.item_parts)
+        part_lengths = np.diff(self.part_starts)
+        part_keep = np.repeat(keep, parts_per_item)
+        coords = self.coords[np.repeat(part_keep, part_lengths)]
+        return PolygonColumns(coords, _offsets(part_lengths[part_keep]), _offsets(parts_per_item[keep]),
+                              self.owners[keep], None if self.boxes is None else self.boxes[keep])
+
+    def first_part_lengths(self) -> np.ndarray:
+        """How many numbers each item's first part holds (pycocotools picks its branch by it)."""
+        return np.diff(self.part_starts)[self.item_parts[:-1]]
+
+
+def _offsets(lengths: np.ndarray) -> np.ndarray:
+    out = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=out[1:])
+    return out
+
+
 def check_polygons(polygons: Sequence[list], owners: Sequence[int], where: Where, error: type[BenchError],
-                   path: Any) -> None:
-    """``polygons[j]`` is the part list of segmentation ``owners[j]`` (each part a flat [x1, y1, x2, ...])."""
+                   path: Any) -> PolygonColumns | None:
+    """``polygons[j]`` is the part list of segmentation ``owners[j]`` (each part a flat [x1, y1, x2, ...]).
+
+    Returns the checked values as columns (None when there are no polygons), so the rasteriser reads the numbers
+    this check has already converted instead of walking the lists again."""
     if not polygons:
-        return
+        return None
     parts = list(chain.from_iterable(polygons))
     part_owner = np.repeat(np.asarray(owners, dtype=np.int64), np.fromiter(map(len, polygons), np.int64,
                                                                             len(polygons)))
@@ -102,6 +140,8 @@ def check_polygons(polygons: Sequence[list], owners: Sequence[int], where: Where
         k = int(np.flatnonzero(long)[0])
         raise error(f"{where(int(part_owner[k]))}: polygon perimeter of {walk[k] / 5:.3g} pixels is beyond "
                     f"{MAX_POLYGON_STEPS / 5:.3g} (pycocotools would walk it pixel by pixel)", path)
+    parts_per_item = np.fromiter(map(len, polygons), np.int64, len(polygons))
+    return PolygonColumns(flat, _offsets(lengths), _offsets(parts_per_item), np.asarray(owners, dtype=np.int64))
 
 
 def _first_bad_part(parts: Sequence[list]) -> int:
@@ -247,10 +287,11 @@ def check_uncompressed_rle(counts: Any, pixels: int, where: str, error: type[Ben
 
 
 def check_segmentations(segmentations: Sequence[Any], image_index: np.ndarray, image_sizes: np.ndarray,
-                        where: Where, error: type[BenchError], path: Any) -> None:
+                        where: Where, error: type[BenchError], path: Any) -> PolygonColumns | None:
     """Every polygon and RLE of a segmentation column, before any of them reaches pycocotools.
 
-    Items of another shape are left to the caller, which names them with its own message.
+    Items of another shape are left to the caller, which names them with its own message.  Returns the checked
+    polygons as columns (``[[x, y, w, h]]`` boxes among them as the polygon pycocotools rasterises), or None.
     """
     sizes = np.asarray(image_sizes, dtype=np.float64).reshape(-1, 2)
     # images that hold a segmentation (np.unique would import numpy.ma, which `bench eval` keeps out)
@@ -258,15 +299,25 @@ def check_segmentations(segmentations: Sequence[Any], image_index: np.ndarray, i
             if len(segmentations) else np.zeros(0, np.int64))
     check_image_sizes(sizes[used], lambda k: f"image of {where(int(np.flatnonzero(image_index == used[k])[0]))}",
                       error, path)
-    polygons, owners, strings, string_owners = [], [], [], []
-    for i, segm in enumerate(segmentations):
+    polygons, owners, boxes, strings, string_owners = [], [], [], [], []
+    is_list = [isinstance(segm, list) for segm in segmentations]
+    lists = [segm for segm, listed in zip(segmentations, is_list) if listed]
+    # every list item a non-empty list of lists, none of them a [[x, y, w, h]] box (rare: those keep the loop,
+    # which names problems in item order): the polygons are taken a column at a time
+    plain = _plain_polygon_lists(lists) and not (
+        (np.fromiter(map(len, lists), np.int64, len(lists)) == 1)
+        & (np.fromiter(map(len, map(itemgetter(0), lists)), np.int64, len(lists)) == 4)).any()
+    for i in [i for i, listed in enumerate(is_list) if not listed] if plain else range(len(segmentations)):
+        segm = segmentations[i]
         if isinstance(segm, list):
             if segm and all(isinstance(part, list) for part in segm) and not (len(segm) == 1 and len(segm[0]) == 4):
                 polygons.append(segm)
                 owners.append(i)
+                boxes.append(False)
             elif segm and all(isinstance(part, list) for part in segm):  # [[x, y, w, h]]: rasterised as a box
                 polygons.append([_box_polygon(segm[0], where(i), error, path)])
                 owners.append(i)
+                boxes.append(True)
         elif not isinstance(segm, dict) or not _size_matches(segm.get("size"), sizes[image_index[i]]):
             continue  # the caller names a missing or different mask size
         elif isinstance(segm.get("counts"), (str, bytes)):
@@ -275,11 +326,22 @@ def check_segmentations(segmentations: Sequence[Any], image_index: np.ndarray, i
         elif isinstance(segm.get("counts"), list):
             h, w = sizes[image_index[i]]
             check_uncompressed_rle(segm["counts"], int(h * w), where(i), error, path)
-    check_polygons(polygons, owners, where, error, path)
+    if plain and lists:
+        owners = [i for i, listed in enumerate(is_list) if listed]
+        polygons, boxes = lists, [False] * len(lists)
+    columns = check_polygons(polygons, owners, where, error, path)
+    if columns is not None:
+        columns = columns._replace(boxes=np.asarray(boxes, dtype=bool))
     if strings:
         owner = np.asarray(string_owners, dtype=np.int64)
         pixels = sizes[np.asarray(image_index, dtype=np.int64)[owner]].prod(axis=1)
         check_compressed_rles(strings, pixels, where, error, path, indices=string_owners)
+    return columns
+
+
+def _plain_polygon_lists(lists: list[list]) -> bool:
+    """Whether every item is a non-empty list of lists, decided a column at a time (map and set run in C)."""
+    return (not lists or min(map(len, lists)) > 0) and set(map(type, chain.from_iterable(lists))) <= {list}
 
 
 def _size_matches(size: Any, expected: np.ndarray) -> bool:

@@ -10,11 +10,14 @@
  *                             (then the general parser runs and gives every error message)
  *   group_order(...)          stable order by group, then by descending score (ties keep file order)
  *   greedy_match(...)         pycocotools' evaluateImg matching for every detection, threshold, area range
+ *   polygons_to_rles(...)     COCO polygons -> compressed RLE strings, pycocotools' rasteriser to the bit
  *
  * Only the CPython stable ABI-ish API and the buffer protocol are used: no numpy headers at build time.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <limits.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -342,11 +345,17 @@ static PyObject *segmentation_packed(Ptr base, const SegmSpan *spans, Py_ssize_t
         }
         hw[2 * i] = sp->height;
         hw[2 * i + 1] = sp->width;
-        /* the mask's area (pycocotools' area: the foreground runs), NaN when the text is not a mask's */
+        /* the mask's area (pycocotools' area: the foreground runs), NaN when the text is not a valid mask of
+         * its size -- outside the format, a run length out of range, or runs not adding up to h*w -- so the
+         * caller hands the file to the general path, whose checks name the problem */
         Py_ssize_t m = decode_counts(out + off[i], (Py_ssize_t)(at - off[i]), runs);
-        uint32_t a = 0;
-        for (Py_ssize_t j = 1; j < m; j += 2) a += runs[j];
-        area[i] = m < 0 ? Py_NAN : (double)a;
+        uint64_t a = 0, total = 0;
+        for (Py_ssize_t j = 0; j < m; j++) {
+            total += runs[j];
+            if (j & 1) a += runs[j];
+        }
+        int sized = sp->height >= 1 && sp->width >= 1 && sp->height <= 65536 && sp->width <= 65536;
+        area[i] = m < 0 || !sized || total != (uint64_t)(sp->height * sp->width) ? Py_NAN : (double)a;
     }
     free(runs);
     off[n] = at;
@@ -761,22 +770,29 @@ static void runs_free(Runs *r) {
 /* Decode one string into ``out`` (room for len(s) counts); returns the count, or -1 if the text is outside the
  * format (then the caller falls back to pycocotools). */
 static Py_ssize_t decode_counts(const char *s, Py_ssize_t len, uint32_t *out) {
-    Py_ssize_t m = 0, p = 0;
-    while (p < len) {
-        int64_t x = 0;
-        int k = 0, more = 1;
-        while (more) {
-            if (p >= len || k >= 6) return -1; /* a count of more than 30 bits is not a mask of a real image */
-            unsigned char ch = (unsigned char)s[p];
-            if (ch < 48 || ch > 48 + 63) return -1;
-            int c = ch - 48;
-            x |= (int64_t)(c & 0x1f) << (5 * k);
-            more = c & 0x20;
-            p++;
-            k++;
-            if (!more && (c & 0x10)) x |= (int64_t)(int32_t)(UINT32_MAX << (5 * k)); /* sign-extend as int */
+    const unsigned char *p = (const unsigned char *)s, *end = p + len;
+    Py_ssize_t m = 0;
+    while (p < end) {
+        unsigned c = (unsigned)*p++ - 48u; /* below '0' wraps: one compare finds both ends of the alphabet */
+        if (c > 63u) return -1;
+        int64_t x;
+        if (!(c & 0x20)) { /* a one-character value (most of them): 5 bits, 0x10 the sign */
+            x = (c & 0x10) ? (int64_t)c - 32 : (int64_t)c;
+        } else {
+            x = c & 0x1f;
+            for (int k = 1;; k++) {
+                if (p >= end || k >= 6) return -1; /* a count of more than 30 bits is not a mask of a real image */
+                c = (unsigned)*p++ - 48u;
+                if (c > 63u) return -1;
+                x |= (int64_t)(c & 0x1f) << (5 * k);
+                if (!(c & 0x20)) {
+                    if (c & 0x10) x |= (int64_t)(int32_t)(UINT32_MAX << (5 * (k + 1))); /* sign-extend as int */
+                    break;
+                }
+            }
         }
         if (m > 2) x += (int64_t)out[m - 2];
+        if ((uint64_t)x > UINT32_MAX) return -1; /* a negative or out-of-range run length */
         out[m++] = (uint32_t)x;
     }
     return m;
@@ -996,6 +1012,383 @@ static PyObject *mask_iou(PyObject *self, PyObject *args) {
         return NULL;
     }
     Py_RETURN_TRUE;
+}
+
+/* ------------------------------------------------------------------------------------------ polygons */
+/* COCO polygons to compressed RLE strings, the masks pycocotools gives for them (``frPyObjects`` on the parts,
+ * then ``merge`` of the parts, as ``COCO.annToRLE`` does), without a Python object per polygon.
+ *
+ * pycocotools rasterises a part (its rleFrPoly) in three steps, reproduced here operation for operation
+ * because the masks must be identical to the bit:
+ *   1. vertices scaled by 5 and rounded as (int)(5 * v + .5); the closed outline is walked edge by edge, from
+ *      each edge's first vertex to its second, one step per unit of the longer axis, the other coordinate
+ *      (int)(start + slope * t + .5) with the slope computed from the end points in the same orientation as
+ *      pycocotools (the edge swapped so the walk's major axis increases, the step index mirrored back);
+ *   2. wherever two consecutive walk points lie in different columns, the column boundary between them is
+ *      mapped back to pixel space ((c + .5) / 5 - .5); it counts only when it lands exactly on a column of the
+ *      image, and its row (from the smaller of the two rows, mapped the same way) is clamped to [0, h] and
+ *      rounded up.  Each such crossing toggles the mask at position column * h + row (column-major);
+ *   3. the positions sorted, h * w appended, differences taken: the run lengths; a zero-length run (two
+ *      crossings at one position) joins the runs on either side into one.
+ * A zero-length edge (a repeated vertex) has no slope (pycocotools divides 0 by 0 and casts the NaN); its
+ * single walk point is never the second of a pair whose columns differ inside the image, so its row does not
+ * matter -- it is written as INT_MIN, the value that cast gives on x86.
+ * Parts are then merged by union, one after the other, walking both run lists at once (rleMerge's loop,
+ * zero-length runs and all), and every mask is written in COCO's compressed string form. */
+typedef struct {
+    uint32_t *v;
+    size_t n, cap;
+} U32Vec;
+
+static int u32_reserve(U32Vec *b, size_t need) {
+    if (need <= b->cap) return 0;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < need) cap *= 2;
+    uint32_t *grown = realloc(b->v, cap * sizeof *grown);
+    if (!grown) return -1;
+    b->v = grown;
+    b->cap = cap;
+    return 0;
+}
+
+/* Sorts ``a`` (n) ascending.  A polygon's crossings come in long monotone stretches (along each edge the
+ * column moves one way), so: find the maximal non-decreasing / non-increasing runs, reverse the latter, and
+ * merge neighbouring runs pass by pass (``tmp`` holds n). */
+static void sort_crossings(uint32_t *a, uint32_t *tmp, size_t n, size_t *bounds) {
+    size_t runs = 0, i = 0;
+    while (i < n) {
+        size_t j = i + 1;
+        if (j < n && a[j] < a[i]) {
+            while (j < n && a[j] <= a[j - 1]) j++;
+            for (size_t lo = i, hi = j - 1; lo < hi; lo++, hi--) {
+                uint32_t t = a[lo];
+                a[lo] = a[hi];
+                a[hi] = t;
+            }
+        } else {
+            while (j < n && a[j] >= a[j - 1]) j++;
+        }
+        bounds[runs++] = i;
+        i = j;
+    }
+    bounds[runs] = n;
+    uint32_t *src = a, *dst = tmp;
+    while (runs > 1) {
+        size_t out_runs = 0;
+        for (size_t r = 0; r < runs; r += 2) {
+            size_t lo = bounds[r], mid = bounds[r + 1], hi = r + 2 <= runs ? bounds[r + 2] : mid;
+            size_t p = lo, q = mid, o = lo;
+            while (p < mid && q < hi) dst[o++] = src[q] < src[p] ? src[q++] : src[p++];
+            while (p < mid) dst[o++] = src[p++];
+            while (q < hi) dst[o++] = src[q++];
+            bounds[out_runs++] = lo;
+        }
+        bounds[out_runs] = n;
+        runs = out_runs;
+        uint32_t *t = src;
+        src = dst;
+        dst = t;
+    }
+    if (src != a) memcpy(a, src, n * sizeof *a);
+}
+
+/* The crossing of the column boundary between walk points (pu, pv) and (u, v), if it is inside the image. */
+static int polygon_crossing(int u, int v, int pu, int pv, int64_t h, int64_t w, U32Vec *keys) {
+    double xd = (double)(u < pu ? u : u - 1);
+    xd = (xd + .5) / 5.0 - .5;
+    if (floor(xd) != xd || xd < 0 || xd > (double)(w - 1)) return 0;
+    double yd = (double)(v < pv ? v : pv);
+    yd = (yd + .5) / 5.0 - .5;
+    if (yd < 0) yd = 0;
+    else if (yd > (double)h) yd = (double)h;
+    yd = ceil(yd);
+    if (u32_reserve(keys, keys->n + 1)) return -1;
+    keys->v[keys->n++] = (uint32_t)((int)xd * (int)h + (int)yd);
+    return 0;
+}
+
+/* One edge of the walk after pycocotools' orientation: points t = 0..steps, walked from t = flip ? steps : 0. */
+typedef struct {
+    int xs, ys, xe, ye, dx, dy, steps, flip;
+    double s;
+} Edge;
+
+static Edge polygon_edge(const double *xy, Py_ssize_t j, Py_ssize_t k) {
+    Py_ssize_t nx = j + 1 < k ? j + 1 : 0;
+    Edge e;
+    e.xs = (int)(5.0 * xy[2 * j] + .5);
+    e.ys = (int)(5.0 * xy[2 * j + 1] + .5);
+    e.xe = (int)(5.0 * xy[2 * nx] + .5);
+    e.ye = (int)(5.0 * xy[2 * nx + 1] + .5);
+    e.dx = abs(e.xe - e.xs);
+    e.dy = abs(e.ys - e.ye);
+    e.flip = (e.dx >= e.dy && e.xs > e.xe) || (e.dx < e.dy && e.ys > e.ye);
+    if (e.flip) {
+        int t = e.xs;
+        e.xs = e.xe;
+        e.xe = t;
+        t = e.ys;
+        e.ys = e.ye;
+        e.ye = t;
+    }
+    e.steps = e.dx >= e.dy ? e.dx : e.dy;
+    e.s = e.dx >= e.dy ? (e.dx ? (double)(e.ye - e.ys) / e.dx : 0.0) : (double)(e.xe - e.xs) / e.dy;
+    return e;
+}
+
+/* Walk point t of an edge, with pycocotools' expressions (a zero-length edge's row: see above). */
+static inline int edge_u(const Edge *e, int t) {
+    return e->dx >= e->dy ? t + e->xs : (int)(e->xs + e->s * t + .5);
+}
+static inline int edge_v(const Edge *e, int t) {
+    return e->dx >= e->dy ? (e->dx ? (int)(e->ys + e->s * t + .5) : INT_MIN) : t + e->ys;
+}
+
+/* A crossing known to lie on image column n (0 <= n < w), the smaller row of its pair being ``vmin``:
+ * polygon_crossing's arithmetic without the column test (ceil of a value in [0, h] done in integers). */
+static inline int push_crossing(U32Vec *keys, int64_t n, int vmin, int64_t h) {
+    double yd = ((double)vmin + .5) / 5.0 - .5;
+    if (yd < 0) yd = 0;
+    else if (yd > (double)h) yd = (double)h;
+    int y = (int)yd;
+    if ((double)y < yd) y++;
+    if (keys->n == keys->cap && u32_reserve(keys, keys->n + 1)) return -1;
+    keys->v[keys->n++] = (uint32_t)((int)n * (int)h + y);
+    return 0;
+}
+
+/* The crossings of one edge's consecutive walk points, without walking every point: a crossing needs the
+ * smaller column of the pair to be c = 5n + 2 (then (c + .5) / 5 - .5 is exactly n; for any other c it is not
+ * an integer), so only every fifth column change can count.  Along a shallow edge the column changes at every
+ * step (u = t + xs); along a steep one at most once per step, monotonically in t, and the step where it
+ * passes column c is predicted from the slope and settled by evaluating the walk's own expression. */
+static int edge_crossings(const Edge *e, int64_t h, int64_t w, U32Vec *keys) {
+    if (e->steps == 0) return 0;
+    int64_t last_column = (w - 1) * 5 + 2;
+    if (e->dx >= e->dy) {
+        /* pairs (t0, t0 + 1), smaller column xs + t0, t0 in [0, steps - 1] */
+        int64_t lo = 2 - (int64_t)e->xs, hi = (int64_t)e->steps - 1;
+        if (hi > last_column - e->xs) hi = last_column - e->xs;
+        if (lo < 0) lo += ((-lo + 4) / 5) * 5;
+        for (int64_t t0 = lo; t0 <= hi; t0 += 5) {
+            int t = (int)t0, va = edge_v(e, t), vb = edge_v(e, t + 1);
+            if (push_crossing(keys, (e->xs + t0 - 2) / 5, va < vb ? va : vb, h)) return -1;
+        }
+        return 0;
+    }
+    int u0 = edge_u(e, 0), u1 = edge_u(e, e->steps);
+    int rising = u1 >= u0, cmin = rising ? u0 : u1, cmax = rising ? u1 : u0;
+    /* columns c (the smaller of a pair) in [cmin, cmax - 1] with c = 5n + 2, 0 <= n <= w - 1 */
+    int64_t c = cmin < 2 ? 2 : cmin + ((2 - cmin) % 5 + 5) % 5;
+    int64_t clast = cmax - 1 < last_column ? cmax - 1 : last_column;
+    for (; c <= clast; c += 5) {
+        /* the first t whose column is beyond c (>= c + 1 rising, <= c falling); t >= 1 since u(0) is not */
+        double guess = ((double)c + .5 - e->xs) / e->s;
+        int64_t t = rising ? (int64_t)ceil(guess) : (int64_t)floor(guess) + 1;
+        if (t < 1) t = 1;
+        if (t > e->steps) t = e->steps;
+#define BEYOND(tt) (rising ? edge_u(e, (int)(tt)) >= c + 1 : edge_u(e, (int)(tt)) <= c)
+        while (t > 1 && BEYOND(t - 1)) t--;
+        while (t < e->steps && !BEYOND(t)) t++;
+#undef BEYOND
+        if (push_crossing(keys, (c - 2) / 5, (int)t - 1 + e->ys, h)) return -1;
+    }
+    return 0;
+}
+
+/* One part's run lengths into ``runs`` (replacing its contents); ``xy`` holds k vertices. */
+static int polygon_runs(const double *xy, Py_ssize_t k, int64_t h, int64_t w, U32Vec *keys, U32Vec *tmp,
+                        size_t **bounds, size_t *bounds_cap, U32Vec *runs) {
+    keys->n = 0;
+    int have_prev = 0, pu = 0, pv = 0;
+    for (Py_ssize_t j = 0; j < k; j++) {
+        Edge e = polygon_edge(xy, j, k);
+        int t_first = e.flip ? e.steps : 0, t_last = e.flip ? 0 : e.steps;
+        int u = edge_u(&e, t_first), v = edge_v(&e, t_first);
+        /* the pair across the junction with the previous edge's last point */
+        if (have_prev && u != pu && polygon_crossing(u, v, pu, pv, h, w, keys)) return -1;
+        if (edge_crossings(&e, h, w, keys)) return -1;
+        pu = edge_u(&e, t_last);
+        pv = edge_v(&e, t_last);
+        have_prev = 1;
+    }
+    if (u32_reserve(keys, keys->n + 1) || u32_reserve(tmp, keys->n + 1) || u32_reserve(runs, keys->n + 1))
+        return -1;
+    keys->v[keys->n++] = (uint32_t)(h * w);
+    if (*bounds_cap < keys->n + 1) {
+        size_t *grown = realloc(*bounds, (keys->n + 1) * sizeof **bounds);
+        if (!grown) return -1;
+        *bounds = grown;
+        *bounds_cap = keys->n + 1;
+    }
+    sort_crossings(keys->v, tmp->v, keys->n, *bounds);
+    uint32_t prev = 0;
+    for (size_t j = 0; j < keys->n; j++) { /* positions -> differences */
+        uint32_t t = keys->v[j];
+        keys->v[j] -= prev;
+        prev = t;
+    }
+    size_t m = 0, j = 0;
+    runs->v[m++] = keys->v[j++];
+    while (j < keys->n) {
+        if (keys->v[j] > 0) {
+            runs->v[m++] = keys->v[j++];
+        } else {
+            j++;
+            if (j < keys->n) runs->v[m - 1] += keys->v[j++];
+        }
+    }
+    runs->n = m;
+    return 0;
+}
+
+/* ``acc`` := union of ``acc`` and ``b`` (rleMerge's walk); ``out`` is scratch, swapped into ``acc``. */
+static int runs_union(U32Vec *acc, const U32Vec *b, U32Vec *out) {
+    if (u32_reserve(out, acc->n + b->n + 1)) return -1;
+    const uint32_t *A = acc->v, *B = b->v;
+    size_t am = acc->n, bm = b->n, a = 1, bi = 1, m = 0;
+    uint32_t ca = A[0], cb = B[0], cc = 0, ct = 1, c;
+    int v = 0, va = 0, vb = 0, vp;
+    while (ct > 0) {
+        c = ca < cb ? ca : cb;
+        cc += c;
+        ct = 0;
+        ca -= c;
+        if (!ca && a < am) {
+            ca = A[a++];
+            va = !va;
+        }
+        ct += ca;
+        cb -= c;
+        if (!cb && bi < bm) {
+            cb = B[bi++];
+            vb = !vb;
+        }
+        ct += cb;
+        vp = v;
+        v = va || vb;
+        if (v != vp || ct == 0) {
+            out->v[m++] = cc;
+            cc = 0;
+        }
+    }
+    out->n = m;
+    U32Vec t = *acc;
+    *acc = *out;
+    *out = t;
+    return 0;
+}
+
+/* Appends runs in COCO's compressed string form (pycocotools' rleToString): from the third count on, the
+ * difference to the count two before; 5 bits per character plus 48, 0x20 = more follow, 0x10 of the last = sign. */
+static int runs_encode(const U32Vec *r, Buf *out) {
+    size_t need = out->len + r->n * 7; /* at most 7 characters a count (33 bits with the sign) */
+    if (need > out->cap) {
+        size_t cap = out->cap ? out->cap : 1 << 16;
+        while (cap < need) cap *= 2;
+        char *grown = realloc(out->data, cap);
+        if (!grown) return -1;
+        out->data = grown;
+        out->cap = cap;
+    }
+    char *o = out->data + out->len;
+    for (size_t i = 0; i < r->n; i++) {
+        long long x = (long long)r->v[i];
+        if (i > 2) x -= (long long)r->v[i - 2];
+        int more = 1;
+        while (more) {
+            char c = (char)(x & 0x1f);
+            x >>= 5;
+            more = (c & 0x10) ? x != -1 : x != 0;
+            if (more) c |= 0x20;
+            *o++ = (char)(c + 48);
+        }
+    }
+    out->len = (size_t)(o - out->data);
+    return 0;
+}
+
+/* polygons_to_rles(coords f64, part_starts i64 (P + 1), item_parts i64 (N + 1), sizes i64 (N, 2))
+ *   -> (blob, offsets i64 (N + 1), areas f64 (N)) as bytes: mask i is the union of parts
+ *   item_parts[i] .. item_parts[i + 1] - 1, part p the vertices coords[part_starts[p] : part_starts[p + 1]]
+ *   (x, y interleaved), rasterised at sizes[i] = (h, w); its string is blob[offsets[i]:offsets[i + 1]].
+ * The caller checked the values (harness.io.validation.coco_geometry); the kernel refuses anything outside
+ * those bounds again with ValueError rather than trust it. */
+static PyObject *polygons_to_rles(PyObject *self, PyObject *args) {
+    Py_buffer xy_v, ps_v, ip_v, hw_v;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*", &xy_v, &ps_v, &ip_v, &hw_v)) return NULL;
+    const double *xy = xy_v.buf;
+    const int64_t *ps = ps_v.buf, *ip = ip_v.buf, *hw = hw_v.buf;
+    Py_ssize_t num_xy = xy_v.len / 8, num_p = ps_v.len / 8 - 1, num_i = ip_v.len / 8 - 1;
+    const char *problem = NULL;
+    if (num_p < 0 || num_i < 0 || hw_v.len != num_i * 16) problem = "inconsistent sizes";
+    for (Py_ssize_t p = 0; p < num_p && !problem; p++)
+        if (ps[p] < 0 || ps[p + 1] < ps[p] || ps[p + 1] > num_xy || (ps[p + 1] - ps[p]) % 2 || ps[p + 1] == ps[p])
+            problem = "part offsets out of range or odd";
+    for (Py_ssize_t i = 0; i < num_i && !problem; i++)
+        if (ip[i] < 0 || ip[i + 1] <= ip[i] || ip[i + 1] > num_p || hw[2 * i] < 1 || hw[2 * i + 1] < 1 ||
+            hw[2 * i] > 65536 || hw[2 * i + 1] > 65536 || hw[2 * i] * hw[2 * i + 1] >= ((int64_t)1 << 31))
+            problem = "item offsets or image sizes out of range";
+    for (Py_ssize_t j = 0; j < num_xy && !problem; j++)
+        if (!(fabs(xy[j]) <= 1e7)) problem = "coordinates must be finite and within +-1e7";
+    if (problem) {
+        PyBuffer_Release(&xy_v);
+        PyBuffer_Release(&ps_v);
+        PyBuffer_Release(&ip_v);
+        PyBuffer_Release(&hw_v);
+        PyErr_Format(PyExc_ValueError, "polygons_to_rles: %s", problem);
+        return NULL;
+    }
+    Buf blob = {0};
+    int64_t *offsets = malloc((size_t)(num_i + 1) * sizeof *offsets);
+    double *areas = malloc((size_t)(num_i + 1) * sizeof *areas);
+    U32Vec keys = {0}, tmp = {0}, part = {0}, acc = {0}, scratch = {0};
+    size_t *bounds = NULL, bounds_cap = 0;
+    int failed = !offsets || !areas;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < num_i && !failed; i++) {
+        int64_t h = hw[2 * i], w = hw[2 * i + 1];
+        offsets[i] = (int64_t)blob.len;
+        for (int64_t p = ip[i]; p < ip[i + 1] && !failed; p++) {
+            U32Vec *into = p == ip[i] ? &acc : &part;
+            failed = polygon_runs(xy + ps[p], (Py_ssize_t)((ps[p + 1] - ps[p]) / 2), h, w, &keys, &tmp, &bounds,
+                                  &bounds_cap, into) ||
+                     (p > ip[i] && runs_union(&acc, &part, &scratch));
+        }
+        if (failed) break;
+        uint64_t area = 0;
+        for (size_t j = 1; j < acc.n; j += 2) area += acc.v[j];
+        areas[i] = (double)area;
+        failed = runs_encode(&acc, &blob);
+    }
+    Py_END_ALLOW_THREADS
+    if (!failed) offsets[num_i] = (int64_t)blob.len;
+    free(keys.v);
+    free(tmp.v);
+    free(part.v);
+    free(acc.v);
+    free(scratch.v);
+    free(bounds);
+    PyBuffer_Release(&xy_v);
+    PyBuffer_Release(&ps_v);
+    PyBuffer_Release(&ip_v);
+    PyBuffer_Release(&hw_v);
+    PyObject *out = NULL;
+    if (failed) {
+        PyErr_NoMemory();
+    } else {
+        PyObject *b = buf_bytes(&blob);
+        PyObject *o = PyBytes_FromStringAndSize((const char *)offsets, (Py_ssize_t)((num_i + 1) * 8));
+        PyObject *a = PyBytes_FromStringAndSize((const char *)areas, (Py_ssize_t)(num_i * 8));
+        if (b && o && a) out = PyTuple_Pack(3, b, o, a);
+        Py_XDECREF(b);
+        Py_XDECREF(o);
+        Py_XDECREF(a);
+    }
+    free(blob.data);
+    free(offsets);
+    free(areas);
+    return out;
 }
 
 /* accumulate_matches: pycocotools' accumulate straight from the matching, for every image once.
@@ -1477,6 +1870,7 @@ static PyMethodDef METHODS[] = {
     {"accumulate_matches", accumulate_matches, METH_VARARGS, "pycocotools' accumulate from the matches"},
     {"mask_areas", mask_areas, METH_VARARGS, "areas of compressed RLE strings"},
     {"mask_iou", mask_iou, METH_VARARGS, "pycocotools' mask IoU of pairs"},
+    {"polygons_to_rles", polygons_to_rles, METH_VARARGS, "COCO polygons -> compressed RLE strings (frPyObjects + merge)"},
     {"accumulate", accumulate, METH_VARARGS, "pycocotools' accumulate over every image once"},
     {"parse_results", parse_results, METH_VARARGS, "COCO results bytes -> (n, columns, counts, kp_len) or None"},
     {"group_order", group_order, METH_VARARGS, "stable order by group, then descending score"},

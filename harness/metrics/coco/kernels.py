@@ -142,6 +142,26 @@ def mask_areas(rles: Sequence[dict[str, Any]]) -> np.ndarray | None:
     return None if raw is None else np.frombuffer(raw, dtype=np.float64).copy()
 
 
+def polygons_to_rles(coords: np.ndarray, part_starts: np.ndarray, item_parts: np.ndarray, sizes: np.ndarray) -> Any:
+    """The masks of polygon segmentations as an ``RleColumn`` (with areas), exactly what pycocotools'
+    ``frPyObjects`` + ``merge`` give (``COCO.annToRLE``); None without the compiled kernels.
+
+    ``coords`` holds every part's x, y values back to back; part p is ``coords[part_starts[p]:part_starts[p+1]]``,
+    item i the union of parts ``item_parts[i]`` .. ``item_parts[i+1] - 1`` at ``sizes[i]`` = (height, width).
+    The values must have passed ``harness.io.validation.coco_geometry`` (the kernel refuses others again)."""
+    if not ENABLED:
+        return None
+    from harness.metrics.coco.rle_column import RleColumn
+
+    sizes = np.ascontiguousarray(sizes, dtype=np.int64).reshape(-1, 2)
+    blob, offsets, areas = _C.polygons_to_rles(
+        np.ascontiguousarray(coords, dtype=np.float64), np.ascontiguousarray(part_starts, dtype=np.int64),
+        np.ascontiguousarray(item_parts, dtype=np.int64), sizes)
+    column = RleColumn(blob, np.frombuffer(offsets, dtype=np.int64), sizes)
+    column.areas = np.frombuffer(areas, dtype=np.float64)
+    return column
+
+
 def mask_iou(dt_rles: Sequence[dict[str, Any]], gt_rles: Sequence[dict[str, Any]], gt_crowd: np.ndarray,
              pair_dt: np.ndarray, pair_gt: np.ndarray) -> np.ndarray | None:
     """IoU of the mask pairs (dt_rles[pair_dt[i]], gt_rles[pair_gt[i]]) as ``pycocotools.mask.iou`` gives it,

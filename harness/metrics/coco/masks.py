@@ -1,17 +1,31 @@
-"""COCO segmentations to compressed RLE, through pycocotools.mask (the format's reference codec).
+"""COCO segmentations to compressed RLE, the masks of pycocotools.mask (the format's reference codec).
 
 Mirrors ``COCO.annToRLE``: polygons are rasterised at the image size and their parts merged, uncompressed RLE
-is compressed, compressed RLE is used as given.  Polygons are rasterised in one ``frPyObjects`` call per image,
+is compressed, compressed RLE is used as given.  Polygons go to the compiled rasteriser
+(``kernels.polygons_to_rles``, pycocotools' arithmetic to the bit) in one call for the whole column, reading
+the numbers the bounds check has already converted; without the kernels, one ``frPyObjects`` call per image,
 which gives the same masks as one call per annotation.
 """
 from __future__ import annotations
 
 from operator import itemgetter
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Literal, Sequence, overload
 
 import numpy as np
 
 from harness.core.errors import BenchError
+
+
+@overload
+def segmentations_to_rles(segmentations: Sequence[Any], image_index: np.ndarray, image_sizes: np.ndarray,
+                          where: Callable[[int], str], error: type[BenchError], path,
+                          packed: Literal[False] = False) -> list[dict[str, Any]]: ...
+
+
+@overload
+def segmentations_to_rles(segmentations: Sequence[Any], image_index: np.ndarray, image_sizes: np.ndarray,
+                          where: Callable[[int], str], error: type[BenchError], path,
+                          packed: bool) -> Sequence[dict[str, Any]]: ...
 
 
 def segmentations_to_rles(
@@ -21,8 +35,12 @@ def segmentations_to_rles(
     where: Callable[[int], str],
     error: type[BenchError],
     path,
-) -> list[dict[str, Any]]:
-    """One compressed RLE per segmentation; ``image_sizes[image_index[i]]`` is (height, width)."""
+    packed: bool = False,
+) -> Sequence[dict[str, Any]] | list[dict[str, Any]]:
+    """One compressed RLE per segmentation; ``image_sizes[image_index[i]]`` is (height, width).
+
+    A list of dicts, or with ``packed`` an ``RleColumn`` (one bytes blob, no dict per mask) when the compiled
+    kernels are there: what the evaluator's tables keep."""
     from pycocotools import mask as mask_utils
 
     from harness.io.validation.coco_geometry import check_compressed_rles, check_segmentations
@@ -31,12 +49,16 @@ def segmentations_to_rles(
         pixels = np.asarray(image_sizes, dtype=np.float64)[np.asarray(image_index, dtype=np.int64)].prod(axis=1)
         check_compressed_rles(list(map(itemgetter("counts"), segmentations)), pixels, where, error, path)
         return list(segmentations)  # used as given, once their counts are known to add up
-    check_segmentations(segmentations, image_index, image_sizes, where, error, path)  # bounds before C code
+    polygons = check_segmentations(segmentations, image_index, image_sizes, where, error, path)  # before C code
     rles: list[Any] = [None] * len(segmentations)
-    polygon_batches: dict[int, list[int]] = {}
+    rasterised = np.zeros(len(segmentations), dtype=bool)  # polygons of more than 4 numbers: frPoly's branch
+    if polygons is not None:  # checked polygon lists: rasterised below unless pycocotools reads them as boxes
+        assert polygons.boxes is not None  # check_segmentations marks them
+        rasterised[polygons.owners[(polygons.first_part_lengths() > 4) & ~polygons.boxes]] = True
     size_of = [(int(h), int(w)) for h, w in image_sizes.tolist()]  # Python ints once, not numpy scalars per item
     images = image_index.tolist()
-    for i, segm in enumerate(segmentations):
+    for i in np.flatnonzero(~rasterised).tolist():
+        segm = segmentations[i]
         height, width = size_of[images[i]]
         if isinstance(segm, dict):
             if "counts" not in segm or "size" not in segm:
@@ -53,12 +75,60 @@ def segmentations_to_rles(
         elif isinstance(segm, list):
             if not segm or not all(isinstance(part, list) for part in segm):
                 raise error(f"{where(i)}: a polygon segmentation must be a non-empty list of coordinate lists", path)
-            if len(segm[0]) > 4:
-                polygon_batches.setdefault(int(image_index[i]), []).append(i)
-            else:  # pycocotools reads [[x, y, w, h]] (4 numbers) as a box; fewer is an error there too
-                rles[i] = _merge(_convert(mask_utils.frPyObjects, (segm, height, width), where(i), error, path))
+            # [[x, y, w, h]] (4 numbers first) is a box to pycocotools; fewer is an error there too
+            rles[i] = _merge(_convert(mask_utils.frPyObjects, (segm, height, width), where(i), error, path))
         else:
             raise error(f"{where(i)}: segmentation must be polygons or an RLE object, got {type(segm).__name__}", path)
+    if not rasterised.any():
+        return rles
+    assert polygons is not None  # every rasterised item passed check_segmentations as a polygon
+    from harness.metrics.coco import kernels
+
+    if not kernels.ENABLED:
+        _rasterise_per_image(segmentations, np.flatnonzero(rasterised), image_index, image_sizes, rles, where,
+                             error, path)
+        return rles
+    polygons = polygons.select(rasterised[polygons.owners])
+    sizes = np.asarray(image_sizes, dtype=np.int64)[np.asarray(image_index, dtype=np.int64)[polygons.owners]]
+    column = kernels.polygons_to_rles(polygons.coords, polygons.part_starts, polygons.item_parts, sizes)
+    if packed and len(polygons.owners) == len(segmentations):  # polygons only: the column as it is
+        return column
+    return _combine(rles, column, polygons.owners, image_index, image_sizes, packed)
+
+
+def _combine(rles: list[Any], column: Any, owners: np.ndarray, image_index: np.ndarray, image_sizes: np.ndarray,
+             packed: bool) -> Sequence[dict[str, Any]]:
+    """The rasterised masks (``column``, item j belonging to ``owners[j]``) put in their places among ``rles``:
+    a list of dicts, or one ``RleColumn`` of every mask."""
+    from harness.metrics.coco.rle_column import RleColumn
+
+    blob, cuts = column.blob, column.offsets.tolist()
+    if not packed:
+        for j, i in enumerate(owners.tolist()):
+            rles[i] = {"size": [int(v) for v in column.sizes[j]], "counts": blob[cuts[j]:cuts[j + 1]]}
+        return rles
+    counts: list[bytes] = [b""] * len(rles)
+    for j, i in enumerate(owners.tolist()):
+        counts[i] = blob[cuts[j]:cuts[j + 1]]
+    for i, rle in enumerate(rles):
+        if rle is not None:
+            text = rle["counts"]
+            counts[i] = text.encode("ascii") if isinstance(text, str) else bytes(text)
+    offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(np.fromiter(map(len, counts), np.int64, len(counts)), out=offsets[1:])
+    sizes = np.asarray(image_sizes, dtype=np.int64)[np.asarray(image_index, dtype=np.int64)].reshape(-1, 2)
+    return RleColumn(b"".join(counts), offsets, sizes)
+
+
+def _rasterise_per_image(segmentations: Sequence[Any], members_all: np.ndarray, image_index: np.ndarray,
+                         image_sizes: np.ndarray, rles: list[Any], where: Callable[[int], str],
+                         error: type[BenchError], path) -> None:
+    """pycocotools' rasteriser, one ``frPyObjects`` call per image (no compiled kernels)."""
+    from pycocotools import mask as mask_utils
+
+    polygon_batches: dict[int, list[int]] = {}
+    for i in members_all.tolist():
+        polygon_batches.setdefault(int(image_index[i]), []).append(i)
     for image, members in polygon_batches.items():
         height, width = (int(v) for v in image_sizes[image])
         parts = [part for i in members for part in segmentations[i]]
@@ -74,7 +144,6 @@ def segmentations_to_rles(
             own = part_rles[offset : offset + count]
             offset += count
             rles[i] = own[0] if count == 1 else mask_utils.merge(own)
-    return rles
 
 
 def _all_compressed(segmentations: Sequence[Any], image_index: np.ndarray, image_sizes: np.ndarray) -> bool:

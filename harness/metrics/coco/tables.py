@@ -40,7 +40,7 @@ class GroundTruthTable:
     id_is_zero: np.ndarray  # (N,) bool: pycocotools stores matches by GT id, so id 0 reads as "unmatched"
     bbox: np.ndarray | None = None  # (N, 4)
     keypoints: np.ndarray | None = None  # (N, K, 3)
-    masks: list[dict[str, Any]] | None = None
+    masks: Sequence[dict[str, Any]] | None = None  # a list, or an RleColumn (polygons rasterised in C)
     image_sizes: np.ndarray | None = None  # (n_images, 2) height, width in sorted-id order (segm only)
 
     def __len__(self) -> int:
@@ -132,7 +132,8 @@ def load_ground_truth(
     if iou_type == "segm":
         segmentations = v.column(annotations, "segmentation", where, DataError, path)
         assert table.image_sizes is not None  # read above for every segm evaluation
-        table.masks = segmentations_to_rles(segmentations, image, table.image_sizes, where, DataError, path)
+        table.masks = segmentations_to_rles(segmentations, image, table.image_sizes, where, DataError, path,
+                                            packed=True)
     return table
 
 
@@ -393,8 +394,11 @@ def load_result_bytes(
         masks = columns["segmentation"]  # an RleColumn: packed strings, a dict only when one is asked for
         if gt.image_sizes is None or not np.array_equal(masks.sizes, gt.image_sizes[image]):
             return None
-        areas = masks.areas if masks.areas is not None and not np.isnan(masks.areas).any() else rle_areas(masks)
-        table.masks, table.area = masks, areas
+        # NaN: a string that is not a valid mask of its size (the packer checks format, run range and the sum
+        # h*w); image sizes beyond the C counters' range: both are the general path's to name
+        if masks.areas is None or np.isnan(masks.areas).any() or not _sizes_in_bounds(masks.sizes):
+            return None
+        table.masks, table.area = masks, masks.areas
     else:
         flat = columns["keypoints"]
         if num_keypoints is None or not np.isfinite(flat).all():
@@ -402,6 +406,14 @@ def load_result_bytes(
         table.keypoints = flat.reshape(n, num_keypoints, 3)
         _keypoint_extent(table)
     return table
+
+
+def _sizes_in_bounds(sizes: np.ndarray) -> bool:
+    """Whether every (h, w) passes ``coco_geometry.check_image_sizes`` (without raising: the caller falls back)."""
+    from harness.io.validation.coco_geometry import MAX_PIXELS, MAX_SIDE
+
+    sizes = np.asarray(sizes, dtype=np.int64).reshape(-1, 2)
+    return bool(((sizes >= 1) & (sizes <= MAX_SIDE)).all() and (sizes.prod(axis=1) <= MAX_PIXELS).all())
 
 
 def _boxes_or_mask_boxes(results: Sequence[dict], masks: list[dict[str, Any]], path, offset: int = 0) -> np.ndarray:
