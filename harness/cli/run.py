@@ -53,12 +53,15 @@ from harness.io.validation import cli as checks
               help="With --protocol detector: a bottom-up keypoints model whose people give the boxes.")
 @click.option("--flip-test", is_flag=True,
               help="Keypoints: heatmap models also see the mirrored crop and average (ranked as MODEL+flip).")
+@click.option("--multi-scale", "multi_scale", default=None, callback=checks.scales, metavar="SCALES",
+              help="Semantic: in-repo networks also see the image rescaled by each factor (e.g. 0.5,1.0,1.5) and "
+                   "average the class probabilities at the image's size (ranked as MODEL+msSCALES).")
 @click.option("--suite", type=click.Path(path_type=Path), default=None,
               help="YAML matrix of tasks x datasets x models; entries with a matching report are skipped.")
 @click.option("--force", is_flag=True, help="With --suite: run entries again even when their report exists.")
 def run_command(task_name, dataset_name, data_root, split, models, checkpoint, trust_checkpoint, limit, batch_size,
                 device, seed, reports_dir, leaderboards_dir, no_cache, cache_dir, bootstrap, dialect, gallery, run_name,
-                tags, keypoint_protocol, person_boxes, person_detector, flip_test, suite, force) -> None:
+                tags, keypoint_protocol, person_boxes, person_detector, flip_test, multi_scale, suite, force) -> None:
     """Run models on a dataset and score them (default: all in-repo models on the embedded dataset)."""
     from harness.run import distributed
     from harness.run.bench_run import RunConfig, run_models
@@ -78,7 +81,7 @@ def run_command(task_name, dataset_name, data_root, split, models, checkpoint, t
                        cache=not no_cache, cache_dir=cache_dir, bootstrap=bootstrap, dialect=dialect,
                        gallery=gallery, name=run_name, tags=tuple(tags),
                        keypoint_protocol=keypoint_protocol, person_boxes=person_boxes, person_detector=person_detector,
-                       flip_test=flip_test)
+                       flip_test=flip_test, multi_scale=multi_scale)
     main_rank = distributed.context().is_main
     with (progress_bar() if main_rank else nullcontext()) as progress:
         track: Callable[[str, int], Callable[[int], None]] | None = None  # other ranks stay quiet
