@@ -64,7 +64,7 @@ MODELS: dict[str, ClassicModel] = {
     "yolo": ClassicModel("detection", _yolo, EpochSchedule(epochs=30)),
     "ssd": ClassicModel("detection", _ssd, EpochSchedule(epochs=24)),
     "retinanet": ClassicModel("detection", _retinanet, EpochSchedule(epochs=40)),
-    "detr": ClassicModel("detection", _detr, EpochSchedule(epochs=16, learning_rate=5e-4, clip_norm=0.5)),
+    "detr": ClassicModel("detection", _detr, EpochSchedule(epochs=80, learning_rate=1e-3, clip_norm=0.1)),
     "mask-rcnn": ClassicModel("instance", _mask_rcnn, EpochSchedule(epochs=12), with_masks=True),
 }
 #: the training canvas and scale augmentation of ``train.py`` (the same data pipeline as centernet's)
