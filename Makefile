@@ -30,7 +30,8 @@ clean-env:
 	rm -rf $(VENV)
 
 # Retrain the classic-family in-repo models (PSPNet, YOLO, SSD, RetinaNet, DETR, Mask R-CNN) from seed 0 on one
-# thread, each into its committed weights file, then check the files against their recorded hashes: the same build
+# thread, each into its committed weights file, then check the files against their recorded content digests
+# (adapters/inrepo/weights_digest.py; torch.save bytes carry a random id, so a file hash never matches): the same build
 # reproduces them bit for bit.  About an hour of one CPU core.
 CLASSIC_SEMANTIC  = pspnet pspnet:cityscapes pspnet:ade20k
 CLASSIC_DETECTION = yolo ssd retinanet detr
@@ -44,7 +45,7 @@ retrain-classics: $(VENV)/.bench-base
 	  OMP_NUM_THREADS=1 $(BIN)/bench train --task detection --model $$model --val-split '' || exit 1; done
 	for model in $(CLASSIC_INSTANCE); do \
 	  OMP_NUM_THREADS=1 $(BIN)/bench train --task instance --model $$model --val-split '' || exit 1; done
-	cd adapters/weights && sha256sum -c classics.sha256
+	$(BIN)/python -m adapters.inrepo.weights_digest --check adapters/weights/classics.sha256
 
 # Full retrains of committed in-repo weights (seed 0, one thread), checked against the recorded content digests
 # (adapters/weights/*.sha256; torch.save bytes carry a random id, so the digest hashes the tensors).

@@ -1,7 +1,8 @@
 """A content hash of committed weights, for checking that a full retrain reproduced them.
 
 The bytes of a ``torch.save`` file are not reproducible (the archive carries a random serialization id), so the
-digest covers what the file holds: every entry's name, dtype, shape and tensor bytes, in name order.
+digest covers what the file holds: every entry's name, dtype, shape and tensor bytes, in name order (nested
+dicts entry by entry, other values as text).
 
 ``python -m adapters.inrepo.weights_digest --check LIST`` reads ``<digest>  <file>`` lines (files relative to
 the list's folder) and exits 1 naming every file whose weights differ; ``--print FILE...`` prints such lines.
@@ -19,11 +20,28 @@ def state_digest(path: Path) -> str:
 
     state = torch.load(Path(path), map_location="cpu", weights_only=True)
     digest = hashlib.sha256()
-    for name in sorted(state):
-        tensor = state[name].detach().contiguous().cpu()
-        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
-        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    _update(digest, state, "")
     return digest.hexdigest()
+
+
+def _update(digest, state: dict, prefix: str) -> None:
+    """Every entry in name order: a tensor as name, dtype, shape and bytes; a nested dict (a detection
+    checkpoint's ``network``) entry by entry under ``name.``; anything else (its ``kind``, ``classes``,
+    ``category_ids``) as name and text.  A flat state dict hashes as it always did."""
+    import torch
+
+    from harness.core.fingerprint import stable_text
+
+    for name in sorted(state):
+        value = state[name]
+        if isinstance(value, torch.Tensor):
+            tensor = value.detach().contiguous().cpu()
+            digest.update(f"{prefix}{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+            digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+        elif isinstance(value, dict):
+            _update(digest, value, f"{prefix}{name}.")
+        else:
+            digest.update(f"{prefix}{name}|{stable_text(value)}|".encode())
 
 
 def check(listing: Path) -> list[str]:

@@ -2,8 +2,9 @@
 
 Full mmcv does not compile against our torch, so we install mmcv-lite, which ships ``mmcv.ops`` in Python but
 not the C++/CUDA kernels behind it.  ``mmcv.utils.ext_loader.load_ext`` only imports ``mmcv._ext`` and checks the
-names exist, so registering this module under that name lets mmdet/mmpose/mmseg import.  The two kernels the
-inference paths of our supported configs actually call (NMS and RoIAlign) are exact torchvision equivalents;
+names exist, so registering this module under that name lets mmdet/mmpose/mmseg import.  The kernels the
+inference paths of our supported configs actually call (NMS, RoIAlign and DEKR's deformable convolution) are
+exact torchvision equivalents;
 any other op raises a one-line error naming it, so an unsupported config fails loudly instead of silently.
 """
 from __future__ import annotations
@@ -60,7 +61,47 @@ def _roi_align_forward(
     output.copy_(result)
 
 
-SERVED_OPS: dict[str, Callable[..., Any]] = {"nms": _nms, "roi_align_forward": _roi_align_forward}
+def _deform_conv_forward(
+    input: Any,
+    weight: Any,
+    offset: Any,
+    output: Any,
+    columns: Any,
+    ones: Any,
+    kW: int,
+    kH: int,
+    dW: int,
+    dH: int,
+    padW: int,
+    padH: int,
+    dilationW: int,
+    dilationH: int,
+    group: int,
+    deformable_group: int,
+    im2col_step: int,
+) -> None:
+    """mmcv's deformable convolution v1 (``DeformConv2d``: DEKR's adaptive activation blocks), written in place.
+
+    torchvision's ``deform_conv2d`` is the same operation with the same offset layout ((dy, dx) per kernel
+    position, deformable groups outermost); it reads the convolution groups from the weight's shape and the
+    deformable groups from the offset's, which the checks below hold to mmcv's arguments.  ``columns``/``ones``
+    (mmcv's im2col scratch buffers) and ``im2col_step`` (its batching of the im2col) do not change the result.
+    """
+    from torchvision.ops import deform_conv2d
+
+    if weight.shape[1] * group != input.shape[1] or weight.shape[2:] != (kH, kW):
+        raise UnsupportedOpError(f"mmcv op deform_conv_forward: weight {tuple(weight.shape)} does not fit input "
+                                 f"{tuple(input.shape)} with group={group} and kernel {kH}x{kW}")
+    if offset.shape[1] != 2 * deformable_group * kH * kW:
+        raise UnsupportedOpError(f"mmcv op deform_conv_forward: offset has {offset.shape[1]} channels, expected "
+                                 f"2 x {deformable_group} deformable groups x {kH}x{kW}")
+    result = deform_conv2d(input, offset.to(input.dtype), weight.to(input.dtype), stride=(dH, dW),
+                           padding=(padH, padW), dilation=(dilationH, dilationW))
+    output.resize_(result.shape).copy_(result)
+
+
+SERVED_OPS: dict[str, Callable[..., Any]] = {"nms": _nms, "roi_align_forward": _roi_align_forward,
+                                             "deform_conv_forward": _deform_conv_forward}
 
 
 def _unsupported(name: str) -> Callable[..., Any]:

@@ -1,4 +1,7 @@
-"""mmpose bottom-up pose estimators: ``--model mmpose-bu:CONFIG`` (RTMO, associative embedding, CID, ...).
+"""mmpose bottom-up pose estimators: ``--model mmpose-bu:CONFIG`` (RTMO, associative embedding, CID, DEKR, ...).
+
+DEKR's adaptive activation blocks are mmcv deformable convolutions, served by the ``mmcv._ext`` shim from
+``torchvision.ops.deform_conv2d``.
 
 The whole image goes through the config's test pipeline (``BottomupResize`` & co.) and ``BottomupPoseEstimator``
 returns every person it finds; no boxes are used, so these models run under ``bench run --task keypoints

@@ -71,6 +71,9 @@ from harness.io.validation import cli as checks
 @click.option("--log", "trackers", multiple=True, metavar="TRACKER",
               help="Also log metrics, per-class tables and the gallery to an experiment tracker (repeatable): "
                    "wandb, mlflow, tensorboard.")
+@click.option("--multi-scale", "multi_scale", default=None, callback=checks.scales, metavar="SCALES",
+              help="Semantic: in-repo networks also see the image rescaled by each factor (e.g. 0.5,1.0,1.5) and "
+                   "average the class probabilities at the image's size (ranked as MODEL+msSCALES).")
 @click.option("--suite", type=click.Path(path_type=Path), default=None,
               help="YAML matrix of tasks x datasets x models; entries with a matching report are skipped.")
 @click.option("--force", is_flag=True, help="With --suite: run entries again even when their report exists.")
@@ -79,7 +82,7 @@ from harness.io.validation import cli as checks
 def run_command(task_name, dataset_name, data_root, split, models, checkpoint, trust_checkpoint, limit, batch_size,
                 device, seed, reports_dir, leaderboards_dir, no_cache, cache_dir, bootstrap, dialect, gallery, run_name,
                 tags, keypoint_protocol, person_boxes, person_detector, flip_test, precision, ann_file, img_dir,
-                model_args, cfg_options, label_map, trackers, suite, force, entry_timeout) -> None:
+                model_args, cfg_options, label_map, trackers, multi_scale, suite, force, entry_timeout) -> None:
     """Run models on a dataset and score them (default: all in-repo models on the embedded dataset)."""
     from harness.run import distributed
     from harness.run.bench_run import RunConfig, run_models
@@ -103,7 +106,7 @@ def run_command(task_name, dataset_name, data_root, split, models, checkpoint, t
                        flip_test=flip_test, precision=precision, ann_file=ann_file, img_dir=img_dir,
                        model_args=parse_assignments(model_args, "--model-arg"),
                        cfg_options=parse_assignments(cfg_options, "--cfg-options"), label_map=label_map,
-                       trackers=tuple(trackers))
+                       trackers=tuple(trackers), multi_scale=multi_scale)
     main_rank = distributed.context().is_main
     with (progress_bar() if main_rank else nullcontext()) as progress:
         track: Callable[[str, int], Callable[[int], None]] | None = None  # other ranks stay quiet

@@ -91,6 +91,9 @@ class RunConfig:
     label_map: Path | None = None
     #: experiment trackers to send each finished run to (``--log``, harness.publish.trackers)
     trackers: tuple[str, ...] = ()
+    #: average each supporting model's outputs over its input rescaled by these factors (``--multi-scale``); the
+    #: model is recorded and ranked as ``<name>+ms<scales>``; empty: off
+    multi_scale: tuple[float, ...] = ()
 
 
 def default_models(task: str, keypoint_protocol: str | None = None) -> list[str]:
@@ -135,22 +138,55 @@ def build_adapter(name: str, task: Task, config: RunConfig) -> Adapter:
     return with_label_map(adapter, config.label_map) if config.label_map is not None else adapter
 
 
-def with_flip_test(adapters: list[Adapter], explicit: bool) -> list[Adapter]:
-    """The adapters that support a flip test, switched to it and renamed ``<name>+flip`` (a different model on
-    the leaderboard); a model named with ``--model`` that cannot is refused, unnamed ones are left out."""
+def with_test_time(adapters: list[Adapter], explicit: bool, supports: str, option: str, value: Any, suffix: str,
+                   what: str, who: str) -> list[Adapter]:
+    """The adapters whose class says ``supports()`` (a classmethod named by ``supports``), switched to a test-time
+    augmentation (``options[option] = value``, part of the model fingerprint, so of the cache key and run identity)
+    and renamed ``<name><suffix>`` (a different model on the leaderboard); a model named with ``--model`` that
+    cannot is refused, unnamed ones are left out.  ``what`` names the augmentation, ``who`` the models that have
+    it, in the errors."""
     chosen = []
     for adapter in adapters:
-        supports = getattr(type(adapter), "supports_flip_test", None)
-        if not (callable(supports) and supports()):
+        check = getattr(type(adapter), supports, None)
+        if not (callable(check) and check()):
             if explicit:
-                raise BenchError(f"model {adapter.name!r} has no flip test (heatmap models have)")
+                raise BenchError(f"model {adapter.name!r} has no {what} ({who} have)")
             continue
-        adapter.options = {**adapter.options, "flip_test": True}
-        adapter.name = f"{adapter.name}+flip"
+        adapter.options = {**adapter.options, option: value}
+        adapter.name = f"{adapter.name}{suffix}"
         chosen.append(adapter)
     if not chosen:
-        raise BenchError("no model with a flip test among the models to run")
+        raise BenchError(f"no model with a {what} among the models to run")
     return chosen
+
+
+def with_flip_test(adapters: list[Adapter], explicit: bool) -> list[Adapter]:
+    """``--flip-test``: heatmap keypoint models average with the mirrored crop, ranked as ``<name>+flip``."""
+    return with_test_time(adapters, explicit, "supports_flip_test", "flip_test", True, "+flip", "flip test",
+                          "heatmap models")
+
+
+def scales_text(scales: tuple[float, ...]) -> str:
+    """``0.5,1,1.5``: the scales as the model name and the records show them."""
+    return ",".join(f"{scale:g}" for scale in scales)
+
+
+def with_multi_scale(adapters: list[Adapter], explicit: bool, scales: tuple[float, ...]) -> list[Adapter]:
+    """``--multi-scale 0.5,1,1.5``: models that average their outputs over rescaled inputs (the in-repo semantic
+    networks), ranked as ``<name>+ms0.5,1,1.5``."""
+    return with_test_time(adapters, explicit, "supports_multi_scale", "multi_scale", [float(s) for s in scales],
+                          f"+ms{scales_text(scales)}", "multi-scale test", "the in-repo semantic networks")
+
+
+def augmentation_of(adapter: Adapter) -> dict[str, Any]:
+    """The test-time augmentation a run used, for its provenance (empty for a plain run, whose record is then
+    unchanged)."""
+    chosen: dict[str, Any] = {}
+    if adapter.options.get("flip_test"):
+        chosen["flip"] = True
+    if adapter.options.get("multi_scale"):
+        chosen["scales"] = list(adapter.options["multi_scale"])
+    return {"test_time": chosen} if chosen else {}
 
 
 def seed_everything(seed: int) -> None:
@@ -194,6 +230,8 @@ def run_models(config: RunConfig, progress: Callable[[str, int], Callable[[int],
     if config.flip_test:
         adapters = with_flip_test(adapters, explicit=bool(config.models))
     adapters = with_precision(adapters, config.precision)
+    if config.multi_scale:
+        adapters = with_multi_scale(adapters, explicit=bool(config.models), scales=config.multi_scale)
     dataset = open_dataset(task, config.dataset, config.data_root, config.split, config.ann_file, config.img_dir)
     if config.keypoint_protocol is not None or task.name == "keypoints":  # default: gt-boxes, top-down models
         from harness.run.keypoint_protocols import KeypointCondition, condition_run
@@ -318,7 +356,7 @@ def _score_and_write(config: RunConfig, task: Task, protocol: Protocol, dataset:
         settings=evaluation.result.settings,
         throughput=evaluation.throughput,
         provenance={**provenance(config.device, config.seed), "world_size": len(shards), "precision": config.precision,
-                    **_given(config)},
+                    **_given(config), **augmentation_of(adapter)},
         started_utc=started,
         finished_utc=utc_now(),
         extra={"name": config.name, "tags": list(config.tags),

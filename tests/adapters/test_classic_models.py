@@ -189,6 +189,29 @@ def test_detr_matching_is_unchanged_by_permuting_the_queries(seed):
     assert loss.item() == pytest.approx(loss_p.item(), rel=1e-6)
 
 
+def test_detr_cross_attention_reads_only_around_each_querys_box():
+    """The deformable cross-attention samples the memory inside the reference box (at initialisation: along
+    each head's direction, out to the box's edge): changing the memory far from the box leaves the query's
+    output unchanged, changing it inside the box does not (full attention would read every token)."""
+    from adapters.inrepo.detection.detr import DeformableCrossAttention
+
+    torch.manual_seed(0)
+    attention = DeformableCrossAttention(16, 4).eval()
+    query = torch.randn(1, 2, 16)
+    boxes = torch.tensor([[[0.25, 0.25, 0.2, 0.2], [0.75, 0.75, 0.1, 0.1]]])
+    memory = torch.randn(1, 12 * 12, 16)
+    with torch.no_grad():
+        before = attention(query, boxes, memory, 12, 12)
+        far = memory.reshape(1, 12, 12, 16).clone()
+        far[:, 6:, :6] += 5.0  # bottom-left quadrant: outside both boxes
+        near = memory.reshape(1, 12, 12, 16).clone()
+        near[:, 2:4, 2:4] += 5.0  # inside the first box only
+        torch.testing.assert_close(attention(query, boxes, far.reshape(1, -1, 16), 12, 12), before)
+        after = attention(query, boxes, near.reshape(1, -1, 16), 12, 12)
+    assert not torch.allclose(after[0, 0], before[0, 0])
+    torch.testing.assert_close(after[0, 1], before[0, 1])
+
+
 def test_detr_matching_is_the_minimum_cost_assignment():
     from itertools import permutations
 
@@ -300,7 +323,7 @@ RECORDED_LOSSES: dict[str, list[float]] = {
     "yolo": [19.480792999267578, 17.560726165771484],
     "retinanet": [4.020926475524902, 3.8106253147125244],
     "mask-rcnn": [3.454944133758545, 2.1186375617980957],
-    "detr": [23.29637336730957, 20.378074645996094],
+    "detr": [22.194345474243164, 22.277122497558594],
 }
 
 
@@ -324,3 +347,22 @@ def test_pspnet_training_steps_from_the_seed_reproduce_the_recorded_losses(tmp_p
     outcome = train("pspnet", train_set, out=tmp_path / "pspnet.pt", steps=2, seed=0, threads=1)
     for loss, recorded, rtol in zip(outcome.losses, RECORDED_LOSSES["pspnet"], REPLAY_RTOL):
         assert loss == pytest.approx(recorded, rel=rtol)
+
+
+def test_weights_digest_covers_a_checkpoints_content_not_its_file_bytes(tmp_path):
+    """``make retrain-classics`` checks content digests: two saves of one checkpoint differ in bytes (torch.save
+    writes a random id) but not in digest; a changed weight or class list changes it."""
+    from adapters.inrepo.weights_digest import state_digest
+
+    def save(name, network, classes):
+        path = tmp_path / name
+        torch.save({"kind": "detr", "network": network, "classes": classes, "category_ids": [1, 2]}, path)
+        return path
+
+    network = {"a.weight": torch.arange(6.0).reshape(2, 3), "a.bias": torch.zeros(2)}
+    first, second = save("1.pt", network, ["x", "y"]), save("2.pt", network, ["x", "y"])
+    assert first.read_bytes() != second.read_bytes()
+    assert state_digest(first) == state_digest(second)
+    changed = {**network, "a.bias": torch.tensor([0.0, 1e-7])}
+    assert state_digest(save("3.pt", changed, ["x", "y"])) != state_digest(first)
+    assert state_digest(save("4.pt", network, ["y", "x"])) != state_digest(first)

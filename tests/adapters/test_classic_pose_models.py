@@ -167,3 +167,19 @@ def test_flip_test_output_is_mirror_symmetric(network_class):
         mirrored = flip_test_output(net, net(batch.flip(-1)), batch.flip(-1), COCO17.flip_pairs)
         assert torch.allclose(plain, net.flip_output(mirrored, order), atol=1e-5)
         assert not torch.allclose(plain, net(batch), atol=1e-3)  # it did average something
+
+
+def test_flip_test_run_is_its_own_model_and_recorded(tmp_path):
+    """``bench run --flip-test``: heatmap models ranked as ``<name>+flip`` with the flip in provenance; a model
+    named explicitly without a flip test is refused in one line."""
+    from dataclasses import replace
+
+    from harness.core.errors import BenchError
+    from harness.run.bench_run import RunConfig, run_models
+
+    config = RunConfig(task="keypoints", models=("heatmap",), limit=2, bootstrap=0, gallery=0, cache=False,
+                       reports_dir=tmp_path / "reports", leaderboards_dir=tmp_path / "lb", flip_test=True)
+    record, = run_models(config)
+    assert record["model"]["name"] == "heatmap+flip" and record["provenance"]["test_time"] == {"flip": True}
+    with pytest.raises(BenchError, match=r"model 'regression' has no flip test \(heatmap models have\)"):
+        run_models(replace(config, models=("regression",)))

@@ -489,7 +489,49 @@ def test_shim_roi_align_is_torchvisions_and_other_ops_fail_by_name() -> None:
     with pytest.raises(UnsupportedOpError, match="pool_mode='max'"):
         RoIAlign((4, 4), pool_mode="max")(features, rois)
     ext = sys.modules["mmcv._ext"]
-    assert set(SERVED_OPS) == {"nms", "roi_align_forward"} and importlib.util.find_spec("mmcv._ext") is not None
-    with pytest.raises(UnsupportedOpError, match="mmcv op 'deform_conv_forward' needs the compiled mmcv"):
-        ext.deform_conv_forward(None)
+    assert set(SERVED_OPS) == {"nms", "roi_align_forward", "deform_conv_forward"}
+    assert importlib.util.find_spec("mmcv._ext") is not None
+    with pytest.raises(UnsupportedOpError, match="mmcv op 'modulated_deform_conv_forward' needs the compiled mmcv"):
+        ext.modulated_deform_conv_forward(None)
     assert importlib.import_module("mmcv.utils.ext_loader").load_ext("_ext", ["nms", "softnms"]) is ext
+
+
+@pytest.mark.parametrize(("stride", "dilation", "groups", "deform_groups"), [(1, 1, 1, 1), (2, 1, 2, 2), (1, 2, 4, 2)])
+def test_shim_deform_conv_is_torchvisions(stride: int, dilation: int, groups: int, deform_groups: int) -> None:
+    """mmcv's DeformConv2d through the shim equals torchvision.ops.deform_conv2d called directly with the same
+    weights and offsets (fractional offsets: bilinear sampling, some outside the map)."""
+    install_ext_shim()
+    from mmcv.ops import DeformConv2d
+    from torchvision.ops import deform_conv2d
+
+    torch.manual_seed(stride * 10 + groups)
+    layer = DeformConv2d(8, 8, 3, stride=stride, padding=dilation, dilation=dilation, groups=groups,
+                         deform_groups=deform_groups, bias=False).eval()
+    features = torch.randn(2, 8, 11, 13)
+    out_h, out_w = (11 - 1) // stride + 1, (13 - 1) // stride + 1
+    offset = torch.randn(2, 2 * deform_groups * 9, out_h, out_w) * 2.5
+    with torch.no_grad():
+        ours = layer(features, offset)
+        theirs = deform_conv2d(features, offset, layer.weight, stride=stride, padding=dilation, dilation=dilation)
+    assert ours.shape == (2, 8, out_h, out_w)
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=0)
+
+
+def test_shim_deform_conv_reads_offsets_as_dy_dx() -> None:
+    """Without torchvision as the oracle: zero offsets give the plain (grouped) convolution, and an offset of
+    (dy, dx) = (1, 0) at every kernel tap gives the convolution of the map moved up one row (mmcv's layout; the
+    top output row differs, as its upper taps then read the first image row instead of the padding)."""
+    install_ext_shim()
+    from mmcv.ops import DeformConv2d
+    from torch.nn import functional as F
+
+    torch.manual_seed(0)
+    layer = DeformConv2d(4, 6, 3, padding=1, groups=2, bias=False).eval()
+    features = torch.randn(1, 4, 9, 10)
+    offset = torch.zeros(1, 18, 9, 10)
+    with torch.no_grad():
+        torch.testing.assert_close(layer(features, offset), F.conv2d(features, layer.weight, padding=1, groups=2))
+        offset[:, 0::2] = 1.0  # every tap samples one row lower
+        shifted = F.pad(features[:, :, 1:], (0, 0, 0, 1))
+        moved = layer(features, offset)
+        torch.testing.assert_close(moved[:, :, 1:], F.conv2d(shifted, layer.weight, padding=1, groups=2)[:, :, 1:])

@@ -80,3 +80,48 @@ def test_top_down_configs_are_refused_and_protocols_checked():
     assert accepts(cls, KeypointCondition("bottom-up"))
     assert not accepts(cls, KeypointCondition("gt-boxes"))
     assert not getattr(cls, "runs_by_default", False)
+
+
+# ------------------------------------------------------------------------------------------ DEKR
+DEKR = "dekr_hrnet-w32_8xb10-140e_coco-512x512"
+
+
+def test_dekr_with_random_weights_runs_its_deformable_convolutions_through_the_shim(tiny_coco, monkeypatch):
+    """DEKR's adaptive activation blocks are mmcv DeformConv2d layers: with the shim serving
+    ``deform_conv_forward`` from torchvision, the whole config runs end to end on CPU."""
+    import sys
+
+    torch.manual_seed(0)
+    name = f"mmpose-bu:{DEKR}"
+    adapter = ADAPTERS.get(name)(name, options={
+        "config": DEKR, "cfg_options": {"test_dataloader.dataset.pipeline.1.input_size": (256, 256)}})
+    adapter.info()  # builds the model, with the shim in place
+    from mmcv.ops import DeformConv2d
+
+    assert any(isinstance(module, DeformConv2d) for module in adapter.built().model.modules())
+    ext = sys.modules["mmcv._ext"]
+    calls = []
+    served = ext.deform_conv_forward
+
+    def counted(*args, **kwargs):
+        calls.append(args[0].shape)
+        return served(*args, **kwargs)
+
+    monkeypatch.setattr(ext, "deform_conv_forward", counted)
+    dataset = tiny_coco.keypoint_dataset()
+    adapter.check_compatible(dataset.info)
+    sample = dataset[0]
+    prediction = adapter.predict([sample])[0]
+    assert calls  # the deformable convolutions ran (17 keypoint branches x 2 blocks per pass)
+    people = len(prediction.keypoints)
+    assert people > 0 and prediction.keypoints.shape == (people, 17, 3) and prediction.scores.shape == (people,)
+    assert np.isfinite(prediction.keypoints).all() and np.isfinite(prediction.scores).all()
+    # score_mode 'keypoint' (the config's CocoMetric): a person's score is the mean of its keypoint scores
+    assert adapter.score_mode() == "keypoint"
+    np.testing.assert_allclose(prediction.scores, prediction.keypoints[..., 2].mean(axis=1))
+    # no box head: the box is the keypoints' extent, in the image's frame (not the 256x256 input's)
+    np.testing.assert_allclose(prediction.boxes[:, :2], prediction.keypoints[..., :2].min(axis=1))
+    height, width = sample.load_image().shape[:2]
+    assert adapter.info().extra["bottom_up"] is True
+    assert (np.abs(prediction.keypoints[..., 0]) <= 2 * width).all()
+    assert (np.abs(prediction.keypoints[..., 1]) <= 2 * height).all()

@@ -306,3 +306,50 @@ def test_training_refuses_a_dataset_outside_the_known_label_spaces(val_set):
 def test_training_refuses_an_unknown_model(val_set):
     with pytest.raises(BenchError, match="no trainer"):
         train("segformer", val_set)
+
+
+# ------------------------------------------------------------------------------------------ multi-scale test
+def test_multi_scale_probabilities_average_the_resized_outputs_of_each_scale():
+    """Each scale sees the image resized by its factor; its logits come back at the image's size; the result is
+    the mean of the per-scale softmaxes (a single scale 1 is the plain prediction's softmax)."""
+    from torch.nn import functional as F
+
+    from adapters.inrepo.semantic.adapter import multi_scale_probabilities
+
+    torch.manual_seed(0)
+    image = torch.randn(1, 3, 20, 30)
+    weights = torch.randn(4, 3, 1, 1)
+    seen = []
+
+    def logits_of(batch):
+        seen.append(tuple(batch.shape[-2:]))
+        return F.conv2d(batch, weights)
+
+    plain = multi_scale_probabilities(logits_of, image, [1.0])
+    torch.testing.assert_close(plain, F.conv2d(image, weights)[0].softmax(dim=0))
+    seen.clear()
+    mixed = multi_scale_probabilities(logits_of, image, [0.5, 1.0, 1.5])
+    assert seen == [(10, 15), (20, 30), (30, 45)]
+    expected = sum(F.interpolate(F.conv2d(F.interpolate(image, size=size, mode="bilinear", align_corners=False),
+                                          weights), size=(20, 30), mode="bilinear", align_corners=False)[0].softmax(0)
+                   for size in [(10, 15), (30, 45)]) + plain
+    torch.testing.assert_close(mixed, expected / 3)
+    torch.testing.assert_close(mixed.sum(dim=0), torch.ones(20, 30))
+
+
+def test_multi_scale_run_is_recorded_as_its_own_model(tmp_path):
+    """``--multi-scale`` renames the model, changes its fingerprint (cache and run identity), records the scales
+    in provenance, and a plain run of the same model stays as it was."""
+    from dataclasses import replace
+
+    from harness.run.bench_run import RunConfig, run_models
+
+    base = RunConfig(task="semantic", models=("fcn",), limit=3, bootstrap=0, gallery=0, cache=False,
+                     reports_dir=tmp_path / "reports", leaderboards_dir=tmp_path / "lb")
+    plain, = run_models(base)
+    scaled, = run_models(replace(base, multi_scale=(0.5, 1.0, 1.5)))
+    assert plain["model"]["name"] == "fcn" and "test_time" not in plain["provenance"]
+    assert scaled["model"]["name"] == "fcn+ms0.5,1,1.5"
+    assert scaled["provenance"]["test_time"] == {"scales": [0.5, 1.0, 1.5]}
+    assert scaled["model"]["fingerprint"] != plain["model"]["fingerprint"]
+    assert scaled["metrics"] != plain["metrics"]  # it averaged something

@@ -378,6 +378,13 @@ for name, extra, pattern in [
     ("ann-file-alone", ("--ann-file", "@/file"), r"--ann-file and --img-dir go together"),
     ("ann-file-wrong-task", ("--ann-file", "@/file", "--img-dir", "@"), r"--ann-file reads COCO-format files"),
     ("log-unknown", ("--log", "neptune"), r"--log 'neptune': unknown tracker"),
+    ("multi-scale-text", ("--multi-scale", "0.5,big"), r"--multi-scale '0.5,big': expected comma-separated numbers"),
+    ("multi-scale-empty-item", ("--multi-scale", "0.5,,1"), r"--multi-scale '0.5,,1': expected comma-separated"),
+    ("multi-scale-zero", ("--multi-scale", "0,1"), r"--multi-scale '0,1': every scale must be in \[0.125, 4\], got 0"),
+    ("multi-scale-nan", ("--multi-scale", "nan"), r"--multi-scale 'nan': every scale must be in"),
+    ("multi-scale-repeated", ("--multi-scale", "1,1.0"), r"--multi-scale '1,1.0': a scale is repeated"),
+    ("multi-scale-unsupported", ("--multi-scale", "0.5,1"),
+     r"no model with a multi-scale test among the models to run"),
 ]:
     case(f"run-{name}", 2, pattern)(run(*extra))
 

@@ -170,6 +170,11 @@ class SegmentationNetworkAdapter(InRepoSegmentationAdapter):
         with fixed_inference(self.options):
             return [SemanticPrediction(label_map=self._label_map(sample.load_image())) for sample in samples]
 
+    @classmethod
+    def supports_multi_scale(cls) -> bool:
+        """``bench run --multi-scale``: the networks are fully convolutional, so any input size runs."""
+        return True
+
     def _label_map(self, image: np.ndarray) -> np.ndarray:
         import torch
 
@@ -177,12 +182,24 @@ class SegmentationNetworkAdapter(InRepoSegmentationAdapter):
 
         height, width = image.shape[:2]
         batch = normalise(image[None]).to(self.device)
+        scales = self.options.get("multi_scale")
+        if not scales:
+            labels = self._logits(batch)[0].argmax(dim=0)
+        else:
+            labels = multi_scale_probabilities(self._logits, batch, scales).argmax(dim=0)
+        return labels.to(torch.uint8).cpu().numpy()
+
+    def _logits(self, batch: Any) -> Any:
+        """(1, C, H, W) logits of one normalised image, which is edge-padded to a multiple of the network's
+        stride on the way in and cropped back on the way out."""
+        import torch
+
+        height, width = batch.shape[-2:]
         stride = self.network.stride
         pad_bottom, pad_right = -height % stride, -width % stride
         if pad_bottom or pad_right:
             batch = torch.nn.functional.pad(batch, (0, pad_right, 0, pad_bottom), mode="replicate")
-        labels = self.network(batch)[0, :, :height, :width].argmax(dim=0)
-        return labels.to(torch.uint8).cpu().numpy()
+        return self.network(batch)[:, :, :height, :width]
 
     def torch_module(self):
         return self.network
@@ -192,6 +209,28 @@ class SegmentationNetworkAdapter(InRepoSegmentationAdapter):
 
         generator = torch.Generator().manual_seed(0)
         return torch.randn((batch_size, 3, *EXAMPLE_SIZE), generator=generator)
+
+
+def multi_scale_probabilities(logits_of: Any, batch: Any, scales: Sequence[float]) -> Any:
+    """Multi-scale test (as in mmseg's and DeepLab's evaluation): the image is resized by each factor (bilinear),
+    its logits resized back to the image's size (bilinear) and turned into class probabilities, and the
+    probabilities averaged over the scales; (C, H, W).  Scale 1 is the plain prediction."""
+    from torch.nn import functional as F
+
+    if not scales:
+        raise BenchError("a multi-scale test needs at least one scale")
+    height, width = batch.shape[-2:]
+    total: Any = None
+    for scale in scales:
+        size = (max(1, round(height * scale)), max(1, round(width * scale)))
+        scaled = batch if size == (height, width) else F.interpolate(batch, size=size, mode="bilinear",
+                                                                     align_corners=False)
+        logits = logits_of(scaled)
+        if logits.shape[-2:] != (height, width):
+            logits = F.interpolate(logits, size=(height, width), mode="bilinear", align_corners=False)
+        probabilities = logits[0].softmax(dim=0)
+        total = probabilities if total is None else total + probabilities
+    return total / len(scales)
 
 
 @ADAPTERS.register("fcn")

@@ -65,3 +65,26 @@ def output_file(ctx: Any, param: Any, value: Path | None) -> Path | None:
         if path.exists() and not path.is_dir():
             raise BenchError(f"{option} {value}: {path} is a file, not a folder")
     return value
+
+
+#: multi-scale test factors: below this an embedded image is a few pixels, above it the input is 16x the pixels
+SCALE_RANGE = (0.125, 4.0)
+
+
+def scales(ctx: Any, param: Any, value: str | None) -> tuple[float, ...]:
+    """``0.5,1.0,1.5``: comma-separated distinct positive factors in ``SCALE_RANGE``, kept in the order given
+    (the order is part of the recorded model name)."""
+    if value is None:
+        return ()
+    option = "/".join(param.opts) if getattr(param, "opts", None) else param.name
+    try:
+        factors = tuple(float(part) for part in value.split(","))
+    except ValueError:
+        raise BenchError(f"{option} {value!r}: expected comma-separated numbers, e.g. 0.5,1.0,1.5") from None
+    low, high = SCALE_RANGE
+    bad = [factor for factor in factors if not low <= factor <= high]  # NaN fails both comparisons
+    if bad:
+        raise BenchError(f"{option} {value!r}: every scale must be in [{low:g}, {high:g}], got {bad[0]:g}")
+    if len(set(factors)) != len(factors):
+        raise BenchError(f"{option} {value!r}: a scale is repeated")
+    return factors
