@@ -25,6 +25,9 @@ from harness.io.validation import cli as checks
 @options.TRUST
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Evaluate only the first N samples (smoke run; not put on the leaderboard).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--workers", type=click.IntRange(min=0), default=None,
+              help="Data-loading processes decoding ahead of the model (default: one per spare core, at most 4; "
+                   "0: decode in the run loop's process). Scores are the same for any count.")
 @options.DEVICE
 @click.option("--seed", type=int, default=0, show_default=True, callback=checks.seed, help="Seeds torch/numpy and the bootstrap.")
 @click.option("--reports-dir", type=click.Path(path_type=Path), default=Path("reports"), show_default=True,
@@ -57,7 +60,7 @@ from harness.io.validation import cli as checks
               help="YAML matrix of tasks x datasets x models; entries with a matching report are skipped.")
 @click.option("--force", is_flag=True, help="With --suite: run entries again even when their report exists.")
 def run_command(task_name, dataset_name, data_root, split, models, checkpoint, trust_checkpoint, limit, batch_size,
-                device, seed, reports_dir, leaderboards_dir, no_cache, cache_dir, bootstrap, dialect, gallery, run_name,
+                workers, device, seed, reports_dir, leaderboards_dir, no_cache, cache_dir, bootstrap, dialect, gallery, run_name,
                 tags, keypoint_protocol, person_boxes, person_detector, flip_test, suite, force) -> None:
     """Run models on a dataset and score them (default: all in-repo models on the embedded dataset)."""
     from harness.run import distributed
@@ -65,6 +68,7 @@ def run_command(task_name, dataset_name, data_root, split, models, checkpoint, t
     from harness.tasks import get_task
     from harness.cli.console import console, progress_bar, results_table
     from harness.core.errors import BenchError
+    from harness.run.latency import describe_stages
 
     if suite is None and task_name is None:
         raise BenchError("give --task (or --suite FILE.yaml)")
@@ -78,7 +82,7 @@ def run_command(task_name, dataset_name, data_root, split, models, checkpoint, t
                        cache=not no_cache, cache_dir=cache_dir, bootstrap=bootstrap, dialect=dialect,
                        gallery=gallery, name=run_name, tags=tuple(tags),
                        keypoint_protocol=keypoint_protocol, person_boxes=person_boxes, person_detector=person_detector,
-                       flip_test=flip_test)
+                       flip_test=flip_test, workers=workers)
     main_rank = distributed.context().is_main
     with (progress_bar() if main_rank else nullcontext()) as progress:
         track: Callable[[str, int], Callable[[int], None]] | None = None  # other ranks stay quiet
@@ -108,6 +112,10 @@ def run_command(task_name, dataset_name, data_root, split, models, checkpoint, t
     for group in _by_table(fresh):
         protocol = group[0].get("protocol") or {}
         console().print(results_table(group, protocol.get("columns") or get_task(group[0]["task"]).leaderboard_columns))
+    for record in fresh:
+        stages = describe_stages(record.get("throughput") or {})
+        if stages:
+            console().print(f"[dim]{escape(record['model']['name'])}: {escape(stages)}[/dim]")
     for record in records:
         status = "kept existing report" if record.get("skipped") else "wrote"
         console().print(f"[dim]{escape(record['model']['name'])} on {escape(record['dataset']['name'])}: {status} "
