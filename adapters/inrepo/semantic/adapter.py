@@ -171,7 +171,7 @@ class SegmentationNetworkAdapter(PinnedThreads, InRepoSegmentationAdapter):
         import torch
 
         image = sample.load_image()
-        return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).unsqueeze(0).contiguous()
+        return torch.from_numpy(image.transpose(2, 0, 1)[None].copy(order="C"))  # a writable (1, 3, H, W) copy
 
     def predict(self, samples: Sequence[Sample]) -> list[SemanticPrediction]:
         """One image at a time, edge-padded to a multiple of the network's stride, with torch pinned to
