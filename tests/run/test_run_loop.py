@@ -289,3 +289,35 @@ def test_in_repo_models_set_the_thread_count_once_per_run_not_per_batch(pictures
     finally:
         real(previous)
     assert calls == [1, 2]  # pinned to one thread for the 4 batches, restored once at the end
+
+
+def test_a_fully_cached_run_imports_no_torch(tmp_path):
+    """The loop itself (data stage, clock, seeding, provenance) imports torch only when a model runs: with a
+    model that needs no torch, a first run and a fully cached re-run with workers leave it unloaded."""
+    import subprocess
+    import sys
+
+    script = f"""
+import sys
+from pathlib import Path
+from tests.run.test_run_loop import Painter, Pictures
+from harness.publish.provenance import provenance
+from harness.run.prediction_cache import PredictionCache
+from harness.run.runner import run_shard, throughput_summary
+from harness.tasks import get_task
+root = Path({str(tmp_path)!r})
+dataset = Pictures(root)
+_, first = run_shard(get_task("semantic"), dataset, Painter(), indices=range(7), batch_size=3,
+                     cache=PredictionCache(root / "cache", "painter", "pictures", "cpu"))
+_, again = run_shard(get_task("semantic"), dataset, Painter(), indices=range(7), batch_size=3, workers=2, seed=0,
+                     cache=PredictionCache(root / "cache", "painter", "pictures", "cpu"))
+assert first.predicted == 7 and again.cached == 7, (first.predicted, again.cached)
+assert throughput_summary([again], "cpu")["cached_samples"] == 7
+assert provenance("cpu", 0)["torch_settings"] == {{}}
+print("torch" in sys.modules)
+"""
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=120,
+                          env={**__import__("os").environ, "PYTHONPATH": str(root)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "False"
