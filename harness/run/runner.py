@@ -30,7 +30,7 @@ from harness.core.submission import SubmissionFormat
 from harness.core.task import Task
 from harness.run.latency import (MODEL_STAGES, LatencyRecorder, StageClock, Timeline, peak_memory,
                                  reset_peak_memory, timeline_for)
-from harness.run.loader import JobLoader, iterate_jobs
+from harness.run.loader import JobLoader, LoadedJob, iterate_jobs
 
 
 @dataclass
@@ -132,15 +132,8 @@ def run_shard(
             job = next(stream)
             clock.mark("data_wait")
             samples = job.samples
-            predictions: list[Any] = [MISSING] * len(samples)
+            predictions = _from_cache(cache, samples, recorder, replayed)
             if cache is not None:
-                for slot, sample in enumerate(samples):
-                    predictions[slot] = cache.get(sample.sample_id, MISSING, sample=sample)
-                    chunk = cache.chunk_of(sample.sample_id) if predictions[slot] is not MISSING else None
-                    if chunk is not None and chunk not in replayed:
-                        replayed.add(chunk)
-                        timing = cache.timing(chunk)
-                        recorder.add(timing.seconds, timing.batch_size)
                 clock.mark("cache")
             missing = [slot for slot, prediction in enumerate(predictions) if prediction is MISSING]
             cached += len(samples) - len(missing)
@@ -152,24 +145,7 @@ def run_shard(
                     if seed is not None:
                         seed_torch(seed)
                     reset_peak_memory(adapter.device)
-                for slot in missing:
-                    if job.prepared[slot]:
-                        samples[slot].prepared = job.payloads[slot]
-                    else:  # the cache refused it after all (a file changed meanwhile): prepared here
-                        samples[slot].prepared = adapter.prepare(samples[slot])
-                        clock.mark("data_wait")
-                marks = clock.marks_since_start()
-                adapter.stage_marker = clock.mark
-                try:
-                    fresh = adapter.predict(todo)
-                finally:
-                    adapter.stage_marker = None
-                # time after the adapter's last mark is its postprocessing; an adapter that marks nothing is all model
-                clock.mark("postprocess" if clock.marks_since_start() > marks else "model")
-                if len(fresh) != len(todo):
-                    raise BenchError(
-                        f"model {adapter.name!r} returned {len(fresh)} predictions for a batch of {len(todo)}"
-                    )
+                fresh = _predict(adapter, clock, job, missing)
                 for slot, prediction in zip(missing, fresh):
                     predictions[slot] = prediction
                 predicted += len(todo)
@@ -202,6 +178,45 @@ def run_shard(
         memory=peak_memory(adapter.device) if model_started else {},
     )
     return metrics, shard
+
+
+def _from_cache(cache: PredictionCache | None, samples: Sequence[Any], recorder: LatencyRecorder,
+                replayed: set[Any]) -> list[Any]:
+    """Each sample's cached prediction or ``MISSING``; a chunk's recorded timing is replayed on its first use."""
+    predictions: list[Any] = [MISSING] * len(samples)
+    if cache is None:
+        return predictions
+    for slot, sample in enumerate(samples):
+        predictions[slot] = cache.get(sample.sample_id, MISSING, sample=sample)
+        chunk = cache.chunk_of(sample.sample_id) if predictions[slot] is not MISSING else None
+        if chunk is not None and chunk not in replayed:
+            replayed.add(chunk)
+            timing = cache.timing(chunk)
+            recorder.add(timing.seconds, timing.batch_size)
+    return predictions
+
+
+def _predict(adapter: Adapter, clock: StageClock, job: LoadedJob, missing: Sequence[int]) -> list[Any]:
+    """The model's predictions for the job's samples at ``missing``, their payloads handed over as
+    ``sample.prepared``; the adapter's ``mark`` calls go to ``clock``, and the time after its last mark is booked
+    as postprocessing (all of it as model time when it marks nothing)."""
+    todo = [job.samples[slot] for slot in missing]
+    for slot, sample in zip(missing, todo):
+        if job.prepared[slot]:
+            sample.prepared = job.payloads[slot]
+        else:  # the cache refused it after all (an unreadable chunk): prepared here
+            sample.prepared = adapter.prepare(sample)
+            clock.mark("data_wait")
+    marks = clock.marks_since_start()
+    adapter.stage_marker = clock.mark
+    try:
+        fresh = adapter.predict(todo)
+    finally:
+        adapter.stage_marker = None
+    clock.mark("postprocess" if clock.marks_since_start() > marks else "model")
+    if len(fresh) != len(todo):
+        raise BenchError(f"model {adapter.name!r} returned {len(fresh)} predictions for a batch of {len(todo)}")
+    return list(fresh)
 
 
 def seed_torch(seed: int) -> None:
