@@ -122,6 +122,48 @@ def test_stage_clock_books_marks_to_stages_and_synchronises_only_at_its_edges():
     assert stages == {"data_wait": 1.0, "transfer": 2.0, "model": 2.0, "postprocess": 1.0}
 
 
+def test_cuda_timeline_reads_events_only_after_the_closing_synchronise():
+    """The CUDA clock with a stand-in for ``torch.cuda``: one event per mark on the device's stream, elapsed times
+    read only once the closing synchronise has completed them (CUDA raises otherwise), two synchronisations."""
+    from types import SimpleNamespace
+
+    from harness.run.latency import CudaTimeline
+
+    state = {"now": 0.0, "syncs": 0, "streams": []}
+
+    class Event:
+        def __init__(self, enable_timing: bool = False) -> None:
+            assert enable_timing
+            self.at: float | None = None
+            self.synced_at = -1
+
+        def record(self, stream: Any) -> None:
+            state["streams"].append(stream)
+            state["now"] += 2.0  # milliseconds of GPU work queued before this event
+            self.at, self.synced_at = state["now"], state["syncs"]
+
+        def elapsed_time(self, end: "Event") -> float:
+            if state["syncs"] <= max(self.synced_at, end.synced_at):
+                raise RuntimeError("event not completed (no synchronise since it was recorded)")
+            return end.at - self.at
+
+    def synchronize(device: Any) -> None:
+        state["syncs"] += 1
+
+    cuda = SimpleNamespace(Event=Event, current_stream=lambda device: f"stream of {device}", synchronize=synchronize)
+    timeline = CudaTimeline.__new__(CudaTimeline)
+    timeline._torch, timeline.device = SimpleNamespace(cuda=cuda), "cuda:1"
+    clock = StageClock(timeline)
+    clock.start()
+    for stage in ("data_wait", "transfer", "model", "model"):
+        clock.mark(stage)
+    assert state["syncs"] == 1
+    stages = clock.stop()
+    assert state["syncs"] == 2
+    assert stages == {"data_wait": 0.002, "transfer": 0.002, "model": 0.004}
+    assert set(state["streams"]) == {"stream of cuda:1"}
+
+
 def test_run_loop_times_stages_apart_with_two_synchronisations_per_batch(pictures):
     task = get_task("semantic")
     timeline = FakeTimeline(step=0.25)
