@@ -21,6 +21,7 @@ Run: python benchmarks/semantic_workers.py [--pairs 3] [--workers 1] [--model ma
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -88,6 +89,13 @@ def timed(argv: list[str], env: dict[str, str], cwd: Path) -> float:
     return seconds
 
 
+def loop_figures(out: Path) -> tuple[float, float]:
+    """(data wait ms per batch, end-to-end images/s) of the newest run under ``out``, from its metrics.json."""
+    newest = max((out / "reports").glob("*/metrics.json"), key=lambda path: path.stat().st_mtime)
+    throughput = json.loads(newest.read_text())["throughput"]
+    return float(throughput["stages_ms"]["data_wait"]), float(throughput["end_to_end_images_per_s"])
+
+
 def spread(values: list[float]) -> str:
     return f"{statistics.median(values):8.2f}  [{min(values):.2f} .. {max(values):.2f}]"
 
@@ -109,11 +117,14 @@ def main() -> None:
         serial_argv = command(root, Path(scratch) / "serial", args.model, 0, args.batch_size)
         workers_argv = command(root, Path(scratch) / "workers", args.model, args.workers, args.batch_size)
         timed(workers_argv, env, Path(scratch))  # warm-up: page cache, .pyc files
-        serial, parallel = [], []
+        serial: list[float] = []
+        parallel: list[float] = []
+        inside: dict[str, list[tuple[float, float]]] = {"serial": [], "workers": []}
         for pair in range(args.pairs):
-            order = [(serial, serial_argv), (parallel, workers_argv)]
-            for times, argv in (order if pair % 2 == 0 else order[::-1]):
+            order = [(serial, serial_argv, "serial"), (parallel, workers_argv, "workers")]
+            for times, argv, side in (order if pair % 2 == 0 else order[::-1]):
                 times.append(timed(argv, env, Path(scratch)))
+                inside[side].append(loop_figures(Path(scratch) / side))
             print(f"pair {pair + 1}: serial {serial[-1]:.2f} s, {args.workers} worker(s) {parallel[-1]:.2f} s")
         ratios = [s / p for s, p in zip(serial, parallel)]
         print(f"\nbench run --task semantic --model {args.model}, {FRAMES} frames, batch {args.batch_size}, "
@@ -121,6 +132,10 @@ def main() -> None:
         print(f"  --workers 0           {spread(serial)}")
         print(f"  --workers {args.workers:<11d} {spread(parallel)}")
         print(f"  ratio serial/workers  {spread(ratios)}")
+        print("inside the loop (metrics.json throughput): data wait ms per batch; end-to-end images/s")
+        for side in ("serial", "workers"):
+            waits, rates = [w for w, _ in inside[side]], [r for _, r in inside[side]]
+            print(f"  {side:<8} data wait {spread(waits)}   images/s {spread(rates)}")
 
 
 if __name__ == "__main__":
