@@ -93,7 +93,8 @@ def loop_figures(out: Path) -> tuple[float, float]:
     """(data wait ms per batch, end-to-end images/s) of the newest run under ``out``, from its metrics.json."""
     newest = max((out / "reports").glob("*/metrics.json"), key=lambda path: path.stat().st_mtime)
     throughput = json.loads(newest.read_text())["throughput"]
-    return float(throughput["stages_ms"]["data_wait"]), float(throughput["end_to_end_images_per_s"])
+    stages = throughput.get("stages_ms") or {}  # absent when no batch was timed after the warm-up
+    return float(stages.get("data_wait", "nan")), float(throughput.get("end_to_end_images_per_s") or "nan")
 
 
 def spread(values: list[float]) -> str:
@@ -106,13 +107,14 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--model", default="majority-class")
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--frames", type=int, default=FRAMES, help="frames to write (the workload is 200)")
     parser.add_argument("--root", type=Path, default=None, help="where the frames are (re)used; default: a temp folder")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="semantic-workers-") as scratch:
         root = args.root or Path(scratch) / "cityscapes"
         started = time.perf_counter()
-        write_frames(root)
-        print(f"{FRAMES} frames of {SIZE[0]}x{SIZE[1]} in {root} ({time.perf_counter() - started:.0f} s to write)")
+        write_frames(root, args.frames)
+        print(f"{args.frames} frames of {SIZE[0]}x{SIZE[1]} in {root} ({time.perf_counter() - started:.0f} s to write)")
         env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
         serial_argv = command(root, Path(scratch) / "serial", args.model, 0, args.batch_size)
         workers_argv = command(root, Path(scratch) / "workers", args.model, args.workers, args.batch_size)
@@ -127,7 +129,7 @@ def main() -> None:
                 inside[side].append(loop_figures(Path(scratch) / side))
             print(f"pair {pair + 1}: serial {serial[-1]:.2f} s, {args.workers} worker(s) {parallel[-1]:.2f} s")
         ratios = [s / p for s, p in zip(serial, parallel)]
-        print(f"\nbench run --task semantic --model {args.model}, {FRAMES} frames, batch {args.batch_size}, "
+        print(f"\nbench run --task semantic --model {args.model}, {args.frames} frames, batch {args.batch_size}, "
               f"{args.pairs} pairs (wall seconds: median [min .. max])")
         print(f"  --workers 0           {spread(serial)}")
         print(f"  --workers {args.workers:<11d} {spread(parallel)}")
