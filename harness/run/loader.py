@@ -13,9 +13,12 @@ loaded in the loop's own process: a fully cached re-run starts no worker and nev
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from typing import Any, Callable, Generator, Sequence
+
+import numpy as np
 
 from harness.core.adapter import Adapter
 from harness.core.dataset import Dataset
@@ -86,9 +89,53 @@ class _Tail:
 
     def __getitem__(self, index: int) -> Any:
         try:
-            return self.loader[self.first + index]
+            samples, payloads, prepared = self.loader[self.first + index]
         except BenchError as exc:  # the user's one-line error, not the DataLoader's re-raised traceback text
             return _Failure(exc)
+        return samples, payloads, prepared, [_share_arrays(sample) for sample in samples]
+
+
+#: arrays at least this large cross from a worker in shared memory (as tensors) instead of through the pipe
+SHARE_BYTES = 1 << 16
+
+
+def _shareable(value: Any) -> bool:
+    return (isinstance(value, np.ndarray) and value.nbytes >= SHARE_BYTES and value.dtype.kind in "biuf"
+            and value.dtype.itemsize in (1, 2, 4, 8))
+
+
+def _share_arrays(sample: Sample) -> tuple[list[int], list[str]]:
+    """Turn the sample's large arrays (decoded images, top-level fields of its target) into tensors, which the
+    DataLoader hands over in shared memory: a 2048x1024 frame with its label and instance maps is 16 MB that
+    would otherwise be pickled through a pipe and copied twice.  Returns what was turned, for ``_restore``."""
+    import torch
+
+    def tensor(array: np.ndarray) -> Any:
+        writable = array.flags.c_contiguous and array.flags.writeable
+        return torch.from_numpy(array if writable else np.array(array, order="C"))
+
+    slots = [slot for slot, image in sample._decoded.items() if _shareable(image)]
+    for slot in slots:
+        sample._decoded[slot] = tensor(sample._decoded[slot])
+    names: list[str] = []
+    target = sample.target
+    if (dataclasses.is_dataclass(target) and not isinstance(target, type)
+            and not getattr(type(target), "__dataclass_params__").frozen):
+        for item in dataclasses.fields(target):
+            value = getattr(target, item.name)
+            if _shareable(value):
+                setattr(target, item.name, tensor(value))
+                names.append(item.name)
+    return slots, names
+
+
+def _restore(sample: Sample, shared: tuple[list[int], list[str]]) -> None:
+    """Back to numpy arrays (same bytes, same dtype), viewing the shared memory the tensors arrived in."""
+    slots, names = shared
+    for slot in slots:
+        sample._decoded[slot] = sample._decoded[slot].numpy()  # type: ignore[attr-defined]
+    for name in names:
+        setattr(sample.target, name, getattr(sample.target, name).numpy())
 
 
 @dataclass
@@ -134,7 +181,9 @@ def iterate_jobs(loader: JobLoader, workers: int, pin_memory: bool = False,
     for item in batches:
         if isinstance(item, _Failure):
             raise item.error
-        samples, payloads, prepared = item
+        samples, payloads, prepared, shared = item
+        for sample, arrays in zip(samples, shared):
+            _restore(sample, arrays)
         yield LoadedJob(list(samples), list(payloads), list(prepared))
 
 

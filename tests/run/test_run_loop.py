@@ -234,6 +234,20 @@ def test_jobs_come_back_in_order_whatever_finishes_first(tmp_path, workers):
     assert all(sample._decoded for job in jobs for sample in job.samples)
 
 
+def test_large_arrays_cross_from_workers_in_shared_memory_and_arrive_as_the_same_numpy_arrays(tmp_path, monkeypatch):
+    from harness.run import loader as loader_module
+
+    monkeypatch.setattr(loader_module, "SHARE_BYTES", 0)  # every array goes through shared memory (forked workers)
+    loader = JobLoader(Pictures(tmp_path), Painter(), [[0, 1, 2], [3, 4, 5, 6]])
+    serial = [sample for job in iterate_jobs(loader, 0) for sample in job.samples]
+    shared = [sample for job in iterate_jobs(loader, 2) for sample in job.samples]
+    for left, right in zip(serial, shared, strict=True):
+        for image, other in ((left.load_image(), right.load_image()),
+                             (left.target.label_map, right.target.label_map)):
+            assert isinstance(other, np.ndarray) and other.dtype == image.dtype
+            np.testing.assert_array_equal(image, other)
+
+
 def test_a_user_error_in_a_worker_stays_a_one_line_user_error(tmp_path):
     loader = JobLoader(Pictures(tmp_path, broken=3), Painter(), [[0, 1], [2, 3]])
     with pytest.raises(DataError) as raised:
