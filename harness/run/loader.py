@@ -4,7 +4,8 @@ A *job* is one batch's dataset indices.  Loading a job builds its samples (``dat
 read here too) and, for each sample the prediction cache will not serve, runs ``Adapter.prepare`` (decoding by
 default).  With ``workers`` > 0 the jobs go through a ``torch.utils.data.DataLoader`` whose worker processes
 (forked: the dataset, adapter and cache index are inherited, not pickled) load up to two jobs each ahead of the
-model, returned strictly in job order; on CUDA the payloads come back in pinned memory.  With ``workers`` = 0
+model, returned strictly in job order; large arrays (decoded images, label maps) come back in shared memory
+rather than through the pipe, and on CUDA the payloads come back in pinned memory.  With ``workers`` = 0
 the run loop's process loads each job when it needs it (the serial loop of old, and no torch import).
 
 Either way a sample gets the same bytes: which process decoded it changes nothing, so metrics are bit-identical
