@@ -47,8 +47,14 @@ def results_table(records: list[RunRecord], columns: Sequence[str] = ()) -> Tabl
     table.add_column("img/s", justify="right")
     for record in records:
         values = [_cell(record.metrics.get(name)) for name in names]
-        table.add_row(escape(record.model.name), *values, f"{record.throughput.get('images_per_s', 0):.1f}")
+        table.add_row(escape(record.model.name), *values, images_per_s(record.throughput))
     return table
+
+
+def images_per_s(throughput: dict[str, Any]) -> str:
+    """The img/s cell: "n/a" when no batch was timed after the warm-up (never "0.0")."""
+    rate = throughput.get("images_per_s")
+    return "n/a" if rate is None or not throughput.get("reliable", True) else f"{rate:.1f}"
 
 
 def _cell(value: Any) -> str:

@@ -26,6 +26,9 @@ from harness.io.validation import cli as checks
 @options.TRUST
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Evaluate only the first N samples (smoke run; not put on the leaderboard).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--workers", type=click.IntRange(min=0), default=None,
+              help="Data-loading processes decoding ahead of the model (default: one per spare core, at most 4; "
+                   "0: decode in the run loop's process). Scores are the same for any count.")
 @options.DEVICE
 @click.option("--seed", type=int, default=0, show_default=True, callback=checks.seed, help="Seeds torch/numpy and the bootstrap.")
 @click.option("--reports-dir", type=click.Path(path_type=Path), default=Path("reports"), show_default=True,
@@ -80,8 +83,8 @@ from harness.io.validation import cli as checks
 @click.option("--entry-timeout", type=click.FloatRange(min=1), default=None,
               help="With --suite: seconds an entry may run before it is killed (an entry's timeout: key wins).")
 def run_command(task_name, dataset_name, data_root, split, models, checkpoint, trust_checkpoint, limit, batch_size,
-                device, seed, reports_dir, leaderboards_dir, no_cache, cache_dir, bootstrap, dialect, gallery, run_name,
-                tags, keypoint_protocol, person_boxes, person_detector, flip_test, precision, ann_file, img_dir,
+                workers, device, seed, reports_dir, leaderboards_dir, no_cache, cache_dir, bootstrap, dialect, gallery,
+                run_name, tags, keypoint_protocol, person_boxes, person_detector, flip_test, precision, ann_file, img_dir,
                 model_args, cfg_options, label_map, trackers, multi_scale, suite, force, entry_timeout) -> None:
     """Run models on a dataset and score them (default: all in-repo models on the embedded dataset)."""
     from harness.run import distributed
@@ -90,6 +93,7 @@ def run_command(task_name, dataset_name, data_root, split, models, checkpoint, t
     from harness.cli.console import console, progress_bar, results_table
     from harness.core.errors import BenchError
     from harness.run.model_options import parse_assignments
+    from harness.run.latency import describe_stages
 
     if suite is None and task_name is None:
         raise BenchError("give --task (or --suite FILE.yaml)")
@@ -106,7 +110,7 @@ def run_command(task_name, dataset_name, data_root, split, models, checkpoint, t
                        flip_test=flip_test, precision=precision, ann_file=ann_file, img_dir=img_dir,
                        model_args=parse_assignments(model_args, "--model-arg"),
                        cfg_options=parse_assignments(cfg_options, "--cfg-options"), label_map=label_map,
-                       trackers=tuple(trackers), multi_scale=multi_scale)
+                       trackers=tuple(trackers), multi_scale=multi_scale, workers=workers)
     main_rank = distributed.context().is_main
     with (progress_bar() if main_rank else nullcontext()) as progress:
         track: Callable[[str, int], Callable[[int], None]] | None = None  # other ranks stay quiet
@@ -151,6 +155,10 @@ def run_command(task_name, dataset_name, data_root, split, models, checkpoint, t
     for group in _by_table(fresh):
         columns = group[0].protocol.get("columns") or get_task(group[0].task).leaderboard_columns
         console().print(results_table(group, columns))
+    for record in fresh:
+        stages = describe_stages(record.throughput)
+        if stages:
+            console().print(f"[dim]{escape(record.model.name)}: {escape(stages)}[/dim]")
     for record in records:
         status = "kept existing report" if record.skipped else "wrote"
         console().print(f"[dim]{escape(record.model.name)} on {escape(record.dataset.name)}: {status} "

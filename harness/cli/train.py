@@ -77,5 +77,5 @@ def train_command(task_name: str, model_name: str, epochs: int | None, steps: in
     table = Table(title=f"{model_name} on {val_set.info.name} {val_set.info.split}")
     for column in (*columns, "images/s"):
         table.add_column(column, justify="right")
-    table.add_row(*(f"{numbers[key]:.4f}" for key in columns), f"{numbers['images_per_s']:.0f}")
+    table.add_row(*(f"{numbers[key]:.4f}" for key in columns), "n/a" if numbers["images_per_s"] != numbers["images_per_s"] else f"{numbers['images_per_s']:.0f}")
     console().print(table)

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any, Callable, ClassVar, Sequence
 
 from harness.core.dataset import DatasetInfo
 from harness.core.errors import BenchError
@@ -49,6 +50,8 @@ class Adapter(ABC):
     #: the options a user may set with ``bench run --model-arg key=value`` (name -> what it does); a key not
     #: listed is refused in one line, so a typo never runs the model with its default silently
     accepted_options: ClassVar[dict[str, str]] = {}
+    #: set by the run loop while it times batches (``harness.run.runner``): ``mark`` reports stage ends to it
+    stage_marker: Callable[[str], None] | None = None
 
     @classmethod
     def shipped_weights(cls, name: str) -> list[Path]:
@@ -84,6 +87,32 @@ class Adapter(ABC):
     @abstractmethod
     def predict(self, samples: Sequence[Sample]) -> list[Any]:
         """One prediction per sample, in order, of the task's prediction type (``harness.core.structures``)."""
+
+    def prepare(self, sample: Sample) -> Any:
+        """The CPU work for one sample that needs no model, run ahead of it and outside the timed region.
+
+        It runs in a data-loading worker process when ``bench run --workers N`` is above 0, in the run loop's
+        process otherwise; the loop then hands its return value to ``predict`` as ``sample.prepared`` (tensors
+        in it pinned when the device is CUDA, so ``.to(device, non_blocking=True)`` overlaps).  The default
+        decodes the sample's images and returns None.  An override must depend on the sample alone (never on
+        the batch, the worker or earlier samples), so predictions stay bit-identical for any worker count, and
+        ``predict`` must still work on samples nobody prepared (``sample.prepared is None``).
+        """
+        if self.needs_images:
+            sample.preload()
+        return None
+
+    def session(self) -> AbstractContextManager[None]:
+        """Process-wide settings the model predicts under (e.g. torch's thread count), entered once around the
+        run loop rather than changed on every batch.  Default: none."""
+        return nullcontext()
+
+    def mark(self, stage: str) -> None:
+        """Tell the run loop's clock that ``stage`` (``"transfer"``, ``"model"``, ``"postprocess"``) just ended:
+        the time since the previous mark is booked to it, so metrics.json reports the stages apart.  A no-op
+        outside a timed batch; it records a CUDA event on GPUs and never synchronises."""
+        if self.stage_marker is not None:
+            self.stage_marker(stage)
 
     def torch_module(self) -> Any:
         """The ``torch.nn.Module`` doing the forward pass, for ``bench throughput``; None when there is none.

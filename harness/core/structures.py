@@ -27,6 +27,9 @@ class Sample:
     image_path2: Path | None = None
     prompts: Any = None
     meta: dict[str, Any] = field(default_factory=dict)
+    #: what ``Adapter.prepare`` returned for this sample, set by the run loop just before ``predict`` (None when
+    #: nobody prepared it: ``predict`` must then do that work itself)
+    prepared: Any = field(default=None, repr=False, compare=False)
     _decoded: dict[int, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     def load_image(self) -> np.ndarray:
@@ -41,6 +44,10 @@ class Sample:
         for slot, path in ((0, self.image_path), (1, self.image_path2)):
             if path is not None:
                 self._load(slot, path)
+
+    def decoded_shapes(self) -> tuple[tuple[int, ...], ...]:
+        """Shapes of the images decoded so far (the run loop's warm-up waits until input shapes repeat)."""
+        return tuple(tuple(self._decoded[slot].shape) for slot in sorted(self._decoded))
 
     def _load(self, slot: int, path: Path | None) -> np.ndarray:
         from harness.io.imageio import read_rgb

@@ -45,8 +45,26 @@ def device_description(device: str) -> str:
     return f"{device} ({platform.processor() or platform.machine()})"
 
 
+def torch_settings() -> dict[str, Any]:
+    """The numerics settings torch ran under (cuDNN autotuning and determinism, TF32 for matmuls and
+    convolutions, float32 matmul precision): they move GPU numbers in the last bits and the
+    speed a lot.  Empty when torch was never imported (every prediction came from the cache): nothing ran."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return {}
+    backends = torch.backends
+    return {
+        "cudnn_benchmark": bool(backends.cudnn.benchmark),
+        "cudnn_deterministic": bool(backends.cudnn.deterministic),
+        "cudnn_allow_tf32": bool(backends.cudnn.allow_tf32),
+        "cuda_matmul_allow_tf32": bool(backends.cuda.matmul.allow_tf32),
+        "float32_matmul_precision": str(torch.get_float32_matmul_precision()),
+    }
+
+
 def provenance(device: str, seed: int) -> dict[str, Any]:
     return {
+        "torch_settings": torch_settings(),
         **git_state(),
         "packages": package_versions(),
         "python": sys.version.split()[0],

@@ -7,6 +7,7 @@ is the same path with one shard.
 from __future__ import annotations
 
 import random
+import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -28,6 +29,7 @@ from harness.publish.reports import iter_records, make_run_id, write_report
 from harness.core.protocol import Protocol
 from harness.core.run_record import DatasetRef, ModelRef, RunRecord
 from harness.run.precision import with_precision
+from harness.run.loader import default_workers
 from harness.run.runner import finish, run_shard, sample_indices
 from harness.run.cache_key import dataset_cache_key
 from harness.run.label_mapping import with_label_map
@@ -94,6 +96,9 @@ class RunConfig:
     #: average each supporting model's outputs over its input rescaled by these factors (``--multi-scale``); the
     #: model is recorded and ranked as ``<name>+ms<scales>``; empty: off
     multi_scale: tuple[float, ...] = ()
+    #: data-loading worker processes decoding ahead of the model (``--workers``; None: ``default_workers``,
+    #: 0: the run loop's own process); metrics are bit-identical for any count
+    workers: int | None = None
 
 
 def default_models(task: str, keypoint_protocol: str | None = None) -> list[str]:
@@ -190,11 +195,12 @@ def augmentation_of(adapter: Adapter) -> dict[str, Any]:
 
 
 def seed_everything(seed: int) -> None:
-    import torch
-
+    """Seed Python's and numpy's generators, and torch's if it is loaded; otherwise the run loop seeds torch
+    just before the first model call (``run_shard(seed=...)``), so a fully cached run never imports it."""
     random.seed(seed)
     np.random.seed(seed)
-    torch.manual_seed(seed)
+    if "torch" in sys.modules:
+        sys.modules["torch"].manual_seed(seed)
 
 
 def find_existing(reports_dir: Path, task: str, dataset: Dataset, dataset_fp: str, adapter: Adapter, model_fp: str,
@@ -253,6 +259,7 @@ def run_models(config: RunConfig, progress: Callable[[str, int], Callable[[int],
     fingerprint = dataset.fingerprint()
     indices = sample_indices(dataset, config.limit)
     context.start(config.device)
+    workers = default_workers(context.world_size) if config.workers is None else config.workers
     if context.is_main:
         clean_stale_runs(config.reports_dir)  # folders of killed runs move to <reports>/.partial/
     records = []
@@ -285,7 +292,8 @@ def run_models(config: RunConfig, progress: Callable[[str, int], Callable[[int],
         failure: Exception | None = None
         try:
             _, shard = run_shard(task, dataset, adapter, indices=shard_indices, batch_size=config.batch_size,
-                                 on_batch=on_batch, cache=cache, dialect=config.dialect, submission=submission)
+                                 on_batch=on_batch, cache=cache, dialect=config.dialect, submission=submission,
+                                 workers=workers, seed=config.seed)
         except Exception as exc:  # exchanged first, so no rank waits forever in the gather below
             failure = exc
         context.raise_if_any_failed(failure)
@@ -293,7 +301,7 @@ def run_models(config: RunConfig, progress: Callable[[str, int], Callable[[int],
         if context.is_main:
             assert shards is not None  # rank 0 receives every rank's shard
             records.append(_score_and_write(config, task, protocol, dataset, fingerprint, adapter, model_fingerprint,
-                                            shards, started, run_id, submission))
+                                            shards, started, run_id, submission, workers))
         context.barrier()
     return records
 
@@ -315,7 +323,7 @@ def _published_for(published: Any, registry: str | None) -> dict[str, float] | N
 
 def _score_and_write(config: RunConfig, task: Task, protocol: Protocol, dataset: Dataset, fingerprint: str,
                      adapter: Adapter, model_fingerprint: str, shards: list, started: str, run_id: str,
-                     submission: Any) -> dict[str, Any]:
+                     submission: Any, workers: int) -> dict[str, Any]:
     evaluation = finish(task, dataset, shards, adapter.device, config.dialect)
     submission.finish(evaluation.records)
     intervals, bootstrap = confidence_intervals(evaluation.metrics, evaluation.samples, config.bootstrap, config.seed,
@@ -356,7 +364,7 @@ def _score_and_write(config: RunConfig, task: Task, protocol: Protocol, dataset:
         settings=evaluation.result.settings,
         throughput=evaluation.throughput,
         provenance={**provenance(config.device, config.seed), "world_size": len(shards), "precision": config.precision,
-                    **_given(config), **augmentation_of(adapter)},
+                    "workers": workers, **_given(config), **augmentation_of(adapter)},
         started_utc=started,
         finished_utc=utc_now(),
         extra={"name": config.name, "tags": list(config.tags),

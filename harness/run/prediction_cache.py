@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from harness.io import safecodec
-from harness.io import safecodec
 from harness.run.input_stamps import sample_matches, stamp_sample
 from harness.io.locks import locked
 
@@ -96,6 +95,12 @@ class PredictionCache:
 
     def timing(self, chunk: Path) -> CachedTiming:
         return self._timing[chunk]
+
+    def holds(self, sample: Any) -> bool:
+        """Whether ``get(sample.sample_id, sample=sample)`` will find a prediction: the stamps are checked, no
+        chunk is decoded (the data stage skips decoding such samples)."""
+        candidates = self._candidates.get(sample_key(sample.sample_id), [])
+        return any(sample_matches(stamp, sample) for _, stamp in candidates)
 
     def get(self, sample_id: Any, default: Any = None, sample: Any = None) -> Any:
         """The stored prediction; with ``sample``, only while the files it was predicted from are unchanged."""

@@ -102,5 +102,6 @@ def validate(adapter: Any, dataset: Any, indices: Sequence[int] | None = None, b
     chosen = list(range(len(dataset))) if indices is None else list(indices)
     evaluation = evaluate(task, dataset, adapter, indices=chosen, batch_size=batch_size)
     numbers = {key: float(value) for key, value in evaluation.result.metrics.items()}
-    numbers["images_per_s"] = float(evaluation.throughput["images_per_s"])
+    rate = evaluation.throughput.get("images_per_s")  # None when no batch was timed after the warm-up
+    numbers["images_per_s"] = float(rate) if rate is not None else float("nan")
     return numbers

@@ -45,8 +45,10 @@ def coco_root(tmp_path: Path) -> Path:
 
 def test_smoke_run_writes_a_report_that_pycocotools_agrees_with(tmp_path):
     reports, boards = tmp_path / "reports", tmp_path / "boards"
+    # batches of 4: throughput needs batches after the warm-up (one batch of 12 would publish no images/s)
     result = run("run", "--task", "keypoints", "--model", "heatmap", "--model", "mean-pose", "--limit", "12",
-                 "--bootstrap", "20", "--no-cache", "--reports-dir", str(reports), "--leaderboards-dir", str(boards))
+                 "--batch-size", "4", "--bootstrap", "20", "--no-cache", "--reports-dir", str(reports),
+                 "--leaderboards-dir", str(boards))
     assert result.exit_code == 0, result.output
     assert "heatmap" in result.output and "PCK@0.2" in result.output
     runs = sorted(reports.iterdir())
@@ -56,6 +58,8 @@ def test_smoke_run_writes_a_report_that_pycocotools_agrees_with(tmp_path):
     assert record["dataset"]["name"] == "coco-mini" and len(record["dataset"]["fingerprint"]) == 16
     assert set(record["provenance"]) >= {"git_sha", "packages", "device", "seed"}
     assert record["throughput"]["images_per_s"] > 0 and "latency_p95_ms" in record["throughput"]
+    assert set(record["throughput"]["stages_ms"]) >= {"data_wait", "model", "metric"}
+    assert "ms per batch: data wait" in result.output
     lo, hi = record["confidence"]["AP"]
     assert lo <= record["metrics"]["AP"] <= hi
     predictions = json.loads((runs[0] / "predictions.json").read_text())

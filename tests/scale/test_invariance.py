@@ -1,5 +1,6 @@
 """Same predictions, same numbers: every in-repo model of every task scores bit for bit the same whatever the
-batch size (1, 3, 16) and the number of torchrun processes (1, 2), on datasets whose images all differ in size.
+batch size (1, 3, 16), the number of data-loading workers (0, 1, 2) and the number of torchrun processes (1, 2),
+on datasets whose images all differ in size.
 
 Runs go through the public run path: ``run_models(RunConfig(...))`` in this process for the batch sizes, and
 ``torchrun -m harness.cli run --suite`` (two gloo processes, all five tasks in one launch) for the shards; both
@@ -31,6 +32,8 @@ ROOT = Path(__file__).resolve().parents[2]
 TASKS = ("keypoints", "detection", "instance", "semantic", "flow")
 SAMPLES = 8
 BATCH_SIZES = (1, 3, 16)
+#: (batch size, ``--workers``) of the single-process runs: the serial loop at every batch size, then workers
+RUNS = tuple((batch_size, 0) for batch_size in BATCH_SIZES) + ((3, 2), (16, 1))
 TORCHRUN_BATCH_SIZE = 3  # 4 samples per rank: batches of 3 + 1, unlike any single-process batching
 
 
@@ -100,13 +103,13 @@ def test_batch_size_and_process_count_change_no_bit(mixed, tmp_path):
     runs: dict[str, dict] = {}
     # no report pictures: this test is about the numbers, and pictures cost time per run (torchrun has a timeout)
     base = RunConfig(task="", cache=False, bootstrap=0, leaderboards_dir=tmp_path / "lb", gallery=0)
-    for batch_size in BATCH_SIZES:
-        reports = tmp_path / f"batch{batch_size}"
+    for batch_size, workers in RUNS:
+        reports = tmp_path / f"batch{batch_size}-workers{workers}"
         for task in TASKS:
             root, split = mixed[task]
             run_models(replace(base, task=task, data_root=root, split=split, batch_size=batch_size,
-                               reports_dir=reports))
-        runs[f"batch {batch_size}"] = scores(reports)
+                               reports_dir=reports, workers=workers))
+        runs[f"batch {batch_size}, {workers} workers"] = scores(reports)
 
     suite = tmp_path / "suite.yaml"
     suite.write_text(json.dumps({  # JSON is YAML
@@ -118,12 +121,13 @@ def test_batch_size_and_process_count_change_no_bit(mixed, tmp_path):
         env.pop(name, None)
     done = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "harness.cli",
-         "run", "--suite", str(suite), "--no-cache", "--gallery", "0", "--reports-dir", str(tmp_path / "torchrun"),
+         "run", "--suite", str(suite), "--no-cache", "--gallery", "0", "--workers", "1",
+         "--reports-dir", str(tmp_path / "torchrun"),
          "--leaderboards-dir", str(tmp_path / "lb2")],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    runs[f"2 processes, batch {TORCHRUN_BATCH_SIZE}"] = scores(tmp_path / "torchrun")
+    runs[f"2 processes, batch {TORCHRUN_BATCH_SIZE}, 1 worker each"] = scores(tmp_path / "torchrun")
 
     expected = {(task, model) for task in TASKS for model in default_models(task)}
     reference_name, reference = next(iter(runs.items()))

@@ -25,7 +25,7 @@ from adapters.inrepo.weights import WEIGHTS_DIR
 from harness.core.adapter import Adapter, AdapterInfo
 from adapters.inrepo.detection.detector_weights import PREFIX, Checkpoint, weights_for
 from adapters.inrepo.weights import default_weights
-from adapters.inrepo.inference import fixed_inference
+from adapters.inrepo.inference import PinnedThreads, fixed_inference
 from harness.core.dataset import DatasetInfo
 from harness.core.errors import BenchError
 from harness.core.structures import DetectionPrediction, Sample
@@ -39,7 +39,7 @@ PAD_MULTIPLE = 16
 MASK_DETECTIONS = 20
 
 
-class InRepoDetectionAdapter(Adapter):
+class InRepoDetectionAdapter(PinnedThreads, Adapter):
     """Shared loading, label mapping and thread handling; subclasses set ``model_name`` and implement
     ``_predict_image``.
 

@@ -14,7 +14,7 @@ from harness.core.catalog import ADAPTERS
 from adapters.inrepo.weights import WEIGHTS_DIR
 from harness.core.adapter import Adapter, AdapterInfo
 from adapters.inrepo.weights import default_weights
-from adapters.inrepo.inference import fixed_inference
+from adapters.inrepo.inference import PinnedThreads, fixed_inference
 from harness.core.errors import BenchError, PredictionError
 from harness.core.structures import FlowPrediction, Sample
 
@@ -117,7 +117,7 @@ class ZeroFlowAdapter(Adapter):
 
 
 @ADAPTERS.register("flownet-s")
-class FlowNetSAdapter(Adapter):
+class FlowNetSAdapter(PinnedThreads, Adapter):
     """A small FlowNetS trained on the embedded Sintel-layout train split (both passes) with a multi-scale EPE loss."""
 
     #: ``bench run --model-arg`` keys (harness.run.model_options)

@@ -19,7 +19,7 @@ import numpy as np
 
 from harness.core.adapter import Adapter, AdapterInfo, load_state_dict
 from adapters.inrepo.weights import WEIGHTS_DIR
-from adapters.inrepo.inference import fixed_inference
+from adapters.inrepo.inference import PinnedThreads, fixed_inference
 from adapters.inrepo.keypoints.crop import DEFAULT_PADDING, crop_matrix, invert, transform_points, warp
 from adapters.inrepo.keypoints.skeletons import COCO17, Skeleton, skeleton_weights, skeleton_of
 from harness.core.dataset import DatasetInfo
@@ -29,7 +29,7 @@ from harness.core.structures import KeypointsPrediction, PersonBoxes, Sample
 __all__ = ["TopDownAdapter", "skeleton_weights", "prompt_boxes"]
 
 
-class TopDownAdapter(Adapter):
+class TopDownAdapter(PinnedThreads, Adapter):
     """Subclasses set ``model_name`` and ``network_class`` (a ``KeypointNet``).
 
     ``options["threads"]`` sets torch's thread count during ``predict`` (restored afterwards); the default, one

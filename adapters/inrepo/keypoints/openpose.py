@@ -23,7 +23,7 @@ from torch import nn
 
 from harness.core.catalog import ADAPTERS
 from harness.core.adapter import Adapter, AdapterInfo, load_state_dict
-from adapters.inrepo.inference import fixed_inference
+from adapters.inrepo.inference import PinnedThreads, fixed_inference
 from adapters.inrepo.keypoints.heatmap import BACKGROUND_LOGIT
 from adapters.inrepo.keypoints.networks import Decoder, Encoder, conv_bn, grid_centres
 from adapters.inrepo.keypoints.paf_grouping import COCO_LIMBS, find_peaks, group_people
@@ -170,7 +170,7 @@ def decode_people(output: np.ndarray, num_joints: int, limbs=COCO_LIMBS, stride:
 
 
 @ADAPTERS.register("openpose")
-class OpenPoseAdapter(Adapter):
+class OpenPoseAdapter(PinnedThreads, Adapter):
     """Bottom-up: ignores person boxes; run it with ``bench run --task keypoints --protocol bottom-up``."""
 
     #: ``bench run --model-arg`` keys (harness.run.model_options)
