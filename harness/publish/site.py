@@ -303,7 +303,7 @@ table.sortable th { cursor: pointer; user-select: none; white-space: nowrap; }
 table.sortable th[data-sort=asc]::after { content: " \\25B2"; }
 table.sortable th[data-sort=desc]::after { content: " \\25BC"; }
 td .ci { color: #777; font-size: .8rem; display: block; }
-td .ci.identity { white-space: normal; overflow-wrap: anywhere; max-width: 11rem; }
+td .ci.identity { white-space: normal; overflow-wrap: break-word; max-width: 13rem; }
 .charts { display: flex; flex-wrap: wrap; gap: 1rem; }
 .chart { border: 1px solid #ddd; background: #fafafa; }
 nav a { margin-right: 1rem; }
