@@ -111,7 +111,9 @@ def board_rows(board: Board, meta: TaskMeta) -> list[dict[str, Any]]:
         row["images_per_s"] = _number(record.throughput.get("images_per_s"))
         row["latency_p50_ms"] = _number(record.throughput.get("latency_p50_ms"))
         row["samples"] = record.samples
-        row.update(identity_of(record).columns())  # checkpoint digest, data copy, score conditions
+        identity = identity_of(record)
+        row.update(identity.columns())  # checkpoint digest, data copy, score conditions
+        row["official"] = identity.official  # the shipped weights: the name says the file, the row shows its digest
         row["run_id"] = record.run_id
         row["finished_utc"] = record.finished_utc
         row["git_sha"] = (record.provenance.get("git_sha") or "")[:10]
@@ -303,7 +305,7 @@ table.sortable th { cursor: pointer; user-select: none; white-space: nowrap; }
 table.sortable th[data-sort=asc]::after { content: " \\25B2"; }
 table.sortable th[data-sort=desc]::after { content: " \\25BC"; }
 td .ci { color: #777; font-size: .8rem; display: block; }
-td .ci.identity { white-space: normal; overflow-wrap: break-word; max-width: 13rem; }
+td .ci.identity { white-space: normal; overflow-wrap: anywhere; max-width: 11rem; }
 .charts { display: flex; flex-wrap: wrap; gap: 1rem; }
 .chart { border: 1px solid #ddd; background: #fafafa; }
 nav a { margin-right: 1rem; }

@@ -159,8 +159,11 @@ def test_site_rows_keep_identities_apart(official, tmp_path):
     assert sorted(rows["model"]) == ["mean-pose", f"mean-pose (other.pt@{rows['checkpoint'].iloc[0][-8:]})"]
     assert set(rows["data"]) == {"embedded"}
     page = (tmp_path / "site" / "keypoints.html").read_text()
-    for label in rows["checkpoint"]:  # each row says which weights it scored
-        assert f'<span class="ci identity">{label}</span>' in page
+    for label, official in zip(rows["checkpoint"], rows["official"]):  # each row says which weights it scored
+        weights, digest = label.split("@")
+        # the shipped weights: their digest (the model names the file); the user's: file and digest
+        shown = f"weights @{digest}" if official == "True" else f"{weights}<wbr>@{digest}"
+        assert f'<span class="ci identity">{shown}</span>' in page
 
 
 def test_the_gate_checks_the_official_run_not_a_newer_one_with_other_weights(official, tmp_path):
