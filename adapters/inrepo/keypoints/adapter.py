@@ -130,7 +130,7 @@ class TopDownAdapter(PinnedThreads, Adapter):
             name=self.name,
             task="keypoints",
             keypoint_names=list(self.skeleton.keypoint_names),
-            input_size=tuple(self.input_hw) if self.input_hw else None,
+            input_size=self.input_hw,
             parameters=known_parameters(key, self._network, lambda: self.network),
             extra={"crop_padding": DEFAULT_PADDING, "weights": str(self.weights_file()),
                    "skeleton": self.skeleton.name},
