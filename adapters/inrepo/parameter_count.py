@@ -66,3 +66,14 @@ def known_parameters(key: str, built: Any, build: Callable[[], Any]) -> int:
     if stored_count(key) != count:
         store_count(key, count)
     return count
+
+
+def remembered(key: str, compute: Callable[[], int]) -> int:
+    """Another integer fact of a weights file (e.g. the majority class a baseline's weights hold): the stored
+    one, else ``compute()`` (which may import torch), then stored under ``key``."""
+    stored = stored_count(key)
+    if stored is not None:
+        return stored
+    value = int(compute())
+    store_count(key, value)
+    return value

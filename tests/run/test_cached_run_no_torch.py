@@ -1,4 +1,4 @@
-"""Issue 15: a fully cached re-run of ``bench run --task keypoints`` (and ``flow``) imports no torch, and writes
+"""Issue 15: a fully cached re-run of ``bench run --task keypoints`` (and ``flow``, ``semantic``) imports no torch, and writes
 the same metrics.json as the run that predicted (parameter counts included)."""
 from __future__ import annotations
 
@@ -56,6 +56,7 @@ def _stable(record: dict) -> dict:
 @pytest.mark.parametrize("task, models", [
     ("keypoints", {"heatmap", "hourglass", "mean-pose", "regression", "soft-argmax"}),
     ("flow", {"flownet-s", "zero-flow", "horn-schunck", "lucas-kanade", "farneback"}),
+    ("semantic", {"fcn", "unet", "aspp", "pspnet", "majority-class"}),
 ])
 def test_a_cached_rerun_imports_no_torch_and_writes_the_same_metrics(tmp_path, task, models):
     first_out, first = _bench_run(tmp_path, task)
