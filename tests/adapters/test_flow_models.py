@@ -149,8 +149,10 @@ def test_a_short_training_run_lowers_the_loss(val_set, tmp_path):
 
 
 def test_a_checkpoint_of_another_model_is_refused_in_one_line():
+    # the network is built on first use (info(), which check_compatible calls before anything runs), not in
+    # __init__: a fully cached run never builds it (issue 15)
     with pytest.raises(BenchError, match="does not fit FlowNetS") as error:
-        ADAPTERS.get("flownet-s")("flownet-s", checkpoint=default_weights("semantic", "fcn"))
+        ADAPTERS.get("flownet-s")("flownet-s", checkpoint=default_weights("semantic", "fcn")).info()
     assert "\n" not in str(error.value)
 
 

@@ -6,7 +6,7 @@ pixels.  The classical methods have no weights; their parameters were chosen onc
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -15,6 +15,7 @@ from adapters.inrepo.weights import WEIGHTS_DIR
 from harness.core.adapter import Adapter, AdapterInfo
 from adapters.inrepo.weights import default_weights
 from adapters.inrepo.inference import PinnedThreads, fixed_inference
+from adapters.inrepo.parameter_count import count_key, known_parameters
 from harness.core.errors import BenchError, PredictionError
 from harness.core.structures import FlowPrediction, Sample
 
@@ -131,18 +132,26 @@ class FlowNetSAdapter(PinnedThreads, Adapter):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        from adapters.inrepo.weights import load_into
-        from adapters.inrepo.flow.networks import FlowNetS
+        self._network: Any = None
 
-        self.network = FlowNetS()
-        load_into(self.network, self.weights_file(), self.trust_checkpoint)
-        self.network.to(self.device).eval()
+    @property
+    def network(self) -> Any:
+        """Built on first use (imports torch): a fully cached run never needs it (issue 15)."""
+        if self._network is None:
+            from adapters.inrepo.weights import load_into
+            from adapters.inrepo.flow.networks import FlowNetS
+
+            network = FlowNetS()
+            load_into(network, self.weights_file(), self.trust_checkpoint)
+            self._network = network.to(self.device).eval()
+        return self._network
 
     def weights_file(self) -> Path:
         return self.checkpoint if self.checkpoint is not None else default_weights(TASK, "flownet-s")
 
     def info(self) -> AdapterInfo:
-        parameters = sum(p.numel() for p in self.network.parameters())
+        key = count_key("adapters.inrepo.flow.networks:FlowNetS", "", self.weights_file())
+        parameters = known_parameters(key, self._network, lambda: self.network)
         return AdapterInfo(name=self.name, task=TASK, parameters=parameters,
                            extra={"architecture": "FlowNetS (small)", "trained_on": "sintel-mini train (clean+final)"})
 

@@ -9,9 +9,15 @@ number of processes (see ``adapters.inrepo.inference``).
 Each model ships weights per skeleton (``skeletons.py``): COCO-17 until the adapter is bound to a dataset, then
 the skeleton that dataset's keypoint names spell (``check_compatible``), so ``weights_file()``, ``info()`` and
 the fingerprint describe the weights that will actually run.
+
+Nothing here imports torch: the networks live in their own modules (``heatmap.py``, ...), named by
+``network_path`` and imported when a network is built (``load``/``predict``), so listing the models and a fully
+cached re-run stay torch-free; ``info()`` takes the input size from the adapter class and the parameter count
+from ``adapters.inrepo.parameter_count`` (counted once from the built network, then remembered).
 """
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Sequence
 
@@ -20,6 +26,7 @@ import numpy as np
 from harness.core.adapter import Adapter, AdapterInfo, load_state_dict
 from adapters.inrepo.weights import WEIGHTS_DIR
 from adapters.inrepo.inference import PinnedThreads, fixed_inference
+from adapters.inrepo.parameter_count import count_key, known_parameters
 from adapters.inrepo.keypoints.crop import DEFAULT_PADDING, crop_matrix, invert, transform_points, warp
 from adapters.inrepo.keypoints.skeletons import COCO17, Skeleton, skeleton_weights, skeleton_of
 from harness.core.dataset import DatasetInfo
@@ -30,7 +37,8 @@ __all__ = ["TopDownAdapter", "skeleton_weights", "prompt_boxes"]
 
 
 class TopDownAdapter(PinnedThreads, Adapter):
-    """Subclasses set ``model_name`` and ``network_class`` (a ``KeypointNet``).
+    """Subclasses set ``model_name``, ``network_path`` (``"module:Class"`` of a ``KeypointNet``, imported only
+    when the network is built) and ``input_hw`` (the network's crop size, equal to its class's ``input_hw``).
 
     ``options["threads"]`` sets torch's thread count during ``predict`` (restored afterwards); the default, one
     thread, suits these tiny networks: a second thread buys little on 64x48 crops and, on a machine shared with
@@ -46,14 +54,24 @@ class TopDownAdapter(PinnedThreads, Adapter):
     runs_by_default = True  # committed weights, no download: part of `bench run --task keypoints`
     batch_invariant = True
     model_name: str = ""
-    network_class: type = type(None)
+    #: ``"module:Class"`` of the network; its module imports torch, so it is imported in ``network_type()`` only
+    network_path: str = ""
+    #: the network's input (height, width), None for a network that sees no pixels; ``info()`` reports it
+    #: without building the network (a test checks it equals the network class's ``input_hw``)
+    input_hw: tuple[int, int] | None = None
     #: people per forward pass; bounds memory on images with many prompts
     max_people = 256
     #: ``options["flip_test"]`` (``bench run --flip-test``) averages with the mirrored crop: networks with heatmap
     #: outputs (``flip_output``) only
     @classmethod
     def supports_flip_test(cls) -> bool:
-        return hasattr(cls.network_class, "flip_output")
+        return hasattr(cls.network_type(), "flip_output")
+
+    @classmethod
+    def network_type(cls) -> type:
+        """The network class (imports its module, hence torch)."""
+        module, _, name = cls.network_path.partition(":")
+        return getattr(importlib.import_module(module), name)
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -62,7 +80,7 @@ class TopDownAdapter(PinnedThreads, Adapter):
 
     @classmethod
     def build_network(cls, num_joints: int = COCO17.num_joints):
-        return cls.network_class(num_joints=num_joints)
+        return cls.network_type()(num_joints=num_joints)
 
     def weights_file(self) -> Path:
         return self.checkpoint if self.checkpoint is not None else skeleton_weights(self.model_name, self.skeleton)
@@ -107,13 +125,13 @@ class TopDownAdapter(PinnedThreads, Adapter):
         return self._network
 
     def info(self) -> AdapterInfo:
-        network = self.network
+        key = count_key(self.network_path, f"num_joints={self.skeleton.num_joints}", self.weights_file())
         return AdapterInfo(
             name=self.name,
             task="keypoints",
             keypoint_names=list(self.skeleton.keypoint_names),
-            input_size=tuple(network.input_hw) if network.input_hw else None,
-            parameters=sum(p.numel() for p in network.parameters()),
+            input_size=self.input_hw,
+            parameters=known_parameters(key, self._network, lambda: self.network),
             extra={"crop_padding": DEFAULT_PADDING, "weights": str(self.weights_file()),
                    "skeleton": self.skeleton.name},
         )

@@ -15,8 +15,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.core.catalog import ADAPTERS
-from adapters.inrepo.keypoints.adapter import TopDownAdapter
 from adapters.inrepo.keypoints.networks import Decoder, Encoder, KeypointNet, gaussian_heatmaps
 
 
@@ -112,9 +110,3 @@ def _taylor_offset(heatmaps: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> 
     ox = torch.where(proper, ox.clamp(-0.5, 0.5), quarter_x)
     oy = torch.where(proper, oy.clamp(-0.5, 0.5), quarter_y)
     return torch.stack([ox, oy], dim=-1)
-
-
-@ADAPTERS.register("heatmap")
-class HeatmapAdapter(TopDownAdapter):
-    model_name = "heatmap"
-    network_class = HeatmapNet

@@ -13,8 +13,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.core.catalog import ADAPTERS
-from adapters.inrepo.keypoints.adapter import TopDownAdapter
 from adapters.inrepo.keypoints.heatmap import BACKGROUND_LOGIT, decode_heatmaps
 from adapters.inrepo.keypoints.networks import KeypointNet, Residual, conv_bn, gaussian_heatmaps
 
@@ -93,9 +91,3 @@ class StackedHourglassNet(KeypointNet):
     def flip_output(output: torch.Tensor, order: list[int]) -> torch.Tensor:
         """Every stack's logit maps of a mirrored crop, mirrored back with left/right joints swapped."""
         return output.flip(-1)[:, :, order]
-
-
-@ADAPTERS.register("hourglass")
-class HourglassAdapter(TopDownAdapter):
-    model_name = "hourglass"
-    network_class = StackedHourglassNet

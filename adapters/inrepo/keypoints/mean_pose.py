@@ -7,16 +7,11 @@ all instances get the same score.
 """
 from __future__ import annotations
 
-from typing import Sequence
-
 import numpy as np
 import torch
 from torch import nn
 
-from harness.core.catalog import ADAPTERS
-from adapters.inrepo.keypoints.adapter import TopDownAdapter, prompt_boxes
 from adapters.inrepo.keypoints.networks import KeypointNet
-from harness.core.structures import KeypointsPrediction, Sample
 
 
 class MeanPoseNet(KeypointNet):
@@ -48,20 +43,3 @@ class MeanPoseNet(KeypointNet):
         xy = boxes[:, None, :2] + mean[None] * np.maximum(boxes[:, None, 2:], 1.0)
         confidence = np.broadcast_to(self.labelled_rate.numpy(), xy.shape[:2])
         return np.concatenate([xy, confidence[..., None]], axis=-1)
-
-
-@ADAPTERS.register("mean-pose")
-class MeanPoseAdapter(TopDownAdapter):
-    model_name = "mean-pose"
-    network_class = MeanPoseNet
-
-    def predict(self, samples: Sequence[Sample]) -> list[KeypointsPrediction]:
-        network = self.network
-        predictions = []
-        for sample in samples:
-            boxes = prompt_boxes(sample)
-            keypoints = network.place(boxes)
-            predictions.append(
-                KeypointsPrediction(keypoints=keypoints, scores=keypoints[..., 2].mean(axis=1), boxes=boxes)
-            )
-        return predictions

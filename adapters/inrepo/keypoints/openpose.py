@@ -9,10 +9,11 @@ regions (``iscrowd``) and people without labelled joints are masked out of the l
 unannotated people.  Decoding finds the maps' peaks and groups them into people by PAF line integrals and
 bipartite matching per limb (``paf_grouping``).  A person's score is the mean of its 17 joint scores (0 for a
 missing joint), its box the extent of its joints; missing joints sit at the person's centre with score 0.
+
+The adapter is in ``openpose_adapter.py`` (torch-free, so listing the models imports no torch).
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Sequence
 
 import cv2
@@ -21,19 +22,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.core.catalog import ADAPTERS
-from harness.core.adapter import Adapter, AdapterInfo, load_state_dict
-from adapters.inrepo.inference import PinnedThreads, fixed_inference
 from adapters.inrepo.keypoints.heatmap import BACKGROUND_LOGIT
 from adapters.inrepo.keypoints.networks import Decoder, Encoder, conv_bn, grid_centres
 from adapters.inrepo.keypoints.paf_grouping import COCO_LIMBS, find_peaks, group_people
-from adapters.inrepo.keypoints.skeletons import COCO17, skeleton_weights, skeleton_of
-from harness.core.dataset import DatasetInfo
-from harness.core.errors import BenchError
-from harness.core.structures import KeypointsPrediction, Sample
+from adapters.inrepo.keypoints.openpose_adapter import INPUT_WH  # the adapter reports it: defined torch-free there
 
-#: the network input the embedded scenes have; other images are scaled to fit and padded
-INPUT_WH = (256, 192)
 STRIDE = 4
 SIGMA_CELLS = 1.0
 PAF_HALF_WIDTH_CELLS = 1.5
@@ -167,68 +160,3 @@ def decode_people(output: np.ndarray, num_joints: int, limbs=COCO_LIMBS, stride:
         low, high = pixels[found].min(axis=0), pixels[found].max(axis=0)
         boxes[index] = [low[0], low[1], high[0] - low[0], high[1] - low[1]]
     return keypoints, scores, boxes
-
-
-@ADAPTERS.register("openpose")
-class OpenPoseAdapter(PinnedThreads, Adapter):
-    """Bottom-up: ignores person boxes; run it with ``bench run --task keypoints --protocol bottom-up``."""
-
-    #: ``bench run --model-arg`` keys (harness.run.model_options)
-    accepted_options = {"threads": "torch threads during predict (default 1)"}
-
-    task = "keypoints"
-    runs_by_default = True
-    batch_invariant = True
-    bottom_up = True
-    model_name = "openpose"
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._network: OpenPoseNet | None = None
-        self.skeleton = COCO17
-
-    def weights_file(self) -> Path:
-        return self.checkpoint if self.checkpoint is not None else skeleton_weights(self.model_name, self.skeleton)
-
-    def check_compatible(self, dataset: DatasetInfo) -> None:
-        if dataset.task == self.task and skeleton_of(dataset.keypoint_names, f"dataset {dataset.name!r}") != COCO17:
-            raise BenchError(f"model {self.name!r} has weights for COCO-17 keypoints only")
-        super().check_compatible(dataset)
-
-    @property
-    def network(self) -> OpenPoseNet:
-        if self._network is None:
-            network = OpenPoseNet(self.skeleton.num_joints)
-            path = self.weights_file()
-            state = load_state_dict(path, self.trust_checkpoint)
-            try:
-                network.load_state_dict(state)
-            except RuntimeError as exc:
-                raise BenchError(f"weights do not fit the {self.model_name!r} network "
-                                 f"({str(exc).strip().splitlines()[-1].strip()})", path) from None
-            self._network = network.eval().to(self.device)
-        return self._network
-
-    def info(self) -> AdapterInfo:
-        network = self.network
-        return AdapterInfo(name=self.name, task="keypoints", keypoint_names=list(self.skeleton.keypoint_names),
-                           input_size=(INPUT_WH[1], INPUT_WH[0]),
-                           parameters=sum(p.numel() for p in network.parameters()),
-                           extra={"weights": str(self.weights_file()), "bottom_up": True,
-                                  "limbs": [list(limb) for limb in network.limbs]})
-
-    def torch_module(self):
-        return self.network
-
-    def predict(self, samples: Sequence[Sample]) -> list[KeypointsPrediction]:
-        with fixed_inference(self.options):
-            return [self._predict_sample(sample) for sample in samples]
-
-    def _predict_sample(self, sample: Sample) -> KeypointsPrediction:
-        image, scale = fit_image(sample.load_image())
-        batch = torch.from_numpy(image).to(self.device).permute(2, 0, 1)[None].float()
-        output = self.network(batch)[0, -1].cpu().numpy()
-        keypoints, scores, boxes = decode_people(output, self.skeleton.num_joints, self.network.limbs)
-        keypoints[..., :2] /= scale
-        boxes /= scale
-        return KeypointsPrediction(keypoints=keypoints, scores=scores, boxes=boxes)

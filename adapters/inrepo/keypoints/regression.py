@@ -12,8 +12,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.core.catalog import ADAPTERS
-from adapters.inrepo.keypoints.adapter import TopDownAdapter
 from adapters.inrepo.keypoints.networks import Encoder, KeypointNet
 
 CONFIDENCE_LOSS_WEIGHT = 1.0
@@ -64,9 +62,3 @@ class RegressionNet(KeypointNet):
 
     def decode(self, output):
         return output[..., :2] * self._size(output), torch.sigmoid(output[..., 2])
-
-
-@ADAPTERS.register("regression")
-class RegressionAdapter(TopDownAdapter):
-    model_name = "regression"
-    network_class = RegressionNet

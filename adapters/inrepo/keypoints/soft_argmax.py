@@ -11,8 +11,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from harness.core.catalog import ADAPTERS
-from adapters.inrepo.keypoints.adapter import TopDownAdapter
 from adapters.inrepo.keypoints.networks import Decoder, Encoder, KeypointNet, gaussian_heatmaps, grid_centres
 
 CONFIDENCE_RADIUS_CELLS = 1.5
@@ -77,9 +75,3 @@ class SoftArgmaxNet(KeypointNet):
         near = (dx + dy) <= (CONFIDENCE_RADIUS_CELLS * self.stride) ** 2
         confidence = (probabilities * near).sum(dim=(-2, -1)).clamp(0.0, 1.0)
         return coords, confidence
-
-
-@ADAPTERS.register("soft-argmax")
-class SoftArgmaxAdapter(TopDownAdapter):
-    model_name = "soft-argmax"
-    network_class = SoftArgmaxNet

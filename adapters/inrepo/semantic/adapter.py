@@ -21,6 +21,7 @@ from adapters.inrepo.weights import WEIGHTS_DIR
 from harness.core.adapter import Adapter, AdapterInfo, load_state_dict
 from adapters.inrepo.weights import (dataset_family, default_family, default_weights, weights_family,
                                         weights_for)
+from adapters.inrepo.parameter_count import count_key, known_parameters, remembered
 from adapters.inrepo.inference import PinnedThreads, fixed_inference
 from harness.core.dataset import DatasetInfo
 from harness.labels.shapes import SHAPE_CLASSES
@@ -142,22 +143,30 @@ class SegmentationNetworkAdapter(PinnedThreads, InRepoSegmentationAdapter):
     """A network from ``networks.ARCHITECTURES`` (named by ``model_name``) with its committed (or the user's)
     weights."""
 
-    def load(self, binding: Binding) -> None:
-        from adapters.inrepo.weights import load_into
-        from adapters.inrepo.semantic.networks import build_network
+    _network: Any = None
 
-        network = build_network(self.model_name, len(binding.classes))
-        load_into(network, binding.weights, self.trust_checkpoint)
-        self._network = network.to(self.device).eval()
+    def load(self, binding: Binding) -> None:
+        """Forget the network of other weights; the bound one is built on first use (``network``), so a fully
+        cached run never imports torch (issue 15)."""
+        self._network = None
 
     @property
     def network(self) -> Any:
-        self.binding  # binds (and loads) the default weights on first use
+        binding = self.binding  # binds the default weights on first use
+        if self._network is None:
+            from adapters.inrepo.weights import load_into
+            from adapters.inrepo.semantic.networks import build_network
+
+            network = build_network(self.model_name, len(binding.classes))
+            load_into(network, binding.weights, self.trust_checkpoint)
+            self._network = network.to(self.device).eval()
         return self._network
 
     def info(self) -> AdapterInfo:
         binding = self.binding
-        parameters = sum(p.numel() for p in self.network.parameters())
+        key = count_key(f"adapters.inrepo.semantic.networks:{self.model_name}", f"classes={len(binding.classes)}",
+                        binding.weights)
+        parameters = known_parameters(key, self._network, lambda: self.network)
         trained_on = "--checkpoint" if self.checkpoint is not None else TRAINED_ON.get(binding.family, binding.family)
         return AdapterInfo(name=self.name, task=TASK, classes=list(binding.classes), parameters=parameters,
                            extra={"architecture": self.model_name, "trained_on": trained_on,
@@ -285,23 +294,34 @@ class MajorityClassAdapter(InRepoSegmentationAdapter):
 
     model_name = "majority-class"
 
-    def load(self, binding: Binding) -> None:
-        import torch
+    _frequencies: np.ndarray | None = None
 
-        state = load_state_dict(binding.weights, self.trust_checkpoint)
-        frequencies = state.get("class_frequencies")
-        if not isinstance(frequencies, torch.Tensor) or tuple(frequencies.shape) != (len(binding.classes),):
-            raise BenchError(f"expected 'class_frequencies' of shape ({len(binding.classes)},)", binding.weights)
-        self._frequencies = frequencies.double().numpy()
+    def load(self, binding: Binding) -> None:
+        """Forget other weights' frequencies; the bound ones are read on first use (torch), and the majority
+        class is remembered per weights file, so a fully cached run never imports torch (issue 15)."""
+        self._frequencies = None
 
     @property
     def class_frequencies(self) -> np.ndarray:
-        self.binding
+        binding = self.binding
+        if self._frequencies is None:
+            import torch
+
+            state = load_state_dict(binding.weights, self.trust_checkpoint)
+            frequencies = state.get("class_frequencies")
+            if not isinstance(frequencies, torch.Tensor) or tuple(frequencies.shape) != (len(binding.classes),):
+                raise BenchError(f"expected 'class_frequencies' of shape ({len(binding.classes)},)", binding.weights)
+            self._frequencies = frequencies.double().numpy()
         return self._frequencies
 
     @property
     def majority(self) -> int:
-        return int(np.argmax(self.class_frequencies))
+        binding = self.binding
+        if self._frequencies is not None:
+            return int(np.argmax(self._frequencies))
+        key = count_key("adapters.inrepo.semantic.adapter:MajorityClassAdapter.majority",
+                        f"classes={len(binding.classes)}", binding.weights)
+        return remembered(key, lambda: int(np.argmax(self.class_frequencies)))
 
     def info(self) -> AdapterInfo:
         classes = self.binding.classes

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-import torch
 
 from harness.core.adapter import Adapter, AdapterInfo, load_state_dict
 from harness.io.cache_dir import materialise
@@ -164,6 +163,8 @@ class ToyTask(Task):
 
 def save_weights(path: Path, noise: float = 0.0, seed: int = 0) -> Path:
     """A checkpoint for ``toy-linear``: the class centres, optionally perturbed (a 'regressed' model)."""
+    import torch  # here, not at the top: listing bench's models imports this module, and must not cost torch
+
     weight = CENTERS + np.random.default_rng(seed).normal(0.0, noise, CENTERS.shape) if noise else CENTERS
     torch.save({"weight": torch.tensor(weight, dtype=torch.float32)}, path)
     return path
@@ -181,6 +182,8 @@ class ToyLinear(Adapter):
     fail_after: int | None = None
 
     def __init__(self, *args, **kwargs) -> None:
+        import torch
+
         super().__init__(*args, **kwargs)
         self.module = torch.nn.Linear(4, 3, bias=False)
         weight = torch.tensor(CENTERS, dtype=torch.float32)
@@ -197,6 +200,8 @@ class ToyLinear(Adapter):
         if type(self).fail_after is not None and len(type(self).calls) >= type(self).fail_after:
             raise KeyboardInterrupt("simulated interruption")
         type(self).calls.append(len(samples))
+        import torch
+
         x = torch.as_tensor(np.stack([s.prompts for s in samples]), device=self.device)
         with torch.no_grad():
             probabilities = torch.softmax(self.module(x).double(), dim=1).cpu().numpy()
@@ -206,4 +211,6 @@ class ToyLinear(Adapter):
         return self.module
 
     def example_input(self, batch_size: int):
+        import torch
+
         return torch.randn(batch_size, 4, generator=torch.Generator().manual_seed(0))

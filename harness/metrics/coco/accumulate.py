@@ -456,8 +456,8 @@ def _index_weighted(one: _Pass, num_a: int, num_images: int, recall_thresholds: 
     plain_base = num_t * num_a * (nc + 1)
     plain_block = plain_base + one.e_a * (n + 1) + one.e_block_pos
     plain_cat = plain_base + one.e_a * (n + 1) + one.cat_start[one.e_k]
-    queries = np.sort(np.concatenate([cand_block, cand_cat, plain_block, plain_cat]))
-    queries = queries[np.r_[True, queries[1:] != queries[:-1]]]
+    # np.unique: sorted and deduplicated, and empty when nothing is counted (no entry, e.g. a --limit subset)
+    queries = np.unique(np.concatenate([cand_block, cand_cat, plain_block, plain_cat]))
     one.e_fp_block = np.searchsorted(queries, cand_block)
     one.e_fp_cat = np.searchsorted(queries, cand_cat)
     plain_block_q = np.searchsorted(queries, plain_block)
