@@ -1864,37 +1864,40 @@ static PyObject *oks_sums(PyObject *self, PyObject *args) {
 }
 
 /* ------------------------------------------------------------------------------------------ weighted accumulation */
-/* ``accumulate_matches`` for image multisets (the bootstrap): ``weights`` (B, I) says how often each image is
- * drawn in each of B resamples.  The resampled list is the images in order, an image's copies side by side, so
- * in pycocotools' per-category order a *block* (a run of equal category, score and image, ``block_start``
- * flags its first position) appears as w consecutive copies of itself.  Counts before the j-th copy of a block
- * are the weighted counts before the block plus (j-1) times the block's own; the q-th true positive of copy j
- * has tp = before + (j-1) * block_tp + tp_up_to_q (fp alike).  Without counted false positives in the block
- * precision only grows with j, so only the last copy can set a maximum; otherwise every copy is scored.  Counts
- * are integers (exact in double), and precision / recall use accumulate_matches' arithmetic, so each resample
- * equals a full evaluation of its image list bit for bit.  Inputs are in accumulation order (``seq`` order):
- *   image, rank, slot (-1: never a candidate), inside (bit a: area inside range a) per position;
- *   cand_tp, cand_fp (C, A) uint16 status bits (match_status); npos (B, K, A) weighted positives;
- *   max_dets (M) and want (M) uint8: which maxDets get a precision (all get a recall).
+/* ``accumulate_matches`` for image multisets (the bootstrap): ``weights`` (I, B) float64 (whole numbers) says
+ * how often each image is drawn in each of B resamples.  The resampled list is the images in order, an image's
+ * copies side by side, so in pycocotools' per-category order a *block* (a run of equal category, score and
+ * image; ``block_start`` flags its first position) appears as w consecutive copies of itself.  Counts before
+ * the j-th copy of a block are the weighted counts before the block plus (j-1) times the block's own; the q-th
+ * true positive of copy j has tp = before + (j-1) * block_tp + tp_up_to_q (fp alike).  Without counted false
+ * positives in the block precision only grows with j, so only the last copy can set a maximum; otherwise every
+ * copy is scored.  Counts are whole numbers (exact in double) and precision / recall use accumulate_matches'
+ * arithmetic, so each resample equals a full evaluation of its image list bit for bit.
+ * Never-matched detections (most of them) only add their weights to per-area false-positive counts: that is
+ * done for all B resamples at once; blocks with candidates are walked per resample.  Inputs, in accumulation
+ * order: image, rank, slot (-1: never a candidate), inside (bit a: inside area range a); cand_tp, cand_fp
+ * (C, A) uint16 status bits (match_status); positives: gt_key (k * A + a) and gt_image of every non-ignored
+ * (ground truth, area range); max_dets (M) and want (M) uint8: which maxDets get a precision (all get a recall).
  * ``precision`` is (B, M', A, T, R, K) for the M' wanted maxDets and ``recall`` (B, M, A, T, K), filled here
  * (-1 where a category has no positives in the resample). */
 #define WA_MAX_A 8
 #define WA_MAX_M 8
 static PyObject *accumulate_weighted(PyObject *self, PyObject *args) {
-    Py_buffer bounds_v, start_v, image_v, rank_v, slot_v, inside_v, ctp_v, cfp_v, w_v, npos_v, rthr_v, mdet_v,
-        want_v, prec_v, rec_v;
+    Py_buffer bounds_v, start_v, image_v, rank_v, slot_v, inside_v, ctp_v, cfp_v, w_v, gkey_v, gimg_v, rthr_v,
+        mdet_v, want_v, prec_v, rec_v;
     Py_ssize_t num_t, num_a, num_k, num_i;
-    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*y*y*y*y*y*y*y*nnnnw*w*", &bounds_v, &start_v, &image_v, &rank_v,
-                          &slot_v, &inside_v, &ctp_v, &cfp_v, &w_v, &npos_v, &rthr_v, &mdet_v, &want_v, &num_t,
-                          &num_a, &num_k, &num_i, &prec_v, &rec_v))
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*y*y*y*y*y*y*y*y*nnnnw*w*", &bounds_v, &start_v, &image_v, &rank_v,
+                          &slot_v, &inside_v, &ctp_v, &cfp_v, &w_v, &gkey_v, &gimg_v, &rthr_v, &mdet_v, &want_v,
+                          &num_t, &num_a, &num_k, &num_i, &prec_v, &rec_v))
         return NULL;
     const int64_t *cat_bounds = bounds_v.buf, *image = image_v.buf, *rank = rank_v.buf, *slot = slot_v.buf;
-    const int64_t *weights = w_v.buf, *npos = npos_v.buf, *max_dets = mdet_v.buf;
+    const int64_t *gkey = gkey_v.buf, *gimg = gimg_v.buf, *max_dets = mdet_v.buf;
+    const double *weights = w_v.buf;
     const uint8_t *block_start = start_v.buf, *inside = inside_v.buf, *want = want_v.buf;
     const uint16_t *cand_tp = ctp_v.buf, *cand_fp = cfp_v.buf;
     const double *rthr = rthr_v.buf;
     double *precision = prec_v.buf, *recall = rec_v.buf;
-    Py_ssize_t num_n = image_v.len / 8, num_r = rthr_v.len / 8, num_m = mdet_v.len / 8;
+    Py_ssize_t num_n = image_v.len / 8, num_r = rthr_v.len / 8, num_m = mdet_v.len / 8, num_g = gkey_v.len / 8;
     Py_ssize_t num_b = num_i ? w_v.len / 8 / num_i : 0;
     Py_ssize_t num_c = num_a ? ctp_v.len / 2 / num_a : 0;
     Py_ssize_t num_mp = 0, mp_of[WA_MAX_M];
@@ -1902,7 +1905,7 @@ static PyObject *accumulate_weighted(PyObject *self, PyObject *args) {
               want_v.len != num_m || bounds_v.len != (num_k + 1) * 8 || start_v.len != num_n ||
               rank_v.len != num_n * 8 || slot_v.len != num_n * 8 || inside_v.len != num_n ||
               cfp_v.len != ctp_v.len || ctp_v.len != num_c * num_a * 2 || w_v.len != num_b * num_i * 8 ||
-              npos_v.len != num_b * num_k * num_a * 8 || rec_v.len != num_b * num_m * num_a * num_t * num_k * 8;
+              gimg_v.len != gkey_v.len || rec_v.len != num_b * num_m * num_a * num_t * num_k * 8;
     for (Py_ssize_t m = 0; m < num_m && !bad; m++) mp_of[m] = want[m] ? num_mp++ : -1;
     if (!bad && prec_v.len != num_b * num_mp * num_a * num_t * num_r * num_k * 8) bad = 1;
     if (!bad && num_k && (cat_bounds[0] < 0 || cat_bounds[num_k] > num_n)) bad = 1;
@@ -1910,56 +1913,85 @@ static PyObject *accumulate_weighted(PyObject *self, PyObject *args) {
         if (cat_bounds[k] > cat_bounds[k + 1]) bad = 1;
     for (Py_ssize_t i = 0; i < num_n && !bad; i++)
         if (image[i] < 0 || image[i] >= num_i || slot[i] >= num_c) bad = 1;
-    const Py_ssize_t ta = num_t * num_a;
-    double *work = NULL;
+    for (Py_ssize_t g = 0; g < num_g && !bad; g++)
+        if (gkey[g] < 0 || gkey[g] >= num_k * num_a || gimg[g] < 0 || gimg[g] >= num_i) bad = 1;
+    const Py_ssize_t ta = num_t * num_a, walks = num_mp ? num_mp : 1;
+    /* per resample: acc_tp, acc_fp (A*T), best (A*T*(R+1)), total tp per maxDets (M*A*T) */
+    const Py_ssize_t per_b = 2 * ta + ta * (num_r + 1) + num_m * ta;
+    double *work = NULL, *plain = NULL, *npos = NULL;
     Py_ssize_t *next = NULL;
     if (!bad) {
-        /* per wanted maxDets: acc_tp, acc_fp (A*T), acc_plain (A), best (A*T*(R+1)); per maxDets: total tp (A*T) */
-        work = malloc((size_t)(num_mp * (2 * ta + num_a + ta * (num_r + 1)) + num_m * ta + 1) * sizeof(double));
-        next = malloc((size_t)(num_mp * ta + 1) * sizeof *next);
-        if (!work || !next) bad = 2;
+        work = malloc((size_t)(num_b * per_b + 1) * sizeof(double));
+        plain = malloc((size_t)(num_a * num_b + 1) * sizeof(double)); /* (A, B) weighted plain false positives */
+        npos = calloc((size_t)(num_b * num_k * num_a + 1), sizeof(double));
+        next = malloc((size_t)(num_b * ta + 1) * sizeof *next);
+        if (!work || !plain || !npos || !next) bad = 2;
     }
     if (!bad) {
         Py_BEGIN_ALLOW_THREADS
         const double eps = 2.220446049250313e-16; /* np.spacing(1) */
-        const Py_ssize_t per_mp = 2 * ta + num_a + ta * (num_r + 1);
-        double *total = work + num_mp * per_mp;
-        for (Py_ssize_t b = 0; b < num_b; b++) {
-            const int64_t *w_b = weights + b * num_i;
-            for (Py_ssize_t k = 0; k < num_k; k++) {
-                const int64_t *npig_k = npos + (b * num_k + k) * num_a;
-                memset(work, 0, (size_t)(num_mp * per_mp + num_m * ta) * sizeof(double));
-                for (Py_ssize_t x = 0; x < num_mp * ta; x++) next[x] = 0;
+        for (Py_ssize_t g = 0; g < num_g; g++) { /* weighted positives (B, K*A) */
+            const double *w = weights + gimg[g] * num_b;
+            for (Py_ssize_t b = 0; b < num_b; b++) npos[b * num_k * num_a + gkey[g]] += w[b];
+        }
+        for (Py_ssize_t k = 0; k < num_k; k++) {
+            for (Py_ssize_t walk = 0; walk < walks; walk++) {
+                Py_ssize_t m_prec = -1; /* the maxDets whose precision this walk computes (-1: recall only) */
+                for (Py_ssize_t m = 0; m < num_m; m++)
+                    if (mp_of[m] == walk) m_prec = m;
+                int64_t limit = m_prec >= 0 ? max_dets[m_prec] : INT64_MAX;
+                int count_recall = walk == 0;
+                memset(work, 0, (size_t)(num_b * per_b) * sizeof(double));
+                memset(plain, 0, (size_t)(num_a * num_b) * sizeof(double));
+                for (Py_ssize_t x = 0; x < num_b * ta; x++) next[x] = 0;
                 for (Py_ssize_t s = cat_bounds[k], e; s < cat_bounds[k + 1]; s = e) {
-                    for (e = s + 1; e < cat_bounds[k + 1] && !block_start[e]; e++) {}
-                    double w = (double)w_b[image[s]];
-                    if (w == 0) continue;
-                    /* recall: every maxDets counts the true positives of the detections it keeps */
-                    for (Py_ssize_t i = s; i < e; i++) {
-                        if (slot[i] < 0) continue;
-                        const uint16_t *tb = cand_tp + slot[i] * num_a;
-                        for (Py_ssize_t m = 0; m < num_m; m++) {
-                            if (rank[i] >= max_dets[m]) continue;
-                            double *tot = total + m * ta;
-                            for (Py_ssize_t a = 0; a < num_a; a++)
-                                for (Py_ssize_t t = 0; t < num_t; t++) tot[a * num_t + t] += w * ((tb[a] >> t) & 1);
-                        }
+                    int has_cand = slot[s] >= 0;
+                    for (e = s + 1; e < cat_bounds[k + 1] && !block_start[e]; e++) has_cand |= slot[e] >= 0;
+                    const double *wv = weights + image[s] * num_b;
+                    if (!has_cand) { /* never-matched detections: false positives where inside, all resamples */
+                        if (m_prec < 0) continue;
+                        for (Py_ssize_t i = s; i < e && rank[i] < limit; i++)
+                            for (Py_ssize_t a = 0; a < num_a; a++) {
+                                if (!((inside[i] >> a) & 1)) continue;
+                                double *pa = plain + a * num_b;
+                                for (Py_ssize_t b = 0; b < num_b; b++) pa[b] += wv[b];
+                            }
+                        continue;
                     }
-                    for (Py_ssize_t m = 0; m < num_m; m++) {
-                        if (mp_of[m] < 0) continue;
-                        double *acc_tp = work + mp_of[m] * per_mp, *acc_fp = acc_tp + ta, *acc_pl = acc_fp + ta;
-                        double *best = acc_pl + num_a;
-                        Py_ssize_t *nx = next + mp_of[m] * ta;
-                        Py_ssize_t end = s; /* the block within maxDets: ranks grow inside a block */
-                        while (end < e && rank[end] < max_dets[m]) end++;
-                        if (end == s) continue;
-                        for (Py_ssize_t a = 0; a < num_a; a++) {
-                            uint16_t any = 0;
-                            for (Py_ssize_t i = s; i < end; i++)
-                                if (slot[i] >= 0) any |= cand_tp[slot[i] * num_a + a];
-                            for (Py_ssize_t t = 0; t < num_t; t++) {
-                                if (!((any >> t) & 1)) continue;
-                                double npig = (double)npig_k[a];
+                    Py_ssize_t end = s; /* the block within maxDets: ranks grow inside a block */
+                    while (end < e && rank[end] < limit) end++;
+                    uint16_t any[WA_MAX_A];
+                    int any_tp = 0;
+                    for (Py_ssize_t a = 0; a < num_a; a++) {
+                        any[a] = 0;
+                        for (Py_ssize_t i = s; i < end; i++)
+                            if (slot[i] >= 0) any[a] |= cand_tp[slot[i] * num_a + a];
+                        any_tp |= any[a] != 0;
+                    }
+                    for (Py_ssize_t b = 0; b < num_b; b++) {
+                        double w = wv[b];
+                        if (w == 0) continue;
+                        double *acc_tp = work + b * per_b, *acc_fp = acc_tp + ta, *best = acc_fp + ta;
+                        double *total = best + ta * (num_r + 1);
+                        if (count_recall) /* recall: every maxDets counts the true positives it keeps */
+                            for (Py_ssize_t i = s; i < e; i++) {
+                                if (slot[i] < 0) continue;
+                                const uint16_t *tb = cand_tp + slot[i] * num_a;
+                                for (Py_ssize_t m = 0; m < num_m; m++) {
+                                    if (rank[i] >= max_dets[m]) continue;
+                                    double *tot = total + m * ta;
+                                    for (Py_ssize_t a = 0; a < num_a; a++)
+                                        for (unsigned bits = tb[a]; bits; bits &= bits - 1)
+                                            tot[a * num_t + __builtin_ctz(bits)] += w;
+                                }
+                            }
+                        if (m_prec < 0 || end == s) continue;
+                        Py_ssize_t *nx = next + b * ta;
+                        for (Py_ssize_t a = 0; a < num_a && any_tp; a++) {
+                            double pl = plain[a * num_b + b];
+                            for (unsigned bits = any[a]; bits; bits &= bits - 1) {
+                                int t = __builtin_ctz(bits);
+                                double npig = npos[(b * num_k + k) * num_a + a];
                                 double block_tp = 0, block_fp = 0; /* one copy of the block */
                                 for (Py_ssize_t i = s; i < end; i++) {
                                     if (slot[i] < 0) block_fp += (inside[i] >> a) & 1;
@@ -1968,7 +2000,7 @@ static PyObject *accumulate_weighted(PyObject *self, PyObject *args) {
                                         block_fp += (cand_fp[slot[i] * num_a + a] >> t) & 1;
                                     }
                                 }
-                                double tp0 = acc_tp[a * num_t + t], fp0 = acc_fp[a * num_t + t] + acc_pl[a];
+                                double tp0 = acc_tp[a * num_t + t], fp0 = acc_fp[a * num_t + t] + pl;
                                 double *row = best + (a * num_t + t) * (num_r + 1);
                                 Py_ssize_t lo = nx[a * num_t + t];
                                 for (double j = block_fp > 0 ? 1 : w; j <= w; j++) { /* copies; tp grows */
@@ -1994,31 +2026,30 @@ static PyObject *accumulate_weighted(PyObject *self, PyObject *args) {
                         }
                         for (Py_ssize_t i = s; i < end; i++) { /* w copies of the block */
                             if (slot[i] < 0) {
-                                for (Py_ssize_t a = 0; a < num_a; a++) acc_pl[a] += w * ((inside[i] >> a) & 1);
+                                for (Py_ssize_t a = 0; a < num_a; a++) plain[a * num_b + b] += w * ((inside[i] >> a) & 1);
                                 continue;
                             }
                             const uint16_t *tb = cand_tp + slot[i] * num_a, *fb = cand_fp + slot[i] * num_a;
-                            for (Py_ssize_t a = 0; a < num_a; a++)
-                                for (Py_ssize_t t = 0; t < num_t; t++) {
-                                    acc_tp[a * num_t + t] += w * ((tb[a] >> t) & 1);
-                                    acc_fp[a * num_t + t] += w * ((fb[a] >> t) & 1);
-                                }
+                            for (Py_ssize_t a = 0; a < num_a; a++) {
+                                for (unsigned bits = tb[a]; bits; bits &= bits - 1) acc_tp[a * num_t + __builtin_ctz(bits)] += w;
+                                for (unsigned bits = fb[a]; bits; bits &= bits - 1) acc_fp[a * num_t + __builtin_ctz(bits)] += w;
+                            }
                         }
                     }
                 }
-                for (Py_ssize_t m = 0; m < num_m; m++) {
-                    for (Py_ssize_t a = 0; a < num_a; a++) {
-                        int64_t npig = npig_k[a];
-                        for (Py_ssize_t t = 0; t < num_t; t++)
-                            recall[(((b * num_m + m) * num_a + a) * num_t + t) * num_k + k] =
-                                npig > 0 ? total[m * ta + a * num_t + t] / (double)npig : -1.0;
-                    }
-                    if (mp_of[m] < 0) continue;
-                    const double *best = work + mp_of[m] * per_mp + 2 * ta + num_a;
+                for (Py_ssize_t b = 0; b < num_b; b++) {
+                    const double *npig_k = npos + (b * num_k + k) * num_a;
+                    const double *best = work + b * per_b + 2 * ta, *total = best + ta * (num_r + 1);
+                    for (Py_ssize_t m = 0; m < num_m && count_recall; m++)
+                        for (Py_ssize_t a = 0; a < num_a; a++)
+                            for (Py_ssize_t t = 0; t < num_t; t++)
+                                recall[(((b * num_m + m) * num_a + a) * num_t + t) * num_k + k] =
+                                    npig_k[a] > 0 ? total[m * ta + a * num_t + t] / npig_k[a] : -1.0;
+                    if (m_prec < 0) continue;
                     for (Py_ssize_t a = 0; a < num_a; a++)
                         for (Py_ssize_t t = 0; t < num_t; t++) {
                             const double *row = best + (a * num_t + t) * (num_r + 1);
-                            double *out = precision + ((((b * num_mp + mp_of[m]) * num_a + a) * num_t + t) * num_r) * num_k + k;
+                            double *out = precision + (((b * num_mp + walk) * num_a + a) * num_t + t) * num_r * num_k + k;
                             if (npig_k[a] <= 0) {
                                 for (Py_ssize_t r = 0; r < num_r; r++) out[r * num_k] = -1.0;
                                 continue;
@@ -2035,9 +2066,11 @@ static PyObject *accumulate_weighted(PyObject *self, PyObject *args) {
         Py_END_ALLOW_THREADS
     }
     free(work);
+    free(plain);
+    free(npos);
     free(next);
     Py_buffer *views[] = {&bounds_v, &start_v, &image_v, &rank_v, &slot_v, &inside_v, &ctp_v, &cfp_v, &w_v,
-                          &npos_v, &rthr_v, &mdet_v, &want_v, &prec_v, &rec_v};
+                          &gkey_v, &gimg_v, &rthr_v, &mdet_v, &want_v, &prec_v, &rec_v};
     for (size_t i = 0; i < sizeof views / sizeof *views; i++) PyBuffer_Release(views[i]);
     if (bad == 2) return PyErr_NoMemory();
     if (bad) {

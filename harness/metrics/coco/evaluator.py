@@ -172,7 +172,6 @@ def _resampled_compiled(gt: GroundTruthTable, dt: ResultTable, params: CocoParam
     ``kernels.accumulate_weighted`` re-accumulates it for a chunk of resamples at a time, all at once in C, and
     ``summarize_resamples`` reads the stats.  The counts are integers and the arithmetic pycocotools', so every
     row equals ``AccumulationPlan.run_many`` and a full evaluation of the resampled list bit for bit."""
-    from harness.core.metric import weighted_counts
     from harness.metrics.coco import kernels
 
     groups, pair_det, pair_gt, pair_iou, gt_crowd, gt_ignored, dt_outside = _candidate_pairs(gt, dt, params)
@@ -201,11 +200,10 @@ def _resampled_compiled(gt: GroundTruthTable, dt: ResultTable, params: CocoParam
     inside = np.zeros(len(order), dtype=np.uint8)
     for a in range(num_a):
         inside |= (~dt_outside[a][order]).astype(np.uint8) << a
-    # non-ignored ground truths per (image, category, area), summed with each resample's image counts
-    num_images = len(gt.images)
+    # every non-ignored (ground truth, area range): the kernel sums their images' weights per (category, area)
     gt_image = gt.image[g_rows]
-    per_image = np.stack([np.bincount(gt_image[~ignored] * num_k + k_gt[~ignored], minlength=num_images * num_k)
-                          for ignored in gt_ignored], axis=1).reshape(num_images, num_k, num_a)
+    positive_key = np.concatenate([k_gt[~ignored] * num_a + a for a, ignored in enumerate(gt_ignored)])
+    positive_image = np.concatenate([gt_image[~ignored] for ignored in gt_ignored])
     wanted_dets = precision_max_dets(params)
     wanted = [m in wanted_dets for m in params.max_dets]
     out = np.empty((len(counts), len(summary_names(params))))
@@ -213,7 +211,7 @@ def _resampled_compiled(gt: GroundTruthTable, dt: ResultTable, params: CocoParam
         block = counts[start:start + RESAMPLE_CHUNK]
         precision, recall = kernels.accumulate_weighted(
             cat_bounds, block_start, image, groups.dt_rank[order], slot_of[order], inside, cand_tp, cand_fp, block,
-            weighted_counts(per_image, block), params.recall_thresholds, params.max_dets, wanted,
+            positive_key, positive_image, num_k, params.recall_thresholds, params.max_dets, wanted,
             len(params.iou_thresholds),
         )
         out[start:start + len(block)] = summarize_resamples(params, precision, recall, wanted_dets)
