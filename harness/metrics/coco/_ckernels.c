@@ -1987,7 +1987,26 @@ static PyObject *accumulate_weighted(PyObject *self, PyObject *args) {
                             }
                         if (m_prec < 0 || end == s) continue;
                         Py_ssize_t *nx = next + b * ta;
-                        for (Py_ssize_t a = 0; a < num_a && any_tp; a++) {
+                        int general = any_tp;
+                        if (any_tp && end == s + 1) { /* one detection, a true positive somewhere: its last copy */
+                            const uint16_t *tb = cand_tp + slot[s] * num_a;
+                            for (Py_ssize_t a = 0; a < num_a; a++) {
+                                double pl = plain[a * num_b + b], npig = npos[(b * num_k + k) * num_a + a];
+                                for (unsigned bits = tb[a]; bits; bits &= bits - 1) {
+                                    Py_ssize_t at = a * num_t + __builtin_ctz(bits);
+                                    double tpd = acc_tp[at] + w, fpd = acc_fp[at] + pl;
+                                    double pr = tpd / ((fpd + tpd) + eps);
+                                    double rc = tpd / npig;
+                                    Py_ssize_t lo = nx[at];
+                                    while (lo < num_r && rthr[lo] <= rc) lo++;
+                                    nx[at] = lo;
+                                    double *cell = best + at * (num_r + 1) + lo;
+                                    if (pr > *cell) *cell = pr;
+                                }
+                            }
+                            general = 0;
+                        }
+                        for (Py_ssize_t a = 0; a < num_a && general; a++) {
                             double pl = plain[a * num_b + b];
                             for (unsigned bits = any[a]; bits; bits &= bits - 1) {
                                 int t = __builtin_ctz(bits);
