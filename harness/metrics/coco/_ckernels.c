@@ -1878,8 +1878,8 @@ static PyObject *oks_sums(PyObject *self, PyObject *args) {
  * order: image, rank, slot (-1: never a candidate), inside (bit a: inside area range a); cand_tp, cand_fp
  * (C, A) uint16 status bits (match_status); positives: gt_key (k * A + a) and gt_image of every non-ignored
  * (ground truth, area range); max_dets (M) and want (M) uint8: which maxDets get a precision (all get a recall).
- * ``precision`` is (B, M', A, T, R, K) for the M' wanted maxDets and ``recall`` (B, M, A, T, K), filled here
- * (-1 where a category has no positives in the resample). */
+ * ``precision`` is (B, M', A, T, K, R) for the M' wanted maxDets (rows written in sequence) and ``recall``
+ * (B, M, A, T, K), filled here (-1 where a category has no positives in the resample). */
 #define WA_MAX_A 8
 #define WA_MAX_M 8
 static PyObject *accumulate_weighted(PyObject *self, PyObject *args) {
@@ -2068,15 +2068,15 @@ static PyObject *accumulate_weighted(PyObject *self, PyObject *args) {
                     for (Py_ssize_t a = 0; a < num_a; a++)
                         for (Py_ssize_t t = 0; t < num_t; t++) {
                             const double *row = best + (a * num_t + t) * (num_r + 1);
-                            double *out = precision + (((b * num_mp + walk) * num_a + a) * num_t + t) * num_r * num_k + k;
+                            double *out = precision + ((((b * num_mp + walk) * num_a + a) * num_t + t) * num_k + k) * num_r;
                             if (npig_k[a] <= 0) {
-                                for (Py_ssize_t r = 0; r < num_r; r++) out[r * num_k] = -1.0;
+                                for (Py_ssize_t r = 0; r < num_r; r++) out[r] = -1.0;
                                 continue;
                             }
                             double running = 0;
                             for (Py_ssize_t r = num_r; r >= 1; r--) {
                                 if (row[r] > running) running = row[r];
-                                out[(r - 1) * num_k] = running;
+                                out[r - 1] = running;
                             }
                         }
                 }

@@ -221,13 +221,13 @@ def accumulate_weighted(cat_bounds: np.ndarray, block_start: np.ndarray, image: 
     """``accumulate_matches`` for the image multisets ``weights`` (B, I): per-position columns in accumulation
     order (``block_start`` flags runs of equal category, score and image; ``inside`` bit a: inside area range
     a; ``slot`` -1 for never-matched detections); every non-ignored (ground truth, area range) as its key
-    ``k * A + a`` and image.  Returns precision (B, M', A, T, R, K) for the ``wanted`` maxDets and recall
+    ``k * A + a`` and image.  Returns precision (B, M', A, T, K, R) for the ``wanted`` maxDets and recall
     (B, M, A, T, K), -1 where a category has no positives in a resample."""
     num_b, num_i = weights.shape
     num_a = cand_tp.shape[1] if cand_tp.ndim == 2 else 1
     num_r, num_m = len(recall_thresholds), len(max_dets)
     num_wanted = int(sum(bool(x) for x in wanted))
-    precision = np.empty((num_b, num_wanted, num_a, num_t, num_r, num_k))
+    precision = np.empty((num_b, num_wanted, num_a, num_t, num_k, num_r))
     recall = np.empty((num_b, num_m, num_a, num_t, num_k))
 
     def i64(x: Any) -> np.ndarray:

@@ -75,11 +75,12 @@ def summarize(params: CocoParams, precision: np.ndarray, recall: np.ndarray) -> 
 
 def summarize_resamples(params: CocoParams, precision: np.ndarray, recall: np.ndarray,
                         precision_dets: tuple[int, ...]) -> np.ndarray:
-    """``summarize`` of many resamples at once: (B, stats) from ``precision`` (B, M', A, T, R, K) at the maxDets
+    """``summarize`` of many resamples at once: (B, stats) from ``precision`` (B, M', A, T, K, R) at the maxDets
     ``precision_dets`` and ``recall`` (B, M, A, T, K) at every maxDets.
 
-    Each stat is the mean of the same values in the same order as ``mean_over_valid`` reads them (that slices
-    (T, R, K) or (T, K) in C order, as these layouts hold them), so every number is equal bit for bit.
+    Each stat is the mean of the same values in the same order as ``mean_over_valid`` reads them: it slices
+    (T, R, K) or (T, K) in C order, and boolean indexing of the (T, R, K) view here yields that order too, so
+    every number is equal bit for bit.
     Needs distinct maxDets (``make_params`` sorts them; a repeated value would pair indices differently).
     """
     if len(set(params.max_dets)) != len(params.max_dets):
@@ -94,6 +95,8 @@ def summarize_resamples(params: CocoParams, precision: np.ndarray, recall: np.nd
             out[:, column] = -1.0
             continue
         values = (precision if ap else recall)[:, dets.index(max_dets), params.area_labels.index(area)]
+        if ap:
+            values = values.swapaxes(-1, -2)  # (B, T, R, K)
         if iou is not None:
             values = values[:, np.where(iou == params.iou_thresholds)[0]]
         for b in range(num_b):
