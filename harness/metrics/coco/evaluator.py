@@ -9,6 +9,7 @@ weights instead of evaluating every resample from scratch.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -163,8 +164,10 @@ def resampled_stats(
     return summary_names(params), out
 
 
-#: resamples per call of the compiled weighted accumulation (bounds the (B, A, T, R, K) precision block)
+#: resamples per call of the compiled weighted accumulation (bounds the (B, A, T, K, R) precision block)
 RESAMPLE_CHUNK = 16
+#: threads of the compiled weighted accumulation (resamples are independent: the numbers never depend on it)
+RESAMPLE_THREADS = min(2, os.cpu_count() or 1)
 
 
 def _resampled_compiled(gt: GroundTruthTable, dt: ResultTable, params: CocoParams, counts: np.ndarray) -> np.ndarray:
@@ -212,7 +215,7 @@ def _resampled_compiled(gt: GroundTruthTable, dt: ResultTable, params: CocoParam
         precision, recall = kernels.accumulate_weighted(
             cat_bounds, block_start, image, groups.dt_rank[order], slot_of[order], inside, cand_tp, cand_fp, block,
             positive_key, positive_image, num_k, params.recall_thresholds, params.max_dets, wanted,
-            len(params.iou_thresholds),
+            len(params.iou_thresholds), RESAMPLE_THREADS,
         )
         out[start:start + len(block)] = summarize_resamples(params, precision, recall, wanted_dets)
     return out

@@ -216,13 +216,14 @@ def accumulate_matches(seq: np.ndarray, cat_bounds: np.ndarray, dt_rank: np.ndar
 def accumulate_weighted(cat_bounds: np.ndarray, block_start: np.ndarray, image: np.ndarray, rank: np.ndarray,
                         slot: np.ndarray, inside: np.ndarray, cand_tp: np.ndarray, cand_fp: np.ndarray,
                         weights: np.ndarray, positive_key: np.ndarray, positive_image: np.ndarray, num_k: int,
-                        recall_thresholds: np.ndarray, max_dets: Sequence[int], wanted: Sequence[bool], num_t: int
-                        ) -> tuple[np.ndarray, np.ndarray]:
+                        recall_thresholds: np.ndarray, max_dets: Sequence[int], wanted: Sequence[bool], num_t: int,
+                        threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """``accumulate_matches`` for the image multisets ``weights`` (B, I): per-position columns in accumulation
     order (``block_start`` flags runs of equal category, score and image; ``inside`` bit a: inside area range
     a; ``slot`` -1 for never-matched detections); every non-ignored (ground truth, area range) as its key
     ``k * A + a`` and image.  Returns precision (B, M', A, T, K, R) for the ``wanted`` maxDets and recall
-    (B, M, A, T, K), -1 where a category has no positives in a resample."""
+    (B, M, A, T, K), -1 where a category has no positives in a resample.  ``threads`` 2 walks half of the
+    resamples in a second thread (the numbers do not depend on it)."""
     num_b, num_i = weights.shape
     num_a = cand_tp.shape[1] if cand_tp.ndim == 2 else 1
     num_r, num_m = len(recall_thresholds), len(max_dets)
@@ -241,7 +242,7 @@ def accumulate_weighted(cat_bounds: np.ndarray, block_start: np.ndarray, image: 
         np.ascontiguousarray(cand_fp, dtype=np.uint16), by_image, i64(positive_key), i64(positive_image),
         np.ascontiguousarray(recall_thresholds, dtype=np.float64), i64(np.asarray(max_dets)),
         np.ascontiguousarray(np.asarray(wanted, dtype=bool), dtype=np.uint8), num_t, num_a, num_k, num_i,
-        precision, recall,
+        int(threads), precision, recall,
     )
     return precision, recall
 
