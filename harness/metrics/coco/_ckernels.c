@@ -1896,6 +1896,9 @@ typedef struct {
     Py_ssize_t num_t, num_a, num_k, num_r, num_m, num_b, num_mp, b0, b1;
 } WaCtx;
 
+#if defined(__GNUC__) && !defined(__clang__)
+__attribute__((optimize("tree-vectorize"))) /* element-wise adds over resamples; no reassociation */
+#endif
 static void *wa_walk(void *arg) {
     const WaCtx *c = arg;
     const int64_t *cat_bounds = c->cat_bounds, *image = c->image, *rank = c->rank, *slot = c->slot;
@@ -1955,7 +1958,7 @@ static void *wa_walk(void *arg) {
                                 if (slot[i] < 0) continue;
                                 const uint16_t *tb = cand_tp + slot[i] * num_a;
                                 for (Py_ssize_t m = 0; m < num_m; m++) {
-                                    if (rank[i] >= max_dets[m]) continue;
+                                    if (rank[i] >= max_dets[m] || mp_of[m] >= 0) continue;
                                     double *tot = total + m * ta;
                                     for (Py_ssize_t a = 0; a < num_a; a++)
                                         for (unsigned bits = tb[a]; bits; bits &= bits - 1)
@@ -2036,11 +2039,15 @@ static void *wa_walk(void *arg) {
                 for (Py_ssize_t b = b0; b < b1; b++) {
                     const double *npig_k = npos + (b * num_k + k) * num_a;
                     const double *best = work + b * per_b + 2 * ta, *total = best + ta * (num_r + 1);
-                    for (Py_ssize_t m = 0; m < num_m && count_recall; m++)
+                    for (Py_ssize_t m = 0; m < num_m; m++) {
+                        /* a precision walk's own maxDets: its true positives; the others' counted in walk 0 */
+                        if (mp_of[m] >= 0 ? mp_of[m] != walk : !count_recall) continue;
+                        const double *tps = mp_of[m] >= 0 ? work + b * per_b : total + m * ta;
                         for (Py_ssize_t a = 0; a < num_a; a++)
                             for (Py_ssize_t t = 0; t < num_t; t++)
                                 recall[(((b * num_m + m) * num_a + a) * num_t + t) * num_k + k] =
-                                    npig_k[a] > 0 ? total[m * ta + a * num_t + t] / npig_k[a] : -1.0;
+                                    npig_k[a] > 0 ? tps[a * num_t + t] / npig_k[a] : -1.0;
+                    }
                     if (m_prec < 0) continue;
                     for (Py_ssize_t a = 0; a < num_a; a++)
                         for (Py_ssize_t t = 0; t < num_t; t++) {
@@ -2095,6 +2102,8 @@ static PyObject *accumulate_weighted(PyObject *self, PyObject *args) {
         if (image[i] < 0 || image[i] >= num_i || slot[i] >= num_c) bad = 1;
     for (Py_ssize_t g = 0; g < num_g && !bad; g++)
         if (gkey[g] < 0 || gkey[g] >= num_k * num_a || gimg[g] < 0 || gimg[g] >= num_i) bad = 1;
+    for (Py_ssize_t x = 0; x < num_c * num_a && !bad; x++) /* status bits beyond the thresholds index nothing */
+        if ((cand_tp[x] | cand_fp[x]) >> num_t) bad = 1;
     const Py_ssize_t ta = num_t * num_a;
     /* per resample: acc_tp, acc_fp (A*T), best (A*T*(R+1)), total tp per maxDets (M*A*T) */
     const Py_ssize_t per_b = 2 * ta + ta * (num_r + 1) + num_m * ta;
