@@ -142,9 +142,11 @@ def resampled_stats(
     """Summary stats of image resamples: ``counts`` (resamples, images) says how often each image (in sorted-id
     order) is drawn.  Returns (names, (resamples, stats)).
 
-    Overlaps and matches are computed once; each resample only re-accumulates them with image weights
-    (``AccumulationPlan.run_many``), and only at the maxDets the summary reads precision at.  Each row equals
-    ``evaluate_coco`` on the resampled image list (copies of an image side by side) bit for bit.
+    Overlaps and matches are computed once; each resample only re-accumulates them with image weights, and
+    only at the maxDets the summary reads precision at: by the compiled kernel (``_resampled_compiled``, chunks
+    of resamples at once) when it is built and there are at most 16 IoU thresholds, else by
+    ``AccumulationPlan.run_many``.  Each row equals ``evaluate_coco`` on the resampled image list (copies of an
+    image side by side) bit for bit, by either path.
     """
     params = make_params(iou_type, sigmas=sigmas, max_dets=max_dets, use_cats=use_cats)
     num_keypoints = len(params.sigmas) if params.sigmas is not None else None
