@@ -1921,9 +1921,12 @@ static void *wa_walk(void *arg) {
                     if (mp_of[m] == walk) m_prec = m;
                 int64_t limit = m_prec >= 0 ? max_dets[m_prec] : INT64_MAX;
                 int count_recall = walk == 0;
-                memset(work + b0 * per_b, 0, (size_t)((b1 - b0) * per_b) * sizeof(double));
+                for (Py_ssize_t b = b0; b < b1; b++) { /* counts; ``best`` rows are zeroed as they are read */
+                    memset(work + b * per_b, 0, (size_t)(2 * ta) * sizeof(double));
+                    memset(work + b * per_b + 2 * ta + ta * (num_r + 1), 0, (size_t)(num_m * ta) * sizeof(double));
+                }
                 for (Py_ssize_t a = 0; a < num_a; a++) memset(plain + a * num_b + b0, 0, (size_t)(b1 - b0) * sizeof(double));
-                for (Py_ssize_t x = b0 * ta; x < b1 * ta; x++) next[x] = 0;
+                for (Py_ssize_t x = b0 * ta; x < b1 * ta; x++) next[x] = -1; /* -1: no entry yet */
                 for (Py_ssize_t s = cat_bounds[k], e; s < cat_bounds[k + 1]; s = e) {
                     int has_cand = slot[s] >= 0;
                     for (e = s + 1; e < cat_bounds[k + 1] && !block_start[e]; e++) has_cand |= slot[e] >= 0;
@@ -1977,7 +1980,7 @@ static void *wa_walk(void *arg) {
                                     double tpd = acc_tp[at] + w, fpd = acc_fp[at] + pl;
                                     double pr = tpd / ((fpd + tpd) + eps);
                                     double rc = tpd / npig;
-                                    Py_ssize_t lo = nx[at];
+                                    Py_ssize_t lo = nx[at] < 0 ? 0 : nx[at];
                                     while (lo < num_r && rthr[lo] <= rc) lo++;
                                     nx[at] = lo;
                                     double *cell = best + at * (num_r + 1) + lo;
@@ -2001,7 +2004,7 @@ static void *wa_walk(void *arg) {
                                 }
                                 double tp0 = acc_tp[a * num_t + t], fp0 = acc_fp[a * num_t + t] + pl;
                                 double *row = best + (a * num_t + t) * (num_r + 1);
-                                Py_ssize_t lo = nx[a * num_t + t];
+                                Py_ssize_t lo = nx[a * num_t + t] < 0 ? 0 : nx[a * num_t + t];
                                 for (double j = block_fp > 0 ? 1 : w; j <= w; j++) { /* copies; tp grows */
                                     double tp_in = 0, fp_in = 0;
                                     for (Py_ssize_t i = s; i < end; i++) {
@@ -2051,17 +2054,20 @@ static void *wa_walk(void *arg) {
                     if (m_prec < 0) continue;
                     for (Py_ssize_t a = 0; a < num_a; a++)
                         for (Py_ssize_t t = 0; t < num_t; t++) {
-                            const double *row = best + (a * num_t + t) * (num_r + 1);
+                            double *row = (double *)best + (a * num_t + t) * (num_r + 1);
                             double *out = precision + ((((b * num_mp + walk) * num_a + a) * num_t + t) * num_k + k) * num_r;
-                            if (npig_k[a] <= 0) {
-                                for (Py_ssize_t r = 0; r < num_r; r++) out[r] = -1.0;
-                                continue;
+                            int touched = next[b * ta + a * num_t + t] >= 0;
+                            if (npig_k[a] <= 0 || !touched) {
+                                double fill = npig_k[a] <= 0 ? -1.0 : 0.0;
+                                for (Py_ssize_t r = 0; r < num_r; r++) out[r] = fill;
+                            } else {
+                                double running = 0;
+                                for (Py_ssize_t r = num_r; r >= 1; r--) {
+                                    if (row[r] > running) running = row[r];
+                                    out[r - 1] = running;
+                                }
                             }
-                            double running = 0;
-                            for (Py_ssize_t r = num_r; r >= 1; r--) {
-                                if (row[r] > running) running = row[r];
-                                out[r - 1] = running;
-                            }
+                            if (touched) memset(row, 0, (size_t)(num_r + 1) * sizeof(double));
                         }
                 }
             }
@@ -2110,7 +2116,7 @@ static PyObject *accumulate_weighted(PyObject *self, PyObject *args) {
     double *work = NULL, *plain = NULL, *npos = NULL;
     Py_ssize_t *next = NULL;
     if (!bad) {
-        work = malloc((size_t)(num_b * per_b + 1) * sizeof(double));
+        work = calloc((size_t)(num_b * per_b + 1), sizeof(double));
         plain = malloc((size_t)(num_a * num_b + 1) * sizeof(double)); /* (A, B) weighted plain false positives */
         npos = calloc((size_t)(num_b * num_k * num_a + 1), sizeof(double));
         next = malloc((size_t)(num_b * ta + 1) * sizeof *next);
