@@ -88,3 +88,55 @@ def test_metric_resampling_by_reuse_equals_the_slow_path(name: str) -> None:
         np.testing.assert_array_equal(fast[key], slow[key], err_msg=key)
     assert metric.bootstrap(len(metric.items), 5, seed=7)["AP"] == tuple(
         np.percentile(slow["AP"], [2.5, 97.5]).tolist())
+
+
+@pytest.mark.parametrize("kind", ["bbox", "keypoints"])
+def test_compiled_resampling_equals_the_numpy_plan_across_chunks(kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The compiled weighted accumulation (chunks of resamples, never-matched detections added for a whole chunk
+    at once) gives the same bits as ``AccumulationPlan.run_many``, whatever the chunk size; mmdet's maxDets
+    make it score precision at two maxDets."""
+    from harness.metrics.coco import evaluator, kernels
+
+    if not kernels.ENABLED:
+        pytest.skip("compiled kernels not built")
+    if kind == "bbox":
+        gt, results = synthetic_boxes(5, num_images=40, num_categories=5, dets_per_image=30)
+        variants: list[dict] = [{}, {"max_dets": (100, 300, 1000)}, {"max_dets": (1, 2, 4)}, {"use_cats": False}]
+    else:
+        gt, results = synthetic_keypoints(5, num_images=40)
+        variants = [{}, {"max_dets": (5, 20)}]
+    counts = resample_counts(len(gt["images"]), 7, seed=3)
+    counts[1] = 0
+    counts[1, 4] = len(gt["images"])  # one image drawn every time: every block copied many times
+    for options in variants:
+        monkeypatch.setattr(evaluator, "RESAMPLE_CHUNK", 3)
+        names, compiled = resampled_stats(gt, results, kind, counts, **options)
+        monkeypatch.setattr(kernels, "ENABLED", False)
+        numpy_names, reference = resampled_stats(gt, results, kind, counts, **options)
+        monkeypatch.setattr(kernels, "ENABLED", True)
+        assert names == numpy_names
+        np.testing.assert_array_equal(compiled, reference, err_msg=str(options))
+
+
+def test_summarize_resamples_equals_summarize() -> None:
+    """The batched summary reads the same values in the same order as ``summarize`` (bit-equal means), with -1
+    for categories without positives and for maxDets whose precision was not asked for."""
+    from harness.metrics.coco.params import make_params
+    from harness.metrics.coco.summary import summarize, summarize_resamples
+
+    rng = np.random.default_rng(0)
+    for params in (make_params("bbox"), make_params("bbox", max_dets=(1, 3, 5)), make_params("keypoints")):
+        num_t, num_r, num_a, num_m = (len(params.iou_thresholds), len(params.recall_thresholds),
+                                      len(params.area_ranges), len(params.max_dets))
+        num_k, num_b = 6, 3
+        wanted = tuple(m for m in params.max_dets if m in (100, 20, params.max_dets[-1]))
+        precision = rng.random((num_b, len(wanted), num_a, num_t, num_k, num_r))
+        recall = rng.random((num_b, num_m, num_a, num_t, num_k))
+        precision[0, :, 1, :, 2] = -1  # a category without positives in one area range
+        recall[0, :, 1, :, 2] = -1
+        got = summarize_resamples(params, precision, recall, wanted)
+        for b in range(num_b):
+            full = -np.ones((num_t, num_r, num_k, num_a, num_m))
+            for i, m in enumerate(wanted):
+                full[..., params.max_dets.index(m)] = precision[b, i].transpose(1, 3, 2, 0)
+            np.testing.assert_array_equal(got[b], summarize(params, full, recall[b].transpose(2, 3, 1, 0)))

@@ -17,6 +17,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <limits.h>
+#include <pthread.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -1863,7 +1864,301 @@ static PyObject *oks_sums(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* ------------------------------------------------------------------------------------------ weighted accumulation */
+/* ``accumulate_matches`` for image multisets (the bootstrap): ``weights`` (I, B) float64 (whole numbers) says
+ * how often each image is drawn in each of B resamples.  The resampled list is the images in order, an image's
+ * copies side by side, so in pycocotools' per-category order a *block* (a run of equal category, score and
+ * image; ``block_start`` flags its first position) appears as w consecutive copies of itself.  Counts before
+ * the j-th copy of a block are the weighted counts before the block plus (j-1) times the block's own; the q-th
+ * true positive of copy j has tp = before + (j-1) * block_tp + tp_up_to_q (fp alike).  Without counted false
+ * positives in the block precision only grows with j, so only the last copy can set a maximum; otherwise every
+ * copy is scored.  Counts are whole numbers (exact in double) and precision / recall use accumulate_matches'
+ * arithmetic, so each resample equals a full evaluation of its image list bit for bit.
+ * Never-matched detections (most of them) only add their weights to per-area false-positive counts: that is
+ * done for all B resamples at once; blocks with candidates are walked per resample.  Inputs, in accumulation
+ * order: image, rank, slot (-1: never a candidate), inside (bit a: inside area range a); cand_tp, cand_fp
+ * (C, A) uint16 status bits (match_status); positives: gt_key (k * A + a) and gt_image of every non-ignored
+ * (ground truth, area range); max_dets (M) and want (M) uint8: which maxDets get a precision (all get a recall).
+ * ``precision`` is (B, M', A, T, K, R) for the M' wanted maxDets (rows written in sequence) and ``recall``
+ * (B, M, A, T, K), filled here (-1 where a category has no positives in the resample).  With ``threads`` > 1
+ * a second thread walks half of the resamples (each resample's numbers do not depend on it). */
+#define WA_MAX_A 8
+#define WA_MAX_M 8
+/* What one thread of accumulate_weighted needs: the inputs, and the resamples [b0, b1) it walks.  Resamples
+ * are independent (each has its own rows of every buffer), so threads share nothing they write. */
+typedef struct {
+    const int64_t *cat_bounds, *image, *rank, *slot, *max_dets;
+    const double *weights, *rthr, *npos;
+    const uint8_t *block_start, *inside;
+    const uint16_t *cand_tp, *cand_fp;
+    double *precision, *recall, *work, *plain;
+    Py_ssize_t *next, *mp_of;
+    Py_ssize_t num_t, num_a, num_k, num_r, num_m, num_b, num_mp, b0, b1;
+} WaCtx;
+
+#if defined(__GNUC__) && !defined(__clang__)
+__attribute__((optimize("tree-vectorize"))) /* element-wise adds over resamples; no reassociation */
+#endif
+static void *wa_walk(void *arg) {
+    const WaCtx *c = arg;
+    const int64_t *cat_bounds = c->cat_bounds, *image = c->image, *rank = c->rank, *slot = c->slot;
+    const int64_t *max_dets = c->max_dets;
+    const double *weights = c->weights, *rthr = c->rthr, *npos = c->npos;
+    const uint8_t *block_start = c->block_start, *inside = c->inside;
+    const uint16_t *cand_tp = c->cand_tp, *cand_fp = c->cand_fp;
+    double *precision = c->precision, *recall = c->recall, *work = c->work, *plain = c->plain;
+    Py_ssize_t *next = c->next;
+    const Py_ssize_t *mp_of = c->mp_of;
+    const Py_ssize_t num_t = c->num_t, num_a = c->num_a, num_k = c->num_k, num_r = c->num_r, num_m = c->num_m;
+    const Py_ssize_t num_b = c->num_b, num_mp = c->num_mp, b0 = c->b0, b1 = c->b1;
+    const Py_ssize_t ta = num_t * num_a, walks = num_mp ? num_mp : 1;
+    const Py_ssize_t per_b = 2 * ta + ta * (num_r + 1) + num_m * ta;
+    const double eps = 2.220446049250313e-16; /* np.spacing(1) */
+        for (Py_ssize_t k = 0; k < num_k; k++) {
+            for (Py_ssize_t walk = 0; walk < walks; walk++) {
+                Py_ssize_t m_prec = -1; /* the maxDets whose precision this walk computes (-1: recall only) */
+                for (Py_ssize_t m = 0; m < num_m; m++)
+                    if (mp_of[m] == walk) m_prec = m;
+                int64_t limit = m_prec >= 0 ? max_dets[m_prec] : INT64_MAX;
+                int count_recall = walk == 0;
+                for (Py_ssize_t b = b0; b < b1; b++) { /* counts; ``best`` rows are zeroed as they are read */
+                    memset(work + b * per_b, 0, (size_t)(2 * ta) * sizeof(double));
+                    memset(work + b * per_b + 2 * ta + ta * (num_r + 1), 0, (size_t)(num_m * ta) * sizeof(double));
+                }
+                for (Py_ssize_t a = 0; a < num_a; a++) memset(plain + a * num_b + b0, 0, (size_t)(b1 - b0) * sizeof(double));
+                for (Py_ssize_t x = b0 * ta; x < b1 * ta; x++) next[x] = -1; /* -1: no entry yet */
+                for (Py_ssize_t s = cat_bounds[k], e; s < cat_bounds[k + 1]; s = e) {
+                    int has_cand = slot[s] >= 0;
+                    for (e = s + 1; e < cat_bounds[k + 1] && !block_start[e]; e++) has_cand |= slot[e] >= 0;
+                    const double *wv = weights + image[s] * num_b;
+                    if (!has_cand) { /* never-matched detections: false positives where inside, all resamples */
+                        if (m_prec < 0) continue;
+                        for (Py_ssize_t i = s; i < e && rank[i] < limit; i++)
+                            for (Py_ssize_t a = 0; a < num_a; a++) {
+                                if (!((inside[i] >> a) & 1)) continue;
+                                double *pa = plain + a * num_b;
+                                for (Py_ssize_t b = b0; b < b1; b++) pa[b] += wv[b];
+                            }
+                        continue;
+                    }
+                    Py_ssize_t end = s; /* the block within maxDets: ranks grow inside a block */
+                    while (end < e && rank[end] < limit) end++;
+                    uint16_t any[WA_MAX_A];
+                    int any_tp = 0;
+                    for (Py_ssize_t a = 0; a < num_a; a++) {
+                        any[a] = 0;
+                        for (Py_ssize_t i = s; i < end; i++)
+                            if (slot[i] >= 0) any[a] |= cand_tp[slot[i] * num_a + a];
+                        any_tp |= any[a] != 0;
+                    }
+                    for (Py_ssize_t b = b0; b < b1; b++) {
+                        double w = wv[b];
+                        if (w == 0) continue;
+                        double *acc_tp = work + b * per_b, *acc_fp = acc_tp + ta, *best = acc_fp + ta;
+                        double *total = best + ta * (num_r + 1);
+                        if (count_recall) /* recall: every maxDets counts the true positives it keeps */
+                            for (Py_ssize_t i = s; i < e; i++) {
+                                if (slot[i] < 0) continue;
+                                const uint16_t *tb = cand_tp + slot[i] * num_a;
+                                for (Py_ssize_t m = 0; m < num_m; m++) {
+                                    if (rank[i] >= max_dets[m] || mp_of[m] >= 0) continue;
+                                    double *tot = total + m * ta;
+                                    for (Py_ssize_t a = 0; a < num_a; a++)
+                                        for (unsigned bits = tb[a]; bits; bits &= bits - 1)
+                                            tot[a * num_t + __builtin_ctz(bits)] += w;
+                                }
+                            }
+                        if (m_prec < 0 || end == s) continue;
+                        Py_ssize_t *nx = next + b * ta;
+                        int general = any_tp;
+                        if (any_tp && end == s + 1) { /* one detection, a true positive somewhere: its last copy */
+                            const uint16_t *tb = cand_tp + slot[s] * num_a;
+                            for (Py_ssize_t a = 0; a < num_a; a++) {
+                                double pl = plain[a * num_b + b], npig = npos[(b * num_k + k) * num_a + a];
+                                for (unsigned bits = tb[a]; bits; bits &= bits - 1) {
+                                    Py_ssize_t at = a * num_t + __builtin_ctz(bits);
+                                    double tpd = acc_tp[at] + w, fpd = acc_fp[at] + pl;
+                                    double pr = tpd / ((fpd + tpd) + eps);
+                                    double rc = tpd / npig;
+                                    Py_ssize_t lo = nx[at] < 0 ? 0 : nx[at];
+                                    while (lo < num_r && rthr[lo] <= rc) lo++;
+                                    nx[at] = lo;
+                                    double *cell = best + at * (num_r + 1) + lo;
+                                    if (pr > *cell) *cell = pr;
+                                }
+                            }
+                            general = 0;
+                        }
+                        for (Py_ssize_t a = 0; a < num_a && general; a++) {
+                            double pl = plain[a * num_b + b];
+                            for (unsigned bits = any[a]; bits; bits &= bits - 1) {
+                                int t = __builtin_ctz(bits);
+                                double npig = npos[(b * num_k + k) * num_a + a];
+                                double block_tp = 0, block_fp = 0; /* one copy of the block */
+                                for (Py_ssize_t i = s; i < end; i++) {
+                                    if (slot[i] < 0) block_fp += (inside[i] >> a) & 1;
+                                    else {
+                                        block_tp += (cand_tp[slot[i] * num_a + a] >> t) & 1;
+                                        block_fp += (cand_fp[slot[i] * num_a + a] >> t) & 1;
+                                    }
+                                }
+                                double tp0 = acc_tp[a * num_t + t], fp0 = acc_fp[a * num_t + t] + pl;
+                                double *row = best + (a * num_t + t) * (num_r + 1);
+                                Py_ssize_t lo = nx[a * num_t + t] < 0 ? 0 : nx[a * num_t + t];
+                                for (double j = block_fp > 0 ? 1 : w; j <= w; j++) { /* copies; tp grows */
+                                    double tp_in = 0, fp_in = 0;
+                                    for (Py_ssize_t i = s; i < end; i++) {
+                                        if (slot[i] < 0) { fp_in += (inside[i] >> a) & 1; continue; }
+                                        if (!((cand_tp[slot[i] * num_a + a] >> t) & 1)) {
+                                            fp_in += (cand_fp[slot[i] * num_a + a] >> t) & 1;
+                                            continue;
+                                        }
+                                        tp_in += 1;
+                                        double tpd = tp0 + (j - 1) * block_tp + tp_in;
+                                        double fpd = fp0 + (j - 1) * block_fp + fp_in;
+                                        double pr = tpd / ((fpd + tpd) + eps);
+                                        double rc = tpd / npig;
+                                        while (lo > 0 && rthr[lo - 1] > rc) lo--;
+                                        while (lo < num_r && rthr[lo] <= rc) lo++;
+                                        if (pr > row[lo]) row[lo] = pr;
+                                    }
+                                }
+                                nx[a * num_t + t] = lo;
+                            }
+                        }
+                        for (Py_ssize_t i = s; i < end; i++) { /* w copies of the block */
+                            if (slot[i] < 0) {
+                                for (Py_ssize_t a = 0; a < num_a; a++) plain[a * num_b + b] += w * ((inside[i] >> a) & 1);
+                                continue;
+                            }
+                            const uint16_t *tb = cand_tp + slot[i] * num_a, *fb = cand_fp + slot[i] * num_a;
+                            for (Py_ssize_t a = 0; a < num_a; a++) {
+                                for (unsigned bits = tb[a]; bits; bits &= bits - 1) acc_tp[a * num_t + __builtin_ctz(bits)] += w;
+                                for (unsigned bits = fb[a]; bits; bits &= bits - 1) acc_fp[a * num_t + __builtin_ctz(bits)] += w;
+                            }
+                        }
+                    }
+                }
+                for (Py_ssize_t b = b0; b < b1; b++) {
+                    const double *npig_k = npos + (b * num_k + k) * num_a;
+                    const double *best = work + b * per_b + 2 * ta, *total = best + ta * (num_r + 1);
+                    for (Py_ssize_t m = 0; m < num_m; m++) {
+                        /* a precision walk's own maxDets: its true positives; the others' counted in walk 0 */
+                        if (mp_of[m] >= 0 ? mp_of[m] != walk : !count_recall) continue;
+                        const double *tps = mp_of[m] >= 0 ? work + b * per_b : total + m * ta;
+                        for (Py_ssize_t a = 0; a < num_a; a++)
+                            for (Py_ssize_t t = 0; t < num_t; t++)
+                                recall[(((b * num_m + m) * num_a + a) * num_t + t) * num_k + k] =
+                                    npig_k[a] > 0 ? tps[a * num_t + t] / npig_k[a] : -1.0;
+                    }
+                    if (m_prec < 0) continue;
+                    for (Py_ssize_t a = 0; a < num_a; a++)
+                        for (Py_ssize_t t = 0; t < num_t; t++) {
+                            double *row = (double *)best + (a * num_t + t) * (num_r + 1);
+                            double *out = precision + ((((b * num_mp + walk) * num_a + a) * num_t + t) * num_k + k) * num_r;
+                            int touched = next[b * ta + a * num_t + t] >= 0;
+                            if (npig_k[a] <= 0 || !touched) {
+                                double fill = npig_k[a] <= 0 ? -1.0 : 0.0;
+                                for (Py_ssize_t r = 0; r < num_r; r++) out[r] = fill;
+                            } else {
+                                double running = 0;
+                                for (Py_ssize_t r = num_r; r >= 1; r--) {
+                                    if (row[r] > running) running = row[r];
+                                    out[r - 1] = running;
+                                }
+                            }
+                            if (touched) memset(row, 0, (size_t)(num_r + 1) * sizeof(double));
+                        }
+                }
+            }
+        }
+    return NULL;
+}
+
+static PyObject *accumulate_weighted(PyObject *self, PyObject *args) {
+    Py_buffer bounds_v, start_v, image_v, rank_v, slot_v, inside_v, ctp_v, cfp_v, w_v, gkey_v, gimg_v, rthr_v,
+        mdet_v, want_v, prec_v, rec_v;
+    Py_ssize_t num_t, num_a, num_k, num_i, threads;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*y*y*y*y*y*y*y*y*nnnnnw*w*", &bounds_v, &start_v, &image_v, &rank_v,
+                          &slot_v, &inside_v, &ctp_v, &cfp_v, &w_v, &gkey_v, &gimg_v, &rthr_v, &mdet_v, &want_v,
+                          &num_t, &num_a, &num_k, &num_i, &threads, &prec_v, &rec_v))
+        return NULL;
+    const int64_t *cat_bounds = bounds_v.buf, *image = image_v.buf, *rank = rank_v.buf, *slot = slot_v.buf;
+    const int64_t *gkey = gkey_v.buf, *gimg = gimg_v.buf, *max_dets = mdet_v.buf;
+    const double *weights = w_v.buf;
+    const uint8_t *block_start = start_v.buf, *inside = inside_v.buf, *want = want_v.buf;
+    const uint16_t *cand_tp = ctp_v.buf, *cand_fp = cfp_v.buf;
+    const double *rthr = rthr_v.buf;
+    double *precision = prec_v.buf, *recall = rec_v.buf;
+    Py_ssize_t num_n = image_v.len / 8, num_r = rthr_v.len / 8, num_m = mdet_v.len / 8, num_g = gkey_v.len / 8;
+    Py_ssize_t num_b = num_i ? w_v.len / 8 / num_i : 0;
+    Py_ssize_t num_c = num_a ? ctp_v.len / 2 / num_a : 0;
+    Py_ssize_t num_mp = 0, mp_of[WA_MAX_M];
+    int bad = num_t > 16 || num_t < 1 || num_a < 1 || num_a > WA_MAX_A || num_m < 1 || num_m > WA_MAX_M ||
+              want_v.len != num_m || bounds_v.len != (num_k + 1) * 8 || start_v.len != num_n ||
+              rank_v.len != num_n * 8 || slot_v.len != num_n * 8 || inside_v.len != num_n ||
+              cfp_v.len != ctp_v.len || ctp_v.len != num_c * num_a * 2 || w_v.len != num_b * num_i * 8 ||
+              gimg_v.len != gkey_v.len || rec_v.len != num_b * num_m * num_a * num_t * num_k * 8;
+    for (Py_ssize_t m = 0; m < num_m && !bad; m++) mp_of[m] = want[m] ? num_mp++ : -1;
+    if (!bad && prec_v.len != num_b * num_mp * num_a * num_t * num_r * num_k * 8) bad = 1;
+    if (!bad && num_k && (cat_bounds[0] < 0 || cat_bounds[num_k] > num_n)) bad = 1;
+    for (Py_ssize_t k = 0; k < num_k && !bad; k++)
+        if (cat_bounds[k] > cat_bounds[k + 1]) bad = 1;
+    for (Py_ssize_t i = 0; i < num_n && !bad; i++)
+        if (image[i] < 0 || image[i] >= num_i || slot[i] >= num_c) bad = 1;
+    for (Py_ssize_t g = 0; g < num_g && !bad; g++)
+        if (gkey[g] < 0 || gkey[g] >= num_k * num_a || gimg[g] < 0 || gimg[g] >= num_i) bad = 1;
+    for (Py_ssize_t x = 0; x < num_c * num_a && !bad; x++) /* status bits beyond the thresholds index nothing */
+        if ((cand_tp[x] | cand_fp[x]) >> num_t) bad = 1;
+    const Py_ssize_t ta = num_t * num_a;
+    /* per resample: acc_tp, acc_fp (A*T), best (A*T*(R+1)), total tp per maxDets (M*A*T) */
+    const Py_ssize_t per_b = 2 * ta + ta * (num_r + 1) + num_m * ta;
+    double *work = NULL, *plain = NULL, *npos = NULL;
+    Py_ssize_t *next = NULL;
+    if (!bad) {
+        work = calloc((size_t)(num_b * per_b + 1), sizeof(double));
+        plain = malloc((size_t)(num_a * num_b + 1) * sizeof(double)); /* (A, B) weighted plain false positives */
+        npos = calloc((size_t)(num_b * num_k * num_a + 1), sizeof(double));
+        next = malloc((size_t)(num_b * ta + 1) * sizeof *next);
+        if (!work || !plain || !npos || !next) bad = 2;
+    }
+    if (!bad) {
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t g = 0; g < num_g; g++) { /* weighted positives (B, K*A) */
+            const double *w = weights + gimg[g] * num_b;
+            for (Py_ssize_t b = 0; b < num_b; b++) npos[b * num_k * num_a + gkey[g]] += w[b];
+        }
+        WaCtx ctx[2];
+        Py_ssize_t half = threads > 1 && num_b > 1 ? num_b / 2 : num_b;
+        for (int h = 0; h < 2; h++) {
+            ctx[h] = (WaCtx){cat_bounds, image, rank, slot, max_dets, weights, rthr, npos, block_start, inside,
+                             cand_tp, cand_fp, precision, recall, work, plain, next, mp_of, num_t, num_a, num_k,
+                             num_r, num_m, num_b, num_mp, h ? half : 0, h ? num_b : half};
+        }
+        pthread_t helper;
+        int helped = half < num_b && pthread_create(&helper, NULL, wa_walk, &ctx[1]) == 0;
+        wa_walk(&ctx[0]);
+        if (helped) pthread_join(helper, NULL);
+        else if (half < num_b) wa_walk(&ctx[1]);
+        Py_END_ALLOW_THREADS
+    }
+    free(work);
+    free(plain);
+    free(npos);
+    free(next);
+    Py_buffer *views[] = {&bounds_v, &start_v, &image_v, &rank_v, &slot_v, &inside_v, &ctp_v, &cfp_v, &w_v,
+                          &gkey_v, &gimg_v, &rthr_v, &mdet_v, &want_v, &prec_v, &rec_v};
+    for (size_t i = 0; i < sizeof views / sizeof *views; i++) PyBuffer_Release(views[i]);
+    if (bad == 2) return PyErr_NoMemory();
+    if (bad) {
+        PyErr_SetString(PyExc_ValueError, "accumulate_weighted: inconsistent sizes");
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef METHODS[] = {
+    {"accumulate_weighted", accumulate_weighted, METH_VARARGS, "accumulate_matches for image multisets (bootstrap)"},
     {"oks_terms", oks_terms, METH_VARARGS, "OKS exponents of pairs, pycocotools' arithmetic"},
     {"oks_sums", oks_sums, METH_VARARGS, "mean of exp terms in numpy's pairwise order"},
     {"parse_ground_truth", parse_ground_truth, METH_VARARGS, "COCO annotation file -> annotation columns + spans"},

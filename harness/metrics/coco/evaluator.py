@@ -9,6 +9,7 @@ weights instead of evaluating every resample from scratch.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -20,7 +21,9 @@ from harness.metrics.coco.grouping import all_pairs, build_groups
 from harness.metrics.coco.ious import box_iou_pairs, mask_iou_pairs, oks_pairs
 from harness.metrics.coco.matching import greedy_match
 from harness.metrics.coco.params import CocoParams, make_params
-from harness.metrics.coco.summary import mean_over_valid, precision_max_dets, summarize, summary_names
+from harness.metrics.coco.summary import (
+    mean_over_valid, precision_max_dets, summarize, summarize_resamples, summary_names,
+)
 from harness.metrics.coco.tables import GroundTruthTable, ResultTable, load_ground_truth, load_results
 
 
@@ -139,21 +142,85 @@ def resampled_stats(
     """Summary stats of image resamples: ``counts`` (resamples, images) says how often each image (in sorted-id
     order) is drawn.  Returns (names, (resamples, stats)).
 
-    Overlaps and matches are computed once; each resample only re-accumulates them with image weights
-    (``AccumulationPlan.run_many``), and only at the maxDets the summary reads precision at.  Each row equals
-    ``evaluate_coco`` on the resampled image list (copies of an image side by side) bit for bit.
+    Overlaps and matches are computed once; each resample only re-accumulates them with image weights, and
+    only at the maxDets the summary reads precision at: by the compiled kernel (``_resampled_compiled``, chunks
+    of resamples at once) when it is built and there are at most 16 IoU thresholds, else by
+    ``AccumulationPlan.run_many``.  Each row equals ``evaluate_coco`` on the resampled image list (copies of an
+    image side by side) bit for bit, by either path.
     """
     params = make_params(iou_type, sigmas=sigmas, max_dets=max_dets, use_cats=use_cats)
     num_keypoints = len(params.sigmas) if params.sigmas is not None else None
     gt_table = load_ground_truth(gt, iou_type, num_keypoints)
-    plan = prepare_tables(gt_table, load_results(results, gt_table, iou_type, num_keypoints), params)
+    dt_table = load_results(results, gt_table, iou_type, num_keypoints)
     counts = np.asarray(counts, dtype=np.int64)
     if counts.ndim != 2 or counts.shape[1] != len(gt_table.images):
         raise ValueError(f"counts must be (resamples, {len(gt_table.images)} images), got {counts.shape}")
+    from harness.metrics.coco import kernels
+
+    if kernels.ENABLED and len(params.iou_thresholds) <= 16 and len(set(params.max_dets)) == len(params.max_dets):
+        return summary_names(params), _resampled_compiled(gt_table, dt_table, params, counts)
+    plan = prepare_tables(gt_table, dt_table, params)
     out = np.empty((len(counts), len(summary_names(params))))
     for row, (precision, recall) in enumerate(plan.run_many(counts, precision_for=precision_max_dets(params))):
         out[row] = summarize(params, precision, recall)
     return summary_names(params), out
+
+
+#: resamples per call of the compiled weighted accumulation (bounds the (B, A, T, K, R) precision block)
+RESAMPLE_CHUNK = 16
+#: threads of the compiled weighted accumulation (resamples are independent: the numbers never depend on it)
+RESAMPLE_THREADS = min(2, os.cpu_count() or 1)
+
+
+def _resampled_compiled(gt: GroundTruthTable, dt: ResultTable, params: CocoParams, counts: np.ndarray) -> np.ndarray:
+    """``resampled_stats`` by the compiled kernels: one matching (status bits, as ``_accumulate_compiled``), then
+    ``kernels.accumulate_weighted`` re-accumulates it for a chunk of resamples at a time, all at once in C, and
+    ``summarize_resamples`` reads the stats.  The counts are integers and the arithmetic pycocotools', so every
+    row equals ``AccumulationPlan.run_many`` and a full evaluation of the resampled list bit for bit."""
+    from harness.metrics.coco import kernels
+
+    groups, pair_det, pair_gt, pair_iou, gt_crowd, gt_ignored, dt_outside = _candidate_pairs(gt, dt, params)
+    g_rows, d_rows = groups.gt_order, groups.dt_order
+    first = np.ones(len(pair_det), dtype=bool)
+    first[1:] = pair_det[1:] != pair_det[:-1]
+    candidates = pair_det[first]
+    cand_tp, cand_fp = kernels.match_status(
+        pair_det, pair_gt, pair_iou, gt_crowd, gt_ignored, np.minimum(params.iou_thresholds, 1 - 1e-10),
+        len(candidates), gt.id_is_zero[g_rows], dt_outside,
+    )
+    if params.use_cats:
+        k_gt, k_dt, num_k = gt.category[g_rows], dt.category[d_rows], len(gt.categories)
+    else:
+        k_gt, k_dt, num_k = np.zeros(len(g_rows), np.int64), np.zeros(len(d_rows), np.int64), 1
+    score = dt.score[d_rows]
+    # pycocotools' per-category order: score descending, ties by image then rank (the view's order)
+    order, cat_bounds = kernels.group_order(k_dt, score, num_k)
+    slot_of = np.full(len(d_rows), -1, dtype=np.int64)
+    slot_of[candidates] = np.arange(len(candidates))
+    image = dt.image[d_rows][order]
+    o_score, o_cat = score[order], k_dt[order]
+    block_start = np.ones(len(order), dtype=bool)  # runs of equal (category, score, image): copied as a whole
+    block_start[1:] = (o_cat[1:] != o_cat[:-1]) | (o_score[1:] != o_score[:-1]) | (image[1:] != image[:-1])
+    num_a = len(params.area_ranges)
+    inside = np.zeros(len(order), dtype=np.uint8)
+    for a in range(num_a):
+        inside |= (~dt_outside[a][order]).astype(np.uint8) << a
+    # every non-ignored (ground truth, area range): the kernel sums their images' weights per (category, area)
+    gt_image = gt.image[g_rows]
+    positive_key = np.concatenate([k_gt[~ignored] * num_a + a for a, ignored in enumerate(gt_ignored)])
+    positive_image = np.concatenate([gt_image[~ignored] for ignored in gt_ignored])
+    wanted_dets = precision_max_dets(params)
+    wanted = [m in wanted_dets for m in params.max_dets]
+    out = np.empty((len(counts), len(summary_names(params))))
+    for start in range(0, len(counts), RESAMPLE_CHUNK):
+        block = counts[start:start + RESAMPLE_CHUNK]
+        precision, recall = kernels.accumulate_weighted(
+            cat_bounds, block_start, image, groups.dt_rank[order], slot_of[order], inside, cand_tp, cand_fp, block,
+            positive_key, positive_image, num_k, params.recall_thresholds, params.max_dets, wanted,
+            len(params.iou_thresholds), RESAMPLE_THREADS,
+        )
+        out[start:start + len(block)] = summarize_resamples(params, precision, recall, wanted_dets)
+    return out
 
 
 def evaluate_tables(gt: GroundTruthTable, dt: ResultTable, params: CocoParams) -> CocoEvalResult:

@@ -212,6 +212,41 @@ def accumulate_matches(seq: np.ndarray, cat_bounds: np.ndarray, dt_rank: np.ndar
     )
 
 
+
+def accumulate_weighted(cat_bounds: np.ndarray, block_start: np.ndarray, image: np.ndarray, rank: np.ndarray,
+                        slot: np.ndarray, inside: np.ndarray, cand_tp: np.ndarray, cand_fp: np.ndarray,
+                        weights: np.ndarray, positive_key: np.ndarray, positive_image: np.ndarray, num_k: int,
+                        recall_thresholds: np.ndarray, max_dets: Sequence[int], wanted: Sequence[bool], num_t: int,
+                        threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """``accumulate_matches`` for the image multisets ``weights`` (B, I): per-position columns in accumulation
+    order (``block_start`` flags runs of equal category, score and image; ``inside`` bit a: inside area range
+    a; ``slot`` -1 for never-matched detections); every non-ignored (ground truth, area range) as its key
+    ``k * A + a`` and image.  Returns precision (B, M', A, T, K, R) for the ``wanted`` maxDets and recall
+    (B, M, A, T, K), -1 where a category has no positives in a resample.  ``threads`` 2 walks half of the
+    resamples in a second thread (the numbers do not depend on it)."""
+    num_b, num_i = weights.shape
+    num_a = cand_tp.shape[1] if cand_tp.ndim == 2 else 1
+    num_r, num_m = len(recall_thresholds), len(max_dets)
+    num_wanted = int(sum(bool(x) for x in wanted))
+    precision = np.empty((num_b, num_wanted, num_a, num_t, num_k, num_r))
+    recall = np.empty((num_b, num_m, num_a, num_t, num_k))
+
+    def i64(x: Any) -> np.ndarray:
+        return np.ascontiguousarray(x, dtype=np.int64)
+
+    # (I, B): one image's weights in all resamples side by side; whole numbers, exact in float64
+    by_image = np.ascontiguousarray(np.asarray(weights, dtype=np.float64).T)
+    _C.accumulate_weighted(
+        i64(cat_bounds), np.ascontiguousarray(block_start, dtype=np.uint8), i64(image), i64(rank), i64(slot),
+        np.ascontiguousarray(inside, dtype=np.uint8), np.ascontiguousarray(cand_tp, dtype=np.uint16),
+        np.ascontiguousarray(cand_fp, dtype=np.uint16), by_image, i64(positive_key), i64(positive_image),
+        np.ascontiguousarray(recall_thresholds, dtype=np.float64), i64(np.asarray(max_dets)),
+        np.ascontiguousarray(np.asarray(wanted, dtype=bool), dtype=np.uint8), num_t, num_a, num_k, num_i,
+        int(threads), precision, recall,
+    )
+    return precision, recall
+
+
 GT_COLUMNS = {"id": np.int64, "image_id": np.int64, "category_id": np.int64, "iscrowd": np.int64,
               "area": np.float64, "num_keypoints": np.float64}
 

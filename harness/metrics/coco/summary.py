@@ -46,39 +46,61 @@ def mean_over_valid(
     return -1.0 if len(valid) == 0 else float(np.mean(valid))
 
 
-def summarize(params: CocoParams, precision: np.ndarray, recall: np.ndarray) -> np.ndarray:
-    def stat(ap: bool, iou: float | None = None, area: str = "all", max_dets: int = 100) -> float:
-        return mean_over_valid(params, precision, recall, ap, iou, area, max_dets)
-
+def summary_specs(params: CocoParams) -> list[tuple[bool, float | None, str, int]]:
+    """What each summary stat reads, in order: (AP or AR, IoU threshold or None for all, area, maxDets)."""
     if params.iou_type == "keypoints":
-        return np.array(
-            [
-                stat(True, max_dets=20),
-                stat(True, max_dets=20, iou=0.5),
-                stat(True, max_dets=20, iou=0.75),
-                stat(True, max_dets=20, area="medium"),
-                stat(True, max_dets=20, area="large"),
-                stat(False, max_dets=20),
-                stat(False, max_dets=20, iou=0.5),
-                stat(False, max_dets=20, iou=0.75),
-                stat(False, max_dets=20, area="medium"),
-                stat(False, max_dets=20, area="large"),
-            ]
-        )
+        return [(ap, iou, area, 20) for ap in (True, False)
+                for iou, area in ((None, "all"), (0.5, "all"), (0.75, "all"), (None, "medium"), (None, "large"))]
     m = params.max_dets
-    return np.array(
-        [
-            stat(True),
-            stat(True, iou=0.5, max_dets=m[2]),
-            stat(True, iou=0.75, max_dets=m[2]),
-            stat(True, area="small", max_dets=m[2]),
-            stat(True, area="medium", max_dets=m[2]),
-            stat(True, area="large", max_dets=m[2]),
-            stat(False, max_dets=m[0]),
-            stat(False, max_dets=m[1]),
-            stat(False, max_dets=m[2]),
-            stat(False, area="small", max_dets=m[2]),
-            stat(False, area="medium", max_dets=m[2]),
-            stat(False, area="large", max_dets=m[2]),
-        ]
-    )
+    return [
+        (True, None, "all", 100),
+        (True, 0.5, "all", m[2]),
+        (True, 0.75, "all", m[2]),
+        (True, None, "small", m[2]),
+        (True, None, "medium", m[2]),
+        (True, None, "large", m[2]),
+        (False, None, "all", m[0]),
+        (False, None, "all", m[1]),
+        (False, None, "all", m[2]),
+        (False, None, "small", m[2]),
+        (False, None, "medium", m[2]),
+        (False, None, "large", m[2]),
+    ]
+
+
+def summarize(params: CocoParams, precision: np.ndarray, recall: np.ndarray) -> np.ndarray:
+    return np.array([mean_over_valid(params, precision, recall, ap, iou, area, max_dets)
+                     for ap, iou, area, max_dets in summary_specs(params)])
+
+
+def summarize_resamples(params: CocoParams, precision: np.ndarray, recall: np.ndarray,
+                        precision_dets: tuple[int, ...]) -> np.ndarray:
+    """``summarize`` of many resamples at once: (B, stats) from ``precision`` (B, M', A, T, K, R) at the maxDets
+    ``precision_dets`` and ``recall`` (B, M, A, T, K) at every maxDets.
+
+    Each stat is the mean of the same values in the same order as ``mean_over_valid`` reads them: it slices
+    (T, R, K) or (T, K) in C order, and boolean indexing of the (T, R, K) view here yields that order too, so
+    every number is equal bit for bit.
+    Needs distinct maxDets (``make_params`` sorts them; a repeated value would pair indices differently).
+    """
+    if len(set(params.max_dets)) != len(params.max_dets):
+        raise ValueError("summarize_resamples needs distinct maxDets")
+    num_b = precision.shape[0]
+    out = np.empty((num_b, len(summary_specs(params))))
+    for column, (ap, iou, area, max_dets) in enumerate(summary_specs(params)):
+        dets = precision_dets if ap else params.max_dets
+        if area not in params.area_labels or max_dets not in dets:
+            if ap and area in params.area_labels and max_dets in params.max_dets:
+                raise ValueError(f"precision at maxDets {max_dets} was not computed")
+            out[:, column] = -1.0
+            continue
+        values = (precision if ap else recall)[:, dets.index(max_dets), params.area_labels.index(area)]
+        if ap:
+            values = values.swapaxes(-1, -2)  # (B, T, R, K)
+        if iou is not None:
+            values = values[:, np.where(iou == params.iou_thresholds)[0]]
+        for b in range(num_b):
+            row = values[b]
+            valid = row[row > -1]
+            out[b, column] = -1.0 if len(valid) == 0 else float(np.mean(valid))
+    return out
