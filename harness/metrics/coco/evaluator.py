@@ -172,6 +172,56 @@ RESAMPLE_CHUNK = 16
 RESAMPLE_THREADS = min(2, os.cpu_count() or 1)
 
 
+@dataclass
+class _CompiledMatching:
+    """One matching by the compiled kernels, as one evaluation and the resampled intervals both start from:
+    each candidate detection's status bits per (IoU threshold, area range), and every row's category key."""
+
+    groups: Any
+    gt_ignored: Any
+    dt_outside: Any
+    candidates: np.ndarray
+    cand_tp: np.ndarray
+    cand_fp: np.ndarray
+    k_gt: np.ndarray
+    k_dt: np.ndarray
+    num_k: int
+    #: the view's detections in pycocotools' per-category order (score descending, ties by image then rank), each
+    #: category's [start, end) in it, and each detection's candidate slot (-1: it matched nothing)
+    order: np.ndarray
+    cat_bounds: np.ndarray
+    slot_of: np.ndarray
+
+
+def _category_keys(gt: GroundTruthTable, dt: ResultTable, params: CocoParams, groups: Any
+                   ) -> tuple[np.ndarray, np.ndarray, int]:
+    """Each ground truth's and detection's category slot in the view's order, and the slot count
+    (one slot for all with ``use_cats=False``)."""
+    g_rows, d_rows = groups.gt_order, groups.dt_order
+    if params.use_cats:
+        return gt.category[g_rows], dt.category[d_rows], len(gt.categories)
+    return np.zeros(len(g_rows), np.int64), np.zeros(len(d_rows), np.int64), 1
+
+
+def _compiled_matching(gt: GroundTruthTable, dt: ResultTable, params: CocoParams) -> _CompiledMatching:
+    from harness.metrics.coco import kernels
+
+    groups, pair_det, pair_gt, pair_iou, gt_crowd, gt_ignored, dt_outside = _candidate_pairs(gt, dt, params)
+    first = np.ones(len(pair_det), dtype=bool)
+    first[1:] = pair_det[1:] != pair_det[:-1]
+    candidates = pair_det[first]
+    cand_tp, cand_fp = kernels.match_status(
+        pair_det, pair_gt, pair_iou, gt_crowd, gt_ignored, np.minimum(params.iou_thresholds, 1 - 1e-10),
+        len(candidates), gt.id_is_zero[groups.gt_order], dt_outside,
+    )
+    k_gt, k_dt, num_k = _category_keys(gt, dt, params, groups)
+    order, cat_bounds = kernels.group_order(k_dt, dt.score[groups.dt_order], num_k)
+    slot_of = np.full(len(groups.dt_order), -1, dtype=np.int64)
+    slot_of[candidates] = np.arange(len(candidates))
+    return _CompiledMatching(groups, gt_ignored, dt_outside, candidates, cand_tp, cand_fp, k_gt, k_dt, num_k,
+                             order, cat_bounds, slot_of)
+
+
 def _resampled_compiled(gt: GroundTruthTable, dt: ResultTable, params: CocoParams, counts: np.ndarray) -> np.ndarray:
     """``resampled_stats`` by the compiled kernels: one matching (status bits, as ``_accumulate_compiled``), then
     ``kernels.accumulate_weighted`` re-accumulates it for a chunk of resamples at a time, all at once in C, and
@@ -179,26 +229,12 @@ def _resampled_compiled(gt: GroundTruthTable, dt: ResultTable, params: CocoParam
     row equals ``AccumulationPlan.run_many`` and a full evaluation of the resampled list bit for bit."""
     from harness.metrics.coco import kernels
 
-    groups, pair_det, pair_gt, pair_iou, gt_crowd, gt_ignored, dt_outside = _candidate_pairs(gt, dt, params)
-    g_rows, d_rows = groups.gt_order, groups.dt_order
-    first = np.ones(len(pair_det), dtype=bool)
-    first[1:] = pair_det[1:] != pair_det[:-1]
-    candidates = pair_det[first]
-    cand_tp, cand_fp = kernels.match_status(
-        pair_det, pair_gt, pair_iou, gt_crowd, gt_ignored, np.minimum(params.iou_thresholds, 1 - 1e-10),
-        len(candidates), gt.id_is_zero[g_rows], dt_outside,
-    )
-    if params.use_cats:
-        k_gt, k_dt, num_k = gt.category[g_rows], dt.category[d_rows], len(gt.categories)
-    else:
-        k_gt, k_dt, num_k = np.zeros(len(g_rows), np.int64), np.zeros(len(d_rows), np.int64), 1
+    m = _compiled_matching(gt, dt, params)
+    groups, gt_ignored, dt_outside, order, k_gt, num_k = m.groups, m.gt_ignored, m.dt_outside, m.order, m.k_gt, m.num_k
+    d_rows = groups.dt_order
     score = dt.score[d_rows]
-    # pycocotools' per-category order: score descending, ties by image then rank (the view's order)
-    order, cat_bounds = kernels.group_order(k_dt, score, num_k)
-    slot_of = np.full(len(d_rows), -1, dtype=np.int64)
-    slot_of[candidates] = np.arange(len(candidates))
     image = dt.image[d_rows][order]
-    o_score, o_cat = score[order], k_dt[order]
+    o_score, o_cat = score[order], m.k_dt[order]
     block_start = np.ones(len(order), dtype=bool)  # runs of equal (category, score, image): copied as a whole
     block_start[1:] = (o_cat[1:] != o_cat[:-1]) | (o_score[1:] != o_score[:-1]) | (image[1:] != image[:-1])
     num_a = len(params.area_ranges)
@@ -206,17 +242,17 @@ def _resampled_compiled(gt: GroundTruthTable, dt: ResultTable, params: CocoParam
     for a in range(num_a):
         inside |= (~dt_outside[a][order]).astype(np.uint8) << a
     # every non-ignored (ground truth, area range): the kernel sums their images' weights per (category, area)
-    gt_image = gt.image[g_rows]
+    gt_image = gt.image[groups.gt_order]
     positive_key = np.concatenate([k_gt[~ignored] * num_a + a for a, ignored in enumerate(gt_ignored)])
     positive_image = np.concatenate([gt_image[~ignored] for ignored in gt_ignored])
     wanted_dets = precision_max_dets(params)
-    wanted = [m in wanted_dets for m in params.max_dets]
+    wanted = [dets in wanted_dets for dets in params.max_dets]
     out = np.empty((len(counts), len(summary_names(params))))
     for start in range(0, len(counts), RESAMPLE_CHUNK):
         block = counts[start:start + RESAMPLE_CHUNK]
         precision, recall = kernels.accumulate_weighted(
-            cat_bounds, block_start, image, groups.dt_rank[order], slot_of[order], inside, cand_tp, cand_fp, block,
-            positive_key, positive_image, num_k, params.recall_thresholds, params.max_dets, wanted,
+            m.cat_bounds, block_start, image, groups.dt_rank[order], m.slot_of[order], inside, m.cand_tp, m.cand_fp,
+            block, positive_key, positive_image, num_k, params.recall_thresholds, params.max_dets, wanted,
             len(params.iou_thresholds), RESAMPLE_THREADS,
         )
         out[start:start + len(block)] = summarize_resamples(params, precision, recall, wanted_dets)
@@ -239,31 +275,16 @@ def _accumulate_compiled(gt: GroundTruthTable, dt: ResultTable, params: CocoPara
     (which a bootstrap needs) are built.  The same counts and arithmetic as ``AccumulationPlan.run``."""
     from harness.metrics.coco import kernels
 
-    groups, pair_det, pair_gt, pair_iou, gt_crowd, gt_ignored, dt_outside = _candidate_pairs(gt, dt, params)
-    g_rows, d_rows = groups.gt_order, groups.dt_order
-    first = np.ones(len(pair_det), dtype=bool)
-    first[1:] = pair_det[1:] != pair_det[:-1]
-    candidates = pair_det[first]
-    cand_tp, cand_fp = kernels.match_status(
-        pair_det, pair_gt, pair_iou, gt_crowd, gt_ignored, np.minimum(params.iou_thresholds, 1 - 1e-10),
-        len(candidates), gt.id_is_zero[g_rows], dt_outside,
-    )
-    if params.use_cats:
-        k_gt, k_dt, num_k = gt.category[g_rows], dt.category[d_rows], len(gt.categories)
-    else:
-        k_gt, k_dt, num_k = np.zeros(len(g_rows), np.int64), np.zeros(len(d_rows), np.int64), 1
-    # pycocotools' per-category order: score descending, ties by image then rank (the view's order)
-    order, cat_bounds = kernels.group_order(k_dt, dt.score[d_rows], num_k)
-    slot_of = np.full(len(d_rows), -1, dtype=np.int64)
-    slot_of[candidates] = np.arange(len(candidates))
-    num_positives = np.stack([np.bincount(k_gt[~ignored], minlength=num_k) for ignored in gt_ignored], axis=1)
+    m = _compiled_matching(gt, dt, params)
+    num_k = m.num_k
+    num_positives = np.stack([np.bincount(m.k_gt[~ignored], minlength=num_k) for ignored in m.gt_ignored], axis=1)
     num_t, num_r, num_a, num_m = (len(params.iou_thresholds), len(params.recall_thresholds), len(params.area_ranges),
                                   len(params.max_dets))
     # written category-major by the kernel (in sequence), then transposed to COCOeval's layout
     precision = np.full((num_k, num_a, num_m, num_t, num_r), -1.0)
     recall = np.full((num_k, num_a, num_m, num_t), -1.0)
-    kernels.accumulate_matches(order, cat_bounds, groups.dt_rank, slot_of, dt_outside, cand_tp, cand_fp, num_positives,
-                               params.recall_thresholds, params.max_dets, num_t, precision, recall)
+    kernels.accumulate_matches(m.order, m.cat_bounds, m.groups.dt_rank, m.slot_of, m.dt_outside, m.cand_tp, m.cand_fp,
+                               num_positives, params.recall_thresholds, params.max_dets, num_t, precision, recall)
     return (np.ascontiguousarray(precision.transpose(3, 4, 0, 1, 2)),
             np.ascontiguousarray(recall.transpose(3, 0, 1, 2)))
 
@@ -287,10 +308,7 @@ def result_from_arrays(gt: GroundTruthTable, params: CocoParams, precision: np.n
 def plan_evaluation(gt: GroundTruthTable, dt: ResultTable, params: CocoParams, groups, matches, gt_ignored,
                     dt_outside) -> AccumulationPlan:
     g_rows, d_rows = groups.gt_order, groups.dt_order
-    if params.use_cats:
-        k_gt, k_dt, num_k = gt.category[g_rows], dt.category[d_rows], len(gt.categories)
-    else:
-        k_gt, k_dt, num_k = np.zeros(len(g_rows), np.int64), np.zeros(len(d_rows), np.int64), 1
+    k_gt, k_dt, num_k = _category_keys(gt, dt, params, groups)
     return plan_accumulation(
         dt_category=k_dt,
         dt_score=dt.score[d_rows],
