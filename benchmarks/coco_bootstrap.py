@@ -35,26 +35,7 @@ from coco_eval import DATASETS, DEFAULT_CACHE, materialise  # noqa: E402
 from harness.core.metric import resample_counts  # noqa: E402
 from harness.metrics.coco import evaluate_coco  # noqa: E402
 from harness.metrics.coco.evaluator import resampled_stats  # noqa: E402
-
-
-def _expanded(gt: dict, results: list[dict], counts: np.ndarray) -> tuple[dict, list[dict]]:
-    """The resampled image list (image i of the sorted ids ``counts[i]`` times, copies side by side)."""
-    images = sorted(gt["images"], key=lambda image: image["id"])
-    anns: dict = {}
-    dets: dict = {}
-    for ann in gt["annotations"]:
-        anns.setdefault(ann["image_id"], []).append(ann)
-    for det in results:
-        dets.setdefault(det["image_id"], []).append(det)
-    out_images, out_anns, out_results = [], [], []
-    for image, count in zip(images, counts):
-        for _ in range(int(count)):
-            new_id = len(out_images) + 1
-            out_images.append({**image, "id": new_id})
-            out_anns += [{**a, "image_id": new_id, "id": len(out_anns) + k + 1}
-                         for k, a in enumerate(anns.get(image["id"], []))]
-            out_results += [{**d, "image_id": new_id} for d in dets.get(image["id"], [])]
-    return {**gt, "images": out_images, "annotations": out_anns}, out_results
+from harness.metrics.coco.synthetic import resampled_files  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -92,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
               f"   = {boot / one:.2f}x one evaluation")
         assert draws is not None
         for row in range(min(args.check, len(counts))):
-            reference = evaluate_coco(*_expanded(gt, results, counts[row]), data.iou_type, **options)
+            reference = evaluate_coco(*resampled_files(gt, results, counts[row]), data.iou_type, **options)
             if not np.array_equal(draws[row], reference.stats):
                 raise SystemExit(f"  resample {row}: {draws[row].tolist()} != slow path {reference.stats.tolist()}")
             print(f"  resample {row}: equal to the slow path")

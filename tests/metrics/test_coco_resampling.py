@@ -13,27 +13,7 @@ from harness.metrics import METRICS
 from harness.core.metric import Metric, resample_counts
 from harness.metrics.coco import evaluate_coco
 from harness.metrics.coco.evaluator import resampled_stats
-from harness.metrics.coco.synthetic import synthetic_boxes, synthetic_keypoints, synthetic_masks
-
-
-def _expanded(gt: dict, results: list[dict], counts: np.ndarray) -> tuple[dict, list[dict]]:
-    """The resampled list: image i (sorted ids) ``counts[i]`` times, copies side by side, everything renumbered."""
-    images = sorted(gt["images"], key=lambda image: image["id"])
-    anns: dict = {}
-    dets: dict = {}
-    for ann in gt["annotations"]:
-        anns.setdefault(ann["image_id"], []).append(ann)
-    for det in results:
-        dets.setdefault(det["image_id"], []).append(det)
-    out_images, out_anns, out_results = [], [], []
-    for image, count in zip(images, counts):
-        for _ in range(int(count)):
-            new_id = len(out_images) + 1
-            out_images.append({**image, "id": new_id})
-            out_anns += [{**a, "image_id": new_id, "id": len(out_anns) + k + 1}
-                         for k, a in enumerate(anns.get(image["id"], []))]
-            out_results += [{**d, "image_id": new_id} for d in dets.get(image["id"], [])]
-    return {**gt, "images": out_images, "annotations": out_anns}, out_results
+from harness.metrics.coco.synthetic import resampled_files, synthetic_boxes, synthetic_keypoints, synthetic_masks
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -56,7 +36,7 @@ def test_weighted_accumulation_equals_evaluating_the_resampled_list(seed: int, k
     for options in variants:
         names, values = resampled_stats(gt, results, kind, counts, **options)
         for row, count in enumerate(counts):
-            reference = evaluate_coco(*_expanded(gt, results, count), kind, **options)
+            reference = evaluate_coco(*resampled_files(gt, results, count), kind, **options)
             assert names == tuple(reference.metrics)
             np.testing.assert_array_equal(values[row], reference.stats, err_msg=f"{options} resample {row}")
 

@@ -243,3 +243,28 @@ def synthetic_keypoints(
                  "score": float(np.round(rng.uniform(0.2, 1.0), 1))}
             )
     return {"images": images, "annotations": annotations, "categories": categories}, results
+
+
+def resampled_files(gt: dict[str, Any], results: list[dict[str, Any]], counts: np.ndarray
+                    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """What one bootstrap resample means, as COCO files: image i (by sorted id) ``counts[i]`` times, the copies side by
+    side, images and annotations renumbered.  Evaluating these files is the slow reference that the resampled
+    intervals must equal bit for bit (tests and ``benchmarks/coco_bootstrap.py --check``)."""
+    images = sorted(gt["images"], key=lambda image: image["id"])
+    anns: dict[Any, list[dict[str, Any]]] = {}
+    dets: dict[Any, list[dict[str, Any]]] = {}
+    for ann in gt["annotations"]:
+        anns.setdefault(ann["image_id"], []).append(ann)
+    for det in results:
+        dets.setdefault(det["image_id"], []).append(det)
+    out_images: list[dict[str, Any]] = []
+    out_anns: list[dict[str, Any]] = []
+    out_results: list[dict[str, Any]] = []
+    for image, count in zip(images, counts):
+        for _ in range(int(count)):
+            new_id = len(out_images) + 1
+            out_images.append({**image, "id": new_id})
+            out_anns += [{**a, "image_id": new_id, "id": len(out_anns) + k + 1}
+                         for k, a in enumerate(anns.get(image["id"], []))]
+            out_results += [{**d, "image_id": new_id} for d in dets.get(image["id"], [])]
+    return {**gt, "images": out_images, "annotations": out_anns}, out_results
