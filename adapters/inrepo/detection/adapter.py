@@ -12,9 +12,15 @@ A model has one checkpoint per dataset family it was trained on (``detection_<mo
 shapes, ``detection_<model>_cityscapes.pt``, ...): ``check_compatible`` binds the dataset's (or the file whose
 classes and ids the dataset has) before anything is fingerprinted or predicted (a ``--checkpoint`` always wins),
 and the classes come from the bound checkpoint.
+
+Nothing here imports torch: each adapter names its network (``network_path = "module:Class"``), imported when
+the network is built to predict, and ``info()`` / ``check_compatible`` take the checkpoint's classes, category ids
+(``detector_weights.label_space``) and the parameter count (``adapters.inrepo.parameter_count``) from what was
+remembered per weights file the first time, so a fully cached re-run never loads a checkpoint.
 """
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -23,7 +29,8 @@ import numpy as np
 from harness.core.catalog import ADAPTERS
 from adapters.inrepo.weights import WEIGHTS_DIR
 from harness.core.adapter import Adapter, AdapterInfo
-from adapters.inrepo.detection.detector_weights import PREFIX, Checkpoint, weights_for
+from adapters.inrepo.detection.detector_weights import PREFIX, Checkpoint, label_space, weights_for
+from adapters.inrepo.parameter_count import count_key, known_parameters
 from adapters.inrepo.weights import default_weights
 from adapters.inrepo.inference import PinnedThreads, fixed_inference
 from harness.core.dataset import DatasetInfo
@@ -54,6 +61,9 @@ class InRepoDetectionAdapter(PinnedThreads, Adapter):
 
     model_name = ""
     kind = ""
+    #: ``"module:Class"`` of the network, built as ``Class(num_classes)``; its module imports torch, so it is
+    #: imported only when the network is built ("" for a model without a network, e.g. ``prior-boxes``)
+    network_path = ""
     runs_by_default = True
     batch_invariant = True
 
@@ -94,8 +104,13 @@ class InRepoDetectionAdapter(PinnedThreads, Adapter):
         return self._checkpoint
 
     def build(self, checkpoint: Checkpoint) -> Any:
-        """The network (or fitted parameters) defined by ``checkpoint``."""
-        return None
+        """The network (or fitted parameters) defined by ``checkpoint``: ``network_path``'s class for its
+        classes, with its weights, in eval mode on the adapter's device."""
+        if not self.network_path:
+            return None
+        network = network_class(self.network_path)(len(checkpoint.classes))
+        load_network(network, checkpoint.network, self.weights_file())
+        return network.eval().to(self.device)
 
     @property
     def network(self) -> Any:
@@ -103,21 +118,33 @@ class InRepoDetectionAdapter(PinnedThreads, Adapter):
             self._network = self.build(self.loaded)
         return self._network
 
+    def label_space(self) -> tuple[list[str], list[int]]:
+        """The classes and category ids of the weights: remembered per file, else read from the checkpoint
+        (the one this adapter then predicts with, so it is loaded once)."""
+        return label_space(self.weights_file(), self.kind, self.trust_checkpoint, load=lambda: self.loaded)
+
+    def parameters(self, num_classes: int) -> int:
+        """The network's parameter count: remembered per weights file, else counted from the built network."""
+        if not self.network_path:
+            return 0
+        key = count_key(self.network_path, f"num_classes={num_classes}", self.weights_file())
+        return known_parameters(key, self._network, lambda: self.network)
+
     def info(self) -> AdapterInfo:
-        network = self.network
-        parameters = sum(p.numel() for p in network.parameters()) if hasattr(network, "parameters") else 0
+        classes, category_ids = self.label_space()
         return AdapterInfo(
-            name=self.name, task=self.task, classes=list(self.loaded.classes), input_size=INPUT_SIZE,
-            parameters=parameters,
-            extra={"weights": str(self.weights_file()), "category_ids": list(self.loaded.category_ids)},
+            name=self.name, task=self.task, classes=classes, input_size=INPUT_SIZE,
+            parameters=self.parameters(len(classes)),
+            extra={"weights": str(self.weights_file()), "category_ids": category_ids},
         )
 
     def check_compatible(self, dataset: DatasetInfo) -> None:
         self.bind(dataset)
         super().check_compatible(dataset)
-        if dataset.category_ids and dataset.category_ids != self.loaded.category_ids:
+        _, category_ids = self.label_space()
+        if dataset.category_ids and dataset.category_ids != category_ids:
             raise BenchError(
-                f"model {self.name!r} writes category ids {self.loaded.category_ids} but dataset {dataset.name!r} "
+                f"model {self.name!r} writes category ids {category_ids} but dataset {dataset.name!r} "
                 f"uses {dataset.category_ids}"
             )
 
@@ -130,6 +157,12 @@ class InRepoDetectionAdapter(PinnedThreads, Adapter):
 
     def _predict_image(self, image: np.ndarray) -> DetectionPrediction:
         raise NotImplementedError
+
+
+def network_class(path: str) -> Any:
+    """The class ``"module:Class"`` names (importing its module, hence torch)."""
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def padded_image(image: np.ndarray, device: str) -> Any:
@@ -149,13 +182,7 @@ class CenterNetAdapter(InRepoDetectionAdapter):
     task = "detection"
     model_name = "centernet"
     kind = "centernet"
-
-    def build(self, checkpoint: Checkpoint) -> Any:
-        from adapters.inrepo.detection.network import CenterNet
-
-        network = CenterNet(len(checkpoint.classes))
-        load_network(network, checkpoint.network, self.weights_file())
-        return network.eval().to(self.device)
+    network_path = "adapters.inrepo.detection.network:CenterNet"
 
     def torch_module(self) -> Any:
         return self.network
@@ -179,13 +206,7 @@ class CenterNetMaskAdapter(InRepoDetectionAdapter):
     task = "instance"
     model_name = "centernet-mask"
     kind = "centernet-mask"
-
-    def build(self, checkpoint: Checkpoint) -> Any:
-        from adapters.inrepo.detection.network import CenterNetMask
-
-        network = CenterNetMask(len(checkpoint.classes))
-        load_network(network, checkpoint.network, self.weights_file())
-        return network.eval().to(self.device)
+    network_path = "adapters.inrepo.detection.network:CenterNetMask"
 
     def torch_module(self) -> Any:
         return self.network

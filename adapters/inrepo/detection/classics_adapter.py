@@ -12,8 +12,7 @@ from typing import Any
 import numpy as np
 
 from harness.core.catalog import ADAPTERS
-from adapters.inrepo.detection.adapter import InRepoDetectionAdapter, load_network, padded_image
-from adapters.inrepo.detection.detector_weights import Checkpoint
+from adapters.inrepo.detection.adapter import InRepoDetectionAdapter, padded_image
 from harness.core.structures import DetectionPrediction
 
 #: instance detections that get a mask (the mask head runs per detection)
@@ -21,16 +20,10 @@ MASK_DETECTIONS = 50
 
 
 class ClassicDetectorAdapter(InRepoDetectionAdapter):
-    """A classic family (``classics.MODELS``); its checkpoint ``kind`` is its model name."""
+    """A classic family (``classics.MODELS``); its checkpoint ``kind`` is its model name, its ``network_path`` the
+    class ``classics.build`` trains (a test checks they agree)."""
 
     task = "detection"
-
-    def build(self, checkpoint: Checkpoint) -> Any:
-        from adapters.inrepo.detection.classics import build
-
-        network = build(self.model_name, len(checkpoint.classes))
-        load_network(network, checkpoint.network, self.weights_file())
-        return network.eval().to(self.device)
 
     def torch_module(self) -> Any:
         return self.network
@@ -51,6 +44,7 @@ class YOLOAdapter(ClassicDetectorAdapter):
     """YOLOv1-style grid: responsible cells, B boxes per cell, sum-squared loss (``detection.yolo``)."""
 
     model_name = kind = "yolo"
+    network_path = "adapters.inrepo.detection.yolo:YOLO"
 
 
 @ADAPTERS.register("ssd")
@@ -58,6 +52,7 @@ class SSDAdapter(ClassicDetectorAdapter):
     """SSD-style default boxes on three scales, softmax classes, hard negative mining 3:1 (``detection.ssd``)."""
 
     model_name = kind = "ssd"
+    network_path = "adapters.inrepo.detection.ssd:SSD"
 
 
 @ADAPTERS.register("retinanet")
@@ -65,6 +60,7 @@ class RetinaNetAdapter(ClassicDetectorAdapter):
     """RetinaNet-style FPN with shared class/box subnets and the sigmoid focal loss (``detection.retinanet``)."""
 
     model_name = kind = "retinanet"
+    network_path = "adapters.inrepo.detection.retinanet:RetinaNet"
 
 
 @ADAPTERS.register("detr")
@@ -72,6 +68,7 @@ class DETRAdapter(ClassicDetectorAdapter):
     """DETR-style set prediction: transformer, object queries, Hungarian matching (``detection.detr``)."""
 
     model_name = kind = "detr"
+    network_path = "adapters.inrepo.detection.detr:DETR"
 
 
 @ADAPTERS.register("mask-rcnn")
@@ -80,6 +77,7 @@ class MaskRCNNAdapter(ClassicDetectorAdapter):
 
     task = "instance"
     model_name = kind = "mask-rcnn"
+    network_path = "adapters.inrepo.detection.two_stage:MaskRCNN"
 
     def _predict_image(self, image: np.ndarray) -> DetectionPrediction:
         from adapters.inrepo.detection.postprocess import encode_masks, paste_masks, xyxy_to_xywh
