@@ -1,5 +1,6 @@
-"""Issue 15: a fully cached re-run of ``bench run --task keypoints`` (and ``flow``, ``semantic``) imports no torch, and writes
-the same metrics.json as the run that predicted (parameter counts included)."""
+"""Issue 15: a fully cached re-run of ``bench run --task keypoints`` (and ``flow``, ``semantic``, ``detection``,
+``instance``) imports no torch, and writes the same metrics.json as the run that predicted (parameter counts, and
+the detection models' classes and category ids, included)."""
 from __future__ import annotations
 
 import json
@@ -57,6 +58,8 @@ def _stable(record: dict) -> dict:
     ("keypoints", {"heatmap", "hourglass", "mean-pose", "regression", "soft-argmax"}),
     ("flow", {"flownet-s", "zero-flow", "horn-schunck", "lucas-kanade", "farneback"}),
     ("semantic", {"fcn", "unet", "aspp", "pspnet", "majority-class"}),
+    ("detection", {"centernet", "prior-boxes", "yolo", "ssd", "retinanet", "detr"}),
+    ("instance", {"centernet-mask", "prior-boxes-mask", "mask-rcnn"}),
 ])
 def test_a_cached_rerun_imports_no_torch_and_writes_the_same_metrics(tmp_path, task, models):
     first_out, first = _bench_run(tmp_path, task)
