@@ -1,0 +1,337 @@
+/* Streaming kernels of the semantic and flow metrics (harness.metrics.stream_kernels wraps them; the numpy
+ * paths in semantic.py and flow.py stay as the fallback and give the same numbers).
+ *
+ * Why C: numpy scores one label map or flow field in many whole-array passes (range checks, boolean-index
+ * copies, casts to int64, a bincount; for flow about twenty temporaries), and at 2048x1024 that costs more
+ * than decoding the PNGs.  Each kernel reads its inputs once, with the GIL released so a decoding thread can
+ * run beside it.
+ *
+ *   confusion(target, prediction, ...)  one image's (C, C+1) confusion counts added into an int64 matrix, the
+ *                                       'no class' column for predictions equal to the ignore label; reports
+ *                                       out-of-range values instead of counting (the caller's numpy path then
+ *                                       names them)
+ *   flow_sums(pred, gt, ...)            every per-image (sum, count) of harness.metrics.flow.flow_sums; each
+ *                                       float sum in numpy's pairwise order over the same compacted values, so
+ *                                       the numbers are the numpy path's to the bit
+ *
+ * Only the CPython API and the buffer protocol are used: no numpy headers at build time.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------------------------------ semantic */
+/* Element kinds: (size in bytes, signed).  The wrapper passes only these (unsigned 1, 2, 4; signed 1, 2, 4, 8). */
+static int kind_ok(int size, int is_signed) {
+    if (is_signed) return size == 1 || size == 2 || size == 4 || size == 8;
+    return size == 1 || size == 2 || size == 4;
+}
+
+/* values [start, start + len) of a label buffer as int64 */
+static void widen(const char *base, Py_ssize_t start, Py_ssize_t len, int size, int is_signed, int64_t *out) {
+    Py_ssize_t i;
+#define WIDEN(T)                                                      \
+    {                                                                 \
+        const T *src = (const T *)base + start;                       \
+        for (i = 0; i < len; i++) out[i] = (int64_t)src[i];           \
+    }
+    if (is_signed) {
+        if (size == 1) WIDEN(int8_t) else if (size == 2) WIDEN(int16_t) else if (size == 4) WIDEN(int32_t) else WIDEN(int64_t)
+    } else {
+        if (size == 1) WIDEN(uint8_t) else if (size == 2) WIDEN(uint16_t) else WIDEN(uint32_t)
+    }
+#undef WIDEN
+}
+
+#define BLOCK 4096
+#define CHUNK ((Py_ssize_t)1 << 30) /* pixels per uint32 histogram fill: no count can wrap */
+
+/* Both maps one byte per pixel: a 256x256 histogram of (target, prediction) pairs, filled in one pass with
+ * two interleaved copies (runs of equal pairs would otherwise wait on the same counter), then folded into the
+ * matrix; returns the bad-value flags (1 target, 2 prediction). */
+static int confusion_bytes(const uint8_t *t, const uint8_t *p, Py_ssize_t n, Py_ssize_t classes, int has_ignore,
+                           int64_t ignore, int64_t *matrix, uint32_t *hist) {
+    int bad = 0;
+    for (Py_ssize_t start = 0; start < n; start += CHUNK) {
+        Py_ssize_t stop = n - start < CHUNK ? n : start + CHUNK, i = start;
+        uint32_t *h0 = hist, *h1 = hist + 65536;
+        memset(hist, 0, 2 * 65536 * sizeof(uint32_t));
+        for (; i + 1 < stop; i += 2) {
+            h0[((unsigned)t[i] << 8) | p[i]]++;
+            h1[((unsigned)t[i + 1] << 8) | p[i + 1]]++;
+        }
+        if (i < stop) h0[((unsigned)t[i] << 8) | p[i]]++;
+        for (int g = 0; g < 256; g++) {
+            int g_ignored = has_ignore && g == ignore, g_class = g < classes;
+            for (int q = 0; q < 256; q++) {
+                uint64_t count = (uint64_t)h0[(g << 8) | q] + h1[(g << 8) | q];
+                if (!count) continue;
+                int q_ignored = has_ignore && q == ignore;
+                if (!g_class && !g_ignored) bad |= 1;
+                if (q >= classes && !q_ignored) bad |= 2;
+                if (g_class && !g_ignored && !bad)
+                    matrix[g * (classes + 1) + (q_ignored ? classes : q)] += (int64_t)count;
+            }
+        }
+        if (bad) break;
+    }
+    return bad;
+}
+
+static int confusion_any(const char *t, int tsize, int tsigned, const char *p, int psize, int psigned, Py_ssize_t n,
+                         Py_ssize_t classes, int has_ignore, int64_t ignore, int64_t *matrix, int64_t *work) {
+    int64_t *tv = work, *pv = work + BLOCK;
+    int bad = 0;
+    for (Py_ssize_t start = 0; start < n && !bad; start += BLOCK) {
+        Py_ssize_t len = n - start < BLOCK ? n - start : BLOCK;
+        widen(t, start, len, tsize, tsigned, tv);
+        widen(p, start, len, psize, psigned, pv);
+        for (Py_ssize_t i = 0; i < len; i++) {
+            int64_t g = tv[i], q = pv[i];
+            int g_ignored = has_ignore && g == ignore, q_ignored = has_ignore && q == ignore;
+            if ((g < 0 || g >= classes) && !g_ignored) bad |= 1;
+            if ((q < 0 || q >= classes) && !q_ignored) bad |= 2;
+            if (bad || g_ignored) continue;
+            matrix[g * (classes + 1) + (q_ignored ? classes : q)]++;
+        }
+    }
+    return bad;
+}
+
+/* confusion(target, tsize, tsigned, prediction, psize, psigned, classes, has_ignore, ignore, matrix) -> flags
+ * target and prediction: C-contiguous label maps of the same number of pixels; matrix: writable (C, C+1)
+ * int64, counts are added.  Returns 0, or the bad-value flags (1 target, 2 prediction): then the matrix is
+ * not to be used (the caller passes a scratch matrix and adds it only on 0). */
+static PyObject *confusion(PyObject *self, PyObject *args) {
+    Py_buffer t_v, p_v, m_v;
+    int tsize, tsigned, psize, psigned, has_ignore;
+    Py_ssize_t classes;
+    long long ignore;
+    if (!PyArg_ParseTuple(args, "y*iiy*iinpLw*", &t_v, &tsize, &tsigned, &p_v, &psize, &psigned, &classes,
+                          &has_ignore, &ignore, &m_v))
+        return NULL;
+    const char *problem = NULL;
+    if (!kind_ok(tsize, tsigned) || !kind_ok(psize, psigned)) problem = "confusion: unsupported element kind";
+    else if (classes < 1 || t_v.len % tsize || p_v.len % psize || t_v.len / tsize != p_v.len / psize)
+        problem = "confusion: label maps of different sizes";
+    else if (m_v.len != (Py_ssize_t)(classes * (classes + 1) * sizeof(int64_t)))
+        problem = "confusion: matrix of the wrong size";
+    int bad = 0, no_memory = 0;
+    if (!problem) {
+        Py_ssize_t n = t_v.len / tsize;
+        int bytes = tsize == 1 && !tsigned && psize == 1 && !psigned;
+        void *work = malloc(bytes ? 2 * 65536 * sizeof(uint32_t) : 2 * BLOCK * sizeof(int64_t));
+        if (!work) no_memory = 1;
+        else {
+            Py_BEGIN_ALLOW_THREADS
+            if (bytes)
+                bad = confusion_bytes(t_v.buf, p_v.buf, n, classes, has_ignore, ignore, m_v.buf, work);
+            else
+                bad = confusion_any(t_v.buf, tsize, tsigned, p_v.buf, psize, psigned, n, classes, has_ignore,
+                                    ignore, m_v.buf, work);
+            Py_END_ALLOW_THREADS
+            free(work);
+        }
+    }
+    PyBuffer_Release(&t_v);
+    PyBuffer_Release(&p_v);
+    PyBuffer_Release(&m_v);
+    if (problem) {
+        PyErr_SetString(PyExc_ValueError, problem);
+        return NULL;
+    }
+    if (no_memory) return PyErr_NoMemory();
+    return PyLong_FromLong(bad);
+}
+
+/* ------------------------------------------------------------------------------------------ flow */
+/* numpy's pairwise sum (np.sum over a contiguous 1-D float64 array): blocks of at most 128 summed with eight
+ * accumulators, longer runs split in two at a multiple of eight */
+static double pairwise(const double *a, Py_ssize_t n) {
+    if (n < 8) {
+        double res = 0.0;
+        for (Py_ssize_t i = 0; i < n; i++) res += a[i];
+        return res;
+    }
+    if (n <= 128) {
+        double r[8];
+        Py_ssize_t i;
+        for (int j = 0; j < 8; j++) r[j] = a[j];
+        for (i = 8; i < n - (n % 8); i += 8)
+            for (int j = 0; j < 8; j++) r[j] += a[i + j];
+        double res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+        for (; i < n; i++) res += a[i];
+        return res;
+    }
+    Py_ssize_t n2 = n / 2;
+    n2 -= n2 % 8;
+    return pairwise(a, n2) + pairwise(a + n2, n - n2);
+}
+
+/* quantity slots, in harness.metrics.flow.QUANTITIES order */
+enum { Q_EPE, Q_ACC1, Q_ACC3, Q_ACC5, Q_ERR1, Q_ERR3, Q_ERR5, Q_FL, Q_S0, Q_S10, Q_S40, Q_MATCHED, Q_UNMATCHED, Q_N };
+
+/* Pass over the pixels: EPE of each scored pixel, compacted in pixel order, its speed band (0..2, 3 for none:
+ * a non-finite |gt|) and unmatched bit in ``code``; integer counts; non-finite flags.  Returns the scored count. */
+static Py_ssize_t flow_pass(const char *pred, int pred64, const char *gt, int gt64, const uint8_t *valid,
+                            const uint8_t *occluded, const uint8_t *out_of_frame, Py_ssize_t pixels, double *epe,
+                            uint8_t *code, int64_t *counts, int *flags) {
+    Py_ssize_t n = 0;
+    int64_t acc1 = 0, acc3 = 0, acc5 = 0, err1 = 0, err3 = 0, err5 = 0, fl = 0;
+    int pred_bad = 0, gt_bad = 0;
+    for (Py_ssize_t i = 0; i < pixels; i++) {
+        if (valid && !valid[i]) continue;
+        double p0, p1, g0, g1;
+        if (pred64) {
+            p0 = ((const double *)pred)[2 * i];
+            p1 = ((const double *)pred)[2 * i + 1];
+        } else {
+            p0 = ((const float *)pred)[2 * i];
+            p1 = ((const float *)pred)[2 * i + 1];
+        }
+        if (gt64) {
+            g0 = ((const double *)gt)[2 * i];
+            g1 = ((const double *)gt)[2 * i + 1];
+        } else {
+            g0 = ((const float *)gt)[2 * i];
+            g1 = ((const float *)gt)[2 * i + 1];
+        }
+        pred_bad |= !isfinite(p0) || !isfinite(p1);
+        gt_bad |= !isfinite(g0) || !isfinite(g1);
+        /* the numpy path's arithmetic: float64 difference, x ** 2 (a product), sum, correctly rounded sqrt */
+        double dx = p0 - g0, dy = p1 - g1;
+        double e = sqrt(dx * dx + dy * dy);
+        double speed = sqrt(g0 * g0 + g1 * g1);
+        acc1 += e < 1.0;
+        acc3 += e < 3.0;
+        acc5 += e < 5.0;
+        err1 += e > 1.0;
+        err3 += e > 3.0;
+        err5 += e > 5.0;
+        fl += e > 3.0 && e / speed > 0.05;
+        uint8_t c = speed >= 0.0 && speed < 10.0 ? 0 : speed >= 10.0 && speed < 40.0 ? 1
+                    : speed >= 40.0 && speed < HUGE_VAL ? 2 : 3;
+        if ((occluded && occluded[i]) || (out_of_frame && out_of_frame[i])) c |= 4;
+        epe[n] = e;
+        code[n] = c;
+        n++;
+    }
+    counts[Q_ACC1] = acc1;
+    counts[Q_ACC3] = acc3;
+    counts[Q_ACC5] = acc5;
+    counts[Q_ERR1] = err1;
+    counts[Q_ERR3] = err3;
+    counts[Q_ERR5] = err5;
+    counts[Q_FL] = fl;
+    flags[0] = pred_bad;
+    flags[1] = gt_bad;
+    return n;
+}
+
+/* The values of each group (``key(code)`` in 0..groups-1) moved side by side into ``scratch``, each group in
+ * pixel order, and summed as np.sum sums a boolean-index copy; group sums into sums[first + k], sizes into
+ * counts[first + k]. */
+static void group_sums(const double *epe, const uint8_t *code, Py_ssize_t n, int shift, uint8_t mask, int groups,
+                       double *scratch, double *sums, int64_t *counts, int first) {
+    Py_ssize_t size[4] = {0, 0, 0, 0}, at[4];
+    for (Py_ssize_t i = 0; i < n; i++) size[(code[i] >> shift) & mask]++;
+    at[0] = 0;
+    for (int k = 1; k < 4; k++) at[k] = at[k - 1] + size[k - 1];
+    for (Py_ssize_t i = 0; i < n; i++) scratch[at[(code[i] >> shift) & mask]++] = epe[i];
+    Py_ssize_t offset = 0;
+    for (int k = 0; k < groups; k++) {
+        sums[first + k] = pairwise(scratch + offset, size[k]);
+        counts[first + k] = size[k];
+        offset += size[k];
+    }
+}
+
+/* flow_sums(pred, pred64, gt, gt64, valid, occluded, out_of_frame, sums, counts) -> (pred_nonfinite, gt_nonfinite)
+ * pred, gt: C-contiguous (H, W, 2) float32 (flag 0) or float64 (flag 1); the masks: None or (H, W) bool;
+ * sums (Q,) float64 and counts (Q,) int64 are written in QUANTITIES order (matched/unmatched only with a mask).
+ * The flags say whether a scored pixel holds a non-finite value (the sums then hold what numpy would). */
+static PyObject *flow_sums(PyObject *self, PyObject *args) {
+    Py_buffer pred_v, gt_v, sums_v, counts_v, masks[3];
+    PyObject *mask_objects[3];
+    int pred64, gt64;
+    if (!PyArg_ParseTuple(args, "y*py*pOOOw*w*", &pred_v, &pred64, &gt_v, &gt64, &mask_objects[0],
+                          &mask_objects[1], &mask_objects[2], &sums_v, &counts_v))
+        return NULL;
+    int held[3] = {0, 0, 0};
+    const char *problem = NULL;
+    Py_ssize_t pixels = pred_v.len / (pred64 ? 16 : 8);
+    if (pred_v.len % (pred64 ? 16 : 8) || gt_v.len != pixels * (gt64 ? 16 : 8))
+        problem = "flow_sums: flows of different sizes";
+    else if (sums_v.len != Q_N * 8 || counts_v.len != Q_N * 8)
+        problem = "flow_sums: output of the wrong size";
+    for (int k = 0; k < 3 && !problem; k++) {
+        if (mask_objects[k] == Py_None) continue;
+        if (PyObject_GetBuffer(mask_objects[k], &masks[k], PyBUF_SIMPLE) < 0) {
+            for (int j = 0; j < k; j++)
+                if (held[j]) PyBuffer_Release(&masks[j]);
+            PyBuffer_Release(&pred_v);
+            PyBuffer_Release(&gt_v);
+            PyBuffer_Release(&sums_v);
+            PyBuffer_Release(&counts_v);
+            return NULL;
+        }
+        held[k] = 1;
+        if (masks[k].len != pixels) problem = "flow_sums: mask of the wrong size";
+    }
+    int flags[2] = {0, 0}, no_memory = 0;
+    if (!problem) {
+        const uint8_t *mask_data[3];
+        for (int k = 0; k < 3; k++) mask_data[k] = held[k] ? masks[k].buf : NULL;
+        double *sums = sums_v.buf;
+        int64_t *counts = counts_v.buf;
+        size_t room = pixels ? (size_t)pixels : 1;
+        double *epe = malloc(room * sizeof(double)), *scratch = malloc(room * sizeof(double));
+        uint8_t *code = malloc(room);
+        if (!epe || !scratch || !code) no_memory = 1;
+        else {
+            Py_BEGIN_ALLOW_THREADS
+            for (int q = 0; q < Q_N; q++) {
+                sums[q] = 0.0;
+                counts[q] = 0;
+            }
+            Py_ssize_t n = flow_pass(pred_v.buf, pred64, gt_v.buf, gt64, mask_data[0], mask_data[1], mask_data[2],
+                                     pixels, epe, code, counts, flags);
+            sums[Q_EPE] = pairwise(epe, n);
+            for (int q = Q_EPE; q <= Q_FL; q++) {
+                if (q != Q_EPE) sums[q] = (double)counts[q];
+                counts[q] = n;
+            }
+            group_sums(epe, code, n, 0, 3, 3, scratch, sums, counts, Q_S0); /* band 3 (|gt| not finite) is in none */
+            if (mask_data[1] || mask_data[2]) group_sums(epe, code, n, 2, 1, 2, scratch, sums, counts, Q_MATCHED);
+            Py_END_ALLOW_THREADS
+        }
+        free(epe);
+        free(scratch);
+        free(code);
+    }
+    for (int k = 0; k < 3; k++)
+        if (held[k]) PyBuffer_Release(&masks[k]);
+    PyBuffer_Release(&pred_v);
+    PyBuffer_Release(&gt_v);
+    PyBuffer_Release(&sums_v);
+    PyBuffer_Release(&counts_v);
+    if (problem) {
+        PyErr_SetString(PyExc_ValueError, problem);
+        return NULL;
+    }
+    if (no_memory) return PyErr_NoMemory();
+    return Py_BuildValue("(OO)", flags[0] ? Py_True : Py_False, flags[1] ? Py_True : Py_False);
+}
+
+static PyMethodDef METHODS[] = {
+    {"confusion", confusion, METH_VARARGS, "one image's (C, C+1) confusion counts, or the bad-value flags"},
+    {"flow_sums", flow_sums, METH_VARARGS, "every per-image flow (sum, count), numpy's pairwise order"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef MODULE = {PyModuleDef_HEAD_INIT, "_streamkernels", NULL, -1, METHODS};
+
+PyMODINIT_FUNC PyInit__streamkernels(void) { return PyModule_Create(&MODULE); }
