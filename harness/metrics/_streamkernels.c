@@ -49,9 +49,10 @@ static void widen(const char *base, Py_ssize_t start, Py_ssize_t len, int size, 
 #define BLOCK 4096
 #define CHUNK ((Py_ssize_t)1 << 30) /* pixels per uint32 histogram fill: no count can wrap */
 
-/* Both maps one byte per pixel: a 256x256 histogram of (target, prediction) pairs, filled in one pass with
- * two interleaved copies (runs of equal pairs would otherwise wait on the same counter), then folded into the
- * matrix; returns the bad-value flags (1 target, 2 prediction). */
+/* Both maps one byte per pixel: a 256x256 histogram of (target, prediction) pairs, filled in one pass, then
+ * folded into the matrix; returns the bad-value flags (1 target, 2 prediction).  Eight pixels whose target and
+ * prediction bytes are all equal (most of a label map: regions are large) are one increment by 8; other words
+ * alternate between two copies of the histogram, so neighbouring equal pairs do not wait on one counter. */
 static int confusion_bytes(const uint8_t *t, const uint8_t *p, Py_ssize_t n, Py_ssize_t classes, int has_ignore,
                            int64_t ignore, int64_t *matrix, uint32_t *hist) {
     int bad = 0;
@@ -59,11 +60,20 @@ static int confusion_bytes(const uint8_t *t, const uint8_t *p, Py_ssize_t n, Py_
         Py_ssize_t stop = n - start < CHUNK ? n : start + CHUNK, i = start;
         uint32_t *h0 = hist, *h1 = hist + 65536;
         memset(hist, 0, 2 * 65536 * sizeof(uint32_t));
-        for (; i + 1 < stop; i += 2) {
-            h0[((unsigned)t[i] << 8) | p[i]]++;
-            h1[((unsigned)t[i + 1] << 8) | p[i + 1]]++;
+        for (; i + 8 <= stop; i += 8) {
+            uint64_t a, b;
+            memcpy(&a, t + i, 8);
+            memcpy(&b, p + i, 8);
+            if (a == (a & 0xff) * 0x0101010101010101ULL && b == (b & 0xff) * 0x0101010101010101ULL) {
+                h0[((unsigned)t[i] << 8) | p[i]] += 8; /* eight equal pairs: most words of a smooth map */
+                continue;
+            }
+            for (int j = 0; j < 8; j += 2) {
+                h0[((unsigned)t[i + j] << 8) | p[i + j]]++;
+                h1[((unsigned)t[i + j + 1] << 8) | p[i + j + 1]]++;
+            }
         }
-        if (i < stop) h0[((unsigned)t[i] << 8) | p[i]]++;
+        for (; i < stop; i++) h0[((unsigned)t[i] << 8) | p[i]]++;
         for (int g = 0; g < 256; g++) {
             int g_ignored = has_ignore && g == ignore, g_class = g < classes;
             for (int q = 0; q < 256; q++) {
