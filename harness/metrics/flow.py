@@ -79,9 +79,14 @@ def flow_sums(
     return _as_sums(compiled[0], compiled[1], occluded is not None or out_of_frame is not None)
 
 
+#: ``flow_sums``' keys in the order the numpy path fills them
+_SUMS_ORDER = ("EPE", *(f"{kind}{n}" for n in PX_THRESHOLDS for kind in ("acc", "err")), *QUANTITIES[7:])
+
+
 def _as_sums(sums: np.ndarray, counts: np.ndarray, regions: bool) -> dict[str, tuple[float, int]]:
     """The kernel's (Q,) sums and counts as ``flow_sums``' dict (matched/unmatched (0.0, 0) without a mask)."""
-    out = {key: (float(sums[i]), int(counts[i])) for i, key in enumerate(QUANTITIES)}
+    position = {key: i for i, key in enumerate(QUANTITIES)}
+    out = {key: (float(sums[position[key]]), int(counts[position[key]])) for key in _SUMS_ORDER}
     if not regions:
         out["EPE_matched"] = out["EPE_unmatched"] = (0.0, 0)
     return out
