@@ -5,8 +5,8 @@ ignore), written once into a temporary folder: the embedded Cityscapes frame's l
 (nearest), rolled and mirrored per pair; the prediction is its ground truth shifted by a few pixels with a
 block of wrong class, the smooth errors a model makes.
 
-Each round times, one after the other (the order rotates per round, so a drift of the shared machine's speed
-hits all alike):
+Each round times three serial sides taking turns pair by pair (each pair's three turns in rotating order, so a
+drift of the shared machine's speed hits all alike), then a pipelined loop:
 
 * ``decode``: read both PNGs of every pair (``read_label_png``, what ``bench eval --task semantic`` reads with),
   the least any mIoU from files must do: the decode-bound rate;
@@ -14,7 +14,8 @@ hits all alike):
   switched off, as without a C compiler), then ``compute``;
 * ``mIoU``: the same with the compiled kernel (``harness.metrics.stream_kernels``);
 * ``mIoU, decode thread``: one thread decodes the next pair while the main thread counts the current one (the
-  kernel releases the GIL, and so does Pillow's PNG decoder).
+  kernel releases the GIL, and so does Pillow's PNG decoder); timed after the three, so its share of the
+  round's decode rate is exposed to load changes the others are not.
 
 Reports pairs/s (median and min-max over rounds) and each rate as a share of the decode rate of its own round;
 all mIoU values must be identical.  Memory: resident set size after the first tenth of the pairs and after all
@@ -34,7 +35,6 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable
 
 import numpy as np
 from PIL import Image
@@ -74,24 +74,32 @@ def rss_mb() -> float:
         return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def decode(pairs: list[tuple[Path, Path]]) -> float:
-    for gt_path, pred_path in pairs:
-        read_label_png(gt_path)
-        read_label_png(pred_path)
-    return float("nan")
-
-
-def miou(pairs: list[tuple[Path, Path]], compiled: bool = True, memory: list[float] | None = None) -> float:
-    stream_kernels.ENABLED = compiled and stream_kernels._C is not None
-    try:
-        metric = SemanticSegmentationMetric(CLASSES, ignore_index=255)
-        for index, (gt_path, pred_path) in enumerate(pairs):
-            metric.update_arrays([read_label_png(gt_path)], [read_label_png(pred_path)])
-            if memory is not None and index + 1 in (max(1, len(pairs) // 10), len(pairs)):
-                memory.append(rss_mb())
-        return metric.compute().metrics["mIoU"]
-    finally:
-        stream_kernels.ENABLED = stream_kernels._C is not None
+def interleaved(pairs: list[tuple[Path, Path]], memory: list[float], rotate: int) -> tuple[dict[str, float], set[float]]:
+    """Seconds of each serial side over all pairs, the sides taking turns pair by pair (in rotating order), so
+    a change of the shared machine's speed hits them alike: ``decode`` reads both PNGs; ``mIoU numpy`` and
+    ``mIoU`` read them and add them to their own metric (numpy path, compiled kernel)."""
+    metrics = {"mIoU numpy": SemanticSegmentationMetric(CLASSES, ignore_index=255),
+               "mIoU": SemanticSegmentationMetric(CLASSES, ignore_index=255)}
+    seconds = {"decode": 0.0, "mIoU numpy": 0.0, "mIoU": 0.0}
+    sides = list(seconds)
+    for index, (gt_path, pred_path) in enumerate(pairs):
+        turn = (index + rotate) % len(sides)
+        for side in sides[turn:] + sides[:turn]:
+            stream_kernels.ENABLED = side != "mIoU numpy" and stream_kernels._C is not None
+            start = time.perf_counter()
+            gt, pred = read_label_png(gt_path), read_label_png(pred_path)
+            if side != "decode":
+                metrics[side].update_arrays([gt], [pred])
+            seconds[side] += time.perf_counter() - start
+        if index + 1 in (max(1, len(pairs) // 10), len(pairs)):
+            memory.append(rss_mb())
+    stream_kernels.ENABLED = stream_kernels._C is not None
+    values = set()
+    for side, metric in metrics.items():
+        start = time.perf_counter()
+        values.add(metric.compute().metrics["mIoU"])
+        seconds[side] += time.perf_counter() - start
+    return seconds, values
 
 
 def miou_threaded(pairs: list[tuple[Path, Path]]) -> float:
@@ -119,26 +127,18 @@ def main() -> None:
         pairs = write_pairs(Path(scratch), args.pairs)
         print(f"{args.pairs} pairs of 2048x1024 PNGs written in {time.perf_counter() - started:.0f} s")
         memory: list[float] = []
-        loops: dict[str, Callable[[], Any]] = {
-            "decode": lambda: decode(pairs),
-            "mIoU numpy": lambda: miou(pairs, compiled=False),
-            "mIoU": lambda: miou(pairs, memory=memory),
-            "mIoU, decode thread": lambda: miou_threaded(pairs),
-        }
-        decode(pairs[:20])  # warm-up: page cache, imports
-        rates: dict[str, list[float]] = {name: [] for name in loops}
-        shares: dict[str, list[float]] = {name: [] for name in loops}
+        for gt_path, pred_path in pairs[:20]:  # warm-up: page cache, imports
+            read_label_png(gt_path), read_label_png(pred_path)
+        names = ["decode", "mIoU numpy", "mIoU", "mIoU, decode thread"]
+        rates: dict[str, list[float]] = {name: [] for name in names}
+        shares: dict[str, list[float]] = {name: [] for name in names}
         values: set[float] = set()
-        names = list(loops)
         for round_index in range(args.rounds):
-            order = names[round_index % len(names):] + names[:round_index % len(names)]
-            seconds = {}
-            for name in order:
-                start = time.perf_counter()
-                value = loops[name]()
-                seconds[name] = time.perf_counter() - start
-                if name != "decode":
-                    values.add(value)
+            seconds, found = interleaved(pairs, memory, round_index)
+            values |= found
+            start = time.perf_counter()
+            values.add(miou_threaded(pairs))
+            seconds["mIoU, decode thread"] = time.perf_counter() - start
             for name in names:
                 rates[name].append(args.pairs / seconds[name])
                 shares[name].append(seconds["decode"] / seconds[name])
@@ -152,7 +152,7 @@ def main() -> None:
         print(f"mIoU values: {sorted(values)} ({'identical' if len(values) == 1 else 'DIFFERENT'})")
         tenth = max(1, args.pairs // 10)
         firsts, lasts = memory[0::2], memory[1::2]
-        print(f"RSS in the mIoU loop: after {tenth} pairs {max(firsts):.1f} MB, after {args.pairs} pairs "
+        print(f"RSS in the interleaved loop: after {tenth} pairs {max(firsts):.1f} MB, after {args.pairs} pairs "
               f"{max(lasts):.1f} MB (max over rounds); process peak {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f} MB")
         print(f"load average after: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
         if len(values) != 1:

@@ -221,3 +221,15 @@ def test_flow_kernel_leaves_other_dtypes_to_numpy() -> None:
     gt = np.ones((3, 4, 2), dtype=np.float16)
     assert stream_kernels.flow_image_sums(gt, gt, None, None, None) is None
     assert flow_sums(gt, gt)["EPE"] == (0.0, 12)
+
+
+def test_cityscapes_label_id_confusion_equal_on_both_paths(monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.metrics.cityscapes import NUM_LABEL_IDS, label_id_confusion
+
+    rng = np.random.default_rng(9)
+    target = rng.integers(0, NUM_LABEL_IDS, (33, 71)).astype(np.uint8)
+    prediction = rng.integers(0, NUM_LABEL_IDS, (33, 71)).astype(np.uint8)
+    target[:, :40] = 7  # a run of equal pixels
+    compiled, numpy_path = both_paths(monkeypatch, lambda: label_id_confusion(target, prediction))
+    assert compiled.shape == (NUM_LABEL_IDS, NUM_LABEL_IDS) and compiled.sum() == target.size
+    np.testing.assert_array_equal(compiled, numpy_path)
