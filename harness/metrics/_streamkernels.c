@@ -192,8 +192,10 @@ static Py_ssize_t flow_pass(const char *pred, int pred64, const char *gt, int gt
     Py_ssize_t n = 0;
     int64_t acc1 = 0, acc3 = 0, acc5 = 0, err1 = 0, err3 = 0, err5 = 0, fl = 0;
     int pred_bad = 0, gt_bad = 0;
+    /* no branches on the data: every pixel is computed, and a pixel outside the valid mask (v = 0) adds
+     * nothing and is overwritten by the next one in the compacted output */
     for (Py_ssize_t i = 0; i < pixels; i++) {
-        if (valid && !valid[i]) continue;
+        int v = valid ? valid[i] : 1;
         double p0, p1, g0, g1;
         if (pred64) {
             p0 = ((const double *)pred)[2 * i];
@@ -209,25 +211,25 @@ static Py_ssize_t flow_pass(const char *pred, int pred64, const char *gt, int gt
             g0 = ((const float *)gt)[2 * i];
             g1 = ((const float *)gt)[2 * i + 1];
         }
-        pred_bad |= !isfinite(p0) || !isfinite(p1);
-        gt_bad |= !isfinite(g0) || !isfinite(g1);
+        pred_bad |= v & (!isfinite(p0) | !isfinite(p1));
+        gt_bad |= v & (!isfinite(g0) | !isfinite(g1));
         /* the numpy path's arithmetic: float64 difference, x ** 2 (a product), sum, correctly rounded sqrt */
         double dx = p0 - g0, dy = p1 - g1;
         double e = sqrt(dx * dx + dy * dy);
         double speed = sqrt(g0 * g0 + g1 * g1);
-        acc1 += e < 1.0;
-        acc3 += e < 3.0;
-        acc5 += e < 5.0;
-        err1 += e > 1.0;
-        err3 += e > 3.0;
-        err5 += e > 5.0;
-        fl += e > 3.0 && e / speed > 0.05;
-        uint8_t c = speed >= 0.0 && speed < 10.0 ? 0 : speed >= 10.0 && speed < 40.0 ? 1
-                    : speed >= 40.0 && speed < HUGE_VAL ? 2 : 3;
-        if ((occluded && occluded[i]) || (out_of_frame && out_of_frame[i])) c |= 4;
+        acc1 += v & (e < 1.0);
+        acc3 += v & (e < 3.0);
+        acc5 += v & (e < 5.0);
+        err1 += v & (e > 1.0);
+        err3 += v & (e > 3.0);
+        err5 += v & (e > 5.0);
+        fl += v & (e > 3.0) & (e / speed > 0.05); /* KITTI: EPE > 3 and EPE / |gt| > 5 % */
+        /* band 0 [0, 10), 1 [10, 40), 2 [40, inf); 3 for a NaN or infinite |gt| (in no band, as in numpy) */
+        int band = ((speed >= 10.0) + (speed >= 40.0)) | (!(speed < HUGE_VAL) * 3);
+        int unmatched = (occluded ? occluded[i] : 0) | (out_of_frame ? out_of_frame[i] : 0);
         epe[n] = e;
-        code[n] = c;
-        n++;
+        code[n] = (uint8_t)(band | (unmatched << 2));
+        n += v;
     }
     counts[Q_ACC1] = acc1;
     counts[Q_ACC3] = acc3;
