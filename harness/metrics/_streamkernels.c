@@ -185,11 +185,12 @@ static double pairwise(const double *a, Py_ssize_t n) {
 enum { Q_EPE, Q_ACC1, Q_ACC3, Q_ACC5, Q_ERR1, Q_ERR3, Q_ERR5, Q_FL, Q_S0, Q_S10, Q_S40, Q_MATCHED, Q_UNMATCHED, Q_N };
 
 /* Pass over the pixels: EPE of each scored pixel, compacted in pixel order, its speed band (0..2, 3 for none:
- * a non-finite |gt|) and unmatched bit in ``code``; integer counts; non-finite flags.  Returns the scored count. */
+ * a non-finite |gt|) and unmatched bit in ``code``; integer counts, band and region sizes; non-finite flags.
+ * Returns the scored count. */
 static Py_ssize_t flow_pass(const char *pred, int pred64, const char *gt, int gt64, const uint8_t *valid,
                             const uint8_t *occluded, const uint8_t *out_of_frame, Py_ssize_t pixels, double *epe,
-                            uint8_t *code, int64_t *counts, int *flags) {
-    Py_ssize_t n = 0;
+                            uint8_t *code, int64_t *counts, int *flags, Py_ssize_t *bands, Py_ssize_t *regions) {
+    Py_ssize_t n = 0, band0 = 0, band1 = 0, band2 = 0, band3 = 0, unmatched_count = 0;
     int64_t acc1 = 0, acc3 = 0, acc5 = 0, err1 = 0, err3 = 0, err5 = 0, fl = 0;
     int pred_bad = 0, gt_bad = 0;
     /* no branches on the data: every pixel is computed, and a pixel outside the valid mask (v = 0) adds
@@ -229,8 +230,20 @@ static Py_ssize_t flow_pass(const char *pred, int pred64, const char *gt, int gt
         int unmatched = (occluded ? occluded[i] : 0) | (out_of_frame ? out_of_frame[i] : 0);
         epe[n] = e;
         code[n] = (uint8_t)(band | (unmatched << 2));
+        band0 += v & (band == 0);
+        band1 += v & (band == 1);
+        band2 += v & (band == 2);
+        band3 += v & (band == 3);
+        unmatched_count += v & unmatched;
         n += v;
     }
+    bands[0] = band0;
+    bands[1] = band1;
+    bands[2] = band2;
+    bands[3] = band3;
+    regions[0] = n - unmatched_count;
+    regions[1] = unmatched_count;
+    regions[2] = regions[3] = 0;
     counts[Q_ACC1] = acc1;
     counts[Q_ACC3] = acc3;
     counts[Q_ACC5] = acc5;
@@ -243,16 +256,23 @@ static Py_ssize_t flow_pass(const char *pred, int pred64, const char *gt, int gt
     return n;
 }
 
-/* The values of each group (``key(code)`` in 0..groups-1) moved side by side into ``scratch``, each group in
- * pixel order, and summed as np.sum sums a boolean-index copy; group sums into sums[first + k], sizes into
- * counts[first + k]. */
-static void group_sums(const double *epe, const uint8_t *code, Py_ssize_t n, int shift, uint8_t mask, int groups,
-                       double *scratch, double *sums, int64_t *counts, int first) {
-    Py_ssize_t size[4] = {0, 0, 0, 0}, at[4];
-    for (Py_ssize_t i = 0; i < n; i++) size[(code[i] >> shift) & mask]++;
-    at[0] = 0;
-    for (int k = 1; k < 4; k++) at[k] = at[k - 1] + size[k - 1];
-    for (Py_ssize_t i = 0; i < n; i++) scratch[at[(code[i] >> shift) & mask]++] = epe[i];
+/* The values of each group (``key(code)`` in 0..3; keys from ``groups`` on are in no group; ``size`` counts
+ * each key) moved side by side into ``scratch``, each group in pixel order, and summed as np.sum sums a
+ * boolean-index copy; group sums into sums[first + k], sizes into counts[first + k].  The write position is
+ * mask arithmetic on four running indices in registers: no branch on the data, no counter in memory. */
+static void group_sums(const double *epe, const uint8_t *code, Py_ssize_t n, int shift, int mask, int groups,
+                       const Py_ssize_t *size, double *scratch, double *sums, int64_t *counts, int first) {
+    Py_ssize_t at0 = 0, at1 = size[0], at2 = at1 + size[1], at3 = at2 + size[2];
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int k = (code[i] >> shift) & mask;
+        Py_ssize_t m0 = -(Py_ssize_t)(k == 0), m1 = -(Py_ssize_t)(k == 1), m2 = -(Py_ssize_t)(k == 2),
+                   m3 = -(Py_ssize_t)(k == 3);
+        scratch[(at0 & m0) | (at1 & m1) | (at2 & m2) | (at3 & m3)] = epe[i];
+        at0 -= m0;
+        at1 -= m1;
+        at2 -= m2;
+        at3 -= m3;
+    }
     Py_ssize_t offset = 0;
     for (int k = 0; k < groups; k++) {
         sums[first + k] = pairwise(scratch + offset, size[k]);
@@ -309,15 +329,17 @@ static PyObject *flow_sums(PyObject *self, PyObject *args) {
                 sums[q] = 0.0;
                 counts[q] = 0;
             }
+            Py_ssize_t bands[4], regions[4];
             Py_ssize_t n = flow_pass(pred_v.buf, pred64, gt_v.buf, gt64, mask_data[0], mask_data[1], mask_data[2],
-                                     pixels, epe, code, counts, flags);
+                                     pixels, epe, code, counts, flags, bands, regions);
             sums[Q_EPE] = pairwise(epe, n);
             for (int q = Q_EPE; q <= Q_FL; q++) {
                 if (q != Q_EPE) sums[q] = (double)counts[q];
                 counts[q] = n;
             }
-            group_sums(epe, code, n, 0, 3, 3, scratch, sums, counts, Q_S0); /* band 3 (|gt| not finite) is in none */
-            if (mask_data[1] || mask_data[2]) group_sums(epe, code, n, 2, 1, 2, scratch, sums, counts, Q_MATCHED);
+            group_sums(epe, code, n, 0, 3, 3, bands, scratch, sums, counts, Q_S0); /* band 3: |gt| not finite */
+            if (mask_data[1] || mask_data[2])
+                group_sums(epe, code, n, 2, 1, 2, regions, scratch, sums, counts, Q_MATCHED);
             Py_END_ALLOW_THREADS
         }
         free(epe);
