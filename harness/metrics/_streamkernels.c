@@ -22,6 +22,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 /* ------------------------------------------------------------------------------------------ semantic */
 /* Element kinds: (size in bytes, signed).  The wrapper passes only these (unsigned 1, 2, 4; signed 1, 2, 4, 8). */
@@ -184,19 +187,48 @@ static double pairwise(const double *a, Py_ssize_t n) {
 /* quantity slots, in harness.metrics.flow.QUANTITIES order */
 enum { Q_EPE, Q_ACC1, Q_ACC3, Q_ACC5, Q_ERR1, Q_ERR3, Q_ERR5, Q_FL, Q_S0, Q_S10, Q_S40, Q_MATCHED, Q_UNMATCHED, Q_N };
 
-/* Pass over the pixels: EPE of each scored pixel, compacted in pixel order, its speed band (0..2, 3 for none:
- * a non-finite |gt|) and unmatched bit in ``code``; integer counts, band and region sizes; non-finite flags.
- * Returns the scored count. */
-static Py_ssize_t flow_pass(const char *pred, int pred64, const char *gt, int gt64, const uint8_t *valid,
-                            const uint8_t *occluded, const uint8_t *out_of_frame, Py_ssize_t pixels, double *epe,
-                            uint8_t *code, int64_t *counts, int *flags, Py_ssize_t *bands, Py_ssize_t *regions) {
-    Py_ssize_t n = 0, band0 = 0, band1 = 0, band2 = 0, band3 = 0, unmatched_count = 0;
-    int64_t acc1 = 0, acc3 = 0, acc5 = 0, err1 = 0, err3 = 0, err5 = 0, fl = 0;
-    int pred_bad = 0, gt_bad = 0;
-    /* no branches on the data: every pixel is computed, and a pixel outside the valid mask (v = 0) adds
-     * nothing and is overwritten by the next one in the compacted output */
-    for (Py_ssize_t i = 0; i < pixels; i++) {
-        int v = valid ? valid[i] : 1;
+/* The arithmetic of pixels [start, start + len) (len even, at most FLOW_BLOCK): EPE, |gt|, EPE / |gt|, and
+ * (x - x) + (y - y) of each flow, 0 exactly when both components are finite.  Per value these are the numpy
+ * path's operations (float64 difference, x ** 2 as a product, sum, correctly rounded sqrt and division); with
+ * SSE2 two pixels go through each instruction, which rounds every lane as the scalar instruction does. */
+#define FLOW_BLOCK 256
+typedef struct {
+    double epe[FLOW_BLOCK], speed[FLOW_BLOCK], ratio[FLOW_BLOCK], pred_inf[FLOW_BLOCK], gt_inf[FLOW_BLOCK];
+} FlowMath;
+
+#if defined(__SSE2__)
+static inline void load_pairs(const char *flow, int is64, Py_ssize_t i, __m128d *x, __m128d *y) {
+    if (is64) { /* pixels i, i + 1: (x0, y0), (x1, y1) */
+        __m128d a = _mm_loadu_pd((const double *)flow + 2 * i), b = _mm_loadu_pd((const double *)flow + 2 * i + 2);
+        *x = _mm_unpacklo_pd(a, b);
+        *y = _mm_unpackhi_pd(a, b);
+    } else {
+        __m128 f = _mm_loadu_ps((const float *)flow + 2 * i);
+        *x = _mm_cvtps_pd(_mm_shuffle_ps(f, f, _MM_SHUFFLE(2, 0, 2, 0)));
+        *y = _mm_cvtps_pd(_mm_shuffle_ps(f, f, _MM_SHUFFLE(3, 1, 3, 1)));
+    }
+}
+#endif
+
+static void flow_math(const char *pred, int pred64, const char *gt, int gt64, Py_ssize_t start, Py_ssize_t len,
+                      FlowMath *out) {
+#if defined(__SSE2__)
+    for (Py_ssize_t j = 0; j < len; j += 2) {
+        __m128d p0, p1, g0, g1;
+        load_pairs(pred, pred64, start + j, &p0, &p1);
+        load_pairs(gt, gt64, start + j, &g0, &g1);
+        __m128d dx = _mm_sub_pd(p0, g0), dy = _mm_sub_pd(p1, g1);
+        __m128d e = _mm_sqrt_pd(_mm_add_pd(_mm_mul_pd(dx, dx), _mm_mul_pd(dy, dy)));
+        __m128d speed = _mm_sqrt_pd(_mm_add_pd(_mm_mul_pd(g0, g0), _mm_mul_pd(g1, g1)));
+        _mm_storeu_pd(out->epe + j, e);
+        _mm_storeu_pd(out->speed + j, speed);
+        _mm_storeu_pd(out->ratio + j, _mm_div_pd(e, speed));
+        _mm_storeu_pd(out->pred_inf + j, _mm_add_pd(_mm_sub_pd(p0, p0), _mm_sub_pd(p1, p1)));
+        _mm_storeu_pd(out->gt_inf + j, _mm_add_pd(_mm_sub_pd(g0, g0), _mm_sub_pd(g1, g1)));
+    }
+#else
+    for (Py_ssize_t j = 0; j < len; j++) {
+        Py_ssize_t i = start + j;
         double p0, p1, g0, g1;
         if (pred64) {
             p0 = ((const double *)pred)[2 * i];
@@ -212,30 +244,76 @@ static Py_ssize_t flow_pass(const char *pred, int pred64, const char *gt, int gt
             g0 = ((const float *)gt)[2 * i];
             g1 = ((const float *)gt)[2 * i + 1];
         }
-        pred_bad |= v & (!isfinite(p0) | !isfinite(p1));
-        gt_bad |= v & (!isfinite(g0) | !isfinite(g1));
-        /* the numpy path's arithmetic: float64 difference, x ** 2 (a product), sum, correctly rounded sqrt */
         double dx = p0 - g0, dy = p1 - g1;
-        double e = sqrt(dx * dx + dy * dy);
-        double speed = sqrt(g0 * g0 + g1 * g1);
-        acc1 += v & (e < 1.0);
-        acc3 += v & (e < 3.0);
-        acc5 += v & (e < 5.0);
-        err1 += v & (e > 1.0);
-        err3 += v & (e > 3.0);
-        err5 += v & (e > 5.0);
-        fl += v & (e > 3.0) & (e / speed > 0.05); /* KITTI: EPE > 3 and EPE / |gt| > 5 % */
-        /* band 0 [0, 10), 1 [10, 40), 2 [40, inf); 3 for a NaN or infinite |gt| (in no band, as in numpy) */
-        int band = ((speed >= 10.0) + (speed >= 40.0)) | (!(speed < HUGE_VAL) * 3);
-        int unmatched = (occluded ? occluded[i] : 0) | (out_of_frame ? out_of_frame[i] : 0);
-        epe[n] = e;
-        code[n] = (uint8_t)(band | (unmatched << 2));
-        band0 += v & (band == 0);
-        band1 += v & (band == 1);
-        band2 += v & (band == 2);
-        band3 += v & (band == 3);
-        unmatched_count += v & unmatched;
-        n += v;
+        double e = sqrt(dx * dx + dy * dy), speed = sqrt(g0 * g0 + g1 * g1);
+        out->epe[j] = e;
+        out->speed[j] = speed;
+        out->ratio[j] = e / speed;
+        out->pred_inf[j] = (p0 - p0) + (p1 - p1);
+        out->gt_inf[j] = (g0 - g0) + (g1 - g1);
+    }
+#endif
+}
+
+/* Pass over the pixels: EPE of each scored pixel, compacted in pixel order, its speed band (0..2, 3 for none:
+ * a non-finite |gt|) and unmatched bit in ``code``; integer counts, band and region sizes; non-finite flags.
+ * Returns the scored count. */
+static Py_ssize_t flow_pass(const char *pred, int pred64, const char *gt, int gt64, const uint8_t *valid,
+                            const uint8_t *occluded, const uint8_t *out_of_frame, Py_ssize_t pixels, double *epe,
+                            uint8_t *code, int64_t *counts, int *flags, Py_ssize_t *bands, Py_ssize_t *regions) {
+    Py_ssize_t n = 0, band0 = 0, band1 = 0, band2 = 0, band3 = 0, unmatched_count = 0;
+    int64_t acc1 = 0, acc3 = 0, acc5 = 0, err1 = 0, err3 = 0, err5 = 0, fl = 0;
+    int pred_bad = 0, gt_bad = 0;
+    FlowMath math;
+    /* no branches on the data: every pixel is computed, and a pixel outside the valid mask (v = 0) adds
+     * nothing and is overwritten by the next one in the compacted output */
+    Py_ssize_t even = pixels - pixels % 2;
+    for (Py_ssize_t start = 0; start < pixels; start += FLOW_BLOCK) {
+        Py_ssize_t len = pixels - start < FLOW_BLOCK ? pixels - start : FLOW_BLOCK;
+        if (start + len > even) { /* an odd last pixel: computed on its own, as a block of two with itself */
+            flow_math(pred, pred64, gt, gt64, start, len - 1, &math);
+            FlowMath last;
+            double pair_pred[4], pair_gt[4];
+            for (int c = 0; c < 4; c++) {
+                pair_pred[c] = pred64 ? ((const double *)pred)[2 * (pixels - 1) + c % 2]
+                                      : ((const float *)pred)[2 * (pixels - 1) + c % 2];
+                pair_gt[c] = gt64 ? ((const double *)gt)[2 * (pixels - 1) + c % 2]
+                                  : ((const float *)gt)[2 * (pixels - 1) + c % 2];
+            }
+            flow_math((const char *)pair_pred, 1, (const char *)pair_gt, 1, 0, 2, &last);
+            math.epe[len - 1] = last.epe[0];
+            math.speed[len - 1] = last.speed[0];
+            math.ratio[len - 1] = last.ratio[0];
+            math.pred_inf[len - 1] = last.pred_inf[0];
+            math.gt_inf[len - 1] = last.gt_inf[0];
+        } else {
+            flow_math(pred, pred64, gt, gt64, start, len, &math);
+        }
+        for (Py_ssize_t j = 0; j < len; j++) {
+            Py_ssize_t i = start + j;
+            int v = valid ? valid[i] : 1;
+            double e = math.epe[j], speed = math.speed[j];
+            pred_bad |= v & !(math.pred_inf[j] == 0.0);
+            gt_bad |= v & !(math.gt_inf[j] == 0.0);
+            acc1 += v & (e < 1.0);
+            acc3 += v & (e < 3.0);
+            acc5 += v & (e < 5.0);
+            err1 += v & (e > 1.0);
+            err3 += v & (e > 3.0);
+            err5 += v & (e > 5.0);
+            fl += v & (e > 3.0) & (math.ratio[j] > 0.05); /* KITTI: EPE > 3 and EPE / |gt| > 5 % */
+            /* band 0 [0, 10), 1 [10, 40), 2 [40, inf); 3 for a NaN or infinite |gt| (in no band, as in numpy) */
+            int band = ((speed >= 10.0) + (speed >= 40.0)) | (!(speed < HUGE_VAL) * 3);
+            int unmatched = (occluded ? occluded[i] : 0) | (out_of_frame ? out_of_frame[i] : 0);
+            epe[n] = e;
+            code[n] = (uint8_t)(band | (unmatched << 2));
+            band0 += v & (band == 0);
+            band1 += v & (band == 1);
+            band2 += v & (band == 2);
+            band3 += v & (band == 3);
+            unmatched_count += v & unmatched;
+            n += v;
+        }
     }
     bands[0] = band0;
     bands[1] = band1;
