@@ -19,8 +19,8 @@ drift of the shared machine's speed hits all alike), then a pipelined loop:
 
 Reports pairs/s (median and min-max over rounds) and each rate as a share of the decode rate of its own round;
 all mIoU values must be identical.  Memory: resident set size after the first tenth of the pairs and after all
-of them in the last ``mIoU`` loop (flat: the state is one (C, C+1) matrix plus 3 x C counts per image for the
-intervals), and the process peak.
+of them in the interleaved loop, and after each tenth of a last compiled-kernel stream on its own (flat: the
+state is one (C, C+1) matrix plus 3 x C counts per image for the intervals), and the process peak.
 
 Run: python benchmarks/semantic_stream.py [--pairs 300] [--rounds 5]
 """
@@ -46,7 +46,8 @@ from harness.io.imageio import read_label_png  # noqa: E402
 from harness.metrics import stream_kernels  # noqa: E402
 from harness.metrics.semantic import SemanticSegmentationMetric  # noqa: E402
 
-FRAME = ROOT / "tests" / "data" / "cityscapes" / "gtFine" / "val" / "frankfurt" / "frankfurt_000000_000294_gtFine_labelTrainIds.png"
+FRAME = (ROOT / "tests" / "data" / "cityscapes" / "gtFine" / "val" / "frankfurt"
+         / "frankfurt_000000_000294_gtFine_labelTrainIds.png")
 CLASSES = 19
 
 
@@ -74,7 +75,9 @@ def rss_mb() -> float:
         return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def interleaved(pairs: list[tuple[Path, Path]], memory: list[float], rotate: int) -> tuple[dict[str, float], set[float]]:
+def interleaved(
+    pairs: list[tuple[Path, Path]], memory: list[float], rotate: int
+) -> tuple[dict[str, float], set[float]]:
     """Seconds of each serial side over all pairs, the sides taking turns pair by pair (in rotating order), so
     a change of the shared machine's speed hits them alike: ``decode`` reads both PNGs; ``mIoU numpy`` and
     ``mIoU`` read them and add them to their own metric (numpy path, compiled kernel)."""
@@ -100,6 +103,20 @@ def interleaved(pairs: list[tuple[Path, Path]], memory: list[float], rotate: int
         values.add(metric.compute().metrics["mIoU"])
         seconds[side] += time.perf_counter() - start
     return seconds, values
+
+
+def memory_profile(pairs: list[tuple[Path, Path]], samples: int = 10) -> list[float]:
+    """Resident set size (MB) after each tenth of a compiled-kernel mIoU stream over every pair, alone in
+    the loop (no numpy-path temporaries): flat when memory does not grow with the number of pairs."""
+    metric = SemanticSegmentationMetric(CLASSES, ignore_index=255)
+    marks = {max(1, len(pairs) * k // samples) for k in range(1, samples + 1)}
+    sizes = []
+    for index, (gt_path, pred_path) in enumerate(pairs):
+        metric.update_arrays([read_label_png(gt_path)], [read_label_png(pred_path)])
+        if index + 1 in marks:
+            sizes.append(rss_mb())
+    metric.compute()
+    return sizes
 
 
 def miou_threaded(pairs: list[tuple[Path, Path]]) -> float:
@@ -153,7 +170,11 @@ def main() -> None:
         tenth = max(1, args.pairs // 10)
         firsts, lasts = memory[0::2], memory[1::2]
         print(f"RSS in the interleaved loop: after {tenth} pairs {max(firsts):.1f} MB, after {args.pairs} pairs "
-              f"{max(lasts):.1f} MB (max over rounds); process peak {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f} MB")
+              f"{max(lasts):.1f} MB (max over rounds); "
+              f"process peak {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f} MB")
+        sizes = memory_profile(pairs)
+        print("RSS of a compiled mIoU stream after each tenth of the pairs (MB): "
+              + " ".join(f"{size:.1f}" for size in sizes))
         print(f"load average after: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
         if len(values) != 1:
             raise SystemExit("mIoU differs between the paths")

@@ -42,7 +42,10 @@ static void widen(const char *base, Py_ssize_t start, Py_ssize_t len, int size, 
         for (i = 0; i < len; i++) out[i] = (int64_t)src[i];           \
     }
     if (is_signed) {
-        if (size == 1) WIDEN(int8_t) else if (size == 2) WIDEN(int16_t) else if (size == 4) WIDEN(int32_t) else WIDEN(int64_t)
+        if (size == 1) WIDEN(int8_t)
+        else if (size == 2) WIDEN(int16_t)
+        else if (size == 4) WIDEN(int32_t)
+        else WIDEN(int64_t)
     } else {
         if (size == 1) WIDEN(uint8_t) else if (size == 2) WIDEN(uint16_t) else WIDEN(uint32_t)
     }
