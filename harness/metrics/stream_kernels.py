@@ -37,7 +37,7 @@ _LABEL_KINDS = {(1, False), (2, False), (4, False), (1, True), (2, True), (4, Tr
 def _label_kind(array: np.ndarray) -> tuple[int, bool] | None:
     if array.dtype == np.bool_:
         return 1, False
-    if array.dtype.kind not in "iu":
+    if array.dtype.kind not in "iu" or not array.dtype.isnative:  # the kernel reads machine byte order
         return None
     kind = (array.dtype.itemsize, array.dtype.kind == "i")
     return kind if kind in _LABEL_KINDS else None

@@ -233,3 +233,14 @@ def test_cityscapes_label_id_confusion_equal_on_both_paths(monkeypatch: pytest.M
     compiled, numpy_path = both_paths(monkeypatch, lambda: label_id_confusion(target, prediction))
     assert compiled.shape == (NUM_LABEL_IDS, NUM_LABEL_IDS) and compiled.sum() == target.size
     np.testing.assert_array_equal(compiled, numpy_path)
+
+
+def test_non_native_byte_order_is_left_to_numpy() -> None:
+    target = np.array([[1, 2], [255, 0]], dtype=">u2")
+    prediction = np.array([[1, 1], [2, 255]], dtype=">u2")
+    assert stream_kernels.confusion_counts(target, prediction, 3, 255) is None
+    flow = np.ones((2, 3, 2), dtype=">f4")
+    assert stream_kernels.flow_image_sums(flow, flow, None, None, None) is None
+    metric = SemanticSegmentationMetric(3)
+    metric.update_arrays([target], [prediction])
+    assert metric.confusion.tolist() == [[0, 0, 0, 1], [0, 1, 0, 0], [0, 1, 0, 0]]  # 0 predicted as 255: no class
