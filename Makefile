@@ -3,7 +3,8 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
-DEPS    = pyproject.toml constraints.txt scripts/install_env.sh setup.py harness/metrics/coco/_ckernels.c
+DEPS    = pyproject.toml constraints.txt scripts/install_env.sh setup.py harness/metrics/coco/_ckernels.c \
+          harness/metrics/_streamkernels.c
 
 .PHONY: demo test env test-env clean-env retrain-classics
 

@@ -34,6 +34,7 @@ from harness.metrics.semantic import (
     scores_from_counts,
     semantic_pairs,
 )
+from harness.metrics.stream_kernels import confusion_counts
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,9 @@ def _to_label_ids(label_map: Any, space: IdSpace, *, item: Any, role: str, error
 # ------------------------------------------------------------------------------------- accumulation
 def label_id_confusion(target: np.ndarray, prediction: np.ndarray) -> np.ndarray:
     """(34, 34) int64 counts in labelId space, every pixel included (ignored rows matter to nothing)."""
+    compiled = confusion_counts(target, prediction, NUM_LABEL_IDS, None)  # one pass; None: numpy below
+    if compiled is not None:
+        return compiled[:, :NUM_LABEL_IDS]
     flat = target.astype(np.int64).ravel() * NUM_LABEL_IDS + prediction.astype(np.int64).ravel()
     return np.bincount(flat, minlength=NUM_LABEL_IDS * NUM_LABEL_IDS).reshape(NUM_LABEL_IDS, NUM_LABEL_IDS)
 

@@ -31,6 +31,7 @@ from harness.core.errors import DataError, PredictionError
 from harness.metrics import METRICS
 from harness.core.metric import Metric, MetricResult, weighted_counts, weighted_fsum
 from harness.core.structures import FlowPrediction, FlowTarget
+from harness.metrics.stream_kernels import flow_image_sums
 
 FlowAveraging = Literal["pixels", "per-image", "per-batch"]
 PxConvention = Literal["accuracy", "error-rate"]
@@ -44,7 +45,7 @@ FL_EPE, FL_RATIO = 3.0, 0.05
 QUANTITIES: tuple[str, ...] = (
     "EPE", *(f"acc{n}" for n in PX_THRESHOLDS), *(f"err{n}" for n in PX_THRESHOLDS), "Fl",
     *(f"EPE_{name}" for name, _, _ in SPEED_BANDS), "EPE_matched", "EPE_unmatched",
-)
+)  # the compiled kernel (_streamkernels.c) writes its sums in this order
 
 
 def endpoint_error(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
@@ -68,7 +69,37 @@ def flow_sums(
     occluded: np.ndarray | None = None,
     out_of_frame: np.ndarray | None = None,
 ) -> dict[str, tuple[float, int]]:
-    """(sum, count) of every quantity for one image; each quantity's value is sum / count."""
+    """(sum, count) of every quantity for one image; each quantity's value is sum / count.
+
+    The compiled kernel (``stream_kernels.flow_image_sums``) computes the same numbers in one pass when it
+    applies; ``flow_sums_numpy`` is the definition."""
+    compiled = flow_image_sums(np.asarray(pred), np.asarray(gt), valid, occluded, out_of_frame)
+    if compiled is None:
+        return flow_sums_numpy(pred, gt, valid, occluded, out_of_frame)
+    return _as_sums(compiled[0], compiled[1], occluded is not None or out_of_frame is not None)
+
+
+#: ``flow_sums``' keys in the order the numpy path fills them
+_SUMS_ORDER = ("EPE", *(f"{kind}{n}" for n in PX_THRESHOLDS for kind in ("acc", "err")), *QUANTITIES[7:])
+
+
+def _as_sums(sums: np.ndarray, counts: np.ndarray, regions: bool) -> dict[str, tuple[float, int]]:
+    """The kernel's (Q,) sums and counts as ``flow_sums``' dict (matched/unmatched (0.0, 0) without a mask)."""
+    position = {key: i for i, key in enumerate(QUANTITIES)}
+    out = {key: (float(sums[position[key]]), int(counts[position[key]])) for key in _SUMS_ORDER}
+    if not regions:
+        out["EPE_matched"] = out["EPE_unmatched"] = (0.0, 0)
+    return out
+
+
+def flow_sums_numpy(
+    pred: np.ndarray,
+    gt: np.ndarray,
+    valid: np.ndarray | None = None,
+    occluded: np.ndarray | None = None,
+    out_of_frame: np.ndarray | None = None,
+) -> dict[str, tuple[float, int]]:
+    """``flow_sums`` in numpy: the definition the compiled kernel reproduces to the bit."""
     epe = endpoint_error(pred, gt)
     # without a valid mask, flat views stand in for boolean-indexed copies: the same elements in the same order,
     # so every sum (numpy's pairwise summation over one contiguous run) has the same bits
@@ -262,12 +293,20 @@ class FlowMetric(Metric):
         valid = _check_mask(target.valid, shape, "valid", item)
         occluded = _check_mask(target.occluded, shape, "occluded", item)
         out_of_frame = _check_mask(target.out_of_frame, shape, "out_of_frame", item)
-        scored = slice(None) if valid is None else valid  # no all-true mask: a boolean index copies everything
-        if not np.all(np.isfinite(pred[scored])):
+        compiled = flow_image_sums(pred, gt, valid, occluded, out_of_frame)  # sums and finiteness in one pass
+        if compiled is not None:
+            pred_bad, gt_bad = compiled[2], compiled[3]
+        else:
+            scored = slice(None) if valid is None else valid  # no all-true mask: a boolean index copies everything
+            pred_bad = not np.all(np.isfinite(pred[scored]))
+            gt_bad = not pred_bad and not np.all(np.isfinite(gt[scored]))
+        if pred_bad:
             raise PredictionError(f"item {item!r}: predicted flow has non-finite values on valid pixels")
-        if not np.all(np.isfinite(gt[scored])):
+        if gt_bad:
             raise DataError(f"item {item!r}: ground-truth flow has non-finite values on valid pixels")
-        return flow_sums(pred, gt, valid, occluded, out_of_frame)
+        if compiled is not None:
+            return _as_sums(compiled[0], compiled[1], occluded is not None or out_of_frame is not None)
+        return flow_sums_numpy(pred, gt, valid, occluded, out_of_frame)
 
     def compute(self) -> MetricResult:
         numerators, denominators = self.totals()

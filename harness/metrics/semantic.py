@@ -29,6 +29,7 @@ from harness.core.errors import DataError, PredictionError
 from harness.metrics import METRICS
 from harness.core.metric import Metric, MetricResult, weighted_counts
 from harness.core.structures import SemanticPrediction, SemanticTarget
+from harness.metrics.stream_kernels import confusion_counts
 
 SemanticDialect = Literal["mmseg", "ade20k-devkit"]
 DIALECTS: tuple[str, ...] = ("mmseg", "ade20k-devkit")
@@ -244,11 +245,20 @@ class SemanticSegmentationMetric(Metric):
         target = np.asarray(target)
         if self.reduce_zero_label:
             target = reduce_zero_label(target, self.ignore_index)
+        prediction = np.asarray(prediction)
+        # one compiled pass checks and counts 2-D maps; anything it refuses (or no compiled kernel) goes the
+        # numpy way below, which also gives every error message in the same order
+        matrix = confusion_counts(target, prediction, self.num_classes, self.ignore_index) if target.ndim == 2 else None
+        if matrix is None:
+            matrix = self._confusion_numpy(target, prediction, item)
+        self.confusion += matrix
+        self.image_counts.append(np.stack(counts_from_confusion(matrix)))
+
+    def _confusion_numpy(self, target: np.ndarray, prediction: np.ndarray, item: Any) -> np.ndarray:
         target = check_label_map(
             target, item=item, role="target", num_classes=self.num_classes,
             ignore_index=self.ignore_index, error=DataError,
         )
-        prediction = np.asarray(prediction)
         if prediction.shape != target.shape:
             raise PredictionError(
                 f"item {item!r}: prediction label map has shape {prediction.shape}, ground truth {target.shape}"
@@ -257,9 +267,7 @@ class SemanticSegmentationMetric(Metric):
             prediction, item=item, role="prediction", num_classes=self.num_classes,
             ignore_index=self.ignore_index, error=PredictionError,
         )
-        matrix = confusion_matrix(target, prediction, self.num_classes, self.ignore_index)
-        self.confusion += matrix
-        self.image_counts.append(np.stack(counts_from_confusion(matrix)))
+        return confusion_matrix(target, prediction, self.num_classes, self.ignore_index)
 
     def resampled(self, counts: np.ndarray) -> dict[str, np.ndarray]:
         """Weighted per-image (TP, FP, FN): each resample scores exactly the pixels of its image multiset."""
