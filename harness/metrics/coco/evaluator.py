@@ -22,7 +22,7 @@ from harness.metrics.coco.ious import box_iou_pairs, mask_iou_pairs, oks_pairs
 from harness.metrics.coco.matching import greedy_match
 from harness.metrics.coco.params import CocoParams, make_params
 from harness.metrics.coco.summary import (
-    mean_over_valid, precision_max_dets, summarize, summarize_resamples, summary_names,
+    mean_over_valid, precision_max_dets, summarize, summarize_resamples, summary_names, summary_table,
 )
 from harness.metrics.coco.tables import GroundTruthTable, ResultTable, load_ground_truth, load_results
 
@@ -247,15 +247,25 @@ def _resampled_compiled(gt: GroundTruthTable, dt: ResultTable, params: CocoParam
     positive_image = np.concatenate([gt_image[~ignored] for ignored in gt_ignored])
     wanted_dets = precision_max_dets(params)
     wanted = [dets in wanted_dets for dets in params.max_dets]
+    table = summary_table(params, wanted_dets)
+    rank, slot = groups.dt_rank[order], m.slot_of[order]
+    chunk = min(RESAMPLE_CHUNK, len(counts))
+    num_t, num_a, num_r = len(params.iou_thresholds), len(params.area_ranges), len(params.recall_thresholds)
+    # one set of output buffers for every chunk (the precision block is tens of megabytes at COCO size)
+    buffers = (np.empty((chunk, len(wanted_dets), num_a, num_t, num_k, num_r)),
+               np.empty((chunk, len(params.max_dets), num_a, num_t, num_k)),
+               np.empty((chunk, 0 if table is None else len(table))))
     out = np.empty((len(counts), len(summary_names(params))))
     for start in range(0, len(counts), RESAMPLE_CHUNK):
         block = counts[start:start + RESAMPLE_CHUNK]
-        precision, recall = kernels.accumulate_weighted(
-            m.cat_bounds, block_start, image, groups.dt_rank[order], m.slot_of[order], inside, m.cand_tp, m.cand_fp,
+        precision, recall, stats = kernels.accumulate_weighted(
+            m.cat_bounds, block_start, image, rank, slot, inside, m.cand_tp, m.cand_fp,
             block, positive_key, positive_image, num_k, params.recall_thresholds, params.max_dets, wanted,
-            len(params.iou_thresholds), RESAMPLE_THREADS,
+            num_t, RESAMPLE_THREADS, specs=table, out=(buffers[0][:len(block)], buffers[1][:len(block)],
+                                                       buffers[2][:len(block)]),
         )
-        out[start:start + len(block)] = summarize_resamples(params, precision, recall, wanted_dets)
+        out[start:start + len(block)] = (stats if table is not None
+                                         else summarize_resamples(params, precision, recall, wanted_dets))
     return out
 
 
