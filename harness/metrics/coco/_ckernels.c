@@ -1865,7 +1865,7 @@ static PyObject *oks_sums(PyObject *self, PyObject *args) {
 }
 
 /* ------------------------------------------------------------------------------------------ weighted accumulation */
-/* ``accumulate_matches`` for image multisets (the bootstrap): ``weights`` (I, B) float64 (whole numbers) says
+/* ``accumulate_matches`` for image multisets (the bootstrap): ``weights`` (I, B) int32 says
  * how often each image is drawn in each of B resamples.  The resampled list is the images in order, an image's
  * copies side by side, so in pycocotools' per-category order a *block* (a run of equal category, score and
  * image; ``block_start`` flags its first position) appears as w consecutive copies of itself.  Counts before
@@ -1896,10 +1896,12 @@ static PyObject *oks_sums(PyObject *self, PyObject *args) {
  * are independent (each has its own rows of every buffer), so threads share nothing they write. */
 typedef struct {
     const int64_t *cat_bounds, *image, *rank, *slot, *max_dets, *specs;
-    const double *weights, *rthr, *npos;
+    const int32_t *weights;
+    const double *rthr, *npos;
     const uint8_t *block_start, *inside;
     const uint16_t *cand_tp, *cand_fp;
-    double *precision, *recall, *plain, *stats;
+    double *precision, *recall, *stats;
+    int32_t *plain;
     const Py_ssize_t *mp_of;
     Py_ssize_t num_t, num_a, num_k, num_r, num_m, num_b, num_mp, num_s, b0, b1;
     int failed; /* the thread's scratch could not be allocated */
@@ -2059,7 +2061,8 @@ static void *wa_walk(void *arg) {
     WaCtx *c = arg;
     const int64_t *cat_bounds = c->cat_bounds, *image = c->image, *rank = c->rank, *slot = c->slot;
     const int64_t *max_dets = c->max_dets;
-    const double *weights = c->weights, *rthr = c->rthr, *npos = c->npos;
+    const int32_t *weights = c->weights;
+    const double *rthr = c->rthr, *npos = c->npos;
     const uint8_t *block_start = c->block_start, *inside = c->inside;
     const uint16_t *cand_tp = c->cand_tp, *cand_fp = c->cand_fp;
     double *precision = c->precision, *recall = c->recall;
@@ -2068,12 +2071,12 @@ static void *wa_walk(void *arg) {
     const Py_ssize_t num_b = c->num_b, num_mp = c->num_mp, b0 = c->b0, b1 = c->b1;
     const Py_ssize_t ta = num_t * num_a, walks = num_mp ? num_mp : 1, nl = b1 - b0;
     if (nl <= 0) return NULL;
-    double *plain = c->plain + b0; /* (A, B): lane l of area a at a * num_b + l */
+    int32_t *plain = c->plain + b0; /* (A, B): lane l of area a at a * num_b + l */
     /* resample-innermost counts (index (x * nl + l)): true and counted false positives per walk, and the true
      * positives of the recall-only maxDets */
-    double *acc_tp = malloc((size_t)(ta * nl) * sizeof(double));
-    double *acc_fp = malloc((size_t)(ta * nl) * sizeof(double));
-    double *tot = malloc((size_t)(num_m * ta * nl) * sizeof(double));
+    int32_t *acc_tp = malloc((size_t)(ta * nl) * sizeof(int32_t));
+    int32_t *acc_fp = malloc((size_t)(ta * nl) * sizeof(int32_t));
+    int32_t *tot = malloc((size_t)(num_m * ta * nl) * sizeof(int32_t));
     double *best = calloc((size_t)(nl * ta * (num_r + 1)), sizeof(double));
     WaWalk *walks_state = malloc((size_t)(nl * ta) * sizeof(WaWalk));
     double *need = malloc((size_t)(nl * num_a * num_r + 1) * sizeof(double));
@@ -2091,22 +2094,22 @@ static void *wa_walk(void *arg) {
                 if (mp_of[m] == walk) m_prec = m;
             int64_t limit = m_prec >= 0 ? max_dets[m_prec] : INT64_MAX;
             int count_recall = walk == 0;
-            memset(acc_tp, 0, (size_t)(ta * nl) * sizeof(double));
-            memset(acc_fp, 0, (size_t)(ta * nl) * sizeof(double));
-            if (count_recall) memset(tot, 0, (size_t)(num_m * ta * nl) * sizeof(double));
-            for (Py_ssize_t a = 0; a < num_a; a++) memset(plain + a * num_b, 0, (size_t)nl * sizeof(double));
+            memset(acc_tp, 0, (size_t)(ta * nl) * sizeof(int32_t));
+            memset(acc_fp, 0, (size_t)(ta * nl) * sizeof(int32_t));
+            if (count_recall) memset(tot, 0, (size_t)(num_m * ta * nl) * sizeof(int32_t));
+            for (Py_ssize_t a = 0; a < num_a; a++) memset(plain + a * num_b, 0, (size_t)nl * sizeof(int32_t));
             for (Py_ssize_t x = 0; x < nl * ta; x++) walks_state[x] = (WaWalk){-1, 0, 0, 0, -1, 0};
             memset(filled, 0, (size_t)(nl * num_a) * sizeof(int32_t));
             for (Py_ssize_t s = cat_bounds[k], e; s < cat_bounds[k + 1]; s = e) {
                 int has_cand = slot[s] >= 0;
                 for (e = s + 1; e < cat_bounds[k + 1] && !block_start[e]; e++) has_cand |= slot[e] >= 0;
-                const double *wv = weights + image[s] * num_b + b0;
+                const int32_t *wv = weights + image[s] * num_b + b0;
                 if (!has_cand) { /* never-matched detections: false positives where inside, all resamples */
                     if (m_prec < 0) continue;
                     for (Py_ssize_t i = s; i < e && rank[i] < limit; i++)
                         for (Py_ssize_t a = 0; a < num_a; a++) {
                             if (!((inside[i] >> a) & 1)) continue;
-                            double *pa = plain + a * num_b;
+                            int32_t *pa = plain + a * num_b;
                             for (Py_ssize_t l = 0; l < nl; l++) pa[l] += wv[l];
                         }
                     continue;
@@ -2119,7 +2122,7 @@ static void *wa_walk(void *arg) {
                             if (rank[i] >= max_dets[m] || mp_of[m] >= 0) continue;
                             for (Py_ssize_t a = 0; a < num_a; a++)
                                 for (unsigned bits = tb[a]; bits; bits &= bits - 1) {
-                                    double *row = tot + (m * ta + a * num_t + __builtin_ctz(bits)) * nl;
+                                    int32_t *row = tot + (m * ta + a * num_t + __builtin_ctz(bits)) * nl;
                                     for (Py_ssize_t l = 0; l < nl; l++) row[l] += wv[l];
                                 }
                         }
@@ -2137,7 +2140,7 @@ static void *wa_walk(void *arg) {
                     any_tp |= any[a] != 0;
                 }
                 for (Py_ssize_t l = 0; l < nl && any_tp; l++) { /* score the block's true positives */
-                    double w = wv[l];
+                    int32_t w = wv[l];
                     if (w == 0) continue;
                     WaLane ln = {walks_state + l * ta, best + l * ta * (num_r + 1), need + l * num_a * num_r,
                                  filled + l * num_a};
@@ -2145,17 +2148,17 @@ static void *wa_walk(void *arg) {
                     if (end == s + 1) { /* one detection, a true positive somewhere: its last copy */
                         const uint16_t *tb = cand_tp + slot[s] * num_a;
                         for (Py_ssize_t a = 0; a < num_a; a++) {
-                            double pl = plain[a * num_b + l];
+                            int32_t pl = plain[a * num_b + l];
                             for (unsigned bits = tb[a]; bits; bits &= bits - 1) {
                                 Py_ssize_t at = a * num_t + __builtin_ctz(bits);
-                                wa_event(&ln, at, a, acc_tp[at * nl + l] + w, acc_fp[at * nl + l] + pl, rthr, num_r,
-                                         npig_l[a]);
+                                wa_event(&ln, at, a, (double)(acc_tp[at * nl + l] + w), (double)(acc_fp[at * nl + l] + pl),
+                                         rthr, num_r, npig_l[a]);
                             }
                         }
                         continue;
                     }
                     for (Py_ssize_t a = 0; a < num_a; a++) {
-                        double pl = plain[a * num_b + l];
+                        int32_t pl = plain[a * num_b + l];
                         for (unsigned bits = any[a]; bits; bits &= bits - 1) {
                             int t = __builtin_ctz(bits);
                             Py_ssize_t at = a * num_t + t;
@@ -2167,7 +2170,7 @@ static void *wa_walk(void *arg) {
                                     block_fp += (cand_fp[slot[i] * num_a + a] >> t) & 1;
                                 }
                             }
-                            double tp0 = acc_tp[at * nl + l], fp0 = acc_fp[at * nl + l] + pl;
+                            double tp0 = acc_tp[at * nl + l], fp0 = (double)(acc_fp[at * nl + l] + pl);
                             for (double j = block_fp > 0 ? 1 : w; j <= w; j++) { /* copies; tp grows */
                                 double tp_in = 0, fp_in = 0;
                                 for (Py_ssize_t i = s; i < end; i++) {
@@ -2191,7 +2194,7 @@ static void *wa_walk(void *arg) {
                     if (slot[i] < 0) {
                         for (Py_ssize_t a = 0; a < num_a; a++) {
                             if (!((inside[i] >> a) & 1)) continue;
-                            double *pa = plain + a * num_b;
+                            int32_t *pa = plain + a * num_b;
                             for (Py_ssize_t l = 0; l < nl; l++) pa[l] += wv[l];
                         }
                         continue;
@@ -2199,11 +2202,11 @@ static void *wa_walk(void *arg) {
                     const uint16_t *tb = cand_tp + slot[i] * num_a, *fb = cand_fp + slot[i] * num_a;
                     for (Py_ssize_t a = 0; a < num_a; a++) {
                         for (unsigned bits = tb[a]; bits; bits &= bits - 1) {
-                            double *row = acc_tp + (a * num_t + __builtin_ctz(bits)) * nl;
+                            int32_t *row = acc_tp + (a * num_t + __builtin_ctz(bits)) * nl;
                             for (Py_ssize_t l = 0; l < nl; l++) row[l] += wv[l];
                         }
                         for (unsigned bits = fb[a]; bits; bits &= bits - 1) {
-                            double *row = acc_fp + (a * num_t + __builtin_ctz(bits)) * nl;
+                            int32_t *row = acc_fp + (a * num_t + __builtin_ctz(bits)) * nl;
                             for (Py_ssize_t l = 0; l < nl; l++) row[l] += wv[l];
                         }
                     }
@@ -2217,11 +2220,11 @@ static void *wa_walk(void *arg) {
                 for (Py_ssize_t m = 0; m < num_m; m++) {
                     /* a precision walk's own maxDets: its true positives; the others' counted in walk 0 */
                     if (mp_of[m] >= 0 ? mp_of[m] != walk : !count_recall) continue;
-                    const double *tps = mp_of[m] >= 0 ? acc_tp : tot + m * ta * nl;
+                    const int32_t *tps = mp_of[m] >= 0 ? acc_tp : tot + m * ta * nl;
                     for (Py_ssize_t a = 0; a < num_a; a++)
                         for (Py_ssize_t t = 0; t < num_t; t++)
                             recall[(((b * num_m + m) * num_a + a) * num_t + t) * num_k + k] =
-                                npig_k[a] > 0 ? tps[(a * num_t + t) * nl + l] / npig_k[a] : -1.0;
+                                npig_k[a] > 0 ? (double)tps[(a * num_t + t) * nl + l] / npig_k[a] : -1.0;
                 }
                 if (m_prec < 0) continue;
                 for (Py_ssize_t a = 0; a < num_a; a++)
@@ -2275,20 +2278,20 @@ static PyObject *accumulate_weighted(PyObject *self, PyObject *args) {
         return NULL;
     const int64_t *cat_bounds = bounds_v.buf, *image = image_v.buf, *rank = rank_v.buf, *slot = slot_v.buf;
     const int64_t *gkey = gkey_v.buf, *gimg = gimg_v.buf, *max_dets = mdet_v.buf, *specs = spec_v.buf;
-    const double *weights = w_v.buf;
+    const int32_t *weights = w_v.buf;
     const uint8_t *block_start = start_v.buf, *inside = inside_v.buf, *want = want_v.buf;
     const uint16_t *cand_tp = ctp_v.buf, *cand_fp = cfp_v.buf;
     const double *rthr = rthr_v.buf;
     double *precision = prec_v.buf, *recall = rec_v.buf, *stats = stat_v.buf;
     Py_ssize_t num_n = image_v.len / 8, num_r = rthr_v.len / 8, num_m = mdet_v.len / 8, num_g = gkey_v.len / 8;
     Py_ssize_t num_s = spec_v.len / 32;
-    Py_ssize_t num_b = num_i ? w_v.len / 8 / num_i : 0;
+    Py_ssize_t num_b = num_i ? w_v.len / 4 / num_i : 0;
     Py_ssize_t num_c = num_a ? ctp_v.len / 2 / num_a : 0;
     Py_ssize_t num_mp = 0, mp_of[WA_MAX_M];
     int bad = num_t > 16 || num_t < 1 || num_a < 1 || num_a > WA_MAX_A || num_m < 1 || num_m > WA_MAX_M ||
               want_v.len != num_m || bounds_v.len != (num_k + 1) * 8 || start_v.len != num_n ||
               rank_v.len != num_n * 8 || slot_v.len != num_n * 8 || inside_v.len != num_n ||
-              cfp_v.len != ctp_v.len || ctp_v.len != num_c * num_a * 2 || w_v.len != num_b * num_i * 8 ||
+              cfp_v.len != ctp_v.len || ctp_v.len != num_c * num_a * 2 || w_v.len != num_b * num_i * 4 ||
               gimg_v.len != gkey_v.len || rec_v.len != num_b * num_m * num_a * num_t * num_k * 8 ||
               spec_v.len != num_s * 32 || stat_v.len != num_b * num_s * 8 || num_r > INT32_MAX - 1;
     for (Py_ssize_t m = 0; m < num_m && !bad; m++) mp_of[m] = want[m] ? num_mp++ : -1;
@@ -2302,6 +2305,22 @@ static PyObject *accumulate_weighted(PyObject *self, PyObject *args) {
         if (gkey[g] < 0 || gkey[g] >= num_k * num_a || gimg[g] < 0 || gimg[g] >= num_i) bad = 1;
     for (Py_ssize_t x = 0; x < num_c * num_a && !bad; x++) /* status bits beyond the thresholds index nothing */
         if ((cand_tp[x] | cand_fp[x]) >> num_t) bad = 1;
+    if (!bad) { /* every count is int32: a resample's total weight times the most detections counted per image */
+        int64_t most = 0, heaviest = 0;
+        for (Py_ssize_t m = 0; m < num_m; m++) most = max_dets[m] > most ? max_dets[m] : most;
+        int64_t top_rank = -1;
+        for (Py_ssize_t i = 0; i < num_n; i++) top_rank = rank[i] > top_rank ? rank[i] : top_rank;
+        if (top_rank + 1 < most) most = top_rank + 1;
+        for (Py_ssize_t b = 0; b < num_b && !bad; b++) {
+            int64_t total = 0;
+            for (Py_ssize_t i = 0; i < num_i; i++) {
+                if (weights[i * num_b + b] < 0) bad = 1;
+                total += weights[i * num_b + b];
+            }
+            heaviest = total > heaviest ? total : heaviest;
+        }
+        if (most > 0 && heaviest > (int64_t)INT32_MAX / most) bad = 3;
+    }
     for (Py_ssize_t s = 0; s < num_s && !bad; s++) { /* (kind, t, area, maxDets index) */
         const int64_t *spec = specs + s * 4;
         if (spec[0] < 0 || spec[0] > 2) bad = 1;
@@ -2309,23 +2328,24 @@ static PyObject *accumulate_weighted(PyObject *self, PyObject *args) {
                                  spec[3] >= (spec[0] == 0 ? num_mp : num_m)))
             bad = 1;
     }
-    double *plain = NULL, *npos = NULL;
+    double *npos = NULL;
+    int32_t *plain = NULL;
     if (!bad) {
-        plain = malloc((size_t)(num_a * num_b + 1) * sizeof(double)); /* (A, B) weighted plain false positives */
+        plain = malloc((size_t)(num_a * num_b + 1) * sizeof(int32_t)); /* (A, B) weighted plain false positives */
         npos = calloc((size_t)(num_b * num_k * num_a + 1), sizeof(double));
         if (!plain || !npos) bad = 2;
     }
     if (!bad) {
         Py_BEGIN_ALLOW_THREADS
         for (Py_ssize_t g = 0; g < num_g; g++) { /* weighted positives (B, K*A) */
-            const double *w = weights + gimg[g] * num_b;
+            const int32_t *w = weights + gimg[g] * num_b;
             for (Py_ssize_t b = 0; b < num_b; b++) npos[b * num_k * num_a + gkey[g]] += w[b];
         }
         WaCtx ctx[2];
         Py_ssize_t half = threads > 1 && num_b > 1 ? num_b / 2 : num_b;
         for (int h = 0; h < 2; h++) {
             ctx[h] = (WaCtx){cat_bounds, image, rank, slot, max_dets, specs, weights, rthr, npos, block_start, inside,
-                             cand_tp, cand_fp, precision, recall, plain, stats, mp_of, num_t, num_a, num_k, num_r,
+                             cand_tp, cand_fp, precision, recall, stats, plain, mp_of, num_t, num_a, num_k, num_r,
                              num_m, num_b, num_mp, num_s, h ? half : 0, h ? num_b : half, 0};
         }
         pthread_t helper;
@@ -2342,6 +2362,10 @@ static PyObject *accumulate_weighted(PyObject *self, PyObject *args) {
                           &gkey_v, &gimg_v, &rthr_v, &mdet_v, &want_v, &spec_v, &prec_v, &rec_v, &stat_v};
     for (size_t i = 0; i < sizeof views / sizeof *views; i++) PyBuffer_Release(views[i]);
     if (bad == 2) return PyErr_NoMemory();
+    if (bad == 3) {
+        PyErr_SetString(PyExc_OverflowError, "accumulate_weighted: counts could pass 2**31 - 1");
+        return NULL;
+    }
     if (bad) {
         PyErr_SetString(PyExc_ValueError, "accumulate_weighted: inconsistent sizes");
         return NULL;

@@ -158,7 +158,10 @@ def resampled_stats(
     from harness.metrics.coco import kernels
 
     if kernels.ENABLED and len(params.iou_thresholds) <= 16 and len(set(params.max_dets)) == len(params.max_dets):
-        return summary_names(params), _resampled_compiled(gt_table, dt_table, params, counts)
+        try:
+            return summary_names(params), _resampled_compiled(gt_table, dt_table, params, counts)
+        except OverflowError:  # weights so large that a count could pass int32: the numpy plan below
+            pass
     plan = prepare_tables(gt_table, dt_table, params)
     out = np.empty((len(counts), len(summary_names(params))))
     for row, (precision, recall) in enumerate(plan.run_many(counts, precision_for=precision_max_dets(params))):

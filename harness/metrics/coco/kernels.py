@@ -245,8 +245,12 @@ def accumulate_weighted(cat_bounds: np.ndarray, block_start: np.ndarray, image: 
     def i64(x: Any) -> np.ndarray:
         return np.ascontiguousarray(x, dtype=np.int64)
 
-    # (I, B): one image's weights in all resamples side by side; whole numbers, exact in float64
-    by_image = np.ascontiguousarray(np.asarray(weights, dtype=np.float64).T)
+    # (I, B): one image's weights in all resamples side by side, int32 (the kernel also checks that no count of
+    # a resample can pass 2**31 - 1: its total weight times the most detections a category has in one image)
+    weights = np.asarray(weights)
+    if weights.size and (weights.min() < 0 or weights.max() > np.iinfo(np.int32).max):
+        raise ValueError("accumulate_weighted: weights must be whole numbers in [0, 2**31)")
+    by_image = np.ascontiguousarray(weights.T, dtype=np.int32)
     _C.accumulate_weighted(
         i64(cat_bounds), np.ascontiguousarray(block_start, dtype=np.uint8), i64(image), i64(rank), i64(slot),
         np.ascontiguousarray(inside, dtype=np.uint8), np.ascontiguousarray(cand_tp, dtype=np.uint16),
