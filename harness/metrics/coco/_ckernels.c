@@ -1927,6 +1927,7 @@ static void wa_summary(const double *precision, const double *recall, const int6
                        Py_ssize_t num_r, Py_ssize_t b0, Py_ssize_t b1, double *scratch, double *gather,
                        double *stats) {
     const Py_ssize_t tile = 16, block = num_t * num_k * num_r;
+    Py_ssize_t kept = 0, *keep = (Py_ssize_t *)(gather + num_t * num_k * num_r + num_t * num_k);
     for (Py_ssize_t b = b0; b < b1; b++) {
         Py_ssize_t held = -1; /* the (m, a) block in scratch */
         for (Py_ssize_t s = 0; s < num_s; s++) {
@@ -1937,20 +1938,24 @@ static void wa_summary(const double *precision, const double *recall, const int6
             if (kind == 0) {
                 Py_ssize_t key = m * num_a + a;
                 if (key != held) {
+                    /* a category's rows are all -1 (no positives) or all valid: keep the valid categories only */
                     const double *p = precision + ((b * num_mp + m) * num_a + a) * block;
+                    kept = 0;
+                    for (Py_ssize_t k = 0; k < num_k; k++)
+                        if (num_r && p[k * num_r] > -1) keep[kept++] = k;
                     for (Py_ssize_t t = 0; t < num_t; t++) {
                         const double *src = p + t * num_k * num_r; /* (K, R) */
-                        double *dst = scratch + t * num_r * num_k; /* (R, K) */
-                        for (Py_ssize_t k0 = 0; k0 < num_k; k0 += tile)
+                        double *dst = scratch + t * num_r * kept;  /* (R, kept) */
+                        for (Py_ssize_t j0 = 0; j0 < kept; j0 += tile)
                             for (Py_ssize_t r0 = 0; r0 < num_r; r0 += tile)
-                                for (Py_ssize_t k = k0; k < k0 + tile && k < num_k; k++)
+                                for (Py_ssize_t j = j0; j < j0 + tile && j < kept; j++)
                                     for (Py_ssize_t r = r0; r < r0 + tile && r < num_r; r++)
-                                        dst[r * num_k + k] = src[k * num_r + r];
+                                        dst[r * kept + j] = src[keep[j] * num_r + r];
                     }
                     held = key;
                 }
-                span = scratch + t_lo * num_r * num_k;
-                len = (t_hi - t_lo) * num_r * num_k;
+                span = scratch + t_lo * num_r * kept;
+                len = (t_hi - t_lo) * num_r * kept;
             } else if (kind == 1) {
                 span = recall + (((b * num_m + m) * num_a + a) * num_t + t_lo) * num_k;
                 len = (t_hi - t_lo) * num_k;
@@ -2082,7 +2087,7 @@ static void *wa_walk(void *arg) {
     double *need = malloc((size_t)(nl * num_a * num_r + 1) * sizeof(double));
     int32_t *filled = malloc((size_t)(nl * num_a) * sizeof(int32_t));
     /* the summary's transposed precision block and its valid values */
-    double *gather = c->num_s ? malloc((size_t)(2 * (num_t * num_k * num_r + num_t * num_k) + 1) * sizeof(double)) : NULL;
+    double *gather = c->num_s ? malloc((size_t)(2 * (num_t * num_k * num_r + num_t * num_k) + num_k + 1) * sizeof(double)) : NULL;
     if (!acc_tp || !acc_fp || !tot || !best || !walks_state || !need || !filled || (c->num_s && !gather)) {
         c->failed = 1;
         goto done;
