@@ -1960,7 +1960,7 @@ static void wa_summary(const double *precision, const double *recall, const int6
                 span = recall + (((b * num_m + m) * num_a + a) * num_t + t_lo) * num_k;
                 len = (t_hi - t_lo) * num_k;
             }
-            Py_ssize_t n = 0;
+            Py_ssize_t n = kind == 0 ? len : 0; /* the kept categories' precisions are all valid */
             while (n < len && span[n] > -1) n++;
             if (n < len) { /* some values are -1: the valid ones, in order */
                 memcpy(gather, span, (size_t)n * sizeof(double));
