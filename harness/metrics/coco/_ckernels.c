@@ -1904,6 +1904,7 @@ typedef struct {
     int32_t *plain;
     const Py_ssize_t *mp_of;
     Py_ssize_t num_t, num_a, num_k, num_r, num_m, num_b, num_mp, num_s, b0, b1;
+    Py_ssize_t max_positives; /* the largest weighted positive count of any (resample, category, area range) */
     int failed; /* the thread's scratch could not be allocated */
 } WaCtx;
 
@@ -1973,90 +1974,49 @@ static void wa_summary(const double *precision, const double *recall, const int6
     }
 }
 
-/* The smallest whole count x with thr <= x / npig (accumulate_matches' recall test, the same division), so
- * that a count reaches recall threshold thr exactly when it is >= this; +inf when no count below 2**53 does. */
-static double wa_need(double thr, double npig) {
-    const double big = 9007199254740992.0;
-    double x = ceil(thr * npig);
-    if (!(x < big)) return INFINITY; /* NaN too: such a threshold is never reached */
-    if (x < 0) x = 0;
-    while (x > 0 && thr <= (x - 1) / npig) x--;
-    while (!(thr <= x / npig))
-        if (++x >= big) return INFINITY;
-    return x;
+/* ``bins[x]``, x = 0..npig: how many recall thresholds tp = x reaches (those <= x / npig, accumulate_matches'
+ * division and scan), so that scoring a true positive is a lookup instead of a division and a data-dependent
+ * loop.  Thresholds are ascending. */
+static void wa_bins(int16_t *bins, double npig, const double *rthr, Py_ssize_t num_r) {
+    Py_ssize_t n = (Py_ssize_t)npig, r = 0;
+    for (Py_ssize_t x = 0; x <= n; x++) {
+        double rc = (double)x / npig;
+        while (r < num_r && rthr[r] <= rc) r++;
+        bins[x] = (int16_t)r;
+    }
 }
 
-/* The state of one walk (resample, category, area range, threshold), small enough that a thread's walks stay
- * in the first-level cache: the pending true positive, the recall bin being filled and its best precision so
- * far, and the count that reaches the next bin. */
+/* Per resample and category: the best precision per recall bin of every (area range, threshold) walk, the
+ * highest bin each walk reached, and per area range the bins of every count (built on first use). */
 typedef struct {
-    double pend_tp, pend_fp; /* the pending point; pend_tp -1 when none */
-    double cur;              /* best precision in bin ``lo`` so far */
-    double next;             /* the count that reaches bin lo + 1 (need[lo]) */
-    int32_t lo;              /* recall bin of the last scored point, -1 before the first */
-    int32_t pad;
-} WaWalk;
-
-/* Per resample and category: the walks of every (area range, threshold), their best precision per recall bin,
- * and the count each recall threshold needs per area range (filled on first use). */
-typedef struct {
-    WaWalk *walk;    /* (A*T) */
-    double *best;    /* (A*T, R+1): best precision per recall bin, written when the walk leaves the bin */
-    double *need;    /* (A, R) */
-    int32_t *filled; /* (A): entries of ``need`` computed */
+    double *best;     /* (A*T, R+1) */
+    int32_t *hi;      /* (A*T): highest recall bin scored, -1 before the first point */
+    int16_t *bins;    /* (A, span) */
+    uint8_t *ready;   /* (A): bins built */
+    Py_ssize_t span;  /* entries per area range: the largest positive count + 1 */
 } WaLane;
 
-static inline double wa_need_at(const WaLane *ln, Py_ssize_t a, int32_t l, const double *rthr, Py_ssize_t num_r,
-                                double npig) {
-    double *need = ln->need + a * num_r;
-    int32_t *filled = ln->filled + a;
-    while (*filled <= l) { /* entries are computed in order: l is at most one past the last */
-        need[*filled] = wa_need(rthr[*filled], npig);
-        *filled += 1;
-    }
-    return need[l];
-}
-
-/* Scores the point (tp, fp) of walk ``at`` (area a): its precision into the best of the recall bin it reaches
- * (the number of thresholds <= tp / npig).  Points of a walk arrive with growing tp, so the bin only moves up
- * and a bin is final once the walk leaves it. */
-static inline void wa_score(const WaLane *ln, Py_ssize_t at, Py_ssize_t a, double tp, double fp, const double *rthr,
-                            Py_ssize_t num_r, double npig) {
-    const double eps = 2.220446049250313e-16; /* np.spacing(1) */
-    double pr = tp / ((fp + tp) + eps);
-    WaWalk *w = ln->walk + at;
-    if (w->lo < 0) { /* the walk's first point */
-        w->lo = 0;
-        w->cur = 0;
-        w->next = num_r ? wa_need_at(ln, a, 0, rthr, num_r, npig) : INFINITY;
-    }
-    if (tp >= w->next) {
-        ln->best[at * (num_r + 1) + w->lo] = w->cur;
-        int32_t l = w->lo + 1;
-        double next = INFINITY;
-        while (l < num_r && tp >= (next = wa_need_at(ln, a, l, rthr, num_r, npig))) l++;
-        w->lo = l;
-        w->next = l < num_r ? next : INFINITY;
-        w->cur = 0;
-    }
-    if (pr > w->cur) w->cur = pr;
-}
-
-/* A true positive (tp, fp) of walk ``at``.  It is held back: if the next true positive of the walk comes with
- * the same false-positive count, that one has a higher tp, hence a recall bin at least as high and a precision
- * at least as high (tp / (tp + fp) grows with tp; the rounding is monotone), and replaces it unscored. */
+/* A true positive (tp, fp) of walk ``at`` (area a): its precision into the best of the recall bin it reaches.
+ * Branch-free but for the first use of an area range's bins: the maximum is kept per bin and the envelope taken
+ * at the end, as accumulate_matches does. */
 static inline void wa_event(const WaLane *ln, Py_ssize_t at, Py_ssize_t a, double tp, double fp, const double *rthr,
                             Py_ssize_t num_r, double npig) {
-    WaWalk *w = ln->walk + at;
-    if (w->pend_tp >= 0) {
-        if (w->pend_fp == fp) {
-            w->pend_tp = tp;
-            return;
-        }
-        wa_score(ln, at, a, w->pend_tp, w->pend_fp, rthr, num_r, npig);
+    const double eps = 2.220446049250313e-16; /* np.spacing(1) */
+    int16_t *bins = ln->bins + a * ln->span;
+    if (!ln->ready[a]) {
+        wa_bins(bins, npig, rthr, num_r);
+        ln->ready[a] = 1;
     }
-    w->pend_tp = tp;
-    w->pend_fp = fp;
+    double pr = tp / ((fp + tp) + eps);
+    int32_t lo;
+    if (tp <= npig) lo = bins[(Py_ssize_t)tp];
+    else { /* (more true positives than positives cannot happen; the division as a safeguard) */
+        double rc = tp / npig;
+        for (lo = 0; lo < num_r && rthr[lo] <= rc; lo++) {}
+    }
+    double *cell = ln->best + at * (num_r + 1) + lo;
+    *cell = pr > *cell ? pr : *cell;
+    ln->hi[at] = lo > ln->hi[at] ? lo : ln->hi[at];
 }
 
 #if defined(__GNUC__) && !defined(__clang__)
@@ -2083,12 +2043,13 @@ static void *wa_walk(void *arg) {
     int32_t *acc_fp = malloc((size_t)(ta * nl) * sizeof(int32_t));
     int32_t *tot = malloc((size_t)(num_m * ta * nl) * sizeof(int32_t));
     double *best = calloc((size_t)(nl * ta * (num_r + 1)), sizeof(double));
-    WaWalk *walks_state = malloc((size_t)(nl * ta) * sizeof(WaWalk));
-    double *need = malloc((size_t)(nl * num_a * num_r + 1) * sizeof(double));
-    int32_t *filled = malloc((size_t)(nl * num_a) * sizeof(int32_t));
+    const Py_ssize_t span = c->max_positives + 1;
+    int32_t *hi = malloc((size_t)(nl * ta) * sizeof(int32_t));
+    int16_t *bins = malloc((size_t)(nl * num_a * span) * sizeof(int16_t));
+    uint8_t *ready = malloc((size_t)(nl * num_a));
     /* the summary's transposed precision block and its valid values */
     double *gather = c->num_s ? malloc((size_t)(2 * (num_t * num_k * num_r + num_t * num_k) + num_k + 1) * sizeof(double)) : NULL;
-    if (!acc_tp || !acc_fp || !tot || !best || !walks_state || !need || !filled || (c->num_s && !gather)) {
+    if (!acc_tp || !acc_fp || !tot || !best || !hi || !bins || !ready || (c->num_s && !gather)) {
         c->failed = 1;
         goto done;
     }
@@ -2103,8 +2064,8 @@ static void *wa_walk(void *arg) {
             memset(acc_fp, 0, (size_t)(ta * nl) * sizeof(int32_t));
             if (count_recall) memset(tot, 0, (size_t)(num_m * ta * nl) * sizeof(int32_t));
             for (Py_ssize_t a = 0; a < num_a; a++) memset(plain + a * num_b, 0, (size_t)nl * sizeof(int32_t));
-            for (Py_ssize_t x = 0; x < nl * ta; x++) walks_state[x] = (WaWalk){-1, 0, 0, 0, -1, 0};
-            memset(filled, 0, (size_t)(nl * num_a) * sizeof(int32_t));
+            for (Py_ssize_t x = 0; x < nl * ta; x++) hi[x] = -1;
+            memset(ready, 0, (size_t)(nl * num_a));
             for (Py_ssize_t s = cat_bounds[k], e; s < cat_bounds[k + 1]; s = e) {
                 int has_cand = slot[s] >= 0;
                 for (e = s + 1; e < cat_bounds[k + 1] && !block_start[e]; e++) has_cand |= slot[e] >= 0;
@@ -2147,8 +2108,8 @@ static void *wa_walk(void *arg) {
                 for (Py_ssize_t l = 0; l < nl && any_tp; l++) { /* score the block's true positives */
                     int32_t w = wv[l];
                     if (w == 0) continue;
-                    WaLane ln = {walks_state + l * ta, best + l * ta * (num_r + 1), need + l * num_a * num_r,
-                                 filled + l * num_a};
+                    WaLane ln = {best + l * ta * (num_r + 1), hi + l * ta, bins + l * num_a * span, ready + l * num_a,
+                                 span};
                     const double *npig_l = npos + ((b0 + l) * num_k + k) * num_a;
                     if (end == s + 1) { /* one detection, a true positive somewhere: its last copy */
                         const uint16_t *tb = cand_tp + slot[s] * num_a;
@@ -2220,8 +2181,8 @@ static void *wa_walk(void *arg) {
             for (Py_ssize_t l = 0; l < nl; l++) {
                 Py_ssize_t b = b0 + l;
                 const double *npig_k = npos + (b * num_k + k) * num_a;
-                WaLane ln = {walks_state + l * ta, best + l * ta * (num_r + 1), need + l * num_a * num_r,
-                             filled + l * num_a};
+                WaLane ln = {best + l * ta * (num_r + 1), hi + l * ta, bins + l * num_a * span, ready + l * num_a,
+                             span};
                 for (Py_ssize_t m = 0; m < num_m; m++) {
                     /* a precision walk's own maxDets: its true positives; the others' counted in walk 0 */
                     if (mp_of[m] >= 0 ? mp_of[m] != walk : !count_recall) continue;
@@ -2235,25 +2196,21 @@ static void *wa_walk(void *arg) {
                 for (Py_ssize_t a = 0; a < num_a; a++)
                     for (Py_ssize_t t = 0; t < num_t; t++) {
                         Py_ssize_t at = a * num_t + t;
-                        WaWalk *w = ln.walk + at;
-                        if (w->pend_tp >= 0) /* the walk's last true positive */
-                            wa_score(&ln, at, a, w->pend_tp, w->pend_fp, rthr, num_r, npig_k[a]);
                         double *row = ln.best + at * (num_r + 1);
-                        Py_ssize_t hi = w->lo; /* highest recall bin scored, -1: none */
-                        if (hi >= 0) row[hi] = w->cur;
+                        Py_ssize_t top = ln.hi[at]; /* highest recall bin scored, -1: none */
                         double *out = precision + ((((b * num_mp + walk) * num_a + a) * num_t + t) * num_k + k) * num_r;
-                        if (npig_k[a] <= 0 || hi < 0) {
+                        if (npig_k[a] <= 0 || top < 0) {
                             double fill = npig_k[a] <= 0 ? -1.0 : 0.0;
                             for (Py_ssize_t r = 0; r < num_r; r++) out[r] = fill;
                         } else {
                             double running = 0;
-                            for (Py_ssize_t r = num_r; r > hi; r--) out[r - 1] = 0.0; /* bins never scored */
-                            for (Py_ssize_t r = hi; r >= 1; r--) {
+                            for (Py_ssize_t r = num_r; r > top; r--) out[r - 1] = 0.0; /* bins never scored */
+                            for (Py_ssize_t r = top; r >= 1; r--) {
                                 if (row[r] > running) running = row[r];
                                 out[r - 1] = running;
                             }
                         }
-                        if (hi >= 0) memset(row, 0, (size_t)(hi + 1) * sizeof(double));
+                        if (top >= 0) memset(row, 0, (size_t)(top + 1) * sizeof(double));
                     }
             }
         }
@@ -2266,9 +2223,9 @@ done:
     free(acc_fp);
     free(tot);
     free(best);
-    free(walks_state);
-    free(need);
-    free(filled);
+    free(hi);
+    free(bins);
+    free(ready);
     free(gather);
     return NULL;
 }
@@ -2298,7 +2255,7 @@ static PyObject *accumulate_weighted(PyObject *self, PyObject *args) {
               rank_v.len != num_n * 8 || slot_v.len != num_n * 8 || inside_v.len != num_n ||
               cfp_v.len != ctp_v.len || ctp_v.len != num_c * num_a * 2 || w_v.len != num_b * num_i * 4 ||
               gimg_v.len != gkey_v.len || rec_v.len != num_b * num_m * num_a * num_t * num_k * 8 ||
-              spec_v.len != num_s * 32 || stat_v.len != num_b * num_s * 8 || num_r > INT32_MAX - 1;
+              spec_v.len != num_s * 32 || stat_v.len != num_b * num_s * 8 || num_r > INT16_MAX - 1;
     for (Py_ssize_t m = 0; m < num_m && !bad; m++) mp_of[m] = want[m] ? num_mp++ : -1;
     if (!bad && prec_v.len != num_b * num_mp * num_a * num_t * num_r * num_k * 8) bad = 1;
     if (!bad && num_k && (cat_bounds[0] < 0 || cat_bounds[num_k] > num_n)) bad = 1;
@@ -2346,12 +2303,15 @@ static PyObject *accumulate_weighted(PyObject *self, PyObject *args) {
             const int32_t *w = weights + gimg[g] * num_b;
             for (Py_ssize_t b = 0; b < num_b; b++) npos[b * num_k * num_a + gkey[g]] += w[b];
         }
+        Py_ssize_t max_positives = 0;
+        for (Py_ssize_t x = 0; x < num_b * num_k * num_a; x++)
+            if (npos[x] > max_positives) max_positives = (Py_ssize_t)npos[x];
         WaCtx ctx[2];
         Py_ssize_t half = threads > 1 && num_b > 1 ? num_b / 2 : num_b;
         for (int h = 0; h < 2; h++) {
             ctx[h] = (WaCtx){cat_bounds, image, rank, slot, max_dets, specs, weights, rthr, npos, block_start, inside,
                              cand_tp, cand_fp, precision, recall, stats, plain, mp_of, num_t, num_a, num_k, num_r,
-                             num_m, num_b, num_mp, num_s, h ? half : 0, h ? num_b : half, 0};
+                             num_m, num_b, num_mp, num_s, h ? half : 0, h ? num_b : half, max_positives, 0};
         }
         pthread_t helper;
         int helped = half < num_b && pthread_create(&helper, NULL, wa_walk, &ctx[1]) == 0;
