@@ -1988,6 +1988,13 @@ static void wa_bins(int16_t *bins, double npig, const double *rthr, Py_ssize_t n
 
 /* Per resample and category: the best precision per recall bin of every (area range, threshold) walk, the
  * highest bin each walk reached, and per area range the bins of every count (built on first use). */
+/* The true positives of one (area range, threshold) in a block of several detections: entries [first, first +
+ * count) of the block's (tp, fp)-within-a-copy list, and one copy's totals. */
+typedef struct {
+    Py_ssize_t at, a, first, count;
+    double block_tp, block_fp;
+} WaGroup;
+
 typedef struct {
     double *best;     /* (A*T, R+1) */
     int32_t *hi;      /* (A*T): highest recall bin scored, -1 before the first point */
@@ -2047,9 +2054,12 @@ static void *wa_walk(void *arg) {
     int32_t *hi = malloc((size_t)(nl * ta) * sizeof(int32_t));
     int16_t *bins = malloc((size_t)(nl * num_a * span) * sizeof(int16_t));
     uint8_t *ready = malloc((size_t)(nl * num_a));
+    WaGroup *groups = malloc((size_t)ta * sizeof(WaGroup));
+    double *gen = NULL; /* a block's true-positive points, grown as needed */
+    Py_ssize_t gen_cap = 0;
     /* the summary's transposed precision block and its valid values */
     double *gather = c->num_s ? malloc((size_t)(2 * (num_t * num_k * num_r + num_t * num_k) + num_k + 1) * sizeof(double)) : NULL;
-    if (!acc_tp || !acc_fp || !tot || !best || !hi || !bins || !ready || (c->num_s && !gather)) {
+    if (!acc_tp || !acc_fp || !tot || !best || !hi || !bins || !ready || !groups || (c->num_s && !gather)) {
         c->failed = 1;
         goto done;
     }
@@ -2105,6 +2115,40 @@ static void *wa_walk(void *arg) {
                         if (slot[i] >= 0) any[a] |= cand_tp[slot[i] * num_a + a];
                     any_tp |= any[a] != 0;
                 }
+                Py_ssize_t num_h = 0; /* several detections: each (area, threshold)'s true positives in one copy */
+                if (any_tp && end > s + 1) {
+                    if ((end - s) * ta > gen_cap) {
+                        double *grown = realloc(gen, (size_t)(2 * (end - s) * ta) * sizeof(double));
+                        if (!grown) {
+                            c->failed = 1;
+                            goto done;
+                        }
+                        gen = grown;
+                        gen_cap = (end - s) * ta;
+                    }
+                    Py_ssize_t num_e = 0;
+                    for (Py_ssize_t a = 0; a < num_a; a++)
+                        for (unsigned bits = any[a]; bits; bits &= bits - 1) {
+                            int t = __builtin_ctz(bits);
+                            double tp_in = 0, fp_in = 0;
+                            WaGroup *g = groups + num_h++;
+                            g->at = a * num_t + t;
+                            g->a = a;
+                            g->first = num_e;
+                            for (Py_ssize_t i = s; i < end; i++) {
+                                if (slot[i] < 0) fp_in += (inside[i] >> a) & 1;
+                                else if ((cand_tp[slot[i] * num_a + a] >> t) & 1) {
+                                    tp_in += 1;
+                                    gen[2 * num_e] = tp_in; /* the point of this true positive within the copy */
+                                    gen[2 * num_e + 1] = fp_in;
+                                    num_e++;
+                                } else fp_in += (cand_fp[slot[i] * num_a + a] >> t) & 1;
+                            }
+                            g->count = num_e - g->first;
+                            g->block_tp = tp_in;
+                            g->block_fp = fp_in;
+                        }
+                }
                 for (Py_ssize_t l = 0; l < nl && any_tp; l++) { /* score the block's true positives */
                     int32_t w = wv[l];
                     if (w == 0) continue;
@@ -2117,43 +2161,21 @@ static void *wa_walk(void *arg) {
                             int32_t pl = plain[a * num_b + l];
                             for (unsigned bits = tb[a]; bits; bits &= bits - 1) {
                                 Py_ssize_t at = a * num_t + __builtin_ctz(bits);
-                                wa_event(&ln, at, a, (double)(acc_tp[at * nl + l] + w), (double)(acc_fp[at * nl + l] + pl),
-                                         rthr, num_r, npig_l[a]);
+                                wa_event(&ln, at, a, (double)(acc_tp[at * nl + l] + w),
+                                         (double)(acc_fp[at * nl + l] + pl), rthr, num_r, npig_l[a]);
                             }
                         }
                         continue;
                     }
-                    for (Py_ssize_t a = 0; a < num_a; a++) {
-                        int32_t pl = plain[a * num_b + l];
-                        for (unsigned bits = any[a]; bits; bits &= bits - 1) {
-                            int t = __builtin_ctz(bits);
-                            Py_ssize_t at = a * num_t + t;
-                            double block_tp = 0, block_fp = 0; /* one copy of the block */
-                            for (Py_ssize_t i = s; i < end; i++) {
-                                if (slot[i] < 0) block_fp += (inside[i] >> a) & 1;
-                                else {
-                                    block_tp += (cand_tp[slot[i] * num_a + a] >> t) & 1;
-                                    block_fp += (cand_fp[slot[i] * num_a + a] >> t) & 1;
-                                }
-                            }
-                            double tp0 = acc_tp[at * nl + l], fp0 = (double)(acc_fp[at * nl + l] + pl);
-                            for (double j = block_fp > 0 ? 1 : w; j <= w; j++) { /* copies; tp grows */
-                                double tp_in = 0, fp_in = 0;
-                                for (Py_ssize_t i = s; i < end; i++) {
-                                    if (slot[i] < 0) {
-                                        fp_in += (inside[i] >> a) & 1;
-                                        continue;
-                                    }
-                                    if (!((cand_tp[slot[i] * num_a + a] >> t) & 1)) {
-                                        fp_in += (cand_fp[slot[i] * num_a + a] >> t) & 1;
-                                        continue;
-                                    }
-                                    tp_in += 1;
-                                    wa_event(&ln, at, a, tp0 + (j - 1) * block_tp + tp_in, fp0 + (j - 1) * block_fp + fp_in,
-                                             rthr, num_r, npig_l[a]);
-                                }
-                            }
-                        }
+                    for (Py_ssize_t h = 0; h < num_h; h++) {
+                        const WaGroup *g = groups + h;
+                        Py_ssize_t at = g->at, a = g->a;
+                        double tp0 = acc_tp[at * nl + l], fp0 = (double)(acc_fp[at * nl + l] + plain[a * num_b + l]);
+                        const double *e = gen + 2 * g->first;
+                        for (double j = g->block_fp > 0 ? 1 : w; j <= w; j++) /* copies; tp grows */
+                            for (Py_ssize_t q = 0; q < g->count; q++)
+                                wa_event(&ln, at, a, tp0 + (j - 1) * g->block_tp + e[2 * q],
+                                         fp0 + (j - 1) * g->block_fp + e[2 * q + 1], rthr, num_r, npig_l[a]);
                     }
                 }
                 for (Py_ssize_t i = s; i < end; i++) { /* w copies of the block, every resample at once */
@@ -2226,6 +2248,8 @@ done:
     free(hi);
     free(bins);
     free(ready);
+    free(groups);
+    free(gen);
     free(gather);
     return NULL;
 }
