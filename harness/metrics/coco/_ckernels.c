@@ -1865,23 +1865,23 @@ static PyObject *oks_sums(PyObject *self, PyObject *args) {
 }
 
 /* ------------------------------------------------------------------------------------------ weighted accumulation */
-/* ``accumulate_matches`` for image multisets (the bootstrap): ``weights`` (I, B) int32 says
- * how often each image is drawn in each of B resamples.  The resampled list is the images in order, an image's
- * copies side by side, so in pycocotools' per-category order a *block* (a run of equal category, score and
- * image; ``block_start`` flags its first position) appears as w consecutive copies of itself.  Counts before
- * the j-th copy of a block are the weighted counts before the block plus (j-1) times the block's own; the q-th
- * true positive of copy j has tp = before + (j-1) * block_tp + tp_up_to_q (fp alike).  Without counted false
+/* ``accumulate_matches`` for image multisets (the bootstrap): ``weights`` (I, B) int32 says how often each
+ * image is drawn in each of B resamples.  The resampled list is the images in order, an image's copies side by
+ * side, so in pycocotools' per-category order a *block* (a run of equal category, score and image;
+ * ``block_start`` flags its first position) appears as w consecutive copies of itself.  Counts before the j-th
+ * copy of a block are the weighted counts before the block plus (j-1) times the block's own; the q-th true
+ * positive of copy j has tp = before + (j-1) * block_tp + tp_up_to_q (fp alike).  Without counted false
  * positives in the block precision only grows with j, so only the last copy can set a maximum; otherwise every
- * copy is scored.  Counts are whole numbers (exact in double) and precision / recall use accumulate_matches'
- * arithmetic, so each resample equals a full evaluation of its image list bit for bit.
- * Never-matched detections (most of them) only add their weights to per-area false-positive counts, and every
- * count is kept resample-innermost, so a block's copies are one vector add over the thread's resamples; only
- * the scoring of true positives is per resample.  Two exact shortcuts there (see wa_event and wa_score): a true
- * positive followed by another one of the same walk with no false positive in between is dominated by it (the
- * later one has higher recall and precision, so it reaches every recall threshold the earlier one reaches with
- * a precision at least as high) and is never scored; and the recall bin is found by comparing whole counts
- * with the smallest count that reaches the next threshold (computed once per resample, category and area
- * range, with the same division), not by a division per true positive.
+ * copy is scored.  Counts are whole numbers (int32, checked against overflow up front; exact in double) and
+ * precision / recall use accumulate_matches' arithmetic, so each resample equals a full evaluation of its image
+ * list bit for bit.
+ * Where the time goes, and what keeps it low: never-matched detections (most of them) only add their weights to
+ * per-area false-positive counts, and every count is kept resample-innermost, so a block's copies are one
+ * vector add over the thread's resamples.  Scoring a true positive is per resample and branch-free (wa_event):
+ * its recall bin comes from a table of every count's bin for the resample's positives (wa_bins, the same
+ * division and scan), its precision goes into the bin's maximum, and the envelope is taken once at the end.
+ * (Data-dependent branches per true positive -- a recall-threshold scan, skipping dominated points -- cost more
+ * in mispredictions than the work they saved.)  A block of several detections is read once for all resamples.
  * Inputs, in accumulation order: image, rank, slot (-1: never a candidate), inside (bit a: inside area range
  * a); cand_tp, cand_fp (C, A) uint16 status bits (match_status); positives: gt_key (k * A + a) and gt_image of
  * every non-ignored (ground truth, area range); max_dets (M) and want (M) uint8: which maxDets get a precision
@@ -1889,7 +1889,7 @@ static PyObject *oks_sums(PyObject *self, PyObject *args) {
  * sequence) and ``recall`` (B, M, A, T, K), filled here (-1 where a category has no positives in the
  * resample).  With ``threads`` > 1 a second thread walks half of the resamples (each resample's numbers do not
  * depend on it).  ``specs`` (S, 4) int64, when given, asks for pycocotools' summary of every resample into
- * ``stats`` (B, S): see wa_summary. */
+ * ``stats`` (B, S), computed in C by the thread that walked the resample: see wa_summary. */
 #define WA_MAX_A 8
 #define WA_MAX_M 8
 /* What one thread of accumulate_weighted needs: the inputs, and the resamples [b0, b1) it walks.  Resamples
@@ -2058,7 +2058,8 @@ static void *wa_walk(void *arg) {
     double *gen = NULL; /* a block's true-positive points, grown as needed */
     Py_ssize_t gen_cap = 0;
     /* the summary's transposed precision block and its valid values */
-    double *gather = c->num_s ? malloc((size_t)(2 * (num_t * num_k * num_r + num_t * num_k) + num_k + 1) * sizeof(double)) : NULL;
+    const size_t summary_len = (size_t)(2 * (num_t * num_k * num_r + num_t * num_k) + num_k + 1);
+    double *gather = c->num_s ? malloc(summary_len * sizeof(double)) : NULL;
     if (!acc_tp || !acc_fp || !tot || !best || !hi || !bins || !ready || !groups || (c->num_s && !gather)) {
         c->failed = 1;
         goto done;

@@ -228,8 +228,11 @@ def _compiled_matching(gt: GroundTruthTable, dt: ResultTable, params: CocoParams
 def _resampled_compiled(gt: GroundTruthTable, dt: ResultTable, params: CocoParams, counts: np.ndarray) -> np.ndarray:
     """``resampled_stats`` by the compiled kernels: one matching (status bits, as ``_accumulate_compiled``), then
     ``kernels.accumulate_weighted`` re-accumulates it for a chunk of resamples at a time, all at once in C, and
-    ``summarize_resamples`` reads the stats.  The counts are integers and the arithmetic pycocotools', so every
-    row equals ``AccumulationPlan.run_many`` and a full evaluation of the resampled list bit for bit."""
+    summarizes each resample there too (``summary_table``; ``summarize_resamples`` only when a stat names a
+    repeated IoU threshold).  The counts are integers and the arithmetic pycocotools', so every row equals
+    ``AccumulationPlan.run_many`` and a full evaluation of the resampled list bit for bit.  Raises OverflowError
+    (``resampled_stats`` then uses the numpy plan) when a resample's weights could overflow the kernel's int32
+    counts."""
     from harness.metrics.coco import kernels
 
     m = _compiled_matching(gt, dt, params)
