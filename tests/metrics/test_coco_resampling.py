@@ -120,3 +120,74 @@ def test_summarize_resamples_equals_summarize() -> None:
             for i, m in enumerate(wanted):
                 full[..., params.max_dets.index(m)] = precision[b, i].transpose(1, 3, 2, 0)
             np.testing.assert_array_equal(got[b], summarize(params, full, recall[b].transpose(2, 3, 1, 0)))
+
+
+@pytest.mark.parametrize("chunk,threads", [(1, 1), (5, 2), (16, 2)])
+def test_compiled_resampling_at_chunk_and_thread_boundaries(chunk: int, threads: int,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The compiled kernel equals the numpy plan bit for bit whatever the chunk and thread split (a thread with
+    one resample, an odd chunk, a last chunk shorter than the rest), with a category that has no ground truth at
+    all, images drawn zero times, odd maxDets and the summary computed in C."""
+    from harness.metrics.coco import evaluator, kernels
+
+    if not kernels.ENABLED:
+        pytest.skip("compiled kernels not built")
+    gt, results = synthetic_boxes(11, num_images=35, num_categories=7, dets_per_image=20)
+    assert not any(a["category_id"] == gt["categories"][-1]["id"] for a in gt["annotations"])  # never annotated
+    counts = resample_counts(len(gt["images"]), 11, seed=5)
+    counts[2] = 0
+    counts[2, [0, 7]] = [len(gt["images"]) - 3, 3]  # two images only: most categories without positives
+    counts[3] = 1
+    counts[3, ::3] = 0  # every third image left out, the rest once
+    for options in ({}, {"max_dets": (1, 7, 13)}, {"max_dets": (2, 3, 9, 40)}):
+        monkeypatch.setattr(evaluator, "RESAMPLE_CHUNK", chunk)
+        monkeypatch.setattr(evaluator, "RESAMPLE_THREADS", threads)
+        names, compiled = resampled_stats(gt, results, "bbox", counts, **options)
+        monkeypatch.setattr(kernels, "ENABLED", False)
+        numpy_names, reference = resampled_stats(gt, results, "bbox", counts, **options)
+        monkeypatch.setattr(kernels, "ENABLED", True)
+        assert names == numpy_names
+        np.testing.assert_array_equal(compiled, reference, err_msg=str(options))
+    for row in (2, 3):  # and the slow path itself, for the extreme rows
+        reference_stats = evaluate_coco(*resampled_files(gt, results, counts[row]), "bbox").stats
+        np.testing.assert_array_equal(resampled_stats(gt, results, "bbox", counts[row:row + 1])[1][0],
+                                      reference_stats)
+
+
+def test_compiled_resampling_refuses_counts_beyond_int32() -> None:
+    """The kernel keeps its counts in int32: weights whose total times the detections of one image and category
+    could pass 2**31 - 1 are refused (the evaluator then uses the numpy plan), and a weight just inside runs."""
+    from harness.metrics.coco import kernels
+
+    if not kernels.ENABLED:
+        pytest.skip("compiled kernels not built")
+
+    def run(weight: int) -> np.ndarray:
+        # one image, one category, two never-matched detections (ranks 0 and 1), no ground truth
+        _, _, stats = kernels.accumulate_weighted(
+            np.array([0, 2]), np.array([True, True]), np.array([0, 0]), np.array([0, 1]), np.array([-1, -1]),
+            np.array([1, 1], dtype=np.uint8), np.zeros((0, 1), np.uint16), np.zeros((0, 1), np.uint16),
+            np.array([[weight]]), np.zeros(0, np.int64), np.zeros(0, np.int64), 1, np.linspace(0, 1, 101), [100],
+            [True], 1, specs=np.array([[0, -1, 0, 0]]))
+        return stats
+
+    with pytest.raises(OverflowError):
+        run(2**30)
+    np.testing.assert_array_equal(run(2**30 - 1), [[-1.0]])  # no positives: the stat is -1
+
+
+def test_summary_table_reads_what_summarize_resamples_reads() -> None:
+    from harness.metrics.coco.params import make_params
+    from harness.metrics.coco.summary import precision_max_dets, summary_table
+
+    params = make_params("bbox", max_dets=(1, 3, 5))
+    table = summary_table(params, precision_max_dets(params))
+    assert table is not None
+    # AP reads maxDets 100 whatever max_dets says (pycocotools' quirk): absent here, so -1; AP50 at threshold 0,
+    # area all, maxDets 5; AR1 from the recall at maxDets index 0; a -1 stat never reads anything
+    assert table[0].tolist() == [2, -1, 0, 0]
+    assert summary_table(make_params("bbox"), (100,))[0].tolist() == [0, -1, 0, 0]
+    assert table[1].tolist() == [0, 0, 0, precision_max_dets(params).index(5)]
+    assert table[6].tolist() == [1, -1, 0, 0]
+    keypoints = make_params("keypoints")
+    assert summary_table(keypoints, precision_max_dets(keypoints))[:, 2].tolist() == [0, 0, 0, 1, 2] * 2

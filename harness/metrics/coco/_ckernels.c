@@ -1865,240 +1865,422 @@ static PyObject *oks_sums(PyObject *self, PyObject *args) {
 }
 
 /* ------------------------------------------------------------------------------------------ weighted accumulation */
-/* ``accumulate_matches`` for image multisets (the bootstrap): ``weights`` (I, B) float64 (whole numbers) says
- * how often each image is drawn in each of B resamples.  The resampled list is the images in order, an image's
- * copies side by side, so in pycocotools' per-category order a *block* (a run of equal category, score and
- * image; ``block_start`` flags its first position) appears as w consecutive copies of itself.  Counts before
- * the j-th copy of a block are the weighted counts before the block plus (j-1) times the block's own; the q-th
- * true positive of copy j has tp = before + (j-1) * block_tp + tp_up_to_q (fp alike).  Without counted false
+/* ``accumulate_matches`` for image multisets (the bootstrap): ``weights`` (I, B) int32 says how often each
+ * image is drawn in each of B resamples.  The resampled list is the images in order, an image's copies side by
+ * side, so in pycocotools' per-category order a *block* (a run of equal category, score and image;
+ * ``block_start`` flags its first position) appears as w consecutive copies of itself.  Counts before the j-th
+ * copy of a block are the weighted counts before the block plus (j-1) times the block's own; the q-th true
+ * positive of copy j has tp = before + (j-1) * block_tp + tp_up_to_q (fp alike).  Without counted false
  * positives in the block precision only grows with j, so only the last copy can set a maximum; otherwise every
- * copy is scored.  Counts are whole numbers (exact in double) and precision / recall use accumulate_matches'
- * arithmetic, so each resample equals a full evaluation of its image list bit for bit.
- * Never-matched detections (most of them) only add their weights to per-area false-positive counts: that is
- * done for all B resamples at once; blocks with candidates are walked per resample.  Inputs, in accumulation
- * order: image, rank, slot (-1: never a candidate), inside (bit a: inside area range a); cand_tp, cand_fp
- * (C, A) uint16 status bits (match_status); positives: gt_key (k * A + a) and gt_image of every non-ignored
- * (ground truth, area range); max_dets (M) and want (M) uint8: which maxDets get a precision (all get a recall).
- * ``precision`` is (B, M', A, T, K, R) for the M' wanted maxDets (rows written in sequence) and ``recall``
- * (B, M, A, T, K), filled here (-1 where a category has no positives in the resample).  With ``threads`` > 1
- * a second thread walks half of the resamples (each resample's numbers do not depend on it). */
+ * copy is scored.  Counts are whole numbers (int32, checked against overflow up front; exact in double) and
+ * precision / recall use accumulate_matches' arithmetic, so each resample equals a full evaluation of its image
+ * list bit for bit.
+ * Where the time goes, and what keeps it low: never-matched detections (most of them) only add their weights to
+ * per-area false-positive counts, and every count is kept resample-innermost, so a block's copies are one
+ * vector add over the thread's resamples.  Scoring a true positive is per resample and branch-free (wa_event):
+ * its recall bin comes from a table of every count's bin for the resample's positives (wa_bins, the same
+ * division and scan), its precision goes into the bin's maximum, and the envelope is taken once at the end.
+ * (Data-dependent branches per true positive -- a recall-threshold scan, skipping dominated points -- cost more
+ * in mispredictions than the work they saved.)  A block of several detections is read once for all resamples.
+ * Inputs, in accumulation order: image, rank, slot (-1: never a candidate), inside (bit a: inside area range
+ * a); cand_tp, cand_fp (C, A) uint16 status bits (match_status); positives: gt_key (k * A + a) and gt_image of
+ * every non-ignored (ground truth, area range); max_dets (M) and want (M) uint8: which maxDets get a precision
+ * (all get a recall).  ``precision`` is (B, M', A, T, K, R) for the M' wanted maxDets (rows written in
+ * sequence) and ``recall`` (B, M, A, T, K), filled here (-1 where a category has no positives in the
+ * resample).  With ``threads`` > 1 a second thread walks half of the resamples (each resample's numbers do not
+ * depend on it).  ``specs`` (S, 4) int64, when given, asks for pycocotools' summary of every resample into
+ * ``stats`` (B, S), computed in C by the thread that walked the resample: see wa_summary. */
 #define WA_MAX_A 8
 #define WA_MAX_M 8
 /* What one thread of accumulate_weighted needs: the inputs, and the resamples [b0, b1) it walks.  Resamples
  * are independent (each has its own rows of every buffer), so threads share nothing they write. */
 typedef struct {
-    const int64_t *cat_bounds, *image, *rank, *slot, *max_dets;
-    const double *weights, *rthr, *npos;
+    const int64_t *cat_bounds, *image, *rank, *slot, *max_dets, *specs;
+    const int32_t *weights;
+    const double *rthr, *npos;
     const uint8_t *block_start, *inside;
     const uint16_t *cand_tp, *cand_fp;
-    double *precision, *recall, *work, *plain;
-    Py_ssize_t *next, *mp_of;
-    Py_ssize_t num_t, num_a, num_k, num_r, num_m, num_b, num_mp, b0, b1;
+    double *precision, *recall, *stats;
+    int32_t *plain;
+    const Py_ssize_t *mp_of;
+    Py_ssize_t num_t, num_a, num_k, num_r, num_m, num_b, num_mp, num_s, b0, b1;
+    Py_ssize_t max_positives; /* the largest weighted positive count of any (resample, category, area range) */
+    int failed; /* the thread's scratch could not be allocated */
 } WaCtx;
+
+/* numpy's pairwise summation (np.add.reduce of a contiguous float64 array): blocks of up to 128 with eight
+ * accumulators, halves cut at a multiple of 8 above that.  np.mean is this sum over the count. */
+static double wa_pairwise(const double *a, Py_ssize_t n) {
+    if (n <= 128) return pairwise_small(a, n);
+    Py_ssize_t n2 = n / 2;
+    n2 -= n2 % 8;
+    return wa_pairwise(a, n2) + wa_pairwise(a + n2, n - n2);
+}
+
+/* pycocotools' summarize of the resamples [b0, b1), as summarize_resamples reads it: spec s = (kind, t, a, m)
+ * is the mean of the values > -1 of precision[b, m, a] (kind 0; read in (T, R, K) order) or recall[b, m, a]
+ * (kind 1; (T, K)), over all thresholds (t = -1) or threshold t; -1 when there are none or the kind is 2.  A
+ * precision block (T, K, R) is transposed once into ``scratch`` (T, R, K) in tiles, so that what a stat reads is
+ * contiguous; the valid values are summed in numpy's order (copied to ``gather`` first only when some are -1),
+ * so each stat equals np.mean's bits. */
+static void wa_summary(const double *precision, const double *recall, const int64_t *specs, Py_ssize_t num_s,
+                       Py_ssize_t num_mp, Py_ssize_t num_m, Py_ssize_t num_a, Py_ssize_t num_t, Py_ssize_t num_k,
+                       Py_ssize_t num_r, Py_ssize_t b0, Py_ssize_t b1, double *scratch, double *gather,
+                       double *stats) {
+    const Py_ssize_t tile = 16, block = num_t * num_k * num_r;
+    Py_ssize_t kept = 0, *keep = (Py_ssize_t *)(gather + num_t * num_k * num_r + num_t * num_k);
+    for (Py_ssize_t b = b0; b < b1; b++) {
+        Py_ssize_t held = -1; /* the (m, a) block in scratch */
+        for (Py_ssize_t s = 0; s < num_s; s++) {
+            const int64_t *spec = specs + s * 4;
+            int64_t kind = spec[0], t_sel = spec[1], a = spec[2], m = spec[3];
+            Py_ssize_t t_lo = t_sel < 0 ? 0 : t_sel, t_hi = t_sel < 0 ? num_t : t_sel + 1, len = 0;
+            const double *span = NULL;
+            if (kind == 0) {
+                Py_ssize_t key = m * num_a + a;
+                if (key != held) {
+                    /* a category's rows are all -1 (no positives) or all valid: keep the valid categories only */
+                    const double *p = precision + ((b * num_mp + m) * num_a + a) * block;
+                    kept = 0;
+                    for (Py_ssize_t k = 0; k < num_k; k++)
+                        if (num_r && p[k * num_r] > -1) keep[kept++] = k;
+                    for (Py_ssize_t t = 0; t < num_t; t++) {
+                        const double *src = p + t * num_k * num_r; /* (K, R) */
+                        double *dst = scratch + t * num_r * kept;  /* (R, kept) */
+                        for (Py_ssize_t j0 = 0; j0 < kept; j0 += tile)
+                            for (Py_ssize_t r0 = 0; r0 < num_r; r0 += tile)
+                                for (Py_ssize_t j = j0; j < j0 + tile && j < kept; j++)
+                                    for (Py_ssize_t r = r0; r < r0 + tile && r < num_r; r++)
+                                        dst[r * kept + j] = src[keep[j] * num_r + r];
+                    }
+                    held = key;
+                }
+                span = scratch + t_lo * num_r * kept;
+                len = (t_hi - t_lo) * num_r * kept;
+            } else if (kind == 1) {
+                span = recall + (((b * num_m + m) * num_a + a) * num_t + t_lo) * num_k;
+                len = (t_hi - t_lo) * num_k;
+            }
+            Py_ssize_t n = kind == 0 ? len : 0; /* the kept categories' precisions are all valid */
+            while (n < len && span[n] > -1) n++;
+            if (n < len) { /* some values are -1: the valid ones, in order */
+                memcpy(gather, span, (size_t)n * sizeof(double));
+                for (Py_ssize_t i = n; i < len; i++)
+                    if (span[i] > -1) gather[n++] = span[i];
+                span = gather;
+            }
+            stats[b * num_s + s] = n ? wa_pairwise(span, n) / (double)n : -1.0;
+        }
+    }
+}
+
+/* ``bins[x]``, x = 0..npig: how many recall thresholds tp = x reaches (those <= x / npig, accumulate_matches'
+ * division and scan), so that scoring a true positive is a lookup instead of a division and a data-dependent
+ * loop.  Thresholds are ascending. */
+static void wa_bins(int16_t *bins, double npig, const double *rthr, Py_ssize_t num_r) {
+    Py_ssize_t n = (Py_ssize_t)npig, r = 0;
+    for (Py_ssize_t x = 0; x <= n; x++) {
+        double rc = (double)x / npig;
+        while (r < num_r && rthr[r] <= rc) r++;
+        bins[x] = (int16_t)r;
+    }
+}
+
+/* Per resample and category: the best precision per recall bin of every (area range, threshold) walk, the
+ * highest bin each walk reached, and per area range the bins of every count (built on first use). */
+/* The true positives of one (area range, threshold) in a block of several detections: entries [first, first +
+ * count) of the block's (tp, fp)-within-a-copy list, and one copy's totals. */
+typedef struct {
+    Py_ssize_t at, a, first, count;
+    double block_tp, block_fp;
+} WaGroup;
+
+typedef struct {
+    double *best;     /* (A*T, R+1) */
+    int32_t *hi;      /* (A*T): highest recall bin scored, -1 before the first point */
+    int16_t *bins;    /* (A, span) */
+    uint8_t *ready;   /* (A): bins built */
+    Py_ssize_t span;  /* entries per area range: the largest positive count + 1 */
+} WaLane;
+
+/* A true positive (tp, fp) of walk ``at`` (area a): its precision into the best of the recall bin it reaches.
+ * Branch-free but for the first use of an area range's bins: the maximum is kept per bin and the envelope taken
+ * at the end, as accumulate_matches does. */
+static inline void wa_event(const WaLane *ln, Py_ssize_t at, Py_ssize_t a, double tp, double fp, const double *rthr,
+                            Py_ssize_t num_r, double npig) {
+    const double eps = 2.220446049250313e-16; /* np.spacing(1) */
+    int16_t *bins = ln->bins + a * ln->span;
+    if (!ln->ready[a]) {
+        wa_bins(bins, npig, rthr, num_r);
+        ln->ready[a] = 1;
+    }
+    double pr = tp / ((fp + tp) + eps);
+    int32_t lo;
+    if (tp <= npig) lo = bins[(Py_ssize_t)tp];
+    else { /* (more true positives than positives cannot happen; the division as a safeguard) */
+        double rc = tp / npig;
+        for (lo = 0; lo < num_r && rthr[lo] <= rc; lo++) {}
+    }
+    double *cell = ln->best + at * (num_r + 1) + lo;
+    *cell = pr > *cell ? pr : *cell;
+    ln->hi[at] = lo > ln->hi[at] ? lo : ln->hi[at];
+}
 
 #if defined(__GNUC__) && !defined(__clang__)
 __attribute__((optimize("tree-vectorize"))) /* element-wise adds over resamples; no reassociation */
 #endif
 static void *wa_walk(void *arg) {
-    const WaCtx *c = arg;
+    WaCtx *c = arg;
     const int64_t *cat_bounds = c->cat_bounds, *image = c->image, *rank = c->rank, *slot = c->slot;
     const int64_t *max_dets = c->max_dets;
-    const double *weights = c->weights, *rthr = c->rthr, *npos = c->npos;
+    const int32_t *weights = c->weights;
+    const double *rthr = c->rthr, *npos = c->npos;
     const uint8_t *block_start = c->block_start, *inside = c->inside;
     const uint16_t *cand_tp = c->cand_tp, *cand_fp = c->cand_fp;
-    double *precision = c->precision, *recall = c->recall, *work = c->work, *plain = c->plain;
-    Py_ssize_t *next = c->next;
+    double *precision = c->precision, *recall = c->recall;
     const Py_ssize_t *mp_of = c->mp_of;
     const Py_ssize_t num_t = c->num_t, num_a = c->num_a, num_k = c->num_k, num_r = c->num_r, num_m = c->num_m;
     const Py_ssize_t num_b = c->num_b, num_mp = c->num_mp, b0 = c->b0, b1 = c->b1;
-    const Py_ssize_t ta = num_t * num_a, walks = num_mp ? num_mp : 1;
-    const Py_ssize_t per_b = 2 * ta + ta * (num_r + 1) + num_m * ta;
-    const double eps = 2.220446049250313e-16; /* np.spacing(1) */
-        for (Py_ssize_t k = 0; k < num_k; k++) {
-            for (Py_ssize_t walk = 0; walk < walks; walk++) {
-                Py_ssize_t m_prec = -1; /* the maxDets whose precision this walk computes (-1: recall only) */
-                for (Py_ssize_t m = 0; m < num_m; m++)
-                    if (mp_of[m] == walk) m_prec = m;
-                int64_t limit = m_prec >= 0 ? max_dets[m_prec] : INT64_MAX;
-                int count_recall = walk == 0;
-                for (Py_ssize_t b = b0; b < b1; b++) { /* counts; ``best`` rows are zeroed as they are read */
-                    memset(work + b * per_b, 0, (size_t)(2 * ta) * sizeof(double));
-                    memset(work + b * per_b + 2 * ta + ta * (num_r + 1), 0, (size_t)(num_m * ta) * sizeof(double));
+    const Py_ssize_t ta = num_t * num_a, walks = num_mp ? num_mp : 1, nl = b1 - b0;
+    if (nl <= 0) return NULL;
+    int32_t *plain = c->plain + b0; /* (A, B): lane l of area a at a * num_b + l */
+    /* resample-innermost counts (index (x * nl + l)): true and counted false positives per walk, and the true
+     * positives of the recall-only maxDets */
+    int32_t *acc_tp = malloc((size_t)(ta * nl) * sizeof(int32_t));
+    int32_t *acc_fp = malloc((size_t)(ta * nl) * sizeof(int32_t));
+    int32_t *tot = malloc((size_t)(num_m * ta * nl) * sizeof(int32_t));
+    double *best = calloc((size_t)(nl * ta * (num_r + 1)), sizeof(double));
+    const Py_ssize_t span = c->max_positives + 1;
+    int32_t *hi = malloc((size_t)(nl * ta) * sizeof(int32_t));
+    int16_t *bins = malloc((size_t)(nl * num_a * span) * sizeof(int16_t));
+    uint8_t *ready = malloc((size_t)(nl * num_a));
+    WaGroup *groups = malloc((size_t)ta * sizeof(WaGroup));
+    double *gen = NULL; /* a block's true-positive points, grown as needed */
+    Py_ssize_t gen_cap = 0;
+    /* the summary's transposed precision block and its valid values */
+    const size_t summary_len = (size_t)(2 * (num_t * num_k * num_r + num_t * num_k) + num_k + 1);
+    double *gather = c->num_s ? malloc(summary_len * sizeof(double)) : NULL;
+    if (!acc_tp || !acc_fp || !tot || !best || !hi || !bins || !ready || !groups || (c->num_s && !gather)) {
+        c->failed = 1;
+        goto done;
+    }
+    for (Py_ssize_t k = 0; k < num_k; k++) {
+        for (Py_ssize_t walk = 0; walk < walks; walk++) {
+            Py_ssize_t m_prec = -1; /* the maxDets whose precision this walk computes (-1: recall only) */
+            for (Py_ssize_t m = 0; m < num_m; m++)
+                if (mp_of[m] == walk) m_prec = m;
+            int64_t limit = m_prec >= 0 ? max_dets[m_prec] : INT64_MAX;
+            int count_recall = walk == 0;
+            memset(acc_tp, 0, (size_t)(ta * nl) * sizeof(int32_t));
+            memset(acc_fp, 0, (size_t)(ta * nl) * sizeof(int32_t));
+            if (count_recall) memset(tot, 0, (size_t)(num_m * ta * nl) * sizeof(int32_t));
+            for (Py_ssize_t a = 0; a < num_a; a++) memset(plain + a * num_b, 0, (size_t)nl * sizeof(int32_t));
+            for (Py_ssize_t x = 0; x < nl * ta; x++) hi[x] = -1;
+            memset(ready, 0, (size_t)(nl * num_a));
+            for (Py_ssize_t s = cat_bounds[k], e; s < cat_bounds[k + 1]; s = e) {
+                int has_cand = slot[s] >= 0;
+                for (e = s + 1; e < cat_bounds[k + 1] && !block_start[e]; e++) has_cand |= slot[e] >= 0;
+                const int32_t *wv = weights + image[s] * num_b + b0;
+                if (!has_cand) { /* never-matched detections: false positives where inside, all resamples */
+                    if (m_prec < 0) continue;
+                    for (Py_ssize_t i = s; i < e && rank[i] < limit; i++)
+                        for (Py_ssize_t a = 0; a < num_a; a++) {
+                            if (!((inside[i] >> a) & 1)) continue;
+                            int32_t *pa = plain + a * num_b;
+                            for (Py_ssize_t l = 0; l < nl; l++) pa[l] += wv[l];
+                        }
+                    continue;
                 }
-                for (Py_ssize_t a = 0; a < num_a; a++) memset(plain + a * num_b + b0, 0, (size_t)(b1 - b0) * sizeof(double));
-                for (Py_ssize_t x = b0 * ta; x < b1 * ta; x++) next[x] = -1; /* -1: no entry yet */
-                for (Py_ssize_t s = cat_bounds[k], e; s < cat_bounds[k + 1]; s = e) {
-                    int has_cand = slot[s] >= 0;
-                    for (e = s + 1; e < cat_bounds[k + 1] && !block_start[e]; e++) has_cand |= slot[e] >= 0;
-                    const double *wv = weights + image[s] * num_b;
-                    if (!has_cand) { /* never-matched detections: false positives where inside, all resamples */
-                        if (m_prec < 0) continue;
-                        for (Py_ssize_t i = s; i < e && rank[i] < limit; i++)
-                            for (Py_ssize_t a = 0; a < num_a; a++) {
-                                if (!((inside[i] >> a) & 1)) continue;
-                                double *pa = plain + a * num_b;
-                                for (Py_ssize_t b = b0; b < b1; b++) pa[b] += wv[b];
+                if (count_recall) /* recall: every maxDets counts the true positives it keeps */
+                    for (Py_ssize_t i = s; i < e; i++) {
+                        if (slot[i] < 0) continue;
+                        const uint16_t *tb = cand_tp + slot[i] * num_a;
+                        for (Py_ssize_t m = 0; m < num_m; m++) {
+                            if (rank[i] >= max_dets[m] || mp_of[m] >= 0) continue;
+                            for (Py_ssize_t a = 0; a < num_a; a++)
+                                for (unsigned bits = tb[a]; bits; bits &= bits - 1) {
+                                    int32_t *row = tot + (m * ta + a * num_t + __builtin_ctz(bits)) * nl;
+                                    for (Py_ssize_t l = 0; l < nl; l++) row[l] += wv[l];
+                                }
+                        }
+                    }
+                if (m_prec < 0) continue;
+                Py_ssize_t end = s; /* the block within maxDets: ranks grow inside a block */
+                while (end < e && rank[end] < limit) end++;
+                if (end == s) continue;
+                uint16_t any[WA_MAX_A];
+                int any_tp = 0;
+                for (Py_ssize_t a = 0; a < num_a; a++) {
+                    any[a] = 0;
+                    for (Py_ssize_t i = s; i < end; i++)
+                        if (slot[i] >= 0) any[a] |= cand_tp[slot[i] * num_a + a];
+                    any_tp |= any[a] != 0;
+                }
+                Py_ssize_t num_h = 0; /* several detections: each (area, threshold)'s true positives in one copy */
+                if (any_tp && end > s + 1) {
+                    if ((end - s) * ta > gen_cap) {
+                        double *grown = realloc(gen, (size_t)(2 * (end - s) * ta) * sizeof(double));
+                        if (!grown) {
+                            c->failed = 1;
+                            goto done;
+                        }
+                        gen = grown;
+                        gen_cap = (end - s) * ta;
+                    }
+                    Py_ssize_t num_e = 0;
+                    for (Py_ssize_t a = 0; a < num_a; a++)
+                        for (unsigned bits = any[a]; bits; bits &= bits - 1) {
+                            int t = __builtin_ctz(bits);
+                            double tp_in = 0, fp_in = 0;
+                            WaGroup *g = groups + num_h++;
+                            g->at = a * num_t + t;
+                            g->a = a;
+                            g->first = num_e;
+                            for (Py_ssize_t i = s; i < end; i++) {
+                                if (slot[i] < 0) fp_in += (inside[i] >> a) & 1;
+                                else if ((cand_tp[slot[i] * num_a + a] >> t) & 1) {
+                                    tp_in += 1;
+                                    gen[2 * num_e] = tp_in; /* the point of this true positive within the copy */
+                                    gen[2 * num_e + 1] = fp_in;
+                                    num_e++;
+                                } else fp_in += (cand_fp[slot[i] * num_a + a] >> t) & 1;
                             }
+                            g->count = num_e - g->first;
+                            g->block_tp = tp_in;
+                            g->block_fp = fp_in;
+                        }
+                }
+                for (Py_ssize_t l = 0; l < nl && any_tp; l++) { /* score the block's true positives */
+                    int32_t w = wv[l];
+                    if (w == 0) continue;
+                    WaLane ln = {best + l * ta * (num_r + 1), hi + l * ta, bins + l * num_a * span, ready + l * num_a,
+                                 span};
+                    const double *npig_l = npos + ((b0 + l) * num_k + k) * num_a;
+                    if (end == s + 1) { /* one detection, a true positive somewhere: its last copy */
+                        const uint16_t *tb = cand_tp + slot[s] * num_a;
+                        for (Py_ssize_t a = 0; a < num_a; a++) {
+                            int32_t pl = plain[a * num_b + l];
+                            for (unsigned bits = tb[a]; bits; bits &= bits - 1) {
+                                Py_ssize_t at = a * num_t + __builtin_ctz(bits);
+                                wa_event(&ln, at, a, (double)(acc_tp[at * nl + l] + w),
+                                         (double)(acc_fp[at * nl + l] + pl), rthr, num_r, npig_l[a]);
+                            }
+                        }
                         continue;
                     }
-                    Py_ssize_t end = s; /* the block within maxDets: ranks grow inside a block */
-                    while (end < e && rank[end] < limit) end++;
-                    uint16_t any[WA_MAX_A];
-                    int any_tp = 0;
-                    for (Py_ssize_t a = 0; a < num_a; a++) {
-                        any[a] = 0;
-                        for (Py_ssize_t i = s; i < end; i++)
-                            if (slot[i] >= 0) any[a] |= cand_tp[slot[i] * num_a + a];
-                        any_tp |= any[a] != 0;
-                    }
-                    for (Py_ssize_t b = b0; b < b1; b++) {
-                        double w = wv[b];
-                        if (w == 0) continue;
-                        double *acc_tp = work + b * per_b, *acc_fp = acc_tp + ta, *best = acc_fp + ta;
-                        double *total = best + ta * (num_r + 1);
-                        if (count_recall) /* recall: every maxDets counts the true positives it keeps */
-                            for (Py_ssize_t i = s; i < e; i++) {
-                                if (slot[i] < 0) continue;
-                                const uint16_t *tb = cand_tp + slot[i] * num_a;
-                                for (Py_ssize_t m = 0; m < num_m; m++) {
-                                    if (rank[i] >= max_dets[m] || mp_of[m] >= 0) continue;
-                                    double *tot = total + m * ta;
-                                    for (Py_ssize_t a = 0; a < num_a; a++)
-                                        for (unsigned bits = tb[a]; bits; bits &= bits - 1)
-                                            tot[a * num_t + __builtin_ctz(bits)] += w;
-                                }
-                            }
-                        if (m_prec < 0 || end == s) continue;
-                        Py_ssize_t *nx = next + b * ta;
-                        int general = any_tp;
-                        if (any_tp && end == s + 1) { /* one detection, a true positive somewhere: its last copy */
-                            const uint16_t *tb = cand_tp + slot[s] * num_a;
-                            for (Py_ssize_t a = 0; a < num_a; a++) {
-                                double pl = plain[a * num_b + b], npig = npos[(b * num_k + k) * num_a + a];
-                                for (unsigned bits = tb[a]; bits; bits &= bits - 1) {
-                                    Py_ssize_t at = a * num_t + __builtin_ctz(bits);
-                                    double tpd = acc_tp[at] + w, fpd = acc_fp[at] + pl;
-                                    double pr = tpd / ((fpd + tpd) + eps);
-                                    double rc = tpd / npig;
-                                    Py_ssize_t lo = nx[at] < 0 ? 0 : nx[at];
-                                    while (lo < num_r && rthr[lo] <= rc) lo++;
-                                    nx[at] = lo;
-                                    double *cell = best + at * (num_r + 1) + lo;
-                                    if (pr > *cell) *cell = pr;
-                                }
-                            }
-                            general = 0;
-                        }
-                        for (Py_ssize_t a = 0; a < num_a && general; a++) {
-                            double pl = plain[a * num_b + b];
-                            for (unsigned bits = any[a]; bits; bits &= bits - 1) {
-                                int t = __builtin_ctz(bits);
-                                double npig = npos[(b * num_k + k) * num_a + a];
-                                double block_tp = 0, block_fp = 0; /* one copy of the block */
-                                for (Py_ssize_t i = s; i < end; i++) {
-                                    if (slot[i] < 0) block_fp += (inside[i] >> a) & 1;
-                                    else {
-                                        block_tp += (cand_tp[slot[i] * num_a + a] >> t) & 1;
-                                        block_fp += (cand_fp[slot[i] * num_a + a] >> t) & 1;
-                                    }
-                                }
-                                double tp0 = acc_tp[a * num_t + t], fp0 = acc_fp[a * num_t + t] + pl;
-                                double *row = best + (a * num_t + t) * (num_r + 1);
-                                Py_ssize_t lo = nx[a * num_t + t] < 0 ? 0 : nx[a * num_t + t];
-                                for (double j = block_fp > 0 ? 1 : w; j <= w; j++) { /* copies; tp grows */
-                                    double tp_in = 0, fp_in = 0;
-                                    for (Py_ssize_t i = s; i < end; i++) {
-                                        if (slot[i] < 0) { fp_in += (inside[i] >> a) & 1; continue; }
-                                        if (!((cand_tp[slot[i] * num_a + a] >> t) & 1)) {
-                                            fp_in += (cand_fp[slot[i] * num_a + a] >> t) & 1;
-                                            continue;
-                                        }
-                                        tp_in += 1;
-                                        double tpd = tp0 + (j - 1) * block_tp + tp_in;
-                                        double fpd = fp0 + (j - 1) * block_fp + fp_in;
-                                        double pr = tpd / ((fpd + tpd) + eps);
-                                        double rc = tpd / npig;
-                                        while (lo > 0 && rthr[lo - 1] > rc) lo--;
-                                        while (lo < num_r && rthr[lo] <= rc) lo++;
-                                        if (pr > row[lo]) row[lo] = pr;
-                                    }
-                                }
-                                nx[a * num_t + t] = lo;
-                            }
-                        }
-                        for (Py_ssize_t i = s; i < end; i++) { /* w copies of the block */
-                            if (slot[i] < 0) {
-                                for (Py_ssize_t a = 0; a < num_a; a++) plain[a * num_b + b] += w * ((inside[i] >> a) & 1);
-                                continue;
-                            }
-                            const uint16_t *tb = cand_tp + slot[i] * num_a, *fb = cand_fp + slot[i] * num_a;
-                            for (Py_ssize_t a = 0; a < num_a; a++) {
-                                for (unsigned bits = tb[a]; bits; bits &= bits - 1) acc_tp[a * num_t + __builtin_ctz(bits)] += w;
-                                for (unsigned bits = fb[a]; bits; bits &= bits - 1) acc_fp[a * num_t + __builtin_ctz(bits)] += w;
-                            }
-                        }
+                    for (Py_ssize_t h = 0; h < num_h; h++) {
+                        const WaGroup *g = groups + h;
+                        Py_ssize_t at = g->at, a = g->a;
+                        double tp0 = acc_tp[at * nl + l], fp0 = (double)(acc_fp[at * nl + l] + plain[a * num_b + l]);
+                        const double *e = gen + 2 * g->first;
+                        for (double j = g->block_fp > 0 ? 1 : w; j <= w; j++) /* copies; tp grows */
+                            for (Py_ssize_t q = 0; q < g->count; q++)
+                                wa_event(&ln, at, a, tp0 + (j - 1) * g->block_tp + e[2 * q],
+                                         fp0 + (j - 1) * g->block_fp + e[2 * q + 1], rthr, num_r, npig_l[a]);
                     }
                 }
-                for (Py_ssize_t b = b0; b < b1; b++) {
-                    const double *npig_k = npos + (b * num_k + k) * num_a;
-                    const double *best = work + b * per_b + 2 * ta, *total = best + ta * (num_r + 1);
-                    for (Py_ssize_t m = 0; m < num_m; m++) {
-                        /* a precision walk's own maxDets: its true positives; the others' counted in walk 0 */
-                        if (mp_of[m] >= 0 ? mp_of[m] != walk : !count_recall) continue;
-                        const double *tps = mp_of[m] >= 0 ? work + b * per_b : total + m * ta;
-                        for (Py_ssize_t a = 0; a < num_a; a++)
-                            for (Py_ssize_t t = 0; t < num_t; t++)
-                                recall[(((b * num_m + m) * num_a + a) * num_t + t) * num_k + k] =
-                                    npig_k[a] > 0 ? tps[a * num_t + t] / npig_k[a] : -1.0;
-                    }
-                    if (m_prec < 0) continue;
-                    for (Py_ssize_t a = 0; a < num_a; a++)
-                        for (Py_ssize_t t = 0; t < num_t; t++) {
-                            double *row = (double *)best + (a * num_t + t) * (num_r + 1);
-                            double *out = precision + ((((b * num_mp + walk) * num_a + a) * num_t + t) * num_k + k) * num_r;
-                            int touched = next[b * ta + a * num_t + t] >= 0;
-                            if (npig_k[a] <= 0 || !touched) {
-                                double fill = npig_k[a] <= 0 ? -1.0 : 0.0;
-                                for (Py_ssize_t r = 0; r < num_r; r++) out[r] = fill;
-                            } else {
-                                double running = 0;
-                                for (Py_ssize_t r = num_r; r >= 1; r--) {
-                                    if (row[r] > running) running = row[r];
-                                    out[r - 1] = running;
-                                }
-                            }
-                            if (touched) memset(row, 0, (size_t)(num_r + 1) * sizeof(double));
+                for (Py_ssize_t i = s; i < end; i++) { /* w copies of the block, every resample at once */
+                    if (slot[i] < 0) {
+                        for (Py_ssize_t a = 0; a < num_a; a++) {
+                            if (!((inside[i] >> a) & 1)) continue;
+                            int32_t *pa = plain + a * num_b;
+                            for (Py_ssize_t l = 0; l < nl; l++) pa[l] += wv[l];
                         }
+                        continue;
+                    }
+                    const uint16_t *tb = cand_tp + slot[i] * num_a, *fb = cand_fp + slot[i] * num_a;
+                    for (Py_ssize_t a = 0; a < num_a; a++) {
+                        for (unsigned bits = tb[a]; bits; bits &= bits - 1) {
+                            int32_t *row = acc_tp + (a * num_t + __builtin_ctz(bits)) * nl;
+                            for (Py_ssize_t l = 0; l < nl; l++) row[l] += wv[l];
+                        }
+                        for (unsigned bits = fb[a]; bits; bits &= bits - 1) {
+                            int32_t *row = acc_fp + (a * num_t + __builtin_ctz(bits)) * nl;
+                            for (Py_ssize_t l = 0; l < nl; l++) row[l] += wv[l];
+                        }
+                    }
                 }
             }
+            for (Py_ssize_t l = 0; l < nl; l++) {
+                Py_ssize_t b = b0 + l;
+                const double *npig_k = npos + (b * num_k + k) * num_a;
+                WaLane ln = {best + l * ta * (num_r + 1), hi + l * ta, bins + l * num_a * span, ready + l * num_a,
+                             span};
+                for (Py_ssize_t m = 0; m < num_m; m++) {
+                    /* a precision walk's own maxDets: its true positives; the others' counted in walk 0 */
+                    if (mp_of[m] >= 0 ? mp_of[m] != walk : !count_recall) continue;
+                    const int32_t *tps = mp_of[m] >= 0 ? acc_tp : tot + m * ta * nl;
+                    for (Py_ssize_t a = 0; a < num_a; a++)
+                        for (Py_ssize_t t = 0; t < num_t; t++)
+                            recall[(((b * num_m + m) * num_a + a) * num_t + t) * num_k + k] =
+                                npig_k[a] > 0 ? (double)tps[(a * num_t + t) * nl + l] / npig_k[a] : -1.0;
+                }
+                if (m_prec < 0) continue;
+                for (Py_ssize_t a = 0; a < num_a; a++)
+                    for (Py_ssize_t t = 0; t < num_t; t++) {
+                        Py_ssize_t at = a * num_t + t;
+                        double *row = ln.best + at * (num_r + 1);
+                        Py_ssize_t top = ln.hi[at]; /* highest recall bin scored, -1: none */
+                        double *out = precision + ((((b * num_mp + walk) * num_a + a) * num_t + t) * num_k + k) * num_r;
+                        if (npig_k[a] <= 0 || top < 0) {
+                            double fill = npig_k[a] <= 0 ? -1.0 : 0.0;
+                            for (Py_ssize_t r = 0; r < num_r; r++) out[r] = fill;
+                        } else {
+                            double running = 0;
+                            for (Py_ssize_t r = num_r; r > top; r--) out[r - 1] = 0.0; /* bins never scored */
+                            for (Py_ssize_t r = top; r >= 1; r--) {
+                                if (row[r] > running) running = row[r];
+                                out[r - 1] = running;
+                            }
+                        }
+                        if (top >= 0) memset(row, 0, (size_t)(top + 1) * sizeof(double));
+                    }
+            }
         }
+    }
+    if (c->num_s)
+        wa_summary(precision, recall, c->specs, c->num_s, num_mp, num_m, num_a, num_t, num_k, num_r, b0, b1, gather,
+                   gather + num_t * num_k * num_r + num_t * num_k, c->stats);
+done:
+    free(acc_tp);
+    free(acc_fp);
+    free(tot);
+    free(best);
+    free(hi);
+    free(bins);
+    free(ready);
+    free(groups);
+    free(gen);
+    free(gather);
     return NULL;
 }
 
 static PyObject *accumulate_weighted(PyObject *self, PyObject *args) {
     Py_buffer bounds_v, start_v, image_v, rank_v, slot_v, inside_v, ctp_v, cfp_v, w_v, gkey_v, gimg_v, rthr_v,
-        mdet_v, want_v, prec_v, rec_v;
+        mdet_v, want_v, spec_v, prec_v, rec_v, stat_v;
     Py_ssize_t num_t, num_a, num_k, num_i, threads;
-    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*y*y*y*y*y*y*y*y*nnnnnw*w*", &bounds_v, &start_v, &image_v, &rank_v,
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*y*y*y*y*y*y*y*y*y*nnnnnw*w*w*", &bounds_v, &start_v, &image_v, &rank_v,
                           &slot_v, &inside_v, &ctp_v, &cfp_v, &w_v, &gkey_v, &gimg_v, &rthr_v, &mdet_v, &want_v,
-                          &num_t, &num_a, &num_k, &num_i, &threads, &prec_v, &rec_v))
+                          &spec_v, &num_t, &num_a, &num_k, &num_i, &threads, &prec_v, &rec_v, &stat_v))
         return NULL;
     const int64_t *cat_bounds = bounds_v.buf, *image = image_v.buf, *rank = rank_v.buf, *slot = slot_v.buf;
-    const int64_t *gkey = gkey_v.buf, *gimg = gimg_v.buf, *max_dets = mdet_v.buf;
-    const double *weights = w_v.buf;
+    const int64_t *gkey = gkey_v.buf, *gimg = gimg_v.buf, *max_dets = mdet_v.buf, *specs = spec_v.buf;
+    const int32_t *weights = w_v.buf;
     const uint8_t *block_start = start_v.buf, *inside = inside_v.buf, *want = want_v.buf;
     const uint16_t *cand_tp = ctp_v.buf, *cand_fp = cfp_v.buf;
     const double *rthr = rthr_v.buf;
-    double *precision = prec_v.buf, *recall = rec_v.buf;
+    double *precision = prec_v.buf, *recall = rec_v.buf, *stats = stat_v.buf;
     Py_ssize_t num_n = image_v.len / 8, num_r = rthr_v.len / 8, num_m = mdet_v.len / 8, num_g = gkey_v.len / 8;
-    Py_ssize_t num_b = num_i ? w_v.len / 8 / num_i : 0;
+    Py_ssize_t num_s = spec_v.len / 32;
+    Py_ssize_t num_b = num_i ? w_v.len / 4 / num_i : 0;
     Py_ssize_t num_c = num_a ? ctp_v.len / 2 / num_a : 0;
     Py_ssize_t num_mp = 0, mp_of[WA_MAX_M];
     int bad = num_t > 16 || num_t < 1 || num_a < 1 || num_a > WA_MAX_A || num_m < 1 || num_m > WA_MAX_M ||
               want_v.len != num_m || bounds_v.len != (num_k + 1) * 8 || start_v.len != num_n ||
               rank_v.len != num_n * 8 || slot_v.len != num_n * 8 || inside_v.len != num_n ||
-              cfp_v.len != ctp_v.len || ctp_v.len != num_c * num_a * 2 || w_v.len != num_b * num_i * 8 ||
-              gimg_v.len != gkey_v.len || rec_v.len != num_b * num_m * num_a * num_t * num_k * 8;
+              cfp_v.len != ctp_v.len || ctp_v.len != num_c * num_a * 2 || w_v.len != num_b * num_i * 4 ||
+              gimg_v.len != gkey_v.len || rec_v.len != num_b * num_m * num_a * num_t * num_k * 8 ||
+              spec_v.len != num_s * 32 || stat_v.len != num_b * num_s * 8 || num_r > INT16_MAX - 1;
     for (Py_ssize_t m = 0; m < num_m && !bad; m++) mp_of[m] = want[m] ? num_mp++ : -1;
     if (!bad && prec_v.len != num_b * num_mp * num_a * num_t * num_r * num_k * 8) bad = 1;
     if (!bad && num_k && (cat_bounds[0] < 0 || cat_bounds[num_k] > num_n)) bad = 1;
@@ -2110,46 +2292,70 @@ static PyObject *accumulate_weighted(PyObject *self, PyObject *args) {
         if (gkey[g] < 0 || gkey[g] >= num_k * num_a || gimg[g] < 0 || gimg[g] >= num_i) bad = 1;
     for (Py_ssize_t x = 0; x < num_c * num_a && !bad; x++) /* status bits beyond the thresholds index nothing */
         if ((cand_tp[x] | cand_fp[x]) >> num_t) bad = 1;
-    const Py_ssize_t ta = num_t * num_a;
-    /* per resample: acc_tp, acc_fp (A*T), best (A*T*(R+1)), total tp per maxDets (M*A*T) */
-    const Py_ssize_t per_b = 2 * ta + ta * (num_r + 1) + num_m * ta;
-    double *work = NULL, *plain = NULL, *npos = NULL;
-    Py_ssize_t *next = NULL;
+    if (!bad) { /* every count is int32: a resample's total weight times the most detections counted per image */
+        int64_t most = 0, heaviest = 0;
+        for (Py_ssize_t m = 0; m < num_m; m++) most = max_dets[m] > most ? max_dets[m] : most;
+        int64_t top_rank = -1;
+        for (Py_ssize_t i = 0; i < num_n; i++) top_rank = rank[i] > top_rank ? rank[i] : top_rank;
+        if (top_rank + 1 < most) most = top_rank + 1;
+        for (Py_ssize_t b = 0; b < num_b && !bad; b++) {
+            int64_t total = 0;
+            for (Py_ssize_t i = 0; i < num_i; i++) {
+                if (weights[i * num_b + b] < 0) bad = 1;
+                total += weights[i * num_b + b];
+            }
+            heaviest = total > heaviest ? total : heaviest;
+        }
+        if (most > 0 && heaviest > (int64_t)INT32_MAX / most) bad = 3;
+    }
+    for (Py_ssize_t s = 0; s < num_s && !bad; s++) { /* (kind, t, area, maxDets index) */
+        const int64_t *spec = specs + s * 4;
+        if (spec[0] < 0 || spec[0] > 2) bad = 1;
+        else if (spec[0] < 2 && (spec[1] < -1 || spec[1] >= num_t || spec[2] < 0 || spec[2] >= num_a || spec[3] < 0 ||
+                                 spec[3] >= (spec[0] == 0 ? num_mp : num_m)))
+            bad = 1;
+    }
+    double *npos = NULL;
+    int32_t *plain = NULL;
     if (!bad) {
-        work = calloc((size_t)(num_b * per_b + 1), sizeof(double));
-        plain = malloc((size_t)(num_a * num_b + 1) * sizeof(double)); /* (A, B) weighted plain false positives */
+        plain = malloc((size_t)(num_a * num_b + 1) * sizeof(int32_t)); /* (A, B) weighted plain false positives */
         npos = calloc((size_t)(num_b * num_k * num_a + 1), sizeof(double));
-        next = malloc((size_t)(num_b * ta + 1) * sizeof *next);
-        if (!work || !plain || !npos || !next) bad = 2;
+        if (!plain || !npos) bad = 2;
     }
     if (!bad) {
         Py_BEGIN_ALLOW_THREADS
         for (Py_ssize_t g = 0; g < num_g; g++) { /* weighted positives (B, K*A) */
-            const double *w = weights + gimg[g] * num_b;
+            const int32_t *w = weights + gimg[g] * num_b;
             for (Py_ssize_t b = 0; b < num_b; b++) npos[b * num_k * num_a + gkey[g]] += w[b];
         }
+        Py_ssize_t max_positives = 0;
+        for (Py_ssize_t x = 0; x < num_b * num_k * num_a; x++)
+            if (npos[x] > max_positives) max_positives = (Py_ssize_t)npos[x];
         WaCtx ctx[2];
         Py_ssize_t half = threads > 1 && num_b > 1 ? num_b / 2 : num_b;
         for (int h = 0; h < 2; h++) {
-            ctx[h] = (WaCtx){cat_bounds, image, rank, slot, max_dets, weights, rthr, npos, block_start, inside,
-                             cand_tp, cand_fp, precision, recall, work, plain, next, mp_of, num_t, num_a, num_k,
-                             num_r, num_m, num_b, num_mp, h ? half : 0, h ? num_b : half};
+            ctx[h] = (WaCtx){cat_bounds, image, rank, slot, max_dets, specs, weights, rthr, npos, block_start, inside,
+                             cand_tp, cand_fp, precision, recall, stats, plain, mp_of, num_t, num_a, num_k, num_r,
+                             num_m, num_b, num_mp, num_s, h ? half : 0, h ? num_b : half, max_positives, 0};
         }
         pthread_t helper;
         int helped = half < num_b && pthread_create(&helper, NULL, wa_walk, &ctx[1]) == 0;
         wa_walk(&ctx[0]);
         if (helped) pthread_join(helper, NULL);
         else if (half < num_b) wa_walk(&ctx[1]);
+        if (ctx[0].failed || ctx[1].failed) bad = 2;
         Py_END_ALLOW_THREADS
     }
-    free(work);
     free(plain);
     free(npos);
-    free(next);
     Py_buffer *views[] = {&bounds_v, &start_v, &image_v, &rank_v, &slot_v, &inside_v, &ctp_v, &cfp_v, &w_v,
-                          &gkey_v, &gimg_v, &rthr_v, &mdet_v, &want_v, &prec_v, &rec_v};
+                          &gkey_v, &gimg_v, &rthr_v, &mdet_v, &want_v, &spec_v, &prec_v, &rec_v, &stat_v};
     for (size_t i = 0; i < sizeof views / sizeof *views; i++) PyBuffer_Release(views[i]);
     if (bad == 2) return PyErr_NoMemory();
+    if (bad == 3) {
+        PyErr_SetString(PyExc_OverflowError, "accumulate_weighted: counts could pass 2**31 - 1");
+        return NULL;
+    }
     if (bad) {
         PyErr_SetString(PyExc_ValueError, "accumulate_weighted: inconsistent sizes");
         return NULL;

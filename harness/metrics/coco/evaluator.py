@@ -22,7 +22,7 @@ from harness.metrics.coco.ious import box_iou_pairs, mask_iou_pairs, oks_pairs
 from harness.metrics.coco.matching import greedy_match
 from harness.metrics.coco.params import CocoParams, make_params
 from harness.metrics.coco.summary import (
-    mean_over_valid, precision_max_dets, summarize, summarize_resamples, summary_names,
+    mean_over_valid, precision_max_dets, summarize, summarize_resamples, summary_names, summary_table,
 )
 from harness.metrics.coco.tables import GroundTruthTable, ResultTable, load_ground_truth, load_results
 
@@ -158,7 +158,10 @@ def resampled_stats(
     from harness.metrics.coco import kernels
 
     if kernels.ENABLED and len(params.iou_thresholds) <= 16 and len(set(params.max_dets)) == len(params.max_dets):
-        return summary_names(params), _resampled_compiled(gt_table, dt_table, params, counts)
+        try:
+            return summary_names(params), _resampled_compiled(gt_table, dt_table, params, counts)
+        except OverflowError:  # weights so large that a count could pass int32: the numpy plan below
+            pass
     plan = prepare_tables(gt_table, dt_table, params)
     out = np.empty((len(counts), len(summary_names(params))))
     for row, (precision, recall) in enumerate(plan.run_many(counts, precision_for=precision_max_dets(params))):
@@ -225,8 +228,11 @@ def _compiled_matching(gt: GroundTruthTable, dt: ResultTable, params: CocoParams
 def _resampled_compiled(gt: GroundTruthTable, dt: ResultTable, params: CocoParams, counts: np.ndarray) -> np.ndarray:
     """``resampled_stats`` by the compiled kernels: one matching (status bits, as ``_accumulate_compiled``), then
     ``kernels.accumulate_weighted`` re-accumulates it for a chunk of resamples at a time, all at once in C, and
-    ``summarize_resamples`` reads the stats.  The counts are integers and the arithmetic pycocotools', so every
-    row equals ``AccumulationPlan.run_many`` and a full evaluation of the resampled list bit for bit."""
+    summarizes each resample there too (``summary_table``; ``summarize_resamples`` only when a stat names a
+    repeated IoU threshold).  The counts are integers and the arithmetic pycocotools', so every row equals
+    ``AccumulationPlan.run_many`` and a full evaluation of the resampled list bit for bit.  Raises OverflowError
+    (``resampled_stats`` then uses the numpy plan) when a resample's weights could overflow the kernel's int32
+    counts."""
     from harness.metrics.coco import kernels
 
     m = _compiled_matching(gt, dt, params)
@@ -247,15 +253,25 @@ def _resampled_compiled(gt: GroundTruthTable, dt: ResultTable, params: CocoParam
     positive_image = np.concatenate([gt_image[~ignored] for ignored in gt_ignored])
     wanted_dets = precision_max_dets(params)
     wanted = [dets in wanted_dets for dets in params.max_dets]
+    table = summary_table(params, wanted_dets)
+    rank, slot = groups.dt_rank[order], m.slot_of[order]
+    chunk = min(RESAMPLE_CHUNK, len(counts))
+    num_t, num_a, num_r = len(params.iou_thresholds), len(params.area_ranges), len(params.recall_thresholds)
+    # one set of output buffers for every chunk (the precision block is tens of megabytes at COCO size)
+    buffers = (np.empty((chunk, len(wanted_dets), num_a, num_t, num_k, num_r)),
+               np.empty((chunk, len(params.max_dets), num_a, num_t, num_k)),
+               np.empty((chunk, 0 if table is None else len(table))))
     out = np.empty((len(counts), len(summary_names(params))))
     for start in range(0, len(counts), RESAMPLE_CHUNK):
         block = counts[start:start + RESAMPLE_CHUNK]
-        precision, recall = kernels.accumulate_weighted(
-            m.cat_bounds, block_start, image, groups.dt_rank[order], m.slot_of[order], inside, m.cand_tp, m.cand_fp,
+        precision, recall, stats = kernels.accumulate_weighted(
+            m.cat_bounds, block_start, image, rank, slot, inside, m.cand_tp, m.cand_fp,
             block, positive_key, positive_image, num_k, params.recall_thresholds, params.max_dets, wanted,
-            len(params.iou_thresholds), RESAMPLE_THREADS,
+            num_t, RESAMPLE_THREADS, specs=table, out=(buffers[0][:len(block)], buffers[1][:len(block)],
+                                                       buffers[2][:len(block)]),
         )
-        out[start:start + len(block)] = summarize_resamples(params, precision, recall, wanted_dets)
+        out[start:start + len(block)] = (stats if table is not None
+                                         else summarize_resamples(params, precision, recall, wanted_dets))
     return out
 
 

@@ -217,34 +217,49 @@ def accumulate_weighted(cat_bounds: np.ndarray, block_start: np.ndarray, image: 
                         slot: np.ndarray, inside: np.ndarray, cand_tp: np.ndarray, cand_fp: np.ndarray,
                         weights: np.ndarray, positive_key: np.ndarray, positive_image: np.ndarray, num_k: int,
                         recall_thresholds: np.ndarray, max_dets: Sequence[int], wanted: Sequence[bool], num_t: int,
-                        threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
+                        threads: int = 1, specs: np.ndarray | None = None,
+                        out: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``accumulate_matches`` for the image multisets ``weights`` (B, I): per-position columns in accumulation
     order (``block_start`` flags runs of equal category, score and image; ``inside`` bit a: inside area range
     a; ``slot`` -1 for never-matched detections); every non-ignored (ground truth, area range) as its key
-    ``k * A + a`` and image.  Returns precision (B, M', A, T, K, R) for the ``wanted`` maxDets and recall
-    (B, M, A, T, K), -1 where a category has no positives in a resample.  ``threads`` 2 walks half of the
-    resamples in a second thread (the numbers do not depend on it)."""
+    ``k * A + a`` and image.  Returns precision (B, M', A, T, K, R) for the ``wanted`` maxDets, recall
+    (B, M, A, T, K), -1 where a category has no positives in a resample, and the summary (B, S) of each
+    resample as ``specs`` (``summary.summary_table``) asks (S = 0 without).  ``threads`` 2 walks half of the
+    resamples in a second thread (the numbers do not depend on it).  ``out`` holds the three arrays to fill (a
+    bootstrap reuses them from chunk to chunk, instead of fresh pages for tens of megabytes every time)."""
     num_b, num_i = weights.shape
     num_a = cand_tp.shape[1] if cand_tp.ndim == 2 else 1
     num_r, num_m = len(recall_thresholds), len(max_dets)
     num_wanted = int(sum(bool(x) for x in wanted))
-    precision = np.empty((num_b, num_wanted, num_a, num_t, num_k, num_r))
-    recall = np.empty((num_b, num_m, num_a, num_t, num_k))
+    table = np.zeros((0, 4), dtype=np.int64) if specs is None else np.ascontiguousarray(specs, dtype=np.int64)
+    shapes = ((num_b, num_wanted, num_a, num_t, num_k, num_r), (num_b, num_m, num_a, num_t, num_k),
+              (num_b, len(table)))
+    if out is None:
+        out = (np.empty(shapes[0]), np.empty(shapes[1]), np.empty(shapes[2]))
+    for array, shape in zip(out, shapes):
+        if array.shape != shape or array.dtype != np.float64 or not array.flags.c_contiguous:
+            raise ValueError(f"accumulate_weighted: an output buffer is not float64 {shape}")
+    precision, recall, stats = out
 
     def i64(x: Any) -> np.ndarray:
         return np.ascontiguousarray(x, dtype=np.int64)
 
-    # (I, B): one image's weights in all resamples side by side; whole numbers, exact in float64
-    by_image = np.ascontiguousarray(np.asarray(weights, dtype=np.float64).T)
+    # (I, B): one image's weights in all resamples side by side, int32 (the kernel also checks that no count of
+    # a resample can pass 2**31 - 1: its total weight times the most detections a category has in one image)
+    weights = np.asarray(weights)
+    if weights.size and (weights.min() < 0 or weights.max() > np.iinfo(np.int32).max):
+        raise ValueError("accumulate_weighted: weights must be whole numbers in [0, 2**31)")
+    by_image = np.ascontiguousarray(weights.T, dtype=np.int32)
     _C.accumulate_weighted(
         i64(cat_bounds), np.ascontiguousarray(block_start, dtype=np.uint8), i64(image), i64(rank), i64(slot),
         np.ascontiguousarray(inside, dtype=np.uint8), np.ascontiguousarray(cand_tp, dtype=np.uint16),
         np.ascontiguousarray(cand_fp, dtype=np.uint16), by_image, i64(positive_key), i64(positive_image),
         np.ascontiguousarray(recall_thresholds, dtype=np.float64), i64(np.asarray(max_dets)),
-        np.ascontiguousarray(np.asarray(wanted, dtype=bool), dtype=np.uint8), num_t, num_a, num_k, num_i,
-        int(threads), precision, recall,
+        np.ascontiguousarray(np.asarray(wanted, dtype=bool), dtype=np.uint8), table, num_t, num_a, num_k, num_i,
+        int(threads), precision, recall, stats,
     )
-    return precision, recall
+    return precision, recall, stats
 
 
 GT_COLUMNS = {"id": np.int64, "image_id": np.int64, "category_id": np.int64, "iscrowd": np.int64,

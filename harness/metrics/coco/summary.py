@@ -104,3 +104,32 @@ def summarize_resamples(params: CocoParams, precision: np.ndarray, recall: np.nd
             valid = row[row > -1]
             out[b, column] = -1.0 if len(valid) == 0 else float(np.mean(valid))
     return out
+
+
+def summary_table(params: CocoParams, precision_dets: tuple[int, ...]) -> np.ndarray | None:
+    """What ``summarize_resamples`` reads, as rows (kind, threshold, area, maxDets index) for the compiled
+    bootstrap (``kernels.accumulate_weighted``): kind 0 is AP from the precision at ``precision_dets``, 1 is AR
+    from the recall at ``params.max_dets``, 2 a stat that is -1; threshold -1 means all of them.  The kernel
+    gathers and sums the values in ``mean_over_valid``'s order.  None when a stat names an IoU threshold that
+    occurs more than once (only the numpy summary handles that)."""
+    if len(set(params.max_dets)) != len(params.max_dets):
+        raise ValueError("summary_table needs distinct maxDets")
+    rows = []
+    for ap, iou, area, max_dets in summary_specs(params):
+        dets = precision_dets if ap else params.max_dets
+        if area not in params.area_labels or max_dets not in dets:
+            if ap and area in params.area_labels and max_dets in params.max_dets:
+                raise ValueError(f"precision at maxDets {max_dets} was not computed")
+            rows.append((2, -1, 0, 0))
+            continue
+        threshold = -1
+        if iou is not None:
+            hits = np.flatnonzero(iou == params.iou_thresholds)
+            if len(hits) > 1:
+                return None
+            if len(hits) == 0:  # nothing to average: -1, as mean_over_valid gives
+                rows.append((2, -1, 0, 0))
+                continue
+            threshold = int(hits[0])
+        rows.append((0 if ap else 1, threshold, params.area_labels.index(area), dets.index(max_dets)))
+    return np.array(rows, dtype=np.int64).reshape(-1, 4)
