@@ -2157,7 +2157,326 @@ static PyObject *accumulate_weighted(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* ------------------------------------------------------------------------------------------ box matching */
+/* box_status: box IoU and pycocotools' greedy matching fused, per (image, category) group, for every kept
+ * detection, in up to two threads (groups split by work; each group is independent of the others).
+ *   dt_box (N, 4), gt_box (M, 4)       the tables' boxes (xywh) in table order
+ *   d_rows (D), g_rows (G)             table rows of the sorted views (groups contiguous, detections by rank)
+ *   dt_bounds, gt_bounds (groups + 1)  each group's detections and ground truths in the sorted views
+ *   crowd, id_zero (G), ignored (A, G) flags of the sorted ground truths; outside (A, D) of the detections
+ *   thresholds (T <= 16)               already clipped to 1 - 1e-10
+ * Writes tp, fp (D, A) uint16: each detection's COCOeval status bits per threshold, as greedy_match's status
+ * mode (a detection that overlaps nothing enough is a false positive where its area is inside the range).
+ * The IoU is cocoapi's bbIou operation by operation (ious.box_iou_pairs), so every comparison sees the same
+ * double; the matching rule is greedy_match's (a regular ground truth before an ignored one, then the highest
+ * IoU, then the latest position; crowds can be taken again). */
+typedef struct {
+    const double *dt_box, *gt_box, *thr;
+    const int64_t *d_rows, *g_rows, *dt_bounds, *gt_bounds;
+    const uint8_t *crowd, *id_zero, *ignored, *outside;
+    uint16_t *tp, *fp;
+    Py_ssize_t num_t, num_a, num_g, num_d, g0, g1, max_dg, max_g;
+    int failed;
+} BoxCtx;
+
+static void *box_walk(void *arg) {
+    BoxCtx *c = arg;
+    const Py_ssize_t num_t = c->num_t, num_a = c->num_a, num_g = c->num_g, num_d = c->num_d;
+    const uint16_t all = (uint16_t)((1u << num_t) - 1);
+    double min_thr = 2;
+    for (Py_ssize_t t = 0; t < num_t; t++)
+        if (c->thr[t] < min_thr) min_thr = c->thr[t];
+    double *iou = malloc((size_t)(c->max_dg + 1) * sizeof *iou);
+    uint8_t *taken = malloc((size_t)(c->max_g * num_t * num_a + 1));
+    int64_t *near = malloc((size_t)(c->max_g + 1) * sizeof *near);
+    if (!iou || !taken || !near) {
+        c->failed = 1;
+        free(iou);
+        free(taken);
+        free(near);
+        return NULL;
+    }
+    for (Py_ssize_t grp = c->g0; grp < c->g1; grp++) {
+        int64_t d0 = c->dt_bounds[grp], d1 = c->dt_bounds[grp + 1], g0 = c->gt_bounds[grp], g1 = c->gt_bounds[grp + 1];
+        int64_t ng = g1 - g0;
+        for (int64_t d = d0; d < d1; d++) {
+            const double *db = c->dt_box + 4 * c->d_rows[d];
+            double dx = db[0], dy = db[1], dw = db[2], dh = db[3], da = dw * dh;
+            for (int64_t j = 0; j < ng; j++) {
+                const double *gb = c->gt_box + 4 * c->g_rows[g0 + j];
+                double gx = gb[0], gy = gb[1], gw = gb[2], gh = gb[3];
+                double w = fmin(dw + dx, gw + gx) - fmax(dx, gx);
+                double h = fmin(dh + dy, gh + gy) - fmax(dy, gy);
+                double value = 0;
+                if (w > 0 && h > 0) {
+                    double inter = w * h;
+                    double uni = c->crowd[g0 + j] ? da : (da + gw * gh) - inter;
+                    value = inter / uni;
+                }
+                iou[(d - d0) * ng + j] = value;
+            }
+        }
+        memset(taken, 0, (size_t)(ng * num_t * num_a));
+        for (int64_t d = d0; d < d1; d++) {
+            const double *row = iou + (d - d0) * ng;
+            Py_ssize_t count = 0;
+            for (int64_t j = 0; j < ng; j++)
+                if (row[j] >= min_thr) near[count++] = j;
+            uint16_t *tpd = c->tp + d * num_a, *fpd = c->fp + d * num_a;
+            if (!count) {
+                for (Py_ssize_t a = 0; a < num_a; a++) {
+                    tpd[a] = 0;
+                    fpd[a] = c->outside[a * num_d + d] ? 0 : all;
+                }
+                continue;
+            }
+            for (Py_ssize_t a = 0; a < num_a; a++) tpd[a] = fpd[a] = 0;
+            for (Py_ssize_t t = 0; t < num_t; t++) {
+                double threshold = c->thr[t];
+                for (Py_ssize_t a = 0; a < num_a; a++) {
+                    const uint8_t *ig = c->ignored + a * num_g + g0;
+                    int64_t best = -1;
+                    int best_tier = 2;
+                    double best_iou = threshold;
+                    for (Py_ssize_t x = 0; x < count; x++) {
+                        int64_t j = near[x];
+                        double value = row[j];
+                        if ((taken[(j * num_t + t) * num_a + a] && !c->crowd[g0 + j]) || !(value >= threshold)) continue;
+                        int tier = ig[j] != 0;
+                        if (tier < best_tier || (tier == best_tier && value >= best_iou)) {
+                            best = j;
+                            best_tier = tier;
+                            best_iou = value;
+                        }
+                    }
+                    if (best >= 0 && !c->crowd[g0 + best]) taken[(best * num_t + t) * num_a + a] = 1;
+                    int got = best >= 0;
+                    int dtm_nonzero = got && !c->id_zero[g0 + best];
+                    int is_ignored = (got && ig[best]) || (!dtm_nonzero && c->outside[a * num_d + d]);
+                    if (!is_ignored) {
+                        if (dtm_nonzero) tpd[a] |= (uint16_t)(1u << t);
+                        else fpd[a] |= (uint16_t)(1u << t);
+                    }
+                }
+            }
+        }
+    }
+    free(iou);
+    free(taken);
+    free(near);
+    return NULL;
+}
+
+static PyObject *box_status(PyObject *self, PyObject *args) {
+    Py_buffer dbox_v, gbox_v, drow_v, grow_v, dbnd_v, gbnd_v, crowd_v, zero_v, ign_v, out_v, thr_v, tp_v, fp_v;
+    Py_ssize_t num_a, threads;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*y*y*y*y*y*nnw*w*", &dbox_v, &gbox_v, &drow_v, &grow_v, &dbnd_v,
+                          &gbnd_v, &crowd_v, &zero_v, &ign_v, &out_v, &thr_v, &num_a, &threads, &tp_v, &fp_v))
+        return NULL;
+    const int64_t *d_rows = drow_v.buf, *g_rows = grow_v.buf, *dt_bounds = dbnd_v.buf, *gt_bounds = gbnd_v.buf;
+    Py_ssize_t num_dt = dbox_v.len / 32, num_gt = gbox_v.len / 32, num_d = drow_v.len / 8, num_g = grow_v.len / 8;
+    Py_ssize_t num_groups = dbnd_v.len / 8 - 1, num_t = thr_v.len / 8;
+    int bad = num_t < 1 || num_t > 16 || num_a < 1 || dbox_v.len != num_dt * 32 || gbox_v.len != num_gt * 32 ||
+              num_groups < 0 || gbnd_v.len != dbnd_v.len || crowd_v.len != num_g || zero_v.len != num_g ||
+              ign_v.len != num_a * num_g || out_v.len != num_a * num_d || tp_v.len != num_d * num_a * 2 ||
+              fp_v.len != tp_v.len;
+    if (!bad && (dt_bounds[0] != 0 || gt_bounds[0] != 0 || dt_bounds[num_groups] != num_d ||
+                 gt_bounds[num_groups] != num_g))
+        bad = 1;
+    Py_ssize_t max_dg = 0, max_g = 0;
+    double total = 0;
+    for (Py_ssize_t grp = 0; grp < num_groups && !bad; grp++) {
+        int64_t nd = dt_bounds[grp + 1] - dt_bounds[grp], ng = gt_bounds[grp + 1] - gt_bounds[grp];
+        if (nd < 0 || ng < 0) { bad = 1; break; }
+        if (nd * ng > max_dg) max_dg = nd * ng;
+        if (ng > max_g) max_g = ng;
+        total += (double)nd * (double)(ng + 1);
+    }
+    for (Py_ssize_t i = 0; i < num_d && !bad; i++)
+        if (d_rows[i] < 0 || d_rows[i] >= num_dt) bad = 1;
+    for (Py_ssize_t i = 0; i < num_g && !bad; i++)
+        if (g_rows[i] < 0 || g_rows[i] >= num_gt) bad = 1;
+    int failed = 0;
+    if (!bad) {
+        Py_BEGIN_ALLOW_THREADS
+        Py_ssize_t split = num_groups; /* the first group of the second thread: half the work on each side */
+        if (threads > 1 && num_groups > 1) {
+            double done = 0;
+            for (split = 0; split < num_groups && done < total / 2; split++)
+                done += (double)(dt_bounds[split + 1] - dt_bounds[split]) * (double)(gt_bounds[split + 1] - gt_bounds[split] + 1);
+        }
+        BoxCtx ctx[2];
+        for (int h = 0; h < 2; h++)
+            ctx[h] = (BoxCtx){dbox_v.buf, gbox_v.buf, thr_v.buf, d_rows, g_rows, dt_bounds, gt_bounds, crowd_v.buf,
+                              zero_v.buf, ign_v.buf, out_v.buf, tp_v.buf, fp_v.buf, num_t, num_a, num_g, num_d,
+                              h ? split : 0, h ? num_groups : split, max_dg, max_g, 0};
+        pthread_t helper;
+        int helped = split < num_groups && pthread_create(&helper, NULL, box_walk, &ctx[1]) == 0;
+        box_walk(&ctx[0]);
+        if (helped) pthread_join(helper, NULL);
+        else if (split < num_groups) box_walk(&ctx[1]);
+        failed = ctx[0].failed || ctx[1].failed;
+        Py_END_ALLOW_THREADS
+    }
+    Py_buffer *views[] = {&dbox_v, &gbox_v, &drow_v, &grow_v, &dbnd_v, &gbnd_v, &crowd_v, &zero_v, &ign_v, &out_v,
+                          &thr_v, &tp_v, &fp_v};
+    for (size_t i = 0; i < sizeof views / sizeof *views; i++) PyBuffer_Release(views[i]);
+    if (failed) return PyErr_NoMemory();
+    if (bad) {
+        PyErr_SetString(PyExc_ValueError, "box_status: inconsistent sizes");
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* accumulate_status: accumulate_matches (same arguments, same walk, same numbers) with the categories split
+ * between up to two threads by their detection counts; each category writes only its own precision and recall
+ * rows, so the split never changes a number. */
+typedef struct {
+    const int64_t *seq, *cat_bounds, *rank, *slot, *npos, *max_dets;
+    const uint8_t *outside;
+    const uint16_t *cand_tp, *cand_fp;
+    const double *rthr;
+    double *precision, *recall;
+    Py_ssize_t num_t, num_a, num_k, num_r, num_m, num_d, k0, k1;
+    int failed;
+} AccCtx;
+
+static void *acc_walk(void *arg) {
+    AccCtx *c = arg;
+    const Py_ssize_t num_t = c->num_t, num_a = c->num_a, num_r = c->num_r, num_m = c->num_m, num_d = c->num_d;
+    const int64_t *seq = c->seq, *cat_bounds = c->cat_bounds, *slot = c->slot;
+    const double *rthr = c->rthr;
+    Py_ssize_t i0 = c->k0 < c->k1 ? cat_bounds[c->k0] : 0, i1 = c->k0 < c->k1 ? cat_bounds[c->k1] : 0;
+    Py_ssize_t n = i1 - i0;
+    uint16_t *tp_bits = malloc((size_t)(n + 1) * sizeof *tp_bits);
+    uint16_t *fp_bits = malloc((size_t)(n + 1) * sizeof *fp_bits);
+    int32_t *seq_rank = malloc((size_t)(n + 1) * sizeof *seq_rank);
+    double *work = malloc((size_t)(num_t * (num_r + 1) + 2 * num_t) * sizeof(double));
+    Py_ssize_t *next = malloc((size_t)(num_t + 1) * sizeof *next);
+    if (!tp_bits || !fp_bits || !seq_rank || !work || !next) {
+        c->failed = 1;
+        free(tp_bits), free(fp_bits), free(seq_rank), free(work), free(next);
+        return NULL;
+    }
+    const double eps = 2.220446049250313e-16; /* np.spacing(1) */
+    const uint16_t all = (uint16_t)((1u << num_t) - 1);
+    double *best = work, *tp = work + num_t * (num_r + 1), *fp = tp + num_t;
+    for (Py_ssize_t i = i0; i < i1; i++)
+        seq_rank[i - i0] = c->rank[seq[i]] > INT32_MAX ? INT32_MAX : (int32_t)c->rank[seq[i]];
+    for (Py_ssize_t a = 0; a < num_a; a++) {
+        const uint8_t *out_a = c->outside + a * num_d;
+        for (Py_ssize_t i = i0; i < i1; i++) {
+            int64_t d = seq[i], s = slot[d];
+            if (s < 0) {
+                tp_bits[i - i0] = 0;
+                fp_bits[i - i0] = out_a[d] ? 0 : all;
+                continue;
+            }
+            tp_bits[i - i0] = c->cand_tp[s * num_a + a];
+            fp_bits[i - i0] = c->cand_fp[s * num_a + a];
+        }
+        for (Py_ssize_t k = c->k0; k < c->k1; k++) {
+            int64_t npig = c->npos[k * num_a + a];
+            if (npig <= 0) continue;
+            for (Py_ssize_t m = 0; m < num_m; m++) {
+                int64_t max_det = c->max_dets[m];
+                double plain_fp = 0;
+                memset(work, 0, (size_t)(num_t * (num_r + 1) + 2 * num_t) * sizeof(double));
+                for (Py_ssize_t t = 0; t < num_t; t++) next[t] = 0;
+                for (Py_ssize_t i = cat_bounds[k] - i0; i < cat_bounds[k + 1] - i0; i++) {
+                    if (seq_rank[i] >= max_det) continue;
+                    uint16_t tb = tp_bits[i], fb = fp_bits[i];
+                    if (!tb) {
+                        if (fb == all) plain_fp += 1;
+                        else
+                            for (Py_ssize_t t = 0; t < num_t; t++) fp[t] += (fb >> t) & 1;
+                        continue;
+                    }
+                    for (Py_ssize_t t = 0; t < num_t; t++) {
+                        if ((tb >> t) & 1) {
+                            double tpd = ++tp[t], fpd = fp[t] + plain_fp;
+                            double pr = tpd / ((fpd + tpd) + eps);
+                            double rc = tpd / (double)npig;
+                            Py_ssize_t lo = next[t]; /* recall only grows: thresholds <= rc, by pointer */
+                            while (lo < num_r && rthr[lo] <= rc) lo++;
+                            next[t] = lo;
+                            double *slot_best = best + t * (num_r + 1) + lo;
+                            if (pr > *slot_best) *slot_best = pr;
+                        } else {
+                            fp[t] += (fb >> t) & 1;
+                        }
+                    }
+                }
+                for (Py_ssize_t t = 0; t < num_t; t++) { /* written (K, A, M, T, R): in sequence */
+                    double *row = best + t * (num_r + 1), running = 0;
+                    double *out = c->precision + (((k * num_a + a) * num_m + m) * num_t + t) * num_r;
+                    for (Py_ssize_t r = num_r; r >= 1; r--) {
+                        if (row[r] > running) running = row[r];
+                        out[r - 1] = running;
+                    }
+                    c->recall[((k * num_a + a) * num_m + m) * num_t + t] = tp[t] / (double)npig;
+                }
+            }
+        }
+    }
+    free(tp_bits), free(fp_bits), free(seq_rank), free(work), free(next);
+    return NULL;
+}
+
+static PyObject *accumulate_status(PyObject *self, PyObject *args) {
+    Py_buffer seq_v, bounds_v, rank_v, slot_v, out_v, ctp_v, cfp_v, npos_v, rthr_v, mdet_v, prec_v, rec_v;
+    Py_ssize_t num_t, num_a, num_k, threads;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*y*y*y*y*nnnnw*w*", &seq_v, &bounds_v, &rank_v, &slot_v, &out_v, &ctp_v,
+                          &cfp_v, &npos_v, &rthr_v, &mdet_v, &num_t, &num_a, &num_k, &threads, &prec_v, &rec_v))
+        return NULL;
+    const int64_t *seq = seq_v.buf, *cat_bounds = bounds_v.buf, *slot = slot_v.buf;
+    Py_ssize_t num_n = seq_v.len / 8, num_d = rank_v.len / 8, num_r = rthr_v.len / 8, num_m = mdet_v.len / 8;
+    Py_ssize_t num_c = num_a ? ctp_v.len / 2 / num_a : 0;
+    int bad = num_t > 16 || num_t < 1 || num_a < 1 || bounds_v.len != (num_k + 1) * 8 || slot_v.len != rank_v.len ||
+              out_v.len != num_a * num_d || cfp_v.len != ctp_v.len || ctp_v.len != num_c * num_a * 2 ||
+              npos_v.len != num_k * num_a * 8 || prec_v.len != num_t * num_r * num_k * num_a * num_m * 8 ||
+              rec_v.len != num_t * num_k * num_a * num_m * 8;
+    if (!bad && num_k && (cat_bounds[0] < 0 || cat_bounds[num_k] > num_n)) bad = 1;
+    for (Py_ssize_t k = 0; k < num_k && !bad; k++)
+        if (cat_bounds[k] > cat_bounds[k + 1]) bad = 1;
+    for (Py_ssize_t i = 0; i < num_n && !bad; i++)
+        if (seq[i] < 0 || seq[i] >= num_d || slot[seq[i]] >= num_c) bad = 1;
+    int failed = 0;
+    if (!bad) {
+        Py_BEGIN_ALLOW_THREADS
+        Py_ssize_t split = num_k; /* the first category of the second thread: about half the detections */
+        if (threads > 1 && num_k > 1) {
+            Py_ssize_t half = (cat_bounds[num_k] - cat_bounds[0]) / 2;
+            for (split = 0; split < num_k && cat_bounds[split] - cat_bounds[0] < half; split++) {}
+        }
+        AccCtx ctx[2];
+        for (int h = 0; h < 2; h++)
+            ctx[h] = (AccCtx){seq, cat_bounds, rank_v.buf, slot, npos_v.buf, mdet_v.buf, out_v.buf, ctp_v.buf,
+                              cfp_v.buf, rthr_v.buf, prec_v.buf, rec_v.buf, num_t, num_a, num_k, num_r, num_m, num_d,
+                              h ? split : 0, h ? num_k : split, 0};
+        pthread_t helper;
+        int helped = split < num_k && pthread_create(&helper, NULL, acc_walk, &ctx[1]) == 0;
+        acc_walk(&ctx[0]);
+        if (helped) pthread_join(helper, NULL);
+        else if (split < num_k) acc_walk(&ctx[1]);
+        failed = ctx[0].failed || ctx[1].failed;
+        Py_END_ALLOW_THREADS
+    }
+    Py_buffer *views[] = {&seq_v, &bounds_v, &rank_v, &slot_v, &out_v, &ctp_v, &cfp_v, &npos_v, &rthr_v, &mdet_v,
+                          &prec_v, &rec_v};
+    for (size_t i = 0; i < sizeof views / sizeof *views; i++) PyBuffer_Release(views[i]);
+    if (failed) return PyErr_NoMemory();
+    if (bad) {
+        PyErr_SetString(PyExc_ValueError, "accumulate_status: inconsistent sizes");
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef METHODS[] = {
+    {"box_status", box_status, METH_VARARGS, "box IoU + greedy matching per group: status bits of every detection"},
+    {"accumulate_status", accumulate_status, METH_VARARGS, "accumulate_matches with the categories over two threads"},
     {"accumulate_weighted", accumulate_weighted, METH_VARARGS, "accumulate_matches for image multisets (bootstrap)"},
     {"oks_terms", oks_terms, METH_VARARGS, "OKS exponents of pairs, pycocotools' arithmetic"},
     {"oks_sums", oks_sums, METH_VARARGS, "mean of exp terms in numpy's pairwise order"},

@@ -195,21 +195,48 @@ def match_status(pair_det: np.ndarray, pair_gt: np.ndarray, pair_iou: np.ndarray
 def accumulate_matches(seq: np.ndarray, cat_bounds: np.ndarray, dt_rank: np.ndarray, slot_of: np.ndarray,
                        dt_outside: np.ndarray, cand_tp: np.ndarray, cand_fp: np.ndarray, num_positives: np.ndarray,
                        recall_thresholds: np.ndarray, max_dets, num_t: int,
-                       precision: np.ndarray, recall: np.ndarray) -> None:
+                       precision: np.ndarray, recall: np.ndarray, threads: int = 1) -> None:
     """pycocotools' accumulate for every image once, from the candidates' status bits (``match_status``); fills
-    ``precision`` laid out (K, A, M, T, R) and ``recall`` (K, A, M, T), which arrive as -1."""
+    ``precision`` laid out (K, A, M, T, R) and ``recall`` (K, A, M, T), which arrive as -1.  ``threads`` 2
+    walks about half of the categories in a second thread (the numbers do not depend on it)."""
     num_a = dt_outside.shape[0]
     num_k = len(cat_bounds) - 1
 
     def i64(x):
         return np.ascontiguousarray(x, dtype=np.int64)
 
-    _C.accumulate_matches(
+    _C.accumulate_status(
         i64(seq), i64(cat_bounds), i64(dt_rank), i64(slot_of), np.ascontiguousarray(dt_outside, dtype=np.uint8),
         np.ascontiguousarray(cand_tp, dtype=np.uint16), np.ascontiguousarray(cand_fp, dtype=np.uint16),
         i64(num_positives), np.ascontiguousarray(recall_thresholds, dtype=np.float64), i64(np.asarray(max_dets)),
-        num_t, num_a, num_k, precision, recall,
+        num_t, num_a, num_k, int(threads), precision, recall,
     )
+
+
+def box_status(dt_box: np.ndarray, gt_box: np.ndarray, dt_rows: np.ndarray, gt_rows: np.ndarray,
+               dt_bounds: np.ndarray, gt_bounds: np.ndarray, gt_crowd: np.ndarray, gt_id_is_zero: np.ndarray,
+               gt_ignored: np.ndarray, dt_outside: np.ndarray, thresholds: np.ndarray, threads: int = 1
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """``match_status`` of every detection of the sorted view (rows ``dt_rows`` of ``dt_box``, groups delimited by
+    ``dt_bounds`` / ``gt_bounds``), box IoU included: (D, A) uint16 bits per threshold of true positive and of
+    counted false positive, the overlaps computed per group in C (cocoapi's bbIou arithmetic) and never stored.
+    ``threads`` 2 splits the groups by work between two threads (the numbers do not depend on it)."""
+    num_a = gt_ignored.shape[0]
+    tp_bits = np.empty((len(dt_rows), num_a), dtype=np.uint16)
+    fp_bits = np.empty((len(dt_rows), num_a), dtype=np.uint16)
+
+    def i64(x: Any) -> np.ndarray:
+        return np.ascontiguousarray(x, dtype=np.int64)
+
+    def u8(x: Any) -> np.ndarray:
+        return np.ascontiguousarray(x, dtype=np.uint8)
+
+    _C.box_status(
+        np.ascontiguousarray(dt_box, dtype=np.float64), np.ascontiguousarray(gt_box, dtype=np.float64),
+        i64(dt_rows), i64(gt_rows), i64(dt_bounds), i64(gt_bounds), u8(gt_crowd), u8(gt_id_is_zero), u8(gt_ignored),
+        u8(dt_outside), np.ascontiguousarray(thresholds, dtype=np.float64), num_a, int(threads), tp_bits, fp_bits,
+    )
+    return tp_bits, fp_bits
 
 
 
