@@ -2157,6 +2157,174 @@ static PyObject *accumulate_weighted(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* ------------------------------------------------------------------------------------------ dense grouping */
+/* Each group's rows sorted by descending score (ties in row order), the groups split between up to two threads
+ * by row count (each group is sorted on its own, so the split never changes the order). */
+typedef struct {
+    int64_t *order;
+    const int64_t *bounds;
+    const double *score;
+    Py_ssize_t g0, g1;
+    int failed;
+} SortCtx;
+
+static void *sort_groups_walk(void *arg) {
+    SortCtx *c = arg;
+    Py_ssize_t largest = 0;
+    for (Py_ssize_t g = c->g0; g < c->g1; g++)
+        if (c->bounds[g + 1] - c->bounds[g] > largest) largest = c->bounds[g + 1] - c->bounds[g];
+    int64_t *tmp = malloc((size_t)(largest / 2 + 1) * sizeof *tmp);
+    if (!tmp) {
+        c->failed = 1;
+        return NULL;
+    }
+    for (Py_ssize_t g = c->g0; g < c->g1; g++)
+        sort_by_score(c->order + c->bounds[g], tmp, c->bounds[g + 1] - c->bounds[g], c->score);
+    free(tmp);
+    return NULL;
+}
+
+static int sort_groups(int64_t *order, const int64_t *bounds, Py_ssize_t num_groups, const double *score,
+                       Py_ssize_t threads) {
+    Py_ssize_t split = num_groups;
+    if (threads > 1 && num_groups > 1) {
+        int64_t half = (bounds[num_groups] - bounds[0]) / 2;
+        for (split = 0; split < num_groups && bounds[split] - bounds[0] < half; split++) {}
+    }
+    SortCtx ctx[2] = {{order, bounds, score, 0, split, 0}, {order, bounds, score, split, num_groups, 0}};
+    pthread_t helper;
+    int helped = split < num_groups && pthread_create(&helper, NULL, sort_groups_walk, &ctx[1]) == 0;
+    sort_groups_walk(&ctx[0]);
+    if (helped) pthread_join(helper, NULL);
+    else if (split < num_groups) sort_groups_walk(&ctx[1]);
+    return ctx[0].failed || ctx[1].failed;
+}
+
+/* dense_groups: grouping.build_groups (with categories) when every possible key 0 <= key < space gets a slot:
+ * the groups that occur, in key order; the ground truths by group, then row (stable); the detections by group,
+ * then descending score, ties in row order, cut at ``max_det`` per group, with their group and rank.
+ *   in:  gt_full (G), dt_full (N) keys, dt_score (N), space, max_det, threads
+ *   out: keys (space), gt_order (G), gt_bounds (space + 1), dt_order, dt_group, dt_rank (N), dt_bounds (space + 1)
+ * Returns (groups, kept detections): the outputs' leading parts that hold them. */
+static PyObject *dense_groups(PyObject *self, PyObject *args) {
+    Py_buffer gfull_v, dfull_v, score_v, keys_v, gorder_v, gbounds_v, dorder_v, dgroup_v, drank_v, dbounds_v;
+    Py_ssize_t space, max_det, threads;
+    if (!PyArg_ParseTuple(args, "y*y*y*nnnw*w*w*w*w*w*w*", &gfull_v, &dfull_v, &score_v, &space, &max_det, &threads,
+                          &keys_v, &gorder_v, &gbounds_v, &dorder_v, &dgroup_v, &drank_v, &dbounds_v))
+        return NULL;
+    const int64_t *gt_full = gfull_v.buf, *dt_full = dfull_v.buf;
+    const double *score = score_v.buf;
+    int64_t *keys = keys_v.buf, *gt_order = gorder_v.buf, *gt_bounds = gbounds_v.buf, *dt_order = dorder_v.buf;
+    int64_t *dt_group = dgroup_v.buf, *dt_rank = drank_v.buf, *dt_bounds = dbounds_v.buf;
+    Py_ssize_t num_g = gfull_v.len / 8, num_n = dfull_v.len / 8, num_groups = 0, kept = 0;
+    int bad = space < 0 || max_det < 0 || score_v.len != num_n * 8 || keys_v.len != space * 8 ||
+              gorder_v.len != num_g * 8 || gbounds_v.len != (space + 1) * 8 || dorder_v.len != num_n * 8 ||
+              dgroup_v.len != num_n * 8 || drank_v.len != num_n * 8 || dbounds_v.len != (space + 1) * 8;
+    int64_t *slot = NULL, *fill = NULL;
+    if (!bad) {
+        slot = calloc((size_t)space + 1, sizeof *slot);
+        fill = malloc(((size_t)space + 1) * sizeof *fill);
+        if (!slot || !fill) bad = 2;
+    }
+    if (!bad) {
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t i = 0; i < num_g && !bad; i++) {
+            if (gt_full[i] < 0 || gt_full[i] >= space) bad = 1;
+            else slot[gt_full[i]] = 1;
+        }
+        for (Py_ssize_t i = 0; i < num_n && !bad; i++) {
+            if (dt_full[i] < 0 || dt_full[i] >= space) bad = 1;
+            else slot[dt_full[i]] = 1;
+        }
+        if (!bad) {
+            for (Py_ssize_t s = 0; s < space; s++)
+                if (slot[s]) {
+                    keys[num_groups] = s;
+                    slot[s] = num_groups++;
+                }
+            /* ground truths: counting sort by group (stable) */
+            memset(gt_bounds, 0, (size_t)(num_groups + 1) * sizeof *gt_bounds);
+            for (Py_ssize_t i = 0; i < num_g; i++) gt_bounds[slot[gt_full[i]] + 1]++;
+            for (Py_ssize_t g = 0; g < num_groups; g++) gt_bounds[g + 1] += gt_bounds[g];
+            memcpy(fill, gt_bounds, (size_t)(num_groups + 1) * sizeof *fill);
+            for (Py_ssize_t i = 0; i < num_g; i++) gt_order[fill[slot[gt_full[i]]]++] = i;
+            /* detections: counting sort by group, then by score inside each group, then the cut */
+            memset(dt_bounds, 0, (size_t)(num_groups + 1) * sizeof *dt_bounds);
+            for (Py_ssize_t i = 0; i < num_n; i++) dt_bounds[slot[dt_full[i]] + 1]++;
+            for (Py_ssize_t g = 0; g < num_groups; g++) dt_bounds[g + 1] += dt_bounds[g];
+            memcpy(fill, dt_bounds, (size_t)(num_groups + 1) * sizeof *fill);
+            for (Py_ssize_t i = 0; i < num_n; i++) dt_order[fill[slot[dt_full[i]]]++] = i;
+            if (sort_groups(dt_order, dt_bounds, num_groups, score, threads)) bad = 2;
+        }
+        if (!bad) {
+            int64_t start = 0; /* dt_bounds[g] before it is overwritten with the cut bounds */
+            for (Py_ssize_t g = 0; g < num_groups; g++) {
+                int64_t end = dt_bounds[g + 1], count = end - start < max_det ? end - start : max_det;
+                for (int64_t r = 0; r < count; r++) {
+                    dt_order[kept] = dt_order[start + r];
+                    dt_group[kept] = g;
+                    dt_rank[kept] = r;
+                    kept++;
+                }
+                dt_bounds[g + 1] = kept;
+                start = end;
+            }
+        }
+        Py_END_ALLOW_THREADS
+    }
+    free(slot);
+    free(fill);
+    Py_buffer *views[] = {&gfull_v, &dfull_v, &score_v, &keys_v, &gorder_v, &gbounds_v, &dorder_v, &dgroup_v,
+                          &drank_v, &dbounds_v};
+    for (size_t i = 0; i < sizeof views / sizeof *views; i++) PyBuffer_Release(views[i]);
+    if (bad == 2) return PyErr_NoMemory();
+    if (bad) {
+        PyErr_SetString(PyExc_ValueError, "dense_groups: bad sizes or keys");
+        return NULL;
+    }
+    return Py_BuildValue("nn", num_groups, kept);
+}
+
+/* category_order: group_order (stable by key, then descending score, ties in row order) with the per-group
+ * sorts split between up to two threads. */
+static PyObject *category_order(PyObject *self, PyObject *args) {
+    Py_buffer key_v, score_v, order_v, bounds_v;
+    Py_ssize_t num_groups, threads;
+    if (!PyArg_ParseTuple(args, "y*y*nnw*w*", &key_v, &score_v, &num_groups, &threads, &order_v, &bounds_v))
+        return NULL;
+    Py_ssize_t n = key_v.len / 8;
+    const int64_t *key = key_v.buf;
+    int64_t *order = order_v.buf, *bounds = bounds_v.buf;
+    int bad = num_groups < 0 || order_v.len != key_v.len || score_v.len != key_v.len ||
+              bounds_v.len != (num_groups + 1) * 8;
+    int64_t *fill = NULL;
+    if (!bad && !(fill = malloc(((size_t)num_groups + 1) * sizeof *fill))) bad = 2;
+    if (!bad) {
+        Py_BEGIN_ALLOW_THREADS
+        memset(bounds, 0, (size_t)(num_groups + 1) * sizeof *bounds);
+        for (Py_ssize_t i = 0; i < n && !bad; i++) {
+            if (key[i] < 0 || key[i] >= num_groups) bad = 1;
+            else bounds[key[i] + 1]++;
+        }
+        if (!bad) {
+            for (Py_ssize_t g = 0; g < num_groups; g++) bounds[g + 1] += bounds[g];
+            memcpy(fill, bounds, (size_t)(num_groups + 1) * sizeof *fill);
+            for (Py_ssize_t i = 0; i < n; i++) order[fill[key[i]]++] = i;
+            if (sort_groups(order, bounds, num_groups, score_v.buf, threads)) bad = 2;
+        }
+        Py_END_ALLOW_THREADS
+    }
+    free(fill);
+    Py_buffer *views[] = {&key_v, &score_v, &order_v, &bounds_v};
+    for (size_t i = 0; i < sizeof views / sizeof *views; i++) PyBuffer_Release(views[i]);
+    if (bad == 2) return PyErr_NoMemory();
+    if (bad) {
+        PyErr_SetString(PyExc_ValueError, "category_order: bad sizes or keys");
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 /* ------------------------------------------------------------------------------------------ box matching */
 /* box_status: box IoU and pycocotools' greedy matching fused, per (image, category) group, for every kept
  * detection, in up to two threads (groups split by work; each group is independent of the others).
@@ -2475,6 +2643,8 @@ static PyObject *accumulate_status(PyObject *self, PyObject *args) {
 }
 
 static PyMethodDef METHODS[] = {
+    {"dense_groups", dense_groups, METH_VARARGS, "build_groups with a slot per possible key"},
+    {"category_order", category_order, METH_VARARGS, "group_order with the sorts over two threads"},
     {"box_status", box_status, METH_VARARGS, "box IoU + greedy matching per group: status bits of every detection"},
     {"accumulate_status", accumulate_status, METH_VARARGS, "accumulate_matches with the categories over two threads"},
     {"accumulate_weighted", accumulate_weighted, METH_VARARGS, "accumulate_matches for image multisets (bootstrap)"},

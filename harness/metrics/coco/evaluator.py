@@ -27,6 +27,11 @@ from harness.metrics.coco.summary import (
 from harness.metrics.coco.tables import GroundTruthTable, ResultTable, load_ground_truth, load_results
 
 
+#: threads of the compiled grouping, box matching and accumulation of one evaluation (groups and categories are
+#: independent: the numbers never depend on it)
+EVAL_THREADS = min(2, os.cpu_count() or 1)
+
+
 @dataclass
 class CocoEvalResult:
     """Summary stats in COCOeval order, named metrics, per-category AP and the full precision/recall arrays.
@@ -122,7 +127,7 @@ def _group_flags(gt: GroundTruthTable, dt: ResultTable, params: CocoParams):
     num_images, num_categories = len(gt.images), len(gt.categories)
     groups = build_groups(
         gt.image, gt.category, dt.image, dt.category, dt.score,
-        num_images, num_categories, params.max_dets[-1], params.use_cats,
+        num_images, num_categories, params.max_dets[-1], params.use_cats, EVAL_THREADS,
     )
     g_rows, d_rows = groups.gt_order, groups.dt_order
     lows = np.array([lo for lo, _ in params.area_ranges], dtype=np.float64)[:, None]
@@ -172,9 +177,6 @@ def resampled_stats(
     return summary_names(params), out
 
 
-#: threads of the compiled box matching and accumulation of one evaluation (groups and categories are
-#: independent: the numbers never depend on it)
-EVAL_THREADS = min(2, os.cpu_count() or 1)
 #: resamples per call of the compiled weighted accumulation (bounds the (B, A, T, K, R) precision block)
 RESAMPLE_CHUNK = 16
 #: threads of the compiled weighted accumulation (resamples are independent: the numbers never depend on it)
@@ -250,7 +252,7 @@ def _box_matching(gt: GroundTruthTable, dt: ResultTable, params: CocoParams) -> 
         gt.id_is_zero[g_rows], gt_ignored, dt_outside, np.minimum(params.iou_thresholds, 1 - 1e-10), EVAL_THREADS,
     )
     k_gt, k_dt, num_k = _category_keys(gt, dt, params, groups)
-    order, cat_bounds = kernels.group_order(k_dt, dt.score[groups.dt_order], num_k)
+    order, cat_bounds = kernels.category_order(k_dt, dt.score[groups.dt_order], num_k, EVAL_THREADS)
     every = np.arange(len(groups.dt_order))
     return _CompiledMatching(groups, gt_ignored, dt_outside, every, cand_tp, cand_fp, k_gt, k_dt, num_k,
                              order, cat_bounds, every)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Sequence, TypedDict
 import numpy as np
 
 if TYPE_CHECKING:
+    from harness.metrics.coco.grouping import Groups
     from harness.metrics.coco.rle_column import RleColumn
 
 
@@ -92,6 +93,38 @@ def group_order(key: np.ndarray, score: np.ndarray | None, num_groups: int) -> t
     bounds = np.empty(num_groups + 1, dtype=np.int64)
     scores: Any = b"" if score is None else np.ascontiguousarray(score, dtype=np.float64)
     _C.group_order(key, scores, int(num_groups), order, bounds)
+    return order, bounds
+
+
+def dense_groups(gt_full: np.ndarray, dt_full: np.ndarray, dt_score: np.ndarray, space: int, max_det: int,
+                 stride: int, threads: int = 1) -> Groups:
+    """``grouping.build_groups`` with categories, keys ``image * stride + category`` all below ``space`` (a slot
+    per possible key), in one compiled pass; ``threads`` 2 sorts the groups' scores in two threads."""
+    from harness.metrics.coco.grouping import Groups
+
+    n = len(dt_full)
+    keys = np.empty(space, dtype=np.int64)
+    gt_order = np.empty(len(gt_full), dtype=np.int64)
+    gt_bounds = np.empty(space + 1, dtype=np.int64)
+    dt_order, dt_group, dt_rank = (np.empty(n, dtype=np.int64) for _ in range(3))
+    dt_bounds = np.empty(space + 1, dtype=np.int64)
+    num_groups, kept = _C.dense_groups(
+        np.ascontiguousarray(gt_full, dtype=np.int64), np.ascontiguousarray(dt_full, dtype=np.int64),
+        np.ascontiguousarray(dt_score, dtype=np.float64), int(space), int(max_det), int(threads),
+        keys, gt_order, gt_bounds, dt_order, dt_group, dt_rank, dt_bounds,
+    )
+    return Groups(num_groups=num_groups, gt_order=gt_order, gt_bounds=gt_bounds[:num_groups + 1],
+                  dt_order=dt_order[:kept], dt_bounds=dt_bounds[:num_groups + 1], dt_group=dt_group[:kept],
+                  dt_rank=dt_rank[:kept], keys=keys[:num_groups], stride=stride)
+
+
+def category_order(key: np.ndarray, score: np.ndarray, num_groups: int, threads: int = 1
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """``group_order`` with scores, the groups' sorts split between ``threads`` (at most two) threads."""
+    order = np.empty(len(key), dtype=np.int64)
+    bounds = np.empty(num_groups + 1, dtype=np.int64)
+    _C.category_order(np.ascontiguousarray(key, dtype=np.int64), np.ascontiguousarray(score, dtype=np.float64),
+                      int(num_groups), int(threads), order, bounds)
     return order, bounds
 
 
