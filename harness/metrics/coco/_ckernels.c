@@ -2499,7 +2499,8 @@ static PyObject *box_status(PyObject *self, PyObject *args) {
 
 /* accumulate_status: accumulate_matches (same arguments, same walk, same numbers) with the categories split
  * between up to two threads by their detection counts; each category writes only its own precision and recall
- * rows, so the split never changes a number. */
+ * entries, so the split never changes a number.  ``precision`` is written in COCOeval's layout (T, R, K, A, M)
+ * and ``recall`` (T, K, A, M), both filled with -1 beforehand. */
 typedef struct {
     const int64_t *seq, *cat_bounds, *rank, *slot, *npos, *max_dets;
     const uint8_t *outside;
@@ -2513,6 +2514,7 @@ typedef struct {
 static void *acc_walk(void *arg) {
     AccCtx *c = arg;
     const Py_ssize_t num_t = c->num_t, num_a = c->num_a, num_r = c->num_r, num_m = c->num_m, num_d = c->num_d;
+    const Py_ssize_t num_k = c->num_k;
     const int64_t *seq = c->seq, *cat_bounds = c->cat_bounds, *slot = c->slot;
     const double *rthr = c->rthr;
     Py_ssize_t i0 = c->k0 < c->k1 ? cat_bounds[c->k0] : 0, i1 = c->k0 < c->k1 ? cat_bounds[c->k1] : 0;
@@ -2576,14 +2578,15 @@ static void *acc_walk(void *arg) {
                         }
                     }
                 }
-                for (Py_ssize_t t = 0; t < num_t; t++) { /* written (K, A, M, T, R): in sequence */
+                for (Py_ssize_t t = 0; t < num_t; t++) { /* written in COCOeval's layout: no transposes */
                     double *row = best + t * (num_r + 1), running = 0;
-                    double *out = c->precision + (((k * num_a + a) * num_m + m) * num_t + t) * num_r;
+                    const Py_ssize_t kam = (k * num_a + a) * num_m + m, stride = num_k * num_a * num_m;
+                    double *out = c->precision + t * num_r * stride + kam;
                     for (Py_ssize_t r = num_r; r >= 1; r--) {
                         if (row[r] > running) running = row[r];
-                        out[r - 1] = running;
+                        out[(r - 1) * stride] = running;
                     }
-                    c->recall[((k * num_a + a) * num_m + m) * num_t + t] = tp[t] / (double)npig;
+                    c->recall[t * stride + kam] = tp[t] / (double)npig;
                 }
             }
         }

@@ -316,14 +316,12 @@ def _accumulate_compiled(gt: GroundTruthTable, dt: ResultTable, params: CocoPara
     num_positives = np.stack([np.bincount(m.k_gt[~ignored], minlength=num_k) for ignored in m.gt_ignored], axis=1)
     num_t, num_r, num_a, num_m = (len(params.iou_thresholds), len(params.recall_thresholds), len(params.area_ranges),
                                   len(params.max_dets))
-    # written category-major by the kernel (in sequence), then transposed to COCOeval's layout
-    precision = np.full((num_k, num_a, num_m, num_t, num_r), -1.0)
-    recall = np.full((num_k, num_a, num_m, num_t), -1.0)
+    precision = np.full((num_t, num_r, num_k, num_a, num_m), -1.0)
+    recall = np.full((num_t, num_k, num_a, num_m), -1.0)
     kernels.accumulate_matches(m.order, m.cat_bounds, m.groups.dt_rank, m.slot_of, m.dt_outside, m.cand_tp, m.cand_fp,
                                num_positives, params.recall_thresholds, params.max_dets, num_t, precision, recall,
                                EVAL_THREADS)
-    return (np.ascontiguousarray(precision.transpose(3, 4, 0, 1, 2)),
-            np.ascontiguousarray(recall.transpose(3, 0, 1, 2)))
+    return precision, recall
 
 
 def result_from_arrays(gt: GroundTruthTable, params: CocoParams, precision: np.ndarray, recall: np.ndarray

@@ -70,6 +70,113 @@ def parse_results(data: bytes | bytearray | memoryview) -> tuple[int, ResultColu
     return count, columns, present, kp_len
 
 
+def parse_results_file(path: str | os.PathLike[str], threads: int = 2
+                       ) -> tuple[int, ResultColumns, dict[str, int], int] | None:
+    """``parse_results`` of a file, its two halves parsed at once (the parser releases the GIL): the file is cut
+    at a ``},{`` near the middle and read straight into two arrays (``[...}]`` and ``[{...]``, no copy beyond
+    the read), parsed in two threads and the columns joined.
+
+    The parser reads left to right and only accepts a complete array, so if both halves parse, the cut was
+    between two top-level objects (a cut inside a string leaves the first half's string unterminated) and the
+    joined columns are the whole file's.  When a half does not parse, or the halves disagree on the keypoint
+    count, the whole file is parsed in one piece, whose answer then stands."""
+    if not ENABLED:
+        return None
+    with open(path, "rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        cut = _cut_point(handle, size) if threads > 1 and size >= 1 << 20 else None
+        if cut is None:
+            handle.seek(0)
+            return parse_results(handle.read())
+        first, second = bytearray(cut + 1), bytearray(size - cut)
+        handle.seek(0)
+        handle.readinto(memoryview(first)[:cut])
+        handle.seek(cut + 1)
+        handle.readinto(memoryview(second)[1:])
+    first[cut], second[0] = ord("]"), ord("[")
+    import threading
+
+    halves: list[Any] = [None, None]
+
+    def parse_half(which: int) -> None:
+        halves[which] = parse_results(second if which else first)
+
+    helper = threading.Thread(target=parse_half, args=(1,), name="results-parser-2", daemon=True)
+    helper.start()
+    parse_half(0)
+    helper.join()
+    del first, second
+    joined = _join_parsed(*halves) if halves[0] is not None and halves[1] is not None else None
+    if joined is not None:
+        return joined
+    with open(path, "rb") as handle:
+        return parse_results(handle.read())
+
+
+def _cut_point(handle: Any, size: int) -> int | None:
+    """The file position of a ``,`` between ``}`` and ``{`` (whitespace allowed) just past the middle, or None."""
+    start = size // 2
+    handle.seek(start)
+    window = handle.read(1 << 16)
+    space = b" \t\r\n"
+    position = 0
+    while True:
+        position = window.find(b"}", position)
+        if position < 0:
+            return None
+        at = position + 1
+        while at < len(window) and window[at] in space:
+            at += 1
+        if at < len(window) and window[at] == ord(","):
+            after = at + 1
+            while after < len(window) and window[after] in space:
+                after += 1
+            if after < len(window) and window[after] == ord("{"):
+                return start + at
+        position += 1
+
+
+def _join_parsed(first: Any, second: Any) -> tuple[int, ResultColumns, dict[str, int], int] | None:
+    """Two halves' ``parse_results`` as one; None when their keypoint counts differ (the caller then parses the
+    whole, which refuses that)."""
+    n1, c1, p1, k1 = first
+    n2, c2, p2, k2 = second
+    if k1 >= 0 and k2 >= 0 and k1 != k2:
+        return None
+    kp_len = k1 if k1 >= 0 else k2
+    if k1 < 0:
+        keypoints = c2["keypoints"]
+    elif k2 < 0:
+        keypoints = c1["keypoints"]
+    else:
+        keypoints = np.concatenate([c1["keypoints"], c2["keypoints"]])
+    s1, s2 = c1["segmentation"], c2["segmentation"]
+    segmentation = _join_rle_columns(s1, s2)
+    columns: ResultColumns = {
+        "image_id": np.concatenate([c1["image_id"], c2["image_id"]]),
+        "category_id": np.concatenate([c1["category_id"], c2["category_id"]]),
+        "score": np.concatenate([c1["score"], c2["score"]]),
+        "bbox": np.concatenate([c1["bbox"], c2["bbox"]]),
+        "keypoints": keypoints,
+        "segmentation": segmentation,
+    }
+    return n1 + n2, columns, {key: p1[key] + p2[key] for key in p1}, kp_len
+
+
+def _join_rle_columns(first: RleColumn, second: RleColumn) -> RleColumn:
+    from harness.metrics.coco.rle_column import RleColumn
+
+    if len(second) == 0:
+        return first
+    if len(first) == 0:
+        return second
+    column = RleColumn(first.blob + second.blob, np.concatenate([first.offsets[:-1], second.offsets + len(first.blob)]),
+                       np.concatenate([first.sizes, second.sizes]))
+    assert first.areas is not None and second.areas is not None  # the packer computes them
+    column.areas = np.concatenate([first.areas, second.areas])
+    return column
+
+
 def _rle_column(packed: tuple[bytes, bytes, bytes, bytes]) -> RleColumn:
     from harness.metrics.coco.rle_column import RleColumn
 
@@ -230,7 +337,7 @@ def accumulate_matches(seq: np.ndarray, cat_bounds: np.ndarray, dt_rank: np.ndar
                        recall_thresholds: np.ndarray, max_dets, num_t: int,
                        precision: np.ndarray, recall: np.ndarray, threads: int = 1) -> None:
     """pycocotools' accumulate for every image once, from the candidates' status bits (``match_status``); fills
-    ``precision`` laid out (K, A, M, T, R) and ``recall`` (K, A, M, T), which arrive as -1.  ``threads`` 2
+    ``precision`` (T, R, K, A, M) and ``recall`` (T, K, A, M), COCOeval's layouts, which arrive as -1.  ``threads`` 2
     walks about half of the categories in a second thread (the numbers do not depend on it)."""
     num_a = dt_outside.shape[0]
     num_k = len(cat_bounds) - 1
