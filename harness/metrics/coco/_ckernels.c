@@ -18,6 +18,9 @@
 #include <Python.h>
 #include <limits.h>
 #include <pthread.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -2157,6 +2160,18 @@ static PyObject *accumulate_weighted(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* ------------------------------------------------------------------------------------------ memory */
+/* Free heap pages back to the system in every malloc arena (glibc's malloc_trim; elsewhere nothing): what
+ * worker threads allocated and freed would otherwise stay resident in their arenas. */
+static PyObject *release_free_memory(PyObject *self, PyObject *args) {
+#ifdef __GLIBC__
+    Py_BEGIN_ALLOW_THREADS
+    malloc_trim(0);
+    Py_END_ALLOW_THREADS
+#endif
+    Py_RETURN_NONE;
+}
+
 /* ------------------------------------------------------------------------------------------ dense grouping */
 /* Each group's rows sorted by descending score (ties in row order), the groups split between up to two threads
  * by row count (each group is sorted on its own, so the split never changes the order). */
@@ -2646,6 +2661,7 @@ static PyObject *accumulate_status(PyObject *self, PyObject *args) {
 }
 
 static PyMethodDef METHODS[] = {
+    {"release_free_memory", release_free_memory, METH_NOARGS, "malloc_trim(0) where glibc has it"},
     {"dense_groups", dense_groups, METH_VARARGS, "build_groups with a slot per possible key"},
     {"category_order", category_order, METH_VARARGS, "group_order with the sorts over two threads"},
     {"box_status", box_status, METH_VARARGS, "box IoU + greedy matching per group: status bits of every detection"},

@@ -7,6 +7,7 @@ False and callers keep their numpy path.
 from __future__ import annotations
 
 import importlib
+import mmap
 import os
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Sequence, TypedDict
@@ -88,7 +89,9 @@ def parse_results_file(path: str | os.PathLike[str], threads: int = 2
         if cut is None:
             handle.seek(0)
             return parse_results(handle.read())
-        first, second = bytearray(cut + 1), bytearray(size - cut)
+        # anonymous maps, not heap: their pages go back to the system when closed (a freed heap block of a
+        # thread's malloc arena would stay resident while the evaluation allocates elsewhere)
+        first, second = mmap.mmap(-1, cut + 1), mmap.mmap(-1, size - cut)
         handle.seek(0)
         handle.readinto(memoryview(first)[:cut])
         handle.seek(cut + 1)
@@ -105,8 +108,13 @@ def parse_results_file(path: str | os.PathLike[str], threads: int = 2
     helper.start()
     parse_half(0)
     helper.join()
-    del first, second
+    first.close()
+    second.close()
     joined = _join_parsed(*halves) if halves[0] is not None and halves[1] is not None else None
+    halves.clear()
+    # the halves' columns were allocated in the parser threads' malloc arenas: hand their pages back now, or
+    # they stay resident beside everything the evaluation allocates in the main arena
+    _C.release_free_memory()
     if joined is not None:
         return joined
     with open(path, "rb") as handle:
