@@ -2534,33 +2534,39 @@ static void *acc_walk(void *arg) {
     const double *rthr = c->rthr;
     Py_ssize_t i0 = c->k0 < c->k1 ? cat_bounds[c->k0] : 0, i1 = c->k0 < c->k1 ? cat_bounds[c->k1] : 0;
     Py_ssize_t n = i1 - i0;
-    uint16_t *tp_bits = malloc((size_t)(n + 1) * sizeof *tp_bits);
-    uint16_t *fp_bits = malloc((size_t)(n + 1) * sizeof *fp_bits);
+    uint16_t *tp_bits = malloc((size_t)(n * num_a + 1) * sizeof *tp_bits); /* (n, A): every range in one gather */
+    uint16_t *fp_bits = malloc((size_t)(n * num_a + 1) * sizeof *fp_bits);
     int32_t *seq_rank = malloc((size_t)(n + 1) * sizeof *seq_rank);
     double *work = malloc((size_t)(num_t * (num_r + 1) + 2 * num_t) * sizeof(double));
     Py_ssize_t *next = malloc((size_t)(num_t + 1) * sizeof *next);
-    if (!tp_bits || !fp_bits || !seq_rank || !work || !next) {
+    /* this thread's categories written (K, A, M, T, R), in sequence, then copied to COCOeval's layout a
+     * category at a time (writing that layout directly scatters every value to its own page) */
+    const Py_ssize_t per_k = num_a * num_m * num_t * num_r, nk = c->k1 - c->k0;
+    double *local = malloc((size_t)(nk * per_k + 1) * sizeof *local);
+    if (!tp_bits || !fp_bits || !seq_rank || !work || !next || !local) {
         c->failed = 1;
-        free(tp_bits), free(fp_bits), free(seq_rank), free(work), free(next);
+        free(tp_bits), free(fp_bits), free(seq_rank), free(work), free(next), free(local);
         return NULL;
     }
+
     const double eps = 2.220446049250313e-16; /* np.spacing(1) */
     const uint16_t all = (uint16_t)((1u << num_t) - 1);
     double *best = work, *tp = work + num_t * (num_r + 1), *fp = tp + num_t;
-    for (Py_ssize_t i = i0; i < i1; i++)
-        seq_rank[i - i0] = c->rank[seq[i]] > INT32_MAX ? INT32_MAX : (int32_t)c->rank[seq[i]];
-    for (Py_ssize_t a = 0; a < num_a; a++) {
-        const uint8_t *out_a = c->outside + a * num_d;
-        for (Py_ssize_t i = i0; i < i1; i++) {
-            int64_t d = seq[i], s = slot[d];
+    for (Py_ssize_t i = i0; i < i1; i++) { /* one visit per detection: its rank and status in every range */
+        int64_t d = seq[i], s = slot[d];
+        seq_rank[i - i0] = c->rank[d] > INT32_MAX ? INT32_MAX : (int32_t)c->rank[d];
+        uint16_t *tb = tp_bits + (i - i0) * num_a, *fb = fp_bits + (i - i0) * num_a;
+        for (Py_ssize_t a = 0; a < num_a; a++) {
             if (s < 0) {
-                tp_bits[i - i0] = 0;
-                fp_bits[i - i0] = out_a[d] ? 0 : all;
-                continue;
+                tb[a] = 0;
+                fb[a] = c->outside[a * num_d + d] ? 0 : all;
+            } else {
+                tb[a] = c->cand_tp[s * num_a + a];
+                fb[a] = c->cand_fp[s * num_a + a];
             }
-            tp_bits[i - i0] = c->cand_tp[s * num_a + a];
-            fp_bits[i - i0] = c->cand_fp[s * num_a + a];
         }
+    }
+    for (Py_ssize_t a = 0; a < num_a; a++) {
         for (Py_ssize_t k = c->k0; k < c->k1; k++) {
             int64_t npig = c->npos[k * num_a + a];
             if (npig <= 0) continue;
@@ -2571,7 +2577,7 @@ static void *acc_walk(void *arg) {
                 for (Py_ssize_t t = 0; t < num_t; t++) next[t] = 0;
                 for (Py_ssize_t i = cat_bounds[k] - i0; i < cat_bounds[k + 1] - i0; i++) {
                     if (seq_rank[i] >= max_det) continue;
-                    uint16_t tb = tp_bits[i], fb = fp_bits[i];
+                    uint16_t tb = tp_bits[i * num_a + a], fb = fp_bits[i * num_a + a];
                     if (!tb) {
                         if (fb == all) plain_fp += 1;
                         else
@@ -2593,20 +2599,29 @@ static void *acc_walk(void *arg) {
                         }
                     }
                 }
-                for (Py_ssize_t t = 0; t < num_t; t++) { /* written in COCOeval's layout: no transposes */
+                for (Py_ssize_t t = 0; t < num_t; t++) {
                     double *row = best + t * (num_r + 1), running = 0;
-                    const Py_ssize_t kam = (k * num_a + a) * num_m + m, stride = num_k * num_a * num_m;
-                    double *out = c->precision + t * num_r * stride + kam;
+                    double *out = local + ((((k - c->k0) * num_a + a) * num_m + m) * num_t + t) * num_r;
                     for (Py_ssize_t r = num_r; r >= 1; r--) {
                         if (row[r] > running) running = row[r];
-                        out[(r - 1) * stride] = running;
+                        out[r - 1] = running;
                     }
-                    c->recall[t * stride + kam] = tp[t] / (double)npig;
+                    c->recall[t * num_k * num_a * num_m + (k * num_a + a) * num_m + m] = tp[t] / (double)npig;
                 }
             }
         }
     }
-    free(tp_bits), free(fp_bits), free(seq_rank), free(work), free(next);
+    const Py_ssize_t am = num_a * num_m;
+    for (Py_ssize_t k = c->k0; k < c->k1; k++) { /* (A, M, T, R) of category k -> precision[t, r, k, :, :] */
+        const double *src = local + (k - c->k0) * per_k;
+        for (Py_ssize_t t = 0; t < num_t; t++)
+            for (Py_ssize_t r = 0; r < num_r; r++) {
+                double *dst = c->precision + ((t * num_r + r) * num_k + k) * am;
+                for (Py_ssize_t x = 0; x < am; x++) /* an area range without positives stays -1 */
+                    if (c->npos[k * num_a + x / num_m] > 0) dst[x] = src[(x * num_t + t) * num_r + r];
+            }
+    }
+    free(tp_bits), free(fp_bits), free(seq_rank), free(work), free(next), free(local);
     return NULL;
 }
 
