@@ -48,7 +48,7 @@ class ResultColumns(TypedDict):
     segmentation: RleColumn
 
 
-def parse_results(data: bytes | bytearray | memoryview) -> tuple[int, ResultColumns, dict[str, int], int] | None:
+def parse_results(data: bytes | bytearray | memoryview | mmap.mmap) -> tuple[int, ResultColumns, dict[str, int], int] | None:
     """A results file's bytes as columns, or None unless it is a plain non-empty JSON array of objects whose keys
     are among image_id / category_id (integers), score (a number), bbox (4 numbers), keypoints (numbers, the same
     count in every result), segmentation (a compressed RLE: {"size": [h, w], "counts": str}; the column is an
@@ -71,6 +71,10 @@ def parse_results(data: bytes | bytearray | memoryview) -> tuple[int, ResultColu
     return count, columns, present, kp_len
 
 
+#: results files from this size on are parsed as two halves in two threads (below, a thread costs more)
+SPLIT_MIN_BYTES = 1 << 20
+
+
 def parse_results_file(path: str | os.PathLike[str], threads: int = 2
                        ) -> tuple[int, ResultColumns, dict[str, int], int] | None:
     """``parse_results`` of a file, its two halves parsed at once (the parser releases the GIL): the file is cut
@@ -85,7 +89,7 @@ def parse_results_file(path: str | os.PathLike[str], threads: int = 2
         return None
     with open(path, "rb") as handle:
         size = os.fstat(handle.fileno()).st_size
-        cut = _cut_point(handle, size) if threads > 1 and size >= 1 << 20 else None
+        cut = _cut_point(handle, size) if threads > 1 and size >= SPLIT_MIN_BYTES else None
         if cut is None:
             handle.seek(0)
             return parse_results(handle.read())
