@@ -2537,8 +2537,10 @@ static void *acc_walk(void *arg) {
     uint16_t *tp_bits = malloc((size_t)(n * num_a + 1) * sizeof *tp_bits); /* (n, A): every range in one gather */
     uint16_t *fp_bits = malloc((size_t)(n * num_a + 1) * sizeof *fp_bits);
     int32_t *seq_rank = malloc((size_t)(n + 1) * sizeof *seq_rank);
-    double *work = malloc((size_t)(num_t * (num_r + 1) + 2 * num_t) * sizeof(double));
-    Py_ssize_t *next = malloc((size_t)(num_t + 1) * sizeof *next);
+    /* per maxDets: best precision per (threshold, recall slot), tp, fp counts; all walked in one pass */
+    const Py_ssize_t wsize = num_t * (num_r + 1) + 2 * num_t;
+    double *work = malloc((size_t)(num_m * wsize + num_m) * sizeof(double)), *plain = work + num_m * wsize;
+    Py_ssize_t *next = malloc((size_t)(num_m * num_t + 1) * sizeof *next);
     /* this thread's categories written (K, A, M, T, R), in sequence, then copied to COCOeval's layout a
      * category at a time (writing that layout directly scatters every value to its own page) */
     const Py_ssize_t per_k = num_a * num_m * num_t * num_r, nk = c->k1 - c->k0;
@@ -2551,7 +2553,6 @@ static void *acc_walk(void *arg) {
 
     const double eps = 2.220446049250313e-16; /* np.spacing(1) */
     const uint16_t all = (uint16_t)((1u << num_t) - 1);
-    double *best = work, *tp = work + num_t * (num_r + 1), *fp = tp + num_t;
     for (Py_ssize_t i = i0; i < i1; i++) { /* one visit per detection: its rank and status in every range */
         int64_t d = seq[i], s = slot[d];
         seq_rank[i - i0] = c->rank[d] > INT32_MAX ? INT32_MAX : (int32_t)c->rank[d];
@@ -2570,28 +2571,30 @@ static void *acc_walk(void *arg) {
         for (Py_ssize_t k = c->k0; k < c->k1; k++) {
             int64_t npig = c->npos[k * num_a + a];
             if (npig <= 0) continue;
-            for (Py_ssize_t m = 0; m < num_m; m++) {
-                int64_t max_det = c->max_dets[m];
-                double plain_fp = 0;
-                memset(work, 0, (size_t)(num_t * (num_r + 1) + 2 * num_t) * sizeof(double));
-                for (Py_ssize_t t = 0; t < num_t; t++) next[t] = 0;
-                for (Py_ssize_t i = cat_bounds[k] - i0; i < cat_bounds[k + 1] - i0; i++) {
-                    if (seq_rank[i] >= max_det) continue;
-                    uint16_t tb = tp_bits[i * num_a + a], fb = fp_bits[i * num_a + a];
+            memset(work, 0, (size_t)(num_m * wsize + num_m) * sizeof(double));
+            for (Py_ssize_t x = 0; x < num_m * num_t; x++) next[x] = 0;
+            for (Py_ssize_t i = cat_bounds[k] - i0; i < cat_bounds[k + 1] - i0; i++) {
+                uint16_t tb = tp_bits[i * num_a + a], fb = fp_bits[i * num_a + a];
+                if (!tb && !fb) continue; /* ignored at every threshold (e.g. outside the area range) */
+                for (Py_ssize_t m = 0; m < num_m; m++) { /* each maxDets sees the same sequence as alone */
+                    if (seq_rank[i] >= c->max_dets[m]) continue;
+                    double *best = work + m * wsize, *tp = best + num_t * (num_r + 1), *fp = tp + num_t;
+                    Py_ssize_t *nx = next + m * num_t;
                     if (!tb) {
-                        if (fb == all) plain_fp += 1;
+                        if (fb == all) plain[m] += 1;
                         else
                             for (Py_ssize_t t = 0; t < num_t; t++) fp[t] += (fb >> t) & 1;
                         continue;
                     }
+                    const double plain_fp = plain[m];
                     for (Py_ssize_t t = 0; t < num_t; t++) {
                         if ((tb >> t) & 1) {
                             double tpd = ++tp[t], fpd = fp[t] + plain_fp;
                             double pr = tpd / ((fpd + tpd) + eps);
                             double rc = tpd / (double)npig;
-                            Py_ssize_t lo = next[t]; /* recall only grows: thresholds <= rc, by pointer */
+                            Py_ssize_t lo = nx[t]; /* recall only grows: thresholds <= rc, by pointer */
                             while (lo < num_r && rthr[lo] <= rc) lo++;
-                            next[t] = lo;
+                            nx[t] = lo;
                             double *slot_best = best + t * (num_r + 1) + lo;
                             if (pr > *slot_best) *slot_best = pr;
                         } else {
@@ -2599,6 +2602,9 @@ static void *acc_walk(void *arg) {
                         }
                     }
                 }
+            }
+            for (Py_ssize_t m = 0; m < num_m; m++) {
+                double *best = work + m * wsize, *tp = best + num_t * (num_r + 1);
                 for (Py_ssize_t t = 0; t < num_t; t++) {
                     double *row = best + t * (num_r + 1), running = 0;
                     double *out = local + ((((k - c->k0) * num_a + a) * num_m + m) * num_t + t) * num_r;
