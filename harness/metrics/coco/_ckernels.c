@@ -2532,48 +2532,55 @@ static void *acc_walk(void *arg) {
     const Py_ssize_t num_k = c->num_k;
     const int64_t *seq = c->seq, *cat_bounds = c->cat_bounds, *slot = c->slot;
     const double *rthr = c->rthr;
-    Py_ssize_t i0 = c->k0 < c->k1 ? cat_bounds[c->k0] : 0, i1 = c->k0 < c->k1 ? cat_bounds[c->k1] : 0;
-    Py_ssize_t n = i1 - i0;
-    uint16_t *tp_bits = malloc((size_t)(n * num_a + 1) * sizeof *tp_bits); /* (n, A): every range in one gather */
-    uint16_t *fp_bits = malloc((size_t)(n * num_a + 1) * sizeof *fp_bits);
-    int32_t *seq_rank = malloc((size_t)(n + 1) * sizeof *seq_rank);
+    Py_ssize_t largest = 0;
+    for (Py_ssize_t k = c->k0; k < c->k1; k++)
+        if (cat_bounds[k + 1] - cat_bounds[k] > largest) largest = cat_bounds[k + 1] - cat_bounds[k];
+    /* one category at a time: its detections' rank and status in every range gathered once (n, A) */
+    uint16_t *tp_bits = malloc((size_t)(largest * num_a + 1) * sizeof *tp_bits);
+    uint16_t *fp_bits = malloc((size_t)(largest * num_a + 1) * sizeof *fp_bits);
+    int32_t *seq_rank = malloc((size_t)(largest + 1) * sizeof *seq_rank);
     /* per maxDets: best precision per (threshold, recall slot), tp, fp counts; all walked in one pass */
     const Py_ssize_t wsize = num_t * (num_r + 1) + 2 * num_t;
-    double *work = malloc((size_t)(num_m * wsize + num_m) * sizeof(double)), *plain = work + num_m * wsize;
+    double *work = malloc((size_t)(num_m * wsize + num_m) * sizeof(double));
     Py_ssize_t *next = malloc((size_t)(num_m * num_t + 1) * sizeof *next);
-    /* this thread's categories written (K, A, M, T, R), in sequence, then copied to COCOeval's layout a
-     * category at a time (writing that layout directly scatters every value to its own page) */
-    const Py_ssize_t per_k = num_a * num_m * num_t * num_r, nk = c->k1 - c->k0;
-    double *local = malloc((size_t)(nk * per_k + 1) * sizeof *local);
+    /* the category's precision written (A, M, T, R), in sequence, then copied to COCOeval's layout (writing
+     * that layout directly scatters every value to its own page) */
+    const Py_ssize_t per_k = num_a * num_m * num_t * num_r;
+    double *local = malloc((size_t)(per_k + 1) * sizeof *local);
     if (!tp_bits || !fp_bits || !seq_rank || !work || !next || !local) {
         c->failed = 1;
         free(tp_bits), free(fp_bits), free(seq_rank), free(work), free(next), free(local);
         return NULL;
     }
-
+    double *plain = work + num_m * wsize;
     const double eps = 2.220446049250313e-16; /* np.spacing(1) */
     const uint16_t all = (uint16_t)((1u << num_t) - 1);
-    for (Py_ssize_t i = i0; i < i1; i++) { /* one visit per detection: its rank and status in every range */
-        int64_t d = seq[i], s = slot[d];
-        seq_rank[i - i0] = c->rank[d] > INT32_MAX ? INT32_MAX : (int32_t)c->rank[d];
-        uint16_t *tb = tp_bits + (i - i0) * num_a, *fb = fp_bits + (i - i0) * num_a;
-        for (Py_ssize_t a = 0; a < num_a; a++) {
-            if (s < 0) {
-                tb[a] = 0;
-                fb[a] = c->outside[a * num_d + d] ? 0 : all;
-            } else {
-                tb[a] = c->cand_tp[s * num_a + a];
-                fb[a] = c->cand_fp[s * num_a + a];
+    const Py_ssize_t am = num_a * num_m;
+    for (Py_ssize_t k = c->k0; k < c->k1; k++) {
+        const Py_ssize_t i0 = cat_bounds[k], n = cat_bounds[k + 1] - i0;
+        int any = 0;
+        for (Py_ssize_t a = 0; a < num_a; a++) any |= c->npos[k * num_a + a] > 0;
+        if (!any) continue;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            int64_t d = seq[i0 + i], s = slot[d];
+            seq_rank[i] = c->rank[d] > INT32_MAX ? INT32_MAX : (int32_t)c->rank[d];
+            uint16_t *tb = tp_bits + i * num_a, *fb = fp_bits + i * num_a;
+            for (Py_ssize_t a = 0; a < num_a; a++) {
+                if (s < 0) {
+                    tb[a] = 0;
+                    fb[a] = c->outside[a * num_d + d] ? 0 : all;
+                } else {
+                    tb[a] = c->cand_tp[s * num_a + a];
+                    fb[a] = c->cand_fp[s * num_a + a];
+                }
             }
         }
-    }
-    for (Py_ssize_t a = 0; a < num_a; a++) {
-        for (Py_ssize_t k = c->k0; k < c->k1; k++) {
+        for (Py_ssize_t a = 0; a < num_a; a++) {
             int64_t npig = c->npos[k * num_a + a];
             if (npig <= 0) continue;
             memset(work, 0, (size_t)(num_m * wsize + num_m) * sizeof(double));
             for (Py_ssize_t x = 0; x < num_m * num_t; x++) next[x] = 0;
-            for (Py_ssize_t i = cat_bounds[k] - i0; i < cat_bounds[k + 1] - i0; i++) {
+            for (Py_ssize_t i = 0; i < n; i++) {
                 uint16_t tb = tp_bits[i * num_a + a], fb = fp_bits[i * num_a + a];
                 if (!tb && !fb) continue; /* ignored at every threshold (e.g. outside the area range) */
                 for (Py_ssize_t m = 0; m < num_m; m++) { /* each maxDets sees the same sequence as alone */
@@ -2607,24 +2614,20 @@ static void *acc_walk(void *arg) {
                 double *best = work + m * wsize, *tp = best + num_t * (num_r + 1);
                 for (Py_ssize_t t = 0; t < num_t; t++) {
                     double *row = best + t * (num_r + 1), running = 0;
-                    double *out = local + ((((k - c->k0) * num_a + a) * num_m + m) * num_t + t) * num_r;
+                    double *out = local + ((a * num_m + m) * num_t + t) * num_r;
                     for (Py_ssize_t r = num_r; r >= 1; r--) {
                         if (row[r] > running) running = row[r];
                         out[r - 1] = running;
                     }
-                    c->recall[t * num_k * num_a * num_m + (k * num_a + a) * num_m + m] = tp[t] / (double)npig;
+                    c->recall[t * num_k * am + k * am + a * num_m + m] = tp[t] / (double)npig;
                 }
             }
         }
-    }
-    const Py_ssize_t am = num_a * num_m;
-    for (Py_ssize_t k = c->k0; k < c->k1; k++) { /* (A, M, T, R) of category k -> precision[t, r, k, :, :] */
-        const double *src = local + (k - c->k0) * per_k;
-        for (Py_ssize_t t = 0; t < num_t; t++)
+        for (Py_ssize_t t = 0; t < num_t; t++) /* (A, M, T, R) of category k -> precision[t, r, k, :, :] */
             for (Py_ssize_t r = 0; r < num_r; r++) {
                 double *dst = c->precision + ((t * num_r + r) * num_k + k) * am;
                 for (Py_ssize_t x = 0; x < am; x++) /* an area range without positives stays -1 */
-                    if (c->npos[k * num_a + x / num_m] > 0) dst[x] = src[(x * num_t + t) * num_r + r];
+                    if (c->npos[k * num_a + x / num_m] > 0) dst[x] = local[(x * num_t + t) * num_r + r];
             }
     }
     free(tp_bits), free(fp_bits), free(seq_rank), free(work), free(next), free(local);
