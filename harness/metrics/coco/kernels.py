@@ -78,8 +78,8 @@ SPLIT_MIN_BYTES = 1 << 20
 def parse_results_file(path: str | os.PathLike[str], threads: int = 2
                        ) -> tuple[int, ResultColumns, dict[str, int], int] | None:
     """``parse_results`` of a file, its two halves parsed at once (the parser releases the GIL): the file is cut
-    at a ``},{`` near the middle and read straight into two arrays (``[...}]`` and ``[{...]``, no copy beyond
-    the read), parsed in two threads and the columns joined.
+    at a ``},{`` near the middle, each thread maps its half of the file copy-on-write (nothing copied; only
+    the page holding the cut is, to make it ``]`` or ``[``), parses it and the columns are joined.
 
     The parser reads left to right and only accepts a complete array, so if both halves parse, the cut was
     between two top-level objects (a cut inside a string leaves the first half's string unterminated) and the
@@ -89,31 +89,34 @@ def parse_results_file(path: str | os.PathLike[str], threads: int = 2
         return None
     with open(path, "rb") as handle:
         size = os.fstat(handle.fileno()).st_size
-        cut = _cut_point(handle, size) if threads > 1 and size >= SPLIT_MIN_BYTES else None
+        split = threads > 1 and size >= SPLIT_MIN_BYTES and hasattr(mmap, "MAP_PRIVATE")
+        cut = _cut_point(handle, size) if split else None
         if cut is None:
             handle.seek(0)
             return parse_results(handle.read())
-        # anonymous maps, not heap: their pages go back to the system when closed (a freed heap block of a
-        # thread's malloc arena would stay resident while the evaluation allocates elsewhere)
-        first, second = mmap.mmap(-1, cut + 1), mmap.mmap(-1, size - cut)
-        handle.seek(0)
-        handle.readinto(memoryview(first)[:cut])
-        handle.seek(cut + 1)
-        handle.readinto(memoryview(second)[1:])
-    first[cut], second[0] = ord("]"), ord("[")
     import threading
 
     halves: list[Any] = [None, None]
 
     def parse_half(which: int) -> None:
-        halves[which] = parse_results(second if which else first)
+        start = 0 if which == 0 else cut - cut % mmap.ALLOCATIONGRANULARITY
+        with open(path, "rb") as handle:
+            mapped = mmap.mmap(handle.fileno(), cut + 1 - start if which == 0 else size - start,
+                               flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE, offset=start)
+        mapped[cut - start] = ord("[" if which else "]")
+        view = memoryview(mapped)
+        piece = view[cut - start:] if which else view
+        try:
+            halves[which] = parse_results(piece)
+        finally:
+            piece.release()
+            view.release()
+            mapped.close()
 
     helper = threading.Thread(target=parse_half, args=(1,), name="results-parser-2", daemon=True)
     helper.start()
     parse_half(0)
     helper.join()
-    first.close()
-    second.close()
     joined = _join_parsed(*halves) if halves[0] is not None and halves[1] is not None else None
     halves.clear()
     # the halves' columns were allocated in the parser threads' malloc arenas: hand their pages back now, or
