@@ -152,6 +152,15 @@ def test_category_order_is_a_stable_lexsort(threads):
         order, bounds = kernels.category_order(key, score, groups, threads)
         assert np.array_equal(order, np.lexsort((-score, key)))
         assert np.array_equal(bounds, np.searchsorted(key[order], np.arange(groups + 1)))
+        if n > 1000:  # large groups go through the radix sort; distinct scores, extremes and subnormals too
+            score = np.where(rng.random(n) < 0.5, rng.choice([-np.inf, -1e300, -5e-324, 5e-324, 0.3, np.inf], n),
+                             np.where(rng.random(n) < 0.5, rng.random(n), -0.0))
+            order, _ = kernels.category_order(key, score, groups, threads)
+            assert np.array_equal(order, np.lexsort((-score, key)))
+            score[n // 3] = np.nan  # NaN: that group is sorted as group_order sorts it
+            order, bounds = kernels.category_order(key, score, groups, threads)
+            want, want_bounds = kernels.group_order(key, score, groups)
+            assert np.array_equal(order, want) and np.array_equal(bounds, want_bounds)
 
 
 def _results_text(results: list, separators: tuple[str, str]) -> bytes:

@@ -2199,6 +2199,95 @@ static void *sort_groups_walk(void *arg) {
     return NULL;
 }
 
+/* The same order by a stable LSD radix sort of (key, row) pairs, for groups of thousands: the key maps a score
+ * to an integer that ascends as the score descends (-0.0 as 0.0, so equal scores stay ties); bytes that every
+ * key shares are skipped.  Stable passes keep equal keys in row order, as the merge sort does.  NaN scores are
+ * not ordered like the comparison sort orders them: the caller sorts those groups with sort_by_score. */
+typedef struct {
+    uint64_t key;
+    int64_t row;
+} Keyed;
+
+static int radix_by_score(int64_t *idx, Keyed *a, Keyed *b, Py_ssize_t n, const double *score) {
+    static const int BYTES = 8;
+    Py_ssize_t counts[8][256];
+    memset(counts, 0, sizeof counts);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        double x = score[idx[i]];
+        if (x != x) return 0; /* NaN */
+        if (x == 0) x = 0.0;
+        uint64_t u;
+        memcpy(&u, &x, sizeof u);
+        u = (u >> 63) ? ~u : (u | (1ull << 63)); /* ascends with the score */
+        a[i] = (Keyed){~u, idx[i]};
+        for (int byte = 0; byte < BYTES; byte++) counts[byte][(a[i].key >> (8 * byte)) & 255]++;
+    }
+    for (int byte = 0; byte < BYTES; byte++) {
+        Py_ssize_t *count = counts[byte];
+        if (count[(a[0].key >> (8 * byte)) & 255] == n) continue; /* every key shares this byte */
+        Py_ssize_t at = 0;
+        for (int v = 0; v < 256; v++) {
+            Py_ssize_t c = count[v];
+            count[v] = at;
+            at += c;
+        }
+        for (Py_ssize_t i = 0; i < n; i++) b[count[(a[i].key >> (8 * byte)) & 255]++] = a[i];
+        Keyed *swap = a;
+        a = b;
+        b = swap;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) idx[i] = a[i].row;
+    return 1;
+}
+
+typedef struct {
+    int64_t *order;
+    const int64_t *bounds;
+    const double *score;
+    Py_ssize_t g0, g1;
+    int failed;
+} RadixCtx;
+
+static void *radix_groups_walk(void *arg) {
+    RadixCtx *c = arg;
+    Py_ssize_t largest = 0;
+    for (Py_ssize_t g = c->g0; g < c->g1; g++)
+        if (c->bounds[g + 1] - c->bounds[g] > largest) largest = c->bounds[g + 1] - c->bounds[g];
+    Keyed *pairs = malloc((size_t)(2 * largest + 2) * sizeof *pairs);
+    int64_t *tmp = malloc((size_t)(largest / 2 + 1) * sizeof *tmp);
+    if (!pairs || !tmp) {
+        c->failed = 1;
+        free(pairs);
+        free(tmp);
+        return NULL;
+    }
+    for (Py_ssize_t g = c->g0; g < c->g1; g++) {
+        int64_t *rows = c->order + c->bounds[g];
+        Py_ssize_t n = c->bounds[g + 1] - c->bounds[g];
+        if (n < 256 || !radix_by_score(rows, pairs, pairs + largest + 1, n, c->score))
+            sort_by_score(rows, tmp, n, c->score);
+    }
+    free(pairs);
+    free(tmp);
+    return NULL;
+}
+
+static int radix_groups(int64_t *order, const int64_t *bounds, Py_ssize_t num_groups, const double *score,
+                        Py_ssize_t threads) {
+    Py_ssize_t split = num_groups;
+    if (threads > 1 && num_groups > 1) {
+        int64_t half = (bounds[num_groups] - bounds[0]) / 2;
+        for (split = 0; split < num_groups && bounds[split] - bounds[0] < half; split++) {}
+    }
+    RadixCtx ctx[2] = {{order, bounds, score, 0, split, 0}, {order, bounds, score, split, num_groups, 0}};
+    pthread_t helper;
+    int helped = split < num_groups && pthread_create(&helper, NULL, radix_groups_walk, &ctx[1]) == 0;
+    radix_groups_walk(&ctx[0]);
+    if (helped) pthread_join(helper, NULL);
+    else if (split < num_groups) radix_groups_walk(&ctx[1]);
+    return ctx[0].failed || ctx[1].failed;
+}
+
 static int sort_groups(int64_t *order, const int64_t *bounds, Py_ssize_t num_groups, const double *score,
                        Py_ssize_t threads) {
     Py_ssize_t split = num_groups;
@@ -2325,7 +2414,7 @@ static PyObject *category_order(PyObject *self, PyObject *args) {
             for (Py_ssize_t g = 0; g < num_groups; g++) bounds[g + 1] += bounds[g];
             memcpy(fill, bounds, (size_t)(num_groups + 1) * sizeof *fill);
             for (Py_ssize_t i = 0; i < n; i++) order[fill[key[i]]++] = i;
-            if (sort_groups(order, bounds, num_groups, score_v.buf, threads)) bad = 2;
+            if (radix_groups(order, bounds, num_groups, score_v.buf, threads)) bad = 2;
         }
         Py_END_ALLOW_THREADS
     }
