@@ -572,7 +572,7 @@ static PyObject *group_order(PyObject *self, PyObject *args) {
  * then the latest position.  ``matched`` (T, A, C) receives the ground truth of each candidate or -1. */
 static PyObject *greedy_match(PyObject *self, PyObject *args) {
     /* With ``status`` buffers (tp, fp: (C, A) uint16), the matches are not stored: each candidate's COCOeval
-     * status at every (threshold, area range) is written instead, as bits (see accumulate_matches), which needs
+     * status at every (threshold, area range) is written instead, as bits (see accumulate_status), which needs
      * ``id_zero`` (G) and ``outside`` (A, D) of the detections in the sorted view. */
     Py_buffer det_v, gt_v, iou_v, crowd_v, ignored_v, thr_v, matched_v;
     Py_buffer zero_v = {0}, out_v = {0}, tpb_v = {0}, fpb_v = {0};
@@ -1393,134 +1393,6 @@ static PyObject *polygons_to_rles(PyObject *self, PyObject *args) {
     free(offsets);
     free(areas);
     return out;
-}
-
-/* accumulate_matches: pycocotools' accumulate straight from the matching, for every image once.
- *   seq (n)            sorted-view positions of the detections in accumulation order (category, then descending
- *                      score, then image, then rank)
- *   cat_bounds (K + 1) categories in ``seq``
- *   rank, slot (D)     rank in its group, and candidate index (-1: never overlaps a ground truth enough)
- *   outside (A, D)     area outside each range
- *   cand_tp, cand_fp (C, A) uint16: each candidate's status bits per threshold (greedy_match with status)
- * A candidate's status at (t, a) follows COCOeval: it is ignored when it matched an ignored ground truth, or
- * when it is unmatched (or matched id 0) and its area is outside the range; a true positive when matched
- * (id != 0) and not ignored; else a false positive (pycocotools keeps matches by ground-truth id, so id 0
- * reads as unmatched).  Statuses are packed into bits (T <= 16), gathered in accumulation order per area
- * range, so each walk reads memory in sequence.  The walk itself is ``accumulate``'s.
- * ``precision`` is laid out (K, A, M, T, R) and ``recall`` (K, A, M, T), both filled with -1 beforehand. */
-static PyObject *accumulate_matches(PyObject *self, PyObject *args) {
-    Py_buffer seq_v, bounds_v, rank_v, slot_v, out_v, ctp_v, cfp_v, npos_v, rthr_v, mdet_v, prec_v, rec_v;
-    Py_ssize_t num_t, num_a, num_k;
-    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*y*y*y*y*nnnw*w*", &seq_v, &bounds_v, &rank_v, &slot_v, &out_v, &ctp_v,
-                          &cfp_v, &npos_v, &rthr_v, &mdet_v, &num_t, &num_a, &num_k, &prec_v, &rec_v))
-        return NULL;
-    const int64_t *seq = seq_v.buf, *cat_bounds = bounds_v.buf, *rank = rank_v.buf, *slot = slot_v.buf;
-    const int64_t *npos = npos_v.buf, *max_dets = mdet_v.buf;
-    const uint8_t *outside = out_v.buf;
-    const uint16_t *cand_tp = ctp_v.buf, *cand_fp = cfp_v.buf;
-    const double *rthr = rthr_v.buf;
-    double *precision = prec_v.buf, *recall = rec_v.buf;
-    Py_ssize_t num_n = seq_v.len / 8, num_d = rank_v.len / 8, num_r = rthr_v.len / 8;
-    Py_ssize_t num_m = mdet_v.len / 8;
-    Py_ssize_t num_c = num_a ? ctp_v.len / 2 / num_a : 0;
-    int bad = num_t > 16 || num_t < 1 || bounds_v.len != (num_k + 1) * 8 || slot_v.len != rank_v.len ||
-              out_v.len != num_a * num_d || cfp_v.len != ctp_v.len || ctp_v.len != num_c * num_a * 2 ||
-              npos_v.len != num_k * num_a * 8 || prec_v.len != num_t * num_r * num_k * num_a * num_m * 8 ||
-              rec_v.len != num_t * num_k * num_a * num_m * 8;
-    if (!bad && num_k && (cat_bounds[0] < 0 || cat_bounds[num_k] > num_n)) bad = 1;
-    for (Py_ssize_t i = 0; i < num_n && !bad; i++)
-        if (seq[i] < 0 || seq[i] >= num_d || slot[seq[i]] >= num_c) bad = 1;
-    uint16_t *tp_bits = NULL, *fp_bits = NULL;
-    int32_t *seq_rank = NULL;
-    double *work = NULL;
-    Py_ssize_t *next = NULL;
-    if (!bad) {
-        tp_bits = malloc((size_t)(num_n + 1) * sizeof *tp_bits);
-        fp_bits = malloc((size_t)(num_n + 1) * sizeof *fp_bits);
-        seq_rank = malloc((size_t)(num_n + 1) * sizeof *seq_rank);
-        work = malloc((size_t)(num_t * (num_r + 1) + 2 * num_t) * sizeof(double));
-        next = malloc((size_t)num_t * sizeof *next);
-        if (!tp_bits || !fp_bits || !seq_rank || !work || !next) bad = 2;
-    }
-    if (!bad) {
-        Py_BEGIN_ALLOW_THREADS
-        const double eps = 2.220446049250313e-16; /* np.spacing(1) */
-        const uint16_t all = (uint16_t)((1u << num_t) - 1);
-        double *best = work, *tp = work + num_t * (num_r + 1), *fp = tp + num_t;
-        for (Py_ssize_t i = 0; i < num_n; i++) seq_rank[i] = rank[seq[i]] > INT32_MAX ? INT32_MAX : (int32_t)rank[seq[i]];
-        for (Py_ssize_t a = 0; a < num_a; a++) {
-            const uint8_t *out_a = outside + a * num_d;
-            for (Py_ssize_t i = 0; i < num_n; i++) { /* status bits of every detection at every threshold */
-                int64_t d = seq[i], c = slot[d];
-                if (c < 0) {
-                    tp_bits[i] = 0;
-                    fp_bits[i] = out_a[d] ? 0 : all;
-                    continue;
-                }
-                uint16_t tb = cand_tp[c * num_a + a], fb = cand_fp[c * num_a + a];
-                tp_bits[i] = tb;
-                fp_bits[i] = fb;
-            }
-            for (Py_ssize_t k = 0; k < num_k; k++) {
-                int64_t npig = npos[k * num_a + a];
-                if (npig <= 0) continue;
-                for (Py_ssize_t m = 0; m < num_m; m++) {
-                    int64_t max_det = max_dets[m];
-                    double plain_fp = 0;
-                    memset(work, 0, (size_t)(num_t * (num_r + 1) + 2 * num_t) * sizeof(double));
-                    for (Py_ssize_t t = 0; t < num_t; t++) next[t] = 0;
-                    for (Py_ssize_t i = cat_bounds[k]; i < cat_bounds[k + 1]; i++) {
-                        if (seq_rank[i] >= max_det) continue;
-                        uint16_t tb = tp_bits[i], fb = fp_bits[i];
-                        if (!tb) {
-                            if (fb == all) plain_fp += 1;
-                            else
-                                for (Py_ssize_t t = 0; t < num_t; t++) fp[t] += (fb >> t) & 1;
-                            continue;
-                        }
-                        for (Py_ssize_t t = 0; t < num_t; t++) {
-                            if ((tb >> t) & 1) {
-                                double tpd = ++tp[t], fpd = fp[t] + plain_fp;
-                                double pr = tpd / ((fpd + tpd) + eps);
-                                double rc = tpd / (double)npig;
-                                Py_ssize_t lo = next[t]; /* recall only grows: thresholds <= rc, by pointer */
-                                while (lo < num_r && rthr[lo] <= rc) lo++;
-                                next[t] = lo;
-                                double *slot_best = best + t * (num_r + 1) + lo;
-                                if (pr > *slot_best) *slot_best = pr;
-                            } else {
-                                fp[t] += (fb >> t) & 1;
-                            }
-                        }
-                    }
-                    for (Py_ssize_t t = 0; t < num_t; t++) { /* written (K, A, M, T, R): in sequence */
-                        double *row = best + t * (num_r + 1), running = 0;
-                        double *out = precision + (((k * num_a + a) * num_m + m) * num_t + t) * num_r;
-                        for (Py_ssize_t r = num_r; r >= 1; r--) {
-                            if (row[r] > running) running = row[r];
-                            out[r - 1] = running;
-                        }
-                        recall[((k * num_a + a) * num_m + m) * num_t + t] = tp[t] / (double)npig;
-                    }
-                }
-            }
-        }
-        Py_END_ALLOW_THREADS
-    }
-    free(tp_bits);
-    free(fp_bits);
-    free(seq_rank);
-    free(work);
-    free(next);
-    Py_buffer *views[] = {&seq_v, &bounds_v, &rank_v, &slot_v, &out_v, &ctp_v, &cfp_v, &npos_v, &rthr_v, &mdet_v,
-                          &prec_v, &rec_v};
-    for (size_t i = 0; i < sizeof views / sizeof *views; i++) PyBuffer_Release(views[i]);
-    if (bad == 2) return PyErr_NoMemory();
-    if (bad) {
-        PyErr_SetString(PyExc_ValueError, "accumulate_matches: inconsistent sizes");
-        return NULL;
-    }
-    Py_RETURN_NONE;
 }
 
 /* ------------------------------------------------------------------------------------------ ground truth */
@@ -2601,10 +2473,26 @@ static PyObject *box_status(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-/* accumulate_status: accumulate_matches (same arguments, same walk, same numbers) with the categories split
- * between up to two threads by their detection counts; each category writes only its own precision and recall
- * entries, so the split never changes a number.  ``precision`` is written in COCOeval's layout (T, R, K, A, M)
- * and ``recall`` (T, K, A, M), both filled with -1 beforehand. */
+/* accumulate_status (kernels.accumulate_matches): pycocotools' accumulate straight from the matching, for every
+ * image once.
+ *   seq (n)            sorted-view positions of the detections in accumulation order (category, then descending
+ *                      score, then image, then rank)
+ *   cat_bounds (K + 1) categories in ``seq``
+ *   rank, slot (D)     rank in its group, and candidate index (-1: never overlaps a ground truth enough)
+ *   outside (A, D)     area outside each range
+ *   cand_tp, cand_fp (C, A) uint16: each candidate's status bits per threshold (greedy_match with status, or
+ *                      box_status for every detection)
+ * A candidate's status at (t, a) follows COCOeval: it is ignored when it matched an ignored ground truth, or
+ * when it is unmatched (or matched id 0) and its area is outside the range; a true positive when matched
+ * (id != 0) and not ignored; else a false positive (pycocotools keeps matches by ground-truth id, so id 0
+ * reads as unmatched).  For each (category, area range, maxDets, threshold) the walk counts true and false
+ * positives; the interpolated precision at a recall threshold is the best precision at or beyond it, and that
+ * best is always reached at a true positive, so only true positives compute a precision (pycocotools'
+ * arithmetic: tp / ((fp + tp) + eps), recall tp / npig).  One category at a time: its detections' statuses
+ * gathered once, every maxDets walked in one pass (each sees the same sequence it would alone).  The categories
+ * are split between up to two threads by their detection counts; each category writes only its own entries,
+ * so the split never changes a number.  ``precision`` is written in COCOeval's layout (T, R, K, A, M) and
+ * ``recall`` (T, K, A, M), both filled with -1 beforehand. */
 typedef struct {
     const int64_t *seq, *cat_bounds, *rank, *slot, *npos, *max_dets;
     const uint8_t *outside;
@@ -2783,7 +2671,6 @@ static PyMethodDef METHODS[] = {
     {"oks_terms", oks_terms, METH_VARARGS, "OKS exponents of pairs, pycocotools' arithmetic"},
     {"oks_sums", oks_sums, METH_VARARGS, "mean of exp terms in numpy's pairwise order"},
     {"parse_ground_truth", parse_ground_truth, METH_VARARGS, "COCO annotation file -> annotation columns + spans"},
-    {"accumulate_matches", accumulate_matches, METH_VARARGS, "pycocotools' accumulate from the matches"},
     {"mask_areas", mask_areas, METH_VARARGS, "areas of compressed RLE strings"},
     {"mask_iou", mask_iou, METH_VARARGS, "pycocotools' mask IoU of pairs"},
     {"polygons_to_rles", polygons_to_rles, METH_VARARGS, "COCO polygons -> compressed RLE strings (frPyObjects + merge)"},

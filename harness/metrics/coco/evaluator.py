@@ -6,6 +6,11 @@ chunks (``ious``), match greedily for every group, IoU threshold and area range 
 build the precision and recall arrays (``accumulate``) and the summary (``summary``).  ``prepare_tables``
 stops before the accumulation, so a bootstrap (``resampled_stats``) re-accumulates one matching with image
 weights instead of evaluating every resample from scratch.
+
+With the compiled kernels, one box evaluation skips the pair arrays: ``_box_matching`` computes each group's
+overlaps and matches in one pass (``kernels.box_status``), and the grouping, the per-category order and the
+accumulation split their independent groups or categories between ``EVAL_THREADS`` threads (the numbers never
+depend on the split; tests/metrics/test_coco_box_threads.py runs both).
 """
 from __future__ import annotations
 
@@ -29,7 +34,7 @@ from harness.metrics.coco.tables import GroundTruthTable, ResultTable, load_grou
 
 #: threads of the compiled grouping, box matching and accumulation of one evaluation (groups and categories are
 #: independent: the numbers never depend on it)
-EVAL_THREADS = min(2, os.cpu_count() or 1)
+EVAL_THREADS = min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
 
 
 @dataclass
