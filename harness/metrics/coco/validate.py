@@ -189,13 +189,14 @@ class IdIndex:
         count (COCO's usually do), else a binary search; -1 where unknown."""
         ids = self._int_ids
         assert ids is not None
-        span = int(ids[-1]) - int(ids[0]) + 1
+        low = min(int(ids[0]), 0) if int(ids[-1]) < 4 * len(ids) + 4096 else int(ids[0])  # from 0: no shift
+        span = int(ids[-1]) - low + 1
         if span <= 4 * len(ids) + 4096:
             if self._table is None:
                 self._table = np.full(span, -1, dtype=np.int64)
-                self._table[ids - ids[0]] = np.arange(len(ids))
-            # the difference cannot wrap into [0, span): |raw|, |ids[0]| < 2**63 and span < 2**63
-            shifted = (raw - ids[0]).view(np.uint64)
+                self._table[ids - low] = np.arange(len(ids))
+            # the difference cannot wrap into [0, span): |raw|, |low| < 2**63 and span < 2**63
+            shifted = (raw - low if low else raw).view(np.uint64)
             inside = shifted < span
             if inside.all():
                 return self._table[shifted]
