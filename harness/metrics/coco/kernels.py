@@ -48,7 +48,8 @@ class ResultColumns(TypedDict):
     segmentation: RleColumn
 
 
-def parse_results(data: bytes | bytearray | memoryview | mmap.mmap) -> tuple[int, ResultColumns, dict[str, int], int] | None:
+def parse_results(data: bytes | bytearray | memoryview | mmap.mmap
+                  ) -> tuple[int, ResultColumns, dict[str, int], int] | None:
     """A results file's bytes as columns, or None unless it is a plain non-empty JSON array of objects whose keys
     are among image_id / category_id (integers), score (a number), bbox (4 numbers), keypoints (numbers, the same
     count in every result), segmentation (a compressed RLE: {"size": [h, w], "counts": str}; the column is an
