@@ -203,9 +203,10 @@ def _parse_ground_truth_file(path: Path) -> Any:
 
 
 def _parse_in_background(path: Path) -> Callable[[], Any] | None:
-    """Start ``kernels.parse_results`` on the file in a thread (the parser releases the GIL); the returned
-    function waits for it.  Any failure (no compiled kernels, unreadable file) means None: the general path then
-    reads the file and says what is wrong, in the order it always did."""
+    """Start ``kernels.parse_results_file`` on the file in a thread (the parser releases the GIL; a large file's
+    two halves are parsed in two threads); the returned function waits for it.  Any failure (no compiled
+    kernels, unreadable file) means None: the general path then reads the file and says what is wrong, in the
+    order it always did."""
     from harness.metrics.coco import kernels
 
     if not kernels.ENABLED:
@@ -216,7 +217,7 @@ def _parse_in_background(path: Path) -> Callable[[], Any] | None:
 
     def work() -> None:
         try:
-            box["parsed"] = kernels.parse_results(Path(path).read_bytes())
+            box["parsed"] = kernels.parse_results_file(path)
         except Exception:  # noqa: BLE001 - the general path reports it
             box["parsed"] = None
 

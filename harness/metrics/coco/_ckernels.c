@@ -18,6 +18,9 @@
 #include <Python.h>
 #include <limits.h>
 #include <pthread.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -569,7 +572,7 @@ static PyObject *group_order(PyObject *self, PyObject *args) {
  * then the latest position.  ``matched`` (T, A, C) receives the ground truth of each candidate or -1. */
 static PyObject *greedy_match(PyObject *self, PyObject *args) {
     /* With ``status`` buffers (tp, fp: (C, A) uint16), the matches are not stored: each candidate's COCOeval
-     * status at every (threshold, area range) is written instead, as bits (see accumulate_matches), which needs
+     * status at every (threshold, area range) is written instead, as bits (see accumulate_status), which needs
      * ``id_zero`` (G) and ``outside`` (A, D) of the detections in the sorted view. */
     Py_buffer det_v, gt_v, iou_v, crowd_v, ignored_v, thr_v, matched_v;
     Py_buffer zero_v = {0}, out_v = {0}, tpb_v = {0}, fpb_v = {0};
@@ -1390,134 +1393,6 @@ static PyObject *polygons_to_rles(PyObject *self, PyObject *args) {
     free(offsets);
     free(areas);
     return out;
-}
-
-/* accumulate_matches: pycocotools' accumulate straight from the matching, for every image once.
- *   seq (n)            sorted-view positions of the detections in accumulation order (category, then descending
- *                      score, then image, then rank)
- *   cat_bounds (K + 1) categories in ``seq``
- *   rank, slot (D)     rank in its group, and candidate index (-1: never overlaps a ground truth enough)
- *   outside (A, D)     area outside each range
- *   cand_tp, cand_fp (C, A) uint16: each candidate's status bits per threshold (greedy_match with status)
- * A candidate's status at (t, a) follows COCOeval: it is ignored when it matched an ignored ground truth, or
- * when it is unmatched (or matched id 0) and its area is outside the range; a true positive when matched
- * (id != 0) and not ignored; else a false positive (pycocotools keeps matches by ground-truth id, so id 0
- * reads as unmatched).  Statuses are packed into bits (T <= 16), gathered in accumulation order per area
- * range, so each walk reads memory in sequence.  The walk itself is ``accumulate``'s.
- * ``precision`` is laid out (K, A, M, T, R) and ``recall`` (K, A, M, T), both filled with -1 beforehand. */
-static PyObject *accumulate_matches(PyObject *self, PyObject *args) {
-    Py_buffer seq_v, bounds_v, rank_v, slot_v, out_v, ctp_v, cfp_v, npos_v, rthr_v, mdet_v, prec_v, rec_v;
-    Py_ssize_t num_t, num_a, num_k;
-    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*y*y*y*y*nnnw*w*", &seq_v, &bounds_v, &rank_v, &slot_v, &out_v, &ctp_v,
-                          &cfp_v, &npos_v, &rthr_v, &mdet_v, &num_t, &num_a, &num_k, &prec_v, &rec_v))
-        return NULL;
-    const int64_t *seq = seq_v.buf, *cat_bounds = bounds_v.buf, *rank = rank_v.buf, *slot = slot_v.buf;
-    const int64_t *npos = npos_v.buf, *max_dets = mdet_v.buf;
-    const uint8_t *outside = out_v.buf;
-    const uint16_t *cand_tp = ctp_v.buf, *cand_fp = cfp_v.buf;
-    const double *rthr = rthr_v.buf;
-    double *precision = prec_v.buf, *recall = rec_v.buf;
-    Py_ssize_t num_n = seq_v.len / 8, num_d = rank_v.len / 8, num_r = rthr_v.len / 8;
-    Py_ssize_t num_m = mdet_v.len / 8;
-    Py_ssize_t num_c = num_a ? ctp_v.len / 2 / num_a : 0;
-    int bad = num_t > 16 || num_t < 1 || bounds_v.len != (num_k + 1) * 8 || slot_v.len != rank_v.len ||
-              out_v.len != num_a * num_d || cfp_v.len != ctp_v.len || ctp_v.len != num_c * num_a * 2 ||
-              npos_v.len != num_k * num_a * 8 || prec_v.len != num_t * num_r * num_k * num_a * num_m * 8 ||
-              rec_v.len != num_t * num_k * num_a * num_m * 8;
-    if (!bad && num_k && (cat_bounds[0] < 0 || cat_bounds[num_k] > num_n)) bad = 1;
-    for (Py_ssize_t i = 0; i < num_n && !bad; i++)
-        if (seq[i] < 0 || seq[i] >= num_d || slot[seq[i]] >= num_c) bad = 1;
-    uint16_t *tp_bits = NULL, *fp_bits = NULL;
-    int32_t *seq_rank = NULL;
-    double *work = NULL;
-    Py_ssize_t *next = NULL;
-    if (!bad) {
-        tp_bits = malloc((size_t)(num_n + 1) * sizeof *tp_bits);
-        fp_bits = malloc((size_t)(num_n + 1) * sizeof *fp_bits);
-        seq_rank = malloc((size_t)(num_n + 1) * sizeof *seq_rank);
-        work = malloc((size_t)(num_t * (num_r + 1) + 2 * num_t) * sizeof(double));
-        next = malloc((size_t)num_t * sizeof *next);
-        if (!tp_bits || !fp_bits || !seq_rank || !work || !next) bad = 2;
-    }
-    if (!bad) {
-        Py_BEGIN_ALLOW_THREADS
-        const double eps = 2.220446049250313e-16; /* np.spacing(1) */
-        const uint16_t all = (uint16_t)((1u << num_t) - 1);
-        double *best = work, *tp = work + num_t * (num_r + 1), *fp = tp + num_t;
-        for (Py_ssize_t i = 0; i < num_n; i++) seq_rank[i] = rank[seq[i]] > INT32_MAX ? INT32_MAX : (int32_t)rank[seq[i]];
-        for (Py_ssize_t a = 0; a < num_a; a++) {
-            const uint8_t *out_a = outside + a * num_d;
-            for (Py_ssize_t i = 0; i < num_n; i++) { /* status bits of every detection at every threshold */
-                int64_t d = seq[i], c = slot[d];
-                if (c < 0) {
-                    tp_bits[i] = 0;
-                    fp_bits[i] = out_a[d] ? 0 : all;
-                    continue;
-                }
-                uint16_t tb = cand_tp[c * num_a + a], fb = cand_fp[c * num_a + a];
-                tp_bits[i] = tb;
-                fp_bits[i] = fb;
-            }
-            for (Py_ssize_t k = 0; k < num_k; k++) {
-                int64_t npig = npos[k * num_a + a];
-                if (npig <= 0) continue;
-                for (Py_ssize_t m = 0; m < num_m; m++) {
-                    int64_t max_det = max_dets[m];
-                    double plain_fp = 0;
-                    memset(work, 0, (size_t)(num_t * (num_r + 1) + 2 * num_t) * sizeof(double));
-                    for (Py_ssize_t t = 0; t < num_t; t++) next[t] = 0;
-                    for (Py_ssize_t i = cat_bounds[k]; i < cat_bounds[k + 1]; i++) {
-                        if (seq_rank[i] >= max_det) continue;
-                        uint16_t tb = tp_bits[i], fb = fp_bits[i];
-                        if (!tb) {
-                            if (fb == all) plain_fp += 1;
-                            else
-                                for (Py_ssize_t t = 0; t < num_t; t++) fp[t] += (fb >> t) & 1;
-                            continue;
-                        }
-                        for (Py_ssize_t t = 0; t < num_t; t++) {
-                            if ((tb >> t) & 1) {
-                                double tpd = ++tp[t], fpd = fp[t] + plain_fp;
-                                double pr = tpd / ((fpd + tpd) + eps);
-                                double rc = tpd / (double)npig;
-                                Py_ssize_t lo = next[t]; /* recall only grows: thresholds <= rc, by pointer */
-                                while (lo < num_r && rthr[lo] <= rc) lo++;
-                                next[t] = lo;
-                                double *slot_best = best + t * (num_r + 1) + lo;
-                                if (pr > *slot_best) *slot_best = pr;
-                            } else {
-                                fp[t] += (fb >> t) & 1;
-                            }
-                        }
-                    }
-                    for (Py_ssize_t t = 0; t < num_t; t++) { /* written (K, A, M, T, R): in sequence */
-                        double *row = best + t * (num_r + 1), running = 0;
-                        double *out = precision + (((k * num_a + a) * num_m + m) * num_t + t) * num_r;
-                        for (Py_ssize_t r = num_r; r >= 1; r--) {
-                            if (row[r] > running) running = row[r];
-                            out[r - 1] = running;
-                        }
-                        recall[((k * num_a + a) * num_m + m) * num_t + t] = tp[t] / (double)npig;
-                    }
-                }
-            }
-        }
-        Py_END_ALLOW_THREADS
-    }
-    free(tp_bits);
-    free(fp_bits);
-    free(seq_rank);
-    free(work);
-    free(next);
-    Py_buffer *views[] = {&seq_v, &bounds_v, &rank_v, &slot_v, &out_v, &ctp_v, &cfp_v, &npos_v, &rthr_v, &mdet_v,
-                          &prec_v, &rec_v};
-    for (size_t i = 0; i < sizeof views / sizeof *views; i++) PyBuffer_Release(views[i]);
-    if (bad == 2) return PyErr_NoMemory();
-    if (bad) {
-        PyErr_SetString(PyExc_ValueError, "accumulate_matches: inconsistent sizes");
-        return NULL;
-    }
-    Py_RETURN_NONE;
 }
 
 /* ------------------------------------------------------------------------------------------ ground truth */
@@ -2363,12 +2238,645 @@ static PyObject *accumulate_weighted(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* ------------------------------------------------------------------------------------------ memory */
+/* Free heap pages back to the system in every malloc arena (glibc's malloc_trim; elsewhere nothing): what
+ * worker threads allocated and freed would otherwise stay resident in their arenas. */
+static PyObject *release_free_memory(PyObject *self, PyObject *args) {
+#ifdef __GLIBC__
+    Py_BEGIN_ALLOW_THREADS
+    malloc_trim(0);
+    Py_END_ALLOW_THREADS
+#endif
+    Py_RETURN_NONE;
+}
+
+/* ------------------------------------------------------------------------------------------ dense grouping */
+/* Each group's rows sorted by descending score (ties in row order), the groups split between up to two threads
+ * by row count (each group is sorted on its own, so the split never changes the order). */
+typedef struct {
+    int64_t *order;
+    const int64_t *bounds;
+    const double *score;
+    Py_ssize_t g0, g1;
+    int failed;
+} SortCtx;
+
+static void *sort_groups_walk(void *arg) {
+    SortCtx *c = arg;
+    Py_ssize_t largest = 0;
+    for (Py_ssize_t g = c->g0; g < c->g1; g++)
+        if (c->bounds[g + 1] - c->bounds[g] > largest) largest = c->bounds[g + 1] - c->bounds[g];
+    int64_t *tmp = malloc((size_t)(largest / 2 + 1) * sizeof *tmp);
+    if (!tmp) {
+        c->failed = 1;
+        return NULL;
+    }
+    for (Py_ssize_t g = c->g0; g < c->g1; g++)
+        sort_by_score(c->order + c->bounds[g], tmp, c->bounds[g + 1] - c->bounds[g], c->score);
+    free(tmp);
+    return NULL;
+}
+
+/* The same order by a stable LSD radix sort of (key, row) pairs, for groups of thousands: the key maps a score
+ * to an integer that ascends as the score descends (-0.0 as 0.0, so equal scores stay ties); bytes that every
+ * key shares are skipped.  Stable passes keep equal keys in row order, as the merge sort does.  NaN scores are
+ * not ordered like the comparison sort orders them: the caller sorts those groups with sort_by_score. */
+typedef struct {
+    uint64_t key;
+    int64_t row;
+} Keyed;
+
+static int radix_by_score(int64_t *idx, Keyed *a, Keyed *b, Py_ssize_t n, const double *score) {
+    static const int BYTES = 8;
+    Py_ssize_t counts[8][256];
+    memset(counts, 0, sizeof counts);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        double x = score[idx[i]];
+        if (x != x) return 0; /* NaN */
+        if (x == 0) x = 0.0;
+        uint64_t u;
+        memcpy(&u, &x, sizeof u);
+        u = (u >> 63) ? ~u : (u | (1ull << 63)); /* ascends with the score */
+        a[i] = (Keyed){~u, idx[i]};
+        for (int byte = 0; byte < BYTES; byte++) counts[byte][(a[i].key >> (8 * byte)) & 255]++;
+    }
+    for (int byte = 0; byte < BYTES; byte++) {
+        Py_ssize_t *count = counts[byte];
+        if (count[(a[0].key >> (8 * byte)) & 255] == n) continue; /* every key shares this byte */
+        Py_ssize_t at = 0;
+        for (int v = 0; v < 256; v++) {
+            Py_ssize_t c = count[v];
+            count[v] = at;
+            at += c;
+        }
+        for (Py_ssize_t i = 0; i < n; i++) b[count[(a[i].key >> (8 * byte)) & 255]++] = a[i];
+        Keyed *swap = a;
+        a = b;
+        b = swap;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) idx[i] = a[i].row;
+    return 1;
+}
+
+typedef struct {
+    int64_t *order;
+    const int64_t *bounds;
+    const double *score;
+    Py_ssize_t g0, g1;
+    int failed;
+} RadixCtx;
+
+static void *radix_groups_walk(void *arg) {
+    RadixCtx *c = arg;
+    Py_ssize_t largest = 0;
+    for (Py_ssize_t g = c->g0; g < c->g1; g++)
+        if (c->bounds[g + 1] - c->bounds[g] > largest) largest = c->bounds[g + 1] - c->bounds[g];
+    Keyed *pairs = malloc((size_t)(2 * largest + 2) * sizeof *pairs);
+    int64_t *tmp = malloc((size_t)(largest / 2 + 1) * sizeof *tmp);
+    if (!pairs || !tmp) {
+        c->failed = 1;
+        free(pairs);
+        free(tmp);
+        return NULL;
+    }
+    for (Py_ssize_t g = c->g0; g < c->g1; g++) {
+        int64_t *rows = c->order + c->bounds[g];
+        Py_ssize_t n = c->bounds[g + 1] - c->bounds[g];
+        if (n < 256 || !radix_by_score(rows, pairs, pairs + largest + 1, n, c->score))
+            sort_by_score(rows, tmp, n, c->score);
+    }
+    free(pairs);
+    free(tmp);
+    return NULL;
+}
+
+static int radix_groups(int64_t *order, const int64_t *bounds, Py_ssize_t num_groups, const double *score,
+                        Py_ssize_t threads) {
+    Py_ssize_t split = num_groups;
+    if (threads > 1 && num_groups > 1) {
+        int64_t half = (bounds[num_groups] - bounds[0]) / 2;
+        for (split = 0; split < num_groups && bounds[split] - bounds[0] < half; split++) {}
+    }
+    RadixCtx ctx[2] = {{order, bounds, score, 0, split, 0}, {order, bounds, score, split, num_groups, 0}};
+    pthread_t helper;
+    int helped = split < num_groups && pthread_create(&helper, NULL, radix_groups_walk, &ctx[1]) == 0;
+    radix_groups_walk(&ctx[0]);
+    if (helped) pthread_join(helper, NULL);
+    else if (split < num_groups) radix_groups_walk(&ctx[1]);
+    return ctx[0].failed || ctx[1].failed;
+}
+
+static int sort_groups(int64_t *order, const int64_t *bounds, Py_ssize_t num_groups, const double *score,
+                       Py_ssize_t threads) {
+    Py_ssize_t split = num_groups;
+    if (threads > 1 && num_groups > 1) {
+        int64_t half = (bounds[num_groups] - bounds[0]) / 2;
+        for (split = 0; split < num_groups && bounds[split] - bounds[0] < half; split++) {}
+    }
+    SortCtx ctx[2] = {{order, bounds, score, 0, split, 0}, {order, bounds, score, split, num_groups, 0}};
+    pthread_t helper;
+    int helped = split < num_groups && pthread_create(&helper, NULL, sort_groups_walk, &ctx[1]) == 0;
+    sort_groups_walk(&ctx[0]);
+    if (helped) pthread_join(helper, NULL);
+    else if (split < num_groups) sort_groups_walk(&ctx[1]);
+    return ctx[0].failed || ctx[1].failed;
+}
+
+/* dense_groups: grouping.build_groups (with categories) when every possible key 0 <= key < space gets a slot:
+ * the groups that occur, in key order; the ground truths by group, then row (stable); the detections by group,
+ * then descending score, ties in row order, cut at ``max_det`` per group, with their group and rank.
+ *   in:  gt_full (G), dt_full (N) keys, dt_score (N), space, max_det, threads
+ *   out: keys (space), gt_order (G), gt_bounds (space + 1), dt_order, dt_group, dt_rank (N), dt_bounds (space + 1)
+ * Returns (groups, kept detections): the outputs' leading parts that hold them. */
+static PyObject *dense_groups(PyObject *self, PyObject *args) {
+    Py_buffer gfull_v, dfull_v, score_v, keys_v, gorder_v, gbounds_v, dorder_v, dgroup_v, drank_v, dbounds_v;
+    Py_ssize_t space, max_det, threads;
+    if (!PyArg_ParseTuple(args, "y*y*y*nnnw*w*w*w*w*w*w*", &gfull_v, &dfull_v, &score_v, &space, &max_det, &threads,
+                          &keys_v, &gorder_v, &gbounds_v, &dorder_v, &dgroup_v, &drank_v, &dbounds_v))
+        return NULL;
+    const int64_t *gt_full = gfull_v.buf, *dt_full = dfull_v.buf;
+    const double *score = score_v.buf;
+    int64_t *keys = keys_v.buf, *gt_order = gorder_v.buf, *gt_bounds = gbounds_v.buf, *dt_order = dorder_v.buf;
+    int64_t *dt_group = dgroup_v.buf, *dt_rank = drank_v.buf, *dt_bounds = dbounds_v.buf;
+    Py_ssize_t num_g = gfull_v.len / 8, num_n = dfull_v.len / 8, num_groups = 0, kept = 0;
+    int bad = space < 0 || max_det < 0 || score_v.len != num_n * 8 || keys_v.len != space * 8 ||
+              gorder_v.len != num_g * 8 || gbounds_v.len != (space + 1) * 8 || dorder_v.len != num_n * 8 ||
+              dgroup_v.len != num_n * 8 || drank_v.len != num_n * 8 || dbounds_v.len != (space + 1) * 8;
+    int64_t *slot = NULL, *fill = NULL;
+    if (!bad) {
+        slot = calloc((size_t)space + 1, sizeof *slot);
+        fill = malloc(((size_t)space + 1) * sizeof *fill);
+        if (!slot || !fill) bad = 2;
+    }
+    if (!bad) {
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t i = 0; i < num_g && !bad; i++) {
+            if (gt_full[i] < 0 || gt_full[i] >= space) bad = 1;
+            else slot[gt_full[i]] = 1;
+        }
+        for (Py_ssize_t i = 0; i < num_n && !bad; i++) {
+            if (dt_full[i] < 0 || dt_full[i] >= space) bad = 1;
+            else slot[dt_full[i]] = 1;
+        }
+        if (!bad) {
+            for (Py_ssize_t s = 0; s < space; s++)
+                if (slot[s]) {
+                    keys[num_groups] = s;
+                    slot[s] = num_groups++;
+                }
+            /* ground truths: counting sort by group (stable) */
+            memset(gt_bounds, 0, (size_t)(num_groups + 1) * sizeof *gt_bounds);
+            for (Py_ssize_t i = 0; i < num_g; i++) gt_bounds[slot[gt_full[i]] + 1]++;
+            for (Py_ssize_t g = 0; g < num_groups; g++) gt_bounds[g + 1] += gt_bounds[g];
+            memcpy(fill, gt_bounds, (size_t)(num_groups + 1) * sizeof *fill);
+            for (Py_ssize_t i = 0; i < num_g; i++) gt_order[fill[slot[gt_full[i]]]++] = i;
+            /* detections: counting sort by group, then by score inside each group, then the cut */
+            memset(dt_bounds, 0, (size_t)(num_groups + 1) * sizeof *dt_bounds);
+            for (Py_ssize_t i = 0; i < num_n; i++) dt_bounds[slot[dt_full[i]] + 1]++;
+            for (Py_ssize_t g = 0; g < num_groups; g++) dt_bounds[g + 1] += dt_bounds[g];
+            memcpy(fill, dt_bounds, (size_t)(num_groups + 1) * sizeof *fill);
+            for (Py_ssize_t i = 0; i < num_n; i++) dt_order[fill[slot[dt_full[i]]]++] = i;
+            if (sort_groups(dt_order, dt_bounds, num_groups, score, threads)) bad = 2;
+        }
+        if (!bad) {
+            int64_t start = 0; /* dt_bounds[g] before it is overwritten with the cut bounds */
+            for (Py_ssize_t g = 0; g < num_groups; g++) {
+                int64_t end = dt_bounds[g + 1], count = end - start < max_det ? end - start : max_det;
+                for (int64_t r = 0; r < count; r++) {
+                    dt_order[kept] = dt_order[start + r];
+                    dt_group[kept] = g;
+                    dt_rank[kept] = r;
+                    kept++;
+                }
+                dt_bounds[g + 1] = kept;
+                start = end;
+            }
+        }
+        Py_END_ALLOW_THREADS
+    }
+    free(slot);
+    free(fill);
+    Py_buffer *views[] = {&gfull_v, &dfull_v, &score_v, &keys_v, &gorder_v, &gbounds_v, &dorder_v, &dgroup_v,
+                          &drank_v, &dbounds_v};
+    for (size_t i = 0; i < sizeof views / sizeof *views; i++) PyBuffer_Release(views[i]);
+    if (bad == 2) return PyErr_NoMemory();
+    if (bad) {
+        PyErr_SetString(PyExc_ValueError, "dense_groups: bad sizes or keys");
+        return NULL;
+    }
+    return Py_BuildValue("nn", num_groups, kept);
+}
+
+/* category_order: group_order (stable by key, then descending score, ties in row order) with the per-group
+ * sorts split between up to two threads. */
+static PyObject *category_order(PyObject *self, PyObject *args) {
+    Py_buffer key_v, score_v, order_v, bounds_v;
+    Py_ssize_t num_groups, threads;
+    if (!PyArg_ParseTuple(args, "y*y*nnw*w*", &key_v, &score_v, &num_groups, &threads, &order_v, &bounds_v))
+        return NULL;
+    Py_ssize_t n = key_v.len / 8;
+    const int64_t *key = key_v.buf;
+    int64_t *order = order_v.buf, *bounds = bounds_v.buf;
+    int bad = num_groups < 0 || order_v.len != key_v.len || score_v.len != key_v.len ||
+              bounds_v.len != (num_groups + 1) * 8;
+    int64_t *fill = NULL;
+    if (!bad && !(fill = malloc(((size_t)num_groups + 1) * sizeof *fill))) bad = 2;
+    if (!bad) {
+        Py_BEGIN_ALLOW_THREADS
+        memset(bounds, 0, (size_t)(num_groups + 1) * sizeof *bounds);
+        for (Py_ssize_t i = 0; i < n && !bad; i++) {
+            if (key[i] < 0 || key[i] >= num_groups) bad = 1;
+            else bounds[key[i] + 1]++;
+        }
+        if (!bad) {
+            for (Py_ssize_t g = 0; g < num_groups; g++) bounds[g + 1] += bounds[g];
+            memcpy(fill, bounds, (size_t)(num_groups + 1) * sizeof *fill);
+            for (Py_ssize_t i = 0; i < n; i++) order[fill[key[i]]++] = i;
+            if (radix_groups(order, bounds, num_groups, score_v.buf, threads)) bad = 2;
+        }
+        Py_END_ALLOW_THREADS
+    }
+    free(fill);
+    Py_buffer *views[] = {&key_v, &score_v, &order_v, &bounds_v};
+    for (size_t i = 0; i < sizeof views / sizeof *views; i++) PyBuffer_Release(views[i]);
+    if (bad == 2) return PyErr_NoMemory();
+    if (bad) {
+        PyErr_SetString(PyExc_ValueError, "category_order: bad sizes or keys");
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* ------------------------------------------------------------------------------------------ box matching */
+/* box_status: box IoU and pycocotools' greedy matching fused, per (image, category) group, for every kept
+ * detection, in up to two threads (groups split by work; each group is independent of the others).
+ *   dt_box (N, 4), gt_box (M, 4)       the tables' boxes (xywh) in table order
+ *   d_rows (D), g_rows (G)             table rows of the sorted views (groups contiguous, detections by rank)
+ *   dt_bounds, gt_bounds (groups + 1)  each group's detections and ground truths in the sorted views
+ *   crowd, id_zero (G), ignored (A, G) flags of the sorted ground truths; outside (A, D) of the detections
+ *   thresholds (T <= 16)               already clipped to 1 - 1e-10
+ * Writes tp, fp (D, A) uint16: each detection's COCOeval status bits per threshold, as greedy_match's status
+ * mode (a detection that overlaps nothing enough is a false positive where its area is inside the range).
+ * The IoU is cocoapi's bbIou operation by operation (ious.box_iou_pairs), so every comparison sees the same
+ * double; the matching rule is greedy_match's (a regular ground truth before an ignored one, then the highest
+ * IoU, then the latest position; crowds can be taken again). */
+typedef struct {
+    const double *dt_box, *gt_box, *thr;
+    const int64_t *d_rows, *g_rows, *dt_bounds, *gt_bounds;
+    const uint8_t *crowd, *id_zero, *ignored, *outside;
+    uint16_t *tp, *fp;
+    Py_ssize_t num_t, num_a, num_g, num_d, g0, g1, max_dg, max_g;
+    int failed;
+} BoxCtx;
+
+static void *box_walk(void *arg) {
+    BoxCtx *c = arg;
+    const Py_ssize_t num_t = c->num_t, num_a = c->num_a, num_g = c->num_g, num_d = c->num_d;
+    const uint16_t all = (uint16_t)((1u << num_t) - 1);
+    double min_thr = 2;
+    for (Py_ssize_t t = 0; t < num_t; t++)
+        if (c->thr[t] < min_thr) min_thr = c->thr[t];
+    double *iou = malloc((size_t)(c->max_dg + 1) * sizeof *iou);
+    uint8_t *taken = malloc((size_t)(c->max_g * num_t * num_a + 1));
+    int64_t *near = malloc((size_t)(c->max_g + 1) * sizeof *near);
+    if (!iou || !taken || !near) {
+        c->failed = 1;
+        free(iou);
+        free(taken);
+        free(near);
+        return NULL;
+    }
+    for (Py_ssize_t grp = c->g0; grp < c->g1; grp++) {
+        int64_t d0 = c->dt_bounds[grp], d1 = c->dt_bounds[grp + 1], g0 = c->gt_bounds[grp], g1 = c->gt_bounds[grp + 1];
+        int64_t ng = g1 - g0;
+        for (int64_t d = d0; d < d1; d++) {
+            const double *db = c->dt_box + 4 * c->d_rows[d];
+            double dx = db[0], dy = db[1], dw = db[2], dh = db[3], da = dw * dh;
+            for (int64_t j = 0; j < ng; j++) {
+                const double *gb = c->gt_box + 4 * c->g_rows[g0 + j];
+                double gx = gb[0], gy = gb[1], gw = gb[2], gh = gb[3];
+                double w = fmin(dw + dx, gw + gx) - fmax(dx, gx);
+                double h = fmin(dh + dy, gh + gy) - fmax(dy, gy);
+                double value = 0;
+                if (w > 0 && h > 0) {
+                    double inter = w * h;
+                    double uni = c->crowd[g0 + j] ? da : (da + gw * gh) - inter;
+                    value = inter / uni;
+                }
+                iou[(d - d0) * ng + j] = value;
+            }
+        }
+        memset(taken, 0, (size_t)(ng * num_t * num_a));
+        for (int64_t d = d0; d < d1; d++) {
+            const double *row = iou + (d - d0) * ng;
+            Py_ssize_t count = 0;
+            for (int64_t j = 0; j < ng; j++)
+                if (row[j] >= min_thr) near[count++] = j;
+            uint16_t *tpd = c->tp + d * num_a, *fpd = c->fp + d * num_a;
+            if (!count) {
+                for (Py_ssize_t a = 0; a < num_a; a++) {
+                    tpd[a] = 0;
+                    fpd[a] = c->outside[a * num_d + d] ? 0 : all;
+                }
+                continue;
+            }
+            for (Py_ssize_t a = 0; a < num_a; a++) tpd[a] = fpd[a] = 0;
+            for (Py_ssize_t t = 0; t < num_t; t++) {
+                double threshold = c->thr[t];
+                for (Py_ssize_t a = 0; a < num_a; a++) {
+                    const uint8_t *ig = c->ignored + a * num_g + g0;
+                    int64_t best = -1;
+                    int best_tier = 2;
+                    double best_iou = threshold;
+                    for (Py_ssize_t x = 0; x < count; x++) {
+                        int64_t j = near[x];
+                        double value = row[j];
+                        if ((taken[(j * num_t + t) * num_a + a] && !c->crowd[g0 + j]) || !(value >= threshold)) continue;
+                        int tier = ig[j] != 0;
+                        if (tier < best_tier || (tier == best_tier && value >= best_iou)) {
+                            best = j;
+                            best_tier = tier;
+                            best_iou = value;
+                        }
+                    }
+                    if (best >= 0 && !c->crowd[g0 + best]) taken[(best * num_t + t) * num_a + a] = 1;
+                    int got = best >= 0;
+                    int dtm_nonzero = got && !c->id_zero[g0 + best];
+                    int is_ignored = (got && ig[best]) || (!dtm_nonzero && c->outside[a * num_d + d]);
+                    if (!is_ignored) {
+                        if (dtm_nonzero) tpd[a] |= (uint16_t)(1u << t);
+                        else fpd[a] |= (uint16_t)(1u << t);
+                    }
+                }
+            }
+        }
+    }
+    free(iou);
+    free(taken);
+    free(near);
+    return NULL;
+}
+
+static PyObject *box_status(PyObject *self, PyObject *args) {
+    Py_buffer dbox_v, gbox_v, drow_v, grow_v, dbnd_v, gbnd_v, crowd_v, zero_v, ign_v, out_v, thr_v, tp_v, fp_v;
+    Py_ssize_t num_a, threads;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*y*y*y*y*y*nnw*w*", &dbox_v, &gbox_v, &drow_v, &grow_v, &dbnd_v,
+                          &gbnd_v, &crowd_v, &zero_v, &ign_v, &out_v, &thr_v, &num_a, &threads, &tp_v, &fp_v))
+        return NULL;
+    const int64_t *d_rows = drow_v.buf, *g_rows = grow_v.buf, *dt_bounds = dbnd_v.buf, *gt_bounds = gbnd_v.buf;
+    Py_ssize_t num_dt = dbox_v.len / 32, num_gt = gbox_v.len / 32, num_d = drow_v.len / 8, num_g = grow_v.len / 8;
+    Py_ssize_t num_groups = dbnd_v.len / 8 - 1, num_t = thr_v.len / 8;
+    int bad = num_t < 1 || num_t > 16 || num_a < 1 || dbox_v.len != num_dt * 32 || gbox_v.len != num_gt * 32 ||
+              num_groups < 0 || gbnd_v.len != dbnd_v.len || crowd_v.len != num_g || zero_v.len != num_g ||
+              ign_v.len != num_a * num_g || out_v.len != num_a * num_d || tp_v.len != num_d * num_a * 2 ||
+              fp_v.len != tp_v.len;
+    if (!bad && (dt_bounds[0] != 0 || gt_bounds[0] != 0 || dt_bounds[num_groups] != num_d ||
+                 gt_bounds[num_groups] != num_g))
+        bad = 1;
+    Py_ssize_t max_dg = 0, max_g = 0;
+    double total = 0;
+    for (Py_ssize_t grp = 0; grp < num_groups && !bad; grp++) {
+        int64_t nd = dt_bounds[grp + 1] - dt_bounds[grp], ng = gt_bounds[grp + 1] - gt_bounds[grp];
+        if (nd < 0 || ng < 0) { bad = 1; break; }
+        if (nd * ng > max_dg) max_dg = nd * ng;
+        if (ng > max_g) max_g = ng;
+        total += (double)nd * (double)(ng + 1);
+    }
+    for (Py_ssize_t i = 0; i < num_d && !bad; i++)
+        if (d_rows[i] < 0 || d_rows[i] >= num_dt) bad = 1;
+    for (Py_ssize_t i = 0; i < num_g && !bad; i++)
+        if (g_rows[i] < 0 || g_rows[i] >= num_gt) bad = 1;
+    int failed = 0;
+    if (!bad) {
+        Py_BEGIN_ALLOW_THREADS
+        Py_ssize_t split = num_groups; /* the first group of the second thread: half the work on each side */
+        if (threads > 1 && num_groups > 1) {
+            double done = 0;
+            for (split = 0; split < num_groups && done < total / 2; split++)
+                done += (double)(dt_bounds[split + 1] - dt_bounds[split]) * (double)(gt_bounds[split + 1] - gt_bounds[split] + 1);
+        }
+        BoxCtx ctx[2];
+        for (int h = 0; h < 2; h++)
+            ctx[h] = (BoxCtx){dbox_v.buf, gbox_v.buf, thr_v.buf, d_rows, g_rows, dt_bounds, gt_bounds, crowd_v.buf,
+                              zero_v.buf, ign_v.buf, out_v.buf, tp_v.buf, fp_v.buf, num_t, num_a, num_g, num_d,
+                              h ? split : 0, h ? num_groups : split, max_dg, max_g, 0};
+        pthread_t helper;
+        int helped = split < num_groups && pthread_create(&helper, NULL, box_walk, &ctx[1]) == 0;
+        box_walk(&ctx[0]);
+        if (helped) pthread_join(helper, NULL);
+        else if (split < num_groups) box_walk(&ctx[1]);
+        failed = ctx[0].failed || ctx[1].failed;
+        Py_END_ALLOW_THREADS
+    }
+    Py_buffer *views[] = {&dbox_v, &gbox_v, &drow_v, &grow_v, &dbnd_v, &gbnd_v, &crowd_v, &zero_v, &ign_v, &out_v,
+                          &thr_v, &tp_v, &fp_v};
+    for (size_t i = 0; i < sizeof views / sizeof *views; i++) PyBuffer_Release(views[i]);
+    if (failed) return PyErr_NoMemory();
+    if (bad) {
+        PyErr_SetString(PyExc_ValueError, "box_status: inconsistent sizes");
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* accumulate_status (kernels.accumulate_matches): pycocotools' accumulate straight from the matching, for every
+ * image once.
+ *   seq (n)            sorted-view positions of the detections in accumulation order (category, then descending
+ *                      score, then image, then rank)
+ *   cat_bounds (K + 1) categories in ``seq``
+ *   rank, slot (D)     rank in its group, and candidate index (-1: never overlaps a ground truth enough)
+ *   outside (A, D)     area outside each range
+ *   cand_tp, cand_fp (C, A) uint16: each candidate's status bits per threshold (greedy_match with status, or
+ *                      box_status for every detection)
+ * A candidate's status at (t, a) follows COCOeval: it is ignored when it matched an ignored ground truth, or
+ * when it is unmatched (or matched id 0) and its area is outside the range; a true positive when matched
+ * (id != 0) and not ignored; else a false positive (pycocotools keeps matches by ground-truth id, so id 0
+ * reads as unmatched).  For each (category, area range, maxDets, threshold) the walk counts true and false
+ * positives; the interpolated precision at a recall threshold is the best precision at or beyond it, and that
+ * best is always reached at a true positive, so only true positives compute a precision (pycocotools'
+ * arithmetic: tp / ((fp + tp) + eps), recall tp / npig).  One category at a time: its detections' statuses
+ * gathered once, every maxDets walked in one pass (each sees the same sequence it would alone).  The categories
+ * are split between up to two threads by their detection counts; each category writes only its own entries,
+ * so the split never changes a number.  ``precision`` is written in COCOeval's layout (T, R, K, A, M) and
+ * ``recall`` (T, K, A, M), both filled with -1 beforehand. */
+typedef struct {
+    const int64_t *seq, *cat_bounds, *rank, *slot, *npos, *max_dets;
+    const uint8_t *outside;
+    const uint16_t *cand_tp, *cand_fp;
+    const double *rthr;
+    double *precision, *recall;
+    Py_ssize_t num_t, num_a, num_k, num_r, num_m, num_d, k0, k1;
+    int failed;
+} AccCtx;
+
+static void *acc_walk(void *arg) {
+    AccCtx *c = arg;
+    const Py_ssize_t num_t = c->num_t, num_a = c->num_a, num_r = c->num_r, num_m = c->num_m, num_d = c->num_d;
+    const Py_ssize_t num_k = c->num_k;
+    const int64_t *seq = c->seq, *cat_bounds = c->cat_bounds, *slot = c->slot;
+    const double *rthr = c->rthr;
+    Py_ssize_t largest = 0;
+    for (Py_ssize_t k = c->k0; k < c->k1; k++)
+        if (cat_bounds[k + 1] - cat_bounds[k] > largest) largest = cat_bounds[k + 1] - cat_bounds[k];
+    /* one category at a time: its detections' rank and status in every range gathered once (n, A) */
+    uint16_t *tp_bits = malloc((size_t)(largest * num_a + 1) * sizeof *tp_bits);
+    uint16_t *fp_bits = malloc((size_t)(largest * num_a + 1) * sizeof *fp_bits);
+    int32_t *seq_rank = malloc((size_t)(largest + 1) * sizeof *seq_rank);
+    /* per maxDets: best precision per (threshold, recall slot), tp, fp counts; all walked in one pass */
+    const Py_ssize_t wsize = num_t * (num_r + 1) + 2 * num_t;
+    double *work = malloc((size_t)(num_m * wsize + num_m) * sizeof(double));
+    Py_ssize_t *next = malloc((size_t)(num_m * num_t + 1) * sizeof *next);
+    /* the category's precision written (A, M, T, R), in sequence, then copied to COCOeval's layout (writing
+     * that layout directly scatters every value to its own page) */
+    const Py_ssize_t per_k = num_a * num_m * num_t * num_r;
+    double *local = malloc((size_t)(per_k + 1) * sizeof *local);
+    if (!tp_bits || !fp_bits || !seq_rank || !work || !next || !local) {
+        c->failed = 1;
+        free(tp_bits), free(fp_bits), free(seq_rank), free(work), free(next), free(local);
+        return NULL;
+    }
+    double *plain = work + num_m * wsize;
+    const double eps = 2.220446049250313e-16; /* np.spacing(1) */
+    const uint16_t all = (uint16_t)((1u << num_t) - 1);
+    const Py_ssize_t am = num_a * num_m;
+    for (Py_ssize_t k = c->k0; k < c->k1; k++) {
+        const Py_ssize_t i0 = cat_bounds[k], n = cat_bounds[k + 1] - i0;
+        int any = 0;
+        for (Py_ssize_t a = 0; a < num_a; a++) any |= c->npos[k * num_a + a] > 0;
+        if (!any) continue;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            int64_t d = seq[i0 + i], s = slot[d];
+            seq_rank[i] = c->rank[d] > INT32_MAX ? INT32_MAX : (int32_t)c->rank[d];
+            uint16_t *tb = tp_bits + i * num_a, *fb = fp_bits + i * num_a;
+            for (Py_ssize_t a = 0; a < num_a; a++) {
+                if (s < 0) {
+                    tb[a] = 0;
+                    fb[a] = c->outside[a * num_d + d] ? 0 : all;
+                } else {
+                    tb[a] = c->cand_tp[s * num_a + a];
+                    fb[a] = c->cand_fp[s * num_a + a];
+                }
+            }
+        }
+        for (Py_ssize_t a = 0; a < num_a; a++) {
+            int64_t npig = c->npos[k * num_a + a];
+            if (npig <= 0) continue;
+            memset(work, 0, (size_t)(num_m * wsize + num_m) * sizeof(double));
+            for (Py_ssize_t x = 0; x < num_m * num_t; x++) next[x] = 0;
+            for (Py_ssize_t i = 0; i < n; i++) {
+                uint16_t tb = tp_bits[i * num_a + a], fb = fp_bits[i * num_a + a];
+                if (!tb && !fb) continue; /* ignored at every threshold (e.g. outside the area range) */
+                for (Py_ssize_t m = 0; m < num_m; m++) { /* each maxDets sees the same sequence as alone */
+                    if (seq_rank[i] >= c->max_dets[m]) continue;
+                    double *best = work + m * wsize, *tp = best + num_t * (num_r + 1), *fp = tp + num_t;
+                    Py_ssize_t *nx = next + m * num_t;
+                    if (!tb) {
+                        if (fb == all) plain[m] += 1;
+                        else
+                            for (Py_ssize_t t = 0; t < num_t; t++) fp[t] += (fb >> t) & 1;
+                        continue;
+                    }
+                    const double plain_fp = plain[m];
+                    for (Py_ssize_t t = 0; t < num_t; t++) {
+                        if ((tb >> t) & 1) {
+                            double tpd = ++tp[t], fpd = fp[t] + plain_fp;
+                            double pr = tpd / ((fpd + tpd) + eps);
+                            double rc = tpd / (double)npig;
+                            Py_ssize_t lo = nx[t]; /* recall only grows: thresholds <= rc, by pointer */
+                            while (lo < num_r && rthr[lo] <= rc) lo++;
+                            nx[t] = lo;
+                            double *slot_best = best + t * (num_r + 1) + lo;
+                            if (pr > *slot_best) *slot_best = pr;
+                        } else {
+                            fp[t] += (fb >> t) & 1;
+                        }
+                    }
+                }
+            }
+            for (Py_ssize_t m = 0; m < num_m; m++) {
+                double *best = work + m * wsize, *tp = best + num_t * (num_r + 1);
+                for (Py_ssize_t t = 0; t < num_t; t++) {
+                    double *row = best + t * (num_r + 1), running = 0;
+                    double *out = local + ((a * num_m + m) * num_t + t) * num_r;
+                    for (Py_ssize_t r = num_r; r >= 1; r--) {
+                        if (row[r] > running) running = row[r];
+                        out[r - 1] = running;
+                    }
+                    c->recall[t * num_k * am + k * am + a * num_m + m] = tp[t] / (double)npig;
+                }
+            }
+        }
+        for (Py_ssize_t t = 0; t < num_t; t++) /* (A, M, T, R) of category k -> precision[t, r, k, :, :] */
+            for (Py_ssize_t r = 0; r < num_r; r++) {
+                double *dst = c->precision + ((t * num_r + r) * num_k + k) * am;
+                for (Py_ssize_t x = 0; x < am; x++) /* an area range without positives stays -1 */
+                    if (c->npos[k * num_a + x / num_m] > 0) dst[x] = local[(x * num_t + t) * num_r + r];
+            }
+    }
+    free(tp_bits), free(fp_bits), free(seq_rank), free(work), free(next), free(local);
+    return NULL;
+}
+
+static PyObject *accumulate_status(PyObject *self, PyObject *args) {
+    Py_buffer seq_v, bounds_v, rank_v, slot_v, out_v, ctp_v, cfp_v, npos_v, rthr_v, mdet_v, prec_v, rec_v;
+    Py_ssize_t num_t, num_a, num_k, threads;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*y*y*y*y*nnnnw*w*", &seq_v, &bounds_v, &rank_v, &slot_v, &out_v, &ctp_v,
+                          &cfp_v, &npos_v, &rthr_v, &mdet_v, &num_t, &num_a, &num_k, &threads, &prec_v, &rec_v))
+        return NULL;
+    const int64_t *seq = seq_v.buf, *cat_bounds = bounds_v.buf, *slot = slot_v.buf;
+    Py_ssize_t num_n = seq_v.len / 8, num_d = rank_v.len / 8, num_r = rthr_v.len / 8, num_m = mdet_v.len / 8;
+    Py_ssize_t num_c = num_a ? ctp_v.len / 2 / num_a : 0;
+    int bad = num_t > 16 || num_t < 1 || num_a < 1 || bounds_v.len != (num_k + 1) * 8 || slot_v.len != rank_v.len ||
+              out_v.len != num_a * num_d || cfp_v.len != ctp_v.len || ctp_v.len != num_c * num_a * 2 ||
+              npos_v.len != num_k * num_a * 8 || prec_v.len != num_t * num_r * num_k * num_a * num_m * 8 ||
+              rec_v.len != num_t * num_k * num_a * num_m * 8;
+    if (!bad && num_k && (cat_bounds[0] < 0 || cat_bounds[num_k] > num_n)) bad = 1;
+    for (Py_ssize_t k = 0; k < num_k && !bad; k++)
+        if (cat_bounds[k] > cat_bounds[k + 1]) bad = 1;
+    for (Py_ssize_t i = 0; i < num_n && !bad; i++)
+        if (seq[i] < 0 || seq[i] >= num_d || slot[seq[i]] >= num_c) bad = 1;
+    int failed = 0;
+    if (!bad) {
+        Py_BEGIN_ALLOW_THREADS
+        Py_ssize_t split = num_k; /* the first category of the second thread: about half the detections */
+        if (threads > 1 && num_k > 1) {
+            Py_ssize_t half = (cat_bounds[num_k] - cat_bounds[0]) / 2;
+            for (split = 0; split < num_k && cat_bounds[split] - cat_bounds[0] < half; split++) {}
+        }
+        AccCtx ctx[2];
+        for (int h = 0; h < 2; h++)
+            ctx[h] = (AccCtx){seq, cat_bounds, rank_v.buf, slot, npos_v.buf, mdet_v.buf, out_v.buf, ctp_v.buf,
+                              cfp_v.buf, rthr_v.buf, prec_v.buf, rec_v.buf, num_t, num_a, num_k, num_r, num_m, num_d,
+                              h ? split : 0, h ? num_k : split, 0};
+        pthread_t helper;
+        int helped = split < num_k && pthread_create(&helper, NULL, acc_walk, &ctx[1]) == 0;
+        acc_walk(&ctx[0]);
+        if (helped) pthread_join(helper, NULL);
+        else if (split < num_k) acc_walk(&ctx[1]);
+        failed = ctx[0].failed || ctx[1].failed;
+        Py_END_ALLOW_THREADS
+    }
+    Py_buffer *views[] = {&seq_v, &bounds_v, &rank_v, &slot_v, &out_v, &ctp_v, &cfp_v, &npos_v, &rthr_v, &mdet_v,
+                          &prec_v, &rec_v};
+    for (size_t i = 0; i < sizeof views / sizeof *views; i++) PyBuffer_Release(views[i]);
+    if (failed) return PyErr_NoMemory();
+    if (bad) {
+        PyErr_SetString(PyExc_ValueError, "accumulate_status: inconsistent sizes");
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef METHODS[] = {
+    {"release_free_memory", release_free_memory, METH_NOARGS, "malloc_trim(0) where glibc has it"},
+    {"dense_groups", dense_groups, METH_VARARGS, "build_groups with a slot per possible key"},
+    {"category_order", category_order, METH_VARARGS, "group_order with the sorts over two threads"},
+    {"box_status", box_status, METH_VARARGS, "box IoU + greedy matching per group: status bits of every detection"},
+    {"accumulate_status", accumulate_status, METH_VARARGS, "accumulate_matches with the categories over two threads"},
     {"accumulate_weighted", accumulate_weighted, METH_VARARGS, "accumulate_matches for image multisets (bootstrap)"},
     {"oks_terms", oks_terms, METH_VARARGS, "OKS exponents of pairs, pycocotools' arithmetic"},
     {"oks_sums", oks_sums, METH_VARARGS, "mean of exp terms in numpy's pairwise order"},
     {"parse_ground_truth", parse_ground_truth, METH_VARARGS, "COCO annotation file -> annotation columns + spans"},
-    {"accumulate_matches", accumulate_matches, METH_VARARGS, "pycocotools' accumulate from the matches"},
     {"mask_areas", mask_areas, METH_VARARGS, "areas of compressed RLE strings"},
     {"mask_iou", mask_iou, METH_VARARGS, "pycocotools' mask IoU of pairs"},
     {"polygons_to_rles", polygons_to_rles, METH_VARARGS, "COCO polygons -> compressed RLE strings (frPyObjects + merge)"},

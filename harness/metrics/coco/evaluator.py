@@ -6,6 +6,11 @@ chunks (``ious``), match greedily for every group, IoU threshold and area range 
 build the precision and recall arrays (``accumulate``) and the summary (``summary``).  ``prepare_tables``
 stops before the accumulation, so a bootstrap (``resampled_stats``) re-accumulates one matching with image
 weights instead of evaluating every resample from scratch.
+
+With the compiled kernels, one box evaluation skips the pair arrays: ``_box_matching`` computes each group's
+overlaps and matches in one pass (``kernels.box_status``), and the grouping, the per-category order and the
+accumulation split their independent groups or categories between ``EVAL_THREADS`` threads (the numbers never
+depend on the split; tests/metrics/test_coco_box_threads.py runs both).
 """
 from __future__ import annotations
 
@@ -25,6 +30,11 @@ from harness.metrics.coco.summary import (
     mean_over_valid, precision_max_dets, summarize, summarize_resamples, summary_names, summary_table,
 )
 from harness.metrics.coco.tables import GroundTruthTable, ResultTable, load_ground_truth, load_results
+
+
+#: threads of the compiled grouping, box matching and accumulation of one evaluation (groups and categories are
+#: independent: the numbers never depend on it)
+EVAL_THREADS = min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
 
 
 @dataclass
@@ -107,10 +117,22 @@ def _match_tables(gt: GroundTruthTable, dt: ResultTable, params: CocoParams):
 def _candidate_pairs(gt: GroundTruthTable, dt: ResultTable, params: CocoParams):
     """Groups, the same-group pairs that reach the lowest threshold (by detection, then ground truth) with their
     overlaps, and the crowd / ignored flags of the ground truths and area flags of the detections."""
+    groups, gt_crowd, gt_ignored, dt_outside = _group_flags(gt, dt, params)
+    pair_det, pair_gt = all_pairs(groups)
+    pair_iou = _pair_overlaps(gt, dt, params, groups, pair_det, pair_gt)
+    # pairs below the lowest threshold never match: drop them now rather than carry them through matching
+    useful = pair_iou >= np.minimum(params.iou_thresholds, 1 - 1e-10).min()
+    pair_det, pair_gt, pair_iou = pair_det[useful], pair_gt[useful], pair_iou[useful]
+    return groups, pair_det, pair_gt, pair_iou, gt_crowd, gt_ignored, dt_outside
+
+
+def _group_flags(gt: GroundTruthTable, dt: ResultTable, params: CocoParams):
+    """Groups, and the crowd / ignored (A, G) flags of the sorted ground truths and area flags (A, D) of the
+    sorted detections."""
     num_images, num_categories = len(gt.images), len(gt.categories)
     groups = build_groups(
         gt.image, gt.category, dt.image, dt.category, dt.score,
-        num_images, num_categories, params.max_dets[-1], params.use_cats,
+        num_images, num_categories, params.max_dets[-1], params.use_cats, EVAL_THREADS,
     )
     g_rows, d_rows = groups.gt_order, groups.dt_order
     lows = np.array([lo for lo, _ in params.area_ranges], dtype=np.float64)[:, None]
@@ -120,13 +142,7 @@ def _candidate_pairs(gt: GroundTruthTable, dt: ResultTable, params: CocoParams):
     gt_ignored = gt.ignore[g_rows][None, :] | (gt_area[None, :] < lows) | (gt_area[None, :] > highs)
     dt_area = dt.area[d_rows]
     dt_outside = (dt_area[None, :] < lows) | (dt_area[None, :] > highs)
-
-    pair_det, pair_gt = all_pairs(groups)
-    pair_iou = _pair_overlaps(gt, dt, params, groups, pair_det, pair_gt)
-    # pairs below the lowest threshold never match: drop them now rather than carry them through matching
-    useful = pair_iou >= np.minimum(params.iou_thresholds, 1 - 1e-10).min()
-    pair_det, pair_gt, pair_iou = pair_det[useful], pair_gt[useful], pair_iou[useful]
-    return groups, pair_det, pair_gt, pair_iou, gt_crowd, gt_ignored, dt_outside
+    return groups, gt_crowd, gt_ignored, dt_outside
 
 
 def resampled_stats(
@@ -206,9 +222,14 @@ def _category_keys(gt: GroundTruthTable, dt: ResultTable, params: CocoParams, gr
     return np.zeros(len(g_rows), np.int64), np.zeros(len(d_rows), np.int64), 1
 
 
-def _compiled_matching(gt: GroundTruthTable, dt: ResultTable, params: CocoParams) -> _CompiledMatching:
+def _compiled_matching(gt: GroundTruthTable, dt: ResultTable, params: CocoParams, every_detection: bool = False
+                       ) -> _CompiledMatching:
+    """The matching from candidate pairs (only detections that overlap a ground truth enough get a slot); with
+    ``every_detection``, boxes are matched by ``_box_matching`` instead (the same statuses, a slot for all)."""
     from harness.metrics.coco import kernels
 
+    if every_detection and params.iou_type == "bbox":
+        return _box_matching(gt, dt, params)
     groups, pair_det, pair_gt, pair_iou, gt_crowd, gt_ignored, dt_outside = _candidate_pairs(gt, dt, params)
     first = np.ones(len(pair_det), dtype=bool)
     first[1:] = pair_det[1:] != pair_det[:-1]
@@ -223,6 +244,26 @@ def _compiled_matching(gt: GroundTruthTable, dt: ResultTable, params: CocoParams
     slot_of[candidates] = np.arange(len(candidates))
     return _CompiledMatching(groups, gt_ignored, dt_outside, candidates, cand_tp, cand_fp, k_gt, k_dt, num_k,
                              order, cat_bounds, slot_of)
+
+
+def _box_matching(gt: GroundTruthTable, dt: ResultTable, params: CocoParams) -> _CompiledMatching:
+    """``_compiled_matching`` of boxes in one compiled pass (``kernels.box_status``: IoU and greedy matching per
+    (image, category) group, the groups split between ``EVAL_THREADS`` threads), without the pair arrays:
+    every detection is its own candidate, with the status bits the pairs would give it."""
+    from harness.metrics.coco import kernels
+
+    assert dt.bbox is not None and gt.bbox is not None  # the tables of a bbox evaluation hold boxes
+    groups, gt_crowd, gt_ignored, dt_outside = _group_flags(gt, dt, params)
+    g_rows = groups.gt_order
+    cand_tp, cand_fp = kernels.box_status(
+        dt.bbox, gt.bbox, groups.dt_order, g_rows, groups.dt_bounds, groups.gt_bounds, gt_crowd,
+        gt.id_is_zero[g_rows], gt_ignored, dt_outside, np.minimum(params.iou_thresholds, 1 - 1e-10), EVAL_THREADS,
+    )
+    k_gt, k_dt, num_k = _category_keys(gt, dt, params, groups)
+    order, cat_bounds = kernels.category_order(k_dt, dt.score[groups.dt_order], num_k, EVAL_THREADS)
+    every = np.arange(len(groups.dt_order))
+    return _CompiledMatching(groups, gt_ignored, dt_outside, every, cand_tp, cand_fp, k_gt, k_dt, num_k,
+                             order, cat_bounds, every)
 
 
 def _resampled_compiled(gt: GroundTruthTable, dt: ResultTable, params: CocoParams, counts: np.ndarray) -> np.ndarray:
@@ -291,18 +332,17 @@ def _accumulate_compiled(gt: GroundTruthTable, dt: ResultTable, params: CocoPara
     (which a bootstrap needs) are built.  The same counts and arithmetic as ``AccumulationPlan.run``."""
     from harness.metrics.coco import kernels
 
-    m = _compiled_matching(gt, dt, params)
+    m = _compiled_matching(gt, dt, params, every_detection=True)
     num_k = m.num_k
     num_positives = np.stack([np.bincount(m.k_gt[~ignored], minlength=num_k) for ignored in m.gt_ignored], axis=1)
     num_t, num_r, num_a, num_m = (len(params.iou_thresholds), len(params.recall_thresholds), len(params.area_ranges),
                                   len(params.max_dets))
-    # written category-major by the kernel (in sequence), then transposed to COCOeval's layout
-    precision = np.full((num_k, num_a, num_m, num_t, num_r), -1.0)
-    recall = np.full((num_k, num_a, num_m, num_t), -1.0)
+    precision = np.full((num_t, num_r, num_k, num_a, num_m), -1.0)
+    recall = np.full((num_t, num_k, num_a, num_m), -1.0)
     kernels.accumulate_matches(m.order, m.cat_bounds, m.groups.dt_rank, m.slot_of, m.dt_outside, m.cand_tp, m.cand_fp,
-                               num_positives, params.recall_thresholds, params.max_dets, num_t, precision, recall)
-    return (np.ascontiguousarray(precision.transpose(3, 4, 0, 1, 2)),
-            np.ascontiguousarray(recall.transpose(3, 0, 1, 2)))
+                               num_positives, params.recall_thresholds, params.max_dets, num_t, precision, recall,
+                               EVAL_THREADS)
+    return precision, recall
 
 
 def result_from_arrays(gt: GroundTruthTable, params: CocoParams, precision: np.ndarray, recall: np.ndarray

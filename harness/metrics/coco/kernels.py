@@ -7,6 +7,7 @@ False and callers keep their numpy path.
 from __future__ import annotations
 
 import importlib
+import mmap
 import os
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Sequence, TypedDict
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Sequence, TypedDict
 import numpy as np
 
 if TYPE_CHECKING:
+    from harness.metrics.coco.grouping import Groups
     from harness.metrics.coco.rle_column import RleColumn
 
 
@@ -46,7 +48,8 @@ class ResultColumns(TypedDict):
     segmentation: RleColumn
 
 
-def parse_results(data: bytes | bytearray | memoryview) -> tuple[int, ResultColumns, dict[str, int], int] | None:
+def parse_results(data: bytes | bytearray | memoryview | mmap.mmap
+                  ) -> tuple[int, ResultColumns, dict[str, int], int] | None:
     """A results file's bytes as columns, or None unless it is a plain non-empty JSON array of objects whose keys
     are among image_id / category_id (integers), score (a number), bbox (4 numbers), keypoints (numbers, the same
     count in every result), segmentation (a compressed RLE: {"size": [h, w], "counts": str}; the column is an
@@ -67,6 +70,127 @@ def parse_results(data: bytes | bytearray | memoryview) -> tuple[int, ResultColu
         "segmentation": _rle_column(raw["segmentation"]),
     }
     return count, columns, present, kp_len
+
+
+#: results files from this size on are parsed as two halves in two threads (below, a thread costs more)
+SPLIT_MIN_BYTES = 1 << 20
+
+
+def parse_results_file(path: str | os.PathLike[str], threads: int = 2
+                       ) -> tuple[int, ResultColumns, dict[str, int], int] | None:
+    """``parse_results`` of a file, its two halves parsed at once (the parser releases the GIL): the file is cut
+    at a ``},{`` near the middle, each thread maps its half of the file copy-on-write (nothing copied; only
+    the page holding the cut is, to make it ``]`` or ``[``), parses it and the columns are joined.
+
+    The parser reads left to right and only accepts a complete array, so if both halves parse, the cut was
+    between two top-level objects (a cut inside a string leaves the first half's string unterminated) and the
+    joined columns are the whole file's.  When a half does not parse, or the halves disagree on the keypoint
+    count, the whole file is parsed in one piece, whose answer then stands."""
+    if not ENABLED:
+        return None
+    with open(path, "rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        split = threads > 1 and size >= SPLIT_MIN_BYTES and hasattr(mmap, "MAP_PRIVATE")
+        cut = _cut_point(handle, size) if split else None
+        if cut is None:
+            handle.seek(0)
+            return parse_results(handle.read())
+    import threading
+
+    halves: list[Any] = [None, None]
+
+    def parse_half(which: int) -> None:
+        start = 0 if which == 0 else cut - cut % mmap.ALLOCATIONGRANULARITY
+        with open(path, "rb") as handle:
+            mapped = mmap.mmap(handle.fileno(), cut + 1 - start if which == 0 else size - start,
+                               flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE, offset=start)
+        mapped[cut - start] = ord("[" if which else "]")
+        view = memoryview(mapped)
+        piece = view[cut - start:] if which else view
+        try:
+            halves[which] = parse_results(piece)
+        finally:
+            piece.release()
+            view.release()
+            mapped.close()
+
+    helper = threading.Thread(target=parse_half, args=(1,), name="results-parser-2", daemon=True)
+    helper.start()
+    parse_half(0)
+    helper.join()
+    joined = _join_parsed(*halves) if halves[0] is not None and halves[1] is not None else None
+    halves.clear()
+    # the halves' columns were allocated in the parser threads' malloc arenas: hand their pages back now, or
+    # they stay resident beside everything the evaluation allocates in the main arena
+    _C.release_free_memory()
+    if joined is not None:
+        return joined
+    with open(path, "rb") as handle:
+        return parse_results(handle.read())
+
+
+def _cut_point(handle: Any, size: int) -> int | None:
+    """The file position of a ``,`` between ``}`` and ``{`` (whitespace allowed) just past the middle, or None."""
+    start = size // 2
+    handle.seek(start)
+    window = handle.read(1 << 16)
+    space = b" \t\r\n"
+    position = 0
+    while True:
+        position = window.find(b"}", position)
+        if position < 0:
+            return None
+        at = position + 1
+        while at < len(window) and window[at] in space:
+            at += 1
+        if at < len(window) and window[at] == ord(","):
+            after = at + 1
+            while after < len(window) and window[after] in space:
+                after += 1
+            if after < len(window) and window[after] == ord("{"):
+                return start + at
+        position += 1
+
+
+def _join_parsed(first: Any, second: Any) -> tuple[int, ResultColumns, dict[str, int], int] | None:
+    """Two halves' ``parse_results`` as one; None when their keypoint counts differ (the caller then parses the
+    whole, which refuses that)."""
+    n1, c1, p1, k1 = first
+    n2, c2, p2, k2 = second
+    if k1 >= 0 and k2 >= 0 and k1 != k2:
+        return None
+    kp_len = k1 if k1 >= 0 else k2
+    if k1 < 0:
+        keypoints = c2["keypoints"]
+    elif k2 < 0:
+        keypoints = c1["keypoints"]
+    else:
+        keypoints = np.concatenate([c1["keypoints"], c2["keypoints"]])
+    s1, s2 = c1["segmentation"], c2["segmentation"]
+    segmentation = _join_rle_columns(s1, s2)
+    columns: ResultColumns = {
+        "image_id": np.concatenate([c1["image_id"], c2["image_id"]]),
+        "category_id": np.concatenate([c1["category_id"], c2["category_id"]]),
+        "score": np.concatenate([c1["score"], c2["score"]]),
+        "bbox": np.concatenate([c1["bbox"], c2["bbox"]]),
+        "keypoints": keypoints,
+        "segmentation": segmentation,
+    }
+    return n1 + n2, columns, {key: p1[key] + p2[key] for key in p1}, kp_len
+
+
+def _join_rle_columns(first: RleColumn, second: RleColumn) -> RleColumn:
+    from harness.metrics.coco.rle_column import RleColumn
+
+    if len(second) == 0:
+        return first
+    if len(first) == 0:
+        return second
+    column = RleColumn(first.blob + second.blob, np.concatenate([first.offsets[:-1], second.offsets + len(first.blob)]),
+                       np.concatenate([first.sizes, second.sizes]))
+    assert first.areas is not None and second.areas is not None  # the packer computes them
+    column.areas = np.concatenate([first.areas, second.areas])
+    return column
 
 
 def _rle_column(packed: tuple[bytes, bytes, bytes, bytes]) -> RleColumn:
@@ -92,6 +216,38 @@ def group_order(key: np.ndarray, score: np.ndarray | None, num_groups: int) -> t
     bounds = np.empty(num_groups + 1, dtype=np.int64)
     scores: Any = b"" if score is None else np.ascontiguousarray(score, dtype=np.float64)
     _C.group_order(key, scores, int(num_groups), order, bounds)
+    return order, bounds
+
+
+def dense_groups(gt_full: np.ndarray, dt_full: np.ndarray, dt_score: np.ndarray, space: int, max_det: int,
+                 stride: int, threads: int = 1) -> Groups:
+    """``grouping.build_groups`` with categories, keys ``image * stride + category`` all below ``space`` (a slot
+    per possible key), in one compiled pass; ``threads`` 2 sorts the groups' scores in two threads."""
+    from harness.metrics.coco.grouping import Groups
+
+    n = len(dt_full)
+    keys = np.empty(space, dtype=np.int64)
+    gt_order = np.empty(len(gt_full), dtype=np.int64)
+    gt_bounds = np.empty(space + 1, dtype=np.int64)
+    dt_order, dt_group, dt_rank = (np.empty(n, dtype=np.int64) for _ in range(3))
+    dt_bounds = np.empty(space + 1, dtype=np.int64)
+    num_groups, kept = _C.dense_groups(
+        np.ascontiguousarray(gt_full, dtype=np.int64), np.ascontiguousarray(dt_full, dtype=np.int64),
+        np.ascontiguousarray(dt_score, dtype=np.float64), int(space), int(max_det), int(threads),
+        keys, gt_order, gt_bounds, dt_order, dt_group, dt_rank, dt_bounds,
+    )
+    return Groups(num_groups=num_groups, gt_order=gt_order, gt_bounds=gt_bounds[:num_groups + 1],
+                  dt_order=dt_order[:kept], dt_bounds=dt_bounds[:num_groups + 1], dt_group=dt_group[:kept],
+                  dt_rank=dt_rank[:kept], keys=keys[:num_groups], stride=stride)
+
+
+def category_order(key: np.ndarray, score: np.ndarray, num_groups: int, threads: int = 1
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """``group_order`` with scores, the groups' sorts split between ``threads`` (at most two) threads."""
+    order = np.empty(len(key), dtype=np.int64)
+    bounds = np.empty(num_groups + 1, dtype=np.int64)
+    _C.category_order(np.ascontiguousarray(key, dtype=np.int64), np.ascontiguousarray(score, dtype=np.float64),
+                      int(num_groups), int(threads), order, bounds)
     return order, bounds
 
 
@@ -195,21 +351,48 @@ def match_status(pair_det: np.ndarray, pair_gt: np.ndarray, pair_iou: np.ndarray
 def accumulate_matches(seq: np.ndarray, cat_bounds: np.ndarray, dt_rank: np.ndarray, slot_of: np.ndarray,
                        dt_outside: np.ndarray, cand_tp: np.ndarray, cand_fp: np.ndarray, num_positives: np.ndarray,
                        recall_thresholds: np.ndarray, max_dets, num_t: int,
-                       precision: np.ndarray, recall: np.ndarray) -> None:
+                       precision: np.ndarray, recall: np.ndarray, threads: int = 1) -> None:
     """pycocotools' accumulate for every image once, from the candidates' status bits (``match_status``); fills
-    ``precision`` laid out (K, A, M, T, R) and ``recall`` (K, A, M, T), which arrive as -1."""
+    ``precision`` (T, R, K, A, M) and ``recall`` (T, K, A, M), COCOeval's layouts, which arrive as -1.  ``threads`` 2
+    walks about half of the categories in a second thread (the numbers do not depend on it)."""
     num_a = dt_outside.shape[0]
     num_k = len(cat_bounds) - 1
 
     def i64(x):
         return np.ascontiguousarray(x, dtype=np.int64)
 
-    _C.accumulate_matches(
+    _C.accumulate_status(
         i64(seq), i64(cat_bounds), i64(dt_rank), i64(slot_of), np.ascontiguousarray(dt_outside, dtype=np.uint8),
         np.ascontiguousarray(cand_tp, dtype=np.uint16), np.ascontiguousarray(cand_fp, dtype=np.uint16),
         i64(num_positives), np.ascontiguousarray(recall_thresholds, dtype=np.float64), i64(np.asarray(max_dets)),
-        num_t, num_a, num_k, precision, recall,
+        num_t, num_a, num_k, int(threads), precision, recall,
     )
+
+
+def box_status(dt_box: np.ndarray, gt_box: np.ndarray, dt_rows: np.ndarray, gt_rows: np.ndarray,
+               dt_bounds: np.ndarray, gt_bounds: np.ndarray, gt_crowd: np.ndarray, gt_id_is_zero: np.ndarray,
+               gt_ignored: np.ndarray, dt_outside: np.ndarray, thresholds: np.ndarray, threads: int = 1
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """``match_status`` of every detection of the sorted view (rows ``dt_rows`` of ``dt_box``, groups delimited by
+    ``dt_bounds`` / ``gt_bounds``), box IoU included: (D, A) uint16 bits per threshold of true positive and of
+    counted false positive, the overlaps computed per group in C (cocoapi's bbIou arithmetic) and never stored.
+    ``threads`` 2 splits the groups by work between two threads (the numbers do not depend on it)."""
+    num_a = gt_ignored.shape[0]
+    tp_bits = np.empty((len(dt_rows), num_a), dtype=np.uint16)
+    fp_bits = np.empty((len(dt_rows), num_a), dtype=np.uint16)
+
+    def i64(x: Any) -> np.ndarray:
+        return np.ascontiguousarray(x, dtype=np.int64)
+
+    def u8(x: Any) -> np.ndarray:
+        return np.ascontiguousarray(x, dtype=np.uint8)
+
+    _C.box_status(
+        np.ascontiguousarray(dt_box, dtype=np.float64), np.ascontiguousarray(gt_box, dtype=np.float64),
+        i64(dt_rows), i64(gt_rows), i64(dt_bounds), i64(gt_bounds), u8(gt_crowd), u8(gt_id_is_zero), u8(gt_ignored),
+        u8(dt_outside), np.ascontiguousarray(thresholds, dtype=np.float64), num_a, int(threads), tp_bits, fp_bits,
+    )
+    return tp_bits, fp_bits
 
 
 

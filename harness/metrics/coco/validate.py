@@ -156,12 +156,15 @@ class IdIndex:
         self.ids: list[Any] = sorted(ids)
         self._lookup = {value: index for index, value in enumerate(self.ids)}
         self._int_ids = np.asarray(self.ids, dtype=np.int64) if self.ids and kinds == {False} else None
+        self._table: np.ndarray | None = None  # rank by id - smallest id, when the ids are dense enough
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def lookup(self, values: Sequence[Any] | np.ndarray) -> np.ndarray:
         """Index of each value, -1 where unknown."""
+        if self._int_ids is not None and isinstance(values, np.ndarray) and values.dtype.kind in "iu":
+            return self._lookup_ints(values.astype(np.int64, copy=False))  # a parsed column: no per-item look
         if self._int_ids is not None:
             try:
                 raw = np.asarray(values) if not set(map(type, values)) & {bool, np.bool_} else None  # True is not id 1
@@ -172,10 +175,7 @@ class IdIndex:
                 if np.all(np.abs(raw) < 2.0**63) and np.all(raw == np.round(raw)):  # NaN fails both
                     raw = raw.astype(np.int64)
             if raw is not None and raw.dtype.kind in "iu" and raw.shape == (len(values),):
-                raw = raw.astype(np.int64, copy=False)
-                index = np.searchsorted(self._int_ids, raw)
-                clipped = np.minimum(index, len(self._int_ids) - 1)
-                return np.where(self._int_ids[clipped] == raw, clipped, -1)
+                return self._lookup_ints(raw.astype(np.int64, copy=False))
         out = np.empty(len(values), dtype=np.int64)
         for i, value in enumerate(values):
             try:
@@ -183,6 +183,27 @@ class IdIndex:
             except TypeError:  # unhashable
                 out[i] = -1
         return out
+
+    def _lookup_ints(self, raw: np.ndarray) -> np.ndarray:
+        """``lookup`` of int64 values: a gather from a table by id when the ids span at most a few times their
+        count (COCO's usually do), else a binary search; -1 where unknown."""
+        ids = self._int_ids
+        assert ids is not None
+        low = min(int(ids[0]), 0) if int(ids[-1]) < 4 * len(ids) + 4096 else int(ids[0])  # from 0: no shift
+        span = int(ids[-1]) - low + 1
+        if span <= 4 * len(ids) + 4096:
+            if self._table is None:
+                self._table = np.full(span, -1, dtype=np.int64)
+                self._table[ids - low] = np.arange(len(ids))
+            # the difference cannot wrap into [0, span): |raw|, |low| < 2**63 and span < 2**63
+            shifted = (raw - low if low else raw).view(np.uint64)
+            inside = shifted < span
+            if inside.all():
+                return self._table[shifted]
+            return np.where(inside, self._table[np.where(inside, shifted, 0)], -1)
+        index = np.searchsorted(ids, raw)
+        clipped = np.minimum(index, len(ids) - 1)
+        return np.where(ids[clipped] == raw, clipped, -1)
 
 
 def check_known(
