@@ -54,7 +54,12 @@ def parse_results(data: bytes | bytearray | memoryview) -> tuple[int, ResultColu
     keypoint values per result or -1); a column holds the values of the results that have the key."""
     if not ENABLED:
         return None
-    parsed = _C.parse_results(data)
+    return results_from_raw(_C.parse_results(data))
+
+
+def results_from_raw(parsed: Any) -> tuple[int, ResultColumns, dict[str, int], int] | None:
+    """``parse_results`` from what the compiled parser returned (the start-up prefetch of ``harness.cli.early``
+    runs the parser itself, before numpy is imported)."""
     if parsed is None:
         return None
     count, raw, present, kp_len = parsed
@@ -262,15 +267,26 @@ def parse_ground_truth(data: bytes) -> tuple[int, dict[str, np.ndarray], dict[st
     parsed = _C.parse_ground_truth(data)
     if parsed is None:
         return None
+    view = memoryview(data)
+    count, raw, present, kp_len, spans = parsed
+    return ground_truth_from_raw((count, raw, present, kp_len,
+                                  {key: view[start:stop] for key, (start, stop) in spans.items()}))
+
+
+def ground_truth_from_raw(parsed: Any) -> tuple[int, dict[str, np.ndarray], dict[str, int], int, dict[str, Any]] | None:
+    """``parse_ground_truth`` from what the compiled parser returned, with each top-level span replaced by its
+    text (the form the start-up prefetch of ``harness.cli.early`` hands over: it keeps those few texts and lets
+    the whole file go)."""
+    if parsed is None:
+        return None
     import orjson
 
-    count, raw, present, kp_len, spans = parsed
+    count, raw, present, kp_len, texts = parsed
     columns: dict[str, np.ndarray] = {name: np.frombuffer(raw[name], dtype=dtype) for name, dtype in GT_COLUMNS.items()}
     columns["bbox"] = np.frombuffer(raw["bbox"], dtype=np.float64).reshape(-1, 4)
     columns["keypoints"] = np.frombuffer(raw["keypoints"], dtype=np.float64).reshape(-1, max(kp_len, 1))
-    view = memoryview(data)
     try:
-        rest = {key: orjson.loads(view[start:stop]) for key, (start, stop) in spans.items()}
+        rest = {key: orjson.loads(text) for key, text in texts.items()}
     except orjson.JSONDecodeError:  # e.g. an integer beyond 64 bits: the general reader handles it
         return None
     rest["annotations"] = []

@@ -1,0 +1,120 @@
+"""What ``bench`` does before its own imports: start parsing the input files of ``bench eval`` on COCO files.
+
+``bench eval --task detection|instance|keypoints --gt G --pred P`` is a whole-process race: interpreter start
+and imports (click, numpy, rich, the evaluator: ~0.1 s on one core) come before the first byte of the files is
+read, while the other core idles.  The compiled parsers (``harness.metrics.coco._ckernels``) need neither numpy
+nor the GIL, so ``harness.cli`` calls ``prefetch_eval_files`` before importing anything else, and the files are
+read and parsed on two threads while the imports run; the evaluator then takes the parse
+(``harness.io.prefetch``) instead of reading the file again.
+
+Nothing here decides anything: the command line is still parsed by click, and the evaluator uses a prefetched
+parse only for the very path it was asked to read, unchanged since (``prefetch.take``); a wrong guess here
+(an option value that looks like ``--gt``, a file that changes) only costs the wasted read.  Standard library
+only, and the extension is loaded from its file so that the package ``harness.metrics.coco`` (numpy) is not.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from importlib.machinery import EXTENSION_SUFFIXES, ExtensionFileLoader
+from importlib.util import module_from_spec, spec_from_file_location
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Sequence
+
+from harness.io import prefetch
+
+#: the COCO file-evaluation tasks and their default iou types (``harness.file_eval.coco_results`` checks this
+#: table against its own in a test)
+COCO_TASKS = {"detection": "bbox", "instance": "segm", "keypoints": "keypoints"}
+#: prefetch kinds: ``_ckernels.parse_results`` output, and ``parse_ground_truth`` output with span texts
+RESULTS, GROUND_TRUTH = "coco-results", "coco-ground-truth"
+_EXTENSION = "harness.metrics.coco._ckernels"
+_WANTED = ("--task", "--gt", "--pred", "--iou-type")
+
+
+def invoked_as_cli(argv: Sequence[str]) -> bool:
+    """Whether this process is the ``bench`` command itself: ``python -m harness.cli`` (while the package is
+    imported, ``sys.argv[0]`` is ``-m``) or the ``bench`` console script."""
+    return bool(argv) and (argv[0] == "-m" or os.path.basename(argv[0]) == "bench")
+
+
+def eval_files(args: Sequence[str]) -> tuple[str, str, str, str] | None:
+    """(task, iou type, ground truth, results) of ``eval`` arguments (``sys.argv[1:]``) naming a COCO task with
+    ``--gt`` and ``--pred``, else None.  Reads options as click does (``--opt value`` or ``--opt=value``, the
+    last one wins, nothing after ``--``), but only guesses: click parses them again."""
+    if not args or args[0] != "eval":
+        return None
+    found: dict[str, str] = {}
+    i = 1
+    while i < len(args):
+        token = args[i]
+        if token == "--":
+            break
+        name, equals, value = token.partition("=")
+        if name in _WANTED:
+            if not equals:
+                if i + 1 >= len(args):
+                    break
+                value = args[i + 1]
+                i += 1
+            found[name] = value
+        i += 1
+    task = found.get("--task")
+    if task not in COCO_TASKS or not found.get("--gt") or not found.get("--pred"):
+        return None
+    return task, found.get("--iou-type") or COCO_TASKS[task], found["--gt"], found["--pred"]
+
+
+def compiled_kernels() -> ModuleType | None:
+    """``harness.metrics.coco._ckernels`` loaded from its file (registered under its name, so the evaluator's
+    import finds it), or None when it is not built or ``BENCH_NO_CKERNELS`` switches it off."""
+    if os.environ.get("BENCH_NO_CKERNELS", "") not in ("", "0"):
+        return None
+    loaded = sys.modules.get(_EXTENSION)
+    if loaded is not None:
+        return loaded
+    folder = Path(__file__).resolve().parents[1] / "metrics" / "coco"
+    for suffix in EXTENSION_SUFFIXES:
+        path = folder / f"_ckernels{suffix}"
+        if path.is_file():
+            spec = spec_from_file_location(_EXTENSION, path, loader=ExtensionFileLoader(_EXTENSION, str(path)))
+            if spec is None:
+                return None
+            try:
+                module = module_from_spec(spec)
+                spec.loader.exec_module(module)  # type: ignore[union-attr]
+            except ImportError:
+                return None
+            sys.modules[_EXTENSION] = module
+            return module
+    return None
+
+
+def prefetch_eval_files(argv: Sequence[str]) -> bool:
+    """Start reading and parsing the files of a ``bench eval`` on COCO files (``argv`` is ``sys.argv``); True
+    when it did.  Ground truth only for boxes and keypoints (mask ground truth goes through the general reader)."""
+    if not invoked_as_cli(argv):
+        return False
+    files = eval_files(argv[1:])
+    if files is None:
+        return False
+    kernels = compiled_kernels()
+    if kernels is None:
+        return False
+    _, iou_type, gt, pred = files
+    prefetch.start(RESULTS, pred, kernels.parse_results)
+    if iou_type in ("bbox", "keypoints"):
+        parse = kernels.parse_ground_truth
+        prefetch.start(GROUND_TRUTH, gt, lambda data: _ground_truth(parse, data))
+    return True
+
+
+def _ground_truth(parse: Any, data: bytes) -> Any:
+    """``_ckernels.parse_ground_truth`` with each top-level span's text cut out, so the file's bytes can go
+    (``kernels.ground_truth_from_raw`` takes this form)."""
+    parsed = parse(data)
+    if parsed is None:
+        return None
+    count, columns, present, kp_len, spans = parsed
+    return count, columns, present, kp_len, {key: data[start:stop] for key, (start, stop) in spans.items()}
