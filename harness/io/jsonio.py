@@ -4,7 +4,6 @@ from __future__ import annotations
 import gc
 import json
 import os
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -14,6 +13,8 @@ from harness.core.errors import DataError
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write to a temporary file beside ``path`` and rename it over, so readers see the old or the new file."""
+    import tempfile  # here: its import (shutil, random, bz2, lzma) is part of `bench eval`'s start-up otherwise
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

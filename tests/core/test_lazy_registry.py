@@ -149,3 +149,30 @@ def test_a_built_in_name_is_found_without_reading_installed_plugins(
     with pytest.raises(UnknownNameError):
         plugin_package.get("not-built-in")
     assert calls == ["bench.test-widgets"]
+
+
+def test_a_lookup_reads_modules_only_up_to_the_first_declaration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                                  ) -> None:
+    """A plain name stops the scan at the module declaring it; the first declaration in scan order still wins,
+    and a later lookup or a listing goes on to the other modules."""
+    global REG
+    REG = Registry("widget", ("orderpkg",), symbol="REG", base=f"{__name__}:Base")
+    header = f"from {__name__} import REG, Base\n"
+    make_package(tmp_path, "orderpkg", {
+        "a_first": header + "@REG.register('shared')\nclass First(Base):\n    pass\n",
+        "b_second": header + "@REG.register('shared')\n@REG.register('later')\nclass Second(Base):\n    pass\n",
+        "c_third": header + "@REG.register('last')\nclass Third(Base):\n    pass\n",
+    })
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        assert REG.key("shared") == "shared"
+        assert REG._lazy == {"shared": "orderpkg.a_first"}  # b_second and c_third not read yet
+        assert REG.get("shared").__name__ == "First"
+        assert REG.get("last").__name__ == "Third"  # the scan goes on from where it stopped
+        assert REG._lazy["shared"] == "orderpkg.a_first" and REG._lazy["later"] == "orderpkg.b_second"
+        assert REG.names() == ["last", "later", "shared"]
+        with pytest.raises(UnknownNameError):
+            REG.get("nowhere")
+    finally:
+        for module in [m for m in sys.modules if m == "orderpkg" or m.startswith("orderpkg.")]:
+            del sys.modules[module]
