@@ -118,3 +118,88 @@ def _ground_truth(parse: Any, data: bytes) -> Any:
         return None
     count, columns, present, kp_len, spans = parsed
     return count, columns, present, kp_len, {key: data[start:stop] for key, (start, stop) in spans.items()}
+
+
+# ---------------------------------------------------------------------------------------------- fast entry
+#: the options the fast entry takes, each at most once; with anything else on the command line click parses it
+FAST_OPTIONS = ("--task", "--gt", "--pred", "--json")
+
+
+def fast_eval_args(args: Sequence[str]) -> dict[str, str] | None:
+    """The options of ``eval --task T --gt G --pred P [--json J]`` (``sys.argv[1:]``; any order, ``--opt value``
+    or ``--opt=value``), or None for any other command line: another option, a repeated one, ``--help``, an
+    argument, an empty value or one starting with ``-`` -- everything click might read otherwise or refuse."""
+    if not args or args[0] != "eval":
+        return None
+    found: dict[str, str] = {}
+    i = 1
+    while i < len(args):
+        name, equals, value = args[i].partition("=")
+        if name not in FAST_OPTIONS or name in found:
+            return None
+        if not equals:
+            if i + 1 >= len(args):
+                return None
+            i += 1
+            value = args[i]
+        if not value or value.startswith("-"):
+            return None
+        found[name] = value
+        i += 1
+    return found if {"--task", "--gt", "--pred"} <= set(found) else None
+
+
+class _JsonOption:
+    """What the ``--json`` check (``harness.io.validation.cli.output_file``) reads of click's parameter."""
+
+    name = "json_out"
+    opts = ["--json"]
+
+
+def run_fast_eval(argv: Sequence[str]) -> None:
+    """``bench eval --task T --gt G --pred P [--json J]`` scored without importing click: the command line's
+    click group (``harness.cli.main``) costs ~25 ms of start-up, a tenth of a keypoints evaluation's whole
+    process.  Runs the click command's own code (``harness.cli.eval_files.score_files``, the ``--json`` check)
+    and reports as the click path does (``BenchGroup.invoke`` and click's ``main``): a ``BenchError`` is one line
+    ``error: ...`` on stderr and its exit code, an interrupt ``Aborted!`` and 1, success 0.  Exits the process;
+    returns (doing nothing) for any other command line, or when click is asked for shell completion."""
+    if not invoked_as_cli(argv) or any(k.startswith("_") and k.endswith("_COMPLETE") for k in os.environ):
+        return
+    given = fast_eval_args(argv[1:])
+    if given is None:
+        return
+    sys.exit(_fast_eval(given))
+
+
+def _fast_eval(given: dict[str, str]) -> int:
+    from harness.core.errors import BenchError
+
+    try:
+        from harness.cli.eval_files import FILE_OPTIONS, score_files
+        from harness.io.validation.cli import output_file
+
+        json_out = output_file(None, _JsonOption, Path(given["--json"])) if "--json" in given else None
+        score_files(given["--task"], Path(given["--gt"]), Path(given["--pred"]), None, None, json_out,
+                    {name: False if name in ("reduce_zero_label", "allow_missing") else None for name in FILE_OPTIONS})
+    except BenchError as exc:
+        import click
+
+        click.echo(f"error: {exc}", err=True)
+        return exc.exit_code
+    except (EOFError, KeyboardInterrupt):
+        import click
+
+        click.echo(file=sys.stderr)  # as click's main: a blank line closes the terminal's ^C echo
+        click.echo("Aborted!", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        import errno
+
+        if exc.errno != errno.EPIPE:
+            raise
+        from click.utils import _PacifyFlushWrapper  # what click's main does on a closed pipe
+
+        sys.stdout = _PacifyFlushWrapper(sys.stdout)  # type: ignore[assignment]
+        sys.stderr = _PacifyFlushWrapper(sys.stderr)  # type: ignore[assignment]
+        return 1
+    return 0
