@@ -215,6 +215,13 @@ def test_oks_equals_the_numpy_path_and_numpys_own_sum():
     finally:
         kernels.ENABLED = True
     assert _bits(fast) == _bits(slow)
+    # two threads, one per half of the pairs, across chunk boundaries: the same bits
+    for chunk, threads in ((64, 2), (7, 2), (4999, 2), (64, 1)):
+        out = np.full(len(rows_d), np.nan)
+        kernels.oks_pairs(dt, gt, box, area, sigmas, rows_d, rows_g, out, chunk=chunk, threads=threads)
+        assert _bits(out) == _bits(slow), (chunk, threads)
+    with pytest.raises(ValueError):  # an error in the second thread reaches the caller
+        kernels.oks_pairs(dt, gt, box, area, sigmas, rows_d, rows_g, np.empty(len(rows_d) - 10), chunk=64, threads=2)
     variances = (sigmas * 2) ** 2  # pycocotools' computeOks, one pair at a time, for a sample
     for i in range(0, 5000, 97):
         d, q = dt[rows_d[i]], gt[rows_g[i]]

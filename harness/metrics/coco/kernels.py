@@ -293,25 +293,57 @@ def ground_truth_from_raw(parsed: Any) -> tuple[int, dict[str, np.ndarray], dict
     return count, columns, present, kp_len, rest
 
 
+#: threads of the compiled OKS: the pairs are independent, so the values never depend on it; the other core is
+#: idle by then (the files were parsed while the imports ran)
+OKS_THREADS = min(2, os.cpu_count() or 1)
+
+
 def oks_pairs(dt_keypoints: np.ndarray, gt_keypoints: np.ndarray, gt_box: np.ndarray, gt_area: np.ndarray,
               sigmas: np.ndarray, dt_rows: np.ndarray, gt_rows: np.ndarray, out: np.ndarray,
-              chunk: int = 1 << 15) -> np.ndarray:
+              chunk: int = 1 << 13, threads: int = OKS_THREADS) -> np.ndarray:
     """``ious.oks_pairs`` in C around numpy's exp: the exponents with computeOks' arithmetic, exp by numpy,
-    the sums in np.sum's pairwise order (see ``_ckernels.c``)."""
+    the sums in np.sum's pairwise order (see ``_ckernels.c``).  With ``threads`` 2 a second thread takes the
+    second half of the pairs (the kernels and numpy's exp release the GIL)."""
     variances = np.ascontiguousarray((np.asarray(sigmas, dtype=np.float64) * 2) ** 2)
-    k = len(variances)
     dt_kp = np.ascontiguousarray(dt_keypoints, dtype=np.float64)
     gt_kp = np.ascontiguousarray(gt_keypoints, dtype=np.float64)
     box = np.ascontiguousarray(gt_box, dtype=np.float64)
     area = np.ascontiguousarray(gt_area, dtype=np.float64)
-    terms = np.empty((min(chunk, len(dt_rows)), k))
-    counts = np.empty(len(terms), dtype=np.int64)
-    for start in range(0, len(dt_rows), chunk):
-        d = np.ascontiguousarray(dt_rows[start:start + chunk], dtype=np.int64)
-        g = np.ascontiguousarray(gt_rows[start:start + chunk], dtype=np.int64)
-        e, c = terms[:len(d)], counts[:len(d)]
-        _C.oks_terms(dt_kp, gt_kp, box, area, variances, d, g, e, c)
-        np.negative(e, out=e)
-        np.exp(e, out=e)
-        _C.oks_sums(e, c, k, out[start:start + len(d)])
+
+    def run(start: int, stop: int) -> None:
+        k = len(variances)
+        terms = np.empty((min(chunk, stop - start), k))
+        counts = np.empty(len(terms), dtype=np.int64)
+        for at in range(start, stop, chunk):
+            d = np.ascontiguousarray(dt_rows[at:min(at + chunk, stop)], dtype=np.int64)
+            g = np.ascontiguousarray(gt_rows[at:min(at + chunk, stop)], dtype=np.int64)
+            e, c = terms[:len(d)], counts[:len(d)]
+            _C.oks_terms(dt_kp, gt_kp, box, area, variances, d, g, e, c)
+            np.negative(e, out=e)
+            np.exp(e, out=e)
+            _C.oks_sums(e, c, k, out[at:at + len(d)])
+
+    n = len(dt_rows)
+    if threads < 2 or n < 2 * chunk:
+        run(0, n)
+        return out
+    import threading
+
+    half = (n // 2 + chunk - 1) // chunk * chunk
+    failed: list[BaseException] = []
+
+    def second() -> None:
+        try:
+            run(half, n)
+        except BaseException as exc:  # noqa: BLE001 - raised again in the caller's thread
+            failed.append(exc)
+
+    worker = threading.Thread(target=second, name="oks-pairs")
+    worker.start()
+    try:
+        run(0, half)
+    finally:
+        worker.join()
+    if failed:
+        raise failed[0]
     return out
