@@ -168,7 +168,31 @@ def run_fast_eval(argv: Sequence[str]) -> None:
     given = fast_eval_args(argv[1:])
     if given is None:
         return
-    sys.exit(_fast_eval(given))
+    _exit(_fast_eval(given))
+
+
+def _exit(code: int) -> None:
+    """Exit without the interpreter's teardown (freeing every module and object one by one: ~15 ms, 5% of a
+    keypoints evaluation's whole process) when it has nothing else to do: the atexit handlers run here and the
+    output is flushed, as at a normal exit.  With a non-daemon thread still running, or output that cannot be
+    flushed, the normal exit (which waits for the thread, or reports the flush) instead."""
+    import atexit
+    import threading
+
+    if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
+        sys.exit(code)
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except Exception:  # noqa: BLE001 - e.g. a closed pipe: the interpreter's exit reports it as it always does
+        sys.exit(code)
+    atexit._run_exitfuncs()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except Exception:  # noqa: BLE001 - what the interpreter's exit does when the last flush fails
+        os._exit(120)
+    os._exit(code)
 
 
 def _fast_eval(given: dict[str, str]) -> int:

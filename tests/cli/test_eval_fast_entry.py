@@ -21,7 +21,8 @@ COCO = ROOT / "tests" / "data" / "coco"
 COCO_GT = COCO / "instances_val2014_100.json"
 COCO_BBOX = COCO / "instances_val2014_fakebbox100_results.json"
 
-#: runs ``harness.cli`` as ``python -m`` does, and says on stderr whether click was imported
+#: runs ``harness.cli`` as ``python -m`` does, and says on stderr whether click was imported (in an atexit
+#: handler: the fast entry runs them before it exits)
 PROBE = ("import atexit, sys; atexit.register(lambda: sys.stderr.write('click imported: %s' % ('click' in "
          "sys.modules))); sys.argv = ['-m', *sys.argv[1:]]; import harness.cli, runpy; "
          "runpy.run_module('harness.cli', run_name='__main__')")
@@ -138,3 +139,21 @@ def test_python_m_and_the_console_script_name_take_the_fast_entry(tmp_path: Path
     assert plain.returncode == as_bench.returncode == 0, (plain.stderr, as_bench.stderr)
     assert plain.stdout == as_bench.stdout and "AP" in plain.stdout
     assert as_bench.stderr == "False"
+
+
+@pytest.mark.parametrize("code", [0, 2])
+def test_the_fast_exit_keeps_atexit_handlers_buffered_output_and_threads(tmp_path: Path, code: int) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    script = ("import atexit, sys, threading, time; from harness.cli import early; "
+              "atexit.register(lambda: print('handler ran')); print('buffered', end=''); "
+              "sys.stderr.write('err'); early._exit(int(sys.argv[1]))")
+    done = subprocess.run([sys.executable, "-c", script, str(code)], capture_output=True, text=True, env=env,
+                          cwd=tmp_path)
+    assert (done.returncode, done.stdout, done.stderr) == (code, "bufferedhandler ran\n", "err")
+    # a thread that is not a daemon is waited for, as at a normal exit
+    script = ("import sys, threading, time; from harness.cli import early; "
+              "threading.Thread(target=lambda: (time.sleep(0.3), print('thread finished'))).start(); "
+              "early._exit(int(sys.argv[1]))")
+    done = subprocess.run([sys.executable, "-c", script, str(code)], capture_output=True, text=True, env=env,
+                          cwd=tmp_path)
+    assert (done.returncode, done.stdout) == (code, "thread finished\n")
