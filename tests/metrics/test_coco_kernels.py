@@ -60,8 +60,11 @@ def test_group_order_is_a_stable_lexsort():
         assert np.array_equal(order, np.argsort(key, kind="stable"))
 
 
+@pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("kind", ["bbox", "keypoints"])
-def test_evaluation_equals_the_numpy_path(kind, monkeypatch):
+def test_evaluation_equals_the_numpy_path(kind, threads, monkeypatch):
+    """The compiled path, on one thread or two (OKS pairs split in halves, accumulation by area range)."""
+    monkeypatch.setattr(kernels, "OKS_THREADS", threads)
     if kind == "bbox":
         gt, results = synthetic_boxes(3, num_images=60, num_categories=5, gt_per_image=6, dets_per_image=40)
     else:

@@ -1449,18 +1449,119 @@ static PyObject *polygons_to_rles(PyObject *self, PyObject *args) {
  * reads as unmatched).  Statuses are packed into bits (T <= 16), gathered in accumulation order per area
  * range, so each walk reads memory in sequence.  The walk itself is ``accumulate``'s.
  * ``precision`` is laid out (K, A, M, T, R) and ``recall`` (K, A, M, T), both filled with -1 beforehand. */
+/* One thread's share of accumulate_matches: the area ranges [a0, a1) (every area range is independent: its own
+ * status bits and its own rows of precision and recall), with its own scratch buffers. */
+typedef struct {
+    const int64_t *seq, *cat_bounds, *slot, *npos, *max_dets;
+    const int32_t *seq_rank;
+    const uint8_t *outside;
+    const uint16_t *cand_tp, *cand_fp;
+    const double *rthr;
+    double *precision, *recall;
+    Py_ssize_t num_t, num_a, num_k, num_n, num_d, num_r, num_m, a0, a1;
+    int failed;
+} MatchesJob;
+
+static void *accumulate_matches_range(void *arg) {
+    MatchesJob *j = arg;
+    const int64_t *seq = j->seq, *cat_bounds = j->cat_bounds, *slot = j->slot, *npos = j->npos;
+    const int64_t *max_dets = j->max_dets;
+    const int32_t *seq_rank = j->seq_rank;
+    const uint8_t *outside = j->outside;
+    const uint16_t *cand_tp = j->cand_tp, *cand_fp = j->cand_fp;
+    const double *rthr = j->rthr;
+    double *precision = j->precision, *recall = j->recall;
+    Py_ssize_t num_t = j->num_t, num_a = j->num_a, num_k = j->num_k, num_n = j->num_n, num_d = j->num_d;
+    Py_ssize_t num_r = j->num_r, num_m = j->num_m;
+    uint16_t *tp_bits = malloc((size_t)(num_n + 1) * sizeof *tp_bits);
+    uint16_t *fp_bits = malloc((size_t)(num_n + 1) * sizeof *fp_bits);
+    double *work = malloc((size_t)(num_t * (num_r + 1) + 2 * num_t) * sizeof(double));
+    Py_ssize_t *next = malloc((size_t)num_t * sizeof *next);
+    if (!tp_bits || !fp_bits || !work || !next) {
+        j->failed = 1;
+        free(tp_bits);
+        free(fp_bits);
+        free(work);
+        free(next);
+        return NULL;
+    }
+    const double eps = 2.220446049250313e-16; /* np.spacing(1) */
+    const uint16_t all = (uint16_t)((1u << num_t) - 1);
+    double *best = work, *tp = work + num_t * (num_r + 1), *fp = tp + num_t;
+    for (Py_ssize_t a = j->a0; a < j->a1; a++) {
+        const uint8_t *out_a = outside + a * num_d;
+        for (Py_ssize_t i = 0; i < num_n; i++) { /* status bits of every detection at every threshold */
+            int64_t d = seq[i], c = slot[d];
+            if (c < 0) {
+                tp_bits[i] = 0;
+                fp_bits[i] = out_a[d] ? 0 : all;
+                continue;
+            }
+            uint16_t tb = cand_tp[c * num_a + a], fb = cand_fp[c * num_a + a];
+            tp_bits[i] = tb;
+            fp_bits[i] = fb;
+        }
+        for (Py_ssize_t k = 0; k < num_k; k++) {
+            int64_t npig = npos[k * num_a + a];
+            if (npig <= 0) continue;
+            for (Py_ssize_t m = 0; m < num_m; m++) {
+                int64_t max_det = max_dets[m];
+                double plain_fp = 0;
+                memset(work, 0, (size_t)(num_t * (num_r + 1) + 2 * num_t) * sizeof(double));
+                for (Py_ssize_t t = 0; t < num_t; t++) next[t] = 0;
+                for (Py_ssize_t i = cat_bounds[k]; i < cat_bounds[k + 1]; i++) {
+                    if (seq_rank[i] >= max_det) continue;
+                    uint16_t tb = tp_bits[i], fb = fp_bits[i];
+                    if (!tb) {
+                        if (fb == all) plain_fp += 1;
+                        else
+                            for (Py_ssize_t t = 0; t < num_t; t++) fp[t] += (fb >> t) & 1;
+                        continue;
+                    }
+                    for (Py_ssize_t t = 0; t < num_t; t++) {
+                        if ((tb >> t) & 1) {
+                            double tpd = ++tp[t], fpd = fp[t] + plain_fp;
+                            double pr = tpd / ((fpd + tpd) + eps);
+                            double rc = tpd / (double)npig;
+                            Py_ssize_t lo = next[t]; /* recall only grows: thresholds <= rc, by pointer */
+                            while (lo < num_r && rthr[lo] <= rc) lo++;
+                            next[t] = lo;
+                            double *slot_best = best + t * (num_r + 1) + lo;
+                            if (pr > *slot_best) *slot_best = pr;
+                        } else {
+                            fp[t] += (fb >> t) & 1;
+                        }
+                    }
+                }
+                for (Py_ssize_t t = 0; t < num_t; t++) { /* written (K, A, M, T, R): in sequence */
+                    double *row = best + t * (num_r + 1), running = 0;
+                    double *out = precision + (((k * num_a + a) * num_m + m) * num_t + t) * num_r;
+                    for (Py_ssize_t r = num_r; r >= 1; r--) {
+                        if (row[r] > running) running = row[r];
+                        out[r - 1] = running;
+                    }
+                    recall[((k * num_a + a) * num_m + m) * num_t + t] = tp[t] / (double)npig;
+                }
+            }
+        }
+    }
+    free(tp_bits);
+    free(fp_bits);
+    free(work);
+    free(next);
+    return NULL;
+}
+
+/* accumulate_matches(..., precision, recall[, threads]): with threads 2 a second thread takes the later half of
+ * the area ranges (the numbers do not depend on it). */
 static PyObject *accumulate_matches(PyObject *self, PyObject *args) {
     Py_buffer seq_v, bounds_v, rank_v, slot_v, out_v, ctp_v, cfp_v, npos_v, rthr_v, mdet_v, prec_v, rec_v;
-    Py_ssize_t num_t, num_a, num_k;
-    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*y*y*y*y*nnnw*w*", &seq_v, &bounds_v, &rank_v, &slot_v, &out_v, &ctp_v,
-                          &cfp_v, &npos_v, &rthr_v, &mdet_v, &num_t, &num_a, &num_k, &prec_v, &rec_v))
+    Py_ssize_t num_t, num_a, num_k, threads = 1;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*y*y*y*y*nnnw*w*|n", &seq_v, &bounds_v, &rank_v, &slot_v, &out_v,
+                          &ctp_v, &cfp_v, &npos_v, &rthr_v, &mdet_v, &num_t, &num_a, &num_k, &prec_v, &rec_v,
+                          &threads))
         return NULL;
     const int64_t *seq = seq_v.buf, *cat_bounds = bounds_v.buf, *rank = rank_v.buf, *slot = slot_v.buf;
-    const int64_t *npos = npos_v.buf, *max_dets = mdet_v.buf;
-    const uint8_t *outside = out_v.buf;
-    const uint16_t *cand_tp = ctp_v.buf, *cand_fp = cfp_v.buf;
-    const double *rthr = rthr_v.buf;
-    double *precision = prec_v.buf, *recall = rec_v.buf;
     Py_ssize_t num_n = seq_v.len / 8, num_d = rank_v.len / 8, num_r = rthr_v.len / 8;
     Py_ssize_t num_m = mdet_v.len / 8;
     Py_ssize_t num_c = num_a ? ctp_v.len / 2 / num_a : 0;
@@ -1471,88 +1572,35 @@ static PyObject *accumulate_matches(PyObject *self, PyObject *args) {
     if (!bad && num_k && (cat_bounds[0] < 0 || cat_bounds[num_k] > num_n)) bad = 1;
     for (Py_ssize_t i = 0; i < num_n && !bad; i++)
         if (seq[i] < 0 || seq[i] >= num_d || slot[seq[i]] >= num_c) bad = 1;
-    uint16_t *tp_bits = NULL, *fp_bits = NULL;
     int32_t *seq_rank = NULL;
-    double *work = NULL;
-    Py_ssize_t *next = NULL;
     if (!bad) {
-        tp_bits = malloc((size_t)(num_n + 1) * sizeof *tp_bits);
-        fp_bits = malloc((size_t)(num_n + 1) * sizeof *fp_bits);
         seq_rank = malloc((size_t)(num_n + 1) * sizeof *seq_rank);
-        work = malloc((size_t)(num_t * (num_r + 1) + 2 * num_t) * sizeof(double));
-        next = malloc((size_t)num_t * sizeof *next);
-        if (!tp_bits || !fp_bits || !seq_rank || !work || !next) bad = 2;
+        if (!seq_rank) bad = 2;
     }
     if (!bad) {
         Py_BEGIN_ALLOW_THREADS
-        const double eps = 2.220446049250313e-16; /* np.spacing(1) */
-        const uint16_t all = (uint16_t)((1u << num_t) - 1);
-        double *best = work, *tp = work + num_t * (num_r + 1), *fp = tp + num_t;
         for (Py_ssize_t i = 0; i < num_n; i++) seq_rank[i] = rank[seq[i]] > INT32_MAX ? INT32_MAX : (int32_t)rank[seq[i]];
-        for (Py_ssize_t a = 0; a < num_a; a++) {
-            const uint8_t *out_a = outside + a * num_d;
-            for (Py_ssize_t i = 0; i < num_n; i++) { /* status bits of every detection at every threshold */
-                int64_t d = seq[i], c = slot[d];
-                if (c < 0) {
-                    tp_bits[i] = 0;
-                    fp_bits[i] = out_a[d] ? 0 : all;
-                    continue;
-                }
-                uint16_t tb = cand_tp[c * num_a + a], fb = cand_fp[c * num_a + a];
-                tp_bits[i] = tb;
-                fp_bits[i] = fb;
-            }
-            for (Py_ssize_t k = 0; k < num_k; k++) {
-                int64_t npig = npos[k * num_a + a];
-                if (npig <= 0) continue;
-                for (Py_ssize_t m = 0; m < num_m; m++) {
-                    int64_t max_det = max_dets[m];
-                    double plain_fp = 0;
-                    memset(work, 0, (size_t)(num_t * (num_r + 1) + 2 * num_t) * sizeof(double));
-                    for (Py_ssize_t t = 0; t < num_t; t++) next[t] = 0;
-                    for (Py_ssize_t i = cat_bounds[k]; i < cat_bounds[k + 1]; i++) {
-                        if (seq_rank[i] >= max_det) continue;
-                        uint16_t tb = tp_bits[i], fb = fp_bits[i];
-                        if (!tb) {
-                            if (fb == all) plain_fp += 1;
-                            else
-                                for (Py_ssize_t t = 0; t < num_t; t++) fp[t] += (fb >> t) & 1;
-                            continue;
-                        }
-                        for (Py_ssize_t t = 0; t < num_t; t++) {
-                            if ((tb >> t) & 1) {
-                                double tpd = ++tp[t], fpd = fp[t] + plain_fp;
-                                double pr = tpd / ((fpd + tpd) + eps);
-                                double rc = tpd / (double)npig;
-                                Py_ssize_t lo = next[t]; /* recall only grows: thresholds <= rc, by pointer */
-                                while (lo < num_r && rthr[lo] <= rc) lo++;
-                                next[t] = lo;
-                                double *slot_best = best + t * (num_r + 1) + lo;
-                                if (pr > *slot_best) *slot_best = pr;
-                            } else {
-                                fp[t] += (fb >> t) & 1;
-                            }
-                        }
-                    }
-                    for (Py_ssize_t t = 0; t < num_t; t++) { /* written (K, A, M, T, R): in sequence */
-                        double *row = best + t * (num_r + 1), running = 0;
-                        double *out = precision + (((k * num_a + a) * num_m + m) * num_t + t) * num_r;
-                        for (Py_ssize_t r = num_r; r >= 1; r--) {
-                            if (row[r] > running) running = row[r];
-                            out[r - 1] = running;
-                        }
-                        recall[((k * num_a + a) * num_m + m) * num_t + t] = tp[t] / (double)npig;
-                    }
-                }
+        MatchesJob jobs[2];
+        for (int h = 0; h < 2; h++) {
+            jobs[h] = (MatchesJob){seq, cat_bounds, slot, npos_v.buf, mdet_v.buf, seq_rank, out_v.buf, ctp_v.buf,
+                                   cfp_v.buf, rthr_v.buf, prec_v.buf, rec_v.buf, num_t, num_a, num_k, num_n, num_d,
+                                   num_r, num_m, 0, num_a, 0};
+        }
+        pthread_t second;
+        int split = threads > 1 && num_a > 1;
+        if (split) {
+            jobs[0].a1 = jobs[1].a0 = (num_a + 1) / 2;
+            if (pthread_create(&second, NULL, accumulate_matches_range, &jobs[1])) {
+                split = 0;
+                jobs[0].a1 = num_a;
             }
         }
+        accumulate_matches_range(&jobs[0]);
+        if (split) pthread_join(second, NULL);
+        if (jobs[0].failed || (split && jobs[1].failed)) bad = 2;
         Py_END_ALLOW_THREADS
     }
-    free(tp_bits);
-    free(fp_bits);
     free(seq_rank);
-    free(work);
-    free(next);
     Py_buffer *views[] = {&seq_v, &bounds_v, &rank_v, &slot_v, &out_v, &ctp_v, &cfp_v, &npos_v, &rthr_v, &mdet_v,
                           &prec_v, &rec_v};
     for (size_t i = 0; i < sizeof views / sizeof *views; i++) PyBuffer_Release(views[i]);

@@ -34,6 +34,10 @@ _C: Any = _compiled()
 #: whether the compiled kernels are used (tests switch it off to run the numpy path)
 ENABLED: bool = _C is not None
 
+#: threads of the compiled OKS and accumulation: their parts are independent, so the numbers never depend on it;
+#: the other core is idle by then (``bench eval`` parsed the files while it imported)
+OKS_THREADS = min(2, os.cpu_count() or 1)
+
 
 class ResultColumns(TypedDict):
     """The columns ``parse_results`` reads: one entry per result that has the key."""
@@ -200,9 +204,10 @@ def match_status(pair_det: np.ndarray, pair_gt: np.ndarray, pair_iou: np.ndarray
 def accumulate_matches(seq: np.ndarray, cat_bounds: np.ndarray, dt_rank: np.ndarray, slot_of: np.ndarray,
                        dt_outside: np.ndarray, cand_tp: np.ndarray, cand_fp: np.ndarray, num_positives: np.ndarray,
                        recall_thresholds: np.ndarray, max_dets, num_t: int,
-                       precision: np.ndarray, recall: np.ndarray) -> None:
+                       precision: np.ndarray, recall: np.ndarray, threads: int | None = None) -> None:
     """pycocotools' accumulate for every image once, from the candidates' status bits (``match_status``); fills
-    ``precision`` laid out (K, A, M, T, R) and ``recall`` (K, A, M, T), which arrive as -1."""
+    ``precision`` laid out (K, A, M, T, R) and ``recall`` (K, A, M, T), which arrive as -1.  With ``threads`` 2
+    a second thread takes the later half of the area ranges (each area range is independent)."""
     num_a = dt_outside.shape[0]
     num_k = len(cat_bounds) - 1
 
@@ -213,7 +218,7 @@ def accumulate_matches(seq: np.ndarray, cat_bounds: np.ndarray, dt_rank: np.ndar
         i64(seq), i64(cat_bounds), i64(dt_rank), i64(slot_of), np.ascontiguousarray(dt_outside, dtype=np.uint8),
         np.ascontiguousarray(cand_tp, dtype=np.uint16), np.ascontiguousarray(cand_fp, dtype=np.uint16),
         i64(num_positives), np.ascontiguousarray(recall_thresholds, dtype=np.float64), i64(np.asarray(max_dets)),
-        num_t, num_a, num_k, precision, recall,
+        num_t, num_a, num_k, precision, recall, OKS_THREADS if threads is None else int(threads),
     )
 
 
@@ -293,14 +298,9 @@ def ground_truth_from_raw(parsed: Any) -> tuple[int, dict[str, np.ndarray], dict
     return count, columns, present, kp_len, rest
 
 
-#: threads of the compiled OKS: the pairs are independent, so the values never depend on it; the other core is
-#: idle by then (the files were parsed while the imports ran)
-OKS_THREADS = min(2, os.cpu_count() or 1)
-
-
 def oks_pairs(dt_keypoints: np.ndarray, gt_keypoints: np.ndarray, gt_box: np.ndarray, gt_area: np.ndarray,
               sigmas: np.ndarray, dt_rows: np.ndarray, gt_rows: np.ndarray, out: np.ndarray,
-              chunk: int = 1 << 13, threads: int = OKS_THREADS) -> np.ndarray:
+              chunk: int = 1 << 13, threads: int | None = None) -> np.ndarray:
     """``ious.oks_pairs`` in C around numpy's exp: the exponents with computeOks' arithmetic, exp by numpy,
     the sums in np.sum's pairwise order (see ``_ckernels.c``).  With ``threads`` 2 a second thread takes the
     second half of the pairs (the kernels and numpy's exp release the GIL)."""
@@ -324,6 +324,8 @@ def oks_pairs(dt_keypoints: np.ndarray, gt_keypoints: np.ndarray, gt_box: np.nda
             _C.oks_sums(e, c, k, out[at:at + len(d)])
 
     n = len(dt_rows)
+    if threads is None:
+        threads = OKS_THREADS
     if threads < 2 or n < 2 * chunk:
         run(0, n)
         return out
