@@ -48,12 +48,13 @@ def test_anything_unusual_goes_to_the_general_parser(text):
     assert kernels.parse_results(text.encode()) is None
 
 
-def test_group_order_is_a_stable_lexsort():
+@pytest.mark.parametrize("threads", [1, 2])
+def test_group_order_is_a_stable_lexsort(threads):
     rng = np.random.default_rng(1)
-    for n, groups in ((0, 1), (1, 1), (50, 3), (5000, 40), (3000, 2)):
+    for n, groups in ((0, 1), (1, 1), (50, 3), (5000, 40), (3000, 2), (9000, 1), (9000, 2), (20000, 7000)):
         key = rng.integers(0, groups, n)
         score = rng.choice([0.0, -0.0, 0.25, 0.5, 0.5000000000000001, 1.0], n)  # many ties
-        order, bounds = kernels.group_order(key, score, groups)
+        order, bounds = kernels.group_order(key, score, groups, threads=threads)  # 2: groups split by rows
         assert np.array_equal(order, np.lexsort((-score, key)))
         assert np.array_equal(bounds, np.searchsorted(key[order], np.arange(groups + 1)))
         order, _ = kernels.group_order(key, None, groups)

@@ -550,10 +550,38 @@ static void sort_by_score(int64_t *idx, int64_t *tmp, Py_ssize_t n, const double
     while (i < half) idx[o++] = tmp[i++];
 }
 
+/* The score sort of the groups [g0, g1) (groups are disjoint ranges of ``order``: threads share nothing). */
+typedef struct {
+    int64_t *order;
+    const int64_t *bounds;
+    const double *score;
+    Py_ssize_t g0, g1;
+    int failed;
+} GroupSortJob;
+
+static void *sort_groups(void *arg) {
+    GroupSortJob *j = arg;
+    Py_ssize_t largest = 0;
+    for (Py_ssize_t g = j->g0; g < j->g1; g++)
+        if (j->bounds[g + 1] - j->bounds[g] > largest) largest = j->bounds[g + 1] - j->bounds[g];
+    int64_t *tmp = malloc((size_t)(largest / 2 + 1) * sizeof *tmp);
+    if (!tmp) {
+        j->failed = 1;
+        return NULL;
+    }
+    for (Py_ssize_t g = j->g0; g < j->g1; g++)
+        sort_by_score(j->order + j->bounds[g], tmp, j->bounds[g + 1] - j->bounds[g], j->score);
+    free(tmp);
+    return NULL;
+}
+
+/* group_order(key, score, num_groups, order, bounds[, threads]): with threads 2 a second thread sorts the groups
+ * holding the later half of the rows (the order does not depend on it). */
 static PyObject *group_order(PyObject *self, PyObject *args) {
     Py_buffer key_view, score_view, order_view, bounds_view;
-    Py_ssize_t num_groups;
-    if (!PyArg_ParseTuple(args, "y*y*nw*w*", &key_view, &score_view, &num_groups, &order_view, &bounds_view))
+    Py_ssize_t num_groups, threads = 1;
+    if (!PyArg_ParseTuple(args, "y*y*nw*w*|n", &key_view, &score_view, &num_groups, &order_view, &bounds_view,
+                          &threads))
         return NULL;
     Py_ssize_t n = key_view.len / (Py_ssize_t)sizeof(int64_t);
     const int64_t *key = key_view.buf;
@@ -561,7 +589,6 @@ static PyObject *group_order(PyObject *self, PyObject *args) {
     int64_t *order = order_view.buf, *bounds = bounds_view.buf;
     int bad = order_view.len != key_view.len || bounds_view.len != (num_groups + 1) * (Py_ssize_t)sizeof(int64_t) ||
               (score && score_view.len != n * (Py_ssize_t)sizeof(double));
-    int64_t *tmp = NULL;
     if (!bad) {
         Py_BEGIN_ALLOW_THREADS
         memset(bounds, 0, (size_t)(num_groups + 1) * sizeof *bounds);
@@ -572,21 +599,25 @@ static PyObject *group_order(PyObject *self, PyObject *args) {
         if (!bad) {
             for (Py_ssize_t g = 0; g < num_groups; g++) bounds[g + 1] += bounds[g];
             int64_t *fill = malloc((size_t)(num_groups + 1) * sizeof *fill);
-            Py_ssize_t largest = 0;
             if (fill) {
                 memcpy(fill, bounds, (size_t)(num_groups + 1) * sizeof *fill);
                 for (Py_ssize_t i = 0; i < n; i++) order[fill[key[i]]++] = i;
                 free(fill);
-                for (Py_ssize_t g = 0; g < num_groups; g++)
-                    if (bounds[g + 1] - bounds[g] > largest) largest = bounds[g + 1] - bounds[g];
                 if (score) {
-                    tmp = malloc((size_t)(largest / 2 + 1) * sizeof *tmp);
-                    if (tmp)
-                        for (Py_ssize_t g = 0; g < num_groups; g++)
-                            sort_by_score(order + bounds[g], tmp, bounds[g + 1] - bounds[g], score);
-                    else
-                        bad = 2;
-                    free(tmp);
+                    GroupSortJob jobs[2] = {{order, bounds, score, 0, num_groups, 0},
+                                            {order, bounds, score, num_groups, num_groups, 0}};
+                    pthread_t second;
+                    int split = 0;
+                    if (threads > 1 && n >= 4096) { /* first group starting in the later half of the rows */
+                        Py_ssize_t g = 0;
+                        while (g < num_groups && bounds[g] < n / 2) g++;
+                        jobs[0].g1 = jobs[1].g0 = g;
+                        split = !pthread_create(&second, NULL, sort_groups, &jobs[1]);
+                        if (!split) jobs[0].g1 = num_groups;
+                    }
+                    sort_groups(&jobs[0]);
+                    if (split) pthread_join(second, NULL);
+                    if (jobs[0].failed || (split && jobs[1].failed)) bad = 2;
                 }
             } else {
                 bad = 2;

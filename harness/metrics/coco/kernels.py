@@ -93,14 +93,16 @@ def _masks_arg(rles: Any) -> Any:
     return packed if packed is not None else rles
 
 
-def group_order(key: np.ndarray, score: np.ndarray | None, num_groups: int) -> tuple[np.ndarray, np.ndarray]:
+def group_order(key: np.ndarray, score: np.ndarray | None, num_groups: int, threads: int | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
     """(order, bounds): rows stably sorted by ``key`` (0 <= key < num_groups) and, inside a group, by descending
-    ``score`` with ties in row order (``np.lexsort((-score, key))``); group g is order[bounds[g]:bounds[g+1]]."""
+    ``score`` with ties in row order (``np.lexsort((-score, key))``); group g is order[bounds[g]:bounds[g+1]].
+    With ``threads`` 2 a second thread sorts the groups of the later half of the rows."""
     key = np.ascontiguousarray(key, dtype=np.int64)
     order = np.empty(len(key), dtype=np.int64)
     bounds = np.empty(num_groups + 1, dtype=np.int64)
     scores: Any = b"" if score is None else np.ascontiguousarray(score, dtype=np.float64)
-    _C.group_order(key, scores, int(num_groups), order, bounds)
+    _C.group_order(key, scores, int(num_groups), order, bounds, OKS_THREADS if threads is None else int(threads))
     return order, bounds
 
 
