@@ -319,3 +319,29 @@ def test_polygon_rasteriser_refuses_values_outside_the_checked_bounds():
         kernels.polygons_to_rles(np.arange(8.0), *one, np.array([[0, 10]]))
     with pytest.raises(ValueError, match="odd"):
         kernels.polygons_to_rles(np.arange(8.0), np.array([0, 7]), np.array([0, 1]), np.array([[10, 10]]))
+
+
+def test_box_iou_equals_the_numpy_bbiou():
+    from harness.metrics.coco import ious
+
+    rng = np.random.default_rng(11)
+    num_d, num_g, num_p = 300, 80, 20000
+    dt = np.concatenate([rng.uniform(-50, 500, (num_d, 2)), rng.uniform(0, 200, (num_d, 2))], axis=1)
+    gt = np.concatenate([rng.uniform(-50, 500, (num_g, 2)), rng.uniform(0, 200, (num_g, 2))], axis=1)
+    dt[:40] = np.round(dt[:40] / 25) * 25  # touching and identical edges, zero sizes, -0.0
+    gt[:20] = np.round(gt[:20] / 25) * 25
+    dt[40:60] = gt[:20]
+    dt[60, 2], gt[5, 3], dt[61, 0] = 0.0, 0.0, -0.0
+    dt[62] = [1e300, 1e300, 1e300, 1e300]  # huge values: the same overflow in both
+    crowd = rng.random(num_g) < 0.2
+    pair_dt, pair_gt = rng.integers(0, num_d, num_p), rng.integers(0, num_g, num_p)
+    pair_dt[:2000] = np.repeat(np.arange(40, 60), 100)
+    pair_gt[:2000] = np.tile(np.arange(20), 100)
+    pair_dt[2000:2100] = 62
+    with np.errstate(all="ignore"):
+        slow = ious.box_iou_pairs(dt[pair_dt], gt[pair_gt], crowd[pair_gt])
+    fast = kernels.box_iou(dt, gt, crowd, pair_dt, pair_gt)
+    assert _bits(fast) == _bits(slow)
+    assert (fast == 1.0).sum() >= 20 and (fast == 0).sum() > 100 and ((fast > 0) & (fast < 1)).sum() > 100
+    with pytest.raises(ValueError):
+        kernels.box_iou(dt, gt, crowd, pair_dt, np.full(num_p, num_g))

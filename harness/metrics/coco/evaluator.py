@@ -337,6 +337,10 @@ def _pair_overlaps(
     g_rows, d_rows = groups.gt_order, groups.dt_order
     if params.iou_type == "bbox":
         assert dt.bbox is not None and gt.bbox is not None  # the tables of a bbox evaluation hold boxes
+        from harness.metrics.coco import kernels
+
+        if kernels.ENABLED:  # one pass in C, no (pairs, 4) gathers
+            return kernels.box_iou(dt.bbox, gt.bbox, gt.crowd, d_rows[pair_det], g_rows[pair_gt])
         out = np.empty(len(pair_det), dtype=np.float64)
         for start in range(0, len(pair_det), PAIR_CHUNK):  # chunks: (pairs, 4) gathers stay small
             d, g = d_rows[pair_det[start:start + PAIR_CHUNK]], g_rows[pair_gt[start:start + PAIR_CHUNK]]
