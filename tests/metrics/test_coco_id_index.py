@@ -37,3 +37,8 @@ def test_the_dense_table_and_the_binary_search_agree(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(validate, "DENSE_LOOKUP_LIMIT", 0)
     searched = IdIndex(ids, "image", ValueError, None).lookup(queries)
     assert (dense == searched).all() and (dense >= 0).sum() > 100
+    inside = queries[(queries >= min(ids)) & (queries <= max(ids))]  # every value in the id range, gaps included
+    dense = IdIndex(ids, "image", ValueError, None).lookup(inside)
+    expected = np.array([ids.index(q) if q in set(ids) else -1 for q in inside.tolist()])
+    ranks = np.argsort(np.argsort(ids))  # file order -> sorted rank
+    assert (dense == np.where(expected >= 0, ranks[expected], -1)).all() and (dense == -1).any()

@@ -195,6 +195,8 @@ class IdIndex:
             if self._table is None:
                 self._table = np.full(high - low + 1, -1, dtype=np.int64)
                 self._table[ids - low] = np.arange(len(ids))
+            if len(raw) and raw.min() >= low and raw.max() <= high:  # the usual case: every id in range
+                return self._table[raw - low]
             inside = (raw >= low) & (raw <= high)
             return np.where(inside, self._table[np.where(inside, raw - low, 0)], -1)
         index = np.searchsorted(ids, raw)
