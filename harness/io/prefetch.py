@@ -13,6 +13,7 @@ have without the prefetch.  Standard library only: this runs before anything els
 from __future__ import annotations
 
 import os
+import stat
 import threading
 from typing import Any, Callable
 
@@ -43,8 +44,13 @@ class _Job:
 
     def _run(self, parse: Callable[[bytes], Any]) -> None:
         try:
+            # regular files only: reading a pipe or a device (/dev/stdin) would take its bytes from the caller
+            if not stat.S_ISREG(os.stat(self.path).st_mode):
+                return
             with open(self.path, "rb") as handle:
                 identity = _identity(os.fstat(handle.fileno()))
+                if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                    return
                 data = handle.read()
             value = parse(data)
         except Exception:  # noqa: BLE001 - the caller reads the file itself and reports any problem

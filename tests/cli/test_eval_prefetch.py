@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -113,6 +114,26 @@ def test_take_hands_out_a_parse_once_and_only_for_an_unchanged_file(tmp_path: Pa
     assert prefetch.take("k", tmp_path / "missing.json") is prefetch.MISSING
     prefetch.start("other", path, bytes.upper)
     assert prefetch.take("k", path) is prefetch.MISSING  # another kind of parse of the same file
+
+
+def test_only_regular_files_are_read_ahead(tmp_path: Path) -> None:
+    """A pipe keeps its bytes for the evaluator: the prefetch neither reads nor hands out anything for it."""
+    fifo = tmp_path / "results.fifo"
+    os.mkfifo(fifo)
+    writer = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)  # a writer, so that an open for reading would not block
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # the evaluator's own reading, later
+    try:
+        os.write(writer, b"[1, 2, 3]")
+        prefetch.start("k", fifo, bytes.upper)
+        time.sleep(0.2)
+        os.close(writer)  # end of the data: a read of the pipe would end now, not hang
+        writer = -1
+        assert prefetch.take("k", fifo) is prefetch.MISSING
+        assert os.read(reader, 100) == b"[1, 2, 3]"  # the bytes are still there for the evaluator
+    finally:
+        os.close(reader)
+        if writer >= 0:
+            os.close(writer)
 
 
 def test_a_path_that_is_another_file_now_is_not_taken(tmp_path: Path) -> None:
