@@ -33,10 +33,25 @@ _EXTENSION = "harness.metrics.coco._ckernels"
 _WANTED = ("--task", "--gt", "--pred", "--iou-type")
 
 
-def invoked_as_cli(argv: Sequence[str]) -> bool:
+def invoked_as_cli(argv: Sequence[str], orig_argv: Sequence[str] | None = None) -> bool:
     """Whether this process is the ``bench`` command itself: ``python -m harness.cli`` (while the package is
-    imported, ``sys.argv[0]`` is ``-m``) or the ``bench`` console script."""
-    return bool(argv) and (argv[0] == "-m" or os.path.basename(argv[0]) == "bench")
+    imported, ``sys.argv[0]`` is ``-m``, and the interpreter's own command line names the module) or the ``bench``
+    console script."""
+    if not argv:
+        return False
+    if argv[0] == "-m":
+        return _module_run(sys.orig_argv if orig_argv is None else orig_argv) == "harness.cli"
+    return os.path.basename(argv[0]) == "bench"
+
+
+def _module_run(orig_argv: Sequence[str]) -> str | None:
+    """The module of ``python ... -m MODULE ...`` (or ``-mMODULE``), None without ``-m``."""
+    for i, token in enumerate(orig_argv[1:], start=1):
+        if token == "-m":
+            return orig_argv[i + 1] if i + 1 < len(orig_argv) else None
+        if token.startswith("-m"):
+            return token[2:]
+    return None
 
 
 def eval_files(args: Sequence[str]) -> tuple[str, str, str, str] | None:

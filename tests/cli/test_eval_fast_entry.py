@@ -24,8 +24,8 @@ COCO_BBOX = COCO / "instances_val2014_fakebbox100_results.json"
 #: runs ``harness.cli`` as ``python -m`` does, and says on stderr whether click was imported (in an atexit
 #: handler: the fast entry runs them before it exits)
 PROBE = ("import atexit, sys; atexit.register(lambda: sys.stderr.write('click imported: %s' % ('click' in "
-         "sys.modules))); sys.argv = ['-m', *sys.argv[1:]]; import harness.cli, runpy; "
-         "runpy.run_module('harness.cli', run_name='__main__')")
+         "sys.modules))); sys.argv = ['-m', *sys.argv[1:]]; sys.orig_argv = [sys.executable, '-m', 'harness.cli', "
+         "*sys.argv[1:]]; import harness.cli, runpy; runpy.run_module('harness.cli', run_name='__main__')")
 
 
 def test_fast_eval_args_takes_only_the_plain_command_line() -> None:
@@ -63,6 +63,10 @@ def test_file_options_are_the_click_commands() -> None:
 def test_other_processes_and_completion_requests_are_left_to_click(monkeypatch: pytest.MonkeyPatch) -> None:
     args = ["eval", "--task", "keypoints", "--gt", "g", "--pred", "p"]
     early.run_fast_eval(["/usr/bin/pytest", *args])  # returns: not the bench command
+    monkeypatch.setattr(sys, "orig_argv", ["python", "-m", "harness.cli.other", *args])
+    early.run_fast_eval(["-m", *args])  # returns: `python -m` of another module imports harness.cli too
+    assert early.invoked_as_cli(["-m"], ["python", "-X", "importtime", "-mharness.cli", "eval"])
+    assert not early.invoked_as_cli(["-m"], ["python", "-c", "..."])
     monkeypatch.setenv("_BENCH_COMPLETE", "bash_complete")
     early.run_fast_eval(["bench", *args])  # returns: click answers completion requests
 

@@ -47,7 +47,7 @@ def run_eval(task: str, gt: Path, pred: Path, out: Path):
 
 
 def started_as_cli(task: str, gt: Path | str, pred: Path | str) -> bool:
-    return early.prefetch_eval_files(["-m", "eval", "--task", task, "--gt", str(gt), "--pred", str(pred)])
+    return early.prefetch_eval_files(["bench", "eval", "--task", task, "--gt", str(gt), "--pred", str(pred)])
 
 
 # ------------------------------------------------------------------------------------------ reading argv
@@ -79,7 +79,10 @@ def test_only_the_bench_command_itself_prefetches(keypoint_files) -> None:
     args = ["eval", "--task", "keypoints", "--gt", str(gt), "--pred", str(pred)]
     assert not early.prefetch_eval_files(["/usr/bin/pytest", *args])  # a process that merely imports harness.cli
     assert not prefetch._jobs
-    assert early.invoked_as_cli(["-m", *args]) and early.invoked_as_cli(["/venv/bin/bench", *args])
+    assert early.invoked_as_cli(["-m", *args], ["python", "-m", "harness.cli", *args])
+    assert early.invoked_as_cli(["/venv/bin/bench", *args])
+    assert not early.prefetch_eval_files(["-m", *args])  # this process is `python -m pytest`, not harness.cli
+    assert not prefetch._jobs
 
 
 def test_the_task_table_is_the_evaluators() -> None:
@@ -204,9 +207,9 @@ def test_python_m_harness_cli_prefetches_and_prints_what_click_prints(tmp_path: 
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps([{"image_id": 10**9, "category_id": 1, "score": 0.5, "keypoints": [0.0] * 51}]))
     env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
-    probe = ("import sys, runpy; sys.argv = ['-m', *sys.argv[1:]]; import harness.cli; from harness.io import "
-             "prefetch; assert len(prefetch._jobs) == 2, prefetch._jobs; runpy.run_module('harness.cli', "
-             "run_name='__main__')")
+    probe = ("import sys, runpy; sys.argv = ['-m', *sys.argv[1:]]; sys.orig_argv = [sys.executable, '-m', "
+             "'harness.cli', *sys.argv[1:]]; import harness.io.prefetch as p; p.start = lambda *a, s=p.start: "
+             "(s(*a), sys.stderr.write('prefetch ')); import harness.cli")
     for results in (pred, bad):
         args = ["eval", "--task", "keypoints", "--gt", str(gt), "--pred", str(results)]
         outside = subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True,
@@ -216,4 +219,5 @@ def test_python_m_harness_cli_prefetches_and_prints_what_click_prints(tmp_path: 
         inside = CliRunner().invoke(main, args)
         assert outside.returncode == probed.returncode == inside.exit_code == (0 if results == pred else 2)
         assert outside.stdout == probed.stdout == inside.stdout
-        assert outside.stderr == probed.stderr == inside.stderr
+        assert outside.stderr == inside.stderr
+        assert probed.stderr == "prefetch prefetch " + inside.stderr  # both files were read ahead there
