@@ -118,10 +118,10 @@ def prefetch_eval_files(argv: Sequence[str]) -> bool:
     if kernels is None:
         return False
     _, iou_type, gt, pred = files
-    prefetch.start(RESULTS, pred, kernels.parse_results)
-    if iou_type in ("bbox", "keypoints"):
+    if iou_type in ("bbox", "keypoints"):  # first: the evaluator takes the ground truth first
         parse = kernels.parse_ground_truth
         prefetch.start(GROUND_TRUTH, gt, lambda data: _ground_truth(parse, data))
+    prefetch.start(RESULTS, pred, kernels.parse_results)
     return True
 
 
