@@ -345,3 +345,27 @@ def test_box_iou_equals_the_numpy_bbiou():
     assert (fast == 1.0).sum() >= 20 and (fast == 0).sum() > 100 and ((fast > 0) & (fast < 1)).sum() > 100
     with pytest.raises(ValueError):
         kernels.box_iou(dt, gt, crowd, pair_dt, np.full(num_p, num_g))
+
+
+def test_keypoint_results_fast_path_equals_the_general_path():
+    """The parser's keypoint extent (min / max of x and y, taken while parsing) gives the areas and boxes of
+    ``loadRes``' keypoints branch exactly as the numpy reductions of the general path."""
+    from harness.metrics.coco.tables import load_ground_truth, load_result_bytes, load_results
+
+    gt, results = synthetic_keypoints(8, num_images=40, dets_per_image=12)
+    rng = np.random.default_rng(8)
+    for i, r in enumerate(results[:60]):  # negative, tied, single-point and huge coordinates
+        values = rng.uniform(-300, 300, 51).round(rng.integers(0, 4))
+        values[2::3] = rng.integers(0, 3, 17)
+        if i % 5 == 0:
+            values[0::3], values[1::3] = values[0], values[1]  # every keypoint in one place: zero area
+        if i % 7 == 0:
+            values[3] = 1e300
+        r["keypoints"] = values.tolist()
+    table = load_ground_truth(gt, "keypoints", 17)
+    fast = load_result_bytes(json.dumps(results).encode(), table, "keypoints", 17)
+    slow = load_results(results, table, "keypoints", 17)
+    assert fast is not None
+    for name in ("image", "category", "score", "area", "bbox", "keypoints"):
+        assert _bits(np.asarray(getattr(fast, name)).ravel()) == _bits(np.asarray(getattr(slow, name)).ravel()), name
+    assert (fast.area == 0).sum() >= 12

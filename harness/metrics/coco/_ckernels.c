@@ -425,6 +425,7 @@ static PyObject *parse_results(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "y*", &view)) return NULL;
     Ptr p = (Ptr)view.buf, end = p + view.len;
     Buf cols[K_COUNT] = {{0}};
+    Buf extent = {0}; /* per keypoints result (x, y, v triples): min x, min y, max x, max y, for loadRes' extent */
     Py_ssize_t present[K_COUNT] = {0};
     Py_ssize_t n = 0, kp_len = -1;
     int ok = 0;
@@ -470,6 +471,17 @@ static PyObject *parse_results(PyObject *self, PyObject *args) {
                     if (key == K_KEYPOINTS) {
                         if (kp_len < 0) kp_len = count;
                         if (count != kp_len || count == 0) { ok = 0; break; }
+                        if (count % 3 == 0) {
+                            const double *v = (const double *)(cols[key].data + cols[key].len) - count;
+                            double e[4] = {v[0], v[1], v[0], v[1]};
+                            for (Py_ssize_t j = 3; j < count; j += 3) {
+                                if (v[j] < e[0]) e[0] = v[j];
+                                if (v[j + 1] < e[1]) e[1] = v[j + 1];
+                                if (v[j] > e[2]) e[2] = v[j];
+                                if (v[j + 1] > e[3]) e[3] = v[j + 1];
+                            }
+                            if (buf_put(&extent, e, sizeof e)) { ok = 0; break; }
+                        }
                     }
                 }
                 present[key]++;
@@ -510,6 +522,11 @@ static PyObject *parse_results(PyObject *self, PyObject *args) {
             Py_XDECREF(bytes);
             Py_XDECREF(count);
         }
+        if (!failed) {
+            PyObject *bounds = buf_column(&extent);
+            failed = !bounds || PyDict_SetItemString(columns, "keypoint_extent", bounds);
+            Py_XDECREF(bounds);
+        }
         if (!failed) out = Py_BuildValue("nOOn", n, columns, counts, kp_len);
         Py_XDECREF(columns);
         Py_XDECREF(counts);
@@ -518,6 +535,7 @@ static PyObject *parse_results(PyObject *self, PyObject *args) {
     }
     PyBuffer_Release(&view);
     for (int k = 0; k < K_COUNT; k++) free(cols[k].data);
+    free(extent.data);
     return out;
 }
 

@@ -47,6 +47,7 @@ class ResultColumns(TypedDict):
     score: np.ndarray
     bbox: np.ndarray  # (n, 4) xywh
     keypoints: np.ndarray  # (n, values per result)
+    keypoint_extent: np.ndarray  # (n, 4) min x, min y, max x, max y of the keypoints (x, y, v triples), or (0, 4)
     segmentation: RleColumn
 
 
@@ -73,6 +74,7 @@ def results_from_raw(parsed: Any) -> tuple[int, ResultColumns, dict[str, int], i
         "score": np.frombuffer(raw["score"], dtype=np.float64),
         "bbox": np.frombuffer(raw["bbox"], dtype=np.float64).reshape(-1, 4),
         "keypoints": np.frombuffer(raw["keypoints"], dtype=np.float64).reshape(-1, max(kp_len, 1)),
+        "keypoint_extent": np.frombuffer(raw["keypoint_extent"], dtype=np.float64).reshape(-1, 4),
         "segmentation": _rle_column(raw["segmentation"]),
     }
     return count, columns, present, kp_len
