@@ -12,11 +12,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from harness.metrics.coco.accumulate import AccumulationPlan, plan_accumulation
 from harness.metrics.coco.grouping import all_pairs, build_groups
 from harness.metrics.coco.ious import box_iou_pairs, mask_iou_pairs, oks_pairs
 from harness.metrics.coco.matching import greedy_match
@@ -25,6 +24,9 @@ from harness.metrics.coco.summary import (
     mean_over_valid, precision_max_dets, summarize, summarize_resamples, summary_names,
 )
 from harness.metrics.coco.tables import GroundTruthTable, ResultTable, load_ground_truth, load_results
+
+if TYPE_CHECKING:  # the numpy accumulation plan loads when used: a compiled evaluation never builds one
+    from harness.metrics.coco.accumulate import AccumulationPlan
 
 
 @dataclass
@@ -307,6 +309,8 @@ def result_from_arrays(gt: GroundTruthTable, params: CocoParams, precision: np.n
 
 def plan_evaluation(gt: GroundTruthTable, dt: ResultTable, params: CocoParams, groups, matches, gt_ignored,
                     dt_outside) -> AccumulationPlan:
+    from harness.metrics.coco.accumulate import plan_accumulation
+
     g_rows, d_rows = groups.gt_order, groups.dt_order
     k_gt, k_dt, num_k = _category_keys(gt, dt, params, groups)
     return plan_accumulation(
