@@ -8,10 +8,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from harness.core.run_record import RunRecord
-
 if TYPE_CHECKING:  # rich.progress costs ~10 ms of start-up; `bench eval` on COCO files never shows a bar
     from rich.progress import Progress
+
+    from harness.core.run_record import RunRecord  # annotations only: `bench eval` prints no run records
 
 
 @lru_cache(maxsize=1)

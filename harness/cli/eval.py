@@ -11,15 +11,13 @@ Two ways in:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import click
 
 from harness.cli import main
+from harness.cli.eval_files import print_record, score_files
 from harness.io.validation import cli as checks
-
-#: per-class tables longer than this are written to --json only
-MAX_TABLE_ROWS = 40
 
 
 @main.command("eval")
@@ -70,8 +68,6 @@ def eval_command(task_name: str | None, gt_path: Path | None, pred_path: Path | 
     # and again, ~8% of a keypoints evaluation's CPU time; the evaluation pauses it on its own
     with gc_paused():
         from harness.core.errors import BenchError
-        from harness.file_eval import FILE_EVALUATORS
-        from harness.file_eval.base import EvalRequest
 
     if gt_path is None:
         given = sorted("--" + name.replace("_", "-") for name, value in options.items()
@@ -81,27 +77,11 @@ def eval_command(task_name: str | None, gt_path: Path | None, pred_path: Path | 
         reader_options = {"allow_missing": True} if options.get("allow_missing") else {}
         record = _score_dataset(task_name, pred_path, run_dir, dataset_name, data_root, options.get("split"), limit,
                                 submission, dialect, reader_options)
-        _print(record, record["dataset"], json_out)
+        print_record(record, record["dataset"], json_out)
         return
     if run_dir is not None or data_root is not None or limit is not None or submission is not None:
         raise BenchError("--run, --data-root, --limit and --format read a dataset; drop --gt, or drop them")
-    if task_name is None or pred_path is None:
-        raise BenchError("file mode needs --task, --gt and --pred")
-
-    with gc_paused():
-        evaluator = FILE_EVALUATORS.get(task_name)  # imports the evaluator's module
-    given_options = {name: (None if value is False else value) for name, value in options.items()}
-    request = EvalRequest(task_name, gt_path, pred_path, dataset_name, dialect, given_options, tracker=_progress)
-    evaluator.check(request)
-    result = evaluator.run(request)
-    record = {
-        "task": task_name,
-        "metrics": result.metrics,
-        "per_class": result.per_class,
-        "settings": result.settings,
-        "higher_is_better": result.higher_is_better,
-    }
-    _print(record, dataset_name, json_out)
+    score_files(task_name, gt_path, pred_path, dataset_name, dialect, json_out, options)
 
 
 def _score_dataset(task_name: str | None, pred_path: Path | None, run_dir: Path | None, dataset_name: str | None,
@@ -133,70 +113,3 @@ def _score_dataset(task_name: str | None, pred_path: Path | None, run_dir: Path 
         "settings": {**result.settings, **({"dialect": dialect} if dialect else {})},
         "higher_is_better": result.higher_is_better,
     }
-
-
-def _print(record: dict[str, Any], dataset_name: str | None, json_out: Path | None) -> None:
-    from harness.io.jsonio import atomic_write_json, gc_paused
-
-    with gc_paused():  # rich's import: thousands of objects, no garbage
-        from harness.cli.console import console
-        from harness.file_eval.base import json_safe
-
-    out = console()
-    out.print(_metrics_table(record, dataset_name))
-    per_class = _per_class_table(record["per_class"])
-    if per_class is not None:
-        out.print(per_class)
-    for note in record["settings"].get("notes", []):
-        out.print(f"[yellow]note:[/yellow] {note}")
-    if json_out is not None:
-        atomic_write_json(json_out, json_safe(record))
-        out.print(f"[dim]wrote {json_out}[/dim]")
-
-
-def _progress(items: Sequence[Any], label: str) -> Iterable[Any]:
-    from harness.cli.console import progress_bar
-
-    with progress_bar() as bar:
-        yield from bar.track(items, description=label, total=len(items))
-
-
-def _number(value: Any) -> str:
-    return "nan" if value is None or value != value else f"{value:.4f}"
-
-
-def _metrics_table(record: dict[str, Any], dataset: str | None):
-    from rich.markup import escape
-    from rich.table import Table
-
-    settings = record["settings"]
-    where = f" on {dataset}" if dataset else ""
-    convention = settings.get("dialect")
-    title = f"{record['task']}{where}" + (f" ({convention})" if convention else "")
-    table = Table(title=escape(title))  # names from files: literal text, not markup
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for name, value in record["metrics"].items():
-        table.add_row(escape(str(name)), _number(value))
-    return table
-
-
-def _per_class_table(per_class: dict[str, dict[str, float]]):
-    from rich.markup import escape
-    from rich.table import Table
-
-    if not per_class:
-        return None
-    names: list[str] = []
-    for values in per_class.values():
-        names.extend(name for name in values if name not in names)
-    if len(names) > MAX_TABLE_ROWS:
-        return None
-    table = Table(title="per class")
-    table.add_column("class")
-    for metric in per_class:
-        table.add_column(metric, justify="right")
-    for name in names:
-        cells = (_number(values[name]) if name in values else "" for values in per_class.values())
-        table.add_row(escape(str(name)), *cells)
-    return table

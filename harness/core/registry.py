@@ -164,6 +164,7 @@ class Registry(Generic[T]):
         self._dynamic: list[str] = []  # modules with computed names, imported on a miss or a listing
         self._failed: dict[str, str] = {}  # module -> one-line import error
         self._scanned = False
+        self._unread: list[tuple[str, Path]] | None = None  # package modules not scanned yet, in scan order
         self._plugins_scanned = False
         self._dynamic_loaded = False
 
@@ -178,25 +179,37 @@ class Registry(Generic[T]):
 
         return decorate
 
-    def _scan(self) -> None:
-        """The packages' literal names (cheap: source text only); plugins are read by ``_scan_plugins``."""
+    def _scan(self, until: str | None = None) -> None:
+        """The packages' literal names (cheap: source text only); plugins are read by ``_scan_plugins``.
+
+        With ``until``, stops after the module that declares that name: modules are read in a fixed order and the
+        first declaration wins, so the modules after it cannot change what the name resolves to (``bench eval``
+        reads one file-evaluator module, not all of them); a later call goes on where this one stopped."""
         if self._scanned:
             return
+        if self._unread is None:
+            self._unread = [found for package in self.packages for found in _package_modules(package)]
+            self._unread.reverse()  # popped from the end: scan order
+        while self._unread:
+            module, path = self._unread.pop()
+            self._scan_module(module, path)
+            if until is not None and until in self._lazy:
+                return
         self._scanned = True
-        for package in self.packages:
-            for module, path in _package_modules(package):
-                if self.symbol is None:
-                    self._dynamic.append(module)
-                    continue
-                source = path.read_text(encoding="utf-8", errors="replace")
-                if f"{self.symbol}.register" not in source:
-                    continue
-                names, computed = scan_registrations(source, self.symbol)
-                for name in names:
-                    self._lazy.setdefault(name, module)
-                    self._origin.setdefault(name, str(path))
-                if computed:
-                    self._dynamic.append(module)
+
+    def _scan_module(self, module: str, path: Path) -> None:
+        if self.symbol is None:
+            self._dynamic.append(module)
+            return
+        source = path.read_text(encoding="utf-8", errors="replace")
+        if f"{self.symbol}.register" not in source:
+            return
+        names, computed = scan_registrations(source, self.symbol)
+        for name in names:
+            self._lazy.setdefault(name, module)
+            self._origin.setdefault(name, str(path))
+        if computed:
+            self._dynamic.append(module)
 
     def _scan_plugins(self) -> None:
         """Installed plugins' entry points, read only when a name is not built in or every name is wanted:
@@ -275,6 +288,9 @@ class Registry(Generic[T]):
         if is_file_spec(name) or name in self._entries:
             return name
         prefix, colon, _ = name.partition(":")
+        self._scan(until=None if colon else name)  # a plain name: only the modules up to the one declaring it
+        if name in self._lazy:
+            return name
         for scan in (self._scan, self._scan_plugins):  # built-in first: plugins only when that misses
             scan()
             if name in self._lazy:

@@ -19,10 +19,13 @@ from typing import Any, Callable, Iterator
 from harness.core.errors import BenchError, DataError, PredictionError
 from harness.file_eval import FILE_EVALUATORS
 from harness.file_eval.base import EvalRequest, FileEvaluator, require_file
+from harness.io import prefetch
 from harness.io.jsonio import gc_paused, iter_json_array, read_json
 from harness.core.metric import MetricResult
 
 IOU_TYPE_OF_TASK = {"detection": "bbox", "instance": "segm", "keypoints": "keypoints"}
+#: the kinds under which ``harness.cli.early`` prefetches the two files (``harness.io.prefetch``)
+RESULTS, GROUND_TRUTH = "coco-results", "coco-ground-truth"
 DIALECTS = ("pycocotools", "detectron2", "mmdet")
 DROPS_SEGM_BBOX = ("detectron2", "mmdet")
 
@@ -193,24 +196,36 @@ def _evaluate_coco_files(request: EvalRequest) -> MetricResult:
 
 
 def _parse_ground_truth_file(path: Path) -> Any:
-    """``kernels.parse_ground_truth`` of the file, or None (no compiled kernels, or a file it does not take)."""
+    """``kernels.parse_ground_truth`` of the file, or None (no compiled kernels, or a file it does not take);
+    the parse the command line started at start-up (``harness.cli.early``) when there is one for this file."""
     from harness.metrics.coco import kernels
 
     if not kernels.ENABLED:
         return None
     with gc_paused():
+        early = prefetch.take(GROUND_TRUTH, path)
+        if early is not prefetch.MISSING:
+            return kernels.ground_truth_from_raw(early)
         return kernels.parse_ground_truth(Path(path).read_bytes())
 
 
 def _parse_in_background(path: Path) -> Callable[[], Any] | None:
     """Start ``kernels.parse_results_file`` on the file in a thread (the parser releases the GIL; a large file's
-    two halves are parsed in two threads); the returned function waits for it.  Any failure (no compiled
-    kernels, unreadable file) means None: the general path then reads the file and says what is wrong, in the
-    order it always did."""
+    two halves are parsed in two threads), unless the command line started it at start-up
+    (``harness.cli.early``); the returned function waits for it.  Any failure (no compiled kernels, unreadable
+    file) means None: the general path then reads the file and says what is wrong, in the order it always did."""
     from harness.metrics.coco import kernels
 
     if not kernels.ENABLED:
         return None
+    if prefetch.started(RESULTS, path):
+        def prefetched() -> Any:
+            early = prefetch.take(RESULTS, path)
+            if early is prefetch.MISSING:  # changed since, or unreadable: as if there had been no prefetch
+                return kernels.parse_results(Path(path).read_bytes())
+            return kernels.results_from_raw(early)
+
+        return prefetched
     import threading
 
     box: dict[str, Any] = {}

@@ -15,6 +15,23 @@ def test_atomic_write_replaces_whole_file_and_leaves_no_temporaries(tmp_path):
     assert [p.name for p in path.parent.iterdir()] == ["metrics.json"]
 
 
+def test_atomic_write_takes_another_temporary_name_on_a_collision(tmp_path, monkeypatch):
+    import os
+    import stat
+
+    from harness.io import jsonio
+
+    path = tmp_path / "metrics.json"
+    taken = tmp_path / f".metrics.json.{(b'x' * 8).hex()}.tmp"
+    taken.write_text("someone else's")
+    draws = iter([b"x" * 8, b"y" * 8])
+    monkeypatch.setattr(jsonio.os, "urandom", lambda n: next(draws))
+    atomic_write_json(path, {"AP": 0.5})
+    assert json.loads(path.read_text()) == {"AP": 0.5} and taken.read_text() == "someone else's"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [taken.name, "metrics.json"]
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
+
+
 def test_failed_serialisation_keeps_the_previous_file(tmp_path):
     path = tmp_path / "metrics.json"
     atomic_write_json(path, {"AP": 0.5})

@@ -24,20 +24,28 @@ def make_package(root: Path, name: str, modules: dict[str, str]) -> None:
         (package / f"{module}.py").write_text(textwrap.dedent(source))
 
 
+def widget_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, package: str, sources: dict[str, str]
+                    ) -> Registry:
+    """A package whose modules (``sources``, each given the import of ``REG`` and ``Base`` first) register into
+    ``tests.core.test_lazy_registry.REG``, which is returned."""
+    global REG
+    REG = Registry("widget", (package,), symbol="REG", base=f"{__name__}:Base")
+    header = f"from {__name__} import REG, Base\n"
+    make_package(tmp_path, package, {module: header + source for module, source in sources.items()})
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return REG
+
+
 @pytest.fixture
 def plugin_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Registry:
     """A package ``lazypkg`` whose modules register into ``tests.core.test_lazy_registry.REG``."""
-    global REG
-    REG = Registry("widget", ("lazypkg",), symbol="REG", base=f"{__name__}:Base")
-    header = f"from {__name__} import REG, Base\n"
-    make_package(tmp_path, "lazypkg", {
-        "good": header + "@REG.register('good')\nclass Good(Base):\n    pass\n",
-        "half": header + "from lazypkg.does_not_exist import something\n@REG.register('half')\nclass Half(Base):\n    pass\n",
-        "typo": header + "@REG.register('typo')\nclass Typo(Base)\n    pass\n",  # a SyntaxError
-        "wrong": header + "@REG.register('wrong')\nclass Wrong:\n    pass\n",  # not a Base
-        "computed": header + "for n in ('a', 'b'):\n    REG.register(f'computed-{n}')(type(n, (Base,), {}))\n",
+    widget_registry(tmp_path, monkeypatch, "lazypkg", {
+        "good": "@REG.register('good')\nclass Good(Base):\n    pass\n",
+        "half": "from lazypkg.does_not_exist import something\n@REG.register('half')\nclass Half(Base):\n    pass\n",
+        "typo": "@REG.register('typo')\nclass Typo(Base)\n    pass\n",  # a SyntaxError
+        "wrong": "@REG.register('wrong')\nclass Wrong:\n    pass\n",  # not a Base
+        "computed": "for n in ('a', 'b'):\n    REG.register(f'computed-{n}')(type(n, (Base,), {}))\n",
     })
-    monkeypatch.syspath_prepend(str(tmp_path))
     yield REG
     for module in [m for m in sys.modules if m == "lazypkg" or m.startswith("lazypkg.")]:
         del sys.modules[module]
@@ -149,3 +157,26 @@ def test_a_built_in_name_is_found_without_reading_installed_plugins(
     with pytest.raises(UnknownNameError):
         plugin_package.get("not-built-in")
     assert calls == ["bench.test-widgets"]
+
+
+def test_a_lookup_reads_modules_only_up_to_the_first_declaration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                                  ) -> None:
+    """A plain name stops the scan at the module declaring it; the first declaration in scan order still wins,
+    and a later lookup or a listing goes on to the other modules."""
+    widget_registry(tmp_path, monkeypatch, "orderpkg", {
+        "a_first": "@REG.register('shared')\nclass First(Base):\n    pass\n",
+        "b_second": "@REG.register('shared')\n@REG.register('later')\nclass Second(Base):\n    pass\n",
+        "c_third": "@REG.register('last')\nclass Third(Base):\n    pass\n",
+    })
+    try:
+        assert REG.key("shared") == "shared"
+        assert REG._lazy == {"shared": "orderpkg.a_first"}  # b_second and c_third not read yet
+        assert REG.get("shared").__name__ == "First"
+        assert REG.get("last").__name__ == "Third"  # the scan goes on from where it stopped
+        assert REG._lazy["shared"] == "orderpkg.a_first" and REG._lazy["later"] == "orderpkg.b_second"
+        assert REG.names() == ["last", "later", "shared"]
+        with pytest.raises(UnknownNameError):
+            REG.get("nowhere")
+    finally:
+        for module in [m for m in sys.modules if m == "orderpkg" or m.startswith("orderpkg.")]:
+            del sys.modules[module]

@@ -48,20 +48,24 @@ def test_anything_unusual_goes_to_the_general_parser(text):
     assert kernels.parse_results(text.encode()) is None
 
 
-def test_group_order_is_a_stable_lexsort():
+@pytest.mark.parametrize("threads", [1, 2])
+def test_group_order_is_a_stable_lexsort(threads):
     rng = np.random.default_rng(1)
-    for n, groups in ((0, 1), (1, 1), (50, 3), (5000, 40), (3000, 2)):
+    for n, groups in ((0, 1), (1, 1), (50, 3), (5000, 40), (3000, 2), (9000, 1), (9000, 2), (20000, 7000)):
         key = rng.integers(0, groups, n)
         score = rng.choice([0.0, -0.0, 0.25, 0.5, 0.5000000000000001, 1.0], n)  # many ties
-        order, bounds = kernels.group_order(key, score, groups)
+        order, bounds = kernels.group_order(key, score, groups, threads=threads)  # 2: groups split by rows
         assert np.array_equal(order, np.lexsort((-score, key)))
         assert np.array_equal(bounds, np.searchsorted(key[order], np.arange(groups + 1)))
         order, _ = kernels.group_order(key, None, groups)
         assert np.array_equal(order, np.argsort(key, kind="stable"))
 
 
+@pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("kind", ["bbox", "keypoints"])
-def test_evaluation_equals_the_numpy_path(kind, monkeypatch):
+def test_evaluation_equals_the_numpy_path(kind, threads, monkeypatch):
+    """The compiled path, on one thread or two (OKS pairs split in halves, accumulation by area range)."""
+    monkeypatch.setattr(kernels, "OKS_THREADS", threads)
     if kind == "bbox":
         gt, results = synthetic_boxes(3, num_images=60, num_categories=5, gt_per_image=6, dets_per_image=40)
     else:
@@ -215,6 +219,13 @@ def test_oks_equals_the_numpy_path_and_numpys_own_sum():
     finally:
         kernels.ENABLED = True
     assert _bits(fast) == _bits(slow)
+    # two threads, one per half of the pairs, across chunk boundaries: the same bits
+    for chunk, threads in ((64, 2), (7, 2), (4999, 2), (64, 1)):
+        out = np.full(len(rows_d), np.nan)
+        kernels.oks_pairs(dt, gt, box, area, sigmas, rows_d, rows_g, out, chunk=chunk, threads=threads)
+        assert _bits(out) == _bits(slow), (chunk, threads)
+    with pytest.raises(ValueError):  # an error in the second thread reaches the caller
+        kernels.oks_pairs(dt, gt, box, area, sigmas, rows_d, rows_g, np.empty(len(rows_d) - 10), chunk=64, threads=2)
     variances = (sigmas * 2) ** 2  # pycocotools' computeOks, one pair at a time, for a sample
     for i in range(0, 5000, 97):
         d, q = dt[rows_d[i]], gt[rows_g[i]]
@@ -308,3 +319,53 @@ def test_polygon_rasteriser_refuses_values_outside_the_checked_bounds():
         kernels.polygons_to_rles(np.arange(8.0), *one, np.array([[0, 10]]))
     with pytest.raises(ValueError, match="odd"):
         kernels.polygons_to_rles(np.arange(8.0), np.array([0, 7]), np.array([0, 1]), np.array([[10, 10]]))
+
+
+def test_box_iou_equals_the_numpy_bbiou():
+    from harness.metrics.coco import ious
+
+    rng = np.random.default_rng(11)
+    num_d, num_g, num_p = 300, 80, 20000
+    dt = np.concatenate([rng.uniform(-50, 500, (num_d, 2)), rng.uniform(0, 200, (num_d, 2))], axis=1)
+    gt = np.concatenate([rng.uniform(-50, 500, (num_g, 2)), rng.uniform(0, 200, (num_g, 2))], axis=1)
+    dt[:40] = np.round(dt[:40] / 25) * 25  # touching and identical edges, zero sizes, -0.0
+    gt[:20] = np.round(gt[:20] / 25) * 25
+    dt[40:60] = gt[:20]
+    dt[60, 2], gt[5, 3], dt[61, 0] = 0.0, 0.0, -0.0
+    dt[62] = [1e300, 1e300, 1e300, 1e300]  # huge values: the same overflow in both
+    crowd = rng.random(num_g) < 0.2
+    pair_dt, pair_gt = rng.integers(0, num_d, num_p), rng.integers(0, num_g, num_p)
+    pair_dt[:2000] = np.repeat(np.arange(40, 60), 100)
+    pair_gt[:2000] = np.tile(np.arange(20), 100)
+    pair_dt[2000:2100] = 62
+    with np.errstate(all="ignore"):
+        slow = ious.box_iou_pairs(dt[pair_dt], gt[pair_gt], crowd[pair_gt])
+    fast = kernels.box_iou(dt, gt, crowd, pair_dt, pair_gt)
+    assert _bits(fast) == _bits(slow)
+    assert (fast == 1.0).sum() >= 20 and (fast == 0).sum() > 100 and ((fast > 0) & (fast < 1)).sum() > 100
+    with pytest.raises(ValueError):
+        kernels.box_iou(dt, gt, crowd, pair_dt, np.full(num_p, num_g))
+
+
+def test_keypoint_results_fast_path_equals_the_general_path():
+    """The parser's keypoint extent (min / max of x and y, taken while parsing) gives the areas and boxes of
+    ``loadRes``' keypoints branch exactly as the numpy reductions of the general path."""
+    from harness.metrics.coco.tables import load_ground_truth, load_result_bytes, load_results
+
+    gt, results = synthetic_keypoints(8, num_images=40, dets_per_image=12)
+    rng = np.random.default_rng(8)
+    for i, r in enumerate(results[:60]):  # negative, tied, single-point and huge coordinates
+        values = rng.uniform(-300, 300, 51).round(rng.integers(0, 4))
+        values[2::3] = rng.integers(0, 3, 17)
+        if i % 5 == 0:
+            values[0::3], values[1::3] = values[0], values[1]  # every keypoint in one place: zero area
+        if i % 7 == 0:
+            values[3] = 1e300
+        r["keypoints"] = values.tolist()
+    table = load_ground_truth(gt, "keypoints", 17)
+    fast = load_result_bytes(json.dumps(results).encode(), table, "keypoints", 17)
+    slow = load_results(results, table, "keypoints", 17)
+    assert fast is not None
+    for name in ("image", "category", "score", "area", "bbox", "keypoints"):
+        assert _bits(np.asarray(getattr(fast, name)).ravel()) == _bits(np.asarray(getattr(slow, name)).ravel()), name
+    assert (fast.area == 0).sum() >= 12

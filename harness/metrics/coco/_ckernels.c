@@ -48,6 +48,50 @@ static int buf_put(Buf *b, const void *src, size_t n) {
 
 static PyObject *buf_bytes(Buf *b) { return PyBytes_FromStringAndSize(b->data ? b->data : "", (Py_ssize_t)b->len); }
 
+/* A parsed column handed to Python without a copy: it takes over a Buf's memory and shows it read-only through
+ * the buffer protocol (np.frombuffer views it), freed with the last view.  A bytes copy would hold every column
+ * twice for a moment: 57 MiB more at the peak of a 140k-result keypoints file. */
+typedef struct {
+    PyObject_HEAD char *data;
+    Py_ssize_t len;
+} Column;
+
+static void column_dealloc(Column *self) {
+    free(self->data);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int column_getbuffer(Column *self, Py_buffer *view, int flags) {
+    static char empty[1];
+    return PyBuffer_FillInfo(view, (PyObject *)self, self->data ? self->data : empty, self->len, 1, flags);
+}
+
+static PyBufferProcs COLUMN_BUFFER = {(getbufferproc)column_getbuffer, NULL};
+
+static PyTypeObject ColumnType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "_ckernels.Column",
+    .tp_basicsize = sizeof(Column),
+    .tp_dealloc = (destructor)column_dealloc,
+    .tp_as_buffer = &COLUMN_BUFFER,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "a parsed column's memory, read-only through the buffer protocol",
+};
+
+/* The Buf as a Column (the Buf is left empty: its memory now belongs to the Column). */
+static PyObject *buf_column(Buf *b) {
+    Column *column = PyObject_New(Column, &ColumnType);
+    if (!column) return NULL;
+    if (b->data && b->len < b->cap) { /* give back the growth slack */
+        char *fitted = realloc(b->data, b->len ? b->len : 1);
+        if (fitted) b->data = fitted;
+    }
+    column->data = b->data;
+    column->len = (Py_ssize_t)b->len;
+    b->data = NULL;
+    b->len = b->cap = 0;
+    return (PyObject *)column;
+}
+
 /* ------------------------------------------------------------------------------------------ JSON scanning */
 typedef const unsigned char *Ptr;
 
@@ -384,6 +428,7 @@ static PyObject *parse_results(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "y*", &view)) return NULL;
     Ptr p = (Ptr)view.buf, end = p + view.len;
     Buf cols[K_COUNT] = {{0}};
+    Buf extent = {0}; /* per keypoints result (x, y, v triples): min x, min y, max x, max y, for loadRes' extent */
     Py_ssize_t present[K_COUNT] = {0};
     Py_ssize_t n = 0, kp_len = -1;
     int ok = 0;
@@ -429,6 +474,17 @@ static PyObject *parse_results(PyObject *self, PyObject *args) {
                     if (key == K_KEYPOINTS) {
                         if (kp_len < 0) kp_len = count;
                         if (count != kp_len || count == 0) { ok = 0; break; }
+                        if (count % 3 == 0) {
+                            const double *v = (const double *)(cols[key].data + cols[key].len) - count;
+                            double e[4] = {v[0], v[1], v[0], v[1]};
+                            for (Py_ssize_t j = 3; j < count; j += 3) {
+                                if (v[j] < e[0]) e[0] = v[j];
+                                if (v[j + 1] < e[1]) e[1] = v[j + 1];
+                                if (v[j] > e[2]) e[2] = v[j];
+                                if (v[j + 1] > e[3]) e[3] = v[j + 1];
+                            }
+                            if (buf_put(&extent, e, sizeof e)) { ok = 0; break; }
+                        }
                     }
                 }
                 present[key]++;
@@ -462,12 +518,17 @@ static PyObject *parse_results(PyObject *self, PyObject *args) {
             PyObject *bytes = k == K_SEGMENTATION
                                   ? segmentation_packed((Ptr)view.buf, (const SegmSpan *)cols[k].data,
                                                         (Py_ssize_t)(cols[k].len / sizeof(SegmSpan)))
-                                  : buf_bytes(&cols[k]);
+                                  : buf_column(&cols[k]);
             PyObject *count = PyLong_FromSsize_t(present[k]);
             failed = !bytes || !count || PyDict_SetItemString(columns, KEY_NAMES[k], bytes) ||
                      PyDict_SetItemString(counts, KEY_NAMES[k], count);
             Py_XDECREF(bytes);
             Py_XDECREF(count);
+        }
+        if (!failed) {
+            PyObject *bounds = buf_column(&extent);
+            failed = !bounds || PyDict_SetItemString(columns, "keypoint_extent", bounds);
+            Py_XDECREF(bounds);
         }
         if (!failed) out = Py_BuildValue("nOOn", n, columns, counts, kp_len);
         Py_XDECREF(columns);
@@ -477,6 +538,7 @@ static PyObject *parse_results(PyObject *self, PyObject *args) {
     }
     PyBuffer_Release(&view);
     for (int k = 0; k < K_COUNT; k++) free(cols[k].data);
+    free(extent.data);
     return out;
 }
 
@@ -509,10 +571,132 @@ static void sort_by_score(int64_t *idx, int64_t *tmp, Py_ssize_t n, const double
     while (i < half) idx[o++] = tmp[i++];
 }
 
+/* Each group's rows sorted by descending score (ties in row order), the groups split between up to two threads
+ * by row count (each group is sorted on its own, so the split never changes the order). */
+typedef struct {
+    int64_t *order;
+    const int64_t *bounds;
+    const double *score;
+    Py_ssize_t g0, g1;
+    int failed;
+} SortCtx;
+
+static void *sort_groups_walk(void *arg) {
+    SortCtx *c = arg;
+    Py_ssize_t largest = 0;
+    for (Py_ssize_t g = c->g0; g < c->g1; g++)
+        if (c->bounds[g + 1] - c->bounds[g] > largest) largest = c->bounds[g + 1] - c->bounds[g];
+    int64_t *tmp = malloc((size_t)(largest / 2 + 1) * sizeof *tmp);
+    if (!tmp) {
+        c->failed = 1;
+        return NULL;
+    }
+    for (Py_ssize_t g = c->g0; g < c->g1; g++)
+        sort_by_score(c->order + c->bounds[g], tmp, c->bounds[g + 1] - c->bounds[g], c->score);
+    free(tmp);
+    return NULL;
+}
+
+/* The same order by a stable LSD radix sort of (key, row) pairs, for groups of thousands: the key maps a score
+ * to an integer that ascends as the score descends (-0.0 as 0.0, so equal scores stay ties); bytes that every
+ * key shares are skipped.  Stable passes keep equal keys in row order, as the merge sort does.  NaN scores are
+ * not ordered like the comparison sort orders them: the caller sorts those groups with sort_by_score. */
+typedef struct {
+    uint64_t key;
+    int64_t row;
+} Keyed;
+
+static int radix_by_score(int64_t *idx, Keyed *a, Keyed *b, Py_ssize_t n, const double *score) {
+    static const int BYTES = 8;
+    Py_ssize_t counts[8][256];
+    memset(counts, 0, sizeof counts);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        double x = score[idx[i]];
+        if (x != x) return 0; /* NaN */
+        if (x == 0) x = 0.0;
+        uint64_t u;
+        memcpy(&u, &x, sizeof u);
+        u = (u >> 63) ? ~u : (u | (1ull << 63)); /* ascends with the score */
+        a[i] = (Keyed){~u, idx[i]};
+        for (int byte = 0; byte < BYTES; byte++) counts[byte][(a[i].key >> (8 * byte)) & 255]++;
+    }
+    for (int byte = 0; byte < BYTES; byte++) {
+        Py_ssize_t *count = counts[byte];
+        if (count[(a[0].key >> (8 * byte)) & 255] == n) continue; /* every key shares this byte */
+        Py_ssize_t at = 0;
+        for (int v = 0; v < 256; v++) {
+            Py_ssize_t c = count[v];
+            count[v] = at;
+            at += c;
+        }
+        for (Py_ssize_t i = 0; i < n; i++) b[count[(a[i].key >> (8 * byte)) & 255]++] = a[i];
+        Keyed *swap = a;
+        a = b;
+        b = swap;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) idx[i] = a[i].row;
+    return 1;
+}
+
+static void *radix_groups_walk(void *arg) {
+    SortCtx *c = arg;
+    Py_ssize_t largest = 0;
+    for (Py_ssize_t g = c->g0; g < c->g1; g++)
+        if (c->bounds[g + 1] - c->bounds[g] > largest) largest = c->bounds[g + 1] - c->bounds[g];
+    Keyed *pairs = malloc((size_t)(2 * largest + 2) * sizeof *pairs);
+    int64_t *tmp = malloc((size_t)(largest / 2 + 1) * sizeof *tmp);
+    if (!pairs || !tmp) {
+        c->failed = 1;
+        free(pairs);
+        free(tmp);
+        return NULL;
+    }
+    for (Py_ssize_t g = c->g0; g < c->g1; g++) {
+        int64_t *rows = c->order + c->bounds[g];
+        Py_ssize_t n = c->bounds[g + 1] - c->bounds[g];
+        if (n < 256 || !radix_by_score(rows, pairs, pairs + largest + 1, n, c->score))
+            sort_by_score(rows, tmp, n, c->score);
+    }
+    free(pairs);
+    free(tmp);
+    return NULL;
+}
+
+/* The groups' sorts by ``walk`` (sort_groups_walk or radix_groups_walk), split between up to two threads at the
+ * group where the later half of the rows begins; nonzero if a thread ran out of memory. */
+static int split_group_sorts(int64_t *order, const int64_t *bounds, Py_ssize_t num_groups, const double *score,
+                             Py_ssize_t threads, void *(*walk)(void *)) {
+    Py_ssize_t split = num_groups;
+    if (threads > 1 && num_groups > 1) {
+        int64_t half = (bounds[num_groups] - bounds[0]) / 2;
+        for (split = 0; split < num_groups && bounds[split] - bounds[0] < half; split++) {}
+    }
+    SortCtx ctx[2] = {{order, bounds, score, 0, split, 0}, {order, bounds, score, split, num_groups, 0}};
+    pthread_t helper;
+    int helped = split < num_groups && pthread_create(&helper, NULL, walk, &ctx[1]) == 0;
+    walk(&ctx[0]);
+    if (helped) pthread_join(helper, NULL);
+    else if (split < num_groups) walk(&ctx[1]);
+    return ctx[0].failed || ctx[1].failed;
+}
+
+static int radix_groups(int64_t *order, const int64_t *bounds, Py_ssize_t num_groups, const double *score,
+                        Py_ssize_t threads) {
+    return split_group_sorts(order, bounds, num_groups, score, threads, radix_groups_walk);
+}
+
+static int sort_groups(int64_t *order, const int64_t *bounds, Py_ssize_t num_groups, const double *score,
+                       Py_ssize_t threads) {
+    return split_group_sorts(order, bounds, num_groups, score, threads, sort_groups_walk);
+}
+
+/* group_order(key, score, num_groups, order, bounds[, threads]): with threads 2 a second thread sorts the groups
+ * holding the later half of the rows (the order does not depend on it). */
 static PyObject *group_order(PyObject *self, PyObject *args) {
     Py_buffer key_view, score_view, order_view, bounds_view;
-    Py_ssize_t num_groups;
-    if (!PyArg_ParseTuple(args, "y*y*nw*w*", &key_view, &score_view, &num_groups, &order_view, &bounds_view))
+    Py_ssize_t num_groups, threads = 1;
+    if (!PyArg_ParseTuple(args, "y*y*nw*w*|n", &key_view, &score_view, &num_groups, &order_view, &bounds_view,
+                          &threads))
         return NULL;
     Py_ssize_t n = key_view.len / (Py_ssize_t)sizeof(int64_t);
     const int64_t *key = key_view.buf;
@@ -520,7 +704,6 @@ static PyObject *group_order(PyObject *self, PyObject *args) {
     int64_t *order = order_view.buf, *bounds = bounds_view.buf;
     int bad = order_view.len != key_view.len || bounds_view.len != (num_groups + 1) * (Py_ssize_t)sizeof(int64_t) ||
               (score && score_view.len != n * (Py_ssize_t)sizeof(double));
-    int64_t *tmp = NULL;
     if (!bad) {
         Py_BEGIN_ALLOW_THREADS
         memset(bounds, 0, (size_t)(num_groups + 1) * sizeof *bounds);
@@ -531,21 +714,13 @@ static PyObject *group_order(PyObject *self, PyObject *args) {
         if (!bad) {
             for (Py_ssize_t g = 0; g < num_groups; g++) bounds[g + 1] += bounds[g];
             int64_t *fill = malloc((size_t)(num_groups + 1) * sizeof *fill);
-            Py_ssize_t largest = 0;
             if (fill) {
                 memcpy(fill, bounds, (size_t)(num_groups + 1) * sizeof *fill);
                 for (Py_ssize_t i = 0; i < n; i++) order[fill[key[i]]++] = i;
                 free(fill);
-                for (Py_ssize_t g = 0; g < num_groups; g++)
-                    if (bounds[g + 1] - bounds[g] > largest) largest = bounds[g + 1] - bounds[g];
                 if (score) {
-                    tmp = malloc((size_t)(largest / 2 + 1) * sizeof *tmp);
-                    if (tmp)
-                        for (Py_ssize_t g = 0; g < num_groups; g++)
-                            sort_by_score(order + bounds[g], tmp, bounds[g + 1] - bounds[g], score);
-                    else
-                        bad = 2;
-                    free(tmp);
+                    /* a second thread only where it pays: from 4096 rows */
+                    if (sort_groups(order, bounds, num_groups, score, n >= 4096 ? threads : 1)) bad = 2;
                 }
             } else {
                 bad = 2;
@@ -1612,7 +1787,7 @@ static PyObject *parse_ground_truth(PyObject *self, PyObject *args) {
         PyObject *columns = PyDict_New(), *counts = PyDict_New(), *spans = PyDict_New();
         int failed = !columns || !counts || !spans;
         for (int k = 0; k < A_COUNT && !failed; k++) {
-            PyObject *bytes = buf_bytes(&cols[k]);
+            PyObject *bytes = buf_column(&cols[k]);
             PyObject *count = PyLong_FromSsize_t(k == A_ISCROWD ? n : present[k]);
             failed = !bytes || !count || PyDict_SetItemString(columns, ANN_KEYS[k], bytes) ||
                      PyDict_SetItemString(counts, ANN_KEYS[k], count);
@@ -1638,6 +1813,50 @@ static PyObject *parse_ground_truth(PyObject *self, PyObject *args) {
     PyBuffer_Release(&view);
     for (int k = 0; k < A_COUNT; k++) free(cols[k].data);
     return out;
+}
+
+/* ------------------------------------------------------------------------------------------ boxes */
+/* box_iou(dt_box (D, 4), gt_box (G, 4), gt_crowd (G) uint8, pair_dt (P), pair_gt (P), out (P)): cocoapi's bbIou
+ * of each pair, operation by operation as ious.box_iou_pairs writes it in numpy (which the tests compare bit for
+ * bit): w = min(dw + dx, gw + gx) - max(dx, gx), h alike, 0 unless w > 0 and h > 0, else i / u with i = w * h and
+ * u = dw * dh for a crowd ground truth, (dw * dh + gw * gh) - i otherwise.  The boxes are finite (checked). */
+static PyObject *box_iou(PyObject *self, PyObject *args) {
+    Py_buffer dt_v, gt_v, crowd_v, pd_v, pg_v, out_v;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*w*", &dt_v, &gt_v, &crowd_v, &pd_v, &pg_v, &out_v)) return NULL;
+    Py_ssize_t num_dt = dt_v.len / 32, num_gt = gt_v.len / 32, num_p = pd_v.len / 8;
+    const double *dt = dt_v.buf, *gt = gt_v.buf;
+    const uint8_t *crowd = crowd_v.buf;
+    const int64_t *pd = pd_v.buf, *pg = pg_v.buf;
+    double *out = out_v.buf;
+    int bad = dt_v.len != num_dt * 32 || gt_v.len != num_gt * 32 || crowd_v.len != num_gt ||
+              pg_v.len != pd_v.len || pd_v.len != num_p * 8 || out_v.len != num_p * 8;
+    for (Py_ssize_t j = 0; j < num_p && !bad; j++)
+        if (pd[j] < 0 || pd[j] >= num_dt || pg[j] < 0 || pg[j] >= num_gt) bad = 1;
+    if (!bad) {
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t j = 0; j < num_p; j++) {
+            const double *d = dt + 4 * pd[j], *g = gt + 4 * pg[j];
+            double dx = d[0], dy = d[1], dw = d[2], dh = d[3], gx = g[0], gy = g[1], gw = g[2], gh = g[3];
+            double right = dw + dx, g_right = gw + gx, bottom = dh + dy, g_bottom = gh + gy;
+            double w = (right < g_right ? right : g_right) - (dx > gx ? dx : gx);
+            double h = (bottom < g_bottom ? bottom : g_bottom) - (dy > gy ? dy : gy);
+            if (!(w > 0 && h > 0)) {
+                out[j] = 0.0;
+                continue;
+            }
+            double inter = w * h, dt_area = dw * dh;
+            double uni = crowd[pg[j]] ? dt_area : (dt_area + gw * gh) - inter;
+            out[j] = inter / uni;
+        }
+        Py_END_ALLOW_THREADS
+    }
+    Py_buffer *views[] = {&dt_v, &gt_v, &crowd_v, &pd_v, &pg_v, &out_v};
+    for (size_t i = 0; i < sizeof views / sizeof *views; i++) PyBuffer_Release(views[i]);
+    if (bad) {
+        PyErr_SetString(PyExc_ValueError, "box_iou: inconsistent sizes");
+        return NULL;
+    }
+    Py_RETURN_NONE;
 }
 
 /* ------------------------------------------------------------------------------------------ keypoints */
@@ -2251,137 +2470,6 @@ static PyObject *release_free_memory(PyObject *self, PyObject *args) {
 }
 
 /* ------------------------------------------------------------------------------------------ dense grouping */
-/* Each group's rows sorted by descending score (ties in row order), the groups split between up to two threads
- * by row count (each group is sorted on its own, so the split never changes the order). */
-typedef struct {
-    int64_t *order;
-    const int64_t *bounds;
-    const double *score;
-    Py_ssize_t g0, g1;
-    int failed;
-} SortCtx;
-
-static void *sort_groups_walk(void *arg) {
-    SortCtx *c = arg;
-    Py_ssize_t largest = 0;
-    for (Py_ssize_t g = c->g0; g < c->g1; g++)
-        if (c->bounds[g + 1] - c->bounds[g] > largest) largest = c->bounds[g + 1] - c->bounds[g];
-    int64_t *tmp = malloc((size_t)(largest / 2 + 1) * sizeof *tmp);
-    if (!tmp) {
-        c->failed = 1;
-        return NULL;
-    }
-    for (Py_ssize_t g = c->g0; g < c->g1; g++)
-        sort_by_score(c->order + c->bounds[g], tmp, c->bounds[g + 1] - c->bounds[g], c->score);
-    free(tmp);
-    return NULL;
-}
-
-/* The same order by a stable LSD radix sort of (key, row) pairs, for groups of thousands: the key maps a score
- * to an integer that ascends as the score descends (-0.0 as 0.0, so equal scores stay ties); bytes that every
- * key shares are skipped.  Stable passes keep equal keys in row order, as the merge sort does.  NaN scores are
- * not ordered like the comparison sort orders them: the caller sorts those groups with sort_by_score. */
-typedef struct {
-    uint64_t key;
-    int64_t row;
-} Keyed;
-
-static int radix_by_score(int64_t *idx, Keyed *a, Keyed *b, Py_ssize_t n, const double *score) {
-    static const int BYTES = 8;
-    Py_ssize_t counts[8][256];
-    memset(counts, 0, sizeof counts);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        double x = score[idx[i]];
-        if (x != x) return 0; /* NaN */
-        if (x == 0) x = 0.0;
-        uint64_t u;
-        memcpy(&u, &x, sizeof u);
-        u = (u >> 63) ? ~u : (u | (1ull << 63)); /* ascends with the score */
-        a[i] = (Keyed){~u, idx[i]};
-        for (int byte = 0; byte < BYTES; byte++) counts[byte][(a[i].key >> (8 * byte)) & 255]++;
-    }
-    for (int byte = 0; byte < BYTES; byte++) {
-        Py_ssize_t *count = counts[byte];
-        if (count[(a[0].key >> (8 * byte)) & 255] == n) continue; /* every key shares this byte */
-        Py_ssize_t at = 0;
-        for (int v = 0; v < 256; v++) {
-            Py_ssize_t c = count[v];
-            count[v] = at;
-            at += c;
-        }
-        for (Py_ssize_t i = 0; i < n; i++) b[count[(a[i].key >> (8 * byte)) & 255]++] = a[i];
-        Keyed *swap = a;
-        a = b;
-        b = swap;
-    }
-    for (Py_ssize_t i = 0; i < n; i++) idx[i] = a[i].row;
-    return 1;
-}
-
-typedef struct {
-    int64_t *order;
-    const int64_t *bounds;
-    const double *score;
-    Py_ssize_t g0, g1;
-    int failed;
-} RadixCtx;
-
-static void *radix_groups_walk(void *arg) {
-    RadixCtx *c = arg;
-    Py_ssize_t largest = 0;
-    for (Py_ssize_t g = c->g0; g < c->g1; g++)
-        if (c->bounds[g + 1] - c->bounds[g] > largest) largest = c->bounds[g + 1] - c->bounds[g];
-    Keyed *pairs = malloc((size_t)(2 * largest + 2) * sizeof *pairs);
-    int64_t *tmp = malloc((size_t)(largest / 2 + 1) * sizeof *tmp);
-    if (!pairs || !tmp) {
-        c->failed = 1;
-        free(pairs);
-        free(tmp);
-        return NULL;
-    }
-    for (Py_ssize_t g = c->g0; g < c->g1; g++) {
-        int64_t *rows = c->order + c->bounds[g];
-        Py_ssize_t n = c->bounds[g + 1] - c->bounds[g];
-        if (n < 256 || !radix_by_score(rows, pairs, pairs + largest + 1, n, c->score))
-            sort_by_score(rows, tmp, n, c->score);
-    }
-    free(pairs);
-    free(tmp);
-    return NULL;
-}
-
-static int radix_groups(int64_t *order, const int64_t *bounds, Py_ssize_t num_groups, const double *score,
-                        Py_ssize_t threads) {
-    Py_ssize_t split = num_groups;
-    if (threads > 1 && num_groups > 1) {
-        int64_t half = (bounds[num_groups] - bounds[0]) / 2;
-        for (split = 0; split < num_groups && bounds[split] - bounds[0] < half; split++) {}
-    }
-    RadixCtx ctx[2] = {{order, bounds, score, 0, split, 0}, {order, bounds, score, split, num_groups, 0}};
-    pthread_t helper;
-    int helped = split < num_groups && pthread_create(&helper, NULL, radix_groups_walk, &ctx[1]) == 0;
-    radix_groups_walk(&ctx[0]);
-    if (helped) pthread_join(helper, NULL);
-    else if (split < num_groups) radix_groups_walk(&ctx[1]);
-    return ctx[0].failed || ctx[1].failed;
-}
-
-static int sort_groups(int64_t *order, const int64_t *bounds, Py_ssize_t num_groups, const double *score,
-                       Py_ssize_t threads) {
-    Py_ssize_t split = num_groups;
-    if (threads > 1 && num_groups > 1) {
-        int64_t half = (bounds[num_groups] - bounds[0]) / 2;
-        for (split = 0; split < num_groups && bounds[split] - bounds[0] < half; split++) {}
-    }
-    SortCtx ctx[2] = {{order, bounds, score, 0, split, 0}, {order, bounds, score, split, num_groups, 0}};
-    pthread_t helper;
-    int helped = split < num_groups && pthread_create(&helper, NULL, sort_groups_walk, &ctx[1]) == 0;
-    sort_groups_walk(&ctx[0]);
-    if (helped) pthread_join(helper, NULL);
-    else if (split < num_groups) sort_groups_walk(&ctx[1]);
-    return ctx[0].failed || ctx[1].failed;
-}
-
 /* dense_groups: grouping.build_groups (with categories) when every possible key 0 <= key < space gets a slot:
  * the groups that occur, in key order; the ground truths by group, then row (stable); the detections by group,
  * then descending score, ties in row order, cut at ``max_det`` per group, with their group and rank.
@@ -2874,6 +2962,7 @@ static PyMethodDef METHODS[] = {
     {"box_status", box_status, METH_VARARGS, "box IoU + greedy matching per group: status bits of every detection"},
     {"accumulate_status", accumulate_status, METH_VARARGS, "accumulate_matches with the categories over two threads"},
     {"accumulate_weighted", accumulate_weighted, METH_VARARGS, "accumulate_matches for image multisets (bootstrap)"},
+    {"box_iou", box_iou, METH_VARARGS, "cocoapi's bbIou of box pairs"},
     {"oks_terms", oks_terms, METH_VARARGS, "OKS exponents of pairs, pycocotools' arithmetic"},
     {"oks_sums", oks_sums, METH_VARARGS, "mean of exp terms in numpy's pairwise order"},
     {"parse_ground_truth", parse_ground_truth, METH_VARARGS, "COCO annotation file -> annotation columns + spans"},
@@ -2889,4 +2978,7 @@ static PyMethodDef METHODS[] = {
 
 static struct PyModuleDef MODULE = {PyModuleDef_HEAD_INIT, "_ckernels", NULL, -1, METHODS};
 
-PyMODINIT_FUNC PyInit__ckernels(void) { return PyModule_Create(&MODULE); }
+PyMODINIT_FUNC PyInit__ckernels(void) {
+    if (PyType_Ready(&ColumnType) < 0) return NULL;
+    return PyModule_Create(&MODULE);
+}

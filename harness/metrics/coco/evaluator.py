@@ -17,11 +17,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from harness.metrics.coco.accumulate import AccumulationPlan, plan_accumulation
 from harness.metrics.coco.grouping import all_pairs, build_groups
 from harness.metrics.coco.ious import box_iou_pairs, mask_iou_pairs, oks_pairs
 from harness.metrics.coco.matching import greedy_match
@@ -30,6 +29,9 @@ from harness.metrics.coco.summary import (
     mean_over_valid, precision_max_dets, summarize, summarize_resamples, summary_names, summary_table,
 )
 from harness.metrics.coco.tables import GroundTruthTable, ResultTable, load_ground_truth, load_results
+
+if TYPE_CHECKING:  # the numpy accumulation plan loads when used: a compiled evaluation never builds one
+    from harness.metrics.coco.accumulate import AccumulationPlan
 
 
 #: threads of the compiled grouping, box matching and accumulation of one evaluation (groups and categories are
@@ -363,6 +365,8 @@ def result_from_arrays(gt: GroundTruthTable, params: CocoParams, precision: np.n
 
 def plan_evaluation(gt: GroundTruthTable, dt: ResultTable, params: CocoParams, groups, matches, gt_ignored,
                     dt_outside) -> AccumulationPlan:
+    from harness.metrics.coco.accumulate import plan_accumulation
+
     g_rows, d_rows = groups.gt_order, groups.dt_order
     k_gt, k_dt, num_k = _category_keys(gt, dt, params, groups)
     return plan_accumulation(
@@ -393,6 +397,10 @@ def _pair_overlaps(
     g_rows, d_rows = groups.gt_order, groups.dt_order
     if params.iou_type == "bbox":
         assert dt.bbox is not None and gt.bbox is not None  # the tables of a bbox evaluation hold boxes
+        from harness.metrics.coco import kernels
+
+        if kernels.ENABLED:  # one pass in C, no (pairs, 4) gathers
+            return kernels.box_iou(dt.bbox, gt.bbox, gt.crowd, d_rows[pair_det], g_rows[pair_gt])
         out = np.empty(len(pair_det), dtype=np.float64)
         for start in range(0, len(pair_det), PAIR_CHUNK):  # chunks: (pairs, 4) gathers stay small
             d, g = d_rows[pair_det[start:start + PAIR_CHUNK]], g_rows[pair_gt[start:start + PAIR_CHUNK]]

@@ -70,28 +70,32 @@ def build_groups(
         gt_key = np.searchsorted(group_keys, gt_full)
         dt_key = np.searchsorted(group_keys, dt_full)
     if use_cats and kernels.ENABLED:  # counting sort by group, then a stable sort by score inside each group
-        gt_order, _ = kernels.group_order(gt_key, None, num_groups)
-        dt_order, _ = kernels.group_order(dt_key, dt_score, num_groups)
-    elif use_cats:
-        gt_order = np.argsort(gt_key, kind="stable")
-        dt_order = stable_lexsort(-dt_score, dt_key)
+        gt_order, gt_bounds = kernels.group_order(gt_key, None, num_groups)
+        dt_order, dt_bounds_all = kernels.group_order(dt_key, dt_score, num_groups)
     else:
-        gt_order = stable_lexsort(gt_category, gt_key)
-        # pycocotools concatenates by category, then sorts by score: ties fall back to (category, list order)
-        dt_order = stable_lexsort(dt_category, -dt_score, dt_key)
-    gt_bounds = _bounds(gt_key[gt_order], num_groups)
+        if use_cats:
+            gt_order = np.argsort(gt_key, kind="stable")
+            dt_order = stable_lexsort(-dt_score, dt_key)
+        else:
+            gt_order = stable_lexsort(gt_category, gt_key)
+            # pycocotools concatenates by category, then sorts by score: ties fall back to (category, list order)
+            dt_order = stable_lexsort(dt_category, -dt_score, dt_key)
+        gt_bounds = _bounds(gt_key[gt_order], num_groups)
+        dt_bounds_all = _bounds(dt_key[dt_order], num_groups)
     dt_sorted_key = dt_key[dt_order]
-    dt_bounds_all = _bounds(dt_sorted_key, num_groups)
     rank = np.arange(len(dt_order)) - dt_bounds_all[dt_sorted_key]
     keep = rank < max_det
     dt_order = dt_order[keep]
     dt_group = dt_sorted_key[keep]
+    # the first max_det of each group stay: its bounds follow from the counts, no search over the rows
+    dt_bounds = np.zeros(num_groups + 1, dtype=np.int64)
+    np.cumsum(np.minimum(np.diff(dt_bounds_all), max_det), out=dt_bounds[1:])
     return Groups(
         num_groups=num_groups,
         gt_order=gt_order,
         gt_bounds=gt_bounds,
         dt_order=dt_order,
-        dt_bounds=_bounds(dt_group, num_groups),
+        dt_bounds=dt_bounds,
         dt_group=dt_group,
         dt_rank=rank[keep],
         keys=group_keys,

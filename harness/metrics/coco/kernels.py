@@ -36,6 +36,10 @@ _C: Any = _compiled()
 #: whether the compiled kernels are used (tests switch it off to run the numpy path)
 ENABLED: bool = _C is not None
 
+#: threads of the compiled OKS and accumulation: their parts are independent, so the numbers never depend on it;
+#: the other core is idle by then (``bench eval`` parsed the files while it imported)
+OKS_THREADS = min(2, os.cpu_count() or 1)
+
 
 class ResultColumns(TypedDict):
     """The columns ``parse_results`` reads: one entry per result that has the key."""
@@ -45,6 +49,7 @@ class ResultColumns(TypedDict):
     score: np.ndarray
     bbox: np.ndarray  # (n, 4) xywh
     keypoints: np.ndarray  # (n, values per result)
+    keypoint_extent: np.ndarray  # (n, 4) min x, min y, max x, max y of the keypoints (x, y, v triples), or (0, 4)
     segmentation: RleColumn
 
 
@@ -57,7 +62,12 @@ def parse_results(data: bytes | bytearray | memoryview | mmap.mmap
     keypoint values per result or -1); a column holds the values of the results that have the key."""
     if not ENABLED:
         return None
-    parsed = _C.parse_results(data)
+    return results_from_raw(_C.parse_results(data))
+
+
+def results_from_raw(parsed: Any) -> tuple[int, ResultColumns, dict[str, int], int] | None:
+    """``parse_results`` from what the compiled parser returned (the start-up prefetch of ``harness.cli.early``
+    runs the parser itself, before numpy is imported)."""
     if parsed is None:
         return None
     count, raw, present, kp_len = parsed
@@ -67,6 +77,7 @@ def parse_results(data: bytes | bytearray | memoryview | mmap.mmap
         "score": np.frombuffer(raw["score"], dtype=np.float64),
         "bbox": np.frombuffer(raw["bbox"], dtype=np.float64).reshape(-1, 4),
         "keypoints": np.frombuffer(raw["keypoints"], dtype=np.float64).reshape(-1, max(kp_len, 1)),
+        "keypoint_extent": np.frombuffer(raw["keypoint_extent"], dtype=np.float64).reshape(-1, 4),
         "segmentation": _rle_column(raw["segmentation"]),
     }
     return count, columns, present, kp_len
@@ -160,12 +171,14 @@ def _join_parsed(first: Any, second: Any) -> tuple[int, ResultColumns, dict[str,
     if k1 >= 0 and k2 >= 0 and k1 != k2:
         return None
     kp_len = k1 if k1 >= 0 else k2
-    if k1 < 0:
-        keypoints = c2["keypoints"]
-    elif k2 < 0:
-        keypoints = c1["keypoints"]
-    else:
-        keypoints = np.concatenate([c1["keypoints"], c2["keypoints"]])
+
+    def keypoint_column(key: str) -> np.ndarray:  # a half without keypoints has an empty column
+        if k1 < 0:
+            return c2[key]
+        if k2 < 0:
+            return c1[key]
+        return np.concatenate([c1[key], c2[key]])
+
     s1, s2 = c1["segmentation"], c2["segmentation"]
     segmentation = _join_rle_columns(s1, s2)
     columns: ResultColumns = {
@@ -173,7 +186,8 @@ def _join_parsed(first: Any, second: Any) -> tuple[int, ResultColumns, dict[str,
         "category_id": np.concatenate([c1["category_id"], c2["category_id"]]),
         "score": np.concatenate([c1["score"], c2["score"]]),
         "bbox": np.concatenate([c1["bbox"], c2["bbox"]]),
-        "keypoints": keypoints,
+        "keypoints": keypoint_column("keypoints"),
+        "keypoint_extent": keypoint_column("keypoint_extent"),
         "segmentation": segmentation,
     }
     return n1 + n2, columns, {key: p1[key] + p2[key] for key in p1}, kp_len
@@ -208,14 +222,16 @@ def _masks_arg(rles: Any) -> Any:
     return packed if packed is not None else rles
 
 
-def group_order(key: np.ndarray, score: np.ndarray | None, num_groups: int) -> tuple[np.ndarray, np.ndarray]:
+def group_order(key: np.ndarray, score: np.ndarray | None, num_groups: int, threads: int | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
     """(order, bounds): rows stably sorted by ``key`` (0 <= key < num_groups) and, inside a group, by descending
-    ``score`` with ties in row order (``np.lexsort((-score, key))``); group g is order[bounds[g]:bounds[g+1]]."""
+    ``score`` with ties in row order (``np.lexsort((-score, key))``); group g is order[bounds[g]:bounds[g+1]].
+    With ``threads`` 2 a second thread sorts the groups of the later half of the rows."""
     key = np.ascontiguousarray(key, dtype=np.int64)
     order = np.empty(len(key), dtype=np.int64)
     bounds = np.empty(num_groups + 1, dtype=np.int64)
     scores: Any = b"" if score is None else np.ascontiguousarray(score, dtype=np.float64)
-    _C.group_order(key, scores, int(num_groups), order, bounds)
+    _C.group_order(key, scores, int(num_groups), order, bounds, OKS_THREADS if threads is None else int(threads))
     return order, bounds
 
 
@@ -287,6 +303,17 @@ def accumulate(order: np.ndarray, cat_bounds: np.ndarray, dt_rank: np.ndarray, s
         np.ascontiguousarray(recall_thresholds, dtype=np.float64), i64(np.asarray(max_dets)), num_t, num_a, num_k,
         precision, recall,
     )
+
+
+def box_iou(dt_box: np.ndarray, gt_box: np.ndarray, gt_crowd: np.ndarray, pair_dt: np.ndarray,
+            pair_gt: np.ndarray) -> np.ndarray:
+    """``ious.box_iou_pairs(dt_box[pair_dt], gt_box[pair_gt], gt_crowd[pair_gt])`` without the gathers: cocoapi's
+    bbIou of every pair in one pass, the same operations in the same order (finite boxes)."""
+    out = np.empty(len(pair_dt), dtype=np.float64)
+    _C.box_iou(np.ascontiguousarray(dt_box, dtype=np.float64), np.ascontiguousarray(gt_box, dtype=np.float64),
+               np.ascontiguousarray(gt_crowd, dtype=np.uint8), np.ascontiguousarray(pair_dt, dtype=np.int64),
+               np.ascontiguousarray(pair_gt, dtype=np.int64), out)
+    return out
 
 
 def mask_areas(rles: Sequence[dict[str, Any]]) -> np.ndarray | None:
@@ -460,15 +487,26 @@ def parse_ground_truth(data: bytes) -> tuple[int, dict[str, np.ndarray], dict[st
     parsed = _C.parse_ground_truth(data)
     if parsed is None:
         return None
+    view = memoryview(data)
+    count, raw, present, kp_len, spans = parsed
+    return ground_truth_from_raw((count, raw, present, kp_len,
+                                  {key: view[start:stop] for key, (start, stop) in spans.items()}))
+
+
+def ground_truth_from_raw(parsed: Any) -> tuple[int, dict[str, np.ndarray], dict[str, int], int, dict[str, Any]] | None:
+    """``parse_ground_truth`` from what the compiled parser returned, with each top-level span replaced by its
+    text (the form the start-up prefetch of ``harness.cli.early`` hands over: it keeps those few texts and lets
+    the whole file go)."""
+    if parsed is None:
+        return None
     import orjson
 
-    count, raw, present, kp_len, spans = parsed
+    count, raw, present, kp_len, texts = parsed
     columns: dict[str, np.ndarray] = {name: np.frombuffer(raw[name], dtype=dtype) for name, dtype in GT_COLUMNS.items()}
     columns["bbox"] = np.frombuffer(raw["bbox"], dtype=np.float64).reshape(-1, 4)
     columns["keypoints"] = np.frombuffer(raw["keypoints"], dtype=np.float64).reshape(-1, max(kp_len, 1))
-    view = memoryview(data)
     try:
-        rest = {key: orjson.loads(view[start:stop]) for key, (start, stop) in spans.items()}
+        rest = {key: orjson.loads(text) for key, text in texts.items()}
     except orjson.JSONDecodeError:  # e.g. an integer beyond 64 bits: the general reader handles it
         return None
     rest["annotations"] = []
@@ -477,23 +515,52 @@ def parse_ground_truth(data: bytes) -> tuple[int, dict[str, np.ndarray], dict[st
 
 def oks_pairs(dt_keypoints: np.ndarray, gt_keypoints: np.ndarray, gt_box: np.ndarray, gt_area: np.ndarray,
               sigmas: np.ndarray, dt_rows: np.ndarray, gt_rows: np.ndarray, out: np.ndarray,
-              chunk: int = 1 << 15) -> np.ndarray:
+              chunk: int = 1 << 13, threads: int | None = None) -> np.ndarray:
     """``ious.oks_pairs`` in C around numpy's exp: the exponents with computeOks' arithmetic, exp by numpy,
-    the sums in np.sum's pairwise order (see ``_ckernels.c``)."""
+    the sums in np.sum's pairwise order (see ``_ckernels.c``).  With ``threads`` 2 a second thread takes the
+    second half of the pairs (the kernels and numpy's exp release the GIL)."""
     variances = np.ascontiguousarray((np.asarray(sigmas, dtype=np.float64) * 2) ** 2)
-    k = len(variances)
     dt_kp = np.ascontiguousarray(dt_keypoints, dtype=np.float64)
     gt_kp = np.ascontiguousarray(gt_keypoints, dtype=np.float64)
     box = np.ascontiguousarray(gt_box, dtype=np.float64)
     area = np.ascontiguousarray(gt_area, dtype=np.float64)
-    terms = np.empty((min(chunk, len(dt_rows)), k))
-    counts = np.empty(len(terms), dtype=np.int64)
-    for start in range(0, len(dt_rows), chunk):
-        d = np.ascontiguousarray(dt_rows[start:start + chunk], dtype=np.int64)
-        g = np.ascontiguousarray(gt_rows[start:start + chunk], dtype=np.int64)
-        e, c = terms[:len(d)], counts[:len(d)]
-        _C.oks_terms(dt_kp, gt_kp, box, area, variances, d, g, e, c)
-        np.negative(e, out=e)
-        np.exp(e, out=e)
-        _C.oks_sums(e, c, k, out[start:start + len(d)])
+
+    def run(start: int, stop: int) -> None:
+        k = len(variances)
+        terms = np.empty((min(chunk, stop - start), k))
+        counts = np.empty(len(terms), dtype=np.int64)
+        for at in range(start, stop, chunk):
+            d = np.ascontiguousarray(dt_rows[at:min(at + chunk, stop)], dtype=np.int64)
+            g = np.ascontiguousarray(gt_rows[at:min(at + chunk, stop)], dtype=np.int64)
+            e, c = terms[:len(d)], counts[:len(d)]
+            _C.oks_terms(dt_kp, gt_kp, box, area, variances, d, g, e, c)
+            np.negative(e, out=e)
+            np.exp(e, out=e)
+            _C.oks_sums(e, c, k, out[at:at + len(d)])
+
+    n = len(dt_rows)
+    if threads is None:
+        threads = OKS_THREADS
+    if threads < 2 or n < 2 * chunk:
+        run(0, n)
+        return out
+    import threading
+
+    half = (n // 2 + chunk - 1) // chunk * chunk
+    failed: list[BaseException] = []
+
+    def second() -> None:
+        try:
+            run(half, n)
+        except BaseException as exc:  # noqa: BLE001 - raised again in the caller's thread
+            failed.append(exc)
+
+    worker = threading.Thread(target=second, name="oks-pairs")
+    worker.start()
+    try:
+        run(0, half)
+    finally:
+        worker.join()
+    if failed:
+        raise failed[0]
     return out

@@ -339,8 +339,12 @@ def _result_columns(
 def _keypoint_extent(table: ResultTable) -> None:
     """``loadRes``' keypoints branch: area and box are the extent of the keypoints."""
     assert table.keypoints is not None  # the keypoints branch read them
-    x, y = table.keypoints[:, :, 0], table.keypoints[:, :, 1]
-    x0, x1, y0, y1 = x.min(axis=1), x.max(axis=1), y.min(axis=1), y.max(axis=1)
+    # (2, K, n): each reduction then runs down whole columns, not along 17-value rows one row at a time
+    x, y = np.ascontiguousarray(table.keypoints[:, :, :2].transpose(2, 1, 0))
+    _set_extent(table, x.min(axis=0), y.min(axis=0), x.max(axis=0), y.max(axis=0))
+
+
+def _set_extent(table: ResultTable, x0: np.ndarray, y0: np.ndarray, x1: np.ndarray, y1: np.ndarray) -> None:
     table.area = (x1 - x0) * (y1 - y0)
     table.bbox = np.stack([x0, y0, x1 - x0, y1 - y0], axis=1)
 
@@ -404,7 +408,11 @@ def load_result_bytes(
         if num_keypoints is None or not np.isfinite(flat).all():
             return None
         table.keypoints = flat.reshape(n, num_keypoints, 3)
-        _keypoint_extent(table)
+        extent = columns["keypoint_extent"]
+        if len(extent) == n:  # min / max taken by the parser (on its thread), the values _keypoint_extent takes
+            _set_extent(table, extent[:, 0], extent[:, 1], extent[:, 2], extent[:, 3])
+        else:
+            _keypoint_extent(table)
     return table
 
 
