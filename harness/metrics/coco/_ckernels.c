@@ -1986,8 +1986,9 @@ static PyObject *oks_sums(PyObject *self, PyObject *args) {
  * ``stats`` (B, S), computed in C by the thread that walked the resample: see wa_summary. */
 #define WA_MAX_A 8
 #define WA_MAX_M 8
-/* What one thread of accumulate_weighted needs: the inputs, and the resamples [b0, b1) it walks.  Resamples
- * are independent (each has its own rows of every buffer), so threads share nothing they write. */
+/* What one thread of accumulate_weighted needs: the inputs, the categories [k0, k1) it walks for the resamples
+ * [b0, b1), and whether it summarises them.  Categories are independent (each has its own rows of precision
+ * and recall; ``plain`` is the thread's own), and so are resamples, so threads share nothing they write. */
 typedef struct {
     const int64_t *cat_bounds, *image, *rank, *slot, *max_dets, *specs;
     const int32_t *weights;
@@ -1998,6 +1999,8 @@ typedef struct {
     int32_t *plain;
     const Py_ssize_t *mp_of;
     Py_ssize_t num_t, num_a, num_k, num_r, num_m, num_b, num_mp, num_s, b0, b1;
+    Py_ssize_t k0, k1; /* the categories it walks (for the resamples [b0, b1)); then it summarises those */
+    Py_ssize_t *next_k; /* when set: categories are taken one at a time from this shared counter instead */
     Py_ssize_t max_positives; /* the largest weighted positive count of any (resample, category, area range) */
     int failed; /* the thread's scratch could not be allocated */
 } WaCtx;
@@ -2137,7 +2140,7 @@ static void *wa_walk(void *arg) {
     const Py_ssize_t num_b = c->num_b, num_mp = c->num_mp, b0 = c->b0, b1 = c->b1;
     const Py_ssize_t ta = num_t * num_a, walks = num_mp ? num_mp : 1, nl = b1 - b0;
     if (nl <= 0) return NULL;
-    int32_t *plain = c->plain + b0; /* (A, B): lane l of area a at a * num_b + l */
+    int32_t *plain = c->plain + b0; /* (A, B), the thread's own: lane l of area a at a * num_b + l */
     /* resample-innermost counts (index (x * nl + l)): true and counted false positives per walk, and the true
      * positives of the recall-only maxDets */
     int32_t *acc_tp = malloc((size_t)(ta * nl) * sizeof(int32_t));
@@ -2158,7 +2161,8 @@ static void *wa_walk(void *arg) {
         c->failed = 1;
         goto done;
     }
-    for (Py_ssize_t k = 0; k < num_k; k++) {
+    for (Py_ssize_t k = c->next_k ? __atomic_fetch_add(c->next_k, 1, __ATOMIC_RELAXED) : c->k0; k < c->k1;
+         k = c->next_k ? __atomic_fetch_add(c->next_k, 1, __ATOMIC_RELAXED) : k + 1) {
         for (Py_ssize_t walk = 0; walk < walks; walk++) {
             Py_ssize_t m_prec = -1; /* the maxDets whose precision this walk computes (-1: recall only) */
             for (Py_ssize_t m = 0; m < num_m; m++)
@@ -2412,7 +2416,8 @@ static PyObject *accumulate_weighted(PyObject *self, PyObject *args) {
     double *npos = NULL;
     int32_t *plain = NULL;
     if (!bad) {
-        plain = malloc((size_t)(num_a * num_b + 1) * sizeof(int32_t)); /* (A, B) weighted plain false positives */
+        plain = malloc((size_t)(2 * num_a * num_b + 1) * sizeof(int32_t)); /* (A, B) weighted plain false
+                                                                             * positives, one per thread */
         npos = calloc((size_t)(num_b * num_k * num_a + 1), sizeof(double));
         if (!plain || !npos) bad = 2;
     }
@@ -2425,19 +2430,40 @@ static PyObject *accumulate_weighted(PyObject *self, PyObject *args) {
         Py_ssize_t max_positives = 0;
         for (Py_ssize_t x = 0; x < num_b * num_k * num_a; x++)
             if (npos[x] > max_positives) max_positives = (Py_ssize_t)npos[x];
+        /* two passes of two threads: the categories shared out one at a time (every thread reads a detection
+         * once for all the chunk's resamples; a split of the resamples would read each one twice, and a fixed
+         * split of the categories leaves one thread waiting), then the summary of each half of the resamples
+         * (with one category, the walk too is split by resamples) */
+        int two = threads > 1;
+        Py_ssize_t next_k = 0, split_k = two && num_k > 1 ? 0 : num_k;
+        Py_ssize_t split_b = two && num_b > 1 ? num_b / 2 : num_b;
         WaCtx ctx[2];
-        Py_ssize_t half = threads > 1 && num_b > 1 ? num_b / 2 : num_b;
-        for (int h = 0; h < 2; h++) {
-            ctx[h] = (WaCtx){cat_bounds, image, rank, slot, max_dets, specs, weights, rthr, npos, block_start, inside,
-                             cand_tp, cand_fp, precision, recall, stats, plain, mp_of, num_t, num_a, num_k, num_r,
-                             num_m, num_b, num_mp, num_s, h ? half : 0, h ? num_b : half, max_positives, 0};
+        for (int pass = 0; pass < 2 && !bad; pass++) {
+            for (int h = 0; h < 2; h++) {
+                ctx[h] = (WaCtx){cat_bounds, image, rank, slot, max_dets, specs, weights, rthr, npos, block_start,
+                                 inside, cand_tp, cand_fp, precision, recall, stats, plain + h * num_a * num_b, mp_of,
+                                 num_t, num_a, num_k, num_r, num_m, num_b, num_mp, pass ? num_s : 0, 0, num_b,
+                                 0, 0, NULL, max_positives, 0};
+                if (pass == 0 && split_k < num_k) { /* the walk: categories from the counter, every resample */
+                    ctx[h].k1 = num_k;
+                    ctx[h].next_k = &next_k;
+                } else if (pass == 0) { /* one category: the walk of each half of the resamples */
+                    ctx[h].k1 = num_k;
+                    ctx[h].b0 = h ? split_b : 0;
+                    ctx[h].b1 = h ? num_b : split_b;
+                } else { /* the summary: resamples [b0, b1) */
+                    ctx[h].b0 = h ? split_b : 0;
+                    ctx[h].b1 = h ? num_b : split_b;
+                }
+            }
+            int work = pass == 0 ? (split_k < num_k || split_b < num_b) : (num_s > 0 && split_b < num_b);
+            pthread_t helper;
+            int helped = work && pthread_create(&helper, NULL, wa_walk, &ctx[1]) == 0;
+            wa_walk(&ctx[0]);
+            if (helped) pthread_join(helper, NULL);
+            else if (work) wa_walk(&ctx[1]);
+            if (ctx[0].failed || ctx[1].failed) bad = 2;
         }
-        pthread_t helper;
-        int helped = half < num_b && pthread_create(&helper, NULL, wa_walk, &ctx[1]) == 0;
-        wa_walk(&ctx[0]);
-        if (helped) pthread_join(helper, NULL);
-        else if (half < num_b) wa_walk(&ctx[1]);
-        if (ctx[0].failed || ctx[1].failed) bad = 2;
         Py_END_ALLOW_THREADS
     }
     free(plain);
