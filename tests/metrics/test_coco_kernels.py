@@ -123,6 +123,11 @@ def test_mask_iou_and_area_equal_pycocotools():
     want = np.asarray(mask_utils.iou(dt, gt, crowd), dtype=np.float64).ravel()
     assert got is not None and _bits(got) == _bits(want)
     assert (want > 0).sum() > 100 and ((want > 0) & (want < 1)).any()
+    # from 4096 pairs on, two threads take half the pairs each: every pair still gets its own IoU, in place
+    shuffled = rng.permutation(np.tile(np.arange(pair_dt.size), 11))
+    assert len(shuffled) >= 2 * 4096
+    got = kernels.mask_iou(dt, gt, crowd, pair_dt.ravel()[shuffled], pair_gt.ravel()[shuffled])
+    assert got is not None and _bits(got) == _bits(want[shuffled])
     assert _bits(kernels.mask_areas(rles)) == _bits(np.asarray(mask_utils.area(rles), dtype=np.float64))
     assert kernels.mask_areas([{"counts": "bad counts ~"}]) is None
 

@@ -1110,6 +1110,53 @@ static PyObject *mask_areas(PyObject *self, PyObject *args) {
  * (pycocotools' box pre-check, or i = 0 over u = 1).  Masks of one pair must have the same size (the loader
  * checked it against the image).  mask_iou(dt_list, gt_list, crowd u8, pair_dt i64, pair_gt i64, out f64)
  * -> True, or False when a string is outside the format (nothing written). */
+/* One thread's share of mask_iou: the pairs [j0, j1) (each pair writes only its own output). */
+typedef struct {
+    const Runs *dt, *gt;
+    const int64_t *pd, *pg;
+    const uint8_t *crowd;
+    double *out;
+    Py_ssize_t j0, j1;
+} MaskIouCtx;
+
+static void *mask_iou_range(void *arg) {
+    const MaskIouCtx *job = arg;
+    const Runs dt = *job->dt, gt = *job->gt;
+    const int64_t *pd = job->pd, *pg = job->pg;
+    const uint8_t *crowd = job->crowd;
+    double *out = job->out;
+    for (Py_ssize_t j = job->j0; j < job->j1; j++) {
+        const uint32_t *ra = dt.runs + dt.start[pd[j]], *rb = gt.runs + gt.start[pg[j]];
+        int64_t ka = dt.start[pd[j] + 1] - dt.start[pd[j]], kb = gt.start[pg[j] + 1] - gt.start[pg[j]];
+        uint32_t i = 0, u = 0;
+        if (ka > 0 && kb > 0) {
+            uint32_t ca = ra[0], cb = rb[0], c;
+            int64_t a = 1, b = 1;
+            int va = 0, vb = 0;
+            for (;;) {
+                c = ca < cb ? ca : cb;
+                if (va || vb) {
+                    u += c;
+                    if (va && vb) i += c;
+                }
+                int moved = c > 0;
+                ca -= c;
+                if (!ca && a < ka) { ca = ra[a++]; va = !va; moved = 1; }
+                cb -= c;
+                if (!cb && b < kb) { cb = rb[b++]; vb = !vb; moved = 1; }
+                if (ca + (uint64_t)cb == 0 || !moved) break; /* !moved: runs of unequal totals */
+            }
+        }
+        if (i == 0) {
+            out[j] = 0.0;
+            continue;
+        }
+        if (crowd[pg[j]]) u = runs_area(&dt, pd[j]);
+        out[j] = (double)i / (double)u;
+    }
+    return NULL;
+}
+
 static PyObject *mask_iou(PyObject *self, PyObject *args) {
     PyObject *dt_list, *gt_list;
     Py_buffer crowd_v, pd_v, pg_v, out_v;
@@ -1146,35 +1193,14 @@ static PyObject *mask_iou(PyObject *self, PyObject *args) {
             if (pd[j] < 0 || pd[j] >= dt.n || pg[j] < 0 || pg[j] >= gt.n) bad = 1;
         if (!bad) {
             Py_BEGIN_ALLOW_THREADS
-            for (Py_ssize_t j = 0; j < num_p; j++) {
-                const uint32_t *ra = dt.runs + dt.start[pd[j]], *rb = gt.runs + gt.start[pg[j]];
-                int64_t ka = dt.start[pd[j] + 1] - dt.start[pd[j]], kb = gt.start[pg[j] + 1] - gt.start[pg[j]];
-                uint32_t i = 0, u = 0;
-                if (ka > 0 && kb > 0) {
-                    uint32_t ca = ra[0], cb = rb[0], c;
-                    int64_t a = 1, b = 1;
-                    int va = 0, vb = 0;
-                    for (;;) {
-                        c = ca < cb ? ca : cb;
-                        if (va || vb) {
-                            u += c;
-                            if (va && vb) i += c;
-                        }
-                        int moved = c > 0;
-                        ca -= c;
-                        if (!ca && a < ka) { ca = ra[a++]; va = !va; moved = 1; }
-                        cb -= c;
-                        if (!cb && b < kb) { cb = rb[b++]; vb = !vb; moved = 1; }
-                        if (ca + (uint64_t)cb == 0 || !moved) break; /* !moved: runs of unequal totals */
-                    }
-                }
-                if (i == 0) {
-                    out[j] = 0.0;
-                    continue;
-                }
-                if (crowd[pg[j]]) u = runs_area(&dt, pd[j]);
-                out[j] = (double)i / (double)u;
-            }
+            /* two threads over halves of the pairs, from 4096 pairs on (below, a thread costs more) */
+            Py_ssize_t half = num_p >= 4096 ? num_p / 2 : num_p;
+            MaskIouCtx ctx[2] = {{&dt, &gt, pd, pg, crowd, out, 0, half}, {&dt, &gt, pd, pg, crowd, out, half, num_p}};
+            pthread_t helper;
+            int helped = half < num_p && pthread_create(&helper, NULL, mask_iou_range, &ctx[1]) == 0;
+            mask_iou_range(&ctx[0]);
+            if (helped) pthread_join(helper, NULL);
+            else if (half < num_p) mask_iou_range(&ctx[1]);
             Py_END_ALLOW_THREADS
         }
         runs_free(&dt);
