@@ -14,7 +14,6 @@ depend on the split; tests/metrics/test_coco_box_threads.py runs both).
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
@@ -23,6 +22,7 @@ import numpy as np
 
 from harness.metrics.coco.grouping import all_pairs, build_groups
 from harness.metrics.coco.ious import box_iou_pairs, mask_iou_pairs, oks_pairs
+from harness.metrics.coco.kernels import THREADS
 from harness.metrics.coco.matching import greedy_match
 from harness.metrics.coco.params import CocoParams, make_params
 from harness.metrics.coco.summary import (
@@ -36,7 +36,7 @@ if TYPE_CHECKING:  # the numpy accumulation plan loads when used: a compiled eva
 
 #: threads of the compiled grouping, box matching and accumulation of one evaluation (groups and categories are
 #: independent: the numbers never depend on it)
-EVAL_THREADS = min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+EVAL_THREADS = THREADS
 
 
 @dataclass
@@ -190,7 +190,7 @@ def resampled_stats(
 #: resamples per call of the compiled weighted accumulation (bounds the (B, A, T, K, R) precision block)
 RESAMPLE_CHUNK = 16
 #: threads of the compiled weighted accumulation (resamples are independent: the numbers never depend on it)
-RESAMPLE_THREADS = min(2, os.cpu_count() or 1)
+RESAMPLE_THREADS = THREADS
 
 
 @dataclass

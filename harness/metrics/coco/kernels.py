@@ -36,9 +36,12 @@ _C: Any = _compiled()
 #: whether the compiled kernels are used (tests switch it off to run the numpy path)
 ENABLED: bool = _C is not None
 
-#: threads of the compiled OKS and accumulation: their parts are independent, so the numbers never depend on it;
-#: the other core is idle by then (``bench eval`` parsed the files while it imported)
-OKS_THREADS = min(2, os.cpu_count() or 1)
+#: threads of the compiled kernels that split their work (at most two: the parts are independent, so the numbers
+#: never depend on it): the cores this process may run on, not the machine's (a container or taskset may allow one)
+THREADS = min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+#: threads of the compiled OKS and group order (the other core is idle by then: ``bench eval`` parsed the files
+#: while it imported)
+OKS_THREADS = THREADS
 
 
 class ResultColumns(TypedDict):
