@@ -502,7 +502,7 @@ def parse_ground_truth(data: bytes, segm: bool = False) -> tuple[Any, ...] | Non
     return ground_truth_from_raw(out)
 
 
-def ground_truth_from_raw(parsed: Any) -> tuple[int, dict[str, np.ndarray], dict[str, int], int, dict[str, Any]] | None:
+def ground_truth_from_raw(parsed: Any) -> tuple[Any, ...] | None:
     """``parse_ground_truth`` from what the compiled parser returned, with each top-level span replaced by its
     text (the form the start-up prefetch of ``harness.cli.early`` hands over: it keeps those few texts and lets
     the whole file go)."""
