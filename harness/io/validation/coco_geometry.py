@@ -296,6 +296,9 @@ def _decode_piece(joined: bytes, lengths: np.ndarray) -> tuple[np.ndarray, np.nd
     return values, rle, None
 
 def check_uncompressed_rle(counts: Any, pixels: int, where: str, error: type[BenchError], path: Any) -> None:
+    if (isinstance(counts, list) and counts and set(map(type, counts)) == {int}  # the usual case, at C speed
+            and min(counts) >= 0 and max(counts) < (1 << 32) and sum(counts) == pixels):
+        return
     if not isinstance(counts, list) or not all(isinstance(c, (int, np.integer)) and not isinstance(c, (bool, np.bool_))
                                                for c in counts):
         raise error(f"{where}: uncompressed RLE counts must be a list of integers", path)
