@@ -197,17 +197,15 @@ def _evaluate_coco_files(request: EvalRequest) -> MetricResult:
 
 def _parse_ground_truth_file(path: Path, segm: bool = False) -> Any:
     """``kernels.parse_ground_truth`` of the file, or None (no compiled kernels, or a file it does not take);
-    the parse the command line started at start-up (``harness.cli.early``, boxes and keypoints only) when there
-    is one for this file.  ``segm``: with the segmentations (mask evaluation)."""
+    the parse the command line started at start-up (``harness.cli.early``) when there is one for this file.  ``segm``: with the segmentations (mask evaluation)."""
     from harness.metrics.coco import kernels
 
     if not kernels.ENABLED:
         return None
     with gc_paused():
-        if not segm:
-            early = prefetch.take(GROUND_TRUTH, path)
-            if early is not prefetch.MISSING:
-                return kernels.ground_truth_from_raw(early)
+        early = prefetch.take(GROUND_TRUTH, path)
+        if early is not prefetch.MISSING:  # parsed for this command line's iou type (ground_truth_from_columns
+            return kernels.ground_truth_from_raw(early)  # declines a parse without the segmentations)
         return kernels.parse_ground_truth(Path(path).read_bytes(), segm)
 
 

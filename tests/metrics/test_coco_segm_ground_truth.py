@@ -242,3 +242,18 @@ def test_cli_names_a_bad_segm_ground_truth_in_one_line(tmp_path):
     assert result.exit_code == 2
     assert "annotation" in result.output and "even, non-zero number of coordinates" in result.output
     assert "Traceback" not in result.output
+
+
+def test_start_up_prefetch_form_gives_the_same_table():
+    """``harness.cli.early`` parses mask ground truth at start-up and keeps only the texts it needs: the table
+    built from that form is the one built from the file."""
+    from harness.cli import early
+
+    path = DATA / "coco/instances_val2014_100.json"
+    data = path.read_bytes()
+    raw = early._ground_truth(early.compiled_kernels().parse_ground_truth, data, True)
+    from_prefetch = ground_truth_from_columns(kernels.ground_truth_from_raw(raw), "segm", None, path)
+    assert from_prefetch is not None
+    _same_table(from_prefetch, ground_truth_from_columns(kernels.parse_ground_truth(data, True), "segm", None, path))
+    boxes_only = early._ground_truth(early.compiled_kernels().parse_ground_truth, data)  # no segmentations
+    assert ground_truth_from_columns(kernels.ground_truth_from_raw(boxes_only), "segm", None, path) is None

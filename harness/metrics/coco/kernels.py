@@ -488,7 +488,7 @@ def parse_ground_truth(data: bytes, segm: bool = False) -> tuple[Any, ...] | Non
     per annotation (0: an object), the objects in file order)."""
     if not ENABLED:
         return None
-    parsed = _C.parse_ground_truth(data, segm)
+    parsed = _C.parse_ground_truth(data, True) if segm else _C.parse_ground_truth(data)
     if parsed is None:
         return None
     view = memoryview(data)
