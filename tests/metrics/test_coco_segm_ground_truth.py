@@ -257,3 +257,34 @@ def test_start_up_prefetch_form_gives_the_same_table():
     _same_table(from_prefetch, ground_truth_from_columns(kernels.parse_ground_truth(data, True), "segm", None, path))
     boxes_only = early._ground_truth(early.compiled_kernels().parse_ground_truth, data)  # no segmentations
     assert ground_truth_from_columns(kernels.ground_truth_from_raw(boxes_only), "segm", None, path) is None
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_combined_column_puts_every_mask_in_its_place(seed):
+    """``masks._combine`` (rasterised masks spliced with the given RLEs) against a mask-by-mask reference,
+    owners in item order (the splice) and shuffled (the per-mask loop)."""
+    from harness.metrics.coco.masks import _combine
+    from harness.metrics.coco.rle_column import RleColumn
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 40))
+    owners = np.flatnonzero(rng.random(n) < 0.7)
+    if seed % 2:
+        owners = rng.permutation(owners)
+    texts = [bytes(rng.integers(48, 112, int(rng.integers(0, 9))).astype(np.uint8)) for _ in owners]
+    offsets = np.zeros(len(texts) + 1, dtype=np.int64)
+    np.cumsum([len(t) for t in texts], out=offsets[1:])
+    column = RleColumn(b"".join(texts), offsets, np.ones((len(texts), 2), dtype=np.int64))
+    rles: list[Any] = [None] * n
+    want = [b""] * n
+    for j, i in enumerate(owners.tolist()):
+        want[i] = texts[j]
+    for i in sorted(set(range(n)) - set(owners.tolist())):
+        text = "".join(chr(c) for c in rng.integers(48, 112, int(rng.integers(1, 6))))
+        rles[i] = {"size": [2, 3], "counts": text if i % 2 else text.encode()}
+        want[i] = text.encode()
+    image = rng.integers(0, 3, n)
+    sizes = np.array([[2, 3], [4, 5], [6, 7]], dtype=np.float64)
+    got = _combine(rles, column, owners, image, sizes, True)
+    assert [got.blob[got.offsets[i]:got.offsets[i + 1]] for i in range(n)] == want
+    assert got.sizes.tolist() == sizes[image].astype(np.int64).tolist()
