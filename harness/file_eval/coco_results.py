@@ -197,7 +197,8 @@ def _evaluate_coco_files(request: EvalRequest) -> MetricResult:
 
 def _parse_ground_truth_file(path: Path, segm: bool = False) -> Any:
     """``kernels.parse_ground_truth`` of the file, or None (no compiled kernels, or a file it does not take);
-    the parse the command line started at start-up (``harness.cli.early``) when there is one for this file.  ``segm``: with the segmentations (mask evaluation)."""
+    the parse the command line started at start-up (``harness.cli.early``) when there is one for this file.
+    ``segm``: with the segmentations (mask evaluation)."""
     from harness.metrics.coco import kernels
 
     if not kernels.ENABLED:

@@ -162,7 +162,8 @@ DECLINED_TEXT = {
     "Infinity": _edit_text("10.5, 8.25", "Infinity, 8.25"),
     "overflowing literal": _edit_text("10.5, 8.25", "1e400, 8.25"),
     "huge integer": _edit_text("10.5, 8.25", "1" + "0" * 400 + ", 8.25"),
-    "repeated segmentation key": _edit_text('"segmentation": [[0, 0, 5', '"segmentation": [], "segmentation": [[0, 0, 5'),
+    "repeated segmentation key": _edit_text('"segmentation": [[0, 0, 5',
+                                            '"segmentation": [], "segmentation": [[0, 0, 5'),
     "truncated": lambda text: text[: text.index("10.5, 8.25")],
 }
 
