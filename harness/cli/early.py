@@ -108,7 +108,7 @@ def compiled_kernels() -> ModuleType | None:
 
 def prefetch_eval_files(argv: Sequence[str]) -> bool:
     """Start reading and parsing the files of a ``bench eval`` on COCO files (``argv`` is ``sys.argv``); True
-    when it did.  Ground truth only for boxes and keypoints (mask ground truth goes through the general reader)."""
+    when it did.  Mask ground truth is parsed with its segmentations (``parse_ground_truth(data, True)``)."""
     if not invoked_as_cli(argv):
         return False
     files = eval_files(argv[1:])
@@ -118,21 +118,29 @@ def prefetch_eval_files(argv: Sequence[str]) -> bool:
     if kernels is None:
         return False
     _, iou_type, gt, pred = files
-    if iou_type in ("bbox", "keypoints"):  # first: the evaluator takes the ground truth first
+    if iou_type in ("bbox", "keypoints", "segm"):  # first: the evaluator takes the ground truth first
         parse = kernels.parse_ground_truth
-        prefetch.start(GROUND_TRUTH, gt, lambda data: _ground_truth(parse, data))
+        segm = iou_type == "segm"
+        prefetch.start(GROUND_TRUTH, gt, lambda data: _ground_truth(parse, data, segm))
     prefetch.start(RESULTS, pred, kernels.parse_results)
     return True
 
 
-def _ground_truth(parse: Any, data: bytes) -> Any:
-    """``_ckernels.parse_ground_truth`` with each top-level span's text cut out, so the file's bytes can go
-    (``kernels.ground_truth_from_raw`` takes this form)."""
-    parsed = parse(data)
+def _ground_truth(parse: Any, data: bytes, segm: bool = False) -> Any:
+    """``_ckernels.parse_ground_truth`` with each top-level span's text cut out (and with ``segm``, each RLE
+    object's), so the file's bytes can go (``kernels.ground_truth_from_raw`` takes this form)."""
+    parsed = parse(data, True) if segm else parse(data)  # boxes: the one-argument call of any build
     if parsed is None:
         return None
-    count, columns, present, kp_len, spans = parsed
-    return count, columns, present, kp_len, {key: data[start:stop] for key, (start, stop) in spans.items()}
+    count, columns, present, kp_len, spans = parsed[:5]
+    out: tuple[Any, ...] = (count, columns, present, kp_len,
+                            {key: data[start:stop] for key, (start, stop) in spans.items()})
+    if segm:
+        seen, coords, part_lengths, parts, objects = parsed[5]
+        bounds = memoryview(objects).cast("q")  # (start, end) pairs, int64
+        texts = [data[bounds[k]:bounds[k + 1]] for k in range(0, len(bounds), 2)]
+        out += ((seen, coords, part_lengths, parts, texts),)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------- fast entry

@@ -145,8 +145,8 @@ def _evaluate_coco_files(request: EvalRequest) -> MetricResult:
     # plain results: the compiled parser reads them on the other core while the ground truth loads
     parsed_results = _parse_in_background(request.pred)
     gt_path = require_file(request.gt, "ground-truth")
-    # box and keypoint ground truth: annotations parsed straight into columns (None: the general reader)
-    gt_parsed = _parse_ground_truth_file(gt_path) if iou_type in ("bbox", "keypoints") else None
+    # ground truth: annotations parsed straight into columns (None: the general reader)
+    gt_parsed = _parse_ground_truth_file(gt_path, iou_type == "segm")
     gt = gt_parsed[4] if gt_parsed is not None else read_json(gt_path)
     pieces = iter_json_array(require_file(request.pred, "prediction", PredictionError))
     sigmas = _keypoint_sigmas(gt, request.option("sigmas"), request.gt) if iou_type == "keypoints" else None
@@ -195,18 +195,19 @@ def _evaluate_coco_files(request: EvalRequest) -> MetricResult:
     )
 
 
-def _parse_ground_truth_file(path: Path) -> Any:
+def _parse_ground_truth_file(path: Path, segm: bool = False) -> Any:
     """``kernels.parse_ground_truth`` of the file, or None (no compiled kernels, or a file it does not take);
-    the parse the command line started at start-up (``harness.cli.early``) when there is one for this file."""
+    the parse the command line started at start-up (``harness.cli.early``) when there is one for this file.
+    ``segm``: with the segmentations (mask evaluation)."""
     from harness.metrics.coco import kernels
 
     if not kernels.ENABLED:
         return None
     with gc_paused():
         early = prefetch.take(GROUND_TRUTH, path)
-        if early is not prefetch.MISSING:
-            return kernels.ground_truth_from_raw(early)
-        return kernels.parse_ground_truth(Path(path).read_bytes())
+        if early is not prefetch.MISSING:  # parsed for this command line's iou type (ground_truth_from_columns
+            return kernels.ground_truth_from_raw(early)  # declines a parse without the segmentations)
+        return kernels.parse_ground_truth(Path(path).read_bytes(), segm)
 
 
 def _parse_in_background(path: Path) -> Callable[[], Any] | None:

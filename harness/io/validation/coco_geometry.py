@@ -128,13 +128,7 @@ def check_polygons(polygons: Sequence[list], owners: Sequence[int], where: Where
         k = int(part_of_value[np.flatnonzero(out)[0]]) if len(part_of_value) > 1 else _first_bad_part(parts)
         raise error(f"{where(int(part_owner[k]))}: polygon coordinates must be finite and within "
                     f"+-{MAX_COORDINATE:g}, got {_short(parts[k])}", path)
-    x, y = flat[0::2], flat[1::2]
-    points = lengths // 2
-    starts = np.concatenate([[0], np.cumsum(points)[:-1]])
-    following = np.arange(1, len(x) + 1)
-    following[starts + points - 1] = starts
-    steps = 5.0 * np.maximum(np.abs(x[following] - x), np.abs(y[following] - y)) + 1.0
-    walk = np.add.reduceat(steps, starts)
+    walk = polygon_walks(flat, lengths)
     long = walk > MAX_POLYGON_STEPS
     if long.any():
         k = int(np.flatnonzero(long)[0])
@@ -142,6 +136,30 @@ def check_polygons(polygons: Sequence[list], owners: Sequence[int], where: Where
                     f"{MAX_POLYGON_STEPS / 5:.3g} (pycocotools would walk it pixel by pixel)", path)
     parts_per_item = np.fromiter(map(len, polygons), np.int64, len(polygons))
     return PolygonColumns(flat, _offsets(lengths), _offsets(parts_per_item), np.asarray(owners, dtype=np.int64))
+
+
+def polygon_walks(flat: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Per part (``lengths[k]`` values of ``flat`` each, all even and non-zero): 5x its Chebyshev perimeter + 1
+    per edge, the steps of pycocotools' walk that ``MAX_POLYGON_STEPS`` bounds."""
+    x, y = flat[0::2], flat[1::2]
+    points = lengths // 2
+    starts = np.concatenate([[0], np.cumsum(points)[:-1]])
+    following = np.arange(1, len(x) + 1)
+    following[starts + points - 1] = starts
+    steps = 5.0 * np.maximum(np.abs(x[following] - x), np.abs(y[following] - y)) + 1.0
+    return np.add.reduceat(steps, starts)
+
+
+def rasterisable_polygons(flat: np.ndarray, lengths: np.ndarray) -> bool:
+    """Whether parts of already-parsed numbers (``lengths[k]`` values of ``flat`` each) pass ``check_polygons``
+    and are each rasterised by pycocotools as a polygon (at least 6 numbers: no ``[[x, y, w, h]]`` box, no
+    short-part branch).  The compiled ground-truth parser's fast path asks this; False sends the file to the
+    general reader, which names the problem."""
+    if not len(lengths):
+        return True
+    if ((lengths < 6) | (lengths % 2 == 1)).any() or not (np.abs(flat) <= MAX_COORDINATE).all():
+        return False
+    return bool((polygon_walks(flat, lengths) <= MAX_POLYGON_STEPS).all())
 
 
 def _first_bad_part(parts: Sequence[list]) -> int:
@@ -278,6 +296,9 @@ def _decode_piece(joined: bytes, lengths: np.ndarray) -> tuple[np.ndarray, np.nd
     return values, rle, None
 
 def check_uncompressed_rle(counts: Any, pixels: int, where: str, error: type[BenchError], path: Any) -> None:
+    if (isinstance(counts, list) and counts and set(map(type, counts)) == {int}  # the usual case, at C speed
+            and min(counts) >= 0 and max(counts) < (1 << 32) and sum(counts) == pixels):
+        return
     if not isinstance(counts, list) or not all(isinstance(c, (int, np.integer)) and not isinstance(c, (bool, np.bool_))
                                                for c in counts):
         raise error(f"{where}: uncompressed RLE counts must be a list of integers", path)

@@ -1677,6 +1677,36 @@ static Ptr skip_value(Ptr p, Ptr end, int depth) {
     return scan_number(p, end, &is_int);
 }
 
+/* A ground-truth "segmentation" value for the mask fast path: polygons ([[x, y, ...], ...], at least one part,
+ * numbers only) append their values to ``coords``, each part's length to ``part_lengths`` and set *parts; an
+ * object (an RLE) is skipped as JSON and its span (start, end) appended to ``objects`` with *parts = 0.  Anything
+ * else: NULL (the caller hands the file to the general reader). */
+static Ptr parse_segm_polygons(Ptr base, Ptr p, Ptr end, Buf *coords, Buf *part_lengths, Buf *objects,
+                               int64_t *parts) {
+    *parts = 0;
+    if (p < end && *p == '{') {
+        Ptr e = skip_value(p, end, 0);
+        int64_t span[2] = {p - base, e ? e - base : 0};
+        if (!e || buf_put(objects, span, sizeof span)) return NULL;
+        return e;
+    }
+    if (p >= end || *p != '[') return NULL;
+    p = skip_ws(p + 1, end);
+    if (p < end && *p == ']') return NULL; /* no parts: the general path names it */
+    for (;;) {
+        Py_ssize_t count;
+        p = parse_number_array(p, end, coords, &count);
+        int64_t length = count;
+        if (!p || buf_put(part_lengths, &length, sizeof length)) return NULL;
+        (*parts)++;
+        p = skip_ws(p, end);
+        if (p >= end) return NULL;
+        if (*p == ']') return p + 1;
+        if (*p != ',') return NULL;
+        p = skip_ws(p + 1, end);
+    }
+}
+
 enum { A_ID, A_IMAGE, A_CATEGORY, A_AREA, A_ISCROWD, A_BBOX, A_KEYPOINTS, A_NUM_KEYPOINTS, A_COUNT };
 static const char *ANN_KEYS[A_COUNT] = {"id", "image_id", "category_id", "area", "iscrowd", "bbox", "keypoints",
                                         "num_keypoints"};
@@ -1684,10 +1714,15 @@ static const char *ANN_KEYS[A_COUNT] = {"id", "image_id", "category_id", "area",
 /* parse_ground_truth(data) -> None, or (n, columns, counts, kp_len, spans): a COCO annotation file whose
  * "annotations" are objects with integer id / image_id / category_id / iscrowd, numeric area and num_keypoints,
  * 4-number bbox and same-length keypoints (each at most once; any other key is checked as JSON and skipped).
- * ``spans`` maps every other top-level key to the (start, end) of its value's text, for the caller to parse. */
+ * ``spans`` maps every other top-level key to the (start, end) of its value's text, for the caller to parse.
+ * With ``segm`` true, "segmentation" is read too (parse_segm_polygons) and a sixth item is added:
+ * (segmentations seen, coords, part lengths, parts per segmentation, RLE object spans (start, end) in order). */
 static PyObject *parse_ground_truth(PyObject *self, PyObject *args) {
     Py_buffer view;
-    if (!PyArg_ParseTuple(args, "y*", &view)) return NULL;
+    int segm = 0;
+    if (!PyArg_ParseTuple(args, "y*|p", &view, &segm)) return NULL;
+    Buf segm_cols[4] = {{0}}; /* coords, part lengths, parts per segmentation, object spans */
+    Py_ssize_t segm_present = 0;
     Ptr base = (Ptr)view.buf, p = base, end = base + view.len;
     Buf cols[A_COUNT] = {{0}};
     Py_ssize_t present[A_COUNT] = {0};
@@ -1735,7 +1770,14 @@ static PyObject *parse_ground_truth(PyObject *self, PyObject *args) {
                     p = skip_ws(p + 1, end);
                     if (p >= end || *p != ':') { ok = 0; break; }
                     p = skip_ws(p + 1, end);
-                    if (key < 0) {
+                    if (segm && len == 12 && !memcmp(as, "segmentation", 12)) {
+                        int64_t parts;
+                        if (seen & (1 << A_COUNT)) { ok = 0; break; }
+                        seen |= 1 << A_COUNT;
+                        p = parse_segm_polygons(base, p, end, &segm_cols[0], &segm_cols[1], &segm_cols[3], &parts);
+                        if (!p || buf_put(&segm_cols[2], &parts, sizeof parts)) { ok = 0; break; }
+                        segm_present++;
+                    } else if (key < 0) {
                         p = skip_value(p, end, 0);
                         if (!p) { ok = 0; break; }
                     } else {
@@ -1829,7 +1871,16 @@ static PyObject *parse_ground_truth(PyObject *self, PyObject *args) {
             Py_XDECREF(key);
             Py_XDECREF(value);
         }
-        if (!failed) out = Py_BuildValue("nOOnO", n, columns, counts, kp_len, spans);
+        if (!failed && segm) {
+            PyObject *c0 = buf_column(&segm_cols[0]), *c1 = buf_column(&segm_cols[1]), *c2 = buf_column(&segm_cols[2]),
+                     *c3 = buf_column(&segm_cols[3]);
+            if (c0 && c1 && c2 && c3)
+                out = Py_BuildValue("nOOnO(nOOOO)", n, columns, counts, kp_len, spans, segm_present, c0, c1, c2, c3);
+            Py_XDECREF(c0);
+            Py_XDECREF(c1);
+            Py_XDECREF(c2);
+            Py_XDECREF(c3);
+        } else if (!failed) out = Py_BuildValue("nOOnO", n, columns, counts, kp_len, spans);
         Py_XDECREF(columns);
         Py_XDECREF(counts);
         Py_XDECREF(spans);
@@ -1838,6 +1889,7 @@ static PyObject *parse_ground_truth(PyObject *self, PyObject *args) {
     }
     PyBuffer_Release(&view);
     for (int k = 0; k < A_COUNT; k++) free(cols[k].data);
+    for (int k = 0; k < 4; k++) free(segm_cols[k].data);
     return out;
 }
 

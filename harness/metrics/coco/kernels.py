@@ -479,24 +479,33 @@ GT_COLUMNS = {"id": np.int64, "image_id": np.int64, "category_id": np.int64, "is
               "area": np.float64, "num_keypoints": np.float64}
 
 
-def parse_ground_truth(data: bytes) -> tuple[int, dict[str, np.ndarray], dict[str, int], int, dict[str, Any]] | None:
+def parse_ground_truth(data: bytes, segm: bool = False) -> tuple[Any, ...] | None:
     """A COCO annotation file's bytes as (annotations, annotation columns, how many annotations have each key,
     keypoint values per annotation, the other top-level values parsed) -- or None unless the file is an object
     whose "annotations" are objects with integer id / image_id / category_id / iscrowd (missing: 0), numeric
     area / num_keypoints, 4-number bbox and same-length keypoints, other keys (segmentation, ...) skipped.  The
-    other top-level values (images, categories, ...) are parsed by orjson; "annotations" stands in as []."""
+    other top-level values (images, categories, ...) are parsed by orjson; "annotations" stands in as [].
+
+    With ``segm``, each "segmentation" must be a non-empty list of number lists (polygons) or an object (an RLE,
+    parsed by orjson), and a sixth item holds them: (how many annotations have one, coords, part lengths, parts
+    per annotation (0: an object), the objects in file order)."""
     if not ENABLED:
         return None
-    parsed = _C.parse_ground_truth(data)
+    parsed = _C.parse_ground_truth(data, True) if segm else _C.parse_ground_truth(data)
     if parsed is None:
         return None
     view = memoryview(data)
-    count, raw, present, kp_len, spans = parsed
-    return ground_truth_from_raw((count, raw, present, kp_len,
-                                  {key: view[start:stop] for key, (start, stop) in spans.items()}))
+    count, raw, present, kp_len, spans = parsed[:5]
+    out: tuple[Any, ...] = (count, raw, present, kp_len,
+                            {key: view[start:stop] for key, (start, stop) in spans.items()})
+    if segm:
+        seen, coords, part_lengths, parts, objects = parsed[5]
+        bounds = np.frombuffer(objects, dtype=np.int64).reshape(-1, 2).tolist()
+        out += ((seen, coords, part_lengths, parts, [view[start:stop] for start, stop in bounds]),)
+    return ground_truth_from_raw(out)
 
 
-def ground_truth_from_raw(parsed: Any) -> tuple[int, dict[str, np.ndarray], dict[str, int], int, dict[str, Any]] | None:
+def ground_truth_from_raw(parsed: Any) -> tuple[Any, ...] | None:
     """``parse_ground_truth`` from what the compiled parser returned, with each top-level span replaced by its
     text (the form the start-up prefetch of ``harness.cli.early`` hands over: it keeps those few texts and lets
     the whole file go)."""
@@ -504,15 +513,21 @@ def ground_truth_from_raw(parsed: Any) -> tuple[int, dict[str, np.ndarray], dict
         return None
     import orjson
 
-    count, raw, present, kp_len, texts = parsed
+    count, raw, present, kp_len, texts = parsed[:5]
     columns: dict[str, np.ndarray] = {name: np.frombuffer(raw[name], dtype=dtype) for name, dtype in GT_COLUMNS.items()}
     columns["bbox"] = np.frombuffer(raw["bbox"], dtype=np.float64).reshape(-1, 4)
     columns["keypoints"] = np.frombuffer(raw["keypoints"], dtype=np.float64).reshape(-1, max(kp_len, 1))
     try:
         rest = {key: orjson.loads(text) for key, text in texts.items()}
+        if len(parsed) > 5:
+            seen, coords, part_lengths, parts, objects = parsed[5]
+            segm = (seen, np.frombuffer(coords, dtype=np.float64), np.frombuffer(part_lengths, dtype=np.int64),
+                    np.frombuffer(parts, dtype=np.int64), [orjson.loads(text) for text in objects])
     except orjson.JSONDecodeError:  # e.g. an integer beyond 64 bits: the general reader handles it
         return None
     rest["annotations"] = []
+    if len(parsed) > 5:
+        return count, columns, present, kp_len, rest, segm
     return count, columns, present, kp_len, rest
 
 

@@ -107,17 +107,40 @@ def _combine(rles: list[Any], column: Any, owners: np.ndarray, image_index: np.n
         for j, i in enumerate(owners.tolist()):
             rles[i] = {"size": [int(v) for v in column.sizes[j]], "counts": blob[cuts[j]:cuts[j + 1]]}
         return rles
-    counts: list[bytes] = [b""] * len(rles)
-    for j, i in enumerate(owners.tolist()):
-        counts[i] = blob[cuts[j]:cuts[j + 1]]
-    for i, rle in enumerate(rles):
-        if rle is not None:
-            text = rle["counts"]
-            counts[i] = text.encode("ascii") if isinstance(text, str) else bytes(text)
-    offsets = np.zeros(len(counts) + 1, dtype=np.int64)
-    np.cumsum(np.fromiter(map(len, counts), np.int64, len(counts)), out=offsets[1:])
+    owners = np.asarray(owners, dtype=np.int64)
     sizes = np.asarray(image_sizes, dtype=np.int64)[np.asarray(image_index, dtype=np.int64)].reshape(-1, 2)
-    return RleColumn(b"".join(counts), offsets, sizes)
+    if len(owners) > 1 and not (np.diff(owners) > 0).all():  # not in item order: mask by mask
+        counts: list[bytes] = [b""] * len(rles)
+        for j, i in enumerate(owners.tolist()):
+            counts[i] = blob[cuts[j]:cuts[j + 1]]
+        for i, rle in enumerate(rles):
+            if rle is not None:
+                counts[i] = _ascii(rle["counts"])
+        offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+        np.cumsum(np.fromiter(map(len, counts), np.int64, len(counts)), out=offsets[1:])
+        return RleColumn(b"".join(counts), offsets, sizes)
+    # the rasterised masks are in item order: splice the (few) others into their blob, not one slice per mask
+    others = np.ones(len(rles), dtype=bool)
+    others[owners] = False
+    other_items = np.flatnonzero(others).tolist()
+    other_counts = [_ascii(rles[i]["counts"]) for i in other_items]
+    lengths = np.zeros(len(rles), dtype=np.int64)
+    lengths[owners] = np.diff(column.offsets)
+    lengths[other_items] = np.fromiter(map(len, other_counts), np.int64, len(other_counts))
+    pieces: list[bytes] = []
+    start = cuts[0]
+    for at, text in zip(np.searchsorted(owners, other_items).tolist(), other_counts):
+        stop = cuts[at]
+        pieces += [blob[start:stop], text]
+        start = stop
+    pieces.append(blob[start:cuts[-1]])
+    offsets = np.zeros(len(rles) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return RleColumn(b"".join(pieces), offsets, sizes)
+
+
+def _ascii(text: Any) -> bytes:
+    return text.encode("ascii") if isinstance(text, str) else bytes(text)
 
 
 def _rasterise_per_image(segmentations: Sequence[Any], members_all: np.ndarray, image_index: np.ndarray,

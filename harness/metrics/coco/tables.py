@@ -158,17 +158,20 @@ def ground_truth_from_columns(
     parsed: Any, iou_type: str, num_keypoints: int | None = None, path: str | Path | None = None
 ) -> GroundTruthTable | None:
     """The fast path of ``load_ground_truth``: an annotation file parsed by ``kernels.parse_ground_truth``
-    (annotations as columns, the other top-level values as parsed JSON, with "annotations": [] standing in).
+    (annotations as columns, the other top-level values as parsed JSON, with "annotations": [] standing in;
+    for masks, parsed with ``segm=True``).
 
     Images and categories go through the general checks (their errors come first there too).  Anything about
     the annotations that the general path would refuse or treat specially (duplicate or unknown ids, non-finite
-    numbers, negative box sizes, iscrowd other than 0/1), and mask evaluation, returns None: the caller then
-    runs ``load_ground_truth`` on the whole file, which gives the same table or names the problem.
+    numbers, negative box sizes, iscrowd other than 0/1, polygons that fail ``rasterisable_polygons``, RLEs it
+    would refuse) returns None: the caller then runs ``load_ground_truth`` on the whole file, which gives the
+    same table or names the problem.
     """
-    n, columns, present, kp_len, rest = parsed
-    if iou_type not in ("bbox", "keypoints"):
+    n, columns, present, kp_len, rest = parsed[:5]
+    segm = parsed[5] if len(parsed) > 5 else None
+    if iou_type not in ("bbox", "keypoints", "segm") or (iou_type == "segm" and (segm is None or segm[0] != n)):
         return None
-    needed = ["id", "image_id", "category_id", "area", "bbox"]
+    needed = ["id", "image_id", "category_id", "area"] + (["bbox"] if iou_type != "segm" else [])
     if iou_type == "keypoints":
         needed += ["keypoints", "num_keypoints"]
         if num_keypoints is None or kp_len != 3 * num_keypoints:
@@ -182,9 +185,12 @@ def ground_truth_from_columns(
         return None
     image = image_index.lookup(columns["image_id"])
     category = category_index.lookup(columns["category_id"])
-    area, crowd_values, bbox = columns["area"], columns["iscrowd"], columns["bbox"]
+    area, crowd_values = columns["area"], columns["iscrowd"]
     if ((image < 0).any() or (category < 0).any() or not np.isfinite(area).all() or (area < 0).any()
-            or not np.isfinite(bbox).all() or ((crowd_values != 0) & (crowd_values != 1)).any() or (bbox[:, 2] < 0).any() or (bbox[:, 3] < 0).any()):
+            or ((crowd_values != 0) & (crowd_values != 1)).any()):
+        return None
+    bbox = columns["bbox"] if iou_type != "segm" else None
+    if bbox is not None and (not np.isfinite(bbox).all() or (bbox[:, 2] < 0).any() or (bbox[:, 3] < 0).any()):
         return None
     crowd = crowd_values.astype(bool)
     table = GroundTruthTable(
@@ -197,11 +203,62 @@ def ground_truth_from_columns(
             return None
         table.keypoints = flat.reshape(n, num_keypoints, 3)
         table.ignore = crowd | (labelled == 0)
-    if all(isinstance(im, dict) and "height" in im and "width" in im for im in images):
+    if iou_type == "segm":
+        try:
+            sizes = _image_sizes(images, path)
+        except DataError:  # the general path names it
+            return None
+        table.image_sizes = np.empty_like(sizes)
+        table.image_sizes[image_index.lookup(image_ids)] = sizes
+        masks = _parsed_masks(segm, image, table.image_sizes, path)
+        if masks is None:
+            return None
+        table.masks = masks
+    elif all(isinstance(im, dict) and "height" in im and "width" in im for im in images):
         sizes = _image_sizes(images, path)
         table.image_sizes = np.empty_like(sizes)
         table.image_sizes[image_index.lookup(image_ids)] = sizes
     return table
+
+
+def _parsed_masks(segm: Any, image: np.ndarray, image_sizes: np.ndarray, path) -> Sequence[dict[str, Any]] | None:
+    """The masks ``segmentations_to_rles(..., packed=True)`` makes of the parsed segmentations (polygons as
+    columns, RLE objects as parsed), or None where it would raise or take a branch the columns do not cover."""
+    from harness.io.validation.coco_geometry import check_image_sizes, rasterisable_polygons
+    from harness.metrics.coco import kernels
+    from harness.metrics.coco.masks import _combine
+
+    _, coords, part_lengths, parts, objects = segm
+    if not kernels.ENABLED or not rasterisable_polygons(coords, part_lengths):
+        return None
+    used = np.flatnonzero(np.bincount(image, minlength=len(image_sizes))) if len(image) else np.zeros(0, np.int64)
+    try:
+        check_image_sizes(image_sizes[used], str, DataError, path)
+    except DataError:
+        return None
+    owners = np.flatnonzero(parts > 0)
+    rles: list[Any] = [None] * len(image)
+    if objects:
+        rle_owners = np.flatnonzero(parts == 0)
+        if len(rle_owners) != len(objects):
+            return None
+        try:  # item by item as in the general path, which reads these few objects the same way
+            given = segmentations_to_rles(objects, image[rle_owners], image_sizes, str, DataError, path, packed=True)
+        except DataError:
+            return None
+        if not len(owners):
+            return given
+        for i, rle in zip(rle_owners.tolist(), given):
+            rles[i] = rle
+    item_parts = np.zeros(len(owners) + 1, dtype=np.int64)
+    np.cumsum(parts[owners], out=item_parts[1:])
+    part_starts = np.zeros(len(part_lengths) + 1, dtype=np.int64)
+    np.cumsum(part_lengths, out=part_starts[1:])
+    sizes = np.asarray(image_sizes, dtype=np.int64)[image[owners]]
+    column = kernels.polygons_to_rles(coords, part_starts, item_parts, sizes)
+    if len(owners) == len(image):
+        return column
+    return _combine(rles, column, owners, image, image_sizes, True)
 
 
 def _image_sizes(images: Sequence[Any], path) -> np.ndarray:
