@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 DEPS    = pyproject.toml constraints.txt scripts/install_env.sh setup.py harness/metrics/coco/_ckernels.c \
-          harness/metrics/_streamkernels.c
+          harness/metrics/_streamkernels.c harness/metrics/numpy_sum.h
 
 .PHONY: demo test env test-env clean-env retrain-classics
 

@@ -12,6 +12,7 @@ setup(
         Extension(
             "harness.metrics.coco._ckernels",
             ["harness/metrics/coco/_ckernels.c"],
+            depends=["harness/metrics/numpy_sum.h"],
             # no fused multiply-adds: the kernels reproduce numpy's and pycocotools' arithmetic to the bit
             extra_compile_args=["-O2", "-ffp-contract=off"],
             optional=True,
@@ -19,6 +20,7 @@ setup(
         Extension(
             "harness.metrics._streamkernels",
             ["harness/metrics/_streamkernels.c"],
+            depends=["harness/metrics/numpy_sum.h"],
             # no fused multiply-adds: the flow sums reproduce numpy's arithmetic to the bit (sqrt without errno
             # is the same correctly rounded instruction, minus a libm call for NaN)
             extra_compile_args=["-O2", "-ffp-contract=off", "-fno-math-errno"],

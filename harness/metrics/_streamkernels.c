@@ -22,6 +22,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include "numpy_sum.h"
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
@@ -164,29 +165,6 @@ static PyObject *confusion(PyObject *self, PyObject *args) {
 }
 
 /* ------------------------------------------------------------------------------------------ flow */
-/* numpy's pairwise sum (np.sum over a contiguous 1-D float64 array): blocks of at most 128 summed with eight
- * accumulators, longer runs split in two at a multiple of eight */
-static double pairwise(const double *a, Py_ssize_t n) {
-    if (n < 8) {
-        double res = 0.0;
-        for (Py_ssize_t i = 0; i < n; i++) res += a[i];
-        return res;
-    }
-    if (n <= 128) {
-        double r[8];
-        Py_ssize_t i;
-        for (int j = 0; j < 8; j++) r[j] = a[j];
-        for (i = 8; i < n - (n % 8); i += 8)
-            for (int j = 0; j < 8; j++) r[j] += a[i + j];
-        double res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
-        for (; i < n; i++) res += a[i];
-        return res;
-    }
-    Py_ssize_t n2 = n / 2;
-    n2 -= n2 % 8;
-    return pairwise(a, n2) + pairwise(a + n2, n - n2);
-}
-
 /* quantity slots, in harness.metrics.flow.QUANTITIES order */
 enum { Q_EPE, Q_ACC1, Q_ACC3, Q_ACC5, Q_ERR1, Q_ERR3, Q_ERR5, Q_FL, Q_S0, Q_S10, Q_S40, Q_MATCHED, Q_UNMATCHED, Q_N };
 
@@ -356,7 +334,7 @@ static void group_sums(const double *epe, const uint8_t *code, Py_ssize_t n, int
     }
     Py_ssize_t offset = 0;
     for (int k = 0; k < groups; k++) {
-        sums[first + k] = pairwise(scratch + offset, size[k]);
+        sums[first + k] = numpy_pairwise_sum(scratch + offset, size[k]);
         counts[first + k] = size[k];
         offset += size[k];
     }
@@ -413,7 +391,7 @@ static PyObject *flow_sums(PyObject *self, PyObject *args) {
             Py_ssize_t bands[4], regions[4];
             Py_ssize_t n = flow_pass(pred_v.buf, pred64, gt_v.buf, gt64, mask_data[0], mask_data[1], mask_data[2],
                                      pixels, epe, code, counts, flags, bands, regions);
-            sums[Q_EPE] = pairwise(epe, n);
+            sums[Q_EPE] = numpy_pairwise_sum(epe, n);
             for (int q = Q_EPE; q <= Q_FL; q++) {
                 if (q != Q_EPE) sums[q] = (double)counts[q];
                 counts[q] = n;

@@ -18,6 +18,7 @@
 #include <Python.h>
 #include <limits.h>
 #include <pthread.h>
+#include "../numpy_sum.h"
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
@@ -1997,21 +1998,6 @@ static PyObject *oks_terms(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-static double pairwise_small(const double *a, Py_ssize_t n) { /* numpy's pairwise sum below its block size */
-    if (n < 8) {
-        double res = 0.0;
-        for (Py_ssize_t i = 0; i < n; i++) res += a[i];
-        return res;
-    }
-    double r[8];
-    Py_ssize_t i;
-    for (int j = 0; j < 8; j++) r[j] = a[j];
-    for (i = 8; i < n - (n % 8); i += 8)
-        for (int j = 0; j < 8; j++) r[j] += a[i + j];
-    double res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
-    for (; i < n; i++) res += a[i];
-    return res;
-}
 
 static PyObject *oks_sums(PyObject *self, PyObject *args) {
     Py_buffer x_v, count_v, out_v;
@@ -2025,7 +2011,7 @@ static PyObject *oks_sums(PyObject *self, PyObject *args) {
     for (Py_ssize_t j = 0; j < num_p && !bad; j++)
         if (count[j] < 1 || count[j] > k) bad = 1;
     if (!bad)
-        for (Py_ssize_t j = 0; j < num_p; j++) out[j] = pairwise_small(x + j * k, count[j]) / (double)count[j];
+        for (Py_ssize_t j = 0; j < num_p; j++) out[j] = numpy_pairwise_sum(x + j * k, count[j]) / (double)count[j];
     PyBuffer_Release(&x_v);
     PyBuffer_Release(&count_v);
     PyBuffer_Release(&out_v);
@@ -2083,15 +2069,6 @@ typedef struct {
     int failed; /* the thread's scratch could not be allocated */
 } WaCtx;
 
-/* numpy's pairwise summation (np.add.reduce of a contiguous float64 array): blocks of up to 128 with eight
- * accumulators, halves cut at a multiple of 8 above that.  np.mean is this sum over the count. */
-static double wa_pairwise(const double *a, Py_ssize_t n) {
-    if (n <= 128) return pairwise_small(a, n);
-    Py_ssize_t n2 = n / 2;
-    n2 -= n2 % 8;
-    return wa_pairwise(a, n2) + wa_pairwise(a + n2, n - n2);
-}
-
 /* pycocotools' summarize of the resamples [b0, b1), as summarize_resamples reads it: spec s = (kind, t, a, m)
  * is the mean of the values > -1 of precision[b, m, a] (kind 0; read in (T, R, K) order) or recall[b, m, a]
  * (kind 1; (T, K)), over all thresholds (t = -1) or threshold t; -1 when there are none or the kind is 2.  A
@@ -2144,7 +2121,7 @@ static void wa_summary(const double *precision, const double *recall, const int6
                     if (span[i] > -1) gather[n++] = span[i];
                 span = gather;
             }
-            stats[b * num_s + s] = n ? wa_pairwise(span, n) / (double)n : -1.0;
+            stats[b * num_s + s] = n ? numpy_pairwise_sum(span, n) / (double)n : -1.0;
         }
     }
 }
